@@ -1,0 +1,122 @@
+"""REPEATED_ASK: the business asks the customer for something the journey already held."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from projections.detectors.slots import requested_slot
+from projections.flags import FlagDraft, Severity
+from projections.settings import RuleSettings
+from schemas.events import IDENTIFIER_KINDS, CallLogged, ChatMessage, Event
+
+RULE = "REPEATED_ASK"
+
+_ALIASES = {
+    "phone_number": "phone",
+    "mobile": "phone",
+    "mobile_number": "phone",
+    "telephone": "phone",
+    "tel": "phone",
+    "email_address": "email",
+    "e_mail": "email",
+    "registration": "plate",
+    "reg": "plate",
+    "registration_number": "plate",
+    "number_plate": "plate",
+    "licence_plate": "plate",
+    "license_plate": "plate",
+    "vin_number": "vin",
+    "order": "order_id",
+    "order_number": "order_id",
+    "order_no": "order_id",
+    "membership": "membership_id",
+    "membership_number": "membership_id",
+    "member_id": "membership_id",
+    "customer_number": "customer_ref",
+    "account": "customer_ref",
+    "account_number": "customer_ref",
+    "full_name": "name",
+    "customer_name": "name",
+    "date": "slot",
+    "time": "slot",
+    "appointment": "slot",
+    "requested_slot": "slot",
+    "preferred_date": "slot",
+    "location": "site",
+    "branch": "site",
+    "dealer": "site",
+    "dealership": "site",
+    "store": "site",
+}
+_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def field_name(text: str) -> str:
+    """The canonical name of a field asked for or provided (`Phone number` -> `phone`)."""
+    name = _SEPARATORS.sub("_", text.strip().casefold())
+    return _ALIASES.get(name, name)
+
+
+def asked_for(event: Event) -> tuple[str, ...]:
+    """What a business-side event asked the customer for."""
+    if isinstance(event, ChatMessage) and event.payload.speaker in ("agent", "bot"):
+        return event.payload.asked_for
+    if isinstance(event, CallLogged):
+        return event.payload.asked_for
+    return ()
+
+
+class _Held:
+    """What the journey held so far, with the system that first supplied each thing."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.sites: dict[str | None, str] = {}
+
+    def learn(self, event: Event) -> None:
+        system = event.source.system
+        customer = event.customer
+        for kind in IDENTIFIER_KINDS:
+            if getattr(customer, kind):
+                self.fields.setdefault(kind, system)
+        if customer.name:
+            self.fields.setdefault("name", system)
+        if isinstance(event, ChatMessage) and event.payload.speaker == "customer":
+            for provided in event.payload.provided:
+                self.fields.setdefault(field_name(provided), system)
+        if requested_slot(event) is not None:
+            self.fields.setdefault("slot", system)
+
+    def learn_site(self, event: Event) -> None:
+        if event.source.site:
+            self.sites.setdefault(event.correlation_id, event.source.system)
+            self.sites.setdefault(None, event.source.system)
+
+    def supplier(self, name: str, conversation: str | None) -> str | None:
+        if name == "site":
+            return self.sites.get(conversation)
+        return self.fields.get(name)
+
+
+def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> list[FlagDraft]:
+    """Each business-side ask for something held before that moment is flagged once."""
+    del as_of, rules
+    held = _Held()
+    drafts: list[FlagDraft] = []
+    for event in events:
+        # The asking event's own site counts: the conversation itself names it.
+        held.learn_site(event)
+        repeated: list[str] = []
+        for asked in asked_for(event):
+            supplier = held.supplier(field_name(asked), event.correlation_id)
+            if supplier is not None:
+                repeated.append(f"{asked} (held from {supplier})")
+        if repeated:
+            message = f"{event.source.system} asked the customer for {', '.join(repeated)}"
+            drafts.append(
+                FlagDraft(RULE, Severity.LOW, event.event_id, message, event.occurred_at, [event])
+            )
+        held.learn(event)
+    return drafts

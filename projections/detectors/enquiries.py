@@ -1,0 +1,98 @@
+"""UNANSWERED_ENQUIRY: the customer reached out and nobody answered in time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from projections.flags import FlagDraft, Severity
+from projections.formatting import format_duration, format_moment
+from projections.settings import RuleSettings
+from schemas.events import (
+    BookingChanged,
+    BookingCreated,
+    CallLogged,
+    ChatMessage,
+    EnquiryResponded,
+    Event,
+    FormFailed,
+    FormSubmitted,
+    MessageReceived,
+    MessageSent,
+)
+
+RULE = "UNANSWERED_ENQUIRY"
+
+
+def is_enquiry(event: Event) -> bool:
+    """The customer asked something of the business."""
+    if isinstance(event, ChatMessage):
+        return event.payload.speaker == "customer"
+    return isinstance(event, FormSubmitted | FormFailed | MessageReceived)
+
+
+def is_response(event: Event) -> bool:
+    """The business answered or acted for the customer."""
+    if isinstance(event, ChatMessage):
+        return event.payload.speaker == "agent"
+    if isinstance(event, CallLogged):
+        return event.payload.direction == "outbound"
+    return isinstance(event, EnquiryResponded | BookingCreated | BookingChanged | MessageSent)
+
+
+def _describe(enquiry: Event) -> str:
+    what = {
+        "form.submitted": "a form",
+        "form.failed": "a form that failed to go through",
+        "message.received": "a message",
+        "chat.message": "a chat message",
+    }[enquiry.type]
+    return f"customer sent {enquiry.source.system} {what} on {format_moment(enquiry.occurred_at)}"
+
+
+def _unanswered(run: list[Event], rules: RuleSettings) -> FlagDraft:
+    first = run[0]
+    window = rules.enquiry_response_window
+    message = f"{_describe(first)}; no response within {format_duration(window)}"
+    if len(run) > 1:
+        message += f" ({len(run)} enquiries waiting)"
+    return FlagDraft(
+        RULE, Severity.MEDIUM, first.event_id, message, first.occurred_at + window, run
+    )
+
+
+def pending_deadline(
+    events: Sequence[Event], as_of: datetime, rules: RuleSettings
+) -> datetime | None:
+    """When the waiting enquiry will be flagged if nobody answers, if that is after `as_of`."""
+    run_start: datetime | None = None
+    for event in events:
+        if is_response(event):
+            run_start = None
+        elif is_enquiry(event) and run_start is None:
+            run_start = event.occurred_at
+    if run_start is None:
+        return None
+    deadline = run_start + rules.enquiry_response_window
+    return deadline if deadline >= as_of else None
+
+
+def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> list[FlagDraft]:
+    """Enquiries with no response within the window; flagged once the window has passed."""
+    drafts: list[FlagDraft] = []
+    run: list[Event] = []
+    for event in events:
+        if is_response(event):
+            if run and event.occurred_at > run[0].occurred_at + rules.enquiry_response_window:
+                draft = _unanswered(run, rules)
+                late = format_duration(event.occurred_at - run[0].occurred_at)
+                draft.resolve(
+                    event.occurred_at, f"{event.source.system} responded after {late}", event
+                )
+                drafts.append(draft)
+            run = []
+        elif is_enquiry(event):
+            run.append(event)
+    if run and as_of > run[0].occurred_at + rules.enquiry_response_window:
+        drafts.append(_unanswered(run, rules))
+    return drafts

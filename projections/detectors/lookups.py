@@ -1,0 +1,132 @@
+"""UNRECOGNISED_ENROLMENT and RECALL_NOT_VISIBLE: one system wrote it, another cannot find it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+
+from projections.flags import FlagDraft, Severity
+from projections.formatting import format_day, format_slot
+from projections.settings import RuleSettings
+from schemas.events import (
+    EnrolmentConfirmed,
+    EnrolmentLookup,
+    Event,
+    RecallLookup,
+    RecallNotified,
+)
+
+UNRECOGNISED_ENROLMENT = "UNRECOGNISED_ENROLMENT"
+RECALL_NOT_VISIBLE = "RECALL_NOT_VISIBLE"
+
+_NOISE = re.compile(r"[^0-9a-z]")
+
+
+def subject_key(text: str) -> str:
+    """Programme names and recall codes compare without case, spaces or punctuation."""
+    return _NOISE.sub("", text.casefold())
+
+
+def _in_effect(confirmed: EnrolmentConfirmed, at: datetime) -> bool:
+    start = confirmed.payload.effective_from
+    if start is None:
+        return True
+    if isinstance(start, datetime):
+        return at >= start
+    return at.date() >= start
+
+
+def _walk(
+    events: Sequence[Event],
+    rule: str,
+    written: Callable[[Event], str | None],
+    looked_up: Callable[[Event], tuple[str, bool] | None],
+    describe: Callable[[Event, Event], str],
+    in_effect: Callable[[Event, datetime], bool] = lambda _write, _at: True,
+) -> list[FlagDraft]:
+    """Open a flag when a lookup fails after the fact was written; resolve on a found lookup."""
+    writes: dict[str, list[Event]] = {}
+    open_: dict[str, FlagDraft] = {}
+    drafts: list[FlagDraft] = []
+    for event in events:
+        if (key := written(event)) is not None:
+            writes.setdefault(key, []).append(event)
+            continue
+        if (lookup := looked_up(event)) is None:
+            continue
+        key, found = lookup
+        if found:
+            if (draft := open_.pop(key, None)) is not None:
+                how = f"{event.source.system} found it on {format_day(event.occurred_at)}"
+                draft.resolve(event.occurred_at, how, event)
+        elif key in open_:
+            open_[key].involve(event)
+        else:
+            at = event.occurred_at
+            cause = next((w for w in writes.get(key, ()) if in_effect(w, at)), None)
+            if cause is not None:
+                message = describe(cause, event)
+                draft = FlagDraft(rule, Severity.HIGH, event.event_id, message, at, [cause, event])
+                open_[key] = draft
+                drafts.append(draft)
+    return drafts
+
+
+def detect_enrolments(
+    events: Sequence[Event], as_of: datetime, rules: RuleSettings
+) -> list[FlagDraft]:
+    """A programme lookup finds nothing after an enrolment that is in effect."""
+    del as_of, rules
+
+    def written(event: Event) -> str | None:
+        if isinstance(event, EnrolmentConfirmed):
+            return subject_key(event.payload.programme)
+        return None
+
+    def in_effect(write: Event, at: datetime) -> bool:
+        return isinstance(write, EnrolmentConfirmed) and _in_effect(write, at)
+
+    def looked_up(event: Event) -> tuple[str, bool] | None:
+        if isinstance(event, EnrolmentLookup):
+            return subject_key(event.payload.programme), event.payload.found
+        return None
+
+    def describe(cause: Event, lookup: Event) -> str:
+        assert isinstance(cause, EnrolmentConfirmed)
+        start: date | datetime | None = cause.payload.effective_from
+        effective = f", effective {format_slot(start)}" if start is not None else ""
+        return (
+            f"{cause.source.system} enrolled the customer in {cause.payload.programme} on "
+            f"{format_day(cause.occurred_at)}{effective}; {lookup.source.system} could not "
+            f"find them on {format_day(lookup.occurred_at)}"
+        )
+
+    return _walk(events, UNRECOGNISED_ENROLMENT, written, looked_up, describe, in_effect)
+
+
+def detect_recalls(
+    events: Sequence[Event], as_of: datetime, rules: RuleSettings
+) -> list[FlagDraft]:
+    """A recall lookup finds nothing after head office recorded the recall."""
+    del as_of, rules
+
+    def written(event: Event) -> str | None:
+        if isinstance(event, RecallNotified):
+            return subject_key(event.payload.recall_code)
+        return None
+
+    def looked_up(event: Event) -> tuple[str, bool] | None:
+        if isinstance(event, RecallLookup):
+            return subject_key(event.payload.recall_code), event.payload.found
+        return None
+
+    def describe(cause: Event, lookup: Event) -> str:
+        assert isinstance(cause, RecallNotified)
+        return (
+            f"{cause.source.system} recorded recall {cause.payload.recall_code} on "
+            f"{format_day(cause.occurred_at)}; {lookup.source.system} could not see it on "
+            f"{format_day(lookup.occurred_at)}"
+        )
+
+    return _walk(events, RECALL_NOT_VISIBLE, written, looked_up, describe)

@@ -1,0 +1,94 @@
+"""REFERRAL_LOOP: the customer is sent back and forth between parties."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from projections.flags import FlagDraft, Severity
+from projections.formatting import format_duration, format_moment
+from projections.settings import RuleSettings
+from schemas.events import CallLogged, Event, ReferralMade
+
+RULE = "REFERRAL_LOOP"
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """One referral or transfer: from which party to which, and the event that says so."""
+
+    source: str
+    target: str
+    event: Event
+
+
+def _party(name: str) -> str:
+    return " ".join(name.casefold().split())
+
+
+def handoffs(events: Sequence[Event]) -> list[Handoff]:
+    """Every referral and call transfer in the timeline, in order."""
+    found: list[Handoff] = []
+    for event in events:
+        if isinstance(event, ReferralMade):
+            target = event.payload.to
+        elif isinstance(event, CallLogged) and event.payload.transferred_to:
+            target = event.payload.transferred_to
+        else:
+            continue
+        if _party(target) != _party(event.source.system):
+            found.append(Handoff(event.source.system, target, event))
+    return found
+
+
+def _describe(chain: list[Handoff]) -> str:
+    steps = ", ".join(
+        f"{h.source} → {h.target} ({format_moment(h.event.occurred_at)})" for h in chain
+    )
+    span = chain[-1].event.occurred_at - chain[0].event.occurred_at
+    return f"customer sent back and forth {len(chain)} times in {format_duration(span)}: {steps}"
+
+
+def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> list[FlagDraft]:
+    """A party refers the customer back to one that referred them on, or too many handoffs."""
+    del as_of
+    moves = handoffs(events)
+    window = rules.referral_window
+    drafts: list[FlagDraft] = []
+    current: tuple[FlagDraft, list[Handoff]] | None = None
+    for index, move in enumerate(moves):
+        at = move.event.occurred_at
+        if current is not None and at - current[1][-1].event.occurred_at <= window:
+            current[1].append(move)
+            current[0].involve(move.event)
+            current[0].message = _describe(current[1])
+            continue
+        earlier = moves[:index]
+        back = next(
+            (
+                h
+                for h in reversed(earlier)
+                if _party(h.source) == _party(move.target)
+                and _party(h.target) == _party(move.source)
+            ),
+            None,
+        )
+        recent = [h for h in earlier if at - h.event.occurred_at <= window] + [move]
+        if back is not None:
+            chain = [h for h in earlier if h.event.occurred_at >= back.event.occurred_at] + [move]
+        elif len(recent) >= rules.referral_count:
+            chain = recent
+        else:
+            continue
+        draft = FlagDraft(
+            RULE,
+            Severity.MEDIUM,
+            move.event.event_id,
+            _describe(chain),
+            at,
+            [h.event for h in chain],
+        )
+        drafts.append(draft)
+        current = (draft, chain)
+    return drafts

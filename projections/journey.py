@@ -1,0 +1,78 @@
+"""A customer's journey: the fold of their events, kept in `occurred_at` order."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas.errors import EventConflictError
+from schemas.events import Event
+
+
+def event_order(event: Event) -> tuple[datetime, str]:
+    """The journey order: by instant, ties broken by event_id."""
+    return (event.occurred_at, event.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    """One customer of one tenant and every event stitched to them, in journey order."""
+
+    tenant: str
+    customer_id: str
+    events: tuple[Event, ...] = ()
+
+    def event(self, event_id: str) -> Event | None:
+        """The event with this id, if the journey holds it."""
+        for event in self.events:
+            if event.event_id == event_id:
+                return event
+        return None
+
+    @property
+    def event_ids(self) -> frozenset[str]:
+        """The ids of every event held."""
+        return frozenset(event.event_id for event in self.events)
+
+
+def apply(journey: Journey, event: Event) -> Journey:
+    """Add one event; the same event again changes nothing (at-least-once delivery is safe).
+
+    Raises `EventConflictError` when the id is held with different content.
+    """
+    existing = journey.event(event.event_id)
+    if existing is not None:
+        if existing == event:
+            return journey
+        raise EventConflictError(
+            f"event_id {event.event_id!r} is already held with different content"
+        )
+    keys = [event_order(e) for e in journey.events]
+    position = bisect.bisect_right(keys, event_order(event))
+    events = (*journey.events[:position], event, *journey.events[position:])
+    return Journey(journey.tenant, journey.customer_id, events)
+
+
+def merge(customer_id: str, journeys: Iterable[Journey]) -> Journey:
+    """Join the journeys of customers found to be one, under the surviving id."""
+    journeys = list(journeys)
+    if not journeys:
+        raise ValueError("merge needs at least one journey")
+    tenant = journeys[0].tenant
+    by_id: dict[str, Event] = {}
+    for journey in journeys:
+        if journey.tenant != tenant:
+            raise ValueError("journeys never cross tenants")
+        for event in journey.events:
+            by_id.setdefault(event.event_id, event)
+    return Journey(tenant, customer_id, tuple(sorted(by_id.values(), key=event_order)))
+
+
+def fold(tenant: str, customer_id: str, events: Iterable[Event]) -> Journey:
+    """Fold events into a fresh journey."""
+    journey = Journey(tenant, customer_id)
+    for event in events:
+        journey = apply(journey, event)
+    return journey

@@ -1,0 +1,43 @@
+"""What the pure folds need to know: rule thresholds and each tenant's phone region."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+
+RULES: tuple[str, ...] = (
+    "DATE_MISMATCH",
+    "DUPLICATE_ORDER",
+    "PAYMENT_FOR_CANCELLED_ORDER",
+    "UNRECOGNISED_ENROLMENT",
+    "RECALL_NOT_VISIBLE",
+    "UNANSWERED_ENQUIRY",
+    "REPEATED_ASK",
+    "REFERRAL_LOOP",
+)
+"""Every rule the ledger knows, in the order they are documented."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """Thresholds of the rules; the defaults are the documented ones."""
+
+    duplicate_order_window: timedelta = timedelta(hours=24)
+    enquiry_response_window: timedelta = timedelta(hours=24)
+    referral_window: timedelta = timedelta(hours=72)
+    referral_count: int = 3
+    enabled: frozenset[str] = frozenset(RULES)
+
+
+@dataclass(frozen=True, slots=True)
+class FoldSettings:
+    """Everything the folds are parameterised by, read once by the entry point."""
+
+    rules: RuleSettings = RuleSettings()
+    default_regions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def region_for(self, tenant: str) -> str | None:
+        """The tenant's default phone region (ISO 3166 alpha-2), if one is configured."""
+        return self.default_regions.get(tenant)

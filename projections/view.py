@@ -1,0 +1,103 @@
+"""What a journey looks like to its readers: identifiers with their systems, events, flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from projections.detectors import Detector, detect
+from projections.flags import Flag
+from projections.identifiers import customer_ids
+from projections.journey import Journey
+from projections.settings import FoldSettings
+from schemas.codec import event_to_dict
+from schemas.events import IDENTIFIER_KINDS, Event
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierSeen:
+    """One normalised identifier of the customer and the systems that supplied it."""
+
+    kind: str
+    value: str
+    systems: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyView:
+    """A journey as of a moment: its identifiers, timeline and flags."""
+
+    tenant: str
+    customer_id: str
+    as_of: datetime
+    identifiers: tuple[IdentifierSeen, ...]
+    events: tuple[Event, ...]
+    flags: tuple[Flag, ...]
+    names: tuple[str, ...] = ()
+
+
+def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[IdentifierSeen, ...]:
+    """Every identifier the journey holds, normalised, with the systems that supplied it."""
+    region = settings.region_for(journey.tenant)
+    found: dict[tuple[str, str], set[str]] = {}
+    for event in journey.events:
+        for ident in customer_ids(event.customer, region):
+            found.setdefault((ident.kind, ident.value), set()).add(event.source.system)
+    order = {kind: i for i, kind in enumerate(IDENTIFIER_KINDS)}
+    return tuple(
+        IdentifierSeen(kind, value, tuple(sorted(systems)))
+        for (kind, value), systems in sorted(found.items(), key=lambda i: (order[i[0][0]], i[0][1]))
+    )
+
+
+def view(
+    journey: Journey,
+    as_of: datetime,
+    settings: FoldSettings,
+    extra_rules: dict[str, Detector] | None = None,
+) -> JourneyView:
+    """Evaluate a journey's flags as of a moment and gather what readers need."""
+    names = tuple(sorted({e.customer.name for e in journey.events if e.customer.name}))
+    return JourneyView(
+        tenant=journey.tenant,
+        customer_id=journey.customer_id,
+        as_of=as_of,
+        identifiers=identifiers_of(journey, settings),
+        events=journey.events,
+        flags=detect(journey.events, as_of, settings.rules, extra_rules),
+        names=names,
+    )
+
+
+def flag_to_dict(flag: Flag) -> dict[str, Any]:
+    """A flag as a JSON-ready dict."""
+    return {
+        "flag_id": flag.flag_id,
+        "rule": flag.rule,
+        "severity": flag.severity.value,
+        "status": flag.status,
+        "message": flag.message,
+        "event_ids": list(flag.event_ids),
+        "opened_at": flag.opened_at.isoformat(),
+        "resolved_at": flag.resolved_at.isoformat() if flag.resolved_at else None,
+        "resolution": flag.resolution,
+        "systems": list(flag.systems),
+        "sites": list(flag.sites),
+    }
+
+
+def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
+    """A journey view as a JSON-ready dict (the shape `journeys check --format json` prints)."""
+    return {
+        "customer_id": journey_view.customer_id,
+        "tenant": journey_view.tenant,
+        "as_of": journey_view.as_of.isoformat(),
+        "names": list(journey_view.names),
+        "identifiers": [
+            {"kind": i.kind, "value": i.value, "systems": list(i.systems)}
+            for i in journey_view.identifiers
+        ],
+        "events": [event_to_dict(e) for e in journey_view.events],
+        "flags": [flag_to_dict(f) for f in journey_view.flags],
+    }

@@ -1,0 +1,1 @@
+"""The touchpoint contract: event models, value types and the codec."""

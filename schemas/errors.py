@@ -1,0 +1,53 @@
+"""The one error hierarchy of journey-ledger: every error says what to do next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class JourneyLedgerError(Exception):
+    """Root of every error journey-ledger raises on purpose."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{message} ({self.hint})" if self.hint else message
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One reason an event was rejected: the dotted field path and what is wrong with it."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+
+class InvalidEventError(JourneyLedgerError, ValueError):
+    """An event broke the contract; `problems` names each field and reason."""
+
+    hint = "fix the fields named and send the event again"
+
+    def __init__(self, problems: tuple[FieldProblem, ...]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class EventConflictError(JourneyLedgerError):
+    """The same event_id arrived again with different content; the first one stays."""
+
+    hint = "give a corrected event a new event_id"
+
+
+class ConfigError(JourneyLedgerError):
+    """A setting is missing or malformed."""
+
+    hint = "check the settings file given by --config or JOURNEYS_CONFIG"
