@@ -38,12 +38,29 @@ class JourneyView:
 
 
 def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[IdentifierSeen, ...]:
-    """Every identifier the journey holds, normalised, with the systems that supplied it."""
+    """Every identifier the journey holds, normalised, with the systems that supplied it.
+
+    A phone written nationally is shown under its international spelling when the journey
+    holds exactly one international number it stitches to.
+    """
     region = settings.region_for(journey.tenant)
     found: dict[tuple[str, str], set[str]] = {}
+    nationals: dict[str, str] = {}
+    internationals: dict[str, set[str]] = {}
     for event in journey.events:
         for ident in customer_ids(event.customer, region):
             found.setdefault((ident.kind, ident.value), set()).add(event.source.system)
+            phone = ident.phone
+            if phone is not None and phone.national_key is not None:
+                if phone.country_code is None:
+                    nationals[ident.value] = phone.nsn
+                else:
+                    internationals.setdefault(phone.nsn, set()).add(ident.value)
+    for value, nsn in nationals.items():
+        spellings = internationals.get(nsn, set())
+        if len(spellings) == 1:
+            systems = found.pop(("phone", value))
+            found[("phone", next(iter(spellings)))] |= systems
     order = {kind: i for i, kind in enumerate(IDENTIFIER_KINDS)}
     return tuple(
         IdentifierSeen(kind, value, tuple(sorted(systems)))

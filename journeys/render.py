@@ -1,0 +1,80 @@
+"""Readable terminal output (rich) for journeys, flags and rejected lines."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from journeys.check import CheckReport
+from journeys.describe import describe
+from projections.flags import Flag
+from projections.formatting import format_moment
+from projections.view import JourneyView
+
+_SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+
+
+def flag_line(flag: Flag) -> Text:
+    """One flag: severity, rule, status, message and the events it points at."""
+    text = Text()
+    style = _SEVERITY_STYLE[flag.severity.value] if flag.status == "open" else "dim"
+    text.append(f"{flag.severity.value.upper():<6} ", style=style)
+    text.append(f"{flag.rule} ", style="bold")
+    text.append(f"[{flag.status}] ", style="green" if flag.status == "resolved" else style)
+    text.append(flag.message)
+    text.append(f"\n       opened {format_moment(flag.opened_at)}", style="dim")
+    if flag.resolved_at is not None:
+        text.append(f", resolved {format_moment(flag.resolved_at)}: {flag.resolution}", style="dim")
+    text.append(f"; events {', '.join(flag.event_ids)}", style="dim")
+    return text
+
+
+def journey_panel(journey: JourneyView) -> Panel:
+    """A journey as a panel: identifiers, the timeline, then its flags."""
+    flagged: dict[str, list[str]] = {}
+    for flag in journey.flags:
+        for event_id in flag.event_ids:
+            flagged.setdefault(event_id, []).append(flag.rule)
+    identifiers = Text()
+    for ident in journey.identifiers:
+        identifiers.append(f"{ident.kind} ", style="dim")
+        identifiers.append(ident.value, style="bold")
+        identifiers.append(f" ({', '.join(ident.systems)})  ", style="dim")
+    timeline = Table(box=None, show_header=True, header_style="dim", pad_edge=False, expand=True)
+    timeline.add_column("when", no_wrap=True)
+    timeline.add_column("system", no_wrap=True, style="cyan")
+    timeline.add_column("event", no_wrap=True, style="dim")
+    timeline.add_column("what", ratio=1)
+    for event in journey.events:
+        marks = flagged.get(event.event_id)
+        what = Text(describe(event))
+        if marks:
+            what.append(f"  ⚑ {', '.join(sorted(set(marks)))}", style="bold red")
+        timeline.add_row(
+            format_moment(event.occurred_at), event.source.system, event.event_id, what
+        )
+    parts: list[Text | Table] = [identifiers, timeline]
+    if journey.flags:
+        parts.append(Text("flags", style="bold underline"))
+        parts.extend(flag_line(flag) for flag in journey.flags)
+    else:
+        parts.append(Text("no flags", style="green"))
+    names = f" · {', '.join(journey.names)}" if journey.names else ""
+    title = f"[bold]{journey.tenant}[/] · {journey.customer_id}{names}"
+    return Panel(Group(*parts), title=title, title_align="left")
+
+
+def render_report(console: Console, report: CheckReport) -> None:
+    """Print every journey, then the rejected lines and a summary."""
+    for journey in report.journeys:
+        console.print(journey_panel(journey))
+    for rejected in report.rejected:
+        console.print(Text(f"line {rejected.line}: {rejected.reason}", style="red"))
+    as_of = format_moment(report.as_of) if report.as_of else "-"
+    console.print(
+        f"{len(report.journeys)} journeys, {report.accepted} events"
+        f" ({report.duplicates} duplicates ignored), {report.open_flags} open flags,"
+        f" {len(report.rejected)} rejected lines; as of {as_of}"
+    )

@@ -1,0 +1,86 @@
+"""Settings, read once at the entry point into a frozen object; nothing else reads the environment."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from projections.settings import RULES, FoldSettings, RuleSettings
+from schemas.errors import ConfigError
+
+CONFIG_ENV = "JOURNEYS_CONFIG"
+"""The environment variable naming the TOML settings file."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TenantSettings(_Section):
+    """Per-tenant settings."""
+
+    default_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+
+
+class RuleThresholds(_Section):
+    """Rule thresholds as written in the settings file."""
+
+    duplicate_order_window_hours: float = Field(default=24, gt=0)
+    enquiry_response_hours: float = Field(default=24, gt=0)
+    referral_window_hours: float = Field(default=72, gt=0)
+    referral_count: int = Field(default=3, ge=2)
+    disabled: tuple[str, ...] = ()
+
+    @field_validator("disabled")
+    @classmethod
+    def _known_rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(RULES))
+        if unknown:
+            raise ValueError(f"unknown rule(s) {', '.join(unknown)}; known: {', '.join(RULES)}")
+        return value
+
+
+class Settings(_Section):
+    """Everything journey-ledger is configured by."""
+
+    tenants: dict[str, TenantSettings] = Field(default_factory=dict)
+    rules: RuleThresholds = RuleThresholds()
+    source: str | None = None
+
+    def fold_settings(self) -> FoldSettings:
+        """What the pure folds need."""
+        rules = RuleSettings(
+            duplicate_order_window=timedelta(hours=self.rules.duplicate_order_window_hours),
+            enquiry_response_window=timedelta(hours=self.rules.enquiry_response_hours),
+            referral_window=timedelta(hours=self.rules.referral_window_hours),
+            referral_count=self.rules.referral_count,
+            enabled=frozenset(RULES) - frozenset(self.rules.disabled),
+        )
+        regions = {t: s.default_region for t, s in self.tenants.items() if s.default_region}
+        return FoldSettings(rules=rules, default_regions=MappingProxyType(regions))
+
+
+def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Read the settings file given by `--config` or `JOURNEYS_CONFIG` (defaults without one)."""
+    path = config or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
+    if path is None:
+        return Settings()
+    try:
+        document: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+    try:
+        return Settings.model_validate({**document, "source": str(path)})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"settings file {path}: {problems}") from None
