@@ -1,0 +1,1 @@
+"""The stream worker: topics, batch processors over aiokafka and RocksDB, the faust app."""

@@ -1,0 +1,91 @@
+"""Broker and worker settings as the worker sees them: a frozen value built by the entry point."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """How to reach the brokers and how the ledger's topics are laid out."""
+
+    bootstrap_servers: str = "localhost:9092"
+    client_id: str = "journey-ledger"
+    topic_prefix: str = "journeys"
+    partitions: int = 4
+    replication_factor: int = 1
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    request_timeout_ms: int = 30_000
+    session_timeout_ms: int = 6_000
+    rebalance_timeout_ms: int = 3_000
+    heartbeat_interval_ms: int = 1_500
+    max_batch_records: int = 2_000
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection options shared by every aiokafka client (TLS and SASL passed through)."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            context = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+            )
+            if self.ssl_certfile:
+                context.load_cert_chain(
+                    str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+                )
+            options["ssl_context"] = context
+        return options
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """The ledger's topics; names carry a version so a new layout never reuses an old topic."""
+
+    prefix: str = "journeys"
+
+    @property
+    def touchpoints(self) -> str:
+        """Raw touchpoints as producers send them, keyed by tenant."""
+        return f"{self.prefix}.touchpoints.v1"
+
+    @property
+    def dead_letters(self) -> str:
+        """Rejected records with their reason, origin and (masked) original bytes."""
+        return f"{self.prefix}.dead-letters.v1"
+
+    @property
+    def events(self) -> str:
+        """Validated events and identity merges, keyed by tenant and customer."""
+        return f"{self.prefix}.events.v1"
+
+    @property
+    def flags(self) -> str:
+        """Flag changes: opened and resolved."""
+        return f"{self.prefix}.flags.v1"
+
+    @property
+    def identity_changelog(self) -> str:
+        """Compacted state of the identity processor, to restore it anywhere."""
+        return f"{self.prefix}.identity-state.v1"
+
+    @property
+    def journey_changelog(self) -> str:
+        """Compacted state of the journey processor, to restore it anywhere."""
+        return f"{self.prefix}.journey-state.v1"

@@ -1,0 +1,117 @@
+"""Stage 1, ingest and identity: validate, mask, dead-letter, stitch, emit keyed events.
+
+Raw touchpoints are keyed by tenant, so one partition (and one worker) owns each tenant's
+identity graph: merges are decided by a single writer. A record keyed otherwise is re-sent
+under its tenant key once it is valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import orjson
+
+from projections.identifiers import customer_ids
+from projections.identity import IdentityChange, link
+from projections.settings import FoldSettings
+from schemas.codec import decode_event, encode_event
+from schemas.errors import InvalidEventError
+from streams.records import InRecord, OutRecord, customer_key, dead_letter
+from streams.state import BatchState
+
+KIND_EVENT = b"event"
+KIND_MERGE = b"merge"
+
+
+class StateIdentityView:
+    """One tenant's identity graph read through a batch's state."""
+
+    def __init__(self, state: BatchState, tenant: str) -> None:
+        self.state = state
+        self.prefix = tenant.encode() + b"/"
+
+    def customer_of(self, key: str) -> str | None:
+        """The customer that holds this identifier key, if any."""
+        value = self.state.get(b"i/" + self.prefix + key.encode())
+        return None if value is None else value.decode()
+
+    def members(self, customer_id: str) -> frozenset[str]:
+        """The identifier keys a customer holds."""
+        value = self.state.get(b"m/" + self.prefix + customer_id.encode())
+        return frozenset() if value is None else frozenset(orjson.loads(value))
+
+    def phone_countries(self, nsn: str) -> frozenset[int]:
+        """Country codes of international phone keys registered with this national number."""
+        value = self.state.get(b"p/" + self.prefix + nsn.encode())
+        return frozenset() if value is None else frozenset(orjson.loads(value))
+
+    def apply(self, change: IdentityChange) -> None:
+        """Write a change into the batch."""
+        if not change.changed:
+            return
+        for old in change.absorbed:
+            self.state.delete(b"m/" + self.prefix + old.encode())
+        members = sorted(change.members)
+        self.state.put(b"m/" + self.prefix + change.customer_id.encode(), orjson.dumps(members))
+        owner = change.customer_id.encode()
+        for key in members:
+            self.state.put(b"i/" + self.prefix + key.encode(), owner)
+        for nsn, country in change.new_phone_countries:
+            countries = sorted(self.phone_countries(nsn) | {country})
+            self.state.put(b"p/" + self.prefix + nsn.encode(), orjson.dumps(countries))
+
+
+def ingest(
+    state: BatchState, records: Iterable[InRecord], settings: FoldSettings
+) -> list[OutRecord]:
+    """Process one partition's batch of raw touchpoints; return what to produce."""
+    out: list[OutRecord] = []
+    for record in records:
+        if not record.value:
+            out.append(dead_letter(record, "empty record: a touchpoint is one JSON object"))
+            continue
+        try:
+            event = decode_event(record.value)
+        except InvalidEventError as exc:
+            out.append(dead_letter(record, "; ".join(str(p) for p in exc.problems)))
+            continue
+        tenant = event.tenant
+        body = encode_event(event)
+        if record.key != tenant.encode():
+            out.append(OutRecord("touchpoints", tenant.encode(), body))
+            continue
+        digest = hashlib.blake2b(body, digest_size=16).digest()
+        seen_key = b"s/" + tenant.encode() + b"/" + event.event_id.encode()
+        seen = state.get(seen_key)
+        if seen == digest:
+            continue  # the same event again: producers retry
+        if seen is not None:
+            reason = (
+                f"event_id: {event.event_id!r} was already used for a different event; "
+                "the first one stays (give a corrected event a new event_id)"
+            )
+            out.append(dead_letter(record, reason))
+            continue
+        state.put(seen_key, digest)
+        view = StateIdentityView(state, tenant)
+        change = link(view, tenant, customer_ids(event.customer, settings.region_for(tenant)))
+        view.apply(change)
+        for old in change.absorbed:
+            out.append(
+                OutRecord(
+                    "events",
+                    customer_key(tenant, old),
+                    orjson.dumps({"tenant": tenant, "from": old, "into": change.customer_id}),
+                    (("kind", KIND_MERGE),),
+                )
+            )
+        out.append(
+            OutRecord(
+                "events",
+                customer_key(tenant, change.customer_id),
+                body,
+                (("kind", KIND_EVENT), ("customer_id", change.customer_id.encode())),
+            )
+        )
+    return out

@@ -1,0 +1,242 @@
+"""Stage 2, journeys: fold each customer's events, run the rules, emit flag changes.
+
+State per customer (keys under the input partition): the journey's events, the status of each
+flag last emitted, a forward pointer once the customer merged into another, and the next
+deadline of a time-based rule. Hot journeys stay decoded in memory between batches; each
+changed journey is evaluated and written once per batch.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import datetime
+
+import orjson
+from pydantic import TypeAdapter
+
+from projections import journey as journeys
+from projections.detectors import detect, next_deadline
+from projections.flags import Flag
+from projections.journey import Journey
+from projections.settings import FoldSettings
+from projections.view import flag_to_dict
+from schemas.codec import decode_trusted, encode_event
+from schemas.errors import EventConflictError
+from schemas.events import Event
+from streams.ingest import KIND_EVENT, KIND_MERGE
+from streams.records import InRecord, OutRecord, customer_key
+from streams.state import BatchState
+
+_EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+CustomerRef = tuple[str, str]
+
+
+def _key(prefix: bytes, ref: CustomerRef) -> bytes:
+    return prefix + customer_key(*ref)
+
+
+def encode_journey(journey: Journey) -> bytes:
+    """A journey's events as stored: a JSON array in journey order."""
+    return b"[" + b",".join(encode_event(e) for e in journey.events) + b"]"
+
+
+def decode_journey(ref: CustomerRef, value: bytes) -> Journey:
+    """Read a stored journey back."""
+    return Journey(ref[0], ref[1], tuple(_EVENTS.validate_json(value)))
+
+
+class JourneyCache:
+    """Decoded journeys kept between batches, least recently used dropped first."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[int, CustomerRef], Journey] = OrderedDict()
+
+    def get(self, partition: int, ref: CustomerRef) -> Journey | None:
+        """A cached journey, if hot."""
+        journey = self._items.get((partition, ref))
+        if journey is not None:
+            self._items.move_to_end((partition, ref))
+        return journey
+
+    def put(self, partition: int, journey: Journey) -> None:
+        """Keep a journey hot."""
+        self._items[(partition, (journey.tenant, journey.customer_id))] = journey
+        self._items.move_to_end((partition, (journey.tenant, journey.customer_id)))
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def forget(self, partition: int, ref: CustomerRef | None = None) -> None:
+        """Drop one journey, or a whole partition's (after a failure or a revoke)."""
+        if ref is not None:
+            self._items.pop((partition, ref), None)
+            return
+        for key in [k for k in self._items if k[0] == partition]:
+            del self._items[key]
+
+
+class JourneyBatch:
+    """One partition's batch: loads, folds and finally writes and evaluates each journey once."""
+
+    def __init__(self, state: BatchState, cache: JourneyCache) -> None:
+        self.state = state
+        self.cache = cache
+        self.dirty: dict[CustomerRef, Journey | None] = {}
+        self.out: list[OutRecord] = []
+
+    def load(self, ref: CustomerRef) -> Journey | None:
+        if ref in self.dirty:
+            return self.dirty[ref]
+        cached = self.cache.get(self.state.partition, ref)
+        if cached is not None:
+            return cached
+        value = self.state.get(_key(b"j/", ref))
+        return None if value is None else decode_journey(ref, value)
+
+    def forward_of(self, ref: CustomerRef) -> CustomerRef | None:
+        target = self.state.get(_key(b"fw/", ref))
+        return None if target is None else (ref[0], target.decode())
+
+    def on_event(self, ref: CustomerRef, event: Event) -> None:
+        forward = self.forward_of(ref)
+        if forward is not None:
+            # The customer merged into another, perhaps on another partition: pass it on.
+            self.out.append(_event_record(forward, event))
+            return
+        journey = self.load(ref) or Journey(ref[0], ref[1])
+        try:
+            updated = journeys.apply(journey, event)
+        except EventConflictError:
+            return  # ingest rejects conflicting ids; a stored journey keeps the first
+        if updated is not journey:
+            self.dirty[ref] = updated
+
+    def on_merge(self, ref: CustomerRef, into: CustomerRef) -> None:
+        journey = self.load(ref)
+        if journey is not None:
+            self.out.extend(_event_record(into, event) for event in journey.events)
+        self.state.put(_key(b"fw/", ref), into[1].encode())
+        self.dirty[ref] = None
+
+    def finish(self, now: datetime, settings: FoldSettings) -> list[OutRecord]:
+        """Write every changed journey, emit its flag changes; return all outputs."""
+        for ref, journey in self.dirty.items():
+            if journey is None:
+                for prefix in (b"j/", b"f/", b"d/"):
+                    self.state.delete(_key(prefix, ref))
+                self.cache.forget(self.state.partition, ref)
+                continue
+            self.state.put(_key(b"j/", ref), encode_journey(journey))
+            self.cache.put(self.state.partition, journey)
+            self.evaluate(journey, now, settings)
+        return self.out
+
+    def evaluate(self, journey: Journey, now: datetime, settings: FoldSettings) -> None:
+        """Run the rules as of `now` and emit what changed since the last evaluation."""
+        ref = (journey.tenant, journey.customer_id)
+        flags = detect(journey.events, now, settings.rules)
+        previous_raw = self.state.get(_key(b"f/", ref))
+        previous: dict[str, str] = orjson.loads(previous_raw) if previous_raw else {}
+        current = {flag.flag_id: flag.status for flag in flags}
+        for flag in flags:
+            before = previous.get(flag.flag_id)
+            if before is None:
+                self.out.append(_flag_record(journey, flag, "opened"))
+            if flag.status == "resolved" and before != "resolved":
+                self.out.append(_flag_record(journey, flag, "resolved"))
+            elif flag.status == "open" and before == "resolved":
+                self.out.append(_flag_record(journey, flag, "reopened"))
+        for flag_id in previous.keys() - current.keys():
+            # Late events showed the contradiction never held: take the flag back.
+            self.out.append(_withdrawn_record(journey, flag_id))
+        if current != previous:
+            self.state.put(_key(b"f/", ref), orjson.dumps(current))
+        deadline = next_deadline(journey.events, now, settings.rules)
+        if deadline is None:
+            self.state.delete(_key(b"d/", ref))
+        else:
+            self.state.put(_key(b"d/", ref), deadline.isoformat().encode())
+
+
+def _event_record(ref: CustomerRef, event: Event) -> OutRecord:
+    return OutRecord(
+        "events",
+        customer_key(*ref),
+        encode_event(event),
+        (("kind", KIND_EVENT), ("customer_id", ref[1].encode())),
+    )
+
+
+def _flag_record(journey: Journey, flag: Flag, change: str) -> OutRecord:
+    document = {
+        "change": change,
+        "tenant": journey.tenant,
+        "customer_id": journey.customer_id,
+        "flag": flag_to_dict(flag),
+    }
+    return OutRecord(
+        "flags", customer_key(journey.tenant, journey.customer_id), orjson.dumps(document)
+    )
+
+
+def _withdrawn_record(journey: Journey, flag_id: str) -> OutRecord:
+    document = {
+        "change": "withdrawn",
+        "tenant": journey.tenant,
+        "customer_id": journey.customer_id,
+        "flag": {"flag_id": flag_id},
+    }
+    return OutRecord(
+        "flags", customer_key(journey.tenant, journey.customer_id), orjson.dumps(document)
+    )
+
+
+def process_events(
+    state: BatchState,
+    cache: JourneyCache,
+    records: Iterable[InRecord],
+    now: datetime,
+    settings: FoldSettings,
+) -> list[OutRecord]:
+    """Fold one partition's batch of keyed events and merges; return what to produce."""
+    batch = JourneyBatch(state, cache)
+    for record in records:
+        kind = record.header("kind")
+        if kind == KIND_EVENT and record.value is not None:
+            customer = record.header("customer_id")
+            event = decode_trusted(record.value)
+            if customer is None:
+                continue
+            batch.on_event((event.tenant, customer.decode()), event)
+        elif kind == KIND_MERGE and record.value is not None:
+            merge = orjson.loads(record.value)
+            tenant = merge["tenant"]
+            batch.on_merge((tenant, merge["from"]), (tenant, merge["into"]))
+    return batch.finish(now, settings)
+
+
+def due_journeys(state_items: Iterable[tuple[bytes, bytes]], now: datetime) -> list[CustomerRef]:
+    """Customers whose time-based rule deadline has passed, from a partition's state."""
+    due: list[CustomerRef] = []
+    for key, value in state_items:
+        if key.startswith(b"d/") and datetime.fromisoformat(value.decode()) < now:
+            tenant, _, customer = key[2:].decode().partition("/")
+            due.append((tenant, customer))
+    return due
+
+
+def reevaluate(
+    state: BatchState,
+    cache: JourneyCache,
+    refs: Iterable[CustomerRef],
+    now: datetime,
+    settings: FoldSettings,
+) -> list[OutRecord]:
+    """Evaluate journeys again without a new event (their deadline passed)."""
+    batch = JourneyBatch(state, cache)
+    for ref in refs:
+        journey = batch.load(ref)
+        if journey is not None:
+            batch.evaluate(journey, now, settings)
+    return batch.out
