@@ -18,10 +18,12 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -57,6 +59,7 @@ _TOPIC_ALREADY_EXISTS = 36
 _LOG_TAIL_BYTES = 4000
 _PORT_ATTEMPTS = 3
 _PROBE_INTERVAL_S = 0.05
+_PR_SET_PDEATHSIG = 1
 
 
 class BrokerError(Exception):
@@ -194,8 +197,13 @@ class EmbeddedBroker:
         startup_timeout: float = 15.0,
         stop_timeout: float = 5.0,
         env: Mapping[str, str] | None = None,
+        die_with_parent: bool = True,
     ) -> None:
-        """Configure the broker; nothing starts until :meth:`start` (or ``with``)."""
+        """Configure the broker; nothing starts until :meth:`start` (or ``with``).
+
+        ``die_with_parent`` (Linux only) asks the kernel to SIGKILL Tansu when the thread that
+        started it dies, so a killed test run leaks no broker; start it from a long-lived thread.
+        """
         self._requested_port = port
         self._host = host
         self._data_dir = Path(data_dir) if data_dir is not None else None
@@ -206,6 +214,7 @@ class EmbeddedBroker:
         # Tansu reads CLUSTER_ID, LISTENER_URL, STORAGE_ENGINE, ... from its environment, so it
         # gets a clean one: only what the caller passes explicitly (NO_COLOR keeps logs plain).
         self._env: dict[str, str] = {"NO_COLOR": "1", **(env or {})}
+        self._die_with_parent = die_with_parent and sys.platform == "linux"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
@@ -363,6 +372,7 @@ class EmbeddedBroker:
                 env=self._env,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=_set_parent_death_signal if self._die_with_parent else None,
             )
         except OSError as exc:
             raise BrokerStartError(f"cannot run {cmd[0]!r}: {exc}") from exc
@@ -411,6 +421,12 @@ class EmbeddedBroker:
             return self.log_tail()
         except OSError as exc:
             return f"<log unreadable: {exc}>"
+
+
+def _set_parent_death_signal() -> None:
+    """In the forked child (Linux): get SIGKILL when the parent thread exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _describe_foreign(cluster_id: str | None) -> str:

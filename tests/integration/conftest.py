@@ -9,19 +9,23 @@ These tests never skip for want of a broker.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import shutil
 import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pytest
 
 from streams.embedded_broker import EmbeddedBroker
+
+if TYPE_CHECKING:
+    from testcontainers.community.kafka import KafkaContainer
 
 ENV_BOOTSTRAP = "JOURNEYS_TEST_BOOTSTRAP_SERVERS"
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
@@ -71,6 +75,33 @@ def _docker_engine_answers(timeout_s: float = 5.0) -> bool:
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
+@contextlib.contextmanager
+def _docker_warnings_silenced() -> Iterator[None]:
+    """Silence docker-py/testcontainers deprecations and unclosed-socket warnings (not ours)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
+        gc.collect()  # let docker-py's leaked sockets be finalised while silenced
+
+
+def _start_kafka_container() -> KafkaContainer | str:
+    """Start Kafka (KRaft) in Docker, or clean up and return why that failed."""
+    from testcontainers.community.kafka import KafkaContainer
+
+    container: KafkaContainer | None = None
+    with _docker_warnings_silenced():
+        try:
+            container = KafkaContainer(KAFKA_IMAGE).with_kraft()
+            container.start(timeout=120)
+        except Exception as exc:  # no image, engine gone, SDK cannot reach it: fall back
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.stop()
+            return f"KafkaContainer failed: {exc!r}"[:300]
+    return container
+
+
 @pytest.fixture(scope="session")
 def broker_endpoint(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -83,33 +114,22 @@ def broker_endpoint(
         yield BrokerEndpoint(external, "external")
         return
 
-    if _docker_engine_answers():
-        from testcontainers.community.kafka import KafkaContainer
-
-        container = KafkaContainer(KAFKA_IMAGE).with_kraft()
+    container = _start_kafka_container() if _docker_engine_answers() else "no Docker engine"
+    if not isinstance(container, str):
         try:
-            with warnings.catch_warnings():
-                # docker-py/testcontainers deprecations are not ours to fix.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                container.start()
-        except Exception as exc:  # image pull refused, engine gone, ...: fall back below
-            print(f"KafkaContainer failed ({exc!r}); using the embedded broker", file=sys.stderr)
-        else:
-            try:
-                bootstrap = container.get_bootstrap_server()
-                stash[_BROKER_KEY] = f"kafka {KAFKA_IMAGE} in Docker at {bootstrap}"
-                yield BrokerEndpoint(bootstrap, "kafka")
-            finally:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    container.stop()
-            return
+            bootstrap = container.get_bootstrap_server()
+            stash[_BROKER_KEY] = f"kafka {KAFKA_IMAGE} in Docker at {bootstrap}"
+            yield BrokerEndpoint(bootstrap, "kafka")
+        finally:
+            with _docker_warnings_silenced():
+                container.stop()
+        return
 
     log_dir = tmp_path_factory.mktemp("tansu")
     with EmbeddedBroker(data_dir=log_dir) as broker:
         stash[_BROKER_KEY] = (
             f"embedded tansu at {broker.bootstrap_servers} "
-            f"(ready in {broker.startup_seconds or 0:.2f}s, log {broker.log_path})"
+            f"(ready in {broker.startup_seconds or 0:.2f}s, log {broker.log_path}; {container})"
         )
         yield BrokerEndpoint(broker.bootstrap_servers, "tansu")
 

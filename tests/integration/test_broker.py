@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from aiokafka import (  # type: ignore[import-untyped]
@@ -17,7 +19,15 @@ from aiokafka import (  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from streams.embedded_broker import TopicMismatchError, TopicSpec, ensure_topics_sync
+from streams.embedded_broker import (
+    BrokerNotRunningError,
+    BrokerStartError,
+    BrokerStartTimeoutError,
+    EmbeddedBroker,
+    TopicMismatchError,
+    TopicSpec,
+    ensure_topics_sync,
+)
 
 PARTITIONS = 4
 RECORDS = 1000
@@ -168,3 +178,58 @@ def test_idempotent_producer_refused_by_tansu_accepted_by_kafka(
     else:  # an external broker of unknown make: either outcome, but no hang
         with contextlib.suppress(KafkaError):
             asyncio.run(_idempotent_send(bootstrap_servers, topic))
+
+
+# -- the embedded launcher itself (always Tansu, whatever the session broker is) -------------
+
+
+@pytest.mark.timeout(60)
+def test_embedded_broker_lifecycle_and_port_clash(tmp_path: Path) -> None:
+    with EmbeddedBroker(data_dir=tmp_path) as broker:
+        pid = broker.pid
+        assert pid is not None
+        assert broker.is_running()
+        assert broker.bootstrap_servers == f"127.0.0.1:{broker.port}"
+        ensure_topics_sync(broker.bootstrap_servers, [("lifecycle", 2)])
+        assert asyncio.run(_partition_count(broker.bootstrap_servers, "lifecycle")) == 2
+
+        # Same port, explicit: Tansu panics with AddrInUse (and exits 0); we must notice.
+        clash = EmbeddedBroker(port=broker.port, data_dir=tmp_path / "clash", startup_timeout=5)
+        with pytest.raises(BrokerStartError, match="exited"):
+            clash.start()
+        assert not clash.is_running()
+
+    assert not broker.is_running()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(BrokerNotRunningError):
+        _ = broker.bootstrap_servers
+    assert "ready in" in (tmp_path / "tansu.log").read_text()
+
+
+@pytest.mark.timeout(30)
+def test_embedded_broker_start_timeout_kills_the_process_group(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-broker.sh"
+    marker = tmp_path / "child.pid"
+    fake.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {marker}\nwait\n")
+    fake.chmod(0o755)
+
+    broker = EmbeddedBroker(binary=fake, data_dir=tmp_path, startup_timeout=1.0, stop_timeout=1.0)
+    with pytest.raises(BrokerStartTimeoutError, match=r"within 1\.0s"):
+        broker.start()
+
+    child = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child):
+        if time.monotonic() > deadline:
+            pytest.fail("the broker's child process survived stop()")
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """True if ``pid`` runs and is not a zombie awaiting its (new) parent's reaping."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
