@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from schemas.events import Customer
+from schemas.events import Customer, Event
+
+MASK_RUN = "****"
+"""What a masked card number looks like inside an identifier."""
 
 MIN_NSN_DIGITS = 8
 """A national number stitches to an international one only with this many significant digits."""
@@ -104,5 +107,19 @@ def normalise(kind: str, raw: str, region: str | None = None) -> NormalisedId:
 
 
 def customer_ids(customer: Customer, region: str | None = None) -> list[NormalisedId]:
-    """The normalised identifiers of an event's customer (never the name)."""
-    return [normalise(kind, raw, region) for kind, raw in customer.identifiers()]
+    """The normalised identifiers of an event's customer (never the name).
+
+    A value that held a card number is masked to its last four digits; two different cards
+    can end alike, so a masked value never stitches customers.
+    """
+    return [
+        normalise(kind, raw, region) for kind, raw in customer.identifiers() if MASK_RUN not in raw
+    ]
+
+
+def identity_ids(event: Event, region: str | None = None) -> list[NormalisedId]:
+    """The identifiers an event stitches on; an event whose only ones were masked stands alone."""
+    ids = customer_ids(event.customer, region)
+    if not ids:
+        ids = [NormalisedId("event", event.event_id, f"event:{event.event_id}")]
+    return ids

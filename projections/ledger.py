@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from projections import journey as journeys
-from projections.identifiers import customer_ids, normalise
+from projections.identifiers import identity_ids, normalise
 from projections.identity import IdentityChange, MemoryIdentity, customer_id_for, link, stitch_keys
 from projections.journey import Journey
 from projections.settings import FoldSettings
@@ -42,7 +42,7 @@ class Ledger:
             )
         self.seen[(event.tenant, event.event_id)] = event
         graph = self.identities.setdefault(event.tenant, MemoryIdentity())
-        ids = customer_ids(event.customer, self.settings.region_for(event.tenant))
+        ids = identity_ids(event, self.settings.region_for(event.tenant))
         change = link(graph, event.tenant, ids)
         graph.apply(change)
         parts = [self.journeys.pop((event.tenant, old)) for old in change.absorbed]
@@ -105,7 +105,7 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     international: dict[tuple[str, str], list[str]] = {}
     keys_of: dict[tuple[str, str], list[str]] = {}
     for (tenant, event_id), event in unique.items():
-        ids = customer_ids(event.customer, settings.region_for(tenant))
+        ids = identity_ids(event, settings.region_for(tenant))
         keys_of[(tenant, event_id)] = [ident.key for ident in ids]
         for ident in ids:
             union((tenant, ident.key), (tenant, ids[0].key))

@@ -20,14 +20,24 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 def encode_event(event: Event) -> bytes:
-    """The canonical JSON bytes of an event (absent fields left out)."""
+    """The canonical JSON bytes of an event (absent fields left out, extra payload fields kept)."""
+    if _null_extras(event):
+        return orjson.dumps(event_to_dict(event))
     return EVENT_ADAPTER.dump_json(event, exclude_none=True)
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     """The event as a JSON-ready dict, as `encode_event` writes it."""
     data: dict[str, Any] = EVENT_ADAPTER.dump_python(event, mode="json", exclude_none=True)
+    # `exclude_none` leaves out absent optional fields, but a producer's own payload field
+    # that is null was sent on purpose: keep it, so that decoding the encoding is the event.
+    data["payload"].update(_null_extras(event))
     return data
+
+
+def _null_extras(event: Event) -> dict[str, None]:
+    extra = event.payload.model_extra or {}
+    return {key: None for key, value in extra.items() if value is None}
 
 
 def decode_trusted(raw: bytes) -> Event:

@@ -81,8 +81,11 @@ def mask_text(text: str) -> tuple[str, bool]:
 
 
 def may_hold_card(raw: bytes) -> bool:
-    """Cheap test on raw bytes: False means there is certainly no card number inside."""
-    return _CANDIDATE_BYTES.search(raw) is not None
+    """Cheap test on raw bytes: False means there is certainly no card number inside.
+
+    A JSON string may spell digits as `\\u0034` escapes, so any escape counts as a maybe.
+    """
+    return b"\\u" in raw or _CANDIDATE_BYTES.search(raw) is not None
 
 
 def mask_value(value: Any) -> tuple[Any, bool]:
@@ -93,6 +96,10 @@ def mask_value(value: Any) -> tuple[Any, bool]:
         return value, False
     if isinstance(value, int) and abs(value) >= 10 ** (MIN_DIGITS - 1):
         text, masked = mask_text(str(value))
+        return (text, True) if masked else (value, False)
+    if isinstance(value, float) and abs(value) >= 10 ** (MIN_DIGITS - 1):
+        # 4111111111111111.0 is written back with every digit; the masked string replaces it.
+        text, masked = mask_text(repr(value))
         return (text, True) if masked else (value, False)
     if isinstance(value, dict):
         changed = False

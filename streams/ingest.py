@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from projections.identifiers import customer_ids
+from projections.identifiers import identity_ids
 from projections.identity import IdentityChange, link
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
@@ -95,7 +95,7 @@ def ingest(
             continue
         state.put(seen_key, digest)
         view = StateIdentityView(state, tenant)
-        change = link(view, tenant, customer_ids(event.customer, settings.region_for(tenant)))
+        change = link(view, tenant, identity_ids(event, settings.region_for(tenant)))
         view.apply(change)
         for old in change.absorbed:
             out.append(

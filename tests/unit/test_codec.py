@@ -1,0 +1,449 @@
+"""The codec: what it accepts, what it rejects and why, and how the ledger treats repeated ids."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from projections.ledger import Ledger
+from schemas.codec import (
+    Accepted,
+    Rejected,
+    decode_event,
+    decode_lines,
+    encode_event,
+    event_to_dict,
+)
+from schemas.errors import EventConflictError, FieldProblem, InvalidEventError
+from schemas.events import EVENT_TYPES, FormSubmitted
+from tests.factories import ev, raw
+
+
+def _form(**kwargs: Any) -> dict[str, Any]:
+    return raw("form.submitted", {"form": "contact"}, **kwargs)
+
+
+def _problems(document: Any) -> tuple[FieldProblem, ...]:
+    data = document if isinstance(document, bytes) else orjson.dumps(document)
+    with pytest.raises(InvalidEventError) as caught:
+        decode_event(data)
+    assert caught.value.problems, "a rejection must carry at least one reason"
+    return caught.value.problems
+
+
+def _only(document: Any) -> FieldProblem:
+    problems = _problems(document)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def _without(document: dict[str, Any], *path: str) -> dict[str, Any]:
+    node = document
+    for part in path[:-1]:
+        node = node[part]
+    del node[path[-1]]
+    return document
+
+
+# --- the envelope -------------------------------------------------------------------------
+
+
+def test_a_valid_event_decodes_to_its_type() -> None:
+    event = decode_event(orjson.dumps(_form()))
+
+    assert isinstance(event, FormSubmitted)
+    assert event.payload.form == "contact"
+    assert event.redacted is False
+
+
+def test_invalid_json_is_rejected_as_such() -> None:
+    problem = _only(b'{"event_id": "e1", "type": ')
+
+    assert problem.field == ""
+    assert problem.reason.startswith("invalid JSON")
+
+
+@pytest.mark.parametrize("document", [b"[1, 2]", b'"form.submitted"', b"42", b"null"])
+def test_a_json_value_that_is_not_an_object_is_rejected(document: bytes) -> None:
+    problem = _only(document)
+
+    assert problem.field == ""
+    assert "object" in problem.reason
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("event_id",),
+        ("occurred_at",),
+        ("tenant",),
+        ("source",),
+        ("source", "system"),
+        ("customer",),
+    ],
+)
+def test_a_missing_envelope_field_is_named(path: tuple[str, ...]) -> None:
+    problem = _only(_without(_form(), *path))
+
+    assert problem == FieldProblem(".".join(path), "required")
+
+
+def test_a_missing_type_is_named_with_the_catalogue() -> None:
+    problem = _only(_without(_form(), "type"))
+
+    assert problem.field == "type"
+    assert problem.reason.startswith("required")
+    assert all(name in problem.reason for name in EVENT_TYPES)
+
+
+def test_an_empty_event_id_is_rejected() -> None:
+    document = _form()
+    document["event_id"] = ""  # the factory would replace a falsy id with a generated one
+
+    assert _only(document) == FieldProblem("event_id", "must not be empty")
+
+
+def test_an_event_id_of_128_characters_is_accepted_and_129_rejected() -> None:
+    assert decode_event(orjson.dumps(_form(event_id="x" * 128))).event_id == "x" * 128
+
+    problem = _only(_form(event_id="x" * 129))
+
+    assert problem.field == "event_id"
+    assert "128" in problem.reason
+
+
+def test_a_naive_timestamp_is_rejected_and_the_fix_suggested() -> None:
+    problem = _only(_form(when="2024-03-12T10:30:00"))
+
+    assert problem.field == "occurred_at"
+    assert "no UTC offset" in problem.reason
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "12/03/2024 10:30",
+        "2024-03-12",
+        "2024-03-12T10:30:00+0100",
+        "2024-03-12T10:30+01",
+        "1710239400",
+        "Tue, 12 Mar 2024 10:30:00 GMT",
+        "2024-13-12T10:30:00Z",
+        "2024-03-12T25:30:00Z",
+        "",
+        1710239400,
+        None,
+    ],
+)
+def test_a_timestamp_that_is_not_rfc_3339_is_rejected(value: Any) -> None:
+    document = _form()
+    document["occurred_at"] = value
+
+    problem = _only(document)
+
+    assert problem.field == "occurred_at"
+    assert problem.reason
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2024-03-12T10:30:00Z", "2024-03-12T10:30:00+05:30", "2024-03-12t10:30:00.123456789-08:00"],
+)
+def test_rfc_3339_timestamps_with_an_offset_are_accepted(value: str) -> None:
+    event = decode_event(orjson.dumps(_form(when=value)))
+
+    assert event.occurred_at.utcoffset() is not None
+
+
+@pytest.mark.parametrize("tenant", ["Acme", "-acme", "acme_uk", "acme uk", "", "a" * 65, "ácme"])
+def test_a_tenant_outside_the_pattern_is_rejected(tenant: str) -> None:
+    problem = _only(_form(tenant=tenant))
+
+    assert problem.field == "tenant"
+    assert "[a-z0-9]" in problem.reason
+
+
+@pytest.mark.parametrize("tenant", ["acme", "0", "acme-uk-2", "a" * 64])
+def test_a_tenant_inside_the_pattern_is_accepted(tenant: str) -> None:
+    assert decode_event(orjson.dumps(_form(tenant=tenant))).tenant == tenant
+
+
+def test_an_unknown_type_is_named_with_what_was_given() -> None:
+    problem = _only(raw("form.exploded", {"form": "contact"}))
+
+    assert problem.field == "type"
+    assert "'form.exploded'" in problem.reason
+    assert "booking.created" in problem.reason
+
+
+def test_an_unknown_channel_is_rejected_listing_the_channels() -> None:
+    problem = _only(_form(source={"channel": "fax"}))
+
+    assert problem.field == "source.channel"
+    assert "in_person" in problem.reason
+
+
+def test_a_customer_with_only_a_name_is_rejected() -> None:
+    problem = _only(_form(customer={"name": "Sam Smith"}))
+
+    assert problem.field == "customer"
+    assert "identifier other than name" in problem.reason
+
+
+def test_an_empty_customer_is_rejected() -> None:
+    assert _only(_form(customer={})).field == "customer"
+
+
+def test_an_unknown_top_level_field_is_named() -> None:
+    assert _only(_form(colour="red")) == FieldProblem("colour", "unknown field")
+
+
+def test_an_unknown_customer_field_is_named() -> None:
+    problem = _only(_form(customer={"email": "sam@example.com", "shoe_size": "9"}))
+
+    assert problem == FieldProblem("customer.shoe_size", "unknown field")
+
+
+@pytest.mark.parametrize(
+    ("type_", "payload", "field"),
+    [
+        ("form.submitted", {"message": "hello"}, "payload.form"),
+        ("form.failed", {"error": "500"}, "payload.form"),
+        ("chat.message", {"text": "hi"}, "payload.speaker"),
+        ("message.received", {"text": "hi"}, "payload.medium"),
+        ("call.logged", {"reason": "booking"}, "payload.direction"),
+        ("referral.made", {"reason": "not us"}, "payload.to"),
+        ("booking.created", {"booking_id": "B1"}, "payload.slot"),
+        ("booking.changed", {"slot": "2024-03-12"}, "payload.booking_id"),
+        ("booking.cancelled", {}, "payload.booking_id"),
+        ("message.sent", {"text": "see you"}, "payload.medium"),
+        ("survey.responded", {"comment": "ok"}, "payload.score"),
+        ("order.placed", {"items": ["SKU1"]}, "payload.order_id"),
+        ("order.cancelled", {}, "payload.order_id"),
+        ("payment.captured", {"order_id": "O1"}, "payload.payment_id"),
+        ("enrolment.confirmed", {}, "payload.programme"),
+        ("enrolment.lookup", {"programme": "roadside"}, "payload.found"),
+        ("recall.notified", {}, "payload.recall_code"),
+        ("recall.lookup", {"found": True}, "payload.recall_code"),
+    ],
+)
+def test_a_missing_required_payload_field_is_named(
+    type_: str, payload: dict[str, Any], field: str
+) -> None:
+    assert _only(raw(type_, payload)) == FieldProblem(field, "required")
+
+
+def test_several_problems_are_all_named() -> None:
+    document = raw("booking.created", {}, when="2024-03-12T10:30:00", tenant="ACME")
+
+    fields = {problem.field for problem in _problems(document)}
+
+    assert fields == {"occurred_at", "tenant", "payload.booking_id", "payload.slot"}
+
+
+@pytest.mark.parametrize("found", ["false", "true", 0, 1, None])
+def test_found_must_be_a_json_boolean(found: Any) -> None:
+    problem = _only(raw("enrolment.lookup", {"programme": "roadside", "found": found}))
+
+    assert problem == FieldProblem("payload.found", "must be true or false")
+
+
+def test_found_as_a_boolean_is_accepted() -> None:
+    event = decode_event(
+        orjson.dumps(raw("recall.lookup", {"recall_code": "R-24-001", "found": False}))
+    )
+
+    assert event.payload.found is False  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("slot", "words"),
+    [
+        ("next tuesday", "not an RFC 3339"),
+        ("2024-03-12T10:30:00", "no UTC offset"),
+        ("2024-02-30", "not a calendar date"),
+        ("12/03/2024", "not an RFC 3339"),
+        (20240312, "must be a date"),
+    ],
+)
+def test_a_bad_slot_is_named_with_the_reason(slot: Any, words: str) -> None:
+    problem = _only(raw("booking.created", {"booking_id": "B1", "slot": slot}))
+
+    assert problem.field == "payload.slot"
+    assert words in problem.reason
+
+
+def test_a_bad_requested_slot_in_a_form_is_named() -> None:
+    problem = _only(raw("form.submitted", {"form": "contact", "requested_slot": "soon"}))
+
+    assert problem.field == "payload.requested_slot"
+
+
+def test_a_future_schema_version_asks_for_an_upgrade() -> None:
+    problem = _only(_form(schema_version=2))
+
+    assert problem.field == "schema_version"
+    assert "newer" in problem.reason
+    assert "upgrade" in problem.reason
+
+
+@pytest.mark.parametrize("version", [0, "1", -1])
+def test_an_unsupported_schema_version_is_named(version: Any) -> None:
+    problem = _only(_form(schema_version=version))
+
+    assert problem.field == "schema_version"
+    assert "unsupported" in problem.reason
+
+
+def test_schema_version_defaults_to_one() -> None:
+    document = _form()
+    document.pop("schema_version", None)
+
+    assert decode_event(orjson.dumps(document)).schema_version == 1
+
+
+# --- payloads and slots -------------------------------------------------------------------
+
+
+def test_extra_payload_fields_are_kept_and_encoded_again() -> None:
+    extra = {"campaign": {"utm": ["spring", 2]}, "attempt": 3, "locale": "en-GB", "ok": None}
+    event = decode_event(orjson.dumps(raw("form.submitted", {"form": "contact", **extra})))
+
+    assert event.payload.model_extra == extra
+    encoded = orjson.loads(encode_event(event))
+    assert encoded["payload"]["campaign"] == {"utm": ["spring", 2]}
+    assert encoded["payload"]["attempt"] == 3
+    assert encoded["payload"]["locale"] == "en-GB"
+    assert "ok" in encoded["payload"]  # a null the producer sent on purpose is kept
+    assert encoded["payload"]["ok"] is None
+    assert event_to_dict(event)["payload"] == encoded["payload"]
+    assert decode_event(encode_event(event)) == event
+
+
+def test_a_slot_given_as_a_date_stays_a_date() -> None:
+    event = decode_event(
+        orjson.dumps(raw("booking.created", {"booking_id": "B1", "slot": "2024-03-12"}))
+    )
+
+    slot = event.payload.slot  # type: ignore[union-attr]
+    assert type(slot) is date
+    assert slot == date(2024, 3, 12)
+    assert orjson.loads(encode_event(event))["payload"]["slot"] == "2024-03-12"
+
+
+def test_a_slot_given_as_a_date_time_keeps_its_own_offset() -> None:
+    event = decode_event(
+        orjson.dumps(
+            raw("booking.created", {"booking_id": "B1", "slot": "2024-03-12T10:30:00+01:00"})
+        )
+    )
+
+    slot = event.payload.slot  # type: ignore[union-attr]
+    assert isinstance(slot, datetime)
+    assert (slot.hour, slot.minute) == (10, 30)
+    assert slot.utcoffset() == timedelta(hours=1)
+    encoded = orjson.loads(encode_event(event))["payload"]["slot"]
+    assert encoded == "2024-03-12T10:30:00+01:00"
+
+
+def test_encoding_round_trips_and_leaves_out_absent_fields() -> None:
+    event = ev("message.sent", {"medium": "sms", "stated_slot": "2024-03-13T10:30:00Z"})
+
+    encoded = orjson.loads(encode_event(event))
+
+    assert "booking_id" not in encoded["payload"]
+    assert "correlation_id" not in encoded
+    assert decode_event(encode_event(event)) == event
+
+
+# --- JSON Lines ---------------------------------------------------------------------------
+
+
+def _line(document: dict[str, Any]) -> bytes:
+    return orjson.dumps(document) + b"\n"
+
+
+def test_decode_lines_keeps_good_events_around_bad_ones_with_physical_line_numbers() -> None:
+    lines = [
+        _line(_form(event_id="a")),  # 1
+        b"\n",  # 2: blank
+        b"{oops\n",  # 3
+        b"   \t \n",  # 4: blank
+        _line(_form(event_id="b", when="2024-03-12T10:30:00")),  # 5
+        _line(_form(event_id="c")),  # 6
+        _line(raw("form.exploded", {}, event_id="d")),  # 7
+        b"\n",  # 8
+        _line(_form(event_id="e")),  # 9
+    ]
+
+    results = list(decode_lines(lines))
+
+    accepted = [(r.line, r.event.event_id) for r in results if isinstance(r, Accepted)]
+    rejected = [(r.line, r.reason) for r in results if isinstance(r, Rejected)]
+    assert accepted == [(1, "a"), (6, "c"), (9, "e")]
+    assert [line for line, _ in rejected] == [3, 5, 7]
+    assert rejected[0][1].startswith("invalid JSON")
+    assert rejected[1][1].startswith("occurred_at: ")
+    assert rejected[2][1].startswith("type: unknown event type")
+    assert [r.line for r in results] == [1, 3, 5, 6, 7, 9]
+
+
+def test_decode_lines_joins_several_reasons_of_one_line() -> None:
+    document = _form(tenant="ACME", colour="red")
+
+    (result,) = decode_lines([orjson.dumps(document)])
+
+    assert isinstance(result, Rejected)
+    assert result.line == 1
+    assert "tenant: " in result.reason
+    assert "colour: unknown field" in result.reason
+    assert "; " in result.reason
+
+
+def test_decode_lines_of_nothing_but_blanks_yields_nothing() -> None:
+    assert list(decode_lines([b"", b"\n", b"  \r\n"])) == []
+
+
+# --- repeated event ids in the ledger -----------------------------------------------------
+
+
+def test_the_same_event_twice_is_counted_once() -> None:
+    document = _form(event_id="dup-1")
+    ledger = Ledger()
+
+    assert ledger.add(decode_event(orjson.dumps(document))) is not None
+    assert ledger.add(decode_event(orjson.dumps(document))) is None
+
+    (journey,) = list(ledger)
+    assert [event.event_id for event in journey.events] == ["dup-1"]
+
+
+def test_the_same_id_with_other_content_is_a_conflict_and_the_first_stays() -> None:
+    first = ev("form.submitted", {"form": "contact"}, event_id="dup-2")
+    second = ev(
+        "form.submitted",
+        {"form": "complaint"},
+        event_id="dup-2",
+        customer={"email": "other@example.com"},
+    )
+    ledger = Ledger()
+    ledger.add(first)
+
+    with pytest.raises(EventConflictError, match="dup-2"):
+        ledger.add(second)
+
+    (journey,) = list(ledger)
+    assert journey.events == (first,)
+    assert ledger.find("acme", "email", "other@example.com") is None
+    assert ledger.find("acme", "email", "sam@example.com") == journey
+
+
+def test_the_same_id_in_two_tenants_is_two_events() -> None:
+    ledger = Ledger()
+    ledger.add(ev("form.submitted", {"form": "contact"}, event_id="x1", tenant="acme"))
+    ledger.add(ev("form.submitted", {"form": "other"}, event_id="x1", tenant="globex"))
+
+    assert sorted(journey.tenant for journey in ledger) == ["acme", "globex"]

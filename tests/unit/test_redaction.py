@@ -1,0 +1,318 @@
+"""Card numbers never enter the ledger: masked to the last four digits anywhere in an event."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import Accepted, Rejected, decode_event, decode_lines, encode_event
+from schemas.errors import InvalidEventError
+from schemas.events import Event, FormSubmitted, OrderPlaced
+from schemas.redaction import luhn_ok, mask_text, mask_value
+from tests.factories import raw
+
+VISA = "4111111111111111"
+MASKED_VISA = "************1111"
+
+
+def _check_digit(body: str) -> str:
+    """The digit that makes `body + digit` pass the Luhn check."""
+    for digit in "0123456789":
+        if luhn_ok(body + digit):
+            return digit
+    raise AssertionError("some digit always completes a Luhn number")
+
+
+def _card(length: int, prefix: str = "4") -> str:
+    body = (prefix + "1234567890" * 2)[: length - 1]
+    return body + _check_digit(body)
+
+
+def _decode(document: dict[str, Any]) -> Event:
+    return decode_event(orjson.dumps(document))
+
+
+# --- Luhn ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "digits", [VISA, "79927398713", "5555555555554444", "378282246310005", "0", "00"]
+)
+def test_luhn_accepts_valid_numbers(digits: str) -> None:
+    assert luhn_ok(digits)
+
+
+@pytest.mark.parametrize(
+    "digits", ["4111111111111112", "79927398710", "5555555555554445", "1234567812345678"]
+)
+def test_luhn_rejects_invalid_numbers(digits: str) -> None:
+    assert not luhn_ok(digits)
+
+
+def test_every_single_digit_error_breaks_luhn() -> None:
+    for position in range(len(VISA)):
+        for digit in "0123456789":
+            if digit != VISA[position]:
+                changed = VISA[:position] + digit + VISA[position + 1 :]
+                assert not luhn_ok(changed), changed
+
+
+# --- masking text -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", range(13, 20))
+@pytest.mark.parametrize("separator", ["", " ", "-"])
+def test_cards_of_13_to_19_digits_are_masked_to_the_last_four(length: int, separator: str) -> None:
+    card = _card(length)
+    written = separator.join(card[i : i + 4] for i in range(0, length, 4))
+
+    text, masked = mask_text(f"my card is {written}, thanks")
+
+    assert masked
+    assert card not in text
+    assert written not in text
+    assert text.startswith("my card is ")
+    assert text.endswith(", thanks")
+    assert re.sub(r"[^0-9]", "", text) == card[-4:]
+    assert text.count("*") == length - 4
+    assert len(text) == len(f"my card is {written}, thanks")
+
+
+def test_a_card_with_uneven_grouping_is_masked() -> None:
+    assert mask_text("4111-11 11 1111-111 1") == ("****-** ** ****-111 1", True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call me on +44 7700 900123 or 07700 900123",
+        "+1 212 555 0199",
+        "booked for 2024-03-12 at 10:30, slot 2024-03-12T10:30:00+01:00",
+        "order ORD-2024-000123 and invoice 20240312-0042",
+        "reference 4111111111111112 does not pass Luhn",
+        "twelve digits 411111111116 are too few",
+        "79927398713 is Luhn-valid but short",
+        "membership 1234 5678 9012 3456",
+    ],
+)
+def test_text_without_a_card_number_is_untouched(text: str) -> None:
+    assert mask_text(text) == (text, False)
+
+
+def test_two_cards_in_one_text_are_both_masked() -> None:
+    text, masked = mask_text(f"old {VISA} new 5555 5555 5555 4444")
+
+    assert masked
+    assert text == "old ************1111 new **** **** **** 4444"
+
+
+def test_mask_value_reaches_strings_numbers_keys_and_nested_lists() -> None:
+    value = {
+        "a": [1, [f"x {VISA} y"], {"deep": [int(VISA)]}],
+        VISA: "key",
+        "float": float(VISA),
+        "small": 42,
+        "flag": True,
+    }
+
+    masked, changed = mask_value(value)
+
+    assert changed
+    assert masked == {
+        "a": [1, [f"x {MASKED_VISA} y"], {"deep": [MASKED_VISA]}],
+        MASKED_VISA: "key",
+        "float": MASKED_VISA + ".0",
+        "small": 42,
+        "flag": True,
+    }
+
+
+# --- masking events -----------------------------------------------------------------------
+
+
+def _assert_no_card(output: str | bytes, card: str = VISA) -> None:
+    text = output.decode() if isinstance(output, bytes) else output
+    assert card not in text
+    grouped = " ".join(card[i : i + 4] for i in range(0, len(card), 4))
+    assert grouped not in text
+    assert grouped.replace(" ", "-") not in text
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        raw("form.submitted", {"form": "contact", "message": f"pay with {VISA} please"}),
+        raw("form.submitted", {"form": "contact", "card_on_file": "4111 1111 1111 1111"}),
+        raw("form.submitted", {"form": "contact", "notes": [["a", ["4111-1111-1111-1111"]]]}),
+        raw("form.submitted", {"form": "contact", "pan": int(VISA)}),
+        raw("form.submitted", {"form": "contact", "pan": float(VISA)}),
+        raw("form.submitted", {"form": "contact", VISA: "as a key"}),
+        raw("form.submitted", {"form": "contact"}, customer={"card_token": VISA}),
+        raw(
+            "form.submitted",
+            {"form": "contact"},
+            customer={"email": "sam@example.com", "customer_ref": f"ref-{VISA}"},
+        ),
+        raw("form.submitted", {"form": "contact"}, source={"actor": f"agent {VISA}"}),
+        raw("chat.message", {"speaker": "customer", "text": f"card {VISA}"}),
+        raw("message.sent", {"medium": "sms", "text": f"we charged {VISA}"}),
+        raw("call.logged", {"direction": "inbound", "reason": f"card {VISA} declined"}),
+    ],
+)
+def test_a_card_anywhere_in_an_event_is_masked_and_the_event_kept(
+    document: dict[str, Any],
+) -> None:
+    event = _decode(document)
+
+    assert event.redacted is True
+    encoded = encode_event(event)
+    _assert_no_card(encoded)
+    _assert_no_card(repr(event))
+    assert b"1111" in encoded
+    assert decode_event(encoded) == event
+
+
+def test_masked_event_keeps_its_other_fields() -> None:
+    event = _decode(
+        raw(
+            "form.submitted",
+            {"form": "contact", "message": f"card {VISA}", "requested_slot": "2024-03-12"},
+            customer={"email": "sam@example.com", "phone": "+44 7700 900123"},
+            event_id="card-1",
+        )
+    )
+
+    assert event.event_id == "card-1"
+    assert event.customer.phone == "+44 7700 900123"
+    assert isinstance(event, FormSubmitted)
+    assert event.payload.message == f"card {MASKED_VISA}"
+    assert str(event.payload.requested_slot) == "2024-03-12"
+
+
+def test_an_event_without_a_card_is_not_marked_redacted() -> None:
+    event = _decode(
+        raw(
+            "order.placed",
+            {"order_id": "ORD-2024-000123", "amount": "1299.00", "currency": "GBP"},
+            customer={"phone": "+44 7700 900123", "order_id": "ORD-2024-000123"},
+            when="2024-03-12T10:30:00+00:00",
+        )
+    )
+
+    assert event.redacted is False
+    assert isinstance(event, OrderPlaced)
+    assert event.payload.order_id == "ORD-2024-000123"
+
+
+def test_a_card_spelled_with_json_unicode_escapes_is_masked() -> None:
+    escaped = "".join(f"\\u{ord(ch):04x}" for ch in VISA)
+    data = orjson.dumps(raw("form.submitted", {"form": "contact", "message": "CARD"}))
+    data = data.replace(b"CARD", escaped.encode())
+    assert VISA.encode() not in data
+
+    event = decode_event(data)
+
+    assert event.redacted is True
+    _assert_no_card(encode_event(event))
+
+
+def test_the_rejection_reason_of_an_invalid_event_never_holds_the_card() -> None:
+    document = raw(
+        "form.submitted",
+        {"form": "contact", "message": f"card {VISA}"},
+        when="2024-03-12T10:30:00",
+    )
+    document[f"note-{VISA}"] = "unknown field named by a card"
+    document["customer"] = {"email": "sam@example.com", "phone": VISA}
+
+    with pytest.raises(InvalidEventError) as caught:
+        _decode(document)
+
+    fields = {problem.field for problem in caught.value.problems}
+    assert fields == {"occurred_at", f"note-{MASKED_VISA}", "customer.phone"}
+    _assert_no_card(str(caught.value))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        orjson.dumps(raw("form.submitted", {"form": "contact"}, when=VISA)),
+        orjson.dumps(raw("form.submitted", {"form": "c", "requested_slot": float(VISA)})),
+        f'{{"event_id": "e1", "message": "{VISA}", '.encode(),
+        json.dumps(raw("form.exploded", {"x": VISA}), ensure_ascii=True).encode(),
+    ],
+)
+def test_rejected_lines_never_hold_the_card(line: bytes) -> None:
+    (result,) = decode_lines([line])
+
+    assert isinstance(result, Rejected)
+    _assert_no_card(result.reason)
+
+
+# --- the property -------------------------------------------------------------------------
+
+
+@st.composite
+def luhn_numbers(draw: st.DrawFn) -> str:
+    length = draw(st.integers(min_value=13, max_value=19))
+    body = draw(st.text(alphabet="0123456789", min_size=length - 1, max_size=length - 1))
+    return body + _check_digit(body)
+
+
+@st.composite
+def written_cards(draw: st.DrawFn) -> tuple[str, str]:
+    """A Luhn-valid number and how it was written (one space or dash allowed between digits)."""
+    digits = draw(luhn_numbers())
+    separators = draw(st.lists(st.sampled_from(["", "", "", " ", "-"]), min_size=len(digits) - 1))
+    written = digits[0] + "".join(sep + d for sep, d in zip(separators, digits[1:], strict=False))
+    return digits, written
+
+
+_FILLER = st.text(alphabet=st.characters(blacklist_categories=("Nd", "Cs")), max_size=40).map(
+    lambda text: text.strip(" -")
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(card=written_cards(), before=_FILLER, after=_FILLER, where=st.integers(0, 3))
+def test_no_generated_card_survives_anywhere(
+    card: tuple[str, str], before: str, after: str, where: int
+) -> None:
+    digits, written = card
+    text = f"{before} {written} {after}"
+    payload: dict[str, Any] = {"form": "contact"}
+    envelope: dict[str, Any] = {}
+    if where == 0:
+        payload["message"] = text
+    elif where == 1:
+        payload["extra"] = {"notes": [before, [text]]}
+    elif where == 2:
+        envelope["source"] = {"actor": text}
+    else:
+        envelope["customer"] = {"email": "sam@example.com", "card_token": text}
+    document = raw("form.submitted", payload, **envelope)
+
+    (accepted,) = decode_lines([orjson.dumps(document)])
+    assert isinstance(accepted, Accepted)
+    assert accepted.event.redacted is True
+    for output in (encode_event(accepted.event).decode(), repr(accepted.event)):
+        assert digits not in output
+        assert written not in output
+    if where == 0:
+        assert isinstance(accepted.event, FormSubmitted)
+        kept = accepted.event.payload.message or ""
+        assert re.sub(r"[^0-9]", "", kept) == digits[-4:]
+
+    bad = dict(document, occurred_at="2024-03-12 10:30", tenant=f"ACME {written}")
+    (rejected,) = decode_lines([b"\n", orjson.dumps(bad)])
+    assert isinstance(rejected, Rejected)
+    assert rejected.line == 2
+    assert "occurred_at" in rejected.reason
+    assert digits not in rejected.reason
+    assert written not in rejected.reason
