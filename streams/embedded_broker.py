@@ -36,6 +36,8 @@ from typing import IO, Any, Self, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
+from schemas.errors import JourneyLedgerError
+
 __all__ = [
     "BrokerBinaryNotFoundError",
     "BrokerError",
@@ -62,7 +64,7 @@ _PROBE_INTERVAL_S = 0.05
 _PR_SET_PDEATHSIG = 1
 
 
-class BrokerError(Exception):
+class BrokerError(JourneyLedgerError):
     """Root of every error raised by the embedded-broker helpers."""
 
 

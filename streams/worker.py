@@ -1,0 +1,81 @@
+"""A worker: both stages in one process, sharing a producer; several workers share partitions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+
+from projections.settings import FoldSettings
+from streams.config import KafkaSettings, TopicNames
+from streams.ingest import ingest
+from streams.journey_stage import JourneyCache, due_journeys, process_events, reevaluate
+from streams.records import InRecord, OutRecord
+from streams.runner import Stage, StageRunner
+from streams.state import BatchState, LocalStore
+
+Clock = Callable[[], datetime]
+"""The wall clock, given by the entry point (the pure code never reads it)."""
+
+
+@dataclass
+class Worker:
+    """The ingest and journey stages with their stores under one data directory."""
+
+    kafka: KafkaSettings
+    fold: FoldSettings
+    data_dir: Path
+    clock: Clock
+
+    def __post_init__(self) -> None:
+        names = TopicNames(self.kafka.topic_prefix)
+        self.cache = JourneyCache()
+        self.identity_store = LocalStore(self.data_dir / "identity")
+        self.journey_store = LocalStore(self.data_dir / "journeys")
+        self.ingest = Stage(
+            "ingest",
+            names.touchpoints,
+            names.identity_changelog,
+            self.identity_store,
+            partial(_ingest, settings=self.fold),
+        )
+        self.journeys = Stage(
+            "journeys",
+            names.events,
+            names.journey_changelog,
+            self.journey_store,
+            self._process_events,
+            tick=self._tick,
+            on_revoke=lambda partition: self.cache.forget(partition),
+        )
+
+    def _process_events(self, state: BatchState, records: list[InRecord]) -> list[OutRecord]:
+        return process_events(state, self.cache, records, self.clock(), self.fold)
+
+    def _tick(self, state: BatchState) -> list[OutRecord]:
+        now = self.clock()
+        due = due_journeys(self.journey_store.items(state.partition), now)
+        return reevaluate(state, self.cache, due, now, self.fold)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run both stages until `stop` is set, then close the stores."""
+        producer = AIOKafkaProducer(
+            **self.kafka.client_options(), acks="all", enable_idempotence=False, linger_ms=5
+        )
+        await producer.start()
+        try:
+            runners = [StageRunner(s, self.kafka, producer) for s in (self.ingest, self.journeys)]
+            await asyncio.gather(*(runner.run(stop) for runner in runners))
+        finally:
+            await producer.stop()
+            self.identity_store.close()
+            self.journey_store.close()
+
+
+def _ingest(state: BatchState, records: list[InRecord], settings: FoldSettings) -> list[OutRecord]:
+    return ingest(state, records, settings)

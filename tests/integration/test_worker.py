@@ -1,0 +1,137 @@
+"""The worker on a real broker: the demo journeys round-trip to the pure fold."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+
+from journeys.check import check_lines
+from projections.settings import FoldSettings
+from streams.config import KafkaSettings, TopicNames
+from streams.embedded_broker import TopicSpec, ensure_topics
+from streams.journey_stage import decode_journey
+from streams.state import LocalStore
+from streams.worker import Worker
+
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+@pytest.fixture
+def kafka(bootstrap_servers: str) -> KafkaSettings:
+    return KafkaSettings(
+        bootstrap_servers=bootstrap_servers, topic_prefix=f"t{uuid.uuid4().hex[:8]}", partitions=3
+    )
+
+
+async def create_topics(kafka: KafkaSettings) -> TopicNames:
+    names = TopicNames(kafka.topic_prefix)
+    specs = [
+        TopicSpec(name, kafka.partitions)
+        for name in (names.touchpoints, names.events, names.flags, names.dead_letters)
+    ] + [
+        TopicSpec(name, kafka.partitions, {"cleanup.policy": "compact"})
+        for name in (names.identity_changelog, names.journey_changelog)
+    ]
+    await ensure_topics(kafka.bootstrap_servers, specs)
+    return names
+
+
+def demo_lines() -> list[bytes]:
+    text = resources.files("journeys.demo").joinpath("demo-journeys.jsonl").read_bytes()
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def stored_journeys(data_dir: Path, partitions: int) -> dict[tuple[str, str], list[str]]:
+    store = LocalStore(data_dir / "journeys")
+    try:
+        found = {}
+        for partition in range(partitions):
+            for key, value in store.items(partition):
+                if key.startswith(b"j/"):
+                    tenant, _, customer = key[2:].decode().partition("/")
+                    journey = decode_journey((tenant, customer), value)
+                    found[(tenant, customer)] = [e.event_id for e in journey.events]
+        return found
+    finally:
+        store.close()
+
+
+async def read_all(kafka: KafkaSettings, topic: str, count_hint: int) -> list[dict[str, object]]:
+    consumer = AIOKafkaConsumer(
+        topic, **kafka.client_options(), group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    values: list[dict[str, object]] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1_000)
+            if not batch and len(values) >= count_hint:
+                break
+            if not batch:
+                break
+            for messages in batch.values():
+                values.extend(orjson.loads(m.value) for m in messages)
+    finally:
+        await consumer.stop()
+    return values
+
+
+def test_demo_round_trip_equals_the_pure_fold(kafka: KafkaSettings, tmp_path: Path) -> None:
+    lines = demo_lines()
+    expected_report = check_lines(lines, FoldSettings(), NOW)
+    expected = {
+        (j.tenant, j.customer_id): [e.event_id for e in j.events] for j in expected_report.journeys
+    }
+
+    async def scenario() -> list[dict[str, object]]:
+        names = await create_topics(kafka)
+        producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
+        await producer.start()
+        try:
+            for line in lines:
+                await producer.send(
+                    names.touchpoints, line, key=orjson.loads(line)["tenant"].encode()
+                )
+            await producer.flush()
+        finally:
+            await producer.stop()
+        worker = Worker(kafka, FoldSettings(), tmp_path, clock=lambda: NOW)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.5)
+            total = worker.journeys.stats.records
+            if total and worker.ingest.stats.records >= len(lines) and _settled(worker, expected):
+                break
+        stop.set()
+        await task
+        return await read_all(kafka, names.flags, 1)
+
+    flags = asyncio.run(scenario())
+    assert stored_journeys(tmp_path, kafka.partitions) == expected
+    last: dict[str, str] = {}
+    for change in flags:
+        last[change["flag"]["flag_id"]] = str(change["change"])  # type: ignore[index]
+    as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
+    standing = {k: as_status[v] for k, v in last.items() if v != "withdrawn"}
+    assert standing == {f.flag_id: f.status for j in expected_report.journeys for f in j.flags}
+
+
+def _settled(worker: Worker, expected: dict[tuple[str, str], list[str]]) -> bool:
+    found = {}
+    for partition in range(worker.kafka.partitions):
+        for key, value in worker.journey_store.items(partition):
+            if key.startswith(b"j/"):
+                tenant, _, customer = key[2:].decode().partition("/")
+                found[(tenant, customer)] = [
+                    e.event_id for e in decode_journey((tenant, customer), value).events
+                ]
+    return found == expected
