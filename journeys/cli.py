@@ -18,6 +18,7 @@ from rich.console import Console
 
 from journeys.check import check_lines, report_to_dict
 from journeys.render import render_report
+from journeys.send import send_command, topics_create_command
 from journeys.settings import Settings, load_settings
 from schemas.errors import JourneyLedgerError
 from schemas.types import parse_timestamp
@@ -60,12 +61,23 @@ def _main(
         Path | None,
         typer.Option("--config", help="TOML settings file (default: $JOURNEYS_CONFIG)."),
     ] = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(
+            "--bootstrap-servers",
+            help="Kafka brokers, host:port[,…] (default: $JOURNEYS_BOOTSTRAP_SERVERS, "
+            "then [kafka] bootstrap_servers).",
+        ),
+    ] = None,
 ) -> None:
     """Read the settings once, for every command."""
     try:
-        ctx.obj = load_settings(config, os.environ)
+        settings = load_settings(config, os.environ)
     except JourneyLedgerError as exc:
         raise _fail(str(exc)) from None
+    if bootstrap_servers:
+        settings = settings.with_bootstrap_servers(bootstrap_servers)
+    ctx.obj = settings
 
 
 def _parse_as_of(value: str | None) -> datetime | None:
@@ -130,6 +142,42 @@ def check(
         render_report(Console(highlight=False), report)
     if report.rejected:
         raise typer.Exit(EXIT_REJECTED)
+
+
+topics_app = typer.Typer(help="Manage the ledger's Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("create")
+def topics_create(ctx: typer.Context) -> None:
+    """Create the ledger's topics that do not exist yet (idempotent) and list them.
+
+    Exit status: 0 on success, 2 when the broker cannot be reached or refuses.
+    """
+    raise typer.Exit(topics_create_command(_settings(ctx).kafka_settings()))
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    file: Annotated[
+        str, typer.Argument(help="JSON Lines file of events, or - for standard input.")
+    ],
+) -> None:
+    """Validate a file of events and send the valid ones to the touchpoints topic.
+
+    Exit status: 0 when every line was sent, 1 when some lines were rejected, 2 on an
+    unreachable broker or an unreadable file.
+    """
+    kafka = _settings(ctx).kafka_settings()
+    if file == "-":
+        raise typer.Exit(send_command(sys.stdin.buffer, "standard input", kafka))
+    try:
+        handle = open(file, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+    with handle:
+        raise typer.Exit(send_command(handle, file, kafka))
 
 
 def main() -> None:

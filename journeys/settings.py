@@ -13,9 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from projections.settings import RULES, FoldSettings, RuleSettings
 from schemas.errors import ConfigError
+from streams.config import KafkaSettings
 
 CONFIG_ENV = "JOURNEYS_CONFIG"
 """The environment variable naming the TOML settings file."""
+
+BOOTSTRAP_ENV = "JOURNEYS_BOOTSTRAP_SERVERS"
+"""The environment variable overriding `[kafka] bootstrap_servers`."""
 
 
 class _Section(BaseModel):
@@ -46,12 +50,51 @@ class RuleThresholds(_Section):
         return value
 
 
+class KafkaSection(_Section):
+    """The `[kafka]` section: how to reach the brokers and lay out the topics."""
+
+    bootstrap_servers: str = Field(default="localhost:9092", min_length=1)
+    topic_prefix: str = Field(default="journeys", pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(default=4, ge=1)
+    security_protocol: str = Field(
+        default="PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    )
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+
 class Settings(_Section):
     """Everything journey-ledger is configured by."""
 
     tenants: dict[str, TenantSettings] = Field(default_factory=dict)
     rules: RuleThresholds = RuleThresholds()
+    kafka: KafkaSection = KafkaSection()
     source: str | None = None
+
+    def with_bootstrap_servers(self, bootstrap_servers: str) -> Settings:
+        """A copy whose `[kafka] bootstrap_servers` is replaced (the CLI option wins)."""
+        kafka = self.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+        return self.model_copy(update={"kafka": kafka})
+
+    def kafka_settings(self) -> KafkaSettings:
+        """What the Kafka clients need."""
+        k = self.kafka
+        return KafkaSettings(
+            bootstrap_servers=k.bootstrap_servers,
+            topic_prefix=k.topic_prefix,
+            partitions=k.partitions,
+            security_protocol=k.security_protocol,
+            sasl_mechanism=k.sasl_mechanism,
+            sasl_username=k.sasl_username,
+            sasl_password=k.sasl_password,
+            ssl_cafile=k.ssl_cafile,
+            ssl_certfile=k.ssl_certfile,
+            ssl_keyfile=k.ssl_keyfile,
+        )
 
     def fold_settings(self) -> FoldSettings:
         """What the pure folds need."""
@@ -67,7 +110,16 @@ class Settings(_Section):
 
 
 def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
-    """Read the settings file given by `--config` or `JOURNEYS_CONFIG` (defaults without one)."""
+    """Read the settings file given by `--config` or `JOURNEYS_CONFIG` (defaults without one).
+
+    `JOURNEYS_BOOTSTRAP_SERVERS`, when set, overrides `[kafka] bootstrap_servers`.
+    """
+    settings = _load_file(config, environ)
+    bootstrap = environ.get(BOOTSTRAP_ENV, "").strip()
+    return settings.with_bootstrap_servers(bootstrap) if bootstrap else settings
+
+
+def _load_file(config: Path | None, environ: Mapping[str, str]) -> Settings:
     path = config or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
     if path is None:
         return Settings()

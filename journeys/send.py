@@ -1,0 +1,122 @@
+"""`journeys send` and `journeys topics create`: the command logic behind the thin CLI."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.text import Text
+
+from journeys.producer import BrokerUnavailableError, Delivery, JourneyProducer
+from schemas.codec import Accepted, Rejected, decode_lines
+from schemas.errors import JourneyLedgerError
+from streams.config import KafkaSettings
+from streams.embedded_broker import BrokerError
+from streams.topics import create_topics
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_UNAVAILABLE = 2
+
+_CHECK_BROKER = (
+    "check --bootstrap-servers, JOURNEYS_BOOTSTRAP_SERVERS or [kafka] bootstrap_servers, "
+    "and that the broker is running"
+)
+
+
+@dataclass
+class SendReport:
+    """What `send_lines` did: how many were sent, which lines were rejected or undelivered."""
+
+    sent: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    failed: list[Rejected] = field(default_factory=list)
+
+
+async def send_lines(
+    lines: Sequence[bytes], settings: KafkaSettings, *, progress: Progress | None = None
+) -> SendReport:
+    """Validate every line, send the valid events and wait for their delivery."""
+    report = SendReport()
+    accepted: list[Accepted] = []
+    for item in decode_lines(lines):
+        if isinstance(item, Rejected):
+            report.rejected.append(item)
+        else:
+            accepted.append(item)
+    if not accepted:
+        return report
+    task = progress.add_task("sending", total=len(accepted)) if progress else None
+    pending: list[tuple[int, asyncio.Future[Delivery]]] = []
+    async with JourneyProducer(settings) as producer:
+        for item in accepted:
+            future = await producer.send(item.event)
+            if progress is not None and task is not None:
+                future.add_done_callback(lambda _: progress.advance(task))
+            pending.append((item.line, future))
+        await producer.flush()
+    for line, future in pending:
+        error = future.exception()
+        if error is None:
+            report.sent += 1
+        else:
+            report.failed.append(Rejected(line, f"not delivered: {error!r}"))
+    return report
+
+
+def send_command(handle: IO[bytes], name: str, settings: KafkaSettings) -> int:
+    """Run `journeys send`: print rejected lines and the count sent; return the exit status."""
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        lines = handle.readlines()
+    except OSError as exc:
+        _error(err, f"cannot read {name}: {exc.strerror}")
+        return EXIT_UNAVAILABLE
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
+    )
+    try:
+        with progress:
+            report = asyncio.run(send_lines(lines, settings, progress=progress))
+    except BrokerUnavailableError as exc:
+        _error(err, str(exc))
+        return EXIT_UNAVAILABLE
+    except (JourneyLedgerError, KafkaError) as exc:
+        _error(err, f"{exc!r}; {_CHECK_BROKER}")
+        return EXIT_UNAVAILABLE
+    for item in report.rejected + report.failed:
+        out.print(f"line {item.line}: {item.reason}", markup=False)
+    out.print(
+        f"sent {report.sent} event(s) to {settings.bootstrap_servers}; "
+        f"{len(report.rejected)} line(s) rejected"
+        + (f", {len(report.failed)} not delivered" if report.failed else ""),
+        markup=False,
+    )
+    if report.failed:
+        _error(err, f"some events were not delivered; {_CHECK_BROKER}")
+        return EXIT_UNAVAILABLE
+    return EXIT_REJECTED if report.rejected else EXIT_OK
+
+
+def topics_create_command(settings: KafkaSettings, *, timeout_s: float = 30.0) -> int:
+    """Run `journeys topics create`: create what is missing, print every topic; exit status."""
+    try:
+        specs = asyncio.run(create_topics(settings, timeout_s=timeout_s))
+    except BrokerError as exc:
+        _error(Console(stderr=True, highlight=False), f"{exc} ({_CHECK_BROKER})")
+        return EXIT_UNAVAILABLE
+    out = Console(highlight=False)
+    for spec in specs:
+        config = ", ".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
+        out.print(f"{spec.name}\tpartitions={spec.partitions}\t{config}", markup=False)
+    return EXIT_OK
+
+
+def _error(console: Console, message: str) -> None:
+    console.print(Text("error: ", style="red") + Text(message))

@@ -1,0 +1,44 @@
+"""The ledger's topic layout, and its idempotent creation."""
+
+from __future__ import annotations
+
+from streams.config import KafkaSettings, TopicNames
+from streams.embedded_broker import TopicSpec, ensure_topics
+
+KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
+"""Config of the append-only topics: nothing is ever deleted."""
+
+COMPACTED = {"cleanup.policy": "compact"}
+"""Config of the state changelogs: the latest value per key is kept."""
+
+
+def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
+    """The six topics of the ledger, with partition counts and configs from `settings`."""
+    names = TopicNames(settings.topic_prefix)
+    count = settings.partitions
+    return [
+        TopicSpec(names.touchpoints, count, dict(KEEP_FOREVER)),
+        TopicSpec(names.dead_letters, count, dict(KEEP_FOREVER)),
+        TopicSpec(names.events, count, dict(KEEP_FOREVER)),
+        TopicSpec(names.flags, count, dict(KEEP_FOREVER)),
+        TopicSpec(names.identity_changelog, count, dict(COMPACTED)),
+        TopicSpec(names.journey_changelog, count, dict(COMPACTED)),
+    ]
+
+
+async def create_topics(settings: KafkaSettings, *, timeout_s: float = 30.0) -> list[TopicSpec]:
+    """Create the ledger's topics that do not exist yet (idempotent); returns their specs.
+
+    Raises `streams.embedded_broker.TopicCreationError` when the broker cannot be reached in
+    `timeout_s` or refuses, and `TopicMismatchError` when a topic exists with another
+    partition count. Only the bootstrap address is used (no TLS/SASL: `ensure_topics` takes
+    none).
+    """
+    specs = ledger_topics(settings)
+    await ensure_topics(
+        settings.bootstrap_servers,
+        specs,
+        replication_factor=settings.replication_factor,
+        timeout_s=timeout_s,
+    )
+    return specs
