@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from schemas.codec import event_to_dict
 from schemas.errors import EventConflictError
 from schemas.events import Event
 
@@ -14,6 +15,15 @@ from schemas.events import Event
 def event_order(event: Event) -> tuple[datetime, str]:
     """The journey order: by instant, ties broken by event_id."""
     return (event.occurred_at, event.event_id)
+
+
+def same_content(a: Event, b: Event) -> bool:
+    """Whether two events are the same content: equal as JSON, each offset as written.
+
+    Model equality is not enough: datetimes compare as instants, so a slot of 10:30+00:00
+    would equal one of 11:30+01:00, which the customer reads as another time.
+    """
+    return a == b and event_to_dict(a) == event_to_dict(b)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +54,7 @@ def apply(journey: Journey, event: Event) -> Journey:
     """
     existing = journey.event(event.event_id)
     if existing is not None:
-        if existing == event:
+        if same_content(existing, event):
             return journey
         raise EventConflictError(
             f"event_id {event.event_id!r} is already held with different content"

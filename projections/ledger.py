@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from projections import journey as journeys
 from projections.identifiers import identity_ids, normalise
 from projections.identity import IdentityChange, MemoryIdentity, customer_id_for, link, stitch_keys
-from projections.journey import Journey
+from projections.journey import Journey, same_content
 from projections.settings import FoldSettings
 from schemas.errors import EventConflictError
 from schemas.events import Event
@@ -35,7 +35,7 @@ class Ledger:
         """
         known = self.seen.get((event.tenant, event.event_id))
         if known is not None:
-            if known == event:
+            if same_content(known, event):
                 return None
             raise EventConflictError(
                 f"event_id {event.event_id!r} was already used for a different event"
