@@ -20,6 +20,7 @@ from journeys.check import check_lines, report_to_dict
 from journeys.render import render_report
 from journeys.send import send_command, topics_create_command
 from journeys.settings import Settings, load_settings
+from journeys.worker_command import worker_command
 from schemas.errors import JourneyLedgerError
 from schemas.types import parse_timestamp
 
@@ -178,6 +179,33 @@ def send(
         raise _fail(f"cannot read {file}: {exc.strerror}") from None
     with handle:
         raise typer.Exit(send_command(handle, file, kafka))
+
+
+class LogLevel(StrEnum):
+    """How much the worker logs."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the worker keeps its RocksDB state (default: [worker] data_dir)."),
+    ] = None,
+    log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = LogLevel.INFO,
+) -> None:
+    """Run the ledger's processors until Ctrl-C or SIGTERM; several workers share partitions.
+
+    Creates the topics that are missing first. Exit status: 0 after a clean stop, 2 when the
+    broker cannot be reached.
+    """
+    settings = _settings(ctx)
+    raise typer.Exit(worker_command(settings, data_dir or settings.worker.data_dir, log_level))
 
 
 def main() -> None:

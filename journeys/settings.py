@@ -67,12 +67,20 @@ class KafkaSection(_Section):
     ssl_keyfile: Path | None = None
 
 
+class WorkerSection(_Section):
+    """The `[worker]` section: where a worker keeps its local state."""
+
+    data_dir: Path = Path("journeys-data")
+    max_batch_records: int = Field(default=2_000, ge=1)
+
+
 class Settings(_Section):
     """Everything journey-ledger is configured by."""
 
     tenants: dict[str, TenantSettings] = Field(default_factory=dict)
     rules: RuleThresholds = RuleThresholds()
     kafka: KafkaSection = KafkaSection()
+    worker: WorkerSection = WorkerSection()
     source: str | None = None
 
     def with_bootstrap_servers(self, bootstrap_servers: str) -> Settings:
@@ -94,6 +102,7 @@ class Settings(_Section):
             ssl_cafile=k.ssl_cafile,
             ssl_certfile=k.ssl_certfile,
             ssl_keyfile=k.ssl_keyfile,
+            max_batch_records=self.worker.max_batch_records,
         )
 
     def fold_settings(self) -> FoldSettings:

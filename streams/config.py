@@ -42,16 +42,23 @@ class KafkaSettings:
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_username
             options["sasl_plain_password"] = self.sasl_password
-        if self.security_protocol in ("SSL", "SASL_SSL"):
-            context = ssl.create_default_context(
-                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
-            )
-            if self.ssl_certfile:
-                context.load_cert_chain(
-                    str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
-                )
+        context = self.ssl_context()
+        if context is not None:
             options["ssl_context"] = context
         return options
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for SSL and SASL_SSL, from the CA, certificate and key files."""
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+        )
+        if self.ssl_certfile:
+            context.load_cert_chain(
+                str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+            )
+        return context
 
 
 @dataclass(frozen=True, slots=True)

@@ -463,19 +463,21 @@ async def ensure_topics(
     replication_factor: int = 1,
     timeout_s: float = 30.0,
     verify: bool = True,
+    client_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Create topics that do not exist yet; existing ones are left alone (idempotent).
 
     With ``verify`` (the default) it then waits until every partition of every topic has a
     leader in the metadata and raises :class:`TopicMismatchError` if a topic exists with a
-    different partition count than asked for.
+    different partition count than asked for. ``client_options`` (TLS, SASL, client id) are
+    passed to the admin client.
     """
     specs = [_as_spec(t) for t in topics]
     if not specs:
         return
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    options = {**(client_options or {}), "bootstrap_servers": bootstrap_servers}
+    options["request_timeout_ms"] = int(timeout_s * 1000)
+    admin = AIOKafkaAdminClient(**options)
     try:
         async with asyncio.timeout(timeout_s):
             await admin.start()

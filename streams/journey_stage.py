@@ -8,6 +8,7 @@ changed journey is evaluated and written once per batch.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
@@ -76,12 +77,50 @@ class JourneyCache:
             del self._items[key]
 
 
+class DeadlineIndex:
+    """When each customer's next time-based rule falls due, per partition, kept in memory.
+
+    Loaded from the `d/` keys when a partition is assigned and kept current by every
+    evaluation, so the timer looks only at customers that are due instead of scanning state.
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[int, dict[CustomerRef, datetime]] = {}
+
+    def load(self, partition: int, entries: Iterable[tuple[bytes, bytes]]) -> None:
+        """Read a partition's deadlines from its stored `d/` entries."""
+        due = self._due.setdefault(partition, {})
+        due.clear()
+        for key, value in entries:
+            tenant, _, customer = key.removeprefix(b"d/").decode().partition("/")
+            due[(tenant, customer)] = datetime.fromisoformat(value.decode())
+
+    def set(self, partition: int, ref: CustomerRef, deadline: datetime | None) -> None:
+        """Record a customer's next deadline, or that it has none."""
+        due = self._due.setdefault(partition, {})
+        if deadline is None:
+            due.pop(ref, None)
+        else:
+            due[ref] = deadline
+
+    def due(self, partition: int, now: datetime) -> list[CustomerRef]:
+        """Customers of a partition whose deadline has passed by `now`."""
+        return sorted(ref for ref, at in self._due.get(partition, {}).items() if at < now)
+
+    def forget(self, partition: int) -> None:
+        """Drop a partition (it moved to another worker)."""
+        self._due.pop(partition, None)
+
+
 class JourneyBatch:
     """One partition's batch: loads, folds and finally writes and evaluates each journey once."""
 
-    def __init__(self, state: BatchState, cache: JourneyCache) -> None:
+    def __init__(
+        self, state: BatchState, cache: JourneyCache, deadlines: DeadlineIndex | None = None
+    ) -> None:
         self.state = state
         self.cache = cache
+        self.deadlines = deadlines or DeadlineIndex()
         self.dirty: dict[CustomerRef, Journey | None] = {}
         self.out: list[OutRecord] = []
 
@@ -126,6 +165,7 @@ class JourneyBatch:
                 for prefix in (b"j/", b"f/", b"d/"):
                     self.state.delete(_key(prefix, ref))
                 self.cache.forget(self.state.partition, ref)
+                self.deadlines.set(self.state.partition, ref, None)
                 continue
             self.state.put(_key(b"j/", ref), encode_journey(journey))
             self.cache.put(self.state.partition, journey)
@@ -153,6 +193,7 @@ class JourneyBatch:
         if current != previous:
             self.state.put(_key(b"f/", ref), orjson.dumps(current))
         deadline = next_deadline(journey.events, now, settings.rules)
+        self.deadlines.set(self.state.partition, ref, deadline)
         if deadline is None:
             self.state.delete(_key(b"d/", ref))
         else:
@@ -168,8 +209,18 @@ def _event_record(ref: CustomerRef, event: Event) -> OutRecord:
     )
 
 
+def change_id(flag_id: str, change: str, *moments: datetime | None) -> str:
+    """A flag change's id: the same change replayed after a crash gets the same id.
+
+    The flag topic is at-least-once (no transactions); consumers drop repeats by this id.
+    """
+    text = "|".join([flag_id, change, *(m.isoformat() if m else "" for m in moments)])
+    return "chg_" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
 def _flag_record(journey: Journey, flag: Flag, change: str) -> OutRecord:
     document = {
+        "change_id": change_id(flag.flag_id, change, flag.opened_at, flag.resolved_at),
         "change": change,
         "tenant": journey.tenant,
         "customer_id": journey.customer_id,
@@ -182,6 +233,7 @@ def _flag_record(journey: Journey, flag: Flag, change: str) -> OutRecord:
 
 def _withdrawn_record(journey: Journey, flag_id: str) -> OutRecord:
     document = {
+        "change_id": change_id(flag_id, "withdrawn"),
         "change": "withdrawn",
         "tenant": journey.tenant,
         "customer_id": journey.customer_id,
@@ -198,9 +250,10 @@ def process_events(
     records: Iterable[InRecord],
     now: datetime,
     settings: FoldSettings,
+    deadlines: DeadlineIndex | None = None,
 ) -> list[OutRecord]:
     """Fold one partition's batch of keyed events and merges; return what to produce."""
-    batch = JourneyBatch(state, cache)
+    batch = JourneyBatch(state, cache, deadlines)
     for record in records:
         kind = record.header("kind")
         if kind == KIND_EVENT and record.value is not None:
@@ -216,25 +269,16 @@ def process_events(
     return batch.finish(now, settings)
 
 
-def due_journeys(state_items: Iterable[tuple[bytes, bytes]], now: datetime) -> list[CustomerRef]:
-    """Customers whose time-based rule deadline has passed, from a partition's state."""
-    due: list[CustomerRef] = []
-    for key, value in state_items:
-        if key.startswith(b"d/") and datetime.fromisoformat(value.decode()) < now:
-            tenant, _, customer = key[2:].decode().partition("/")
-            due.append((tenant, customer))
-    return due
-
-
 def reevaluate(
     state: BatchState,
     cache: JourneyCache,
     refs: Iterable[CustomerRef],
     now: datetime,
     settings: FoldSettings,
+    deadlines: DeadlineIndex | None = None,
 ) -> list[OutRecord]:
     """Evaluate journeys again without a new event (their deadline passed)."""
-    batch = JourneyBatch(state, cache)
+    batch = JourneyBatch(state, cache, deadlines)
     for ref in refs:
         journey = batch.load(ref)
         if journey is not None:

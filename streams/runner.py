@@ -24,6 +24,7 @@ from aiokafka import (  # type: ignore[import-untyped]
 
 from streams.config import KafkaSettings, TopicNames
 from streams.records import InRecord, OutRecord
+from streams.sender import BatchSender, Outgoing
 from streams.state import CHANGELOG_KEY, OFFSET_KEY, BatchState, LocalStore
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Stage:
     tick: Tick | None = None
     tick_interval_s: float = 2.0
     on_revoke: Callable[[int], None] = lambda _partition: None
+    on_assign: Callable[[int], None] = lambda _partition: None
     stats: StageStats = field(default_factory=StageStats)
 
 
@@ -68,21 +70,27 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        log.debug("%s: revoked %s", self.runner.stage.name, sorted(tp.partition for tp in revoked))
         async with self.runner.lock:  # let the batch in flight finish and persist
             for tp in revoked:
                 self.runner.owned.discard(tp.partition)
                 self.runner.stage.on_revoke(tp.partition)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        log.debug(
+            "%s: assigned %s", self.runner.stage.name, sorted(tp.partition for tp in assigned)
+        )
         async with self.runner.lock:
             for tp in sorted(assigned, key=lambda t: t.partition):
                 await self.runner.restore(tp.partition)
+                self.runner.stage.on_assign(tp.partition)
                 offset = self.runner.stage.store.position(tp.partition, OFFSET_KEY)
                 if offset is None:
-                    await self.runner.consumer.seek_to_beginning(tp)
-                else:
-                    self.runner.consumer.seek(tp, offset)
+                    # seek_to_beginning() resets lazily and can hand out a batch twice
+                    offset = (await self.runner.consumer.beginning_offsets([tp]))[tp]
+                self.runner.consumer.seek(tp, offset)
                 self.runner.owned.add(tp.partition)
+            self.runner.assignments += 1
 
 
 class StageRunner:
@@ -92,9 +100,11 @@ class StageRunner:
         self.stage = stage
         self.settings = settings
         self.producer = producer
+        self.sender = BatchSender(producer)
         self.names = TopicNames(settings.topic_prefix)
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
+        self.assignments = 0
         self.consumer = AIOKafkaConsumer(
             **settings.client_options(),
             group_id=f"{settings.topic_prefix}.{stage.name}",
@@ -122,8 +132,12 @@ class StageRunner:
         next_tick = loop.time() + self.stage.tick_interval_s
         try:
             while not stop.is_set():
+                assignments = self.assignments
                 batches = await self.consumer.getmany(timeout_ms=200)
                 async with self.lock:
+                    if assignments != self.assignments:
+                        # Fetched before the listener moved the positions: read again from there.
+                        batches = {}
                     for tp, messages in batches.items():
                         if tp.partition in self.owned and messages:
                             await self._handle(tp, messages)
@@ -150,11 +164,11 @@ class StageRunner:
         state = BatchState(self.stage.store, tp.partition)
         try:
             outs = self.stage.process(state, records)
-        except Exception:
+            state.put(OFFSET_KEY, str(records[-1].offset + 1).encode())
+            await self._persist(tp.partition, state, outs)
+        except BaseException:
             self.stage.on_revoke(tp.partition)  # drop hot copies built from this batch
             raise
-        state.put(OFFSET_KEY, str(records[-1].offset + 1).encode())
-        await self._persist(tp.partition, state, outs)
         await self.consumer.commit({tp: records[-1].offset + 1})
         self.stage.stats.records += len(records)
         self.stage.stats.batches += 1
@@ -168,24 +182,15 @@ class StageRunner:
             await self._persist(partition, state, outs)
 
     async def _persist(self, partition: int, state: BatchState, outs: list[OutRecord]) -> None:
-        sends = [
-            await self.producer.send(
-                self._topic(out), out.value, key=out.key, headers=list(out.headers)
-            )
-            for out in outs
-        ]
-        await asyncio.gather(*sends)
-        changelog = [
-            await self.producer.send(
-                self.stage.changelog_topic, value, key=key, partition=partition
-            )
-            for key, value in state.changes.items()
-        ]
-        metadata = await asyncio.gather(*changelog)
-        next_position = max((m.offset for m in metadata), default=-2) + 1
-        self.stage.store.write(
-            partition, state.changes, next_position if next_position >= 0 else None
+        await self.sender.send(
+            Outgoing(self._topic(out), out.key, out.value, out.headers) for out in outs
         )
+        changelog = self.stage.changelog_topic
+        ends = await self.sender.send(
+            Outgoing(changelog, key, value, partition=partition)
+            for key, value in state.changes.items()
+        )
+        self.stage.store.write(partition, state.changes, ends.get((changelog, partition)))
 
     async def restore(self, partition: int) -> None:
         """Catch the local store up with the partition's changelog."""

@@ -63,16 +63,17 @@ class LocalStore:
             batch.put(prefix + CHANGELOG_KEY, str(changelog_next).encode())
         self._db.write(batch)
 
-    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        """Every state entry of one partition (positions included)."""
-        prefix = partition_prefix(partition)
+    def items(self, partition: int, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """The state entries of one partition (positions included), optionally by key prefix."""
+        start = partition_prefix(partition)
+        wanted = start + prefix
         iterator = self._db.iter()
-        iterator.seek(prefix)
+        iterator.seek(wanted)
         while iterator.valid():
             key = bytes(iterator.key())
-            if not key.startswith(prefix):
+            if not key.startswith(wanted):
                 break
-            yield key[len(prefix) :], bytes(iterator.value())
+            yield key[len(start) :], bytes(iterator.value())
             iterator.next()
 
     def drop_partition(self, partition: int) -> None:

@@ -31,8 +31,7 @@ async def create_topics(settings: KafkaSettings, *, timeout_s: float = 30.0) -> 
 
     Raises `streams.embedded_broker.TopicCreationError` when the broker cannot be reached in
     `timeout_s` or refuses, and `TopicMismatchError` when a topic exists with another
-    partition count. Only the bootstrap address is used (no TLS/SASL: `ensure_topics` takes
-    none).
+    partition count. TLS and SASL settings apply to the admin client as to every other client.
     """
     specs = ledger_topics(settings)
     await ensure_topics(
@@ -40,5 +39,6 @@ async def create_topics(settings: KafkaSettings, *, timeout_s: float = 30.0) -> 
         specs,
         replication_factor=settings.replication_factor,
         timeout_s=timeout_s,
+        client_options=settings.client_options(),
     )
     return specs

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings, TopicNames
 from streams.ingest import ingest
-from streams.journey_stage import JourneyCache, due_journeys, process_events, reevaluate
+from streams.journey_stage import DeadlineIndex, JourneyCache, process_events, reevaluate
 from streams.records import InRecord, OutRecord
 from streams.runner import Stage, StageRunner
 from streams.state import BatchState, LocalStore
@@ -35,6 +35,7 @@ class Worker:
     def __post_init__(self) -> None:
         names = TopicNames(self.kafka.topic_prefix)
         self.cache = JourneyCache()
+        self.deadlines = DeadlineIndex()
         self.identity_store = LocalStore(self.data_dir / "identity")
         self.journey_store = LocalStore(self.data_dir / "journeys")
         self.ingest = Stage(
@@ -51,16 +52,26 @@ class Worker:
             self.journey_store,
             self._process_events,
             tick=self._tick,
-            on_revoke=lambda partition: self.cache.forget(partition),
+            on_revoke=self._forget,
+            on_assign=self._load_deadlines,
         )
 
     def _process_events(self, state: BatchState, records: list[InRecord]) -> list[OutRecord]:
-        return process_events(state, self.cache, records, self.clock(), self.fold)
+        return process_events(state, self.cache, records, self.clock(), self.fold, self.deadlines)
 
     def _tick(self, state: BatchState) -> list[OutRecord]:
         now = self.clock()
-        due = due_journeys(self.journey_store.items(state.partition), now)
-        return reevaluate(state, self.cache, due, now, self.fold)
+        due = self.deadlines.due(state.partition, now)
+        if not due:
+            return []
+        return reevaluate(state, self.cache, due, now, self.fold, self.deadlines)
+
+    def _forget(self, partition: int) -> None:
+        self.cache.forget(partition)
+        self.deadlines.forget(partition)
+
+    def _load_deadlines(self, partition: int) -> None:
+        self.deadlines.load(partition, self.journey_store.items(partition, b"d/"))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run both stages until `stop` is set, then close the stores."""

@@ -1,0 +1,152 @@
+"""The faust application that hosts the worker: lifecycle, signals, and low-volume agents.
+
+The per-event stages run as aiokafka batch loops inside a `mode.Service` (faust's agent path
+costs about 240 µs a message, too slow for the hot path). faust supplies what it is good at:
+the worker process with its signal handling and orderly shutdown, and an agent over the
+low-volume flag topic that logs every flag change and keeps counters for metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import mode
+import orjson
+
+from streams.config import KafkaSettings, TopicNames
+from streams.worker import Worker
+
+log = logging.getLogger("journeys.flags")
+
+
+@dataclass
+class FlagTally:
+    """Flag changes seen on the flag topic, by rule and change, repeats dropped by change id."""
+
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    seen: set[str] = field(default_factory=set)
+
+    def record(self, document: dict[str, Any]) -> bool:
+        """Count one flag change; False when it is a repeat (at-least-once delivery)."""
+        change_id = str(document.get("change_id", ""))
+        if change_id and change_id in self.seen:
+            return False
+        self.seen.add(change_id)
+        rule = str(document.get("flag", {}).get("rule", "unknown"))
+        self.counts[(rule, str(document.get("change", "unknown")))] += 1
+        return True
+
+
+def faust_broker(settings: KafkaSettings) -> list[str]:
+    """faust's broker URLs for a comma-separated bootstrap list."""
+    return [f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",")]
+
+
+def faust_credentials(settings: KafkaSettings) -> Any:
+    """faust's credentials for the TLS and SASL settings, or None for plaintext."""
+    context = settings.ssl_context()
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
+
+
+class StagesService(mode.Service):
+    """Runs the worker's batch stages for as long as the faust worker lives."""
+
+    def __init__(self, worker: Worker, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.worker = worker
+        self._halt = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._crashing: asyncio.Future[None] | None = None
+
+    async def on_started(self) -> None:
+        """Start the stages in the background."""
+        self._task = asyncio.create_task(self.worker.run(self._halt))
+        self._task.add_done_callback(self._on_done)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not self._halt.is_set():
+            # A stage failed: stop the whole worker so a supervisor restarts it, rather
+            # than run half a ledger.
+            self._crashing = asyncio.ensure_future(self.crash(error))
+
+    async def on_stop(self) -> None:
+        """Let the stages finish their batch, persist it and leave their groups."""
+        self._halt.set()
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=30)
+
+
+@dataclass
+class HostedWorker:
+    """A faust app, the service running the stages in it, and the flag tally."""
+
+    app: Any
+    stages: StagesService
+    tally: FlagTally
+
+    def run(self, loglevel: str = "info") -> None:
+        """Run in the foreground until SIGINT or SIGTERM; never returns (exits the process)."""
+        faust.Worker(
+            self.app, self.stages, loglevel=loglevel, redirect_stdouts=False
+        ).execute_from_commandline()
+
+
+def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:
+    """The faust app hosting `worker`'s stages, with the flag-notification agent."""
+    kafka = worker.kafka
+    names = TopicNames(kafka.topic_prefix)
+    app = faust.App(
+        f"{kafka.topic_prefix}.faust",
+        broker=faust_broker(kafka),
+        broker_credentials=faust_credentials(kafka),
+        broker_client_id=kafka.client_id,
+        datadir=str(worker.data_dir / "faust"),
+        store="memory://",
+        web_enabled=False,  # faust's table endpoints are unauthenticated: keep them off
+        broker_session_timeout=kafka.session_timeout_ms / 1000,
+        broker_rebalance_timeout=kafka.rebalance_timeout_ms / 1000,
+        broker_heartbeat_interval=kafka.heartbeat_interval_ms / 1000,
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_disable_leader=True,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+    )
+    tally = FlagTally()
+    flags_topic = app.topic(
+        names.flags,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=kafka.partitions,
+        internal=False,
+    )
+
+    async def notify(stream: Any) -> None:
+        async for value in stream:
+            document = orjson.loads(value)
+            if tally.record(document) and log_flags:
+                flag = document.get("flag", {})
+                log.info(
+                    "flag %s %s %s/%s: %s",
+                    document.get("change"),
+                    flag.get("rule", flag.get("flag_id")),
+                    document.get("tenant"),
+                    document.get("customer_id"),
+                    flag.get("message", ""),
+                )
+
+    app.agent(flags_topic, name="flag-notifications", concurrency=1)(notify)
+    return HostedWorker(app, StagesService(worker), tally)
