@@ -72,6 +72,8 @@ class StagesService(mode.Service):
 
     async def on_started(self) -> None:
         """Start the stages in the background."""
+        # aiokafka logs every subscription change at INFO, as a table: keep worker logs readable.
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
         self._task = asyncio.create_task(self.worker.run(self._halt))
         self._task.add_done_callback(self._on_done)
 

@@ -122,6 +122,7 @@ class JourneyBatch:
         self.cache = cache
         self.deadlines = deadlines or DeadlineIndex()
         self.dirty: dict[CustomerRef, Journey | None] = {}
+        self.merged: dict[CustomerRef, CustomerRef] = {}
         self.out: list[OutRecord] = []
 
     def load(self, ref: CustomerRef) -> Journey | None:
@@ -157,11 +158,13 @@ class JourneyBatch:
             self.out.extend(_event_record(into, event) for event in journey.events)
         self.state.put(_key(b"fw/", ref), into[1].encode())
         self.dirty[ref] = None
+        self.merged[ref] = into
 
     def finish(self, now: datetime, settings: FoldSettings) -> list[OutRecord]:
         """Write every changed journey, emit its flag changes; return all outputs."""
         for ref, journey in self.dirty.items():
             if journey is None:
+                self.withdraw_all(ref, self.merged[ref])
                 for prefix in (b"j/", b"f/", b"d/"):
                     self.state.delete(_key(prefix, ref))
                 self.cache.forget(self.state.partition, ref)
@@ -171,6 +174,12 @@ class JourneyBatch:
             self.cache.put(self.state.partition, journey)
             self.evaluate(journey, now, settings)
         return self.out
+
+    def withdraw_all(self, ref: CustomerRef, into: CustomerRef) -> None:
+        """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
+        previous_raw = self.state.get(_key(b"f/", ref))
+        for flag_id in sorted(orjson.loads(previous_raw) if previous_raw else {}):
+            self.out.append(_withdrawn_record(ref, flag_id, merged_into=into[1]))
 
     def evaluate(self, journey: Journey, now: datetime, settings: FoldSettings) -> None:
         """Run the rules as of `now` and emit what changed since the last evaluation."""
@@ -189,7 +198,7 @@ class JourneyBatch:
                 self.out.append(_flag_record(journey, flag, "reopened"))
         for flag_id in previous.keys() - current.keys():
             # Late events showed the contradiction never held: take the flag back.
-            self.out.append(_withdrawn_record(journey, flag_id))
+            self.out.append(_withdrawn_record((journey.tenant, journey.customer_id), flag_id))
         if current != previous:
             self.state.put(_key(b"f/", ref), orjson.dumps(current))
         deadline = next_deadline(journey.events, now, settings.rules)
@@ -209,18 +218,21 @@ def _event_record(ref: CustomerRef, event: Event) -> OutRecord:
     )
 
 
-def change_id(flag_id: str, change: str, *moments: datetime | None) -> str:
+def change_id(customer_id: str, flag_id: str, change: str, *moments: datetime | None) -> str:
     """A flag change's id: the same change replayed after a crash gets the same id.
 
     The flag topic is at-least-once (no transactions); consumers drop repeats by this id.
     """
-    text = "|".join([flag_id, change, *(m.isoformat() if m else "" for m in moments)])
+    stamps = (m.isoformat() if m else "" for m in moments)
+    text = "|".join([customer_id, flag_id, change, *stamps])
     return "chg_" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
 def _flag_record(journey: Journey, flag: Flag, change: str) -> OutRecord:
     document = {
-        "change_id": change_id(flag.flag_id, change, flag.opened_at, flag.resolved_at),
+        "change_id": change_id(
+            journey.customer_id, flag.flag_id, change, flag.opened_at, flag.resolved_at
+        ),
         "change": change,
         "tenant": journey.tenant,
         "customer_id": journey.customer_id,
@@ -231,17 +243,17 @@ def _flag_record(journey: Journey, flag: Flag, change: str) -> OutRecord:
     )
 
 
-def _withdrawn_record(journey: Journey, flag_id: str) -> OutRecord:
-    document = {
-        "change_id": change_id(flag_id, "withdrawn"),
+def _withdrawn_record(ref: CustomerRef, flag_id: str, merged_into: str | None = None) -> OutRecord:
+    document: dict[str, object] = {
+        "change_id": change_id(ref[1], flag_id, "withdrawn"),
         "change": "withdrawn",
-        "tenant": journey.tenant,
-        "customer_id": journey.customer_id,
+        "tenant": ref[0],
+        "customer_id": ref[1],
         "flag": {"flag_id": flag_id},
     }
-    return OutRecord(
-        "flags", customer_key(journey.tenant, journey.customer_id), orjson.dumps(document)
-    )
+    if merged_into is not None:
+        document["merged_into"] = merged_into
+    return OutRecord("flags", customer_key(*ref), orjson.dumps(document))
 
 
 def process_events(

@@ -90,7 +90,6 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
                     offset = (await self.runner.consumer.beginning_offsets([tp]))[tp]
                 self.runner.consumer.seek(tp, offset)
                 self.runner.owned.add(tp.partition)
-            self.runner.assignments += 1
 
 
 class StageRunner:
@@ -104,7 +103,7 @@ class StageRunner:
         self.names = TopicNames(settings.topic_prefix)
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
-        self.assignments = 0
+        self._gap_seen: dict[int, int] = {}
         self.consumer = AIOKafkaConsumer(
             **settings.client_options(),
             group_id=f"{settings.topic_prefix}.{stage.name}",
@@ -132,12 +131,8 @@ class StageRunner:
         next_tick = loop.time() + self.stage.tick_interval_s
         try:
             while not stop.is_set():
-                assignments = self.assignments
                 batches = await self.consumer.getmany(timeout_ms=200)
                 async with self.lock:
-                    if assignments != self.assignments:
-                        # Fetched before the listener moved the positions: read again from there.
-                        batches = {}
                     for tp, messages in batches.items():
                         if tp.partition in self.owned and messages:
                             await self._handle(tp, messages)
@@ -148,7 +143,35 @@ class StageRunner:
         finally:
             await self.consumer.stop()
 
+    def _in_sequence(self, tp: TopicPartition, messages: list[Any]) -> list[Any]:
+        """The messages that continue exactly where this partition's stored state left off.
+
+        The stored offset, written with the state, is the truth; the consumer's position is not
+        (a rebalance can hand out a batch fetched before or after the listener's seek). Records
+        before it were processed already; a batch starting after it would skip records, so
+        read again from the stored offset (once: a gap that persists was deleted by retention).
+        """
+        expected = self.stage.store.position(tp.partition, OFFSET_KEY)
+        if expected is None:
+            return messages
+        first = messages[0].offset
+        if first > expected and self._gap_seen.get(tp.partition) != expected:
+            self._gap_seen[tp.partition] = expected
+            log.warning(
+                "%s: partition %d batch starts at %d, state is at %d: reading again from there",
+                self.stage.name,
+                tp.partition,
+                first,
+                expected,
+            )
+            self.consumer.seek(tp, expected)
+            return []
+        return [m for m in messages if m.offset >= expected]
+
     async def _handle(self, tp: TopicPartition, messages: list[Any]) -> None:
+        messages = self._in_sequence(tp, messages)
+        if not messages:
+            return
         records = [
             InRecord(
                 m.topic,
@@ -209,10 +232,15 @@ class StageRunner:
                 return
             reader.seek(tp, position)
             restored = 0
-            while position < end:
-                batch = await reader.getmany(tp, timeout_ms=1_000, max_records=_RESTORE_CHUNK)
+            while True:
+                # Tansu reports a partition's end as its last batch's first offset + 1: past
+                # that point, read on until a poll comes back empty.
+                wait_ms = 200 if position >= end else 1_000
+                batch = await reader.getmany(tp, timeout_ms=wait_ms, max_records=_RESTORE_CHUNK)
                 messages = batch.get(tp, [])
                 if not messages:
+                    if position >= end:
+                        break
                     continue
                 changes = {m.key: m.value for m in messages if m.key != CHANGELOG_KEY}
                 position = messages[-1].offset + 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from journeys.check import check_lines
 from projections.settings import FoldSettings
@@ -19,6 +19,7 @@ from streams.embedded_broker import TopicSpec, ensure_topics
 from streams.journey_stage import decode_journey
 from streams.state import LocalStore
 from streams.worker import Worker
+from tests.integration.ledger_log import read_topic, standing_flags
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -63,26 +64,6 @@ def stored_journeys(data_dir: Path, partitions: int) -> dict[tuple[str, str], li
         store.close()
 
 
-async def read_all(kafka: KafkaSettings, topic: str, count_hint: int) -> list[dict[str, object]]:
-    consumer = AIOKafkaConsumer(
-        topic, **kafka.client_options(), group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    values: list[dict[str, object]] = []
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=1_000)
-            if not batch and len(values) >= count_hint:
-                break
-            if not batch:
-                break
-            for messages in batch.values():
-                values.extend(orjson.loads(m.value) for m in messages)
-    finally:
-        await consumer.stop()
-    return values
-
-
 def test_demo_round_trip_equals_the_pure_fold(kafka: KafkaSettings, tmp_path: Path) -> None:
     lines = demo_lines()
     expected_report = check_lines(lines, FoldSettings(), NOW)
@@ -113,16 +94,14 @@ def test_demo_round_trip_equals_the_pure_fold(kafka: KafkaSettings, tmp_path: Pa
                 break
         stop.set()
         await task
-        return await read_all(kafka, names.flags, 1)
+        return await read_topic(kafka, names.flags)
 
     flags = asyncio.run(scenario())
     assert stored_journeys(tmp_path, kafka.partitions) == expected
-    last: dict[str, str] = {}
-    for change in flags:
-        last[change["flag"]["flag_id"]] = str(change["change"])  # type: ignore[index]
-    as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
-    standing = {k: as_status[v] for k, v in last.items() if v != "withdrawn"}
-    assert standing == {f.flag_id: f.status for j in expected_report.journeys for f in j.flags}
+    standing = standing_flags(flags)
+    assert standing == {
+        (j.customer_id, f.flag_id): f.status for j in expected_report.journeys for f in j.flags
+    }
 
 
 def _settled(worker: Worker, expected: dict[tuple[str, str], list[str]]) -> bool:

@@ -1,0 +1,363 @@
+"""Test support: read the ledger's topics back and compare them with the pure fold.
+
+The oracle is always the pure code: whatever the touchpoints topic holds, folded offline by
+`journeys check`'s functions, is what the worker's state and flag topic must say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
+
+from journeys.check import check_lines
+from projections.settings import FoldSettings
+from streams.config import KafkaSettings, TopicNames
+from streams.journey_stage import decode_journey
+from streams.topics import create_topics
+
+Journeys = dict[tuple[str, str], list[str]]
+"""(tenant, customer id) -> the journey's event ids in journey order."""
+
+Flags = dict[tuple[str, str], str]
+"""(customer id, flag id) -> status."""
+
+STATUS_OF_CHANGE = {"opened": "open", "reopened": "open", "resolved": "resolved"}
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record read back from a topic."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+
+def kafka_for_test(bootstrap_servers: str, partitions: int = 4) -> KafkaSettings:
+    """Settings with a topic prefix of the test's own."""
+    return KafkaSettings(
+        bootstrap_servers=bootstrap_servers,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}",
+        partitions=partitions,
+    )
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+    # Fetch the whole cluster's metadata: an unsubscribed consumer may know a topic partly.
+    await consumer.topics()
+    partitions = sorted(consumer.partitions_for_topic(topic) or ())
+    assert partitions, f"topic {topic} does not exist"
+    return partitions
+
+
+async def read_topic(kafka: KafkaSettings, topic: str) -> list[Record]:
+    """Every record of a topic up to its end offsets now, partition by partition."""
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = await _partitions(consumer, topic)
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        found: list[Record] = []
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+            position = starts[tp]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                # Tansu reports the end of a partition as its last batch's first offset + 1,
+                # so read on until a poll past that point comes back empty.
+                wait_ms = 300 if position >= ends[tp] else 1_000
+                batch = await consumer.getmany(tp, timeout_ms=wait_ms, max_records=10_000)
+                messages = batch.get(tp, [])
+                if not messages and position >= ends[tp]:
+                    break
+                for m in messages:
+                    headers = {k: bytes(v) for k, v in (m.headers or ())}
+                    found.append(Record(m.partition, m.offset, m.key, m.value, headers))
+                    position = m.offset + 1
+        return found
+    finally:
+        await consumer.stop()
+
+
+def read_topic_sync(kafka: KafkaSettings, topic: str) -> list[Record]:
+    """`read_topic` from synchronous code."""
+    return asyncio.run(read_topic(kafka, topic))
+
+
+def journeys_in_changelog(records: Iterable[Record]) -> Journeys:
+    """The journeys the journey stage's compacted state topic holds (latest value per key)."""
+    latest: dict[bytes, bytes | None] = {}
+    for record in records:
+        if record.key is not None and record.key.startswith(b"j/"):
+            latest[record.key] = record.value
+    found: Journeys = {}
+    for key, value in latest.items():
+        if value is None:
+            continue
+        tenant, _, customer = key[2:].decode().partition("/")
+        journey = decode_journey((tenant, customer), value)
+        found[(tenant, customer)] = [event.event_id for event in journey.events]
+    return found
+
+
+def standing_flags(records: Iterable[Record]) -> Flags:
+    """Each customer's flags as the flag topic leaves them, repeats dropped by change id."""
+    seen: set[str] = set()
+    standing: Flags = {}
+    for record in records:
+        assert record.value is not None
+        change = orjson.loads(record.value)
+        if change["change_id"] in seen:
+            continue
+        seen.add(change["change_id"])
+        key = (change["customer_id"], change["flag"]["flag_id"])
+        if change["change"] == "withdrawn":
+            standing.pop(key, None)
+        else:
+            standing[key] = STATUS_OF_CHANGE[change["change"]]
+    return standing
+
+
+def opened_counts(records: Iterable[Record]) -> dict[tuple[str, str], int]:
+    """How many distinct 'opened' changes each customer's flag has on the flag topic."""
+    ids: dict[tuple[str, str], set[str]] = {}
+    for record in records:
+        assert record.value is not None
+        change = orjson.loads(record.value)
+        if change["change"] == "opened":
+            key = (change["customer_id"], change["flag"]["flag_id"])
+            ids.setdefault(key, set()).add(change["change_id"])
+    return {key: len(found) for key, found in ids.items()}
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The pure fold of a set of touchpoints: journeys and standing flags."""
+
+    journeys: Journeys
+    flags: Flags
+
+
+def pure_fold(lines: list[bytes], as_of: datetime) -> Expected:
+    """What `journeys check` makes of these lines as of a moment."""
+    report = check_lines(lines, FoldSettings(), as_of)
+    return Expected(
+        journeys={
+            (j.tenant, j.customer_id): [e.event_id for e in j.events] for j in report.journeys
+        },
+        flags={(j.customer_id, f.flag_id): f.status for j in report.journeys for f in j.flags},
+    )
+
+
+def ledger_state(kafka: KafkaSettings) -> Expected:
+    """What the running ledger says: journeys from the state topic, flags from the flag topic."""
+    names = TopicNames(kafka.topic_prefix)
+    return Expected(
+        journeys=journeys_in_changelog(read_topic_sync(kafka, names.journey_changelog)),
+        flags=standing_flags(read_topic_sync(kafka, names.flags)),
+    )
+
+
+def wait_for(
+    check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 1.0
+) -> None:
+    """Poll until `check` holds, or fail saying what did not happen."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"{what} did not happen within {timeout_s:.0f}s")
+
+
+def converge(kafka: KafkaSettings, expected: Callable[[], Expected], timeout_s: float) -> Expected:
+    """Wait until the ledger's state equals the (recomputed) pure fold; return that state."""
+    last: list[Expected] = []
+
+    def settled() -> bool:
+        state = ledger_state(kafka)
+        last[:] = [state]
+        return state == expected()
+
+    with contextlib.suppress(AssertionError):  # the caller's assertion shows the difference
+        wait_for(settled, timeout_s, "the ledger catching up with the pure fold", 1.5)
+    return last[0]
+
+
+def create(kafka: KafkaSettings) -> TopicNames:
+    """Create the ledger's topics for a test."""
+    asyncio.run(create_topics(kafka))
+    return TopicNames(kafka.topic_prefix)
+
+
+async def produce(
+    kafka: KafkaSettings,
+    topic: str,
+    items: Iterable[tuple[bytes | None, bytes | None]],
+    *,
+    pause_every: int = 0,
+    pause_s: float = 0.0,
+) -> int:
+    """Send (key, value) pairs with acks=all; optionally pause to spread them over time."""
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all", linger_ms=5)
+    await producer.start()
+    count = 0
+    try:
+        pending = []
+        for key, value in items:
+            pending.append(await producer.send(topic, value, key=key))
+            count += 1
+            if pause_every and count % pause_every == 0:
+                await asyncio.gather(*pending)
+                pending.clear()
+                await asyncio.sleep(pause_s)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return count
+
+
+def tenant_keyed(lines: Iterable[bytes]) -> list[tuple[bytes | None, bytes | None]]:
+    """Lines keyed by their tenant, as the producer SDK keys them."""
+    return [(orjson.loads(line)["tenant"].encode(), line) for line in lines]
+
+
+def write_config(path: Path, kafka: KafkaSettings, **worker: Any) -> Path:
+    """A settings file for `journeys` subprocesses pointing at the test's topics."""
+    lines = [
+        "[kafka]",
+        f'bootstrap_servers = "{kafka.bootstrap_servers}"',
+        f'topic_prefix = "{kafka.topic_prefix}"',
+        f"partitions = {kafka.partitions}",
+    ]
+    if worker:
+        lines.append("[worker]")
+        lines.extend(f"{key} = {orjson.dumps(value).decode()}" for key, value in worker.items())
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class WorkerProcess:
+    """A `journeys worker` subprocess with its own data directory and log file."""
+
+    def __init__(self, config: Path, data_dir: Path, log: Path) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        """Start the worker (it creates missing topics, joins the groups, then processes)."""
+        journeys = Path(sys.executable).with_name("journeys")
+        command = [str(journeys), "--config", str(self.config), "worker"]
+        command += ["--data-dir", str(self.data_dir), "--log-level", "info"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def kill(self) -> None:
+        """kill -9: no flush, no goodbye to the group."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(
+                f"worker did not stop within {timeout_s}s; see {self.log}"
+            ) from exc
+
+    def alive(self) -> bool:
+        """Still running?"""
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        """What the worker has logged so far."""
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+class InProcessWorker:
+    """A `streams.worker.Worker` on a thread of its own, for tests that need no subprocess."""
+
+    def __init__(self, kafka: KafkaSettings, data_dir: Path, clock: Callable[[], datetime]) -> None:
+        from streams.worker import Worker
+
+        self.worker = Worker(kafka, FoldSettings(), data_dir, clock)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+
+    def _main(self) -> None:
+        async def run() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await self.worker.run(self._stop)
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # surfaced by stop()
+            self._error = exc
+            self._ready.set()
+
+    def __enter__(self) -> InProcessWorker:
+        self._thread = threading.Thread(target=self._main, name="worker", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        assert self._thread is not None
+        self._thread.join(30)
+        if self._error is not None:
+            raise self._error
+
+
+async def _topic_size(kafka: KafkaSettings, topic: str) -> int:
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        ends = await consumer.end_offsets(tps)
+        return int(sum(ends.values()))
+    finally:
+        await consumer.stop()
+
+
+def topic_size(kafka: KafkaSettings, topic: str) -> int:
+    """Sum of a topic's end offsets: grows with it, but on Tansu undercounts (see read_topic)."""
+    return asyncio.run(_topic_size(kafka, topic))

@@ -1,0 +1,259 @@
+"""The ledger under crashes, rebalances, empty disks, bad records, late and repeated events.
+
+Every test ends the same way: the journeys in the worker's state topic and the flags standing
+on the flag topic equal the pure fold (`journeys check`) of what the touchpoints log holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from journeys.synthetic import synthetic_lines
+from streams.config import KafkaSettings
+from tests.integration.ledger_log import (
+    InProcessWorker,
+    WorkerProcess,
+    converge,
+    create,
+    kafka_for_test,
+    ledger_state,
+    opened_counts,
+    produce,
+    pure_fold,
+    read_topic_sync,
+    tenant_keyed,
+    topic_size,
+    wait_for,
+    write_config,
+)
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def kafka(bootstrap_servers: str) -> KafkaSettings:
+    return kafka_for_test(bootstrap_servers)
+
+
+class Workers:
+    """Worker subprocesses started by a test; whatever is still running is killed after it."""
+
+    def __init__(self) -> None:
+        self.started: list[WorkerProcess] = []
+
+    def start(self, config: Path, data_dir: Path, log: Path) -> WorkerProcess:
+        worker = WorkerProcess(config, data_dir, log).start()
+        self.started.append(worker)
+        return worker
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    started = Workers()
+    yield started
+    for worker in started.started:
+        if worker.alive():
+            worker.kill()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def lines_of(first_copy: int, last_copy: int) -> list[bytes]:
+    every = list(synthetic_lines(last_copy))
+    per_copy = len(every) // last_copy
+    return every[first_copy * per_copy :]
+
+
+def test_kill_nine_five_times_while_events_flow(
+    kafka: KafkaSettings, tmp_path: Path, workers: Workers
+) -> None:
+    names = create(kafka)
+    config = write_config(tmp_path / "journeys.toml", kafka)
+    pool = lines_of(0, 900)  # up to 26,100 events, sent until the fifth restart
+    stop_sending = threading.Event()
+    sent: list[int] = [0]
+
+    def send() -> None:
+        for start in range(0, len(pool), 100):
+            if stop_sending.is_set():
+                return
+            chunk = pool[start : start + 100]
+            sent[0] += asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(chunk)))
+            time.sleep(0.4)
+
+    log = tmp_path / "worker.log"
+    worker = workers.start(config, tmp_path / "data", log)
+    sender = threading.Thread(target=send)
+    sender.start()
+    rng = random.Random(20261123)
+    for restart in range(5):
+        before = topic_size(kafka, names.journey_changelog)
+        wait_for(
+            lambda before=before: topic_size(kafka, names.journey_changelog) > before,
+            90,
+            f"progress after restart {restart}",
+            0.2,
+        )
+        assert sender.is_alive(), "the events ran out before the fifth kill"
+        time.sleep(rng.uniform(0.1, 1.5))  # somewhere inside a batch, or between two
+        worker.kill()
+        worker = workers.start(config, tmp_path / "data", log)
+    stop_sending.set()
+    sender.join()
+    assert sent[0] >= 2_000, "too few events flowed during the kills"
+
+    in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
+    assert len(in_log) == sent[0]
+    expected = pure_fold(in_log, now())  # every deadline in the synthetic data has passed
+    state = converge(kafka, lambda: expected, 180)
+    assert worker.stop() == 0
+    assert state.journeys == expected.journeys  # nothing lost, nothing twice
+    for events in state.journeys.values():
+        assert len(events) == len(set(events))
+    assert state.flags == expected.flags
+    flags = read_topic_sync(kafka, names.flags)
+    assert set(opened_counts(flags).values()) == {1}  # each flag opened once
+    assert log.read_text().count("[^Worker]: Starting...") == 6
+
+
+def test_two_workers_then_one_then_a_new_one_on_an_empty_disk(
+    kafka: KafkaSettings, tmp_path: Path, workers: Workers
+) -> None:
+    names = create(kafka)
+    config = write_config(tmp_path / "journeys.toml", kafka)
+    first, second, third = lines_of(0, 60), lines_of(60, 120), lines_of(120, 150)
+    a = workers.start(config, tmp_path / "a", tmp_path / "a.log")
+    b = workers.start(config, tmp_path / "b", tmp_path / "b.log")
+    asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(first)))
+    state = converge(kafka, lambda: pure_fold(first, now()), 120)
+    assert state == pure_fold(first, now())
+    assert "assigned" in a.log_text() + b.log_text()
+
+    assert b.stop() == 0  # its partitions move to a, which restores them from the state topics
+    asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(second)))
+    state = converge(kafka, lambda: pure_fold(first + second, now()), 120)
+    assert state == pure_fold(first + second, now())
+    assert a.stop() == 0
+
+    events_before = {(r.partition, r.offset) for r in read_topic_sync(kafka, names.events)}
+    flags_before = {(r.partition, r.offset) for r in read_topic_sync(kafka, names.flags)}
+    c = workers.start(config, tmp_path / "c-empty", tmp_path / "c.log")
+    asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(third)))
+    everything = first + second + third
+    state = converge(kafka, lambda: pure_fold(everything, now()), 120)
+    assert c.stop() == 0
+    assert state == pure_fold(everything, now())
+    assert "restored partition" in c.log_text()
+    # Restored, not replayed: the new worker emitted only the new touchpoints' events and flags.
+    old_ids = {orjson.loads(line)["event_id"] for line in first + second}
+    new_events = [
+        r
+        for r in read_topic_sync(kafka, names.events)
+        if (r.partition, r.offset) not in events_before
+    ]
+    assert new_events
+    for record in new_events:
+        if record.headers.get("kind") == b"event":
+            assert record.value is not None
+            assert orjson.loads(record.value)["event_id"] not in old_ids
+    third_customers = {c for (_, c) in pure_fold(third, now()).journeys}
+    new_flags = [
+        r
+        for r in read_topic_sync(kafka, names.flags)
+        if (r.partition, r.offset) not in flags_before
+    ]
+    assert new_flags
+    for record in new_flags:
+        assert record.value is not None
+        assert orjson.loads(record.value)["customer_id"] in third_customers
+
+
+CARD = "4111 1111 1111 1111"
+
+
+def test_bad_records_reach_dead_letters_and_the_rest_is_processed(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    names = create(kafka)
+    good = lines_of(0, 3)
+    invalid = orjson.dumps({"event_id": "bad-1", "type": "order.placed", "tenant": "northwind"})
+    with_card = orjson.dumps(
+        {"event_id": "bad-2", "type": "call.logged", "note": f"card {CARD}", "tenant": "x"}
+    )
+    bad: list[tuple[bytes | None, bytes | None]] = [
+        (b"northwind", b"\xff\xfe\x00 not text at all"),
+        (b"acme-motors", b"this is not JSON"),
+        (b"northwind", invalid),
+        (b"x", with_card),
+        (b"acme-motors", b""),
+        (None, b"[1, 2, 3]"),
+    ]
+    items = tenant_keyed(good)
+    mixed = [*items[:20], *bad[:3], *items[20:50], *bad[3:], *items[50:]]
+    asyncio.run(produce(kafka, names.touchpoints, mixed))
+
+    with InProcessWorker(kafka, tmp_path, clock=lambda: NOW):
+        expected = pure_fold(good, NOW)
+        state = converge(kafka, lambda: expected, 60)
+        wait_for(
+            lambda: len(read_topic_sync(kafka, names.dead_letters)) >= len(bad),
+            30,
+            "dead letters",
+            0.5,
+        )
+    assert state == expected
+
+    letters = [orjson.loads(r.value or b"") for r in read_topic_sync(kafka, names.dead_letters)]
+    assert len(letters) == len(bad)
+    raw_log = {(r.partition, r.offset): r.value for r in read_topic_sync(kafka, names.touchpoints)}
+    originals = set()
+    for letter in letters:
+        assert letter["topic"] == names.touchpoints
+        assert letter["reason"]
+        source = raw_log[(letter["partition"], letter["offset"])]
+        assert source is not None
+        original = (
+            letter["original"].encode()
+            if "original" in letter
+            else base64.b64decode(letter["original_base64"])
+        )
+        assert original == source.replace(CARD.encode(), b"**** **** **** 1111")
+        originals.add(source)
+    assert originals == {value for _, value in bad}
+    reasons = " | ".join(letter["reason"] for letter in letters)
+    for field in ("occurred_at", "source", "customer", "payload"):
+        assert field in reasons
+    assert CARD not in orjson.dumps(letters).decode()
+    assert CARD.replace(" ", "") not in orjson.dumps(letters).decode()
+
+
+def test_late_and_repeated_events_give_the_same_journeys(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    names = create(kafka)
+    lines = lines_of(0, 30)
+    rng = random.Random(7)
+    shuffled = lines[:]
+    rng.shuffle(shuffled)  # occurred_at order is lost: some events arrive days late
+    repeats = rng.sample(lines, len(lines) // 5)  # producer retries: same ids, same content
+    items = tenant_keyed(shuffled + repeats)
+    items += [(None, line) for line in rng.sample(lines, 20)]  # unkeyed: re-keyed by tenant
+    asyncio.run(produce(kafka, names.touchpoints, items))
+    expected = pure_fold(lines, NOW)
+    with InProcessWorker(kafka, tmp_path, clock=lambda: NOW):
+        state = converge(kafka, lambda: expected, 60)
+    assert state == expected
+    assert ledger_state(kafka) == expected
+    assert read_topic_sync(kafka, names.dead_letters) == []
