@@ -51,3 +51,37 @@ class ConfigError(JourneyLedgerError):
     """A setting is missing or malformed."""
 
     hint = "check the settings file given by --config or JOURNEYS_CONFIG"
+
+
+class UnknownIdentifierError(JourneyLedgerError, ValueError):
+    """A replay query is neither KIND:VALUE with a known kind nor a customer id."""
+
+    hint = (
+        "write KIND:VALUE with KIND one of customer_ref, email, phone, plate, vin, order_id, "
+        "card_token, membership_id, anonymous_id (e.g. phone:+44 7700 900123), or a customer "
+        "id such as cus_0123456789abcdef"
+    )
+
+
+class CustomerNotFoundError(JourneyLedgerError, LookupError):
+    """No journey held the identifier or customer id at the moment asked about."""
+
+    hint = "check the identifier and --as-of: identity is taken as it stood at that moment"
+
+
+class AmbiguousCustomerError(JourneyLedgerError, LookupError):
+    """A replay query matches more than one journey; `candidates` lists them."""
+
+    hint = "name the tenant, or query one of the customer ids listed"
+
+    def __init__(
+        self, message: str, candidates: tuple[str, ...] = (), *, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.candidates = candidates
+
+
+class InvalidWindowError(JourneyLedgerError, ValueError):
+    """The replay's moments are naive or out of order (from after to, to or from after as_of)."""
+
+    hint = "give RFC 3339 times with a UTC offset, with --from <= --to <= --as-of"
