@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/journeys check --demo
+	$(BIN)/journeys up --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check schemas projections streams journeys tests

@@ -16,10 +16,14 @@ import orjson
 import typer
 from rich.console import Console
 
+from journeys import replay_command as replaying
 from journeys.check import check_lines, report_to_dict
+from journeys.client import ApiClient
+from journeys.query_command import flags_command, journey_command, open_client, report_error
 from journeys.render import render_report
 from journeys.send import send_command, topics_create_command
 from journeys.settings import Settings, load_settings
+from journeys.up import up_command
 from journeys.worker_command import worker_command
 from schemas.errors import JourneyLedgerError
 from schemas.types import parse_timestamp
@@ -67,7 +71,7 @@ def _main(
         typer.Option(
             "--bootstrap-servers",
             help="Kafka brokers, host:port[,…] (default: $JOURNEYS_BOOTSTRAP_SERVERS, "
-            "then [kafka] bootstrap_servers).",
+            "then \\[kafka] bootstrap_servers).",
         ),
     ] = None,
 ) -> None:
@@ -195,17 +199,255 @@ def worker(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Where the worker keeps its RocksDB state (default: [worker] data_dir)."),
+        typer.Option(
+            help="Where the worker keeps its RocksDB state (default: \\[worker] data_dir)."
+        ),
     ] = None,
     log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = LogLevel.INFO,
+    api_host: Annotated[
+        str | None,
+        typer.Option(help="Interface the API listens on (default: \\[api] host, 127.0.0.1)."),
+    ] = None,
+    api_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the query API and web pages on this port (default: \\[api] port)."
+        ),
+    ] = None,
 ) -> None:
     """Run the ledger's processors until Ctrl-C or SIGTERM; several workers share partitions.
 
-    Creates the topics that are missing first. Exit status: 0 after a clean stop, 2 when the
+    Creates the topics that are missing first. With --api-port (or \\[api] port) the worker also
+    serves the query API and the web pages. Exit status: 0 after a clean stop, 2 when the
     broker cannot be reached.
     """
     settings = _settings(ctx)
-    raise typer.Exit(worker_command(settings, data_dir or settings.worker.data_dir, log_level))
+    data = data_dir or settings.worker.data_dir
+    raise typer.Exit(
+        worker_command(settings, data, log_level, api_host=api_host, api_port=api_port)
+    )
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    demo: Annotated[
+        bool, typer.Option(help="Send the bundled demo journeys once it is up.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Interface for the API and pages.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API and pages.")] = 8080,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Worker state directory (default: a fresh temporary one)."),
+    ] = None,
+    log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = LogLevel.WARNING,
+) -> None:
+    """Run a whole ledger in the foreground: broker (embedded unless one is configured), topics,
+    a worker, the API and the web pages. Prints the URLs and a session token; Ctrl-C stops it.
+    """
+    code = up_command(
+        _settings(ctx), demo=demo, host=host, port=port, data_dir=data_dir, loglevel=log_level
+    )
+    raise typer.Exit(code)
+
+
+# --- queries against the HTTP API: `journeys journey`, `journeys flags` ------------------------
+
+ApiOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api",
+        help="The query API, e.g. http://localhost:8080 (default: $JOURNEYS_API, then "
+        "\\[client] api).",
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", help="Bearer token (default: $JOURNEYS_TOKEN, then \\[client] token)."),
+]
+
+
+class StatusFilter(StrEnum):
+    """Which flags `journeys flags` lists."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+def _query_client(ctx: typer.Context, api: str | None, token: str | None) -> ApiClient:
+    try:
+        return open_client(_settings(ctx).client, api, token)
+    except JourneyLedgerError as exc:
+        raise typer.Exit(report_error(exc)) from None
+
+
+@app.command()
+def journey(
+    ctx: typer.Context,
+    identifier: Annotated[
+        str,
+        typer.Argument(
+            help="KIND:VALUE (phone:+44 7700 900123, plate:AB12CDE, email:…, order_id:…) "
+            "or a customer id (cus_…)."
+        ),
+    ],
+    api: ApiOption = None,
+    token: TokenOption = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = (
+        OutputFormat.TEXT
+    ),
+) -> None:
+    """Show a customer's journey from the query API: identifiers, timeline and flags.
+
+    Exit status: 0 when found, 1 when no journey the token can read holds the identifier, 2
+    on usage, token or connection errors.
+    """
+    client = _query_client(ctx, api, token)
+    raise typer.Exit(journey_command(client, identifier, as_json=output is OutputFormat.JSON))
+
+
+@app.command()
+def flags(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's flags.")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only this rule, e.g. DATE_MISMATCH.")] = None,
+    status: Annotated[StatusFilter | None, typer.Option(help="open or resolved.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only flags involving this site.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only flags opened at or after this RFC 3339 time.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only flags opened before this RFC 3339 time.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Flags per page (default: the API's).")
+    ] = None,
+    cursor: Annotated[
+        str | None, typer.Option(help="Start at this page (the next_cursor of the last).")
+    ] = None,
+    every_page: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
+    api: ApiOption = None,
+    token: TokenOption = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = (
+        OutputFormat.TEXT
+    ),
+) -> None:
+    """List flags across customers from the query API, newest first.
+
+    Exit status: 0 on success (also when none match), 2 on usage, token or connection errors.
+    """
+    for hint, moment in (("--since", since), ("--until", until)):
+        if moment is not None:
+            try:
+                parse_timestamp(moment)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint=hint) from None
+    filters = {
+        "tenant": tenant,
+        "rule": rule,
+        "status": status.value if status else None,
+        "site": site,
+        "since": since,
+        "until": until,
+        "limit": limit,
+        "cursor": cursor,
+    }
+    client = _query_client(ctx, api, token)
+    raise typer.Exit(
+        flags_command(client, filters, every_page=every_page, as_json=output is OutputFormat.JSON)
+    )
+
+
+# --- replay and rebuild (journeys/replay_command.py) ---------------------------------------------
+
+
+def _moment(value: str | None, hint: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    identifier: Annotated[
+        str, typer.Argument(help="KIND:VALUE (e.g. phone:+44 7700 900123) or a customer id.")
+    ],
+    as_of: Annotated[
+        str | None, typer.Option(help="Replay as of this RFC 3339 time (default: now).")
+    ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Show the timeline from this time.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option(help="Show the timeline up to this time (default: --as-of).")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's customers.")] = None,
+    fmt: Annotated[
+        replaying.ReportFormat, typer.Option("--format", help="text, json, md or html.")
+    ] = replaying.ReportFormat.TEXT,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the report to this file instead of stdout.")
+    ] = None,
+    api: ApiOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Replay one customer's journey from the events topic as it stood at a moment.
+
+    With an API (--api, $JOURNEYS_API or \\[client] api), also lists the differences between
+    the replay and the live journey.
+
+    Exit status: 0 on success, 2 on a bad identifier or window, an unknown customer or an
+    unreachable broker.
+    """
+    now = replaying.wall_clock()
+    raise typer.Exit(
+        replaying.replay_command(
+            _settings(ctx),
+            identifier,
+            now=now,
+            as_of=_moment(as_of, "--as-of"),
+            from_=_moment(from_, "--from"),
+            to=_moment(to, "--to"),
+            tenant=tenant,
+            fmt=fmt,
+            output=output,
+            api=api or _settings(ctx).client.api,
+            token=token or _settings(ctx).client.token,
+        )
+    )
+
+
+@app.command()
+def rebuild(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="A new directory for the store (default: <data_dir>.rebuild-<time>)."),
+    ] = None,
+    rules_disabled: Annotated[
+        list[str] | None,
+        typer.Option("--rules-disabled", help="Rules to leave out, besides \\[rules] disabled."),
+    ] = None,
+) -> None:
+    """Fold the whole events topic again into a new journey store; compare with the live flags.
+
+    Leaves the workers' state alone. Exit status: 0 on success, 2 on an unusable output
+    directory or an unreachable broker.
+    """
+    now = replaying.wall_clock()
+    settings = _settings(ctx)
+    try:
+        fold = replaying.without_rules(settings.fold_settings(), rules_disabled or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--rules-disabled") from None
+    target = output or settings.worker.data_dir.with_name(
+        f"{settings.worker.data_dir.name}.rebuild-{now:%Y%m%dT%H%M%SZ}"
+    )
+    raise typer.Exit(replaying.rebuild_command(settings, target, now=now, fold=fold))
 
 
 def main() -> None:

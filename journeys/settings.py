@@ -21,6 +21,15 @@ CONFIG_ENV = "JOURNEYS_CONFIG"
 BOOTSTRAP_ENV = "JOURNEYS_BOOTSTRAP_SERVERS"
 """The environment variable overriding `[kafka] bootstrap_servers`."""
 
+API_ENV = "JOURNEYS_API"
+"""The environment variable overriding `[client] api`: the query API's base URL."""
+
+TOKEN_ENV = "JOURNEYS_TOKEN"
+"""The environment variable overriding `[client] token`: the bearer token for the query API."""
+
+TOKENS_ENV = "JOURNEYS_API_TOKENS"
+"""The environment variable adding API tokens: `token=tenant,tenant;token2=*`."""
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -74,6 +83,48 @@ class WorkerSection(_Section):
     max_batch_records: int = Field(default=2_000, ge=1)
 
 
+class ClientSection(_Section):
+    """The `[client]` section: the query API that `journeys journey` and `journeys flags` ask."""
+
+    api: str | None = Field(default=None, min_length=1)
+    token: str | None = Field(default=None, min_length=1, repr=False)
+
+
+class TokenEntry(_Section):
+    """One API token and the tenants it may read and write ("*": every tenant)."""
+
+    token: str = Field(min_length=16, repr=False)
+    tenants: tuple[str, ...] = Field(min_length=1)
+
+
+class ApiSection(_Section):
+    """The `[api]` section: where a worker serves the query API and who may use it."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535)
+    advertised_url: str | None = None
+    tokens: tuple[TokenEntry, ...] = ()
+
+
+def parse_tokens(text: str) -> tuple[TokenEntry, ...]:
+    """Read `JOURNEYS_API_TOKENS`: `token=tenant,tenant;token2=*` (ConfigError when malformed)."""
+    entries = []
+    for number, part in enumerate(p for p in text.split(";") if p.strip()):
+        token, equals, tenants = part.strip().partition("=")
+        names = tuple(t.strip() for t in tenants.split(",") if t.strip())
+        if not equals or not names:
+            raise ConfigError(
+                f"{TOKENS_ENV}: entry {number + 1} is not TOKEN=TENANT[,TENANT…] or TOKEN=*"
+            )
+        try:
+            entries.append(TokenEntry(token=token.strip(), tenants=names))
+        except ValidationError:
+            raise ConfigError(
+                f"{TOKENS_ENV}: entry {number + 1}: a token needs at least 16 characters"
+            ) from None
+    return tuple(entries)
+
+
 class Settings(_Section):
     """Everything journey-ledger is configured by."""
 
@@ -81,7 +132,14 @@ class Settings(_Section):
     rules: RuleThresholds = RuleThresholds()
     kafka: KafkaSection = KafkaSection()
     worker: WorkerSection = WorkerSection()
+    client: ClientSection = ClientSection()
+    api: ApiSection = ApiSection()
     source: str | None = None
+
+    @property
+    def bootstrap_configured(self) -> bool:
+        """Whether a broker was named (file, environment or option) rather than defaulted."""
+        return "bootstrap_servers" in self.kafka.model_fields_set
 
     def with_bootstrap_servers(self, bootstrap_servers: str) -> Settings:
         """A copy whose `[kafka] bootstrap_servers` is replaced (the CLI option wins)."""
@@ -121,11 +179,25 @@ class Settings(_Section):
 def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
     """Read the settings file given by `--config` or `JOURNEYS_CONFIG` (defaults without one).
 
-    `JOURNEYS_BOOTSTRAP_SERVERS`, when set, overrides `[kafka] bootstrap_servers`.
+    `JOURNEYS_BOOTSTRAP_SERVERS`, when set, overrides `[kafka] bootstrap_servers`;
+    `JOURNEYS_API` and `JOURNEYS_TOKEN` override `[client] api` and `token`.
     """
     settings = _load_file(config, environ)
     bootstrap = environ.get(BOOTSTRAP_ENV, "").strip()
-    return settings.with_bootstrap_servers(bootstrap) if bootstrap else settings
+    settings = settings.with_bootstrap_servers(bootstrap) if bootstrap else settings
+    client = {
+        field: value
+        for field, env in (("api", API_ENV), ("token", TOKEN_ENV))
+        if (value := environ.get(env, "").strip())
+    }
+    if client:
+        section = settings.client.model_copy(update=client)
+        settings = settings.model_copy(update={"client": section})
+    tokens = environ.get(TOKENS_ENV, "").strip()
+    if tokens:
+        api = settings.api.model_copy(update={"tokens": settings.api.tokens + parse_tokens(tokens)})
+        settings = settings.model_copy(update={"api": api})
+    return settings
 
 
 def _load_file(config: Path | None, environ: Mapping[str, str]) -> Settings:

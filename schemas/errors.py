@@ -85,3 +85,25 @@ class InvalidWindowError(JourneyLedgerError, ValueError):
     """The replay's moments are naive or out of order (from after to, to or from after as_of)."""
 
     hint = "give RFC 3339 times with a UTC offset, with --from <= --to <= --as-of"
+
+
+class ApiError(JourneyLedgerError):
+    """The query API refused or could not answer; `status` is the HTTP status (None: no answer).
+
+    `code` is the API's error code (`unauthorized`, `not_found`, `bad_request`, …) when it gave
+    one, or `unreachable` when no connection was made.
+    """
+
+    hint = "check JOURNEYS_API / --api and JOURNEYS_TOKEN / --token"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code

@@ -99,10 +99,10 @@ class HostedWorker:
     stages: StagesService
     tally: FlagTally
 
-    def run(self, loglevel: str = "info") -> None:
-        """Run in the foreground until SIGINT or SIGTERM; never returns (exits the process)."""
+    def run(self, *services: mode.ServiceT, loglevel: str = "info") -> None:
+        """Run with extra `services` until SIGINT or SIGTERM; never returns (exits the process)."""
         faust.Worker(
-            self.app, self.stages, loglevel=loglevel, redirect_stdouts=False
+            self.app, self.stages, *services, loglevel=loglevel, redirect_stdouts=False
         ).execute_from_commandline()
 
 

@@ -88,6 +88,11 @@ class TopicNames:
         return f"{self.prefix}.flags.v1"
 
     @property
+    def members(self) -> str:
+        """Which worker owns which partitions and where its API answers (compacted)."""
+        return f"{self.prefix}.members.v1"
+
+    @property
     def identity_changelog(self) -> str:
         """Compacted state of the identity processor, to restore it anywhere."""
         return f"{self.prefix}.identity-state.v1"

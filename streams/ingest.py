@@ -94,6 +94,9 @@ def ingest(
             out.append(dead_letter(record, reason))
             continue
         state.put(seen_key, digest)
+        tenant_key = b"t/" + tenant.encode()
+        if state.get(tenant_key) is None:
+            state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         view = StateIdentityView(state, tenant)
         change = link(view, tenant, identity_ids(event, settings.region_for(tenant)))
         view.apply(change)

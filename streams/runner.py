@@ -47,6 +47,7 @@ class StageStats:
     outputs: int = 0
     restored: int = 0
     restore_seconds: float = 0.0
+    dead_letters: int = 0
 
 
 @dataclass
@@ -196,6 +197,18 @@ class StageRunner:
         self.stage.stats.records += len(records)
         self.stage.stats.batches += 1
         self.stage.stats.outputs += len(outs)
+        self.stage.stats.dead_letters += sum(1 for o in outs if o.destination == "dead_letters")
+
+    def lag(self) -> dict[int, int]:
+        """Records not yet processed, per owned partition (from the last fetch's high water)."""
+        lags: dict[int, int] = {}
+        for partition in sorted(self.owned):
+            tp = TopicPartition(self.stage.input_topic, partition)
+            highwater = self.consumer.highwater(tp)
+            done = self.stage.store.position(partition, OFFSET_KEY) or 0
+            if highwater is not None:
+                lags[partition] = max(0, highwater - done)
+        return lags
 
     async def _tick(self, partition: int) -> None:
         assert self.stage.tick is not None

@@ -13,7 +13,7 @@ COMPACTED = {"cleanup.policy": "compact"}
 
 
 def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
-    """The six topics of the ledger, with partition counts and configs from `settings`."""
+    """The seven topics of the ledger, with partition counts and configs from `settings`."""
     names = TopicNames(settings.topic_prefix)
     count = settings.partitions
     return [
@@ -23,6 +23,7 @@ def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
         TopicSpec(names.flags, count, dict(KEEP_FOREVER)),
         TopicSpec(names.identity_changelog, count, dict(COMPACTED)),
         TopicSpec(names.journey_changelog, count, dict(COMPACTED)),
+        TopicSpec(names.members, 1, dict(COMPACTED)),
     ]
 
 

@@ -36,6 +36,7 @@ class Worker:
         names = TopicNames(self.kafka.topic_prefix)
         self.cache = JourneyCache()
         self.deadlines = DeadlineIndex()
+        self.runners: dict[str, StageRunner] = {}
         self.identity_store = LocalStore(self.data_dir / "identity")
         self.journey_store = LocalStore(self.data_dir / "journeys")
         self.ingest = Stage(
@@ -66,6 +67,19 @@ class Worker:
             return []
         return reevaluate(state, self.cache, due, now, self.fold, self.deadlines)
 
+    def owned(self, stage: str) -> frozenset[int]:
+        """The partitions of a stage ("ingest" or "journeys") this worker processes now."""
+        runner = self.runners.get(stage)
+        return frozenset(runner.owned) if runner is not None else frozenset()
+
+    def tenants(self) -> frozenset[str]:
+        """The tenants whose touchpoints this worker's ingest partitions hold."""
+        found: set[str] = set()
+        for partition in self.owned("ingest"):
+            for key, _ in self.identity_store.items(partition, b"t/"):
+                found.add(key[2:].decode())
+        return frozenset(found)
+
     def _forget(self, partition: int) -> None:
         self.cache.forget(partition)
         self.deadlines.forget(partition)
@@ -80,8 +94,10 @@ class Worker:
         )
         await producer.start()
         try:
-            runners = [StageRunner(s, self.kafka, producer) for s in (self.ingest, self.journeys)]
-            await asyncio.gather(*(runner.run(stop) for runner in runners))
+            self.runners = {
+                s.name: StageRunner(s, self.kafka, producer) for s in (self.ingest, self.journeys)
+            }
+            await asyncio.gather(*(runner.run(stop) for runner in self.runners.values()))
         finally:
             await producer.stop()
             self.identity_store.close()

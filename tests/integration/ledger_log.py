@@ -261,7 +261,10 @@ def write_config(path: Path, kafka: KafkaSettings, **worker: Any) -> Path:
 class WorkerProcess:
     """A `journeys worker` subprocess with its own data directory and log file."""
 
-    def __init__(self, config: Path, data_dir: Path, log: Path) -> None:
+    def __init__(
+        self, config: Path, data_dir: Path, log: Path, api_port: int | None = None
+    ) -> None:
+        self.api_port = api_port
         self.config = config
         self.data_dir = data_dir
         self.log = log
@@ -272,6 +275,8 @@ class WorkerProcess:
         journeys = Path(sys.executable).with_name("journeys")
         command = [str(journeys), "--config", str(self.config), "worker"]
         command += ["--data-dir", str(self.data_dir), "--log-level", "info"]
+        if self.api_port is not None:
+            command += ["--api-port", str(self.api_port)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -1,0 +1,478 @@
+"""The HTTP query API, served by every worker: journeys, flags, ingestion, health and metrics.
+
+JSON under `/v1`, bearer tokens scoped to tenants. A customer of a tenant the token does not
+cover answers exactly like a customer that does not exist. A journey is read from the worker
+that owns its partition: asked elsewhere, the request is forwarded there (the members topic
+says where), so every worker gives the same answer. Flags come from the flag topic, which each
+worker reads whole.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, NoReturn
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from journeys.metrics import render_metrics
+from journeys.producer import JourneyProducer
+from journeys.settings import TokenEntry
+from projections.journey import Journey
+from projections.replay import parse_query
+from projections.settings import FoldSettings
+from projections.view import view, view_to_dict
+from schemas.errors import InvalidEventError, JourneyLedgerError
+from schemas.events import IDENTIFIER_KINDS
+from schemas.types import parse_timestamp
+from streams.directory import Directory
+from streams.flag_index import FlagIndex, FlagQuery
+from streams.queries import (
+    Forwarded,
+    identity_partition,
+    journey_partition,
+    lookup_customer,
+    read_journey,
+)
+from streams.worker import Worker
+
+MAX_EVENTS_PER_REQUEST = 500
+"""The most events one `POST /v1/events` may carry."""
+
+MAX_PAGE = 500
+"""The largest page of flags."""
+
+FORWARDED = "X-Journeys-Forwarded"
+"""Set on a request one worker forwards to another, so it is never forwarded twice."""
+
+ALL_TENANTS = "*"
+
+
+@dataclass
+class ApiContext:
+    """What the handlers need: the worker's state, the indexes, the tokens and a clock."""
+
+    worker: Worker
+    fold: FoldSettings
+    flags: FlagIndex
+    directory: Directory
+    tokens: tuple[TokenEntry, ...]
+    clock: Callable[[], datetime]
+    worker_id: str
+    producer: JourneyProducer | None = None
+    session: aiohttp.ClientSession | None = None
+    configured_tenants: frozenset[str] = frozenset()
+
+
+_CONTEXT = web.AppKey("context", ApiContext)
+
+
+class HttpProblem(web.HTTPException):
+    """An error answered as `{"error": {"code", "message", "hint"?}}`."""
+
+    def __init__(self, status: int, code: str, message: str, hint: str | None = None) -> None:
+        self.status_code = status
+        body: dict[str, Any] = {"code": code, "message": message}
+        if hint:
+            body["hint"] = hint
+        super().__init__(
+            body=orjson.dumps({"error": body}), content_type="application/json", reason=code
+        )
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _not_found(what: str) -> NoReturn:
+    raise HttpProblem(404, "not_found", f"no customer matches {what}")
+
+
+# --- authentication --------------------------------------------------------------------------
+
+
+def _tenants_of(context: ApiContext, request: web.Request) -> frozenset[str] | None:
+    """The tenants the request's token covers (None: all); 401 without a valid token."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise HttpProblem(
+            401,
+            "unauthorized",
+            "a bearer token is required",
+            "send Authorization: Bearer <token> (journeys up prints one)",
+        )
+    for entry in context.tokens:
+        if hmac.compare_digest(entry.token.encode(), secret.strip().encode()):
+            return None if ALL_TENANTS in entry.tenants else frozenset(entry.tenants)
+    raise HttpProblem(401, "unauthorized", "this token is not valid", "check JOURNEYS_TOKEN")
+
+
+def _candidate_tenants(context: ApiContext, allowed: frozenset[str] | None) -> list[str]:
+    if allowed is not None:
+        return sorted(allowed)
+    known = context.directory.tenants() | context.worker.tenants() | context.configured_tenants
+    return sorted(known | {flag["tenant"] for flag in context.flags.all()})
+
+
+# --- forwarding ------------------------------------------------------------------------------
+
+
+async def _ask_owner(
+    context: ApiContext, request: web.Request, stage: str, partition: int, path: str, params: Any
+) -> dict[str, Any] | None:
+    """Ask the worker owning a partition; None when it answers 404."""
+    owner = context.directory.owner(stage, partition)
+    if (
+        request.headers.get(FORWARDED)
+        or owner is None
+        or owner.worker_id == context.worker_id
+        or not owner.api_url
+        or context.session is None
+    ):
+        raise HttpProblem(
+            503,
+            "unavailable",
+            f"partition {partition} of the {stage} stage is not being served right now",
+            "workers are starting or rebalancing; retry in a few seconds",
+        )
+    headers = {"Authorization": request.headers["Authorization"], FORWARDED: "1"}
+    try:
+        async with context.session.get(
+            owner.api_url.rstrip("/") + path, params=params, headers=headers
+        ) as response:
+            if response.status == 404:
+                return None
+            body = await response.read()
+            if response.status != 200:
+                raise web.HTTPException(
+                    body=body, content_type="application/json", reason=response.reason
+                )
+            result: dict[str, Any] = orjson.loads(body)
+            return result
+    except aiohttp.ClientError as exc:
+        raise HttpProblem(
+            503, "unavailable", f"worker {owner.worker_id} did not answer: {exc!r}", "retry"
+        ) from None
+
+
+async def _customer_for(
+    context: ApiContext, request: web.Request, tenant: str, keys: list[str]
+) -> str | None:
+    partition = identity_partition(context.worker, tenant)
+    if partition in context.worker.owned("ingest"):
+        return lookup_customer(context.worker, tenant, keys)
+    params = [("tenant", tenant), *(("key", key) for key in keys)]
+    found = await _ask_owner(context, request, "ingest", partition, "/v1/internal/identity", params)
+    return None if found is None else str(found["customer_id"])
+
+
+async def _journey_dict(
+    context: ApiContext, request: web.Request, tenant: str, customer_id: str
+) -> dict[str, Any] | None:
+    for _ in range(8):  # merges chain rarely; a loop would be a bug
+        partition = journey_partition(context.worker, tenant, customer_id)
+        if partition in context.worker.owned("journeys"):
+            found = read_journey(context.worker, tenant, customer_id)
+            if isinstance(found, Forwarded):
+                customer_id = found.customer_id
+                continue
+            return None if found is None else _view_dict(context, found)
+        params = {"tenant": tenant, "customer_id": customer_id}
+        answer = await _ask_owner(
+            context, request, "journeys", partition, "/v1/internal/journey", params
+        )
+        if answer is not None and "forwarded_to" in answer:
+            customer_id = str(answer["forwarded_to"])
+            continue
+        return answer
+    return None
+
+
+def _view_dict(context: ApiContext, journey: Journey) -> dict[str, Any]:
+    return view_to_dict(view(journey, context.clock(), context.fold))
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+def _context(request: web.Request) -> ApiContext:
+    return request.app[_CONTEXT]
+
+
+async def journey_by_id(request: web.Request) -> web.Response:
+    """`GET /v1/journeys/{customer_id}[?tenant=]`: one customer's journey."""
+    context = _context(request)
+    allowed = _tenants_of(context, request)
+    customer_id = request.match_info["customer_id"].strip().lower()
+    tenants = _wanted_tenants(context, allowed, request.query.get("tenant"))
+    for tenant in tenants:
+        found = await _journey_dict(context, request, tenant, customer_id)
+        if found is not None:
+            return _json(found)
+    _not_found(customer_id)
+
+
+async def journey_by_identifier(request: web.Request) -> web.Response:
+    """`GET /v1/journeys?<kind>=<value>[&tenant=]`: the journey holding an identifier."""
+    context = _context(request)
+    allowed = _tenants_of(context, request)
+    kinds = [k for k in request.query if k != "tenant"]
+    if len(kinds) != 1 or kinds[0] not in IDENTIFIER_KINDS:
+        raise HttpProblem(
+            400,
+            "bad_request",
+            "give exactly one identifier as a query parameter",
+            f"one of {', '.join(IDENTIFIER_KINDS)}, e.g. ?phone=%2B447700900123",
+        )
+    kind = kinds[0]
+    try:
+        query = parse_query(f"{kind}:{request.query[kind]}")
+    except JourneyLedgerError as exc:
+        raise HttpProblem(400, "bad_request", str(exc), exc.hint) from None
+    matches: list[dict[str, Any]] = []
+    for tenant in _wanted_tenants(context, allowed, request.query.get("tenant")):
+        normalised = query.normalised(context.fold.region_for(tenant))
+        keys = [normalised.key]
+        phone = normalised.phone
+        if phone is not None and phone.country_code is not None and phone.national_key:
+            keys.append(phone.national_key)  # the customer may only have given it nationally
+        customer_id = await _customer_for(context, request, tenant, keys)
+        if customer_id is None:
+            continue
+        found = await _journey_dict(context, request, tenant, customer_id)
+        if found is not None:
+            matches.append(found)
+    if not matches:
+        _not_found(f"{kind} {query.value!r}")
+    if len(matches) > 1:
+        raise HttpProblem(
+            409,
+            "ambiguous",
+            f"{kind} {query.value!r} belongs to customers of several tenants: "
+            + ", ".join(f"{m['tenant']}/{m['customer_id']}" for m in matches),
+            "add &tenant=<tenant>",
+        )
+    return _json(matches[0])
+
+
+def _wanted_tenants(
+    context: ApiContext, allowed: frozenset[str] | None, asked: str | None
+) -> list[str]:
+    if asked is None:
+        return _candidate_tenants(context, allowed)
+    return [asked] if allowed is None or asked in allowed else []
+
+
+async def list_flags(request: web.Request) -> web.Response:
+    """`GET /v1/flags`: standing flags across customers, newest first, paginated."""
+    context = _context(request)
+    allowed = _tenants_of(context, request)
+    q = request.query
+    status = q.get("status")
+    if status not in (None, "open", "resolved"):
+        raise HttpProblem(400, "bad_request", "status: must be open or resolved")
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError:
+        raise HttpProblem(400, "bad_request", "limit: must be a whole number") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise HttpProblem(400, "bad_request", f"limit: must be between 1 and {MAX_PAGE}")
+    query = FlagQuery(
+        tenants=allowed,
+        tenant=q.get("tenant"),
+        rule=q.get("rule"),
+        status=status,
+        site=q.get("site"),
+        since=_moment(q.get("since"), "since"),
+        until=_moment(q.get("until"), "until"),
+        limit=limit,
+        cursor=q.get("cursor"),
+    )
+    try:
+        page = context.flags.page(query)
+    except ValueError as exc:
+        raise HttpProblem(400, "bad_request", str(exc)) from None
+    return _json({"flags": page.flags, "next_cursor": page.next_cursor})
+
+
+def _moment(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value).astimezone(UTC).isoformat()
+    except ValueError as exc:
+        raise HttpProblem(400, "bad_request", f"{field}: {exc}") from None
+
+
+async def post_events(request: web.Request) -> web.Response:
+    """`POST /v1/events`: validate and write up to 500 events; a result for each."""
+    context = _context(request)
+    allowed = _tenants_of(context, request)
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise HttpProblem(400, "bad_request", f"body: not JSON ({exc})") from None
+    items = body.get("events") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        raise HttpProblem(400, "bad_request", 'body: a JSON array of events, or {"events": [...]}')
+    if len(items) > MAX_EVENTS_PER_REQUEST:
+        raise HttpProblem(
+            413,
+            "too_large",
+            f"events: {len(items)} in one request; at most {MAX_EVENTS_PER_REQUEST}",
+            "split the batch",
+        )
+    if context.producer is None:
+        raise HttpProblem(503, "unavailable", "this worker does not accept events")
+    results: list[dict[str, Any]] = []
+    pending = []
+    for index, item in enumerate(items):
+        result = await _send_one(context, allowed, index, item)
+        results.append(result)
+        if "future" in result:
+            pending.append(result)
+    for result in pending:
+        try:
+            delivery = await result.pop("future")
+        except Exception as exc:  # a broker error: say so, nothing was accepted for it
+            result.update(status="failed", reason=f"not written to the log: {exc!r}")
+            continue
+        result.update(status="accepted", partition=delivery.partition, offset=delivery.offset)
+    accepted = sum(1 for r in results if r["status"] == "accepted")
+    failed = sum(1 for r in results if r["status"] == "failed")
+    summary = {
+        "accepted": accepted,
+        "rejected": len(results) - accepted - failed,
+        "failed": failed,
+        "results": results,
+    }
+    return _json(summary, status=503 if failed else 200)
+
+
+async def _send_one(
+    context: ApiContext, allowed: frozenset[str] | None, index: int, item: Any
+) -> dict[str, Any]:
+    assert context.producer is not None
+    event_id = item.get("event_id") if isinstance(item, dict) else None
+    result: dict[str, Any] = {"index": index, "event_id": event_id}
+    tenant = item.get("tenant") if isinstance(item, dict) else None
+    if allowed is not None and isinstance(tenant, str) and tenant not in allowed:
+        problems = [{"field": "tenant", "reason": f"this token may not write for {tenant!r}"}]
+        return {**result, "status": "rejected", "problems": problems}
+    try:
+        future = await context.producer.send(item if isinstance(item, dict) else orjson.dumps(item))
+    except InvalidEventError as exc:
+        problems = [{"field": p.field, "reason": p.reason} for p in exc.problems]
+        return {**result, "status": "rejected", "problems": problems}
+    return {**result, "future": future}
+
+
+async def internal_identity(request: web.Request) -> web.Response:
+    """Forwarded lookup: the customer holding identity keys, on the owning worker."""
+    context = _context(request)
+    allowed = _tenants_of(context, request)
+    tenant = request.query.get("tenant", "")
+    if allowed is not None and tenant not in allowed:
+        _not_found("that identifier")
+    if identity_partition(context.worker, tenant) not in context.worker.owned("ingest"):
+        raise HttpProblem(503, "unavailable", "this worker no longer owns that partition", "retry")
+    found = lookup_customer(context.worker, tenant, request.query.getall("key", []))
+    if found is None:
+        _not_found("that identifier")
+    return _json({"customer_id": found})
+
+
+async def internal_journey(request: web.Request) -> web.Response:
+    """Forwarded read: a journey (or where it was merged to), on the owning worker."""
+    context = _context(request)
+    allowed = _tenants_of(context, request)
+    tenant = request.query.get("tenant", "")
+    customer_id = request.query.get("customer_id", "")
+    if allowed is not None and tenant not in allowed:
+        _not_found(customer_id)
+    partition = journey_partition(context.worker, tenant, customer_id)
+    if partition not in context.worker.owned("journeys"):
+        raise HttpProblem(503, "unavailable", "this worker no longer owns that partition", "retry")
+    found = read_journey(context.worker, tenant, customer_id)
+    if found is None:
+        _not_found(customer_id)
+    if isinstance(found, Forwarded):
+        return _json({"forwarded_to": found.customer_id})
+    return _json(_view_dict(context, found))
+
+
+async def health(request: web.Request) -> web.Response:
+    """`GET /health`: liveness and what this worker serves (no customer data)."""
+    context = _context(request)
+    worker = context.worker
+    return _json(
+        {
+            "status": "ok",
+            "worker_id": context.worker_id,
+            "partitions": {
+                "ingest": sorted(worker.owned("ingest")),
+                "journeys": sorted(worker.owned("journeys")),
+            },
+            "workers": len(context.directory.members),
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """`GET /metrics`: Prometheus text exposition (counts only, no customer data)."""
+    context = _context(request)
+    body, content_type = render_metrics(context.worker, context.flags)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """`GET /v1/openapi.json`: the API's OpenAPI document (kept in the repository)."""
+    del request
+    document = resources.files("journeys").joinpath("openapi.json").read_bytes()
+    return web.Response(body=document, content_type="application/json")
+
+
+def routes() -> Iterable[web.RouteDef]:
+    """Every route of the API."""
+    return [
+        web.get("/health", health),
+        web.get("/metrics", metrics),
+        web.get("/v1/openapi.json", openapi),
+        web.get("/v1/journeys", journey_by_identifier),
+        web.get("/v1/journeys/{customer_id}", journey_by_id),
+        web.get("/v1/flags", list_flags),
+        web.post("/v1/events", post_events),
+        web.get("/v1/internal/identity", internal_identity),
+        web.get("/v1/internal/journey", internal_journey),
+    ]
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        raise HttpProblem(404, "not_found", f"no such endpoint {request.path}") from None
+    except web.HTTPMethodNotAllowed as exc:
+        raise HttpProblem(
+            405, "method_not_allowed", f"{request.method} {request.path}: {exc}"
+        ) from None
+
+
+def create_app(context: ApiContext) -> web.Application:
+    """The API (and the web pages) as an aiohttp application."""
+    from journeys.web import add_pages
+
+    app = web.Application(middlewares=[_errors], client_max_size=8 * 1024 * 1024)
+    app[_CONTEXT] = context
+    app.add_routes(routes())
+    add_pages(app)
+    return app

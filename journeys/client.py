@@ -1,0 +1,246 @@
+"""A client for the ledger's HTTP query API (`/v1`), as `journeys journey` and `journeys flags` use it.
+
+    with ApiClient("http://localhost:8080", token) as api:
+        journey = api.journey("phone:+44 7700 900123")      # or "plate:AB12CDE", "cus_…"
+        page = api.flags(tenant="acme-motors", status="open", limit=20)
+        every = list(api.iter_flags(status="open"))          # follows next_cursor
+
+Answers are the API's JSON objects as they came. Every failure is an `ApiError` whose `status`
+is the HTTP status (None when no answer came) and whose hint says what to check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from projections.flags import Flag, Severity
+from projections.replay import CUSTOMER_ID, parse_query
+from projections.view import IdentifierSeen, JourneyView
+from schemas.codec import validate_document
+from schemas.errors import ApiError, InvalidEventError
+from schemas.types import parse_timestamp
+
+UNAUTHORIZED_HINT = "check JOURNEYS_TOKEN / --token"
+NOT_FOUND_HINT = (
+    "check the identifier; a customer of a tenant your token does not cover looks exactly "
+    "like a missing one"
+)
+UNREACHABLE_HINT = "is `journeys up` running? check JOURNEYS_API / --api"
+DEFAULT_TIMEOUT = 10.0
+
+
+def api_base(url: str) -> str:
+    """The API's base URL: `http://` added when no scheme is given, a trailing `/` or `/v1` cut."""
+    base = url.strip().rstrip("/")
+    if "://" not in base:
+        base = f"http://{base}"
+    return base.removesuffix("/v1")
+
+
+class ApiClient:
+    """A synchronous client for one API base URL and bearer token (one connection pool)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = api_base(base_url)
+        try:
+            self._http = httpx.Client(
+                base_url=self.base_url,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                timeout=timeout,
+                transport=transport,
+            )
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ApiError(
+                f"{base_url!r} is not a usable API address: {exc}",
+                code="bad_address",
+                hint="give --api or JOURNEYS_API as http://HOST:PORT",
+            ) from None
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def journey(self, identifier_or_customer_id: str) -> dict[str, Any]:
+        """The journey holding an identifier (`kind:value`) or with a customer id (`cus_…`).
+
+        Raises `UnknownIdentifierError` for a malformed identifier (before any request) and
+        `ApiError` (status 404 when no journey the token can read holds it).
+        """
+        query = parse_query(identifier_or_customer_id)
+        if query.kind == CUSTOMER_ID:
+            path, params = f"/v1/journeys/{quote(query.value, safe='')}", {}
+        else:
+            path, params = "/v1/journeys", {query.kind: query.value}
+        return self._get(path, params, (f"no journey found for {query}", NOT_FOUND_HINT))
+
+    def flags(
+        self,
+        *,
+        tenant: str | None = None,
+        rule: str | None = None,
+        status: str | None = None,
+        site: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of flags, newest first: `{"flags": [...], "next_cursor": str | None}`."""
+        params = {
+            "tenant": tenant,
+            "rule": rule,
+            "status": status,
+            "site": site,
+            "since": since,
+            "until": until,
+            "limit": None if limit is None else str(limit),
+            "cursor": cursor,
+        }
+        chosen = {k: v for k, v in params.items() if v is not None}
+        missing = (f"{self.base_url} has no /v1/flags", "check JOURNEYS_API / --api")
+        return self._get("/v1/flags", chosen, missing)
+
+    def iter_flags(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every flag matching the filters of `flags`, following `next_cursor` page by page."""
+        cursor = filters.pop("cursor", None)
+        while True:
+            page = self.flags(**filters, cursor=cursor)
+            yield from page["flags"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def _get(self, path: str, params: dict[str, str], not_found: tuple[str, str]) -> dict[str, Any]:
+        """GET a JSON object; `not_found` is the message and hint of an `ApiError` for a 404."""
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise ApiError(
+                f"cannot reach the API at {self.base_url}: {_reason(exc)}",
+                code="unreachable",
+                hint=UNREACHABLE_HINT,
+            ) from None
+        if response.status_code >= 400:
+            raise _error(response, not_found)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ApiError(
+                f"the API at {self.base_url} answered {path} with something other than a JSON object",
+                status=response.status_code,
+                code="bad_response",
+                hint="check that JOURNEYS_API / --api points at the ledger's API",
+            )
+        return body
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused" if "refused" in str(exc).lower() else f"cannot connect ({exc})"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+def _error(response: httpx.Response, not_found: tuple[str, str]) -> ApiError:
+    status = response.status_code
+    code: str | None = None
+    message = ""
+    hint: str | None = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = body["error"].get("code")
+        message = str(body["error"].get("message") or "")
+        hint = body["error"].get("hint") or None
+    detail = f": {message}" if message else ""
+    if status in (401, 403):
+        return ApiError(
+            f"the API refused the token ({status}){detail}",
+            status=status,
+            code=code or "unauthorized",
+            hint=UNAUTHORIZED_HINT,
+        )
+    if status == 404:
+        message, hint = not_found
+        return ApiError(message, status=status, code=code or "not_found", hint=hint)
+    if status < 500:
+        return ApiError(
+            f"the API rejected the query ({status}){detail}",
+            status=status,
+            code=code or "bad_request",
+            hint=str(hint or "check the options given"),
+        )
+    return ApiError(
+        f"the API failed ({status}){detail}",
+        status=status,
+        code=code or "server_error",
+        hint=str(hint or "see the worker's log; try again"),
+    )
+
+
+def view_from_dict(data: dict[str, Any]) -> JourneyView:
+    """A journey as the API returns it (`view_to_dict`'s shape), back as a `JourneyView`."""
+    try:
+        return JourneyView(
+            tenant=data["tenant"],
+            customer_id=data["customer_id"],
+            as_of=parse_timestamp(data["as_of"]),
+            identifiers=tuple(
+                IdentifierSeen(i["kind"], i["value"], tuple(i["systems"]))
+                for i in data["identifiers"]
+            ),
+            events=tuple(validate_document(e) for e in data["events"]),
+            flags=tuple(flag_from_dict(f) for f in data["flags"]),
+            names=tuple(data.get("names", ())),
+        )
+    except (KeyError, TypeError, ValueError, InvalidEventError) as exc:
+        raise ApiError(
+            f"the API's journey could not be read: {exc}",
+            code="bad_response",
+            hint="use --format json, or a journeys CLI of the same version as the API",
+        ) from None
+
+
+def flag_from_dict(data: dict[str, Any]) -> Flag:
+    """A flag as the API returns it (`flag_to_dict`'s shape), back as a `Flag`."""
+    resolved = data.get("resolved_at")
+    return Flag(
+        flag_id=data["flag_id"],
+        rule=data["rule"],
+        severity=Severity(data["severity"]),
+        message=data["message"],
+        event_ids=tuple(data["event_ids"]),
+        opened_at=parse_timestamp(data["opened_at"]),
+        resolved_at=parse_timestamp(resolved) if resolved else None,
+        resolution=data.get("resolution"),
+        systems=tuple(data.get("systems", ())),
+        sites=tuple(data.get("sites", ())),
+    )

@@ -1,0 +1,68 @@
+"""Prometheus metrics of a worker: events processed, lag, flags by rule, dead letters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from streams.flag_index import FlagIndex
+from streams.worker import Worker
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class LedgerCollector(Collector):
+    """Reads the worker's counters at scrape time (nothing is counted per event here)."""
+
+    def __init__(self, worker: Worker, flags: FlagIndex) -> None:
+        self.worker = worker
+        self.flags = flags
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families, as of now."""
+        processed = CounterMetricFamily(
+            "journeys_records_processed", "Records processed by a stage", labels=["stage"]
+        )
+        produced = CounterMetricFamily(
+            "journeys_records_produced", "Records a stage produced", labels=["stage"]
+        )
+        batches = CounterMetricFamily("journeys_batches", "Batches processed", labels=["stage"])
+        restored = CounterMetricFamily(
+            "journeys_state_restored_records", "State records restored", labels=["stage"]
+        )
+        lag = GaugeMetricFamily(
+            "journeys_consumer_lag", "Records waiting", labels=["stage", "partition"]
+        )
+        for name, stage in (("ingest", self.worker.ingest), ("journeys", self.worker.journeys)):
+            processed.add_metric([name], stage.stats.records)
+            produced.add_metric([name], stage.stats.outputs)
+            batches.add_metric([name], stage.stats.batches)
+            restored.add_metric([name], stage.stats.restored)
+            runner = self.worker.runners.get(name)
+            for partition, waiting in (runner.lag() if runner else {}).items():
+                lag.add_metric([name, str(partition)], waiting)
+        yield from (processed, produced, batches, restored, lag)
+        dead = CounterMetricFamily("journeys_dead_letters", "Records sent to dead letters")
+        dead.add_metric([], self.worker.ingest.stats.dead_letters)
+        yield dead
+        standing = GaugeMetricFamily(
+            "journeys_flags", "Standing flags by rule and status", labels=["rule", "status"]
+        )
+        counts = Counter((str(f.get("rule")), str(f.get("status"))) for f in self.flags.all())
+        for (rule, status), count in sorted(counts.items()):
+            standing.add_metric([rule, status], count)
+        yield standing
+        changes = CounterMetricFamily("journeys_flag_changes", "Flag changes read")
+        changes.add_metric([], self.flags.changes)
+        yield changes
+
+
+def render_metrics(worker: Worker, flags: FlagIndex) -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LedgerCollector(worker, flags))
+    return generate_latest(registry), CONTENT_TYPE

@@ -1,0 +1,228 @@
+"""Read the validated events topic straight from Kafka, for replay and rebuild.
+
+No consumer group (`group_id=None`), no commits, nothing produced: reading never disturbs the
+running workers. Every partition is assigned at once and read in large `getmany` batches from
+its beginning up to the end it had when reading started.
+
+Why the whole log and no seek by time: a record's Kafka timestamp is when it reached the ledger,
+not when it happened. An event can arrive late (its `occurred_at` long before its log time), and
+the same event is written again when two customers merge, at the time of the merge. Stopping at
+records logged after `as_of` (plus any margin) would drop such events, and with them identity
+links and flags a replay as of `as_of` must show. So every record is read and the pure replay
+cuts by `occurred_at`. The only filter applied before decoding is the tenant: the events
+topic's key is `{tenant}/{customer_id}`, so records of other tenants are skipped unread.
+
+Tansu reports a partition's end as the first offset of its last record batch + 1 (it
+undercounts), so reading goes on past the reported ends until a poll comes back empty.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaConnectionError, KafkaError  # type: ignore[import-untyped]
+
+from journeys.producer import BrokerUnavailableError
+from schemas.codec import decode_trusted
+from schemas.errors import JourneyLedgerError
+from schemas.events import Event
+from streams.config import KafkaSettings, TopicNames
+from streams.ingest import KIND_EVENT
+from streams.records import InRecord
+
+FETCH_BYTES = 16 * 1024 * 1024
+"""Bytes fetched per partition per request: large batches, few round trips."""
+
+BATCH_RECORDS = 20_000
+"""Records handed out per `getmany`."""
+
+TAIL_POLL_MS = 500
+"""How long a poll past every reported end waits for records before reading stops."""
+
+STALL_S = 60.0
+"""Give up when no record arrives for this long while a partition is short of its end."""
+
+
+class EventsTopicMissingError(JourneyLedgerError):
+    """The events topic does not exist (yet) on the brokers."""
+
+    hint = (
+        "check [kafka] topic_prefix, and that a worker has run (`journeys topics create` "
+        "creates the topics)"
+    )
+
+
+class ReadStalledError(JourneyLedgerError):
+    """The brokers stopped answering before the end of the events topic was read."""
+
+    hint = "check that the brokers are healthy, then run the command again"
+
+
+Progress = Callable[[int, int], None]
+"""Called as records arrive: (records read so far, records expected in total, approximate)."""
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """What reading the events topic took."""
+
+    records: int = 0
+    events: int = 0
+    merges: int = 0
+    skipped: int = 0
+    """Records of other tenants, skipped unread."""
+    bytes: int = 0
+    partitions: int = 0
+    seconds: float = 0.0
+    ends: dict[int, int] = field(default_factory=dict)
+    """Per partition: the next offset after the last record read."""
+
+    @property
+    def events_per_second(self) -> float:
+        """Events decoded per second of reading."""
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@contextmanager
+def bulk_decoding() -> Iterator[None]:
+    """Pause the cyclic garbage collector while decoding many events into a list.
+
+    Every decoded event adds objects the collector would otherwise scan again and again (the
+    events are kept, so nothing is freed): decoding runs about 2.5 times faster without it.
+    Decoded events hold no reference cycles; the collector is restored afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _record(m: Any) -> InRecord:
+    headers = tuple((k, bytes(v)) for k, v in (m.headers or ()))
+    return InRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp, headers)
+
+
+async def read_batches(
+    kafka: KafkaSettings,
+    topic: str | None = None,
+    *,
+    stats: ReadStats | None = None,
+    progress: Progress | None = None,
+) -> AsyncIterator[tuple[int, list[InRecord]]]:
+    """Every record of a topic (default: the events topic), as (partition, batch) in log order.
+
+    Reads each partition from its beginning until a poll past its end (as reported when
+    reading started) comes back empty. Raises `BrokerUnavailableError` when the brokers
+    cannot be reached, `EventsTopicMissingError` when the topic does not exist.
+    """
+    stats = stats if stats is not None else ReadStats()
+    topic = topic or TopicNames(kafka.topic_prefix).events
+    consumer = AIOKafkaConsumer(
+        **kafka.client_options(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=FETCH_BYTES,
+        fetch_max_bytes=4 * FETCH_BYTES,
+        check_crcs=False,
+    )
+    started = time.perf_counter()
+    try:
+        await consumer.start()
+    except KafkaConnectionError as exc:
+        await consumer.stop()
+        raise BrokerUnavailableError(
+            f"cannot reach the brokers at {kafka.bootstrap_servers}: {exc}"
+        ) from exc
+    try:
+        await consumer.topics()  # the whole cluster's metadata
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            raise EventsTopicMissingError(
+                f"topic {topic} does not exist at {kafka.bootstrap_servers}"
+            )
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        starts = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        position = {tp.partition: int(starts[tp]) for tp in tps}
+        end = {tp.partition: int(ends[tp]) for tp in tps}
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        total = sum(end[p] - position[p] for p in partitions)
+        stats.partitions = len(partitions)
+        last_record = time.monotonic()
+        while True:
+            short = any(position[p] < end[p] for p in partitions)
+            batches = await consumer.getmany(
+                timeout_ms=1_000 if short else TAIL_POLL_MS, max_records=BATCH_RECORDS
+            )
+            got = False
+            for tp, messages in sorted(batches.items(), key=lambda item: item[0].partition):
+                if not messages:
+                    continue
+                got = True
+                records = [_record(m) for m in messages]
+                position[tp.partition] = records[-1].offset + 1
+                stats.records += len(records)
+                stats.bytes += sum(len(r.value or b"") for r in records)
+                yield tp.partition, records
+            if got:
+                last_record = time.monotonic()
+                if progress is not None:
+                    progress(stats.records, max(total, stats.records))
+                continue
+            if not short:
+                break  # a poll past every reported end came back empty: nothing more
+            if time.monotonic() - last_record > STALL_S:
+                behind = {p: (position[p], end[p]) for p in partitions if position[p] < end[p]}
+                raise ReadStalledError(
+                    f"no record from {topic} for {STALL_S:.0f}s; partitions behind: {behind}"
+                )
+        stats.ends = dict(position)
+    except KafkaError as exc:
+        raise BrokerUnavailableError(
+            f"lost the brokers at {kafka.bootstrap_servers} while reading {topic}: {exc!r}"
+        ) from exc
+    finally:
+        stats.seconds = time.perf_counter() - started
+        await consumer.stop()
+
+
+async def read_events(
+    kafka: KafkaSettings,
+    *,
+    tenant: str | None = None,
+    stats: ReadStats | None = None,
+    progress: Progress | None = None,
+) -> list[Event]:
+    """Every event of the events topic (records of kind `event`), decoded, duplicates kept.
+
+    The same event can appear more than once (written again on a merge or after a crash);
+    the pure replay drops repeats by event id. With `tenant`, other tenants' records are
+    skipped before decoding.
+    """
+    stats = stats if stats is not None else ReadStats()
+    prefix = None if tenant is None else f"{tenant}/".encode()
+    events: list[Event] = []
+    with bulk_decoding():
+        async for _partition, records in read_batches(kafka, stats=stats, progress=progress):
+            for record in records:
+                if record.header("kind") != KIND_EVENT or record.value is None:
+                    stats.merges += 1  # identity merges: replay stitches from the events
+                    continue
+                if prefix is not None and not (record.key or b"").startswith(prefix):
+                    stats.skipped += 1
+                    continue
+                events.append(decode_trusted(record.value))
+    stats.events = len(events)
+    return events

@@ -1,0 +1,104 @@
+"""`journeys up`: a whole ledger in one foreground command, for a first look and for demos.
+
+Without a configured broker it starts the embedded Tansu broker (memory only: everything is
+gone when it stops), creates the topics, runs one worker with the API and the web pages, and
+prints ready-to-paste environment lines for a second terminal. Ctrl-C stops it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import secrets
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+
+from journeys.producer import JourneyProducer
+from journeys.settings import Settings, TokenEntry
+from journeys.worker_command import EXIT_UNAVAILABLE, worker_command
+from streams.config import KafkaSettings
+from streams.embedded_broker import BrokerError, EmbeddedBroker
+
+DEMO_FILE = "demo-journeys.jsonl"
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def session_token() -> str:
+    """A fresh token for this session that reads and writes every tenant."""
+    return "jl-" + secrets.token_urlsafe(24)
+
+
+def banner(console: Console, url: str, bootstrap: str, token: str, embedded: bool) -> None:
+    """Print where everything is and the lines to paste into another terminal."""
+    console.rule("[bold]journey-ledger is up")
+    console.print(f"  web pages   {url}/ui/#token={token}", highlight=False)
+    console.print(f"  API         {url}/v1  (OpenAPI: {url}/v1/openapi.json)", highlight=False)
+    console.print(f"  metrics     {url}/metrics    health: {url}/health", highlight=False)
+    broker = "embedded Tansu, in memory only" if embedded else "configured"
+    console.print(f"  broker      {bootstrap} ({broker})", highlight=False)
+    console.print("\n  In another terminal:", highlight=False)
+    console.print(f"    export JOURNEYS_BOOTSTRAP_SERVERS={bootstrap}", highlight=False)
+    console.print(f"    export JOURNEYS_API={url}", highlight=False)
+    console.print(f"    export JOURNEYS_TOKEN={token}", highlight=False)
+    console.print("    journeys flags --status open", highlight=False)
+    console.print("\n  Ctrl-C stops everything.", highlight=False)
+    console.rule()
+
+
+async def send_demo(kafka: KafkaSettings, console: Console) -> None:
+    """Send the bundled demo journeys through the producer SDK."""
+    lines = resources.files("journeys.demo").joinpath(DEMO_FILE).read_bytes().splitlines()
+    async with JourneyProducer(kafka) as producer:
+        for line in lines:
+            if line.strip():
+                await producer.send(line)
+        await producer.flush()
+    console.print(f"sent {len(lines)} demo events; flags appear within seconds", highlight=False)
+
+
+def up_command(
+    settings: Settings,
+    *,
+    demo: bool,
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    loglevel: str,
+) -> int:
+    """Run the whole ledger in the foreground; returns an exit status when it cannot start."""
+    console = Console(highlight=False, soft_wrap=True)  # URLs stay whole, on one line
+    embedded = not settings.bootstrap_configured
+    if embedded:
+        try:
+            broker = EmbeddedBroker().start()
+        except BrokerError as exc:
+            Console(stderr=True).print(f"[red]error:[/] {exc}")
+            return EXIT_UNAVAILABLE
+        atexit.register(broker.stop)
+        settings = settings.with_bootstrap_servers(broker.bootstrap_servers)
+    if data_dir is None:
+        # The embedded broker forgets everything when it stops: so must the worker's state.
+        data_dir = Path(tempfile.mkdtemp(prefix="journeys-up-"))
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+    token = session_token()
+    api = settings.api.model_copy(
+        update={"tokens": (*settings.api.tokens, TokenEntry(token=token, tenants=("*",)))}
+    )
+    settings = settings.model_copy(update={"api": api})
+    kafka = settings.kafka_settings()
+
+    def ready(url: str) -> None:
+        banner(console, url, kafka.bootstrap_servers, token, embedded)
+        if demo:
+            task = asyncio.get_running_loop().create_task(send_demo(kafka, console))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+    return worker_command(
+        settings, data_dir, loglevel, api_host=host, api_port=port, on_api_ready=ready
+    )

@@ -1,0 +1,117 @@
+"""Which worker owns which partition, and where its API answers: the members topic.
+
+Each worker publishes, whenever its assignment changes, one record keyed by its id: its API
+address, the partitions it owns for each stage and the tenants its ingest partitions hold. Every
+API process reads the whole (compacted, one-partition) topic, so a query about a customer
+whose partition lives elsewhere is forwarded to the worker that owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
+
+from streams.config import KafkaSettings, TopicNames
+
+_PARTITIONER = DefaultPartitioner()
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition a keyed record lands on (aiokafka's and Kafka's default partitioner)."""
+    return int(_PARTITIONER(key, list(range(partitions)), list(range(partitions))))
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One worker as it announced itself."""
+
+    worker_id: str
+    api_url: str | None
+    ingest: tuple[int, ...]
+    journeys: tuple[int, ...]
+    tenants: tuple[str, ...]
+    at: float
+
+    def to_json(self) -> bytes:
+        """The record value."""
+        return orjson.dumps(
+            {
+                "worker_id": self.worker_id,
+                "api_url": self.api_url,
+                "ingest": self.ingest,
+                "journeys": self.journeys,
+                "tenants": self.tenants,
+                "at": self.at,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, value: bytes) -> Member:
+        """Read a record value back."""
+        d = orjson.loads(value)
+        return cls(
+            d["worker_id"],
+            d.get("api_url"),
+            tuple(d.get("ingest", ())),
+            tuple(d.get("journeys", ())),
+            tuple(d.get("tenants", ())),
+            float(d.get("at", 0)),
+        )
+
+
+class Directory:
+    """The latest announcement of every live worker."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, Member] = {}
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
+        """Apply one record of the members topic (a tombstone removes the worker)."""
+        if value is None:
+            self.members.pop(key.decode(), None)
+        else:
+            member = Member.from_json(value)
+            self.members[member.worker_id] = member
+
+    def owner(self, stage: str, partition: int) -> Member | None:
+        """The worker that most recently claimed this stage's partition."""
+        claims = [m for m in self.members.values() if partition in getattr(m, stage)]
+        return max(claims, key=lambda m: m.at, default=None)
+
+    def tenants(self) -> frozenset[str]:
+        """Every tenant any worker's ingest partitions hold."""
+        return frozenset(t for m in self.members.values() for t in m.tenants)
+
+
+async def announce(producer: AIOKafkaProducer, kafka: KafkaSettings, member: Member) -> None:
+    """Publish this worker's announcement and wait until it is written."""
+    topic = TopicNames(kafka.topic_prefix).members
+    await (await producer.send(topic, member.to_json(), key=member.worker_id.encode()))
+
+
+async def withdraw(producer: AIOKafkaProducer, kafka: KafkaSettings, worker_id: str) -> None:
+    """Remove this worker from the directory (on a clean stop)."""
+    topic = TopicNames(kafka.topic_prefix).members
+    await (await producer.send(topic, None, key=worker_id.encode()))
+
+
+async def follow_members(kafka: KafkaSettings, directory: Directory, stop: asyncio.Event) -> None:
+    """Read the members topic from the start into `directory` until `stop`."""
+    topic = TopicNames(kafka.topic_prefix).members
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=300)
+            for messages in batches.values():
+                for message in messages:
+                    directory.apply(message.key, message.value)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,150 @@
+"""Every customer's standing flags, read from the flag topic into memory, for queries.
+
+Each API process reads all partitions of the (low-volume) flag topic without a consumer group,
+so every instance answers flag queries the same way whatever the number of workers. Repeats
+(the topic is at-least-once) are harmless: a change replaces the flag's previous state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+
+from streams.config import KafkaSettings, TopicNames
+
+log = logging.getLogger(__name__)
+
+FlagKey = tuple[str, str, str]
+"""(tenant, customer id, flag id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlagQuery:
+    """Filters and page of a flag listing."""
+
+    tenants: frozenset[str] | None = None
+    """The tenants the caller may see; None means every tenant."""
+    tenant: str | None = None
+    rule: str | None = None
+    status: str | None = None
+    site: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlagPage:
+    """One page of flags, newest first, and the cursor of the next page."""
+
+    flags: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def encode_cursor(position: tuple[str, str, str]) -> str:
+    """An opaque cursor for the position after which the next page starts."""
+    return base64.urlsafe_b64encode(orjson.dumps(list(position))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str, str]:
+    """Read a cursor back; ValueError when it was not made by `encode_cursor`."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        opened_at, customer_id, flag_id = orjson.loads(base64.urlsafe_b64decode(padded))
+    except Exception as exc:
+        raise ValueError("cursor: not a cursor this API returned") from exc
+    return str(opened_at), str(customer_id), str(flag_id)
+
+
+class FlagIndex:
+    """Standing flags by tenant, customer and flag id."""
+
+    def __init__(self) -> None:
+        self._flags: dict[FlagKey, dict[str, Any]] = {}
+        self.changes = 0
+
+    def apply(self, change: dict[str, Any]) -> None:
+        """Apply one record of the flag topic."""
+        flag = change.get("flag") or {}
+        key = (str(change.get("tenant")), str(change.get("customer_id")), str(flag.get("flag_id")))
+        self.changes += 1
+        if change.get("change") == "withdrawn":
+            self._flags.pop(key, None)
+        else:
+            self._flags[key] = {**flag, "tenant": key[0], "customer_id": key[1]}
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def all(self) -> Iterable[dict[str, Any]]:
+        """Every standing flag."""
+        return self._flags.values()
+
+    def of_customer(self, tenant: str, customer_id: str) -> list[dict[str, Any]]:
+        """One customer's standing flags."""
+        return [f for (t, c, _), f in self._flags.items() if t == tenant and c == customer_id]
+
+    def page(self, query: FlagQuery) -> FlagPage:
+        """Flags matching the query, newest first by opened_at, one page."""
+        found = [flag for flag in self._flags.values() if _matches(flag, query)]
+        found.sort(key=_position, reverse=True)
+        if query.cursor is not None:
+            after = decode_cursor(query.cursor)
+            found = [flag for flag in found if _position(flag) < after]
+        page = found[: query.limit]
+        more = len(found) > query.limit
+        return FlagPage(page, encode_cursor(_position(page[-1])) if more and page else None)
+
+
+def _position(flag: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(flag.get("opened_at", "")), flag["customer_id"], str(flag.get("flag_id")))
+
+
+def _matches(flag: dict[str, Any], query: FlagQuery) -> bool:
+    if query.tenants is not None and flag["tenant"] not in query.tenants:
+        return False
+    checks = (
+        (query.tenant, flag["tenant"]),
+        (query.rule, flag.get("rule")),
+        (query.status, flag.get("status")),
+    )
+    if any(wanted is not None and wanted != value for wanted, value in checks):
+        return False
+    if query.site is not None and query.site not in (flag.get("sites") or ()):
+        return False
+    opened = str(flag.get("opened_at", ""))
+    # ISO 8601 in UTC compares as text; the caller normalises since/until to UTC.
+    if query.since is not None and opened < query.since:
+        return False
+    return not (query.until is not None and opened > query.until)
+
+
+async def follow_flags(kafka: KafkaSettings, index: FlagIndex, stop: asyncio.Event) -> None:
+    """Read every partition of the flag topic from the start into `index` until `stop`."""
+    topic = TopicNames(kafka.topic_prefix).flags
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer.topics()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=300, max_records=5_000)
+            for messages in batches.values():
+                for message in messages:
+                    if message.value:
+                        index.apply(orjson.loads(message.value))
+    finally:
+        await consumer.stop()

@@ -1,0 +1,49 @@
+"""Point reads of a worker's local state for the query API: identity keys and journeys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from projections.journey import Journey
+from streams.directory import partition_of
+from streams.journey_stage import decode_journey
+from streams.records import customer_key
+from streams.worker import Worker
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """The customer merged into another: ask for that one."""
+
+    customer_id: str
+
+
+def identity_partition(worker: Worker, tenant: str) -> int:
+    """The ingest partition holding a tenant's identity graph."""
+    return partition_of(tenant.encode(), worker.kafka.partitions)
+
+
+def journey_partition(worker: Worker, tenant: str, customer_id: str) -> int:
+    """The journey partition holding a customer's journey."""
+    return partition_of(customer_key(tenant, customer_id), worker.kafka.partitions)
+
+
+def lookup_customer(worker: Worker, tenant: str, keys: list[str]) -> str | None:
+    """The customer holding the first of these identity keys found (the caller owns the partition)."""
+    partition = identity_partition(worker, tenant)
+    for key in keys:
+        value = worker.identity_store.get(partition, f"i/{tenant}/{key}".encode())
+        if value is not None:
+            return value.decode()
+    return None
+
+
+def read_journey(worker: Worker, tenant: str, customer_id: str) -> Journey | Forwarded | None:
+    """A customer's stored journey, where it was forwarded to, or None (owned partition)."""
+    partition = journey_partition(worker, tenant, customer_id)
+    key = customer_key(tenant, customer_id)
+    value = worker.journey_store.get(partition, b"j/" + key)
+    if value is not None:
+        return decode_journey((tenant, customer_id), value)
+    forward = worker.journey_store.get(partition, b"fw/" + key)
+    return Forwarded(forward.decode()) if forward is not None else None

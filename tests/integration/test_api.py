@@ -1,0 +1,249 @@
+"""The query API on two real workers: auth, tenant isolation, lookups, pagination, ingestion.
+
+Every answer is compared with the pure fold of the same events (`journeys check`), and the two
+workers must give the same answers (each forwards what it does not own to the other).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from journeys.check import check_lines
+from projections.settings import FoldSettings
+from projections.view import view_to_dict
+from streams.config import KafkaSettings
+from streams.embedded_broker import find_free_port
+from tests.integration.ledger_log import (
+    WorkerProcess,
+    create,
+    kafka_for_test,
+    produce,
+    tenant_keyed,
+    wait_for,
+    write_config,
+)
+
+ALL = "all-tenants-token-0123456789"
+ACME = "acme-only-token-0123456789ab"
+
+
+@dataclass
+class Stack:
+    """Two workers with their APIs on the test's topics, fed the demo journeys."""
+
+    kafka: KafkaSettings
+    urls: list[str]
+    lines: list[bytes]
+
+    def get(
+        self, path: str, token: str | None = ALL, url: int = 0, **params: Any
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.get(self.urls[url] + path, params=params, headers=headers, timeout=10)
+
+    def expected(self) -> dict[str, dict[str, Any]]:
+        report = check_lines(self.lines, FoldSettings(), datetime.now(UTC))
+        return {v.customer_id: view_to_dict(v) for v in report.journeys}
+
+
+def demo_lines() -> list[bytes]:
+    text = resources.files("journeys.demo").joinpath("demo-journeys.jsonl").read_bytes()
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def stack(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    kafka = kafka_for_test(bootstrap_servers)
+    names = create(kafka)
+    tmp = tmp_path_factory.mktemp("api")
+    config = write_config(tmp / "journeys.toml", kafka)
+    with config.open("a") as handle:
+        handle.write(
+            "[api]\n"
+            f'tokens = [{{token = "{ALL}", tenants = ["*"]}}, '
+            f'{{token = "{ACME}", tenants = ["acme-motors"]}}]\n'
+        )
+    ports = [find_free_port(), find_free_port()]
+    workers = [
+        WorkerProcess(config, tmp / f"w{i}", tmp / f"w{i}.log", api_port=port).start()
+        for i, port in enumerate(ports)
+    ]
+    lines = demo_lines()
+    asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(lines)))
+    result = Stack(kafka, [f"http://127.0.0.1:{p}" for p in ports], lines)
+    expected = result.expected()
+
+    def served() -> bool:
+        try:
+            flags = result.get("/v1/flags", limit=500).json()["flags"]
+            owned = [result.get("/health", url=i).json()["partitions"] for i in range(2)]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+        want = sum(len(j["flags"]) for j in expected.values())
+        split = all(o["journeys"] for o in owned)  # both workers own some partitions
+        # and each knows where the other's partitions are (the members topic has caught up)
+        answers = all(
+            result.get(f"/v1/journeys/{c}", url=i).status_code == 200
+            for c in expected
+            for i in (0, 1)
+        )
+        return len(flags) == want and split and answers
+
+    try:
+        wait_for(served, 90, "both workers serving the demo's flags", 1.0)
+        yield result
+    finally:
+        for worker in workers:
+            assert worker.stop() == 0, worker.log_text()[-3000:]
+
+
+def strip_moment(journey: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in journey.items() if k != "as_of"}
+
+
+def test_every_journey_by_id_equals_the_pure_fold_on_both_workers(stack: Stack) -> None:
+    for customer_id, expected in stack.expected().items():
+        for url in (0, 1):
+            response = stack.get(f"/v1/journeys/{customer_id}", url=url)
+            assert response.status_code == 200, response.text
+            assert strip_moment(response.json()) == strip_moment(expected)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("phone", "+44 7700 900123"),
+        ("phone", "07700900123"),  # written nationally; the tenant has no region: still found
+        ("plate", "lm19-xkd"),
+        ("email", " Tom.Becker@Example.org "),
+        ("order_id", "NW-100482"),
+    ],
+)
+def test_lookup_by_identifier_after_normalisation(stack: Stack, kind: str, value: str) -> None:
+    response = stack.get("/v1/journeys", **{kind: value})
+    assert response.status_code == 200, response.text
+    found = response.json()
+    expected = stack.expected()[found["customer_id"]]
+    assert strip_moment(found) == strip_moment(expected)
+    second = stack.get("/v1/journeys", url=1, **{kind: value})
+    assert strip_moment(second.json()) == strip_moment(found)
+
+
+def test_authentication_is_required_and_checked(stack: Stack) -> None:
+    for path in ("/v1/flags", "/v1/journeys/cus_0000000000000000", "/v1/journeys?plate=X"):
+        for token in (None, "not-a-valid-token-at-all"):
+            response = stack.get(path, token=token)
+            assert response.status_code == 401
+            assert response.json()["error"]["code"] == "unauthorized"
+    assert stack.get("/health", token=None).status_code == 200
+
+
+def test_another_tenants_customer_is_indistinguishable_from_a_missing_one(stack: Stack) -> None:
+    northwind = next(c for c, j in stack.expected().items() if j["tenant"] == "northwind")
+    theirs = stack.get(f"/v1/journeys/{northwind}", token=ACME)
+    missing = stack.get("/v1/journeys/cus_0123456789abcdef", token=ACME)
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["error"]["code"] == missing.json()["error"]["code"] == "not_found"
+    by_email = stack.get("/v1/journeys", token=ACME, email="tom.becker@example.org")
+    assert by_email.status_code == 404
+    flags = stack.get("/v1/flags", token=ACME, limit=500).json()["flags"]
+    assert flags
+    assert {f["tenant"] for f in flags} == {"acme-motors"}
+    assert stack.get(f"/v1/journeys/{northwind}").status_code == 200  # the all-tenants token
+
+
+def test_flags_paginate_newest_first_and_filter(stack: Stack) -> None:
+    expected = {
+        (j["customer_id"], f["flag_id"]): f["status"]
+        for j in stack.expected().values()
+        for f in j["flags"]
+    }
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = stack.get("/v1/flags", url=len(seen) % 2, **params).json()
+        seen.extend(page["flags"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert {(f["customer_id"], f["flag_id"]): f["status"] for f in seen} == expected
+    assert len(seen) == len(expected)
+    opened = [f["opened_at"] for f in seen]
+    assert opened == sorted(opened, reverse=True)
+    open_only = stack.get("/v1/flags", status="open", limit=500).json()["flags"]
+    assert {f["flag_id"] for f in open_only} == {
+        f for (_, f), status in expected.items() if status == "open"
+    }
+    by_rule = stack.get("/v1/flags", rule="DATE_MISMATCH").json()["flags"]
+    assert by_rule
+    assert {f["rule"] for f in by_rule} == {"DATE_MISMATCH"}
+    by_site = stack.get("/v1/flags", site="leeds", limit=500).json()["flags"]
+    assert by_site
+    assert all("leeds" in f["sites"] for f in by_site)
+    assert stack.get("/v1/flags", status="closed").status_code == 400
+    assert stack.get("/v1/flags", cursor="garbage").status_code == 400
+
+
+def test_ingestion_writes_valid_events_and_names_the_problems(stack: Stack) -> None:
+    good = {
+        "event_id": "api-0001",
+        "type": "message.received",
+        "occurred_at": "2026-11-06T09:00:00+00:00",
+        "tenant": "acme-motors",
+        "source": {"system": "customer-inbox", "channel": "email"},
+        "customer": {"email": "chloe.martin@example.com"},
+        "payload": {"medium": "email", "text": "Any news? Card 4111 1111 1111 1111"},
+    }
+    bad = {**good, "event_id": "api-0002", "occurred_at": "yesterday"}
+    foreign = {**good, "event_id": "api-0003", "tenant": "northwind"}
+    response = httpx.post(
+        stack.urls[1] + "/v1/events",
+        json=[good, bad, foreign],
+        headers={"Authorization": f"Bearer {ACME}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (1, 2)
+    accepted, invalid, refused = body["results"]
+    assert accepted["status"] == "accepted"
+    assert accepted["offset"] >= 0
+    assert invalid["status"] == "rejected"
+    assert [p["field"] for p in invalid["problems"]] == ["occurred_at"]
+    assert refused["problems"][0]["field"] == "tenant"
+    stack.lines.append(orjson.dumps(good))
+
+    def arrived() -> bool:
+        journey = stack.get("/v1/journeys", email="chloe.martin@example.com").json()
+        return "api-0001" in [e["event_id"] for e in journey.get("events", [])]
+
+    wait_for(arrived, 30, "the ingested event in its journey", 0.5)
+    journey = stack.get("/v1/journeys", email="chloe.martin@example.com").json()
+    assert "4111 1111 1111 1111" not in orjson.dumps(journey).decode()
+    too_many = httpx.post(
+        stack.urls[0] + "/v1/events",
+        json=[good] * 501,
+        headers={"Authorization": f"Bearer {ALL}"},
+        timeout=10,
+    )
+    assert too_many.status_code == 413
+
+
+def test_health_metrics_and_openapi(stack: Stack) -> None:
+    metrics = stack.get("/metrics", token=None).text
+    assert 'journeys_records_processed_total{stage="ingest"}' in metrics
+    assert "journeys_flags{" in metrics
+    document = stack.get("/v1/openapi.json", token=None).json()
+    assert "/v1/journeys/{customer_id}" in document["paths"]
