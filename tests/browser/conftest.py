@@ -64,9 +64,13 @@ def server(demo: Demo) -> Iterator[ServerThread]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless Chromium (Debian's package; Playwright's own browsers are not downloaded)."""
+    """Headless Chromium (Debian's package; Playwright's own browsers are not downloaded).
+
+    Module-scoped: Playwright's sync API keeps an event loop current on the main thread while
+    it runs, and tests elsewhere call asyncio.run().
+    """
     path = shutil.which(CHROMIUM) or CHROMIUM
     if not Path(path).exists():
         pytest.fail(

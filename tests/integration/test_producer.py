@@ -90,7 +90,8 @@ def test_topics_create_is_idempotent_with_the_right_partitions(bootstrap_servers
     asyncio.run(create_topics(settings))
     asyncio.run(create_topics(settings))
     counts = asyncio.run(_partition_counts(settings))
-    assert counts == {s.name: PARTITIONS for s in ledger_topics(settings)}
+    assert counts == {s.name: s.partitions for s in ledger_topics(settings)}
+    assert {s.partitions for s in ledger_topics(settings)} == {PARTITIONS, 1}  # members: one
     configs = {s.name: s.config for s in ledger_topics(settings)}
     names = TopicNames(settings.topic_prefix)
     assert configs[names.identity_changelog]["cleanup.policy"] == "compact"
