@@ -432,11 +432,19 @@ def rebuild(
         list[str] | None,
         typer.Option("--rules-disabled", help="Rules to leave out, besides \\[rules] disabled."),
     ] = None,
+    generation: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="The generation to build (default: \\[worker] journey_generation + 1)."
+        ),
+    ] = None,
 ) -> None:
-    """Fold the whole events topic again into a new journey store; compare with the live flags.
+    """Build the journey projection again, as a new generation beside the live one.
 
-    Leaves the workers' state alone. Exit status: 0 on success, 2 on an unusable output
-    directory or an unreachable broker.
+    Runs the journey stage over the whole events topic in its own group and topics until it
+    has caught up, then compares its flags with the live ones and says how to switch. Leaves
+    the live generation alone. Exit status: 0 on success, 2 on an unusable output directory,
+    the live generation, or an unreachable broker.
     """
     now = replaying.wall_clock()
     settings = _settings(ctx)
@@ -447,7 +455,49 @@ def rebuild(
     target = output or settings.worker.data_dir.with_name(
         f"{settings.worker.data_dir.name}.rebuild-{now:%Y%m%dT%H%M%SZ}"
     )
-    raise typer.Exit(replaying.rebuild_command(settings, target, now=now, fold=fold))
+    raise typer.Exit(
+        replaying.rebuild_command(
+            settings, target, clock=replaying.wall_clock, generation=generation, fold=fold
+        )
+    )
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    events: Annotated[int, typer.Option(min=100, help="Events of the load.")] = 60_000,
+    customers: Annotated[
+        int | None, typer.Option(min=1, help="Customers of the load (default: events / 5).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic load.")] = 1,
+    rate: Annotated[
+        int, typer.Option(min=1, help="Offered events/s while measuring flag latency.")
+    ] = 1_000,
+    latency_seconds: Annotated[
+        float, typer.Option(min=0.1, help="How long the fixed load is offered.")
+    ] = 15.0,
+    queries: Annotated[int, typer.Option(min=1, help="Journey queries timed.")] = 300,
+    output: Annotated[OutputFormat, typer.Option("--format", help="text or json.")] = (
+        OutputFormat.TEXT
+    ),
+    profile: Annotated[
+        Path | None, typer.Option(help="Write a cProfile of the one-worker phase here.")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the workers' data and logs.")] = False,
+) -> None:
+    """Measure throughput and latencies next to the raw aiokafka limit, on fresh topics.
+
+    Uses the configured broker, or starts an embedded one. Exit status: 0 on success, 2 when
+    the broker cannot be reached or a worker fails.
+    """
+    from journeys.bench import BenchSizes, bench_command
+
+    sizes = BenchSizes(events, customers, seed, rate, latency_seconds, queries)
+    if sizes.customer_count > events:
+        raise typer.BadParameter("at most one customer per event", param_hint="--customers")
+    as_json = output is OutputFormat.JSON
+    code = bench_command(_settings(ctx), sizes, as_json=as_json, profile=profile, keep=keep)
+    raise typer.Exit(code)
 
 
 def main() -> None:

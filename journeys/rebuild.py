@@ -1,49 +1,39 @@
-"""`journeys rebuild`: fold the whole ledger again into a fresh journey store.
+"""`journeys rebuild`: the journey projection built again, as a new generation beside the live one.
 
-For a new or changed rule, or after a bug fix. The events topic is read from the start with no
-consumer group (see `journeys.replay_source`), and folded per partition by the journey stage's
-own code (`streams.journey_stage.JourneyBatch`) into a NEW RocksDB (`streams.state.LocalStore`)
-under `<output>/journeys`, with the worker's key layout: `j/{tenant}/{customer}` (the journey,
-`encode_journey`), `fw/…` (merged into), `f/…` (flag id -> status), `d/…` (next deadline), and
-each partition's `__offset__` (the next events offset to read). Nothing is produced, no offset
-is committed and the live workers' state is not touched.
+For a new or changed rule, or after a bug fix. The rebuild runs the journey stage itself (the
+same code the workers run) in a consumer group, changelog topic and flag topic of its own,
+`<prefix>.journeys.g<N>`, `<prefix>.journey-state.v1.g<N>` and `<prefix>.flags.v1.g<N>`,
+reading the events topic from the start into a new local store, until it has caught up. The
+live generation keeps serving, untouched. It then compares the flags the new generation leaves
+standing with the live ones.
 
-Differences from the live stage, on purpose:
-- Journeys are evaluated once, at the end, as of `now`, instead of after every batch.
-- Events a merge forwards to another customer are routed to that customer's partition in
-  memory, so the result does not depend on how far the live worker had got; the copies the
-  live worker wrote to the log are then no-ops (a journey holds an event id once).
-
-At the end the rebuilt flags are compared with the flags the live flag topic leaves standing
-(repeats dropped by change id, withdrawn flags removed).
+Switching over is a rolling restart with `[worker] journey_generation = N`: each worker joins
+the new generation's group and restores its partitions from the new changelog (no re-fold),
+and the API serves the new generation's flag topic. Flag consumers switch to that topic too;
+an unchanged flag carries the same change ids in both generations, so they drop what they
+have seen and get only what the new rules changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
-from journeys.replay_source import Progress, ReadStats, bulk_decoding, read_batches
-from projections.detectors import Detector, detect, next_deadline
-from projections.flags import Flag
+from journeys.replay_source import Progress, read_batches
+from projections.detectors import Detector
 from projections.settings import FoldSettings
-from schemas.codec import decode_trusted
 from schemas.errors import JourneyLedgerError
-from streams.config import KafkaSettings, TopicNames
-from streams.ingest import KIND_EVENT, KIND_MERGE
-from streams.journey_stage import JourneyBatch, JourneyCache, decode_journey, encode_journey
-from streams.records import InRecord, customer_key
-from streams.state import OFFSET_KEY, BatchState, LocalStore
-
-_PARTITIONER = DefaultPartitioner()
+from streams.config import KafkaSettings
+from streams.topics import create_topics
+from streams.worker import Worker
 
 FlagKey = tuple[str, str]
 """(customer id, flag id), as the flag topic identifies a flag."""
@@ -91,9 +81,12 @@ class RebuildResult:
     """What a rebuild read, wrote and found."""
 
     output: Path
-    read: ReadStats
+    generation: int
+    records: int = 0
+    """Event and merge records the new generation processed."""
+    seconds: float = 0.0
     journeys: int = 0
-    evaluate_seconds: float = 0.0
+    """Customers with at least one flag in the new generation."""
     flags: dict[FlagKey, StandingFlag] = field(default_factory=dict)
     live: dict[FlagKey, StandingFlag] = field(default_factory=dict)
     changes: list[FlagChange] = field(default_factory=list)
@@ -145,90 +138,6 @@ def standing_flags(changes: Iterable[dict[str, Any]]) -> dict[FlagKey, StandingF
     return standing
 
 
-class _Folder:
-    """Folds records into the new store, one partition batch at a time."""
-
-    def __init__(self, store: LocalStore, partitions: list[int]) -> None:
-        self.store = store
-        self.partitions = partitions
-        self.cache = JourneyCache()
-
-    def fold(self, partition: int, records: list[InRecord], next_offset: int | None) -> None:
-        pending: list[tuple[int, list[InRecord]]] = [(partition, records)]
-        first = True
-        while pending:
-            target, batch_records = pending.pop(0)
-            routed = self._fold_one(target, batch_records, next_offset if first else None)
-            first = False
-            pending.extend(sorted(routed.items()))
-
-    def _fold_one(
-        self, partition: int, records: list[InRecord], next_offset: int | None
-    ) -> dict[int, list[InRecord]]:
-        state = BatchState(self.store, partition)
-        batch = JourneyBatch(state, self.cache)
-        for record in records:
-            kind = record.header("kind")
-            if kind == KIND_EVENT and record.value is not None:
-                customer = record.header("customer_id")
-                if customer is None:
-                    continue
-                event = decode_trusted(record.value)
-                batch.on_event((event.tenant, customer.decode()), event)
-            elif kind == KIND_MERGE and record.value is not None:
-                merge = orjson.loads(record.value)
-                tenant = merge["tenant"]
-                batch.on_merge((tenant, merge["from"]), (tenant, merge["into"]))
-        for ref, journey in batch.dirty.items():
-            if journey is None:
-                for prefix in (b"j/", b"f/", b"d/"):
-                    state.delete(prefix + customer_key(*ref))
-                self.cache.forget(partition, ref)
-            else:
-                state.put(b"j/" + customer_key(*ref), encode_journey(journey))
-                self.cache.put(partition, journey)
-        if next_offset is not None:
-            state.put(OFFSET_KEY, str(next_offset).encode())
-        self.store.write(partition, state.changes)
-        routed: dict[int, list[InRecord]] = defaultdict(list)
-        for out in batch.out:  # events forwarded to the customer they merged into
-            target = int(_PARTITIONER(out.key, self.partitions, self.partitions))
-            routed[target].append(
-                InRecord("routed", target, -1, out.key, out.value, 0, out.headers)
-            )
-        return routed
-
-    def evaluate(
-        self,
-        now: datetime,
-        settings: FoldSettings,
-        extra: dict[str, Detector] | None,
-        found: dict[FlagKey, StandingFlag],
-    ) -> int:
-        """Run the rules on every journey as of `now`; write `f/` and `d/`; count journeys."""
-        count = 0
-        for partition in self.partitions:
-            changes: dict[bytes, bytes | None] = {}
-            for key, value in self.store.items(partition, b"j/"):
-                tenant, _, customer = key[2:].decode().partition("/")
-                ref = (tenant, customer)
-                journey = self.cache.get(partition, ref) or decode_journey(ref, value)
-                flags: tuple[Flag, ...] = detect(journey.events, now, settings.rules, extra)
-                suffix = customer_key(tenant, customer)
-                changes[b"f/" + suffix] = orjson.dumps({f.flag_id: f.status for f in flags})
-                deadline = next_deadline(journey.events, now, settings.rules)
-                changes[b"d/" + suffix] = (
-                    None if deadline is None else deadline.isoformat().encode()
-                )
-                for flag in flags:
-                    found[(customer, flag.flag_id)] = StandingFlag(
-                        tenant, flag.rule, flag.status, flag.message
-                    )
-                count += 1
-            self.store.write(partition, changes)
-        return count
-
-
 def compare_flags(
     rebuilt: dict[FlagKey, StandingFlag], live: dict[FlagKey, StandingFlag]
 ) -> list[FlagChange]:
@@ -241,64 +150,110 @@ def compare_flags(
     return changes
 
 
-async def _fold_log(
-    kafka: KafkaSettings, store: LocalStore, read: ReadStats, progress: Progress | None
-) -> None:
-    folder: _Folder | None = None
-    async for partition, records in read_batches(kafka, stats=read, progress=progress):
-        if folder is None:
-            folder = _Folder(store, list(range(read.partitions)))
-        read.events += sum(1 for r in records if r.header("kind") == KIND_EVENT)
-        read.merges += sum(1 for r in records if r.header("kind") == KIND_MERGE)
-        folder.fold(partition, records, records[-1].offset + 1)
+def _live_generation_error(generation: int) -> RebuildTargetError:
+    return RebuildTargetError(
+        f"generation {generation} is the one the workers serve",
+        hint="rebuild into a new generation: --generation N with N above [worker] "
+        "journey_generation",
+    )
+
+
+async def _caught_up(worker: Worker, partitions: int, quiet_s: float = 1.0) -> bool:
+    runner = worker.runners.get("journeys")
+    if runner is None or len(runner.owned) < partitions:
+        return False
+    lags = runner.lag()
+    if len(lags) < partitions or any(lags.values()):
+        return False
+    before = worker.journeys.stats.records
+    await asyncio.sleep(quiet_s)
+    return worker.journeys.stats.records == before and not any(runner.lag().values())
+
+
+async def _events_in_log(kafka: KafkaSettings) -> int:
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
+    await consumer.start()
+    try:
+        topic = kafka.names().events
+        await consumer.topics()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        return int(sum((await consumer.end_offsets(tps)).values()))
+    finally:
+        await consumer.stop()
+
+
+async def _standing(kafka: KafkaSettings, topic: str) -> dict[FlagKey, StandingFlag]:
+    changes: list[dict[str, Any]] = []
+    async for _partition, records in read_batches(kafka, topic):
+        changes.extend(orjson.loads(r.value) for r in records if r.value)
+    return standing_flags(changes)
 
 
 async def rebuild(
     kafka: KafkaSettings,
     settings: FoldSettings,
     output: Path,
-    now: datetime,
+    clock: Callable[[], datetime],
     *,
+    generation: int,
     extra_rules: dict[str, Detector] | None = None,
     progress: Progress | None = None,
+    timeout_s: float = 3_600.0,
 ) -> RebuildResult:
-    """Fold the events topic into a new journey store under `output` and compare the flags.
+    """Build journey generation `generation` in `output` until caught up; compare the flags.
 
-    `output` must not exist or be empty (see `check_target`). Raises the errors of
-    `journeys.replay_source.read_batches`.
+    `output` must not exist or be empty (see `check_target`); `generation` must not be the
+    live one. Raises `RebuildTargetError`, or `TimeoutError` after `timeout_s`.
     """
     target = check_target(output)
-    read = ReadStats()
-    result = RebuildResult(output=target, read=read)
-    store = LocalStore(target / "journeys")
+    if generation == kafka.journey_generation:
+        raise _live_generation_error(generation)
+    new = replace(kafka, journey_generation=generation)
+    await create_topics(new)
+    total = await _events_in_log(kafka)
+    worker = Worker(new, settings, target, clock, stages=("journeys",), extra_rules=extra_rules)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(worker.run(stop))
     try:
-        with bulk_decoding():
-            await _fold_log(kafka, store, read, progress)
-        started = time.perf_counter()
-        result.journeys = _Folder(store, list(range(read.partitions))).evaluate(
-            now, settings, extra_rules, result.flags
-        )
-        result.evaluate_seconds = time.perf_counter() - started
+        async with asyncio.timeout(timeout_s):
+            while not await _caught_up(worker, kafka.partitions):
+                if task.done():
+                    await task  # a failed stage: raise its error
+                if progress is not None:
+                    progress(min(worker.journeys.stats.records, total), total)
+                await asyncio.sleep(0.2)
     finally:
-        store.close()
-    names = TopicNames(kafka.topic_prefix)
-    flag_changes: list[dict[str, Any]] = []
-    async for _partition, records in read_batches(kafka, names.flags):
-        flag_changes.extend(orjson.loads(r.value) for r in records if r.value)
-    result.live = standing_flags(flag_changes)
+        stop.set()
+        await task
+    if progress is not None:
+        progress(total, total)
+    result = RebuildResult(output=target, generation=generation)
+    result.records = worker.journeys.stats.records
+    result.seconds = time.perf_counter() - started
+    result.flags = await _standing(new, new.names().flags)
+    result.live = await _standing(kafka, kafka.names().flags)
+    result.journeys = len({(f.tenant, k[0]) for k, f in result.flags.items()})
     result.changes = compare_flags(result.flags, result.live)
     return result
 
 
 def describe_rebuild(result: RebuildResult) -> list[str]:
     """What the rebuild found, for people: totals, then each difference with the live flags."""
+    rate = result.records / result.seconds if result.seconds else 0.0
     lines = [
-        f"rebuilt {result.journeys} journey(s) with {len(result.flags)} flag(s) "
-        f"({result.open_flags} open) into {result.output / 'journeys'}",
+        f"generation {result.generation}: {result.records} record(s) folded in "
+        f"{result.seconds:.1f}s ({rate:,.0f}/s); {len(result.flags)} flag(s) "
+        f"({result.open_flags} open) standing; local store in {result.output}",
     ]
     missed, gone, status = (result.of_kind(k) for k in ("missed", "gone", "status"))
+    switch = (
+        f"to switch: set [worker] journey_generation = {result.generation} and restart the "
+        "workers one by one; flag consumers move to the new generation's flag topic"
+    )
     if not result.changes:
         lines.append(f"no differences with the live flag topic ({len(result.live)} flag(s))")
+        lines.append(switch)
         return lines
     lines.append(
         f"versus the live flag topic: {len(missed)} flag(s) the live projections missed, "
@@ -319,4 +274,5 @@ def describe_rebuild(result: RebuildResult) -> list[str]:
             f"  {what}  {flag.rule}  {flag.tenant}/{change.customer_id}  {change.flag_id}"
             + (f": {flag.message}" if flag.message else "")
         )
+    lines.append(switch)
     return lines

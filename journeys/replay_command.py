@@ -173,7 +173,8 @@ def rebuild_command(
     settings: Settings,
     output: Path,
     *,
-    now: datetime,
+    clock: Callable[[], datetime],
+    generation: int | None = None,
     fold: FoldSettings | None = None,
     extra_rules: dict[str, Detector] | None = None,
 ) -> int:
@@ -189,7 +190,8 @@ def rebuild_command(
                     kafka,
                     fold or settings.fold_settings(),
                     output,
-                    now,
+                    clock,
+                    generation=kafka.journey_generation + 1 if generation is None else generation,
                     extra_rules=extra_rules,
                     progress=progress,
                 )
@@ -200,7 +202,6 @@ def rebuild_command(
     except JourneyLedgerError as exc:
         _error(err, exc)
         return EXIT_ERROR
-    _throughput(err, result.read, "folded")
     for line in describe_rebuild(result):
         out.print(line, markup=False)
     return EXIT_OK

@@ -81,6 +81,8 @@ class WorkerSection(_Section):
 
     data_dir: Path = Path("journeys-data")
     max_batch_records: int = Field(default=2_000, ge=1)
+    journey_generation: int = Field(default=0, ge=0)
+    """The journey projection served; `journeys rebuild` builds the next one beside it."""
 
 
 class ClientSection(_Section):
@@ -161,6 +163,7 @@ class Settings(_Section):
             ssl_certfile=k.ssl_certfile,
             ssl_keyfile=k.ssl_keyfile,
             max_batch_records=self.worker.max_batch_records,
+            journey_generation=self.worker.journey_generation,
         )
 
     def fold_settings(self) -> FoldSettings:

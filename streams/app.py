@@ -18,7 +18,7 @@ import faust
 import mode
 import orjson
 
-from streams.config import KafkaSettings, TopicNames
+from streams.config import KafkaSettings
 from streams.worker import Worker
 
 log = logging.getLogger("journeys.flags")
@@ -109,7 +109,7 @@ class HostedWorker:
 def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:
     """The faust app hosting `worker`'s stages, with the flag-notification agent."""
     kafka = worker.kafka
-    names = TopicNames(kafka.topic_prefix)
+    names = kafka.names()
     app = faust.App(
         f"{kafka.topic_prefix}.faust",
         broker=faust_broker(kafka),

@@ -29,6 +29,12 @@ class KafkaSettings:
     rebalance_timeout_ms: int = 3_000
     heartbeat_interval_ms: int = 1_500
     max_batch_records: int = 2_000
+    journey_generation: int = 0
+    """Which generation of the journey projection this worker serves (see `journeys rebuild`)."""
+
+    def names(self) -> TopicNames:
+        """The topics of this ledger, for the journey generation served."""
+        return TopicNames(self.topic_prefix, self.journey_generation)
 
     def client_options(self) -> dict[str, Any]:
         """Connection options shared by every aiokafka client (TLS and SASL passed through)."""
@@ -66,6 +72,11 @@ class TopicNames:
     """The ledger's topics; names carry a version so a new layout never reuses an old topic."""
 
     prefix: str = "journeys"
+    generation: int = 0
+    """The journey projection's generation: a rebuild writes a new one beside the live one."""
+
+    def _generation(self, name: str) -> str:
+        return name if self.generation == 0 else f"{name}.g{self.generation}"
 
     @property
     def touchpoints(self) -> str:
@@ -85,7 +96,12 @@ class TopicNames:
     @property
     def flags(self) -> str:
         """Flag changes: opened and resolved."""
-        return f"{self.prefix}.flags.v1"
+        return self._generation(f"{self.prefix}.flags.v1")
+
+    @property
+    def journey_group(self) -> str:
+        """The consumer group of the journey stage."""
+        return self._generation(f"{self.prefix}.journeys")
 
     @property
     def members(self) -> str:
@@ -100,4 +116,4 @@ class TopicNames:
     @property
     def journey_changelog(self) -> str:
         """Compacted state of the journey processor, to restore it anywhere."""
-        return f"{self.prefix}.journey-state.v1"
+        return self._generation(f"{self.prefix}.journey-state.v1")

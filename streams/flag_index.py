@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
-from streams.config import KafkaSettings, TopicNames
+from streams.config import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _matches(flag: dict[str, Any], query: FlagQuery) -> bool:
 
 async def follow_flags(kafka: KafkaSettings, index: FlagIndex, stop: asyncio.Event) -> None:
     """Read every partition of the flag topic from the start into `index` until `stop`."""
-    topic = TopicNames(kafka.topic_prefix).flags
+    topic = kafka.names().flags
     consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 import orjson
 from pydantic import TypeAdapter
 
 from projections import journey as journeys
-from projections.detectors import detect, next_deadline
+from projections.detectors import Detector, detect, next_deadline
 from projections.flags import Flag
 from projections.journey import Journey
 from projections.settings import FoldSettings
@@ -116,10 +116,15 @@ class JourneyBatch:
     """One partition's batch: loads, folds and finally writes and evaluates each journey once."""
 
     def __init__(
-        self, state: BatchState, cache: JourneyCache, deadlines: DeadlineIndex | None = None
+        self,
+        state: BatchState,
+        cache: JourneyCache,
+        deadlines: DeadlineIndex | None = None,
+        extra_rules: Mapping[str, Detector] | None = None,
     ) -> None:
         self.state = state
         self.cache = cache
+        self.extra_rules = dict(extra_rules) if extra_rules else None
         self.deadlines = deadlines or DeadlineIndex()
         self.dirty: dict[CustomerRef, Journey | None] = {}
         self.merged: dict[CustomerRef, CustomerRef] = {}
@@ -184,7 +189,7 @@ class JourneyBatch:
     def evaluate(self, journey: Journey, now: datetime, settings: FoldSettings) -> None:
         """Run the rules as of `now` and emit what changed since the last evaluation."""
         ref = (journey.tenant, journey.customer_id)
-        flags = detect(journey.events, now, settings.rules)
+        flags = detect(journey.events, now, settings.rules, self.extra_rules)
         previous_raw = self.state.get(_key(b"f/", ref))
         previous: dict[str, str] = orjson.loads(previous_raw) if previous_raw else {}
         current = {flag.flag_id: flag.status for flag in flags}
@@ -263,9 +268,10 @@ def process_events(
     now: datetime,
     settings: FoldSettings,
     deadlines: DeadlineIndex | None = None,
+    extra_rules: Mapping[str, Detector] | None = None,
 ) -> list[OutRecord]:
     """Fold one partition's batch of keyed events and merges; return what to produce."""
-    batch = JourneyBatch(state, cache, deadlines)
+    batch = JourneyBatch(state, cache, deadlines, extra_rules)
     for record in records:
         kind = record.header("kind")
         if kind == KIND_EVENT and record.value is not None:
@@ -288,9 +294,10 @@ def reevaluate(
     now: datetime,
     settings: FoldSettings,
     deadlines: DeadlineIndex | None = None,
+    extra_rules: Mapping[str, Detector] | None = None,
 ) -> list[OutRecord]:
     """Evaluate journeys again without a new event (their deadline passed)."""
-    batch = JourneyBatch(state, cache, deadlines)
+    batch = JourneyBatch(state, cache, deadlines, extra_rules)
     for ref in refs:
         journey = batch.load(ref)
         if journey is not None:

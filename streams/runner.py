@@ -22,7 +22,7 @@ from aiokafka import (  # type: ignore[import-untyped]
     TopicPartition,
 )
 
-from streams.config import KafkaSettings, TopicNames
+from streams.config import KafkaSettings
 from streams.records import InRecord, OutRecord
 from streams.sender import BatchSender, Outgoing
 from streams.state import CHANGELOG_KEY, OFFSET_KEY, BatchState, LocalStore
@@ -61,6 +61,7 @@ class Stage:
     process: Process
     tick: Tick | None = None
     tick_interval_s: float = 2.0
+    group: str | None = None
     on_revoke: Callable[[int], None] = lambda _partition: None
     on_assign: Callable[[int], None] = lambda _partition: None
     stats: StageStats = field(default_factory=StageStats)
@@ -101,13 +102,13 @@ class StageRunner:
         self.settings = settings
         self.producer = producer
         self.sender = BatchSender(producer)
-        self.names = TopicNames(settings.topic_prefix)
+        self.names = settings.names()
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
         self._gap_seen: dict[int, int] = {}
         self.consumer = AIOKafkaConsumer(
             **settings.client_options(),
-            group_id=f"{settings.topic_prefix}.{stage.name}",
+            group_id=stage.group or f"{settings.topic_prefix}.{stage.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=settings.session_timeout_ms,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.config import KafkaSettings, TopicNames
+from streams.config import KafkaSettings
 from streams.embedded_broker import TopicSpec, ensure_topics
 
 KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
@@ -14,7 +14,7 @@ COMPACTED = {"cleanup.policy": "compact"}
 
 def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
     """The seven topics of the ledger, with partition counts and configs from `settings`."""
-    names = TopicNames(settings.topic_prefix)
+    names = settings.names()
     count = settings.partitions
     return [
         TopicSpec(names.touchpoints, count, dict(KEEP_FOREVER)),

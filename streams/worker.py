@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -11,8 +11,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
+from projections.detectors import Detector
 from projections.settings import FoldSettings
-from streams.config import KafkaSettings, TopicNames
+from streams.config import KafkaSettings
 from streams.ingest import ingest
 from streams.journey_stage import DeadlineIndex, JourneyCache, process_events, reevaluate
 from streams.records import InRecord, OutRecord
@@ -31,14 +32,20 @@ class Worker:
     fold: FoldSettings
     data_dir: Path
     clock: Clock
+    stages: tuple[str, ...] = ("ingest", "journeys")
+    extra_rules: Mapping[str, Detector] | None = None
+    """Detectors beyond the built-in rules (a rebuild trying a new rule)."""
 
     def __post_init__(self) -> None:
-        names = TopicNames(self.kafka.topic_prefix)
+        names = self.kafka.names()
         self.cache = JourneyCache()
         self.deadlines = DeadlineIndex()
         self.runners: dict[str, StageRunner] = {}
         self.identity_store = LocalStore(self.data_dir / "identity")
-        self.journey_store = LocalStore(self.data_dir / "journeys")
+        # A generation's store follows its own changelog: positions never mix across them.
+        generation = self.kafka.journey_generation
+        journeys_dir = "journeys" if generation == 0 else f"journeys.g{generation}"
+        self.journey_store = LocalStore(self.data_dir / journeys_dir)
         self.ingest = Stage(
             "ingest",
             names.touchpoints,
@@ -55,17 +62,20 @@ class Worker:
             tick=self._tick,
             on_revoke=self._forget,
             on_assign=self._load_deadlines,
+            group=names.journey_group,
         )
 
     def _process_events(self, state: BatchState, records: list[InRecord]) -> list[OutRecord]:
-        return process_events(state, self.cache, records, self.clock(), self.fold, self.deadlines)
+        return process_events(
+            state, self.cache, records, self.clock(), self.fold, self.deadlines, self.extra_rules
+        )
 
     def _tick(self, state: BatchState) -> list[OutRecord]:
         now = self.clock()
         due = self.deadlines.due(state.partition, now)
         if not due:
             return []
-        return reevaluate(state, self.cache, due, now, self.fold, self.deadlines)
+        return reevaluate(state, self.cache, due, now, self.fold, self.deadlines, self.extra_rules)
 
     def owned(self, stage: str) -> frozenset[int]:
         """The partitions of a stage ("ingest" or "journeys") this worker processes now."""
@@ -95,7 +105,9 @@ class Worker:
         await producer.start()
         try:
             self.runners = {
-                s.name: StageRunner(s, self.kafka, producer) for s in (self.ingest, self.journeys)
+                s.name: StageRunner(s, self.kafka, producer)
+                for s in (self.ingest, self.journeys)
+                if s.name in self.stages
             }
             await asyncio.gather(*(runner.run(stop) for runner in self.runners.values()))
         finally:

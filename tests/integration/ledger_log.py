@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-u
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
 
 from journeys.check import check_lines
+from projections.detectors import Detector
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings, TopicNames
 from streams.journey_stage import decode_journey
@@ -314,10 +315,16 @@ class WorkerProcess:
 class InProcessWorker:
     """A `streams.worker.Worker` on a thread of its own, for tests that need no subprocess."""
 
-    def __init__(self, kafka: KafkaSettings, data_dir: Path, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        data_dir: Path,
+        clock: Callable[[], datetime],
+        extra_rules: dict[str, Detector] | None = None,
+    ) -> None:
         from streams.worker import Worker
 
-        self.worker = Worker(kafka, FoldSettings(), data_dir, clock)
+        self.worker = Worker(kafka, FoldSettings(), data_dir, clock, extra_rules=extra_rules)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None

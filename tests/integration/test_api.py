@@ -247,3 +247,28 @@ def test_health_metrics_and_openapi(stack: Stack) -> None:
     assert "journeys_flags{" in metrics
     document = stack.get("/v1/openapi.json", token=None).json()
     assert "/v1/journeys/{customer_id}" in document["paths"]
+
+
+def test_cli_queries_ask_the_real_api(stack: Stack) -> None:
+    from typer.testing import CliRunner
+
+    from journeys.cli import app
+
+    runner = CliRunner()
+    base = ["journey", "plate:LM19 XKD", "--api", stack.urls[1], "--token", ALL]
+    shown = runner.invoke(app, [*base, "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    found = orjson.loads(shown.stdout)
+    assert strip_moment(found) == strip_moment(stack.expected()[found["customer_id"]])
+    text = runner.invoke(app, base)
+    assert text.exit_code == 0, text.output
+    assert "Priya Shah" in text.stdout
+    listed = runner.invoke(
+        app, ["flags", "--all", "--api", stack.urls[0], "--token", ACME, "--format", "json"]
+    )
+    assert listed.exit_code == 0, listed.output
+    flags = orjson.loads(listed.stdout)["flags"]
+    assert flags
+    assert {f["tenant"] for f in flags} == {"acme-motors"}
+    refused = runner.invoke(app, ["flags", "--api", stack.urls[0], "--token", "x" * 20])
+    assert refused.exit_code == 2
