@@ -21,6 +21,11 @@ from aiokafka import (  # type: ignore[import-untyped]
     ConsumerRebalanceListener,
     TopicPartition,
 )
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    CommitFailedError,
+    IllegalStateError,
+    RebalanceInProgressError,
+)
 
 from streams.config import KafkaSettings
 from streams.records import InRecord, OutRecord
@@ -194,7 +199,14 @@ class StageRunner:
         except BaseException:
             self.stage.on_revoke(tp.partition)  # drop hot copies built from this batch
             raise
-        await self.consumer.commit({tp: records[-1].offset + 1})
+        try:
+            await self.consumer.commit({tp: records[-1].offset + 1})
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+            # The group moved on (this worker was frozen or slow): the partition's new owner
+            # resumes from the offset stored with the state, so the commit is only a hint.
+            log.warning(
+                "%s: commit of partition %d refused: %r", self.stage.name, tp.partition, exc
+            )
         self.stage.stats.records += len(records)
         self.stage.stats.batches += 1
         self.stage.stats.outputs += len(outs)

@@ -1,0 +1,80 @@
+"""The in-memory flag index the API lists flags from: filters, order, pages, withdrawals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams.flag_index import FlagIndex, FlagQuery, decode_cursor, encode_cursor
+
+
+def change(
+    customer: str, flag: str, *, change: str = "opened", tenant: str = "acme", **fields: Any
+) -> dict[str, Any]:
+    body = {"flag_id": flag, "rule": "DATE_MISMATCH", "status": "open", "sites": ["leeds"]}
+    body.update(fields)
+    return {"change": change, "tenant": tenant, "customer_id": customer, "flag": body}
+
+
+def index_of(*changes: dict[str, Any]) -> FlagIndex:
+    index = FlagIndex()
+    for item in changes:
+        index.apply(item)
+    return index
+
+
+def test_a_later_change_replaces_the_flag_and_withdrawn_removes_it() -> None:
+    index = index_of(
+        change("c1", "f1", opened_at="2026-01-01T00:00:00+00:00"),
+        change(
+            "c1", "f1", change="resolved", status="resolved", opened_at="2026-01-01T00:00:00+00:00"
+        ),
+        change("c2", "f2", opened_at="2026-01-02T00:00:00+00:00"),
+        change("c2", "f2", change="withdrawn"),
+    )
+    assert [(f["customer_id"], f["status"]) for f in index.all()] == [("c1", "resolved")]
+    assert index.changes == 4
+
+
+def test_pages_are_newest_first_and_cover_everything_once() -> None:
+    index = index_of(
+        *(
+            change(f"c{i}", f"f{i}", opened_at=f"2026-01-{i + 1:02d}T00:00:00+00:00")
+            for i in range(7)
+        )
+    )
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = index.page(FlagQuery(limit=3, cursor=cursor))
+        seen += [f["flag_id"] for f in page.flags]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [f"f{i}" for i in reversed(range(7))]
+
+
+def test_filters_and_tenant_scope() -> None:
+    index = index_of(
+        change("c1", "f1", opened_at="2026-01-01T00:00:00+00:00"),
+        change("c2", "f2", tenant="other", opened_at="2026-01-02T00:00:00+00:00"),
+        change("c3", "f3", rule="DUPLICATE_ORDER", sites=[], opened_at="2026-01-03T00:00:00+00:00"),
+        change("c4", "f4", status="resolved", opened_at="2026-01-04T00:00:00+00:00"),
+    )
+
+    def ids(**query: Any) -> set[str]:
+        return {f["flag_id"] for f in index.page(FlagQuery(**query)).flags}
+
+    assert ids(tenants=frozenset({"acme"})) == {"f1", "f3", "f4"}
+    assert ids(rule="DUPLICATE_ORDER") == {"f3"}
+    assert ids(status="resolved") == {"f4"}
+    assert ids(site="leeds") == {"f1", "f2", "f4"}
+    assert ids(since="2026-01-02T00:00:00+00:00", until="2026-01-03T00:00:00+00:00") == {"f2", "f3"}
+
+
+def test_cursors_round_trip_and_garbage_is_refused() -> None:
+    position = ("2026-01-01T00:00:00+00:00", "cus_1", "flg_1")
+    assert decode_cursor(encode_cursor(position)) == position
+    with pytest.raises(ValueError, match="cursor"):
+        decode_cursor("not-a-cursor")

@@ -1,0 +1,70 @@
+"""Small parts of the worker and its settings: deadlines, flag change ids, API tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from journeys.settings import load_settings, parse_tokens
+from schemas.errors import ConfigError
+from streams.journey_stage import DeadlineIndex, change_id
+
+T = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_deadline_index_reports_only_what_has_passed() -> None:
+    index = DeadlineIndex()
+    index.load(
+        0,
+        [
+            (b"d/acme/c1", T.isoformat().encode()),
+            (b"d/acme/c2", (T + timedelta(hours=2)).isoformat().encode()),
+        ],
+    )
+    assert index.due(0, T + timedelta(hours=1)) == [("acme", "c1")]
+    index.set(0, ("acme", "c1"), None)
+    index.set(0, ("acme", "c3"), T)
+    assert index.due(0, T + timedelta(hours=3)) == [("acme", "c2"), ("acme", "c3")]
+    index.forget(0)
+    assert index.due(0, T + timedelta(days=1)) == []
+
+
+def test_change_ids_are_stable_and_distinguish_what_matters() -> None:
+    first = change_id("c1", "f1", "opened", T, None)
+    assert first == change_id("c1", "f1", "opened", T, None)
+    assert first.startswith("chg_")
+    others = {
+        change_id("c2", "f1", "opened", T, None),
+        change_id("c1", "f2", "opened", T, None),
+        change_id("c1", "f1", "resolved", T, T),
+        change_id("c1", "f1", "opened", T + timedelta(seconds=1), None),
+    }
+    assert first not in others
+    assert len(others) == 4
+
+
+def test_tokens_from_the_environment() -> None:
+    entries = parse_tokens("aaaaaaaaaaaaaaaa=acme,northwind; bbbbbbbbbbbbbbbb=*")
+    assert [e.tenants for e in entries] == [("acme", "northwind"), ("*",)]
+    settings = load_settings(None, {"JOURNEYS_API_TOKENS": "cccccccccccccccc=acme"})
+    assert [e.tenants for e in settings.api.tokens] == [("acme",)]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("short=acme", "16 characters"),
+        ("aaaaaaaaaaaaaaaa", "TOKEN=TENANT"),
+        ("aaaaaaaaaaaaaaaa=", "TOKEN=TENANT"),
+    ],
+)
+def test_malformed_tokens_name_the_entry(text: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason) as caught:
+        parse_tokens(text)
+    assert "JOURNEYS_API_TOKENS: entry 1" in str(caught.value)
+
+
+def test_a_broker_named_anywhere_counts_as_configured() -> None:
+    assert not load_settings(None, {}).bootstrap_configured
+    assert load_settings(None, {"JOURNEYS_BOOTSTRAP_SERVERS": "k:9092"}).bootstrap_configured
