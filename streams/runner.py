@@ -2,9 +2,12 @@
 
 At-least-once end to end, effectively once in state: a batch's outputs are produced and
 acknowledged (acks=all) before its state changes go to the changelog, and the changelog before
-the local RocksDB write that also records the next input offset. A crash at any point replays
-the batch from the stored offset; the stages are idempotent by event id. A partition that moves
-to this worker is restored from its compacted changelog, from where the local copy left off.
+the local RocksDB write that also records the next input offset. Between outputs and changelog,
+an offset commit through the consumer group fences a worker that was frozen while the group gave
+its partition away: the group refuses the old generation, and the batch's state is dropped. A
+crash at any point replays the batch from the stored offset; the stages are idempotent by event
+id. A partition that moves to this worker is restored from its compacted changelog, from where
+the local copy left off.
 """
 
 from __future__ import annotations
@@ -195,18 +198,12 @@ class StageRunner:
         try:
             outs = self.stage.process(state, records)
             state.put(OFFSET_KEY, str(records[-1].offset + 1).encode())
-            await self._persist(tp.partition, state, outs)
+            if not await self._persist(tp.partition, state, outs, records[-1].offset + 1):
+                self.stage.on_revoke(tp.partition)
+                return
         except BaseException:
             self.stage.on_revoke(tp.partition)  # drop hot copies built from this batch
             raise
-        try:
-            await self.consumer.commit({tp: records[-1].offset + 1})
-        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
-            # The group moved on (this worker was frozen or slow): the partition's new owner
-            # resumes from the offset stored with the state, so the commit is only a hint.
-            log.warning(
-                "%s: commit of partition %d refused: %r", self.stage.name, tp.partition, exc
-            )
         self.stage.stats.records += len(records)
         self.stage.stats.batches += 1
         self.stage.stats.outputs += len(outs)
@@ -228,18 +225,49 @@ class StageRunner:
         state = BatchState(self.stage.store, partition)
         outs = self.stage.tick(state)
         if outs or state.changes:
-            await self._persist(partition, state, outs)
+            offset = self.stage.store.position(partition, OFFSET_KEY)
+            if not await self._persist(partition, state, outs, offset):
+                self.stage.on_revoke(partition)
 
-    async def _persist(self, partition: int, state: BatchState, outs: list[OutRecord]) -> None:
+    async def _still_owner(self, partition: int, offset: int | None) -> bool:
+        """Fence a zombie: commit through the group, which refuses an old generation.
+
+        A worker frozen past its session timeout (a long GC pause, SIGSTOP) wakes up still
+        holding a batch for a partition the group has given to another worker. Its commit
+        then fails, and it must not write that batch's state after the new owner's.
+        """
+        if offset is None:
+            return True
+        tp = TopicPartition(self.stage.input_topic, partition)
+        try:
+            await self.consumer.commit({tp: offset})
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+            log.warning(
+                "%s: partition %d belongs to another worker now (%r): batch state dropped; "
+                "its new owner resumes from the stored offset",
+                self.stage.name,
+                partition,
+                exc,
+            )
+            return False
+        return True
+
+    async def _persist(
+        self, partition: int, state: BatchState, outs: list[OutRecord], offset: int | None
+    ) -> bool:
+        """Outputs, then the ownership fence, then the changelog, then the local store."""
         await self.sender.send(
             Outgoing(self._topic(out), out.key, out.value, out.headers) for out in outs
         )
+        if not await self._still_owner(partition, offset):
+            return False
         changelog = self.stage.changelog_topic
         ends = await self.sender.send(
             Outgoing(changelog, key, value, partition=partition)
             for key, value in state.changes.items()
         )
         self.stage.store.write(partition, state.changes, ends.get((changelog, partition)))
+        return True
 
     async def restore(self, partition: int) -> None:
         """Catch the local store up with the partition's changelog."""

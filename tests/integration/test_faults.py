@@ -1,0 +1,84 @@
+"""Fault injection: a worker frozen past its session timeout, then resumed, while events flow.
+
+The frozen worker wakes up holding a batch for partitions the group has given away; the offset
+commit that fences each batch refuses it, so its stale state never lands after the new owner's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from journeys.synthetic import synthetic_lines
+from streams.config import KafkaSettings
+from tests.integration.ledger_log import (
+    WorkerProcess,
+    converge,
+    create,
+    kafka_for_test,
+    produce,
+    pure_fold,
+    read_topic_sync,
+    tenant_keyed,
+    topic_size,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture
+def kafka(bootstrap_servers: str) -> KafkaSettings:
+    return kafka_for_test(bootstrap_servers)
+
+
+def test_a_worker_frozen_past_its_session_timeout_loses_and_doubles_nothing(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    names = create(kafka)
+    config = write_config(tmp_path / "journeys.toml", kafka)
+    pool = list(synthetic_lines(400))
+    stop = threading.Event()
+
+    def send() -> None:
+        for start in range(0, len(pool), 100):
+            if stop.is_set():
+                return
+            asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(pool[start : start + 100])))
+            time.sleep(0.3)
+
+    a = WorkerProcess(config, tmp_path / "a", tmp_path / "a.log").start()
+    b = WorkerProcess(config, tmp_path / "b", tmp_path / "b.log").start()
+    sender = threading.Thread(target=send)
+    try:
+        sender.start()
+        before = topic_size(kafka, names.journey_changelog)
+        wait_for(lambda: topic_size(kafka, names.journey_changelog) > before, 60, "progress", 0.2)
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGSTOP)
+        time.sleep(kafka.session_timeout_ms / 1000 + 4)  # the group gives a's partitions to b
+        a.proc.send_signal(signal.SIGCONT)
+        time.sleep(8)
+        stop.set()
+        sender.join()
+        in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
+        expected = pure_fold(in_log, datetime.now(UTC))
+        state = converge(kafka, lambda: expected, 180)
+        assert state.journeys == expected.journeys
+        assert state.flags == expected.flags
+    finally:
+        stop.set()
+        for worker in (a, b):
+            if worker.alive():
+                worker.stop()
+    print(
+        f"\nfrozen-worker scenario: {len(in_log)} events, fenced batches: "
+        f"{a.log_text().count('belongs to another worker now')}"
+    )
