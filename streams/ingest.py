@@ -62,14 +62,29 @@ class StateIdentityView:
             self.state.put(b"p/" + self.prefix + nsn.encode(), orjson.dumps(countries))
 
 
+MAX_EVENT_BYTES = 256 * 1024
+"""The largest touchpoint accepted: a journey holds its events in one state record, and Kafka's
+default record limit is 1 MiB."""
+
+
 def ingest(
-    state: BatchState, records: Iterable[InRecord], settings: FoldSettings
+    state: BatchState,
+    records: Iterable[InRecord],
+    settings: FoldSettings,
+    max_bytes: int = MAX_EVENT_BYTES,
 ) -> list[OutRecord]:
     """Process one partition's batch of raw touchpoints; return what to produce."""
     out: list[OutRecord] = []
     for record in records:
         if not record.value:
             out.append(dead_letter(record, "empty record: a touchpoint is one JSON object"))
+            continue
+        if len(record.value) > max_bytes:
+            reason = (
+                f"record too large: {len(record.value):,} bytes, the limit is {max_bytes:,}; "
+                "keep documents and attachments out of events (send a reference instead)"
+            )
+            out.append(dead_letter(record, reason))
             continue
         try:
             event = decode_event(record.value)

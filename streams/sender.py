@@ -62,14 +62,16 @@ class BatchSender:
                 headers = list(item.headers)
                 if batch.append(timestamp=None, key=item.key, value=item.value, headers=headers):
                     continue
-                pending.append(await self._submit(batch, topic, partition))
+                if batch.record_count():
+                    pending.append(await self._submit(batch, topic, partition))
                 batch = self.producer.create_batch()
-                if not batch.append(
-                    timestamp=None, key=item.key, value=item.value, headers=headers
-                ):
-                    raise ValueError(
-                        f"a record for {topic} is larger than the producer's batch size"
-                    )
+                if batch.append(timestamp=None, key=item.key, value=item.value, headers=headers):
+                    continue
+                # Larger than a whole batch: send() sizes one for it (up to max_request_size).
+                future = await self.producer.send(
+                    topic, item.value, key=item.key, partition=partition, headers=headers
+                )
+                pending.append(((topic, partition), 1, future))
             if batch.record_count():
                 pending.append(await self._submit(batch, topic, partition))
         metadata = await asyncio.gather(*(future for _, _, future in pending))

@@ -192,6 +192,10 @@ def test_bad_records_reach_dead_letters_and_the_rest_is_processed(
     with_card = orjson.dumps(
         {"event_id": "bad-2", "type": "call.logged", "note": f"card {CARD}", "tenant": "x"}
     )
+    big = orjson.loads(good[0])
+    big["event_id"] = "too-big"
+    big["payload"]["text"] = "x" * 300_000
+    oversized = orjson.dumps(big)
     bad: list[tuple[bytes | None, bytes | None]] = [
         (b"northwind", b"\xff\xfe\x00 not text at all"),
         (b"acme-motors", b"this is not JSON"),
@@ -199,6 +203,7 @@ def test_bad_records_reach_dead_letters_and_the_rest_is_processed(
         (b"x", with_card),
         (b"acme-motors", b""),
         (None, b"[1, 2, 3]"),
+        (b"acme-motors", oversized),
     ]
     items = tenant_keyed(good)
     mixed = [*items[:20], *bad[:3], *items[20:50], *bad[3:], *items[50:]]
@@ -235,6 +240,7 @@ def test_bad_records_reach_dead_letters_and_the_rest_is_processed(
     reasons = " | ".join(letter["reason"] for letter in letters)
     for field in ("occurred_at", "source", "customer", "payload"):
         assert field in reasons
+    assert "record too large: 300," in reasons
     assert CARD not in orjson.dumps(letters).decode()
     assert CARD.replace(" ", "") not in orjson.dumps(letters).decode()
 
