@@ -1,0 +1,207 @@
+"""The benchmark's pure parts: percentiles, the baseline fold, flag latencies, the skewed load."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from journeys.bench import (
+    REQUIRED_KEYS,
+    BenchResult,
+    BenchSizes,
+    flag_latencies,
+    fold_raw,
+    machine_info,
+    percentile,
+)
+from journeys.bench_workers import worker_config
+from journeys.check import check_lines
+from journeys.settings import Settings, load_settings
+from journeys.synthetic import (
+    BENCH_TENANTS,
+    SyntheticLoad,
+    event_counts,
+    skewed_lines,
+    skewed_load,
+    synthetic_lines,
+)
+from projections.identifiers import identity_ids
+from projections.settings import FoldSettings
+from schemas.codec import decode_event
+from schemas.events import EVENT_TYPES
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def load() -> SyntheticLoad:
+    return skewed_load(6_000, 1_200, seed=7)
+
+
+# --- percentiles -------------------------------------------------------------------------------
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == pytest.approx(50.5)
+    assert percentile(values, 99) == pytest.approx(99.01)
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 100.0
+    assert percentile(list(reversed(values)), 50) == pytest.approx(50.5)
+
+
+def test_percentile_of_one_value_and_errors() -> None:
+    assert percentile([3.5], 99) == 3.5
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        percentile([1.0], 101)
+
+
+# --- baseline fold and flag latencies ----------------------------------------------------------
+
+
+def test_fold_raw_groups_event_ids_by_tenant_and_first_identifier() -> None:
+    journeys: dict[tuple[str, str], list[str]] = {}
+    lines = [
+        b'{"event_id":"a","tenant":"t","customer":{"email":"x@y.z","phone":"1"}}',
+        b'{"event_id":"b","tenant":"t","customer":{"email":"x@y.z"}}',
+        b'{"event_id":"c","tenant":"u","customer":{"plate":"AB12"}}',
+        None,
+    ]
+    assert fold_raw(lines, journeys) == 4
+    assert journeys == {("t", "x@y.z"): ["a", "b"], ("u", "AB12"): ["c"]}
+
+
+def _flag(change: str, rule: str, ids: list[str], tenant: str = "t") -> bytes:
+    document = {"change": change, "tenant": tenant, "flag": {"rule": rule, "event_ids": ids}}
+    return orjson.dumps(document)
+
+
+def test_flag_latency_runs_from_the_latest_event_sent_to_the_first_opening() -> None:
+    sent = {"e1": 100.0, "e2": 100.5, "e3": 101.0}
+    records = [
+        (100_700, _flag("opened", "DATE_MISMATCH", ["e1", "e2"])),  # 200 ms after e2
+        (105_000, _flag("opened", "DATE_MISMATCH", ["e2", "e1"])),  # moved by a merge: ignored
+        (101_050, _flag("resolved", "DATE_MISMATCH", ["e1", "e2"])),  # not an opening
+        (101_300, _flag("opened", "REPEATED_ASK", ["e3", "unknown"])),  # 300 ms after e3
+        (101_300, _flag("opened", "REPEATED_ASK", ["not-ours"])),  # not sent here
+        (101_300, None),
+    ]
+    assert sorted(flag_latencies(records, sent)) == pytest.approx([200.0, 300.0])
+
+
+def test_flag_latency_is_never_negative() -> None:
+    assert flag_latencies([(99_000, _flag("opened", "R", ["e1"]))], {"e1": 100.0}) == [0.0]
+
+
+# --- the result and the machine ----------------------------------------------------------------
+
+
+def test_result_has_the_keys_the_issue_requires() -> None:
+    document = BenchResult().to_dict()
+    assert set(REQUIRED_KEYS) <= document.keys()
+    assert {"producer_events_per_s", "pipeline_two_workers_events_per_s"} <= document.keys()
+    assert {"rocksdb_mb_per_million_events", "machine", "sizes"} <= document.keys()
+
+
+def test_machine_info_names_cores_python_and_broker() -> None:
+    info = machine_info("embedded Tansu")
+    assert info["cores"] >= 1
+    assert info["python"].count(".") == 2
+    assert info["broker"] == "embedded Tansu"
+
+
+def test_sizes_default_customers_to_a_fifth_of_the_events() -> None:
+    assert BenchSizes(events=1_000).customer_count == 200
+    assert BenchSizes(events=1_000, customers=7).customer_count == 7
+    assert BenchSizes(rate=200, latency_seconds=2.5).latency_events == 500
+
+
+def test_worker_config_is_a_settings_file_for_the_run(tmp_path: Path) -> None:
+    settings = Settings().with_bootstrap_servers("broker:9093")
+    path = tmp_path / "w.toml"
+    path.write_text(worker_config(settings, "bench-x.two", "t" * 20), encoding="utf-8")
+    loaded = load_settings(path, {})
+    assert loaded.kafka.bootstrap_servers == "broker:9093"
+    assert loaded.kafka.topic_prefix == "bench-x.two"
+    assert loaded.api.tokens[0].token == "t" * 20
+    assert loaded.api.tokens[0].tenants == ("*",)
+    assert loaded.fold_settings() == settings.fold_settings()
+
+
+# --- the skewed load ---------------------------------------------------------------------------
+
+
+def test_event_counts_are_skewed_and_sum_exactly() -> None:
+    counts = event_counts(50_000, 10_000, random.Random(3))
+    assert sum(counts) == 50_000
+    assert min(counts) >= 1
+    ordered = sorted(counts, reverse=True)
+    assert ordered[0] >= 20 * ordered[len(ordered) // 2]  # the heaviest dwarfs the median
+    assert sum(ordered[:1_000]) > 0.35 * 50_000  # a tenth of the customers, over a third
+    assert max(counts) <= 50_000 // 50  # capped
+
+
+def test_event_counts_reject_fewer_events_than_customers() -> None:
+    with pytest.raises(ValueError, match="at least one event per customer"):
+        event_counts(5, 10, random.Random(1))
+
+
+def test_skewed_load_is_deterministic_by_seed() -> None:
+    assert skewed_lines(800, 150, seed=5) == skewed_lines(800, 150, seed=5)
+    assert skewed_lines(800, 150, seed=5) != skewed_lines(800, 150, seed=6)
+
+
+def test_skewed_load_has_the_size_asked_for(load: SyntheticLoad) -> None:
+    assert len(load.lines) == 6_000
+    assert len(load.customers) == 1_200
+    assert sum(c.events for c in load.customers) == 6_000
+    tenants = Counter(c.tenant for c in load.customers)
+    assert set(tenants) == set(BENCH_TENANTS)
+
+
+def test_skewed_load_is_valid_ordered_and_uses_the_whole_catalogue(load: SyntheticLoad) -> None:
+    events = [decode_event(line) for line in load.lines]
+    assert {e.type for e in events} == set(EVENT_TYPES)
+    moments = [e.occurred_at for e in events]
+    assert moments == sorted(moments)
+    assert len({e.event_id for e in events}) == len(events)
+
+
+def test_skewed_load_needs_stitching_and_merges(load: SyntheticLoad) -> None:
+    keys: dict[int, list[set[str]]] = {}
+    for line, owner in zip(load.lines, load.customer_of_line, strict=True):
+        keys.setdefault(owner, []).append({i.key for i in identity_ids(decode_event(line))})
+    several = [sets for sets in keys.values() if len(sets) > 1]
+    stitched = [sets for sets in several if not set.intersection(*sets)]
+    # No identifier on every event: only transitive stitching makes one journey of them.
+    assert 0.15 < len(stitched) / len(several) < 0.9
+    plans = load.customers
+    assert any(c.merges for c in plans)
+    assert any(c.anchored for c in plans)
+
+
+def test_skewed_load_folds_into_one_journey_per_customer_flagging_the_contradictory(
+    load: SyntheticLoad,
+) -> None:
+    report = check_lines(load.lines, FoldSettings(), NOW)
+    assert not report.rejected
+    assert len(report.journeys) == len(load.customers)
+    flagged = {int(j.events[0].event_id.split("-")[1]) for j in report.journeys if j.flags}
+    planned = {c.index for c in load.customers if c.contradictory}
+    assert flagged == planned
+    assert 0.02 < len(planned) / len(load.customers) < 0.5
+    rules = {f.rule for j in report.journeys for f in j.flags}
+    assert len(rules) == 8  # every rule fires somewhere
+
+
+def test_synthetic_lines_are_unchanged_by_the_skewed_generator() -> None:
+    first = orjson.loads(next(iter(synthetic_lines(1))))
+    assert first["event_id"] == "acm-0001-0"
+    assert len(list(synthetic_lines(2))) == 58
