@@ -29,6 +29,8 @@ class KafkaSettings:
     rebalance_timeout_ms: int = 3_000
     heartbeat_interval_ms: int = 1_500
     max_batch_records: int = 2_000
+    fetch_max_wait_ms: int = 50
+    """How long a fetch waits for data: low, so a flag follows its event quickly."""
     journey_generation: int = 0
     """Which generation of the journey projection this worker serves (see `journeys rebuild`)."""
 

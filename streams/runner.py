@@ -123,6 +123,7 @@ class StageRunner:
             rebalance_timeout_ms=settings.rebalance_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             max_poll_records=settings.max_batch_records,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
 
     def _topic(self, record: OutRecord) -> str:

@@ -9,6 +9,7 @@ the partition aiokafka's default partitioner would pick, so keys land exactly wh
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,13 @@ from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyp
 from streams.records import Headers
 
 _PARTITIONER = DefaultPartitioner()
+
+
+@functools.lru_cache(maxsize=200_000)
+def _partition_of(key: bytes | None, count: int) -> int:
+    # aiokafka's murmur2 is pure Python; a customer's key is hashed once, not per record.
+    partitions = list(range(count))
+    return int(_PARTITIONER(key, partitions, partitions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +53,9 @@ class BatchSender:
         if partitions is None:
             partitions = sorted(await self.producer.partitions_for(topic))
             self._partitions[topic] = partitions
-        return int(_PARTITIONER(key, partitions, partitions))
+        if key is None:
+            return int(_PARTITIONER(key, partitions, partitions))
+        return _partition_of(key, len(partitions))  # partitions are always 0..n-1
 
     async def send(self, records: Iterable[Outgoing]) -> dict[tuple[str, int], int]:
         """Produce every record, in order per partition; return each partition's next offset."""

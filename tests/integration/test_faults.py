@@ -82,3 +82,45 @@ def test_a_worker_frozen_past_its_session_timeout_loses_and_doubles_nothing(
         f"\nfrozen-worker scenario: {len(in_log)} events, fenced batches: "
         f"{a.log_text().count('belongs to another worker now')}"
     )
+
+
+def test_scaling_one_to_two_to_one_while_events_flow(kafka: KafkaSettings, tmp_path: Path) -> None:
+    names = create(kafka)
+    config = write_config(tmp_path / "journeys.toml", kafka)
+    pool = list(synthetic_lines(400))
+    stop = threading.Event()
+
+    def send() -> None:
+        for start in range(0, len(pool), 100):
+            if stop.is_set():
+                return
+            asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(pool[start : start + 100])))
+            time.sleep(0.3)
+
+    def progress() -> None:
+        before = topic_size(kafka, names.journey_changelog)
+        wait_for(lambda: topic_size(kafka, names.journey_changelog) > before, 60, "progress", 0.2)
+
+    a = WorkerProcess(config, tmp_path / "a", tmp_path / "a.log").start()
+    sender = threading.Thread(target=send)
+    b: WorkerProcess | None = None
+    try:
+        sender.start()
+        progress()
+        b = WorkerProcess(config, tmp_path / "b", tmp_path / "b.log").start()  # 1 → 2
+        wait_for(lambda: "restored partition" in b.log_text(), 60, "b taking partitions", 0.5)
+        progress()
+        assert a.stop() == 0  # 2 → 1: b takes everything over
+        progress()
+        stop.set()
+        sender.join()
+        in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
+        expected = pure_fold(in_log, datetime.now(UTC))
+        state = converge(kafka, lambda: expected, 180)
+        assert state.journeys == expected.journeys
+        assert state.flags == expected.flags
+    finally:
+        stop.set()
+        for worker in (a, b):
+            if worker is not None and worker.alive():
+                worker.stop()
