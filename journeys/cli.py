@@ -24,7 +24,7 @@ from journeys.render import render_report
 from journeys.send import send_command, topics_create_command
 from journeys.settings import Settings, load_settings
 from journeys.up import up_command
-from journeys.worker_command import worker_command
+from journeys.worker_command import STAGES, worker_command
 from schemas.errors import JourneyLedgerError
 from schemas.types import parse_timestamp
 
@@ -214,6 +214,13 @@ def worker(
             help="Serve the query API and web pages on this port (default: \\[api] port)."
         ),
     ] = None,
+    stages: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated stages to run: ingest, journeys (run them in separate "
+            "processes to use more cores)."
+        ),
+    ] = "ingest,journeys",
 ) -> None:
     """Run the ledger's processors until Ctrl-C or SIGTERM; several workers share partitions.
 
@@ -223,8 +230,17 @@ def worker(
     """
     settings = _settings(ctx)
     data = data_dir or settings.worker.data_dir
+    chosen = tuple(dict.fromkeys(s.strip() for s in stages.split(",") if s.strip()))
+    unknown = sorted(set(chosen) - set(STAGES))
+    if unknown or not chosen:
+        raise typer.BadParameter(
+            f"unknown stage(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(STAGES)}",
+            param_hint="--stages",
+        )
     raise typer.Exit(
-        worker_command(settings, data, log_level, api_host=api_host, api_port=api_port)
+        worker_command(
+            settings, data, log_level, api_host=api_host, api_port=api_port, stages=chosen
+        )
     )
 
 

@@ -22,6 +22,9 @@ from streams.worker import Worker
 
 EXIT_UNAVAILABLE = 2
 
+STAGES = ("ingest", "journeys")
+"""The stages a worker runs unless told otherwise."""
+
 
 def wall_clock() -> datetime:
     """The current time, timezone-aware: the only clock the ledger's processing reads."""
@@ -57,11 +60,14 @@ def worker_command(
     api_host: str | None = None,
     api_port: int | None = None,
     on_api_ready: Callable[[str], None] | None = None,
+    stages: tuple[str, ...] = STAGES,
 ) -> int:
     """Run a worker in the foreground until SIGINT/SIGTERM; return an exit status on failure."""
     if not ensure_topics_or_explain(settings):
         return EXIT_UNAVAILABLE
-    worker = Worker(settings.kafka_settings(), settings.fold_settings(), data_dir, wall_clock)
+    worker = Worker(
+        settings.kafka_settings(), settings.fold_settings(), data_dir, wall_clock, stages=stages
+    )
     hosted = build_app(worker)
     port = api_port if api_port is not None else settings.api.port
     services = []

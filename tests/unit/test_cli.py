@@ -165,3 +165,13 @@ def test_installed_console_script_runs() -> None:
     )
     assert done.returncode == 0, done.stderr.decode()
     assert orjson.loads(done.stdout)["summary"]["journeys"] == 7
+
+
+def test_worker_refuses_an_unknown_stage() -> None:
+    from typer.testing import CliRunner
+
+    from journeys.cli import app
+
+    result = CliRunner().invoke(app, ["worker", "--stages", "ingest,nope"])
+    assert result.exit_code == 2
+    assert "unknown stage(s) nope" in result.output
