@@ -303,6 +303,12 @@ class StageRunner:
                 restored += len(messages)
             self.stage.stats.restored += restored
             self.stage.stats.restore_seconds += loop.time() - started
-            log.info("%s: restored partition %d (%d records)", self.stage.name, partition, restored)
+            log.info(
+                "%s: restored partition %d (%d records in %.2fs)",
+                self.stage.name,
+                partition,
+                restored,
+                loop.time() - started,
+            )
         finally:
             await reader.stop()

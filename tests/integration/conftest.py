@@ -31,6 +31,7 @@ ENV_BOOTSTRAP = "JOURNEYS_TEST_BOOTSTRAP_SERVERS"
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 _HERE = Path(__file__).resolve().parent
 _BROKER_KEY = pytest.StashKey[str]()
+_FIGURES_KEY = pytest.StashKey[list[str]]()
 
 BrokerKind = Literal["external", "kafka", "tansu"]
 
@@ -52,10 +53,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say which broker the integration tests ran against."""
+    """Say which broker the integration tests ran against, and the fault scenarios' figures."""
     used = terminalreporter.config.stash.get(_BROKER_KEY, None)
     if used:
         terminalreporter.write_line(f"integration broker: {used}")
+    figures = terminalreporter.config.stash.get(_FIGURES_KEY, [])
+    if figures:
+        terminalreporter.section("fault scenarios")
+        for line in figures:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> list[str]:
+    """Lines a fault scenario reports; printed at the end of the run."""
+    stash = request.config.stash
+    if _FIGURES_KEY not in stash:
+        stash[_FIGURES_KEY] = []
+    return stash[_FIGURES_KEY]
 
 
 def _docker_engine_answers(timeout_s: float = 5.0) -> bool:

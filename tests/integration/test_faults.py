@@ -40,7 +40,7 @@ def kafka(bootstrap_servers: str) -> KafkaSettings:
 
 
 def test_a_worker_frozen_past_its_session_timeout_loses_and_doubles_nothing(
-    kafka: KafkaSettings, tmp_path: Path
+    kafka: KafkaSettings, tmp_path: Path, figures: list[str]
 ) -> None:
     names = create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
@@ -78,13 +78,15 @@ def test_a_worker_frozen_past_its_session_timeout_loses_and_doubles_nothing(
         for worker in (a, b):
             if worker.alive():
                 worker.stop()
-    print(
-        f"\nfrozen-worker scenario: {len(in_log)} events, fenced batches: "
-        f"{a.log_text().count('belongs to another worker now')}"
+    figures.append(
+        f"SIGSTOP past the session timeout: {len(in_log):,} events, "
+        f"{a.log_text().count('belongs to another worker now')} stale batch(es) fenced"
     )
 
 
-def test_scaling_one_to_two_to_one_while_events_flow(kafka: KafkaSettings, tmp_path: Path) -> None:
+def test_scaling_one_to_two_to_one_while_events_flow(
+    kafka: KafkaSettings, tmp_path: Path, figures: list[str]
+) -> None:
     names = create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
     pool = list(synthetic_lines(400))
@@ -119,6 +121,7 @@ def test_scaling_one_to_two_to_one_while_events_flow(kafka: KafkaSettings, tmp_p
         state = converge(kafka, lambda: expected, 180)
         assert state.journeys == expected.journeys
         assert state.flags == expected.flags
+        figures.append(f"scaling 1 -> 2 -> 1 while {len(in_log):,} events flowed: equal")
     finally:
         stop.set()
         for worker in (a, b):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from tests.integration.ledger_log import (
     wait_for,
     write_config,
 )
+
+pytestmark = pytest.mark.faults
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
@@ -77,7 +80,7 @@ def lines_of(first_copy: int, last_copy: int) -> list[bytes]:
 
 
 def test_kill_nine_five_times_while_events_flow(
-    kafka: KafkaSettings, tmp_path: Path, workers: Workers
+    kafka: KafkaSettings, tmp_path: Path, workers: Workers, figures: list[str]
 ) -> None:
     names = create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
@@ -117,7 +120,13 @@ def test_kill_nine_five_times_while_events_flow(
     in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
     assert len(in_log) == sent[0]
     expected = pure_fold(in_log, now())  # every deadline in the synthetic data has passed
+    started = time.monotonic()
     state = converge(kafka, lambda: expected, 180)
+    figures.append(
+        f"kill -9 x5 while {len(in_log):,} events flowed: caught up "
+        f"{time.monotonic() - started:.1f}s after the last restart; "
+        f"{len(expected.journeys):,} journeys equal the pure fold"
+    )
     assert worker.stop() == 0
     assert state.journeys == expected.journeys  # nothing lost, nothing twice
     for events in state.journeys.values():
@@ -129,7 +138,7 @@ def test_kill_nine_five_times_while_events_flow(
 
 
 def test_two_workers_then_one_then_a_new_one_on_an_empty_disk(
-    kafka: KafkaSettings, tmp_path: Path, workers: Workers
+    kafka: KafkaSettings, tmp_path: Path, workers: Workers, figures: list[str]
 ) -> None:
     names = create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
@@ -156,6 +165,11 @@ def test_two_workers_then_one_then_a_new_one_on_an_empty_disk(
     assert c.stop() == 0
     assert state == pure_fold(everything, now())
     assert "restored partition" in c.log_text()
+    restores = re.findall(r"restored partition \d+ \((\d+) records in ([\d.]+)s\)", c.log_text())
+    figures.append(
+        f"empty disk: {sum(int(n) for n, _ in restores):,} state records restored in "
+        f"{sum(float(t) for _, t in restores):.2f}s over {len(restores)} partition(s)"
+    )
     # Restored, not replayed: the new worker emitted only the new touchpoints' events and flags.
     old_ids = {orjson.loads(line)["event_id"] for line in first + second}
     new_events = [
@@ -184,7 +198,7 @@ CARD = "4111 1111 1111 1111"
 
 
 def test_bad_records_reach_dead_letters_and_the_rest_is_processed(
-    kafka: KafkaSettings, tmp_path: Path
+    kafka: KafkaSettings, tmp_path: Path, figures: list[str]
 ) -> None:
     names = create(kafka)
     good = lines_of(0, 3)
@@ -222,6 +236,7 @@ def test_bad_records_reach_dead_letters_and_the_rest_is_processed(
 
     letters = [orjson.loads(r.value or b"") for r in read_topic_sync(kafka, names.dead_letters)]
     assert len(letters) == len(bad)
+    figures.append(f"poison records: {len(bad)} injected, {len(letters)} dead letters")
     raw_log = {(r.partition, r.offset): r.value for r in read_topic_sync(kafka, names.touchpoints)}
     originals = set()
     for letter in letters:
