@@ -32,13 +32,12 @@ from projections.detectors import Detector
 from projections.settings import FoldSettings
 from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings
+from streams.flag_index import FlagIndex
 from streams.topics import create_topics
 from streams.worker import Worker
 
 FlagKey = tuple[str, str]
 """(customer id, flag id), as the flag topic identifies a flag."""
-
-STATUS_OF_CHANGE = {"opened": "open", "reopened": "open", "resolved": "resolved"}
 
 
 class RebuildTargetError(JourneyLedgerError):
@@ -116,26 +115,16 @@ def check_target(output: Path, live_data_dir: Path | None = None) -> Path:
 
 
 def standing_flags(changes: Iterable[dict[str, Any]]) -> dict[FlagKey, StandingFlag]:
-    """Each customer's flags as a sequence of flag-topic changes leaves them."""
-    seen: set[str] = set()
-    standing: dict[FlagKey, StandingFlag] = {}
+    """Each customer's flags as a sequence of flag-topic changes leaves them (as the API does)."""
+    index = FlagIndex()
     for change in changes:
-        change_id = str(change.get("change_id"))
-        if change_id in seen:
-            continue
-        seen.add(change_id)
-        flag = change["flag"]
-        key = (change["customer_id"], flag["flag_id"])
-        if change["change"] == "withdrawn":
-            standing.pop(key, None)
-            continue
-        status = STATUS_OF_CHANGE.get(change["change"])
-        if status is None:
-            continue
-        standing[key] = StandingFlag(
-            change["tenant"], flag.get("rule", "?"), status, flag.get("message", "")
+        index.apply(change)
+    return {
+        (flag["customer_id"], flag["flag_id"]): StandingFlag(
+            flag["tenant"], flag.get("rule", "?"), flag["status"], flag.get("message", "")
         )
-    return standing
+        for flag in index.all()
+    }
 
 
 def compare_flags(

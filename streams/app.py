@@ -3,15 +3,14 @@
 The per-event stages run as aiokafka batch loops inside a `mode.Service` (faust's agent path
 costs about 240 µs a message, too slow for the hot path). faust supplies what it is good at:
 the worker process with its signal handling and orderly shutdown, and an agent over the
-low-volume flag topic that logs every flag change and keeps counters for metrics.
+low-volume flag topic that logs every flag change once (repeats dropped by change id).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -19,27 +18,10 @@ import mode
 import orjson
 
 from streams.config import KafkaSettings
+from streams.flag_index import FlagIndex
 from streams.worker import Worker
 
 log = logging.getLogger("journeys.flags")
-
-
-@dataclass
-class FlagTally:
-    """Flag changes seen on the flag topic, by rule and change, repeats dropped by change id."""
-
-    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    seen: set[str] = field(default_factory=set)
-
-    def record(self, document: dict[str, Any]) -> bool:
-        """Count one flag change; False when it is a repeat (at-least-once delivery)."""
-        change_id = str(document.get("change_id", ""))
-        if change_id and change_id in self.seen:
-            return False
-        self.seen.add(change_id)
-        rule = str(document.get("flag", {}).get("rule", "unknown"))
-        self.counts[(rule, str(document.get("change", "unknown")))] += 1
-        return True
 
 
 def faust_broker(settings: KafkaSettings) -> list[str]:
@@ -93,11 +75,11 @@ class StagesService(mode.Service):
 
 @dataclass
 class HostedWorker:
-    """A faust app, the service running the stages in it, and the flag tally."""
+    """A faust app, the service running the stages in it, and the flags its agent has seen."""
 
     app: Any
     stages: StagesService
-    tally: FlagTally
+    flags: FlagIndex
 
     def run(self, *services: mode.ServiceT, loglevel: str = "info") -> None:
         """Run with extra `services` until SIGINT or SIGTERM; never returns (exits the process)."""
@@ -127,7 +109,7 @@ def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
     )
-    tally = FlagTally()
+    flags = FlagIndex()
     flags_topic = app.topic(
         names.flags,
         key_serializer="raw",
@@ -139,7 +121,7 @@ def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:
     async def notify(stream: Any) -> None:
         async for value in stream:
             document = orjson.loads(value)
-            if tally.record(document) and log_flags:
+            if flags.apply(document) and log_flags:
                 flag = document.get("flag", {})
                 log.info(
                     "flag %s %s %s/%s: %s",
@@ -151,4 +133,4 @@ def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:
                 )
 
     app.agent(flags_topic, name="flag-notifications", concurrency=1)(notify)
-    return HostedWorker(app, StagesService(worker), tally)
+    return HostedWorker(app, StagesService(worker), flags)

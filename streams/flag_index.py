@@ -1,8 +1,8 @@
 """Every customer's standing flags, read from the flag topic into memory, for queries.
 
 Each API process reads all partitions of the (low-volume) flag topic without a consumer group,
-so every instance answers flag queries the same way whatever the number of workers. Repeats
-(the topic is at-least-once) are harmless: a change replaces the flag's previous state.
+so every instance answers flag queries the same way whatever the number of workers. The topic
+is at-least-once: a change seen before (same `change_id`) is dropped.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
 from streams.config import KafkaSettings
+from streams.follow import follow_topic
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +69,23 @@ class FlagIndex:
 
     def __init__(self) -> None:
         self._flags: dict[FlagKey, dict[str, Any]] = {}
+        self._seen: set[str] = set()
         self.changes = 0
 
-    def apply(self, change: dict[str, Any]) -> None:
-        """Apply one record of the flag topic."""
+    def apply(self, change: dict[str, Any]) -> bool:
+        """Apply one record of the flag topic; False when it repeats a change already applied."""
+        self.changes += 1
+        change_id = str(change.get("change_id") or "")
+        if change_id and change_id in self._seen:
+            return False
+        self._seen.add(change_id)
         flag = change.get("flag") or {}
         key = (str(change.get("tenant")), str(change.get("customer_id")), str(flag.get("flag_id")))
-        self.changes += 1
         if change.get("change") == "withdrawn":
             self._flags.pop(key, None)
         else:
             self._flags[key] = {**flag, "tenant": key[0], "customer_id": key[1]}
+        return True
 
     def __len__(self) -> int:
         return len(self._flags)
@@ -129,22 +135,9 @@ def _matches(flag: dict[str, Any], query: FlagQuery) -> bool:
 
 async def follow_flags(kafka: KafkaSettings, index: FlagIndex, stop: asyncio.Event) -> None:
     """Read every partition of the flag topic from the start into `index` until `stop`."""
-    topic = kafka.names().flags
-    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=300, max_records=5_000)
-            for messages in batches.values():
-                for message in messages:
-                    if message.value:
-                        index.apply(orjson.loads(message.value))
-    finally:
-        await consumer.stop()
+
+    def apply(_key: bytes | None, value: bytes | None) -> None:
+        if value:
+            index.apply(orjson.loads(value))
+
+    await follow_topic(kafka, kafka.names().flags, apply, stop)
