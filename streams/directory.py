@@ -12,17 +12,10 @@ import asyncio
 from dataclasses import dataclass
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
-from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from streams.config import KafkaSettings, TopicNames
-
-_PARTITIONER = DefaultPartitioner()
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition a keyed record lands on (aiokafka's and Kafka's default partitioner)."""
-    return int(_PARTITIONER(key, list(range(partitions)), list(range(partitions))))
+from streams.follow import follow_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,17 +94,9 @@ async def withdraw(producer: AIOKafkaProducer, kafka: KafkaSettings, worker_id: 
 
 async def follow_members(kafka: KafkaSettings, directory: Directory, stop: asyncio.Event) -> None:
     """Read the members topic from the start into `directory` until `stop`."""
-    topic = TopicNames(kafka.topic_prefix).members
-    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=300)
-            for messages in batches.values():
-                for message in messages:
-                    directory.apply(message.key, message.value)
-    finally:
-        await consumer.stop()
+
+    def apply(key: bytes | None, value: bytes | None) -> None:
+        if key is not None:
+            directory.apply(key, value)
+
+    await follow_topic(kafka, TopicNames(kafka.topic_prefix).members, apply, stop)

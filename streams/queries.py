@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from projections.journey import Journey
-from streams.directory import partition_of
 from streams.journey_stage import decode_journey
 from streams.records import customer_key
+from streams.sender import partition_of
 from streams.worker import Worker
 
 

@@ -23,8 +23,11 @@ _PARTITIONER = DefaultPartitioner()
 
 
 @functools.lru_cache(maxsize=200_000)
-def _partition_of(key: bytes | None, count: int) -> int:
-    # aiokafka's murmur2 is pure Python; a customer's key is hashed once, not per record.
+def partition_of(key: bytes, count: int) -> int:
+    """The partition of `count` a keyed record lands on (Kafka's default murmur2 partitioner).
+
+    Cached: aiokafka's murmur2 is pure Python, and a customer's key recurs batch after batch.
+    """
     partitions = list(range(count))
     return int(_PARTITIONER(key, partitions, partitions))
 
@@ -55,7 +58,7 @@ class BatchSender:
             self._partitions[topic] = partitions
         if key is None:
             return int(_PARTITIONER(key, partitions, partitions))
-        return _partition_of(key, len(partitions))  # partitions are always 0..n-1
+        return partition_of(key, len(partitions))  # partitions are always 0..n-1
 
     async def send(self, records: Iterable[Outgoing]) -> dict[tuple[str, int], int]:
         """Produce every record, in order per partition; return each partition's next offset."""
