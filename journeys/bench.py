@@ -59,6 +59,7 @@ from journeys.bench_workers import (
     watch_completion,
     worker_config,
 )
+from journeys.clock import wall_clock
 from journeys.producer import Idempotence, JourneyProducer
 from journeys.rebuild import rebuild
 from journeys.replay_source import ReadStats, read_batches, read_events
@@ -302,10 +303,6 @@ def render_result(console: Console, result: BenchResult) -> None:
 # --- phases ------------------------------------------------------------------------------------
 
 
-def _wall_clock() -> datetime:
-    return datetime.now(UTC)
-
-
 def _kafka(settings: Settings, prefix: str) -> KafkaSettings:
     return replace(settings.kafka_settings(), topic_prefix=prefix)
 
@@ -402,7 +399,7 @@ async def _pipeline_one(
     """Run a worker in this process until the load is stored; time first to last record."""
     gc.collect()
     gc.freeze()  # the benchmark's own objects stay out of the worker's collections
-    worker = Worker(kafka, settings.fold_settings(), data_dir, _wall_clock)
+    worker = Worker(kafka, settings.fold_settings(), data_dir, wall_clock)
     stop = asyncio.Event()
     profiler = cProfile.Profile() if profile is not None else None
     if profiler is not None:
@@ -679,7 +676,7 @@ async def run_bench(
         one,
         settings.fold_settings(),
         work / "rebuild",
-        _wall_clock,
+        wall_clock,
         generation=one.journey_generation + 1,
     )
     result.rebuild_events_per_s = round(rebuilt.records / max(rebuilt.seconds, 1e-9))

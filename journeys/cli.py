@@ -19,6 +19,7 @@ from rich.console import Console
 from journeys import replay_command as replaying
 from journeys.check import check_lines, report_to_dict
 from journeys.client import ApiClient
+from journeys.demo import DEMO_FILE
 from journeys.query_command import flags_command, journey_command, open_client, report_error
 from journeys.render import render_report
 from journeys.send import send_command, topics_create_command
@@ -38,7 +39,6 @@ app = typer.Typer(
 
 EXIT_REJECTED = 1
 EXIT_USAGE = 2
-DEMO_FILE = "demo-journeys.jsonl"
 
 
 class OutputFormat(StrEnum):

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
@@ -26,11 +26,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from journeys.clock import wall_clock
 from journeys.live_diff import LiveUnavailableError, describe_differences, live_differences
 from journeys.rebuild import check_target, describe_rebuild, rebuild
 from journeys.replay_source import ReadStats, read_events
 from journeys.report import ReportFormat, print_report, render, write_report
-from journeys.settings import Settings
+from journeys.settings import CHECK_BROKER, Settings
 from projections.detectors import Detector
 from projections.replay import replay
 from projections.settings import RULES, FoldSettings
@@ -41,16 +42,6 @@ __all__ = ["ReportFormat", "rebuild_command", "replay_command", "wall_clock", "w
 
 EXIT_OK = 0
 EXIT_ERROR = 2
-
-_CHECK_BROKER = (
-    "check --bootstrap-servers, JOURNEYS_BOOTSTRAP_SERVERS or [kafka] bootstrap_servers, "
-    "and that the broker is running"
-)
-
-
-def wall_clock() -> datetime:
-    """The current time, timezone-aware: read once by the CLI, passed down from there."""
-    return datetime.now(UTC)
 
 
 def _error(err: Console, exc: BaseException | str) -> None:
@@ -119,7 +110,7 @@ def replay_command(
         with _progress(err, "reading events") as progress:
             events = asyncio.run(read_events(kafka, tenant=tenant, stats=stats, progress=progress))
     except KafkaError as exc:
-        _error(err, f"{exc!r}; {_CHECK_BROKER}")
+        _error(err, f"{exc!r}; {CHECK_BROKER}")
         return EXIT_ERROR
     except JourneyLedgerError as exc:
         _error(err, exc)
@@ -197,7 +188,7 @@ def rebuild_command(
                 )
             )
     except KafkaError as exc:
-        _error(err, f"{exc!r}; {_CHECK_BROKER}")
+        _error(err, f"{exc!r}; {CHECK_BROKER}")
         return EXIT_ERROR
     except JourneyLedgerError as exc:
         _error(err, exc)

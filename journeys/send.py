@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
 from journeys.producer import BrokerUnavailableError, Delivery, JourneyProducer
+from journeys.settings import CHECK_BROKER
 from schemas.codec import Accepted, Rejected, decode_lines
 from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings
@@ -22,11 +23,6 @@ from streams.topics import create_topics
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_UNAVAILABLE = 2
-
-_CHECK_BROKER = (
-    "check --bootstrap-servers, JOURNEYS_BOOTSTRAP_SERVERS or [kafka] bootstrap_servers, "
-    "and that the broker is running"
-)
 
 
 @dataclass
@@ -88,7 +84,7 @@ def send_command(handle: IO[bytes], name: str, settings: KafkaSettings) -> int:
         _error(err, str(exc))
         return EXIT_UNAVAILABLE
     except (JourneyLedgerError, KafkaError) as exc:
-        _error(err, f"{exc!r}; {_CHECK_BROKER}")
+        _error(err, f"{exc!r}; {CHECK_BROKER}")
         return EXIT_UNAVAILABLE
     for item in report.rejected + report.failed:
         out.print(f"line {item.line}: {item.reason}", markup=False)
@@ -99,7 +95,7 @@ def send_command(handle: IO[bytes], name: str, settings: KafkaSettings) -> int:
         markup=False,
     )
     if report.failed:
-        _error(err, f"some events were not delivered; {_CHECK_BROKER}")
+        _error(err, f"some events were not delivered; {CHECK_BROKER}")
         return EXIT_UNAVAILABLE
     return EXIT_REJECTED if report.rejected else EXIT_OK
 
@@ -109,7 +105,7 @@ def topics_create_command(settings: KafkaSettings, *, timeout_s: float = 30.0) -
     try:
         specs = asyncio.run(create_topics(settings, timeout_s=timeout_s))
     except BrokerError as exc:
-        _error(Console(stderr=True, highlight=False), f"{exc} ({_CHECK_BROKER})")
+        _error(Console(stderr=True, highlight=False), f"{exc} ({CHECK_BROKER})")
         return EXIT_UNAVAILABLE
     out = Console(highlight=False)
     for spec in specs:

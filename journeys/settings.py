@@ -30,6 +30,12 @@ TOKEN_ENV = "JOURNEYS_TOKEN"
 TOKENS_ENV = "JOURNEYS_API_TOKENS"
 """The environment variable adding API tokens: `token=tenant,tenant;token2=*`."""
 
+CHECK_BROKER = (
+    f"check --bootstrap-servers, {BOOTSTRAP_ENV} or [kafka] bootstrap_servers, "
+    "and that the broker is running"
+)
+"""What to look at when the broker cannot be reached."""
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

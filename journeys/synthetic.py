@@ -12,12 +12,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import orjson
 
-DEMO_FILE = "demo-journeys.jsonl"
+from journeys.demo import demo_lines
+
 _SUFFIXED = frozenset(
     {
         "anonymous_id",
@@ -34,8 +34,7 @@ _DIGIT = re.compile(r"\d")
 
 def demo_documents() -> list[dict[str, Any]]:
     """The bundled demo events as JSON objects, in file order."""
-    text = resources.files("journeys.demo").joinpath(DEMO_FILE).read_bytes()
-    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    return [orjson.loads(line) for line in demo_lines()]
 
 
 def _phone(value: str, copy: int) -> str:

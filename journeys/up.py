@@ -12,18 +12,16 @@ import atexit
 import secrets
 import shutil
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
 
+from journeys.demo import demo_lines
 from journeys.producer import JourneyProducer
 from journeys.settings import Settings, TokenEntry
 from journeys.worker_command import EXIT_UNAVAILABLE, worker_command
 from streams.config import KafkaSettings
 from streams.embedded_broker import BrokerError, EmbeddedBroker
-
-DEMO_FILE = "demo-journeys.jsonl"
 
 _background: set[asyncio.Task[None]] = set()
 
@@ -52,11 +50,10 @@ def banner(console: Console, url: str, bootstrap: str, token: str, embedded: boo
 
 async def send_demo(kafka: KafkaSettings, console: Console) -> None:
     """Send the bundled demo journeys through the producer SDK."""
-    lines = resources.files("journeys.demo").joinpath(DEMO_FILE).read_bytes().splitlines()
+    lines = demo_lines()
     async with JourneyProducer(kafka) as producer:
         for line in lines:
-            if line.strip():
-                await producer.send(line)
+            await producer.send(line)
         await producer.flush()
     console.print(f"sent {len(lines)} demo events; flags appear within seconds", highlight=False)
 

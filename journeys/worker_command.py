@@ -7,14 +7,14 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
 
+from journeys.clock import wall_clock
 from journeys.serve import ApiService
-from journeys.settings import Settings
+from journeys.settings import CHECK_BROKER, Settings
 from streams.app import build_app
 from streams.embedded_broker import BrokerError
 from streams.topics import create_topics
@@ -24,11 +24,6 @@ EXIT_UNAVAILABLE = 2
 
 STAGES = ("ingest", "journeys")
 """The stages a worker runs unless told otherwise."""
-
-
-def wall_clock() -> datetime:
-    """The current time, timezone-aware: the only clock the ledger's processing reads."""
-    return datetime.now(UTC)
 
 
 def new_worker_id() -> str:
@@ -41,13 +36,7 @@ def ensure_topics_or_explain(settings: Settings) -> bool:
     try:
         asyncio.run(create_topics(settings.kafka_settings()))
     except BrokerError as exc:
-        Console(stderr=True).print(
-            Text("error: ", style="red")
-            + Text(
-                f"{exc} (check --bootstrap-servers, JOURNEYS_BOOTSTRAP_SERVERS or "
-                "[kafka] bootstrap_servers, and that the broker is running)"
-            )
-        )
+        Console(stderr=True).print(Text("error: ", style="red") + Text(f"{exc} ({CHECK_BROKER})"))
         return False
     return True
 

@@ -23,13 +23,12 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
 from journeys.check import CheckReport, check_lines
-from journeys.cli import DEMO_FILE
+from journeys.demo import demo_bytes
 from journeys.settings import load_settings
 from journeys.web import add_pages
 from projections.ledger import Ledger
@@ -89,8 +88,7 @@ class Demo:
 def load_demo() -> Demo:
     """Fold the bundled demo file exactly as `journeys check --demo` does (default settings)."""
     settings = load_settings(None, {}).fold_settings()
-    data = resources.files("journeys.demo").joinpath(DEMO_FILE).read_bytes()
-    lines = data.splitlines(keepends=True)
+    lines = demo_bytes().splitlines(keepends=True)
     report = check_lines(lines, settings, AS_OF)
     ledger = Ledger(settings)
     for result in decode_lines(lines):

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +24,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from journeys.check import check_lines
+from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from projections.view import view_to_dict
 from streams.embedded_broker import find_free_port
@@ -49,8 +49,7 @@ class Live:
 
 
 def expected_journeys() -> dict[str, dict[str, Any]]:
-    text = resources.files("journeys.demo").joinpath("demo-journeys.jsonl").read_bytes()
-    report = check_lines(text.splitlines(), FoldSettings(), datetime.now(UTC))
+    report = check_lines(demo_lines(), FoldSettings(), datetime.now(UTC))
     return {v.customer_id: view_to_dict(v) for v in report.journeys}
 
 

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ import orjson
 import pytest
 
 from journeys.check import check_lines
+from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from projections.view import view_to_dict
 from streams.config import KafkaSettings
@@ -53,11 +53,6 @@ class Stack:
     def expected(self) -> dict[str, dict[str, Any]]:
         report = check_lines(self.lines, FoldSettings(), datetime.now(UTC))
         return {v.customer_id: view_to_dict(v) for v in report.journeys}
-
-
-def demo_lines() -> list[bytes]:
-    text = resources.files("journeys.demo").joinpath("demo-journeys.jsonl").read_bytes()
-    return [line for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 
 import orjson
@@ -13,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from journeys.check import check_lines
+from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings, TopicNames
 from streams.embedded_broker import TopicSpec, ensure_topics
@@ -42,11 +42,6 @@ async def create_topics(kafka: KafkaSettings) -> TopicNames:
     ]
     await ensure_topics(kafka.bootstrap_servers, specs)
     return names
-
-
-def demo_lines() -> list[bytes]:
-    text = resources.files("journeys.demo").joinpath("demo-journeys.jsonl").read_bytes()
-    return [line for line in text.splitlines() if line.strip()]
 
 
 def stored_journeys(data_dir: Path, partitions: int) -> dict[tuple[str, str], list[str]]:

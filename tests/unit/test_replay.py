@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 
 import orjson
 import pytest
 
 from journeys.check import check_lines
+from journeys.demo import demo_lines
 from projections.flags import Flag
 from projections.identity import customer_id_for
 from projections.replay import (
@@ -38,8 +38,7 @@ TICK = timedelta(microseconds=1)
 
 
 def demo_events() -> list[Event]:
-    data = resources.files("journeys.demo").joinpath("demo-journeys.jsonl").read_bytes()
-    return [decode_event(line) for line in data.splitlines() if line.strip()]
+    return [decode_event(line) for line in demo_lines()]
 
 
 DEMO = demo_events()

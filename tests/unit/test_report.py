@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from importlib import resources
 from pathlib import Path
 
 import orjson
 import pytest
 from markdown_it import MarkdownIt
 
+from journeys.demo import demo_lines
 from journeys.report import (
     FORMAT_VERSION,
     ReportFormat,
@@ -36,8 +36,7 @@ CARD = "4929 1234 5678 9015"
 
 
 def demo_events() -> list[Event]:
-    data = resources.files("journeys.demo").joinpath("demo-journeys.jsonl").read_bytes()
-    return [decode_event(line) for line in data.splitlines() if line.strip()]
+    return [decode_event(line) for line in demo_lines()]
 
 
 @pytest.fixture(scope="module")

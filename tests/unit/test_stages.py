@@ -10,13 +10,13 @@ import random
 import zlib
 from collections import defaultdict
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 
 import orjson
 import pytest
 
 from journeys.check import check_lines
+from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from streams.ingest import ingest
 from streams.journey_stage import JourneyCache, decode_journey, process_events
@@ -97,11 +97,6 @@ class Pipeline:
                     journey = decode_journey((tenant, customer), value)
                     journeys[(tenant, customer)] = [e.event_id for e in journey.events]
         return journeys
-
-
-def demo_lines() -> list[bytes]:
-    text = resources.files("journeys.demo").joinpath("demo-journeys.jsonl").read_bytes()
-    return [line for line in text.splitlines() if line.strip()]
 
 
 def expected(lines: list[bytes]) -> dict[tuple[str, str], list[str]]:
