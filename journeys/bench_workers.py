@@ -117,18 +117,21 @@ class WorkerProcess:
                 self.peak_rss_mb = max(found, self.peak_rss_mb or 0.0)
         return self.peak_rss_mb
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Note the peak RSS, then SIGTERM and wait (SIGKILL after `timeout_s`)."""
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """Note the peak RSS, then SIGTERM and wait (SIGKILL after `timeout_s`); the exit code.
+
+        The code is None when it never started, and -9 when it had to be killed.
+        """
         if self.proc is None:
-            return
+            return None
         self.sample_rss()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout_s)
+            return self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait(10)
+            return self.proc.wait(10)
 
     def log_tail(self, max_bytes: int = 2_000) -> str:
         """The end of the worker's log, for error messages."""

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
 
+from journeys import bench_workers
 from journeys.check import check_lines
 from projections.detectors import Detector
 from projections.settings import FoldSettings
@@ -259,29 +257,8 @@ def write_config(path: Path, kafka: KafkaSettings, **worker: Any) -> Path:
     return path
 
 
-class WorkerProcess:
-    """A `journeys worker` subprocess with its own data directory and log file."""
-
-    def __init__(
-        self, config: Path, data_dir: Path, log: Path, api_port: int | None = None
-    ) -> None:
-        self.api_port = api_port
-        self.config = config
-        self.data_dir = data_dir
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        """Start the worker (it creates missing topics, joins the groups, then processes)."""
-        journeys = Path(sys.executable).with_name("journeys")
-        command = [str(journeys), "--config", str(self.config), "worker"]
-        command += ["--data-dir", str(self.data_dir), "--log-level", "info"]
-        if self.api_port is not None:
-            command += ["--api-port", str(self.api_port)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        return self
+class WorkerProcess(bench_workers.WorkerProcess):
+    """The benchmark's `journeys worker` subprocess, with what tests do to it besides."""
 
     def kill(self) -> None:
         """kill -9: no flush, no goodbye to the group."""
@@ -290,22 +267,12 @@ class WorkerProcess:
         self.proc.wait(10)
 
     def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            self.proc.kill()
-            self.proc.wait(10)
-            raise AssertionError(
-                f"worker did not stop within {timeout_s}s; see {self.log}"
-            ) from exc
-
-    def alive(self) -> bool:
-        """Still running?"""
-        return self.proc is not None and self.proc.poll() is None
+        """SIGTERM and wait for a clean exit; returns the exit code, fails if it had to be killed."""
+        code = super().stop(timeout_s)
+        assert code is not None
+        if code == -signal.SIGKILL:
+            raise AssertionError(f"worker did not stop within {timeout_s}s; see {self.log}")
+        return code
 
     def log_text(self) -> str:
         """What the worker has logged so far."""
@@ -373,3 +340,50 @@ async def _topic_size(kafka: KafkaSettings, topic: str) -> int:
 def topic_size(kafka: KafkaSettings, topic: str) -> int:
     """Sum of a topic's end offsets: grows with it, but on Tansu undercounts (see read_topic)."""
     return asyncio.run(_topic_size(kafka, topic))
+
+
+def wait_for_progress(kafka: KafkaSettings, timeout_s: float, what: str) -> None:
+    """Wait until the journey stage writes state again (its changelog grows)."""
+    topic = kafka.names().journey_changelog
+    before = topic_size(kafka, topic)
+    wait_for(lambda: topic_size(kafka, topic) > before, timeout_s, what, 0.2)
+
+
+class EventFlow:
+    """Touchpoints sent from a thread in chunks spread over time, until stopped or used up."""
+
+    def __init__(
+        self, kafka: KafkaSettings, lines: list[bytes], chunk: int = 100, pause_s: float = 0.3
+    ) -> None:
+        self.kafka = kafka
+        self.lines = lines
+        self.chunk = chunk
+        self.pause_s = pause_s
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-flow")
+
+    def _run(self) -> None:
+        topic = self.kafka.names().touchpoints
+        for start in range(0, len(self.lines), self.chunk):
+            if self._stop.is_set():
+                return
+            chunk = tenant_keyed(self.lines[start : start + self.chunk])
+            self.sent += asyncio.run(produce(self.kafka, topic, chunk))
+            time.sleep(self.pause_s)
+
+    def start(self) -> EventFlow:
+        """Start sending."""
+        self._thread.start()
+        return self
+
+    def flowing(self) -> bool:
+        """Still sending (not stopped, events left)?"""
+        return self._thread.is_alive()
+
+    def stop(self) -> int:
+        """Stop sending, wait for the chunk in flight; returns how many events were sent."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        return self.sent

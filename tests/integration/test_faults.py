@@ -6,9 +6,7 @@ commit that fences each batch refuses it, so its stale state never lands after t
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,16 +16,15 @@ import pytest
 from journeys.synthetic import synthetic_lines
 from streams.config import KafkaSettings
 from tests.integration.ledger_log import (
+    EventFlow,
     WorkerProcess,
     converge,
     create,
     kafka_for_test,
-    produce,
     pure_fold,
     read_topic_sync,
-    tenant_keyed,
-    topic_size,
     wait_for,
+    wait_for_progress,
     write_config,
 )
 
@@ -44,37 +41,25 @@ def test_a_worker_frozen_past_its_session_timeout_loses_and_doubles_nothing(
 ) -> None:
     names = create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
-    pool = list(synthetic_lines(400))
-    stop = threading.Event()
-
-    def send() -> None:
-        for start in range(0, len(pool), 100):
-            if stop.is_set():
-                return
-            asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(pool[start : start + 100])))
-            time.sleep(0.3)
-
+    flow = EventFlow(kafka, list(synthetic_lines(400)))
     a = WorkerProcess(config, tmp_path / "a", tmp_path / "a.log").start()
     b = WorkerProcess(config, tmp_path / "b", tmp_path / "b.log").start()
-    sender = threading.Thread(target=send)
     try:
-        sender.start()
-        before = topic_size(kafka, names.journey_changelog)
-        wait_for(lambda: topic_size(kafka, names.journey_changelog) > before, 60, "progress", 0.2)
+        flow.start()
+        wait_for_progress(kafka, 60, "progress")
         assert a.proc is not None
         a.proc.send_signal(signal.SIGSTOP)
         time.sleep(kafka.session_timeout_ms / 1000 + 4)  # the group gives a's partitions to b
         a.proc.send_signal(signal.SIGCONT)
         time.sleep(8)
-        stop.set()
-        sender.join()
+        flow.stop()
         in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
         expected = pure_fold(in_log, datetime.now(UTC))
         state = converge(kafka, lambda: expected, 180)
         assert state.journeys == expected.journeys
         assert state.flags == expected.flags
     finally:
-        stop.set()
+        flow.stop()
         for worker in (a, b):
             if worker.alive():
                 worker.stop()
@@ -89,33 +74,18 @@ def test_scaling_one_to_two_to_one_while_events_flow(
 ) -> None:
     names = create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
-    pool = list(synthetic_lines(400))
-    stop = threading.Event()
-
-    def send() -> None:
-        for start in range(0, len(pool), 100):
-            if stop.is_set():
-                return
-            asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(pool[start : start + 100])))
-            time.sleep(0.3)
-
-    def progress() -> None:
-        before = topic_size(kafka, names.journey_changelog)
-        wait_for(lambda: topic_size(kafka, names.journey_changelog) > before, 60, "progress", 0.2)
-
+    flow = EventFlow(kafka, list(synthetic_lines(400)))
     a = WorkerProcess(config, tmp_path / "a", tmp_path / "a.log").start()
-    sender = threading.Thread(target=send)
     b: WorkerProcess | None = None
     try:
-        sender.start()
-        progress()
+        flow.start()
+        wait_for_progress(kafka, 60, "progress")
         b = WorkerProcess(config, tmp_path / "b", tmp_path / "b.log").start()  # 1 → 2
         wait_for(lambda: "restored partition" in b.log_text(), 60, "b taking partitions", 0.5)
-        progress()
+        wait_for_progress(kafka, 60, "progress")
         assert a.stop() == 0  # 2 → 1: b takes everything over
-        progress()
-        stop.set()
-        sender.join()
+        wait_for_progress(kafka, 60, "progress")
+        flow.stop()
         in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
         expected = pure_fold(in_log, datetime.now(UTC))
         state = converge(kafka, lambda: expected, 180)
@@ -123,7 +93,7 @@ def test_scaling_one_to_two_to_one_while_events_flow(
         assert state.flags == expected.flags
         figures.append(f"scaling 1 -> 2 -> 1 while {len(in_log):,} events flowed: equal")
     finally:
-        stop.set()
+        flow.stop()
         for worker in (a, b):
             if worker is not None and worker.alive():
                 worker.stop()

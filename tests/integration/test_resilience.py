@@ -10,7 +10,6 @@ import asyncio
 import base64
 import random
 import re
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ import pytest
 from journeys.synthetic import synthetic_lines
 from streams.config import KafkaSettings
 from tests.integration.ledger_log import (
+    EventFlow,
     InProcessWorker,
     WorkerProcess,
     converge,
@@ -33,8 +33,8 @@ from tests.integration.ledger_log import (
     pure_fold,
     read_topic_sync,
     tenant_keyed,
-    topic_size,
     wait_for,
+    wait_for_progress,
     write_config,
 )
 
@@ -85,40 +85,21 @@ def test_kill_nine_five_times_while_events_flow(
     names = create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
     pool = lines_of(0, 900)  # up to 26,100 events, sent until the fifth restart
-    stop_sending = threading.Event()
-    sent: list[int] = [0]
-
-    def send() -> None:
-        for start in range(0, len(pool), 100):
-            if stop_sending.is_set():
-                return
-            chunk = pool[start : start + 100]
-            sent[0] += asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(chunk)))
-            time.sleep(0.4)
-
     log = tmp_path / "worker.log"
     worker = workers.start(config, tmp_path / "data", log)
-    sender = threading.Thread(target=send)
-    sender.start()
+    flow = EventFlow(kafka, pool, pause_s=0.4).start()
     rng = random.Random(20261123)
     for restart in range(5):
-        before = topic_size(kafka, names.journey_changelog)
-        wait_for(
-            lambda before=before: topic_size(kafka, names.journey_changelog) > before,
-            90,
-            f"progress after restart {restart}",
-            0.2,
-        )
-        assert sender.is_alive(), "the events ran out before the fifth kill"
+        wait_for_progress(kafka, 90, f"progress after restart {restart}")
+        assert flow.flowing(), "the events ran out before the fifth kill"
         time.sleep(rng.uniform(0.1, 1.5))  # somewhere inside a batch, or between two
         worker.kill()
         worker = workers.start(config, tmp_path / "data", log)
-    stop_sending.set()
-    sender.join()
-    assert sent[0] >= 2_000, "too few events flowed during the kills"
+    sent = flow.stop()
+    assert sent >= 2_000, "too few events flowed during the kills"
 
     in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
-    assert len(in_log) == sent[0]
+    assert len(in_log) == sent
     expected = pure_fold(in_log, now())  # every deadline in the synthetic data has passed
     started = time.monotonic()
     state = converge(kafka, lambda: expected, 180)
