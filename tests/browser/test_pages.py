@@ -456,6 +456,9 @@ def test_a_wrong_token_shows_sign_in_with_an_error(
     page.get_by_label("Access token").fill(TOKEN)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#flag-list > li.flag-item")).to_have_count(PAGE_LIMIT)
+    # The summary pages through every open flag; let it finish so only the click meets the new token.
+    expect(page.locator("#by-rule")).not_to_have_attribute("aria-busy", "true")
+    expect(page.locator("#summary-total .total-number")).to_be_visible()
 
     # A token refused later (revoked, say) brings the form back, with the error.
     page.evaluate("sessionStorage.setItem('journeys.token', 'revoked')")
