@@ -13,7 +13,9 @@ cuts by `occurred_at`. The only filter applied before decoding is the tenant: th
 topic's key is `{tenant}/{customer_id}`, so records of other tenants are skipped unread.
 
 Tansu reports a partition's end as the first offset of its last record batch + 1 (it
-undercounts), so reading goes on past the reported ends until a poll comes back empty.
+undercounts). A fetch always returns whole record batches, so once every partition has reached
+its reported end, the rest of each last batch is already in the consumer's buffer: reading
+drains that buffer without waiting, then stops.
 """
 
 from __future__ import annotations
@@ -42,8 +44,6 @@ FETCH_BYTES = 16 * 1024 * 1024
 BATCH_RECORDS = 20_000
 """Records handed out per `getmany`."""
 
-TAIL_POLL_MS = 500
-"""How long a poll past every reported end waits for records before reading stops."""
 
 STALL_S = 60.0
 """Give up when no record arrives for this long while a partition is short of its end."""
@@ -120,8 +120,8 @@ async def read_batches(
 ) -> AsyncIterator[tuple[int, list[InRecord]]]:
     """Every record of a topic (default: the events topic), as (partition, batch) in log order.
 
-    Reads each partition from its beginning until a poll past its end (as reported when
-    reading started) comes back empty. Raises `BrokerUnavailableError` when the brokers
+    Reads each partition from its beginning to its end as reported when reading started,
+    then whatever of the last record batches is still buffered. Raises `BrokerUnavailableError` when the brokers
     cannot be reached, `EventsTopicMissingError` when the topic does not exist.
     """
     stats = stats if stats is not None else ReadStats()
@@ -164,7 +164,7 @@ async def read_batches(
         while True:
             short = any(position[p] < end[p] for p in partitions)
             batches = await consumer.getmany(
-                timeout_ms=1_000 if short else TAIL_POLL_MS, max_records=BATCH_RECORDS
+                timeout_ms=1_000 if short else 0, max_records=BATCH_RECORDS
             )
             got = False
             for tp, messages in sorted(batches.items(), key=lambda item: item[0].partition):
@@ -182,7 +182,7 @@ async def read_batches(
                     progress(stats.records, max(total, stats.records))
                 continue
             if not short:
-                break  # a poll past every reported end came back empty: nothing more
+                break  # every reported end reached and the buffer drained: nothing more
             if time.monotonic() - last_record > STALL_S:
                 behind = {p: (position[p], end[p]) for p in partitions if position[p] < end[p]}
                 raise ReadStalledError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -92,6 +93,8 @@ def normalise_plate(raw: str) -> str:
     return _PLATE_NOISE.sub("", raw).upper()
 
 
+# Cached: customers come back, and parsing a phone number costs more than the rest of stitching.
+@lru_cache(maxsize=65_536)
 def normalise(kind: str, raw: str, region: str | None = None) -> NormalisedId:
     """Normalise one identifier of the given kind."""
     if kind == "phone":

@@ -59,8 +59,7 @@ def apply(journey: Journey, event: Event) -> Journey:
         raise EventConflictError(
             f"event_id {event.event_id!r} is already held with different content"
         )
-    keys = [event_order(e) for e in journey.events]
-    position = bisect.bisect_right(keys, event_order(event))
+    position = bisect.bisect_right(journey.events, event_order(event), key=event_order)
     events = (*journey.events[:position], event, *journey.events[position:])
     return Journey(journey.tenant, journey.customer_id, events)
 

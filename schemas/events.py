@@ -75,11 +75,15 @@ class Customer(_Frozen):
 
     @model_validator(mode="after")
     def _has_identifier(self) -> Customer:
-        if not any(getattr(self, kind) for kind in IDENTIFIER_KINDS):
-            raise ValueError(
-                "needs at least one identifier other than name: " + ", ".join(IDENTIFIER_KINDS)
-            )
-        return self
+        # Runs for every event at the door: a plain loop over the field values is several
+        # times cheaper than `any()` over a generator of `getattr` calls.
+        values = self.__dict__
+        for kind in IDENTIFIER_KINDS:
+            if values[kind]:
+                return self
+        raise ValueError(
+            "needs at least one identifier other than name: " + ", ".join(IDENTIFIER_KINDS)
+        )
 
     def identifiers(self) -> list[tuple[str, str]]:
         """The (kind, raw value) pairs present, in catalogue order."""

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    GetCoreSchemaHandler,
     PlainSerializer,
     PlainValidator,
     StringConstraints,
     WithJsonSchema,
 )
+from pydantic_core import CoreSchema, PydanticKnownError, core_schema
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2})?$"
@@ -21,6 +25,15 @@ _RFC3339 = re.compile(
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TENANT = r"^[a-z0-9][a-z0-9-]{0,63}$"
 _PHONE_PATTERN = r"^\+?[0-9 ()./\-]+$"
+_PHONE = re.compile(_PHONE_PATTERN)
+_EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+_PHONE_MAX_LENGTH = 40
+# What `datetime.isoformat` writes, and what most producers send: `_parse_datetime` would hand
+# such a string to `fromisoformat` unchanged, so it can go there directly.
+_CANONICAL_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def _parse_datetime(value: str) -> datetime:
@@ -43,6 +56,8 @@ def _parse_datetime(value: str) -> datetime:
 
 def parse_timestamp(value: Any) -> datetime:
     """Parse an RFC 3339 date-time that carries a UTC offset."""
+    if type(value) is str and _CANONICAL_DATETIME.fullmatch(value):
+        return datetime.fromisoformat(value)
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("datetime has no UTC offset; naive timestamps are ambiguous")
@@ -54,6 +69,8 @@ def parse_timestamp(value: Any) -> datetime:
 
 def parse_slot(value: Any) -> datetime | date:
     """Parse a slot: an RFC 3339 date-time with offset, or a plain date."""
+    if type(value) is str and _CANONICAL_DATETIME.fullmatch(value):
+        return datetime.fromisoformat(value)
     if isinstance(value, datetime):
         return parse_timestamp(value)
     if isinstance(value, date):
@@ -77,12 +94,56 @@ def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _lengths(min_length: int, max_length: int) -> Callable[[str], str]:
+    # `StringConstraints` after a `BeforeValidator` cannot reach pydantic-core's string check,
+    # so pydantic applies each bound as a Python function of its own. One function for both
+    # saves a call per field and raises exactly the errors those two would raise.
+    def check(value: str) -> str:
+        size = len(value)
+        if size < min_length:
+            raise PydanticKnownError(
+                "too_short",
+                {"field_type": "Value", "min_length": min_length, "actual_length": size},
+            )
+        if size > max_length:
+            raise PydanticKnownError(
+                "too_long",
+                {"field_type": "Value", "max_length": max_length, "actual_length": size},
+            )
+        return value
+
+    return check
+
+
 def _check_phone(value: str) -> str:
-    if not re.match(_PHONE_PATTERN, value):
+    # The length bound was a `StringConstraints` of its own: checked here, it costs no call.
+    if len(value) > _PHONE_MAX_LENGTH:
+        raise PydanticKnownError(
+            "too_long",
+            {"field_type": "Value", "max_length": _PHONE_MAX_LENGTH, "actual_length": len(value)},
+        )
+    if not _PHONE.match(value):
         raise ValueError("may hold only digits, spaces, a leading + and ( ) . / -")
-    if sum(ch.isdigit() for ch in value) < 6:
+    if sum(map(str.isdigit, value)) < 6:  # the same count as a generator, without its frames
         raise ValueError("needs at least 6 digits")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class _ThenPattern:
+    """Check a pattern in pydantic-core after the annotations before it, with no Python call."""
+
+    # `StringConstraints(pattern=...)` after a Python validator becomes a Python wrap function
+    # around the same pydantic-core check; a chain step runs that check directly.
+
+    pattern: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.chain_schema(
+            [handler(source), core_schema.str_schema(pattern=self.pattern)]
+        )
 
 
 _DATETIME_SCHEMA = {"type": "string", "format": "date-time"}
@@ -109,27 +170,40 @@ Slot = Annotated[
 Text = Annotated[str, StringConstraints(max_length=10_000)]
 """Free text such as a message body."""
 
-Name = Annotated[str, BeforeValidator(_strip), StringConstraints(min_length=1, max_length=200)]
+# The strings below are trimmed by Python's `str.strip` (pydantic-core's `strip_whitespace`
+# trims fewer characters, and its length errors read differently), then bounded by `_lengths`;
+# `WithJsonSchema` states the bounds the exported schema has always shown.
+
+Name = Annotated[
+    str,
+    BeforeValidator(_strip),
+    AfterValidator(_lengths(1, 200)),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200}),
+]
 """A short non-empty label: a form name, a programme, a party."""
 
 Identifier = Annotated[
-    str, BeforeValidator(_strip), StringConstraints(min_length=1, max_length=256)
+    str,
+    BeforeValidator(_strip),
+    AfterValidator(_lengths(1, 256)),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256}),
 ]
 """A non-empty identifier as the source system wrote it."""
 
 Email = Annotated[
     str,
     BeforeValidator(_strip),
-    StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"),
+    AfterValidator(_lengths(3, 320)),
+    _ThenPattern(_EMAIL_PATTERN),
+    WithJsonSchema({"type": "string", "minLength": 3, "maxLength": 320}),
 ]
 """An e-mail address (one @, no spaces)."""
 
 Phone = Annotated[
     str,
     BeforeValidator(_strip),
-    StringConstraints(max_length=40),
     AfterValidator(_check_phone),
-    WithJsonSchema({"type": "string", "pattern": _PHONE_PATTERN, "maxLength": 40}),
+    WithJsonSchema({"type": "string", "pattern": _PHONE_PATTERN, "maxLength": _PHONE_MAX_LENGTH}),
 ]
 """A phone number as written: national or international, any punctuation."""
 

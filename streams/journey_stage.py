@@ -3,7 +3,9 @@
 State per customer (keys under the input partition): the journey's events, the status of each
 flag last emitted, a forward pointer once the customer merged into another, and the next
 deadline of a time-based rule. Hot journeys stay decoded in memory between batches; each
-changed journey is evaluated and written once per batch.
+changed journey is evaluated and written once per batch. Events arrive as the canonical bytes
+ingest wrote, so a journey that only grew at its end is written by appending those bytes to
+the stored array: nothing is encoded again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import cast
 
 import orjson
 from pydantic import TypeAdapter
@@ -40,6 +43,20 @@ def _key(prefix: bytes, ref: CustomerRef) -> bytes:
 def encode_journey(journey: Journey) -> bytes:
     """A journey's events as stored: a JSON array in journey order."""
     return b"[" + b",".join(encode_event(e) for e in journey.events) + b"]"
+
+
+def append_to_journey(stored: bytes | None, raws: list[bytes]) -> bytes:
+    """The stored array with more encoded events at its end (`stored` None: a new journey)."""
+    body = b",".join(raws)
+    if stored is None or stored == b"[]":
+        return b"[" + body + b"]"
+    return stored[:-1] + b"," + body + b"]"
+
+
+def split_journey(value: bytes) -> list[bytes]:
+    """A stored journey's events, each as its own canonical bytes."""
+    # orjson writes back what it read from `encode_event` byte for byte (tested).
+    return [orjson.dumps(document) for document in orjson.loads(value)]
 
 
 def decode_journey(ref: CustomerRef, value: bytes) -> Journey:
@@ -95,6 +112,10 @@ class DeadlineIndex:
             tenant, _, customer = key.removeprefix(b"d/").decode().partition("/")
             due[(tenant, customer)] = datetime.fromisoformat(value.decode())
 
+    def get(self, partition: int, ref: CustomerRef) -> datetime | None:
+        """A customer's next deadline as last recorded."""
+        return self._due.get(partition, {}).get(ref)
+
     def set(self, partition: int, ref: CustomerRef, deadline: datetime | None) -> None:
         """Record a customer's next deadline, or that it has none."""
         due = self._due.setdefault(partition, {})
@@ -125,9 +146,16 @@ class JourneyBatch:
         self.state = state
         self.cache = cache
         self.extra_rules = dict(extra_rules) if extra_rules else None
+        # A worker's index mirrors the stored deadlines, so an unchanged one is not written
+        # again; without one (offline), every evaluation writes its deadline.
+        self.mirrored = deadlines is not None
         self.deadlines = deadlines or DeadlineIndex()
         self.dirty: dict[CustomerRef, Journey | None] = {}
         self.merged: dict[CustomerRef, CustomerRef] = {}
+        self.held: dict[CustomerRef, int] = {}
+        """How many events each changed journey held when the batch first loaded it."""
+        self.added: dict[CustomerRef, dict[str, bytes | None]] = {}
+        """The events each journey gained in this batch, with the bytes they arrived in."""
         self.out: list[OutRecord] = []
 
     def load(self, ref: CustomerRef) -> Journey | None:
@@ -143,11 +171,11 @@ class JourneyBatch:
         target = self.state.get(_key(b"fw/", ref))
         return None if target is None else (ref[0], target.decode())
 
-    def on_event(self, ref: CustomerRef, event: Event) -> None:
+    def on_event(self, ref: CustomerRef, event: Event, raw: bytes | None = None) -> None:
         forward = self.forward_of(ref)
         if forward is not None:
             # The customer merged into another, perhaps on another partition: pass it on.
-            self.out.append(_event_record(forward, event))
+            self.out.append(_event_record(forward, event, raw))
             return
         journey = self.load(ref) or Journey(ref[0], ref[1])
         try:
@@ -155,12 +183,19 @@ class JourneyBatch:
         except EventConflictError:
             return  # ingest rejects conflicting ids; a stored journey keeps the first
         if updated is not journey:
+            self.held.setdefault(ref, len(journey.events))
+            self.added.setdefault(ref, {})[event.event_id] = raw
             self.dirty[ref] = updated
 
     def on_merge(self, ref: CustomerRef, into: CustomerRef) -> None:
         journey = self.load(ref)
         if journey is not None:
-            self.out.extend(_event_record(into, event) for event in journey.events)
+            raws: list[bytes | None] = [*(self.raws_of(ref, journey) or [])]
+            raws += [None] * (len(journey.events) - len(raws))
+            self.out.extend(
+                _event_record(into, event, raw)
+                for event, raw in zip(journey.events, raws, strict=True)
+            )
         self.state.put(_key(b"fw/", ref), into[1].encode())
         self.dirty[ref] = None
         self.merged[ref] = into
@@ -175,10 +210,42 @@ class JourneyBatch:
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
-            self.state.put(_key(b"j/", ref), encode_journey(journey))
+            self.state.put(_key(b"j/", ref), self.encoded(ref, journey))
             self.cache.put(self.state.partition, journey)
             self.evaluate(journey, now, settings)
         return self.out
+
+    def encoded(self, ref: CustomerRef, journey: Journey) -> bytes:
+        """The journey's stored bytes, built from the bytes events arrived in and were stored in.
+
+        Usually the batch only added events at the end: the stored array gets them appended.
+        """
+        held = self.held.get(ref, 0)
+        added = self.added.get(ref, {})
+        tail = [added.get(event.event_id) for event in journey.events[held:]]
+        if None not in tail:
+            stored = self.state.get(_key(b"j/", ref)) if held else None
+            if not held or stored is not None:
+                return append_to_journey(stored, cast(list[bytes], tail))
+        raws = self.raws_of(ref, journey)  # a late event sorted in among the stored ones
+        return encode_journey(journey) if raws is None else b"[" + b",".join(raws) + b"]"
+
+    def raws_of(self, ref: CustomerRef, journey: Journey) -> list[bytes] | None:
+        """Each event's bytes, in journey order: as arrived in this batch, or as stored.
+
+        None when some are not at hand (the caller encodes those events afresh).
+        """
+        added = self.added.get(ref, {})
+        held = self.held.get(ref, len(journey.events) - len(added))
+        stored = self.state.get(_key(b"j/", ref)) if held else None
+        stored_raws = split_journey(stored) if stored is not None else []
+        if len(stored_raws) != held:
+            return None
+        kept = iter(stored_raws)
+        raws = [
+            added.get(e.event_id) if e.event_id in added else next(kept) for e in journey.events
+        ]
+        return None if None in raws else cast(list[bytes], raws)
 
     def withdraw_all(self, ref: CustomerRef, into: CustomerRef) -> None:
         """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
@@ -207,6 +274,8 @@ class JourneyBatch:
         if current != previous:
             self.state.put(_key(b"f/", ref), orjson.dumps(current))
         deadline = next_deadline(journey.events, now, settings.rules)
+        if self.mirrored and deadline == self.deadlines.get(self.state.partition, ref):
+            return
         self.deadlines.set(self.state.partition, ref, deadline)
         if deadline is None:
             self.state.delete(_key(b"d/", ref))
@@ -214,11 +283,11 @@ class JourneyBatch:
             self.state.put(_key(b"d/", ref), deadline.isoformat().encode())
 
 
-def _event_record(ref: CustomerRef, event: Event) -> OutRecord:
+def _event_record(ref: CustomerRef, event: Event, raw: bytes | None = None) -> OutRecord:
     return OutRecord(
         "events",
         customer_key(*ref),
-        encode_event(event),
+        encode_event(event) if raw is None else raw,
         (("kind", KIND_EVENT), ("customer_id", ref[1].encode())),
     )
 
@@ -279,7 +348,7 @@ def process_events(
             event = decode_trusted(record.value)
             if customer is None:
                 continue
-            batch.on_event((event.tenant, customer.decode()), event)
+            batch.on_event((event.tenant, customer.decode()), event, record.value)
         elif kind == KIND_MERGE and record.value is not None:
             merge = orjson.loads(record.value)
             tenant = merge["tenant"]

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import pytest
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
 
 from projections.ledger import Ledger
+from schemas import types
 from schemas.codec import (
     Accepted,
     Rejected,
@@ -447,3 +458,163 @@ def test_the_same_id_in_two_tenants_is_two_events() -> None:
     ledger.add(ev("form.submitted", {"form": "other"}, event_id="x1", tenant="globex"))
 
     assert sorted(journey.tenant for journey in ledger) == ["acme", "globex"]
+
+
+# --- the string types fail exactly as they always did ------------------------------------------
+# `Name`, `Identifier`, `Email` and `Phone` check their bounds in one Python call instead of one
+# per bound (see `schemas.types`). The reference below is how they were written before: each
+# must accept, trim and reject the same inputs with the same errors, in JSON and Python mode.
+
+
+def _strip_reference(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _phone_reference(value: str) -> str:
+    if not re.match(r"^\+?[0-9 ()./\-]+$", value):
+        raise ValueError("may hold only digits, spaces, a leading + and ( ) . / -")
+    if sum(ch.isdigit() for ch in value) < 6:
+        raise ValueError("needs at least 6 digits")
+    return value
+
+
+_REFERENCE_TYPES: dict[str, Any] = {
+    "Name": Annotated[
+        str, BeforeValidator(_strip_reference), StringConstraints(min_length=1, max_length=200)
+    ],
+    "Identifier": Annotated[
+        str, BeforeValidator(_strip_reference), StringConstraints(min_length=1, max_length=256)
+    ],
+    "Email": Annotated[
+        str,
+        BeforeValidator(_strip_reference),
+        StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"),
+    ],
+    "Phone": Annotated[
+        str,
+        BeforeValidator(_strip_reference),
+        StringConstraints(max_length=40),
+        AfterValidator(_phone_reference),
+    ],
+}
+_STRING_INPUTS: list[Any] = [
+    "",
+    " ",
+    " \t\n ",
+    "x",
+    "  Sam Smith  ",
+    "\x1c",
+    " \x1d ",
+    "\x1cAB12 CDE\x1f",
+    "\u00a0x\u3000",
+    "\u180ex",
+    "x" * 2,
+    "x" * 200,
+    " " + "x" * 200 + " ",
+    "x" * 201,
+    "x" * 256,
+    "x" * 257,
+    "x" * 320,
+    "x" * 321,
+    "x" * 10_000,
+    "x" * 10_001,
+    "a@b",
+    " a@b ",
+    "@b",
+    "a@",
+    "a b@c",
+    "a\x1cb@c",
+    "a@b@c",
+    "sam@example.com",
+    "+44 (0)7700 900123",
+    "07700-900-123",
+    "12345",
+    "123456",
+    " 123456\n",
+    "\uff11\uff12\uff13\uff14\uff15\uff16",  # full-width digits
+    "²³⁴⁵⁶⁷",
+    "0770\u00a0900123",
+    "1" * 40,
+    " " + "1" * 40 + " ",
+    "1" * 41,
+    "call me",
+    5,
+    3.5,
+    True,
+    None,
+    [],
+    {},
+]
+
+
+def _model_of(annotation: Any) -> type[BaseModel]:
+    config = ConfigDict(frozen=True, extra="forbid", str_max_length=10_000)
+    model: type[BaseModel] = create_model("Holder", __config__=config, value=(annotation, ...))
+    return model
+
+
+def _string_outcome(model: type[BaseModel], value: Any, mode: str) -> Any:
+    try:
+        if mode == "json":
+            held = model.model_validate_json(orjson.dumps({"value": value}))
+        else:
+            held = model.model_validate({"value": value})
+    except ValidationError as exc:
+        return [
+            (e["type"], e["loc"], e["msg"], e["input"], repr(e.get("ctx")))
+            for e in exc.errors(include_url=False)
+        ]
+    return ("ok", held.value)
+
+
+@pytest.mark.parametrize("name", sorted(_REFERENCE_TYPES))
+@pytest.mark.parametrize("mode", ["json", "python"])
+def test_a_string_type_accepts_trims_and_rejects_as_before(name: str, mode: str) -> None:
+    current = _model_of(getattr(types, name))
+    reference = _model_of(_REFERENCE_TYPES[name])
+    for value in _STRING_INPUTS:
+        expected = _string_outcome(reference, value, mode)
+        assert _string_outcome(current, value, mode) == expected, value
+
+
+def test_the_string_types_keep_their_json_schema() -> None:
+    for name, annotation in _REFERENCE_TYPES.items():
+        want = _model_of(annotation).model_json_schema()["properties"]["value"]
+        got = _model_of(getattr(types, name)).model_json_schema()["properties"]["value"]
+        if name == "Phone":
+            want["pattern"] = r"^\+?[0-9 ()./\-]+$"  # it always stated the pattern of the check
+        assert got == want, name
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-03-12T10:30:00Z",
+        "2024-03-12T10:30:00+00:00",
+        "2024-03-12T10:30:00-00:00",
+        "2024-03-12T10:30:00+05:30",
+        "2024-03-12T10:30:00.1-08:00",
+        "2024-03-12T10:30:00.123456+01:00",
+        "0001-01-01T00:00:00+00:00",
+        "2024-02-30T10:30:00Z",
+        "2024-03-12T25:30:00Z",
+        "2024-03-12T10:30:00+24:00",
+        "0000-03-12T10:30:00Z",
+    ],
+)
+def test_a_canonical_date_time_parses_as_the_general_rule_parses_it(value: str) -> None:
+    # `parse_timestamp` and `parse_slot` take a short cut for the shape `isoformat` writes;
+    # `_parse_datetime` is the general rule every other string goes through.
+    try:
+        expected: Any = types._parse_datetime(value)
+    except ValueError as exc:
+        expected = str(exc)
+    for parse in (types.parse_timestamp, types.parse_slot):
+        try:
+            got: Any = parse(value)
+        except ValueError as exc:
+            got = str(exc)
+        assert got == expected
+        if isinstance(expected, datetime):
+            assert type(got) is datetime
+            assert got.tzinfo == expected.tzinfo

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from schemas.codec import Accepted, Rejected, decode_event, decode_lines, encode_event
 from schemas.errors import InvalidEventError
 from schemas.events import Event, FormSubmitted, OrderPlaced
-from schemas.redaction import luhn_ok, mask_text, mask_value
+from schemas.redaction import luhn_ok, mask_text, mask_value, may_hold_card
 from tests.factories import raw
 
 VISA = "4111111111111111"
@@ -316,3 +316,21 @@ def test_no_generated_card_survives_anywhere(
     assert "occurred_at" in rejected.reason
     assert digits not in rejected.reason
     assert written not in rejected.reason
+
+
+_RUN_ALPHABET = st.sampled_from([b"0", b"4", b"7", b"9", b" ", b"-", b"x", b'"', b":"])
+
+
+@given(st.lists(_RUN_ALPHABET, max_size=60).map(b"".join))
+def test_the_quick_card_test_says_maybe_exactly_when_a_candidate_run_is_there(data: bytes) -> None:
+    """`may_hold_card` scans runs first; it must agree with the plain candidate pattern."""
+    plain = re.search(rb"\d(?:[ -]?\d){12,}", data) is not None
+    assert may_hold_card(data) is plain
+
+
+def test_the_quick_card_test_finds_a_card_among_timestamps_and_ids() -> None:
+    document = (
+        b'{"at":"2024-03-12T10:30:00+00:00","id":"ord-1234-5678","card":"4111 1111-1111 1111"}'
+    )
+    assert may_hold_card(document)
+    assert not may_hold_card(document.replace(b"4111 1111-1111 1111", b"tok_1111"))

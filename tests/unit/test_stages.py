@@ -17,9 +17,18 @@ import pytest
 
 from journeys.check import check_lines
 from journeys.demo import demo_lines
+from journeys.synthetic import skewed_lines
+from projections.journey import Journey
 from projections.settings import FoldSettings
+from schemas.codec import decode_event, encode_event
 from streams.ingest import ingest
-from streams.journey_stage import JourneyCache, decode_journey, process_events
+from streams.journey_stage import (
+    JourneyCache,
+    decode_journey,
+    encode_journey,
+    process_events,
+    split_journey,
+)
 from streams.records import InRecord, OutRecord
 from streams.state import BatchState, LocalStore
 from tests.factories import raw
@@ -145,3 +154,42 @@ def test_records_keyed_otherwise_are_rekeyed_by_tenant(tmp_path: Path) -> None:
         pipeline.append("touchpoints", f"random-{n}".encode(), orjson.dumps(event))
     pipeline.drain()
     assert [sorted(ids) for ids in pipeline.stored().values()] == [[f"k{n}" for n in range(6)]]
+
+
+@pytest.mark.parametrize(("seed", "capacity"), [(1, 50_000), (2, 0), (None, 0)])
+def test_a_stored_journey_is_the_canonical_encoding_of_its_events(
+    tmp_path: Path, seed: int | None, capacity: int
+) -> None:
+    """Appending arrived bytes must store exactly what encoding the whole journey would."""
+    lines = demo_lines()
+    if seed is not None:
+        random.Random(seed).shuffle(lines)  # late events land among the stored ones
+    pipeline = Pipeline(tmp_path, batch_size=3)
+    pipeline.cache = JourneyCache(capacity)  # 0: every batch reads its journeys back from disk
+    for line in lines:
+        pipeline.append("touchpoints", orjson.loads(line)["tenant"].encode(), line)
+    pipeline.drain()
+    stored = 0
+    for partition in range(PARTITIONS):
+        for key, value in pipeline.journeys.items(partition, b"j/"):
+            tenant, _, customer = key[2:].decode().partition("/")
+            assert value == encode_journey(decode_journey((tenant, customer), value))
+            stored += 1
+    assert stored == len(expected(lines))
+    assert pipeline.stored() == expected(lines)
+
+
+def test_a_stored_journey_splits_back_into_each_event_s_own_bytes() -> None:
+    """Late events are spliced in from the stored bytes: splitting must not change a byte."""
+    lines = demo_lines() + skewed_lines(2_000, 400)
+    lines.append(
+        orjson.dumps(
+            raw(
+                "survey.responded",
+                {"score": 1e-7, "scale": 10, "note": {"y": [1.5, 5e-324, "é\u2028\n\t\x01"]}},
+            )
+        )
+    )
+    events = [decode_event(line) for line in lines]
+    journey = Journey("acme", "cus_1", tuple(events))
+    assert split_journey(encode_journey(journey)) == [encode_event(e) for e in events]
