@@ -13,7 +13,8 @@ topics of its own under a fresh prefix (runs never mix):
 5. replay (`journeys.replay_source.read_events`) and rebuild (`journeys.rebuild.rebuild`) of
    the events topic phase 4 wrote; RocksDB bytes of phase 4's worker per million events;
 6. pipeline, two workers: two `journeys worker` subprocesses, joined before the load is sent,
-   from the first ingest commit to the journey stage's last;
+   from the first ingest commit to the journey stage's last; then one worker split into a
+   process per stage (`--stages ingest`, `--stages journeys`), timed the same way;
 7. live: one `journeys worker --api-port` subprocess; events offered at a fixed rate, the
    time from each send to the flag record it caused (the flag topic's record timestamp), then
    `GET /v1/journeys/{customer_id}` latencies for a sample of customers.
@@ -70,7 +71,7 @@ from streams.config import KafkaSettings, TopicNames
 from streams.embedded_broker import BrokerError, EmbeddedBroker, find_free_port
 from streams.sender import BatchSender, Outgoing
 from streams.topics import create_topics
-from streams.worker import Worker
+from streams.worker import Worker, loop_factory
 
 EXIT_UNAVAILABLE = 2
 
@@ -234,6 +235,7 @@ class BenchResult:
     rss_mb: float = 0.0
     producer_events_per_s: float = 0.0
     pipeline_two_workers_events_per_s: float = 0.0
+    pipeline_stage_processes_events_per_s: float = 0.0
     rebuild_events_per_s: float = 0.0
     rocksdb_mb_per_million_events: float = 0.0
     flags_measured: int = 0
@@ -241,6 +243,7 @@ class BenchResult:
     queries: int = 0
     query_errors: int = 0
     rss_mb_two_workers: list[float] = field(default_factory=list)
+    rss_mb_stage_processes: list[float] = field(default_factory=list)
     rss_mb_api_worker: float = 0.0
     pipeline: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
@@ -273,6 +276,11 @@ def render_result(console: Console, result: BenchResult) -> None:
     table.add_row("pipeline, 1 worker", rate(r.pipeline_events_per_s), "raw topic to journeys")
     table.add_row("  ratio to baseline", f"{r.ratio:.3f}", "target >= 0.25")
     table.add_row("pipeline, 2 workers", rate(r.pipeline_two_workers_events_per_s), "processes")
+    table.add_row(
+        "pipeline, 1 worker split",
+        rate(r.pipeline_stage_processes_events_per_s),
+        "a process per stage (--stages)",
+    )
     table.add_row(
         "flag latency p50 / p99",
         f"{ms(r.flag_latency_ms_p50)} / {ms(r.flag_latency_ms_p99)}",
@@ -457,17 +465,27 @@ async def _pipeline_one(
 
 
 async def _pipeline_two(
-    settings: Settings, kafka: KafkaSettings, lines: Sequence[bytes], work: Path
+    settings: Settings,
+    kafka: KafkaSettings,
+    lines: Sequence[bytes],
+    work: Path,
+    stages: Sequence[str | None] = (None, None),
 ) -> tuple[float, list[float]]:
-    """Two worker processes, joined first; returns events per second and their peak RSS."""
+    """Two worker processes, joined first; returns events per second and their peak RSS.
+
+    `stages` gives each process's `--stages`: both stages in each (two workers), or one
+    stage in each (one worker split into a process per stage, one per core).
+    """
     await create_topics(kafka)
-    config = work / "two-workers.toml"
+    name = "two" if stages[0] is None else "split"
+    config = work / f"{name}.toml"
     config.write_text(worker_config(settings, kafka.topic_prefix), encoding="utf-8")
     workers = [
-        WorkerProcess(config, work / f"two-{n}", work / f"two-{n}.log").start() for n in range(2)
+        WorkerProcess(config, work / f"{name}-{n}", work / f"{name}-{n}.log", stages=only).start()
+        for n, only in enumerate(stages)
     ]
     try:
-        await wait_for_members(kafka, 2, workers)
+        await wait_for_members(kafka, 2 if stages[0] is None else 1, workers)
         produced = await _produce_raw(kafka, lines)
         completion = await watch_completion(
             kafka,
@@ -620,6 +638,7 @@ async def run_bench(
     base = settings.kafka_settings()
     one = _kafka(settings, f"{prefix}.one")
     two = _kafka(settings, f"{prefix}.two")
+    split = _kafka(settings, f"{prefix}.split")
     live = _kafka(settings, f"{prefix}.live")
     idempotence: Idempotence = False if broker.startswith("embedded") else "auto"
     result = BenchResult(topic_prefix=prefix, machine=machine_info(broker))
@@ -686,6 +705,13 @@ async def run_bench(
     result.pipeline_two_workers_events_per_s = round(rate_two)
     result.rss_mb_two_workers = [round(r, 1) for r in rss_two]
 
+    progress("pipeline with one worker split into a process per stage")
+    rate_split, rss_split = await _pipeline_two(
+        settings, split, lines, work, stages=("ingest", "journeys")
+    )
+    result.pipeline_stage_processes_events_per_s = round(rate_split)
+    result.rss_mb_stage_processes = [round(r, 1) for r in rss_split]
+
     progress("live worker with the API: flag and query latency")
     measured = await _live(
         settings, live, live_load.lines, live_ids, sizes, idempotence, work, progress
@@ -699,7 +725,7 @@ async def run_bench(
     result.queries = len(measured.query_ms)
     result.query_errors = measured.query_errors
     result.rss_mb_api_worker = round(measured.rss_mb, 1)
-    result.rss_mb = round(max([*rss_two, measured.rss_mb]), 1)
+    result.rss_mb = round(max([*rss_two, *rss_split, measured.rss_mb]), 1)
     result.seconds = round(time.perf_counter() - started, 1)
     return result
 
@@ -732,9 +758,13 @@ def bench_command(
         err.print(f"[dim]{time.perf_counter() - began:6.1f}s[/] {message}")
 
     try:
-        result = asyncio.run(
-            run_bench(settings, sizes, broker=kind, work=work, progress=progress, profile=profile)
-        )
+        # The loop `journeys worker` runs on: the in-process pipeline is measured on it.
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            result = runner.run(
+                run_bench(
+                    settings, sizes, broker=kind, work=work, progress=progress, profile=profile
+                )
+            )
     except (JourneyLedgerError, WorkerFailedError) as exc:
         err.print(f"[red]error:[/] {exc}")
         return EXIT_UNAVAILABLE

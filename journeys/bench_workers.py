@@ -90,6 +90,8 @@ class WorkerProcess:
     data_dir: Path
     log: Path
     api_port: int | None = None
+    stages: str | None = None
+    """`--stages` to pass (default: both stages in the one process)."""
     proc: subprocess.Popen[bytes] | None = None
     peak_rss_mb: float | None = None
 
@@ -100,6 +102,8 @@ class WorkerProcess:
         command += ["--log-level", "info"]
         if self.api_port is not None:
             command += ["--api-port", str(self.api_port)]
+        if self.stages is not None:
+            command += ["--stages", self.stages]
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -9,19 +9,17 @@ low-volume flag topic that logs every flag change once (repeats dropped by chang
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import mode
-import mode.loop
 import orjson
 
 from streams.config import KafkaSettings
 from streams.flag_index import FlagIndex
-from streams.worker import Worker
+from streams.worker import Worker, use_uvloop
 
 log = logging.getLogger("journeys.flags")
 
@@ -89,12 +87,6 @@ class HostedWorker:
         faust.Worker(
             self.app, self.stages, *services, loglevel=loglevel, redirect_stdouts=False
         ).execute_from_commandline()
-
-
-def use_uvloop() -> None:
-    """Make new event loops uvloop ones where it is installed (measured: +12% events/s)."""
-    with contextlib.suppress(ImportError):
-        mode.loop.use("uvloop")
 
 
 def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:

@@ -181,7 +181,7 @@ async def _probe_cluster_id(bootstrap_servers: str, timeout_s: float) -> str | N
 
 
 class EmbeddedBroker:
-    """A Tansu broker subprocess on a loopback port, with in-memory storage.
+    """A Tansu broker subprocess on a loopback port, with in-memory storage by default.
 
     The process runs in its own session/process group so that ``stop()`` can signal it (and
     anything it spawned) without touching the caller. Its output goes to ``tansu.log`` in
@@ -200,12 +200,16 @@ class EmbeddedBroker:
         stop_timeout: float = 5.0,
         env: Mapping[str, str] | None = None,
         die_with_parent: bool = True,
+        storage_engine: str = "memory://tansu/",
     ) -> None:
         """Configure the broker; nothing starts until :meth:`start` (or ``with``).
 
         ``die_with_parent`` (Linux only) asks the kernel to SIGKILL Tansu when the thread that
         started it dies, so a killed test run leaks no broker; start it from a long-lived thread.
+        ``storage_engine`` is Tansu's (``s3://bucket/`` with its AWS_* settings in ``env``
+        keeps data across restarts of a broker with the same ``cluster_id``).
         """
+        self.storage_engine = storage_engine
         self._requested_port = port
         self._host = host
         self._data_dir = Path(data_dir) if data_dir is not None else None
@@ -274,7 +278,7 @@ class EmbeddedBroker:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            self.storage_engine,
         ]
 
     # -- lifecycle ---------------------------------------------------------------------------

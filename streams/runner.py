@@ -75,6 +75,17 @@ class Stage:
     stats: StageStats = field(default_factory=StageStats)
 
 
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """One partition's processed batch, waiting to be persisted."""
+
+    state: BatchState
+    outs: list[OutRecord]
+    offset: int | None
+    """The next input offset once persisted (None: a timer pass, the offset stays)."""
+    records: int = 0
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, runner: StageRunner) -> None:
         self.runner = runner
@@ -144,9 +155,13 @@ class StageRunner:
             while not stop.is_set():
                 batches = await self.consumer.getmany(timeout_ms=200)
                 async with self.lock:
-                    for tp, messages in batches.items():
-                        if tp.partition in self.owned and messages:
-                            await self._handle(tp, messages)
+                    owned = [
+                        (tp, messages)
+                        for tp, messages in sorted(batches.items(), key=lambda b: b[0].partition)
+                        if tp.partition in self.owned and messages
+                    ]
+                    if owned:
+                        await self._handle(owned)
                     if self.stage.tick is not None and loop.time() >= next_tick:
                         next_tick = loop.time() + self.stage.tick_interval_s
                         for partition in sorted(self.owned):
@@ -179,36 +194,47 @@ class StageRunner:
             return []
         return [m for m in messages if m.offset >= expected]
 
-    async def _handle(self, tp: TopicPartition, messages: list[Any]) -> None:
-        messages = self._in_sequence(tp, messages)
-        if not messages:
-            return
-        records = [
-            InRecord(
-                m.topic,
-                m.partition,
-                m.offset,
-                m.key,
-                m.value,
-                m.timestamp,
-                tuple((k, bytes(v)) for k, v in (m.headers or ())),
-            )
-            for m in messages
-        ]
-        state = BatchState(self.stage.store, tp.partition)
+    async def _handle(self, batches: list[tuple[TopicPartition, list[Any]]]) -> None:
+        """Process one `getmany`: each partition's batch, then one persist for them all."""
+        done: list[_Done] = []
+        touched: list[int] = []
         try:
-            outs = self.stage.process(state, records)
-            state.put(OFFSET_KEY, str(records[-1].offset + 1).encode())
-            if not await self._persist(tp.partition, state, outs, records[-1].offset + 1):
-                self.stage.on_revoke(tp.partition)
+            for tp, messages in batches:
+                messages = self._in_sequence(tp, messages)
+                if not messages:
+                    continue
+                records = [
+                    InRecord(
+                        m.topic,
+                        m.partition,
+                        m.offset,
+                        m.key,
+                        m.value,
+                        m.timestamp,
+                        tuple((k, bytes(v)) for k, v in (m.headers or ())),
+                    )
+                    for m in messages
+                ]
+                touched.append(tp.partition)
+                state = BatchState(self.stage.store, tp.partition)
+                outs = self.stage.process(state, records)
+                state.put(OFFSET_KEY, str(records[-1].offset + 1).encode())
+                done.append(_Done(state, outs, records[-1].offset + 1, len(records)))
+            if done and not await self._persist(done):
+                for partition in touched:
+                    self.stage.on_revoke(partition)
                 return
         except BaseException:
-            self.stage.on_revoke(tp.partition)  # drop hot copies built from this batch
+            for partition in touched:
+                self.stage.on_revoke(partition)  # drop hot copies built from these batches
             raise
-        self.stage.stats.records += len(records)
-        self.stage.stats.batches += 1
-        self.stage.stats.outputs += len(outs)
-        self.stage.stats.dead_letters += sum(1 for o in outs if o.destination == "dead_letters")
+        for item in done:
+            self.stage.stats.records += item.records
+            self.stage.stats.batches += 1
+            self.stage.stats.outputs += len(item.outs)
+            self.stage.stats.dead_letters += sum(
+                1 for o in item.outs if o.destination == "dead_letters"
+            )
 
     def lag(self) -> dict[int, int]:
         """Records not yet processed, per owned partition (from the last fetch's high water)."""
@@ -227,47 +253,56 @@ class StageRunner:
         outs = self.stage.tick(state)
         if outs or state.changes:
             offset = self.stage.store.position(partition, OFFSET_KEY)
-            if not await self._persist(partition, state, outs, offset):
+            if not await self._persist([_Done(state, outs, offset)]):
                 self.stage.on_revoke(partition)
 
-    async def _still_owner(self, partition: int, offset: int | None) -> bool:
+    async def _still_owner(self, offsets: dict[int, int]) -> bool:
         """Fence a zombie: commit through the group, which refuses an old generation.
 
         A worker frozen past its session timeout (a long GC pause, SIGSTOP) wakes up still
-        holding a batch for a partition the group has given to another worker. Its commit
-        then fails, and it must not write that batch's state after the new owner's.
+        holding batches for partitions the group has given to another worker. Its commit
+        then fails, and it must not write those batches' state after the new owner's.
         """
-        if offset is None:
+        if not offsets:
             return True
-        tp = TopicPartition(self.stage.input_topic, partition)
+        topic = self.stage.input_topic
         try:
-            await self.consumer.commit({tp: offset})
+            await self.consumer.commit(
+                {TopicPartition(topic, partition): offset for partition, offset in offsets.items()}
+            )
         except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
             log.warning(
-                "%s: partition %d belongs to another worker now (%r): batch state dropped; "
-                "its new owner resumes from the stored offset",
+                "%s: partitions %s belong to another worker now (%r): batch state dropped; "
+                "the new owner resumes from the stored offsets",
                 self.stage.name,
-                partition,
+                sorted(offsets),
                 exc,
             )
             return False
         return True
 
-    async def _persist(
-        self, partition: int, state: BatchState, outs: list[OutRecord], offset: int | None
-    ) -> bool:
-        """Outputs, then the ownership fence, then the changelog, then the local store."""
+    async def _persist(self, done: list[_Done]) -> bool:
+        """Outputs, then the ownership fence, then the changelog, then the local store.
+
+        One round trip of each for every partition of a `getmany`, not one per partition.
+        """
         await self.sender.send(
-            Outgoing(self._topic(out), out.key, out.value, out.headers) for out in outs
+            Outgoing(self._topic(out), out.key, out.value, out.headers)
+            for item in done
+            for out in item.outs
         )
-        if not await self._still_owner(partition, offset):
+        offsets = {d.state.partition: d.offset for d in done if d.offset is not None}
+        if not await self._still_owner(offsets):
             return False
         changelog = self.stage.changelog_topic
         ends = await self.sender.send(
-            Outgoing(changelog, key, value, partition=partition)
-            for key, value in state.changes.items()
+            Outgoing(changelog, key, value, partition=item.state.partition)
+            for item in done
+            for key, value in item.state.changes.items()
         )
-        self.stage.store.write(partition, state.changes, ends.get((changelog, partition)))
+        for item in done:
+            partition = item.state.partition
+            self.stage.store.write(partition, item.state.changes, ends.get((changelog, partition)))
         return True
 
     async def restore(self, partition: int) -> None:

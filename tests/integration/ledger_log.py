@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
 
 from journeys import bench_workers
@@ -220,9 +221,9 @@ async def produce(
 ) -> int:
     """Send (key, value) pairs with acks=all; optionally pause to spread them over time."""
     producer = AIOKafkaProducer(**kafka.client_options(), acks="all", linger_ms=5)
-    await producer.start()
     count = 0
     try:
+        await producer.start()  # inside: a producer that cannot reach the broker is closed too
         pending = []
         for key, value in items:
             pending.append(await producer.send(topic, value, key=key))
@@ -350,16 +351,30 @@ def wait_for_progress(kafka: KafkaSettings, timeout_s: float, what: str) -> None
 
 
 class EventFlow:
-    """Touchpoints sent from a thread in chunks spread over time, until stopped or used up."""
+    """Touchpoints sent from a thread in chunks spread over time, until stopped or used up.
+
+    With `retry`, a chunk whose sending fails (the broker is down) is sent again whole, as a
+    producer retrying would: events that got through the first time arrive twice.
+    """
 
     def __init__(
-        self, kafka: KafkaSettings, lines: list[bytes], chunk: int = 100, pause_s: float = 0.3
+        self,
+        kafka: KafkaSettings,
+        lines: list[bytes],
+        chunk: int = 100,
+        pause_s: float = 0.3,
+        *,
+        retry: bool = False,
     ) -> None:
         self.kafka = kafka
         self.lines = lines
         self.chunk = chunk
         self.pause_s = pause_s
+        self.retry = retry
         self.sent = 0
+        self.resent_chunks = 0
+        self.acked: list[bytes] = []
+        """The lines of every chunk acknowledged in full."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-flow")
 
@@ -368,8 +383,19 @@ class EventFlow:
         for start in range(0, len(self.lines), self.chunk):
             if self._stop.is_set():
                 return
-            chunk = tenant_keyed(self.lines[start : start + self.chunk])
-            self.sent += asyncio.run(produce(self.kafka, topic, chunk))
+            lines = self.lines[start : start + self.chunk]
+            while True:
+                try:
+                    self.sent += asyncio.run(produce(self.kafka, topic, tenant_keyed(lines)))
+                    break
+                except (KafkaError, OSError, TimeoutError):
+                    if not self.retry:
+                        raise
+                    if self._stop.is_set():
+                        return
+                    self.resent_chunks += 1
+                    time.sleep(0.5)
+            self.acked.extend(lines)
             time.sleep(self.pause_s)
 
     def start(self) -> EventFlow:

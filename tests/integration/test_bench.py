@@ -15,6 +15,7 @@ POSITIVE = (
     *REQUIRED_KEYS,
     "producer_events_per_s",
     "pipeline_two_workers_events_per_s",
+    "pipeline_stage_processes_events_per_s",
     "rebuild_events_per_s",
     "rocksdb_mb_per_million_events",
     "flags_measured",
@@ -40,6 +41,8 @@ def test_bench_reports_every_figure_as_json(
     assert result["pipeline"]["ingest_records"] == 3_000
     assert len(result["rss_mb_two_workers"]) == 2
     assert all(rss > 0 for rss in result["rss_mb_two_workers"])
+    assert len(result["rss_mb_stage_processes"]) == 2
+    assert all(rss > 0 for rss in result["rss_mb_stage_processes"])
     assert result["sizes"]["events"] == 3_000
     assert result["sizes"]["customers"] == 600
     assert result["machine"]["cores"] >= 1

@@ -1,0 +1,134 @@
+"""Fault injection: the broker crashes (SIGKILL) and comes back with its data, twice, while
+events flow.
+
+The session's broker keeps memory only, so this scenario runs on a broker of its own that
+keeps data across restarts (Tansu on S3, see `durable_broker`). The producer resends a chunk
+whose sending failed, so events that got through before the crash arrive twice. A worker whose
+stage fails while the broker is away exits for its supervisor; the test restarts it then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+
+from journeys.synthetic import synthetic_lines
+from streams.config import KafkaSettings
+from tests.integration.durable_broker import DurableBroker, durable_broker
+from tests.integration.ledger_log import (
+    EventFlow,
+    WorkerProcess,
+    converge,
+    create,
+    kafka_for_test,
+    opened_counts,
+    pure_fold,
+    read_topic_sync,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.faults
+
+CRASHES = 2
+
+
+def committed(kafka: KafkaSettings, group: str, topic: str) -> int:
+    """The offsets a consumer group has committed on a topic, summed over its partitions."""
+
+    async def read() -> int:
+        # Never subscribes, so it never joins the group: it only asks for the commits.
+        consumer = AIOKafkaConsumer(
+            **kafka.client_options(), group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            offsets = [
+                await consumer.committed(TopicPartition(topic, partition))
+                for partition in range(kafka.partitions)
+            ]
+            return sum(offset or 0 for offset in offsets)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def crash_the_broker(
+    broker: DurableBroker, worker: WorkerProcess, progress: Callable[[], int], crash: int
+) -> tuple[WorkerProcess, int]:
+    """SIGKILL the broker and start it again; the worker after it (restarted if it exited)."""
+    before = progress()
+    broker.crash()
+    time.sleep(2.0)  # long enough for every client to notice
+    broker.start()
+    wait_for(
+        lambda: not worker.alive() or progress() > before,
+        120,
+        f"progress or an exit after crash {crash}",
+        0.5,
+    )
+    if worker.alive():
+        return worker, 0
+    # A stage that failed while the broker was away stops its worker; a supervisor restarts it.
+    again = WorkerProcess(worker.config, worker.data_dir, worker.log).start()
+    wait_for(lambda: progress() > before, 120, f"progress after crash {crash}", 0.5)
+    return again, 1
+
+
+def test_a_broker_crash_and_restart_loses_and_doubles_nothing(
+    tmp_path: Path, figures: list[str]
+) -> None:
+    with durable_broker(tmp_path / "broker") as broker:
+        kafka = kafka_for_test(broker.bootstrap_servers)
+        names = create(kafka)
+        config = write_config(tmp_path / "journeys.toml", kafka)
+        log = tmp_path / "worker.log"
+        worker = WorkerProcess(config, tmp_path / "data", log).start()
+        flow = EventFlow(kafka, list(synthetic_lines(200)), pause_s=0.2, retry=True)
+        worker_restarts = 0
+
+        def progress() -> int:
+            return committed(kafka, names.journey_group, names.events)
+
+        try:
+            flow.start()
+            wait_for(lambda: progress() > 0, 120, "the journey stage committing", 0.5)
+            for crash in range(1, CRASHES + 1):
+                worker, restarted = crash_the_broker(broker, worker, progress, crash)
+                worker_restarts += restarted
+                assert flow.flowing(), "the events ran out before the last crash"
+            flow.stop()
+
+            in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
+            logged = {orjson.loads(value)["event_id"] for value in in_log}
+            acked = {orjson.loads(line)["event_id"] for line in flow.acked}
+            assert acked <= logged  # the broker kept every acknowledged event
+            expected = pure_fold(in_log, datetime.now(UTC))
+            started = time.monotonic()
+            state = converge(kafka, lambda: expected, 180)
+            caught_up = time.monotonic() - started
+            assert state.journeys == expected.journeys  # nothing lost, nothing twice
+            for events in state.journeys.values():
+                assert len(events) == len(set(events))
+            assert state.flags == expected.flags
+            assert set(opened_counts(read_topic_sync(kafka, names.flags)).values()) == {1}
+            assert read_topic_sync(kafka, names.dead_letters) == []
+        finally:
+            flow.stop()
+            if worker.alive():
+                worker.stop()
+        figures.append(
+            f"broker SIGKILL + restart x{CRASHES} (Tansu on S3) while {len(logged):,} events "
+            f"flowed ({len(in_log) - len(logged):,} resent by the producer): broker back in "
+            f"{max(broker.restart_seconds):.2f}s, worker restarted {worker_restarts}x, "
+            f"caught up {caught_up:.1f}s after the flow stopped; "
+            f"{len(expected.journeys):,} journeys equal the pure fold"
+        )
