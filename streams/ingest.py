@@ -17,6 +17,7 @@ from projections.identity import IdentityChange, link
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
+from streams.recent import RecentEvents
 from streams.records import InRecord, OutRecord, customer_key, dead_letter
 from streams.state import BatchState
 
@@ -72,8 +73,13 @@ def ingest(
     records: Iterable[InRecord],
     settings: FoldSettings,
     max_bytes: int = MAX_EVENT_BYTES,
+    recent: RecentEvents | None = None,
 ) -> list[OutRecord]:
-    """Process one partition's batch of raw touchpoints; return what to produce."""
+    """Process one partition's batch of raw touchpoints; return what to produce.
+
+    With `recent`, each event emitted is kept under its bytes for a journey stage in this
+    process to reuse.
+    """
     out: list[OutRecord] = []
     for record in records:
         if not record.value:
@@ -132,4 +138,6 @@ def ingest(
                 (("kind", KIND_EVENT), ("customer_id", change.customer_id.encode())),
             )
         )
+        if recent is not None:
+            recent.remember(body, event)
     return out

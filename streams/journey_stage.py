@@ -29,6 +29,7 @@ from schemas.codec import decode_trusted, encode_event
 from schemas.errors import EventConflictError
 from schemas.events import Event
 from streams.ingest import KIND_EVENT, KIND_MERGE
+from streams.recent import RecentEvents
 from streams.records import InRecord, OutRecord, customer_key
 from streams.state import BatchState
 
@@ -338,14 +339,19 @@ def process_events(
     settings: FoldSettings,
     deadlines: DeadlineIndex | None = None,
     extra_rules: Mapping[str, Detector] | None = None,
+    recent: RecentEvents | None = None,
 ) -> list[OutRecord]:
-    """Fold one partition's batch of keyed events and merges; return what to produce."""
+    """Fold one partition's batch of keyed events and merges; return what to produce.
+
+    With `recent`, events ingest built in this process are taken as they are, not decoded.
+    """
     batch = JourneyBatch(state, cache, deadlines, extra_rules)
+    decode = decode_trusted if recent is None else recent.decode
     for record in records:
         kind = record.header("kind")
         if kind == KIND_EVENT and record.value is not None:
             customer = record.header("customer_id")
-            event = decode_trusted(record.value)
+            event = decode(record.value)
             if customer is None:
                 continue
             batch.on_event((event.tenant, customer.decode()), event, record.value)

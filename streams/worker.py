@@ -18,6 +18,7 @@ from projections.settings import FoldSettings
 from streams.config import KafkaSettings
 from streams.ingest import ingest
 from streams.journey_stage import DeadlineIndex, JourneyCache, process_events, reevaluate
+from streams.recent import RecentEvents
 from streams.records import InRecord, OutRecord
 from streams.runner import Stage, StageRunner
 from streams.state import BatchState, LocalStore
@@ -41,6 +42,7 @@ class Worker:
     def __post_init__(self) -> None:
         names = self.kafka.names()
         self.cache = JourneyCache()
+        self.recent = RecentEvents()
         self.deadlines = DeadlineIndex()
         self.runners: dict[str, StageRunner] = {}
         self.identity_store = LocalStore(self.data_dir / "identity")
@@ -53,7 +55,7 @@ class Worker:
             names.touchpoints,
             names.identity_changelog,
             self.identity_store,
-            partial(_ingest, settings=self.fold),
+            partial(_ingest, settings=self.fold, recent=self.recent),
         )
         self.journeys = Stage(
             "journeys",
@@ -69,7 +71,14 @@ class Worker:
 
     def _process_events(self, state: BatchState, records: list[InRecord]) -> list[OutRecord]:
         return process_events(
-            state, self.cache, records, self.clock(), self.fold, self.deadlines, self.extra_rules
+            state,
+            self.cache,
+            records,
+            self.clock(),
+            self.fold,
+            self.deadlines,
+            self.extra_rules,
+            self.recent,
         )
 
     def _tick(self, state: BatchState) -> list[OutRecord]:
@@ -147,5 +156,7 @@ def use_uvloop() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _ingest(state: BatchState, records: list[InRecord], settings: FoldSettings) -> list[OutRecord]:
-    return ingest(state, records, settings)
+def _ingest(
+    state: BatchState, records: list[InRecord], settings: FoldSettings, recent: RecentEvents
+) -> list[OutRecord]:
+    return ingest(state, records, settings, recent=recent)

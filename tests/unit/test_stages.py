@@ -29,6 +29,7 @@ from streams.journey_stage import (
     process_events,
     split_journey,
 )
+from streams.recent import RecentEvents
 from streams.records import InRecord, OutRecord
 from streams.state import BatchState, LocalStore
 from tests.factories import raw
@@ -44,8 +45,9 @@ def partition_of(key: bytes) -> int:
 class Pipeline:
     """Both stages over in-memory topics, each partition processed in small batches."""
 
-    def __init__(self, root: Path, batch_size: int = 4) -> None:
+    def __init__(self, root: Path, batch_size: int = 4, recent: RecentEvents | None = None) -> None:
         self.settings = FoldSettings()
+        self.recent = recent
         self.identity = LocalStore(root / "identity")
         self.journeys = LocalStore(root / "journeys")
         self.cache = JourneyCache()
@@ -83,11 +85,13 @@ class Pipeline:
                 self.read[name][partition] = start + len(batch)
                 if name == "touchpoints":
                     state = BatchState(self.identity, partition)
-                    outs = ingest(state, batch, self.settings)
+                    outs = ingest(state, batch, self.settings, recent=self.recent)
                     self.identity.write(partition, state.changes)
                 else:
                     state = BatchState(self.journeys, partition)
-                    outs = process_events(state, self.cache, batch, NOW, self.settings)
+                    outs = process_events(
+                        state, self.cache, batch, NOW, self.settings, recent=self.recent
+                    )
                     self.journeys.write(partition, state.changes)
                 self.route(outs)
                 return True
@@ -193,3 +197,40 @@ def test_a_stored_journey_splits_back_into_each_event_s_own_bytes() -> None:
     events = [decode_event(line) for line in lines]
     journey = Journey("acme", "cus_1", tuple(events))
     assert split_journey(encode_journey(journey)) == [encode_event(e) for e in events]
+
+
+@pytest.mark.parametrize("capacity", [10_000, 5])
+def test_events_ingest_built_are_reused_and_the_journeys_are_the_same(
+    tmp_path: Path, capacity: int
+) -> None:
+    """Taking ingest's event instead of decoding its bytes must not change a journey or flag."""
+    lines = demo_lines()
+    random.Random(4).shuffle(lines)
+    reused = RecentEvents(capacity)
+    runs = {}
+    for name, recent in (("decoded", None), ("reused", reused)):
+        pipeline = Pipeline(tmp_path / name, batch_size=5, recent=recent)
+        for line in lines:
+            pipeline.append("touchpoints", orjson.loads(line)["tenant"].encode(), line)
+        pipeline.drain()
+        runs[name] = (pipeline.stored(), sorted(orjson.dumps(f) for f in pipeline.flags))
+    assert runs["reused"] == runs["decoded"]
+    assert runs["decoded"][0] == expected(lines)
+    assert reused.hits > 0
+    if capacity == 5:
+        assert reused.misses > 0  # evicted events are decoded
+        assert len(reused) == 5
+
+
+def test_recent_events_keep_the_newest_and_decode_the_rest() -> None:
+    events = [decode_event(line) for line in demo_lines()[:4]]
+    raws = [encode_event(e) for e in events]
+    recent = RecentEvents(capacity=2)
+    for raw_bytes, event in zip(raws, events, strict=True):
+        recent.remember(raw_bytes, event)
+    assert recent.decode(raws[3]) is events[3]
+    assert recent.decode(raws[2]) is events[2]
+    again = recent.decode(raws[0])  # forgotten: decoded, equal, not the same object
+    assert again == events[0]
+    assert again is not events[0]
+    assert (recent.hits, recent.misses, len(recent)) == (2, 1, 2)
