@@ -31,9 +31,10 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 )
 
 from streams.config import KafkaSettings
+from streams.cut import SameCut
 from streams.records import InRecord, OutRecord
 from streams.sender import BatchSender, Outgoing
-from streams.state import CHANGELOG_KEY, OFFSET_KEY, BatchState, LocalStore
+from streams.state import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY, BatchState, LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ class Stage:
     group: str | None = None
     on_revoke: Callable[[int], None] = lambda _partition: None
     on_assign: Callable[[int], None] = lambda _partition: None
+    same_cut: bool = False
+    """Whether a batch read again after a crash must end where the first attempt ended (its
+    outputs depend on the cut: see `streams.cut`)."""
     stats: StageStats = field(default_factory=StageStats)
 
 
@@ -95,6 +99,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self.runner.lock:  # let the batch in flight finish and persist
             for tp in revoked:
                 self.runner.owned.discard(tp.partition)
+                self.runner.cut.forget(tp.partition)
                 self.runner.stage.on_revoke(tp.partition)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
@@ -110,6 +115,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
                     # seek_to_beginning() resets lazily and can hand out a batch twice
                     offset = (await self.runner.consumer.beginning_offsets([tp]))[tp]
                 self.runner.consumer.seek(tp, offset)
+                self.runner.expect_same_cut(tp.partition, offset)
                 self.runner.owned.add(tp.partition)
 
 
@@ -124,6 +130,7 @@ class StageRunner:
         self.names = settings.names()
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
+        self.cut = SameCut()
         self._gap_seen: dict[int, int] = {}
         self.consumer = AIOKafkaConsumer(
             **settings.client_options(),
@@ -169,6 +176,19 @@ class StageRunner:
         finally:
             await self.consumer.stop()
 
+    def expect_same_cut(self, partition: int, offset: int) -> None:
+        """After a crash with a batch in flight, read that batch again with its own end."""
+        inflight = self.stage.store.position(partition, INFLIGHT_KEY)
+        if self.stage.same_cut and inflight is not None and inflight > offset:
+            log.info(
+                "%s: partition %d: reading %d..%d again as one batch, as before the crash",
+                self.stage.name,
+                partition,
+                offset,
+                inflight - 1,
+            )
+            self.cut.expect(partition, inflight)
+
     def _in_sequence(self, tp: TopicPartition, messages: list[Any]) -> list[Any]:
         """The messages that continue exactly where this partition's stored state left off.
 
@@ -177,7 +197,8 @@ class StageRunner:
         before it were processed already; a batch starting after it would skip records, so
         read again from the stored offset (once: a gap that persists was deleted by retention).
         """
-        expected = self.stage.store.position(tp.partition, OFFSET_KEY)
+        stored = self.stage.store.position(tp.partition, OFFSET_KEY)
+        expected = self.cut.next_offset(tp.partition, stored)
         if expected is None:
             return messages
         first = messages[0].offset
@@ -200,7 +221,9 @@ class StageRunner:
         touched: list[int] = []
         try:
             for tp, messages in batches:
-                messages = self._in_sequence(tp, messages)
+                messages, seek = self.cut.take(tp.partition, self._in_sequence(tp, messages))
+                if seek is not None:
+                    self.consumer.seek(tp, seek)  # past the cut: read those again next
                 if not messages:
                     continue
                 records = [
@@ -286,6 +309,12 @@ class StageRunner:
 
         One round trip of each for every partition of a `getmany`, not one per partition.
         """
+        if self.stage.same_cut:
+            for item in done:
+                if item.offset is not None:
+                    self.stage.store.write(
+                        item.state.partition, {INFLIGHT_KEY: str(item.offset).encode()}
+                    )
         await self.sender.send(
             Outgoing(self._topic(out), out.key, out.value, out.headers)
             for item in done

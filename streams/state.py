@@ -20,6 +20,9 @@ OFFSET_KEY = b"__offset__"
 CHANGELOG_KEY = b"__changelog__"
 """Per partition: the next changelog offset this store has not yet applied."""
 
+INFLIGHT_KEY = b"__inflight__"
+"""Per partition: where a batch whose outputs may have gone out ends (see `streams.cut`)."""
+
 
 def partition_prefix(partition: int) -> bytes:
     """The key prefix of one partition's state."""
@@ -41,7 +44,7 @@ class LocalStore:
         return value if value is None else bytes(value)
 
     def position(self, partition: int, which: bytes) -> int | None:
-        """The stored input offset (OFFSET_KEY) or changelog position (CHANGELOG_KEY)."""
+        """A stored position: input offset, changelog position or in-flight batch end."""
         value = self.get(partition, which)
         return None if value is None else int(value)
 

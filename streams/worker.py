@@ -66,6 +66,7 @@ class Worker:
             tick=self._tick,
             on_revoke=self._forget,
             on_assign=self._load_deadlines,
+            same_cut=True,
             group=names.journey_group,
         )
 

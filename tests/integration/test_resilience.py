@@ -106,7 +106,9 @@ def test_kill_nine_five_times_while_events_flow(
     figures.append(
         f"kill -9 x5 while {len(in_log):,} events flowed: caught up "
         f"{time.monotonic() - started:.1f}s after the last restart; "
-        f"{len(expected.journeys):,} journeys equal the pure fold"
+        f"{len(expected.journeys):,} journeys equal the pure fold; "
+        f"{log.read_text().count('again as one batch')} batch(es) in flight read again with "
+        "their first cut"
     )
     assert worker.stop() == 0
     assert state.journeys == expected.journeys  # nothing lost, nothing twice

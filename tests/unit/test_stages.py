@@ -21,6 +21,7 @@ from journeys.synthetic import skewed_lines
 from projections.journey import Journey
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
+from streams.cut import SameCut
 from streams.ingest import ingest
 from streams.journey_stage import (
     JourneyCache,
@@ -45,9 +46,23 @@ def partition_of(key: bytes) -> int:
 class Pipeline:
     """Both stages over in-memory topics, each partition processed in small batches."""
 
-    def __init__(self, root: Path, batch_size: int = 4, recent: RecentEvents | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        batch_size: int = 4,
+        recent: RecentEvents | None = None,
+        crash_rate: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         self.settings = FoldSettings()
         self.recent = recent
+        self.crash_rate = crash_rate
+        """The share of journey batches whose worker dies after sending their outputs."""
+        self.rng = random.Random(seed)
+        self.crashes = 0
+        self.cut = SameCut()
+        self.attempts: dict[tuple[int, int, int], list[list[str]]] = defaultdict(list)
+        """Per journey batch (partition, first and last offset): the change ids each try sent."""
         self.identity = LocalStore(root / "identity")
         self.journeys = LocalStore(root / "journeys")
         self.cache = JourneyCache()
@@ -79,10 +94,20 @@ class Pipeline:
         for name, log in (("touchpoints", self.touchpoints), ("events", self.events)):
             for partition, records in sorted(log.items()):
                 start = self.read[name][partition]
-                batch = records[start : start + self.batch_size]
+                size = self.batch_size
+                if name == "events" and self.crash_rate:
+                    size = self.rng.randint(1, 2 * self.batch_size)  # batches cut anywhere
+                batch = records[start : start + size]
                 if not batch:
                     continue
                 self.read[name][partition] = start + len(batch)
+                if name == "events":
+                    # As the runner does after a crash: the batch again, with its first end.
+                    batch, seek = self.cut.take(partition, batch)
+                    if seek is not None:
+                        self.read[name][partition] = seek
+                    if not batch:
+                        return True
                 if name == "touchpoints":
                     state = BatchState(self.identity, partition)
                     outs = ingest(state, batch, self.settings, recent=self.recent)
@@ -92,6 +117,22 @@ class Pipeline:
                     outs = process_events(
                         state, self.cache, batch, NOW, self.settings, recent=self.recent
                     )
+                    self.attempts[(partition, batch[0].offset, batch[-1].offset)].append(
+                        [
+                            str(orjson.loads(o.value or b"{}")["change_id"])
+                            for o in outs
+                            if o.destination == "flags"
+                        ]
+                    )
+                    if self.rng.random() < self.crash_rate:
+                        # Outputs sent, then the worker died: its state is lost and the
+                        # batch is read again from the stored offset.
+                        self.route(outs)
+                        self.read[name][partition] = batch[0].offset
+                        self.cut.expect(partition, batch[-1].offset + 1)
+                        self.cache.forget(partition)
+                        self.crashes += 1
+                        return True
                     self.journeys.write(partition, state.changes)
                 self.route(outs)
                 return True
@@ -234,3 +275,57 @@ def test_recent_events_keep_the_newest_and_decode_the_rest() -> None:
     assert again == events[0]
     assert again is not events[0]
     assert (recent.hits, recent.misses, len(recent)) == (2, 1, 2)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_batch_replayed_after_a_crash_sends_only_changes_already_sent(
+    tmp_path: Path, seed: int
+) -> None:
+    """Outputs go out before state is stored: read again with its first cut, a batch repeats
+    exactly what it sent (cut elsewhere, late events would give flags other moments and ids)."""
+    lines = demo_lines() + skewed_lines(600, 120, seed=seed)
+    random.Random(seed).shuffle(lines)  # late events move flags' moments
+    pipeline = Pipeline(tmp_path, batch_size=4, crash_rate=0.3, seed=seed)
+    for line in lines:
+        pipeline.append("touchpoints", orjson.loads(line)["tenant"].encode(), line)
+    pipeline.drain()
+    assert pipeline.crashes > 0
+    assert pipeline.stored() == expected(lines)
+    tried_again = [tries for tries in pipeline.attempts.values() if len(tries) > 1]
+    # Every crashed batch came back with its cut (some crashed more than once).
+    assert sum(len(tries) - 1 for tries in tried_again) == pipeline.crashes
+    for tries in tried_again:
+        assert all(sent == tries[0] for sent in tries)  # the same changes, the same ids
+    assert any(tries[0] for tries in tried_again)
+
+
+class _Rec:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+def _offsets(records: list[_Rec]) -> list[int]:
+    return [r.offset for r in records]
+
+
+def test_same_cut_gathers_the_batch_across_fetches_and_reads_past_it_again() -> None:
+    cut = SameCut()
+    assert _offsets(cut.take(0, [_Rec(5), _Rec(6)])[0]) == [5, 6]  # nothing expected: as is
+    cut.expect(0, 10)  # a batch of 5..9 went out before the crash
+    assert cut.take(0, [_Rec(5), _Rec(6)]) == ([], None)
+    assert cut.next_offset(0, 5) == 7
+    batch, seek = cut.take(0, [_Rec(7), _Rec(8), _Rec(9), _Rec(10), _Rec(11)])
+    assert _offsets(batch) == [5, 6, 7, 8, 9]
+    assert seek == 10  # 10 and 11 belong to the next batch: read them again
+    assert cut.next_offset(0, 10) == 10
+    assert _offsets(cut.take(0, [_Rec(10)])[0]) == [10]  # done: back to plain batches
+
+
+def test_same_cut_is_complete_when_a_record_past_it_arrives_and_forgets_on_revoke() -> None:
+    cut = SameCut()
+    cut.expect(1, 10)
+    batch, seek = cut.take(1, [_Rec(7), _Rec(8), _Rec(12)])  # 9..11: no records (markers)
+    assert (_offsets(batch), seek) == ([7, 8], 10)
+    cut.expect(2, 4)
+    cut.forget(2)
+    assert _offsets(cut.take(2, [_Rec(1)])[0]) == [1]
