@@ -2,11 +2,12 @@
 
 At-least-once end to end, effectively once in state: a batch's outputs are produced and
 acknowledged (acks=all) before its state changes go to the changelog, and the changelog before
-the local RocksDB write that also records the next input offset. Between outputs and changelog,
-an offset commit through the consumer group fences a worker that was frozen while the group gave
-its partition away: the group refuses the old generation, and the batch's state is dropped. A
-crash at any point replays the batch from the stored offset; the stages are idempotent by event
-id. A partition that moves to this worker is restored from its compacted changelog, from where
+the local RocksDB write that also records the next input offset. First of all, an offset commit
+through the consumer group fences a worker that was frozen while the group gave its partition
+away (the long part of a batch is processing it, where a pause most likely lands): the group
+refuses the old generation, and the batch is dropped, outputs and state. The committed offset
+is only that fence: the stored offset is where reading resumes. A crash at any point replays
+the batch from the stored offset; the stages are idempotent by event id. A partition that moves to this worker is restored from its compacted changelog, from where
 the local copy left off.
 """
 
@@ -305,24 +306,21 @@ class StageRunner:
         return True
 
     async def _persist(self, done: list[_Done]) -> bool:
-        """Outputs, then the ownership fence, then the changelog, then the local store.
+        """The ownership fence, then outputs, then the changelog, then the local store.
 
         One round trip of each for every partition of a `getmany`, not one per partition.
         """
+        offsets = {d.state.partition: d.offset for d in done if d.offset is not None}
+        if not await self._still_owner(offsets):
+            return False
         if self.stage.same_cut:
-            for item in done:
-                if item.offset is not None:
-                    self.stage.store.write(
-                        item.state.partition, {INFLIGHT_KEY: str(item.offset).encode()}
-                    )
+            for partition, offset in offsets.items():
+                self.stage.store.write(partition, {INFLIGHT_KEY: str(offset).encode()})
         await self.sender.send(
             Outgoing(self._topic(out), out.key, out.value, out.headers)
             for item in done
             for out in item.outs
         )
-        offsets = {d.state.partition: d.offset for d in done if d.offset is not None}
-        if not await self._still_owner(offsets):
-            return False
         changelog = self.stage.changelog_topic
         ends = await self.sender.send(
             Outgoing(changelog, key, value, partition=item.state.partition)
