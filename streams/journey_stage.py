@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
@@ -191,8 +191,9 @@ class JourneyBatch:
     def on_merge(self, ref: CustomerRef, into: CustomerRef) -> None:
         journey = self.load(ref)
         if journey is not None:
-            raws: list[bytes | None] = [*(self.raws_of(ref, journey) or [])]
-            raws += [None] * (len(journey.events) - len(raws))
+            raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(
+                journey.events
+            )
             self.out.extend(
                 _event_record(into, event, raw)
                 for event, raw in zip(journey.events, raws, strict=True)

@@ -205,6 +205,21 @@ def converge(kafka: KafkaSettings, expected: Callable[[], Expected], timeout_s: 
     return last[0]
 
 
+def touchpoints_in_log(kafka: KafkaSettings) -> list[bytes]:
+    """Every touchpoint the log holds (repeats included), partition by partition."""
+    return [r.value for r in read_topic_sync(kafka, kafka.names().touchpoints) if r.value]
+
+
+def assert_once_each(kafka: KafkaSettings, state: Expected, expected: Expected) -> None:
+    """Nothing lost, nothing twice: the pure fold's journeys (no event repeated) and standing
+    flags, and each flag opened once on the flag topic."""
+    assert state.journeys == expected.journeys
+    for events in state.journeys.values():
+        assert len(events) == len(set(events))
+    assert state.flags == expected.flags
+    assert set(opened_counts(read_topic_sync(kafka, kafka.names().flags)).values()) == {1}
+
+
 def create(kafka: KafkaSettings) -> TopicNames:
     """Create the ledger's topics for a test."""
     asyncio.run(create_topics(kafka))

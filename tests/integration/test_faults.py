@@ -31,14 +31,14 @@ from tests.integration.ledger_log import (
     EventFlow,
     InProcessWorker,
     WorkerProcess,
+    assert_once_each,
     converge,
     create,
     kafka_for_test,
-    opened_counts,
     produce,
     pure_fold,
-    read_topic_sync,
     tenant_keyed,
+    touchpoints_in_log,
     wait_for,
     wait_for_progress,
     write_config,
@@ -55,7 +55,7 @@ def kafka(bootstrap_servers: str) -> KafkaSettings:
 def test_a_worker_frozen_past_its_session_timeout_loses_and_doubles_nothing(
     kafka: KafkaSettings, tmp_path: Path, figures: list[str]
 ) -> None:
-    names = create(kafka)
+    create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
     flow = EventFlow(kafka, list(synthetic_lines(400)))
     a = WorkerProcess(config, tmp_path / "a", tmp_path / "a.log").start()
@@ -69,7 +69,7 @@ def test_a_worker_frozen_past_its_session_timeout_loses_and_doubles_nothing(
         a.proc.send_signal(signal.SIGCONT)
         time.sleep(8)
         flow.stop()
-        in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
+        in_log = touchpoints_in_log(kafka)
         expected = pure_fold(in_log, datetime.now(UTC))
         state = converge(kafka, lambda: expected, 180)
         assert state.journeys == expected.journeys
@@ -88,7 +88,7 @@ def test_a_worker_frozen_past_its_session_timeout_loses_and_doubles_nothing(
 def test_scaling_one_to_two_to_one_while_events_flow(
     kafka: KafkaSettings, tmp_path: Path, figures: list[str]
 ) -> None:
-    names = create(kafka)
+    create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
     flow = EventFlow(kafka, list(synthetic_lines(400)))
     a = WorkerProcess(config, tmp_path / "a", tmp_path / "a.log").start()
@@ -102,7 +102,7 @@ def test_scaling_one_to_two_to_one_while_events_flow(
         assert a.stop() == 0  # 2 → 1: b takes everything over
         wait_for_progress(kafka, 60, "progress")
         flow.stop()
-        in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
+        in_log = touchpoints_in_log(kafka)
         expected = pure_fold(in_log, datetime.now(UTC))
         state = converge(kafka, lambda: expected, 180)
         assert state.journeys == expected.journeys
@@ -172,14 +172,9 @@ def test_a_batch_held_past_the_session_timeout_is_fenced_and_nothing_lands_twice
                 0.5,
             )
         flow.stop()
-        in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
+        in_log = touchpoints_in_log(kafka)
         expected = pure_fold(in_log, datetime.now(UTC))
-        state = converge(kafka, lambda: expected, 180)
-        assert state.journeys == expected.journeys
-        for events in state.journeys.values():
-            assert len(events) == len(set(events))
-        assert state.flags == expected.flags
-        assert set(opened_counts(read_topic_sync(kafka, names.flags)).values()) == {1}
+        assert_once_each(kafka, converge(kafka, lambda: expected, 180), expected)
     finally:
         flow.stop()
         if b.alive():

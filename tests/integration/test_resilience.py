@@ -24,15 +24,16 @@ from tests.integration.ledger_log import (
     EventFlow,
     InProcessWorker,
     WorkerProcess,
+    assert_once_each,
     converge,
     create,
     kafka_for_test,
     ledger_state,
-    opened_counts,
     produce,
     pure_fold,
     read_topic_sync,
     tenant_keyed,
+    touchpoints_in_log,
     wait_for,
     wait_for_progress,
     write_config,
@@ -82,7 +83,7 @@ def lines_of(first_copy: int, last_copy: int) -> list[bytes]:
 def test_kill_nine_five_times_while_events_flow(
     kafka: KafkaSettings, tmp_path: Path, workers: Workers, figures: list[str]
 ) -> None:
-    names = create(kafka)
+    create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
     pool = lines_of(0, 900)  # up to 26,100 events, sent until the fifth restart
     log = tmp_path / "worker.log"
@@ -98,7 +99,7 @@ def test_kill_nine_five_times_while_events_flow(
     sent = flow.stop()
     assert sent >= 2_000, "too few events flowed during the kills"
 
-    in_log = [r.value for r in read_topic_sync(kafka, names.touchpoints) if r.value]
+    in_log = touchpoints_in_log(kafka)
     assert len(in_log) == sent
     expected = pure_fold(in_log, now())  # every deadline in the synthetic data has passed
     started = time.monotonic()
@@ -111,12 +112,7 @@ def test_kill_nine_five_times_while_events_flow(
         "their first cut"
     )
     assert worker.stop() == 0
-    assert state.journeys == expected.journeys  # nothing lost, nothing twice
-    for events in state.journeys.values():
-        assert len(events) == len(set(events))
-    assert state.flags == expected.flags
-    flags = read_topic_sync(kafka, names.flags)
-    assert set(opened_counts(flags).values()) == {1}  # each flag opened once
+    assert_once_each(kafka, state, expected)
     assert log.read_text().count("[^Worker]: Starting...") == 6
 
 
