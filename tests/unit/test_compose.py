@@ -214,14 +214,18 @@ def test_health_checks_and_start_order() -> None:
             }
 
 
-def test_dockerfile_installs_the_package_as_a_non_root_user() -> None:
+def test_dockerfile_installs_the_locked_package_as_a_non_root_user() -> None:
     lines = [
         line.strip()
         for line in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert lines[0] == "FROM python:3.11-slim"
-    install = next(i for i, line in enumerate(lines) if "pip install ." in line)
+    # Exactly what uv.lock pins, with hashes: no unpinned `pip install` of anything.
+    install = next(i for i, line in enumerate(lines) if "uv sync --frozen" in line)
+    assert any(line.startswith("COPY") and "uv.lock" in line for line in lines[:install])
+    pip_installs = [line for line in lines if "pip install" in line]
+    assert all("--require-hashes" in line for line in pip_installs), pip_installs
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users, "the image names a user"
     assert users[-1] not in {"root", "0"}
