@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -149,9 +150,11 @@ class JourneyProducer:
             return
         self._slots = asyncio.Semaphore(self.max_in_flight)
         want = self.enable_idempotence
-        if want is not False:
+        known_refused = want == "auto" and _refused_before(self.settings.bootstrap_servers)
+        if want is not False and not known_refused:
             try:
-                self._client = await self._connect(idempotent=True)
+                with _quiet_init_producer_id():
+                    self._client = await self._connect(idempotent=True)
                 self.idempotent = True
                 return
             except _REFUSED_IDEMPOTENCE as exc:
@@ -160,7 +163,7 @@ class JourneyProducer:
                         f"the broker refused an idempotent producer: {exc!r}",
                         hint="use enable_idempotence='auto' or False with this broker",
                     ) from exc
-                _warn_fallback(self.settings.bootstrap_servers, exc)
+                _note_refusal(self.settings.bootstrap_servers, exc)
         self._client = await self._connect(idempotent=False)
         self.idempotent = False
 
@@ -256,21 +259,48 @@ class JourneyProducer:
             await asyncio.wait(set(self._pending))
 
 
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
+_refused: set[str] = set()
+_refused_lock = threading.Lock()
 
 
-def _warn_fallback(bootstrap_servers: str, error: BaseException) -> None:
-    with _warned_lock:
-        if bootstrap_servers in _warned:
+def _refused_before(bootstrap_servers: str) -> bool:
+    """Whether a broker already refused idempotence in this process (so it is not asked again)."""
+    with _refused_lock:
+        return bootstrap_servers in _refused
+
+
+def _note_refusal(bootstrap_servers: str, error: BaseException) -> None:
+    """Remember a broker's refusal and say so once per process, as one warning line."""
+    with _refused_lock:
+        if bootstrap_servers in _refused:
             return
-        _warned.add(bootstrap_servers)
+        _refused.add(bootstrap_servers)
     log.warning(
         "the broker at %s refused an idempotent producer (%r); sending without idempotence "
         "(a retry may write a record twice; the ledger counts it once)",
         bootstrap_servers,
         error,
     )
+
+
+class _InitProducerIdRefusal(logging.Filter):
+    """Drops aiokafka's ERROR line for a refused InitProducerId: the probe reports it itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but the refusal."""
+        return not str(record.msg).startswith("Unexpected error during InitProducerIdRequest")
+
+
+@contextlib.contextmanager
+def _quiet_init_producer_id() -> Iterator[None]:
+    """While probing for idempotence, a refusal is an answer, not an error worth a log line."""
+    sender_log = logging.getLogger("aiokafka.producer.sender")
+    refusal = _InitProducerIdRefusal()
+    sender_log.addFilter(refusal)
+    try:
+        yield
+    finally:
+        sender_log.removeFilter(refusal)
 
 
 class SyncJourneyProducer:

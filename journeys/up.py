@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import secrets
+import shlex
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,6 +33,21 @@ def session_token() -> str:
     return "jl-" + secrets.token_urlsafe(24)
 
 
+def activation_hint(bin_dir: Path | None = None, path: str | None = None) -> str | None:
+    """The line that puts this `journeys` on a new terminal's PATH, or None when it already is.
+
+    `make run` starts `.venv/bin/journeys` without activating the virtualenv, so a plain
+    `journeys` in another terminal would not be found (or would be another install).
+    """
+    here = (bin_dir or Path(sys.executable).parent).absolute()
+    found = shutil.which("journeys", path=path)
+    if found and Path(found).absolute().parent == here:
+        return None
+    if (here / "activate").is_file():
+        return f". {shlex.quote(str(here / 'activate'))}"
+    return f'export PATH={shlex.quote(str(here))}:"$PATH"'
+
+
 def banner(console: Console, url: str, bootstrap: str, token: str, embedded: bool) -> None:
     """Print where everything is and the lines to paste into another terminal."""
     console.rule("[bold]journey-ledger is up")
@@ -40,6 +57,9 @@ def banner(console: Console, url: str, bootstrap: str, token: str, embedded: boo
     broker = "embedded Tansu, in memory only" if embedded else "configured"
     console.print(f"  broker      {bootstrap} ({broker})", highlight=False)
     console.print("\n  In another terminal:", highlight=False)
+    activate = activation_hint()
+    if activate:
+        console.print(f"    {activate}", highlight=False)
     console.print(f"    export JOURNEYS_BOOTSTRAP_SERVERS={bootstrap}", highlight=False)
     console.print(f"    export JOURNEYS_API={url}", highlight=False)
     console.print(f"    export JOURNEYS_TOKEN={token}", highlight=False)

@@ -175,3 +175,21 @@ def test_worker_refuses_an_unknown_stage() -> None:
     result = CliRunner().invoke(app, ["worker", "--stages", "ingest,nope"])
     assert result.exit_code == 2
     assert "unknown stage(s) nope" in result.output
+
+
+def test_the_banner_says_how_to_reach_this_journeys_from_a_new_terminal(tmp_path: Path) -> None:
+    from journeys.up import activation_hint
+
+    venv_bin = tmp_path / "my venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    command = venv_bin / "journeys"
+    command.write_text("#!/bin/sh\n")
+    command.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # Not on PATH: the line to paste puts it there (quoted, the folder has a space).
+    assert activation_hint(venv_bin, path=str(elsewhere)) == (f"export PATH='{venv_bin}':\"$PATH\"")
+    (venv_bin / "activate").write_text("")
+    assert activation_hint(venv_bin, path=str(elsewhere)) == f". '{venv_bin / 'activate'}'"
+    # Already first on PATH (an activated virtualenv): nothing to add.
+    assert activation_hint(venv_bin, path=f"{venv_bin}:{elsewhere}") is None
