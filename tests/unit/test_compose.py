@@ -230,3 +230,14 @@ def test_dockerfile_installs_the_locked_package_as_a_non_root_user() -> None:
     assert users, "the image names a user"
     assert users[-1] not in {"root", "0"}
     assert lines.index(f"USER {users[-1]}") > install
+
+
+def test_published_ports_listen_on_loopback_only() -> None:
+    # The broker's host listener has no authentication and the API is plain HTTP: publishing
+    # either on every interface would open them to the network.
+    published = [
+        (name, str(port)) for name, service in SERVICES.items() for port in service.get("ports", [])
+    ]
+    assert published
+    for name, port in published:
+        assert port.startswith("127.0.0.1:"), (name, port)
