@@ -17,6 +17,7 @@ import faust
 import mode
 import orjson
 
+from streams import logsafe
 from streams.config import KafkaSettings
 from streams.flag_index import FlagIndex
 from streams.worker import Worker, use_uvloop
@@ -84,6 +85,7 @@ class HostedWorker:
     def run(self, *services: mode.ServiceT, loglevel: str = "info") -> None:
         """Run with extra `services` until SIGINT or SIGTERM; never returns (exits the process)."""
         use_uvloop()
+        logsafe.install()
         faust.Worker(
             self.app, self.stages, *services, loglevel=loglevel, redirect_stdouts=False
         ).execute_from_commandline()
