@@ -23,7 +23,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from journeys.check import check_lines
+from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from projections.view import view_to_dict

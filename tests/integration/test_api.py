@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from journeys.check import check_lines
+from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from projections.view import view_to_dict

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
-from journeys.check import check_lines
+from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings, TopicNames

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from journeys.bench import (
+from journeys.bench.run import (
     REQUIRED_KEYS,
     BenchResult,
     BenchSizes,
@@ -19,10 +19,7 @@ from journeys.bench import (
     machine_info,
     percentile,
 )
-from journeys.bench_workers import worker_config
-from journeys.check import check_lines
-from journeys.settings import Settings, load_settings
-from journeys.synthetic import (
+from journeys.bench.synthetic import (
     BENCH_TENANTS,
     SyntheticLoad,
     event_counts,
@@ -30,6 +27,9 @@ from journeys.synthetic import (
     skewed_load,
     synthetic_lines,
 )
+from journeys.bench.workers import worker_config
+from journeys.cli.check import check_lines
+from journeys.settings import Settings, load_settings
 from projections.identifiers import identity_ids
 from projections.settings import FoldSettings
 from schemas.codec import decode_event

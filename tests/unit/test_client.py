@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from journeys.cli import app
-from journeys.client import ApiClient, api_base
+from journeys.sdk.client import ApiClient, api_base
 from journeys.settings import API_ENV, TOKEN_ENV, load_settings
 from schemas.errors import ApiError, JourneyLedgerError, UnknownIdentifierError
 from tests.browser.demo_api import TOKEN, Demo, ServerThread, load_demo, make_app

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from journeys.clock import wall_clock
-from journeys.serve import ApiService
+from journeys.server.serve import ApiService
 from journeys.settings import CHECK_BROKER, Settings
 from streams.app import build_app
 from streams.embedded_broker import BrokerError

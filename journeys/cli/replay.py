@@ -1,6 +1,6 @@
 """`journeys replay` and `journeys rebuild`: the command logic behind the thin CLI.
 
-Both read the events topic straight from Kafka (`journeys.replay_source`) with a progress bar
+Both read the events topic straight from Kafka (`journeys.forensics.source`) with a progress bar
 on standard error, and report their throughput there at the end. The wall clock is read once
 by the CLI and passed in.
 """
@@ -27,10 +27,14 @@ from rich.progress import (
 from rich.text import Text
 
 from journeys.clock import wall_clock
-from journeys.live_diff import LiveUnavailableError, describe_differences, live_differences
-from journeys.rebuild import check_target, describe_rebuild, rebuild
-from journeys.replay_source import ReadStats, read_events
-from journeys.report import ReportFormat, print_report, render, write_report
+from journeys.forensics.live_diff import (
+    LiveUnavailableError,
+    describe_differences,
+    live_differences,
+)
+from journeys.forensics.rebuild import check_target, describe_rebuild, rebuild
+from journeys.forensics.report import ReportFormat, print_report, render, write_report
+from journeys.forensics.source import ReadStats, read_events
 from journeys.settings import CHECK_BROKER, Settings
 from projections.detectors import Detector
 from projections.replay import replay

@@ -57,7 +57,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from journeys.describe import describe
+from journeys.forensics.describe import describe
 from projections.knowledge import Fact
 from projections.replay import Replay, replay_to_dict
 

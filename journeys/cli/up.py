@@ -16,10 +16,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from journeys.cli.worker import EXIT_UNAVAILABLE, worker_command
 from journeys.demo import demo_lines
-from journeys.producer import JourneyProducer
+from journeys.sdk.producer import JourneyProducer
 from journeys.settings import Settings, TokenEntry
-from journeys.worker_command import EXIT_UNAVAILABLE, worker_command
 from streams.config import KafkaSettings
 from streams.embedded_broker import BrokerError, EmbeddedBroker
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
-from journeys.producer import BrokerUnavailableError, Delivery, JourneyProducer
+from journeys.sdk.producer import BrokerUnavailableError, Delivery, JourneyProducer
 from journeys.settings import CHECK_BROKER
 from schemas.codec import Accepted, Rejected, decode_lines
 from schemas.errors import JourneyLedgerError

@@ -9,8 +9,8 @@ import orjson
 from rich.console import Console
 from rich.text import Text
 
-from journeys.client import ApiClient, flag_from_dict, view_from_dict
-from journeys.render import flag_line, journey_panel
+from journeys.cli.render import flag_line, journey_panel
+from journeys.sdk.client import ApiClient, flag_from_dict, view_from_dict
 from journeys.settings import API_ENV, TOKEN_ENV, ClientSection
 from schemas.errors import ApiError, JourneyLedgerError
 

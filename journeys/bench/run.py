@@ -3,14 +3,14 @@
 One run, against the configured broker or an embedded Tansu it starts itself, each phase on
 topics of its own under a fresh prefix (runs never mix):
 
-1. load: `journeys.synthetic.skewed_load` (many customers, heavy-tailed events per customer,
+1. load: `journeys.bench.synthetic.skewed_load` (many customers, heavy-tailed events per customer,
    the whole type catalogue, a share contradictory, identifiers that need stitching);
 2. producer SDK: `JourneyProducer.send` of every event (validated) to the touchpoints topic;
 3. raw baseline on the same records: aiokafka `getmany` (no group, all partitions assigned),
    orjson decode and a dict fold; no validation, no RocksDB, nothing produced;
 4. pipeline, one worker: `streams.worker.Worker` in this process, from its first processed
    record to the last event stored by the journey stage (which also processes merges);
-5. replay (`journeys.replay_source.read_events`) and rebuild (`journeys.rebuild.rebuild`) of
+5. replay (`journeys.forensics.source.read_events`) and rebuild (`journeys.forensics.rebuild.rebuild`) of
    the events topic phase 4 wrote; RocksDB bytes of phase 4's worker per million events;
 6. pipeline, two workers: two `journeys worker` subprocesses, joined before the load is sent,
    from the first ingest commit to the journey stage's last; then one worker split into a
@@ -51,7 +51,8 @@ from aiokafka import (  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.table import Table
 
-from journeys.bench_workers import (
+from journeys.bench.synthetic import skewed_load
+from journeys.bench.workers import (
     WorkerFailedError,
     WorkerProcess,
     directory_bytes,
@@ -61,11 +62,10 @@ from journeys.bench_workers import (
     worker_config,
 )
 from journeys.clock import wall_clock
-from journeys.producer import Idempotence, JourneyProducer
-from journeys.rebuild import rebuild
-from journeys.replay_source import ReadStats, read_batches, read_events
+from journeys.forensics.rebuild import rebuild
+from journeys.forensics.source import ReadStats, read_batches, read_events
+from journeys.sdk.producer import Idempotence, JourneyProducer
 from journeys.settings import Settings
-from journeys.synthetic import skewed_load
 from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings, TopicNames
 from streams.embedded_broker import BrokerError, EmbeddedBroker, find_free_port

@@ -16,16 +16,16 @@ import orjson
 import typer
 from rich.console import Console
 
-from journeys import replay_command as replaying
-from journeys.check import check_lines, report_to_dict
-from journeys.client import ApiClient
+from journeys.cli import replay as replaying
+from journeys.cli.check import check_lines, report_to_dict
+from journeys.cli.query import flags_command, journey_command, open_client, report_error
+from journeys.cli.render import render_report
+from journeys.cli.send import send_command, topics_create_command
+from journeys.cli.up import up_command
+from journeys.cli.worker import STAGES, worker_command
 from journeys.demo import DEMO_FILE
-from journeys.query_command import flags_command, journey_command, open_client, report_error
-from journeys.render import render_report
-from journeys.send import send_command, topics_create_command
+from journeys.sdk.client import ApiClient
 from journeys.settings import Settings, load_settings
-from journeys.up import up_command
-from journeys.worker_command import STAGES, worker_command
 from schemas.errors import JourneyLedgerError
 from schemas.types import parse_timestamp
 
@@ -506,7 +506,7 @@ def bench(
     Uses the configured broker, or starts an embedded one. Exit status: 0 on success, 2 when
     the broker cannot be reached or a worker fails.
     """
-    from journeys.bench import BenchSizes, bench_command
+    from journeys.bench.run import BenchSizes, bench_command
 
     sizes = BenchSizes(events, customers, seed, rate, latency_seconds, queries)
     if sizes.customer_count > events:

@@ -7,8 +7,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from journeys.check import CheckReport
-from journeys.describe import describe
+from journeys.cli.check import CheckReport
+from journeys.forensics.describe import describe
 from projections.flags import Flag
 from projections.formatting import format_moment
 from projections.view import JourneyView
