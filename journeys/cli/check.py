@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from importlib import resources
+from typing import IO, Annotated, Any
 
+import orjson
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from journeys.cli.app import FormatOption, OutputFormat, app, parse_moment, settings_of
+from journeys.cli.errors import EXIT_REJECTED, fail
+from journeys.cli.render import journey_panel
+from journeys.demo import DEMO_FILE
+from projections.formatting import format_moment
 from projections.ledger import Ledger
 from projections.settings import FoldSettings
 from projections.view import JourneyView, view, view_to_dict
@@ -83,3 +96,78 @@ def report_to_dict(report: CheckReport) -> dict[str, Any]:
         "journeys": [view_to_dict(j) for j in report.journeys],
         "rejected": [{"line": r.line, "reason": r.reason} for r in report.rejected],
     }
+
+
+def render_report(console: Console, report: CheckReport) -> None:
+    """Print every journey, then the rejected lines and a summary."""
+    for journey in report.journeys:
+        console.print(journey_panel(journey))
+    for rejected in report.rejected:
+        console.print(Text(f"line {rejected.line}: {rejected.reason}", style="red"))
+    as_of = format_moment(report.as_of) if report.as_of else "-"
+    console.print(
+        f"{len(report.journeys)} journeys, {report.accepted} events"
+        f" ({report.duplicates} duplicates ignored), {report.open_flags} open flags,"
+        f" {len(report.rejected)} rejected lines; as of {as_of}"
+    )
+
+
+@contextmanager
+def open_input(file: str) -> Iterator[IO[bytes]]:
+    """A file opened for reading bytes (`-`: standard input); a usage error when it cannot be."""
+    if file == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = open(file, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+@contextmanager
+def _check_input(file: str | None, demo: bool) -> Iterator[IO[bytes]]:
+    if demo:
+        with resources.files("journeys.demo").joinpath(DEMO_FILE).open("rb") as handle:
+            yield handle
+    else:
+        assert file is not None
+        with open_input(file) as handle:
+            yield handle
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    file: Annotated[
+        str | None, typer.Argument(help="JSON Lines file of events, or - for standard input.")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Evaluate flags as of this RFC 3339 time (default: the latest event)."),
+    ] = None,
+    output: FormatOption = OutputFormat.TEXT,
+    demo: Annotated[bool, typer.Option(help="Check the bundled demo journeys.")] = False,
+) -> None:
+    """Validate a file of events and fold it into journeys with their flags, offline.
+
+    Exit status: 0 when every line was valid, 1 when some lines were rejected, 2 on usage
+    errors or an unreadable file.
+    """
+    if (file is None) == (not demo):
+        raise typer.BadParameter("give a FILE (or -) or --demo, not both", param_hint="FILE")
+    moment = parse_moment(as_of, "--as-of")
+    settings = settings_of(ctx).fold_settings()
+    with _check_input(file, demo) as handle:
+        try:
+            report = check_lines(handle, settings, moment)
+        except OSError as exc:
+            raise fail(f"cannot read {file}: {exc.strerror}") from None
+    if output is OutputFormat.JSON:
+        sys.stdout.buffer.write(orjson.dumps(report_to_dict(report), option=orjson.OPT_INDENT_2))
+        sys.stdout.buffer.write(b"\n")
+    else:
+        render_report(Console(highlight=False), report)
+    if report.rejected:
+        raise typer.Exit(EXIT_REJECTED)
