@@ -7,8 +7,9 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.text import Text
 
+from journeys.sdk.client import ApiError
 from journeys.settings import CHECK_BROKER
-from schemas.errors import ApiError, JourneyLedgerError
+from schemas.errors import JourneyLedgerError
 
 EXIT_OK = 0
 """Everything went as asked."""

@@ -22,9 +22,9 @@ from journeys.cli.app import (
 )
 from journeys.cli.errors import EXIT_OK, api_failure
 from journeys.cli.render import flag_line, journey_panel
-from journeys.sdk.client import ApiClient, flag_from_dict, view_from_dict
+from journeys.sdk.client import ApiClient, ApiError, flag_from_dict, view_from_dict
 from journeys.settings import API_ENV, TOKEN_ENV, ClientSection
-from schemas.errors import ApiError, JourneyLedgerError
+from schemas.errors import JourneyLedgerError
 
 
 def open_client(section: ClientSection, api: str | None, token: str | None) -> ApiClient:
