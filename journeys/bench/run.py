@@ -62,13 +62,13 @@ from journeys.bench.workers import (
     worker_config,
 )
 from journeys.clock import wall_clock
+from journeys.devbroker import BrokerError, EmbeddedBroker, find_free_port
 from journeys.forensics.rebuild import rebuild
 from journeys.forensics.source import ReadStats, read_batches, read_events
 from journeys.sdk.producer import Idempotence, JourneyProducer
 from journeys.settings import Settings
 from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings, TopicNames
-from streams.embedded_broker import BrokerError, EmbeddedBroker, find_free_port
 from streams.sender import BatchSender, Outgoing
 from streams.topics import create_topics
 from streams.worker import Worker, loop_factory

@@ -10,8 +10,8 @@ from rich.console import Console
 from journeys.cli.app import app, settings_of
 from journeys.cli.errors import EXIT_OK, EXIT_UNAVAILABLE, print_error
 from journeys.settings import CHECK_BROKER
+from streams.admin import BrokerError
 from streams.config import KafkaSettings
-from streams.embedded_broker import BrokerError
 from streams.topics import create_topics
 
 topics_app = typer.Typer(help="Manage the ledger's Kafka topics.", no_args_is_help=True)

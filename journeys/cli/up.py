@@ -22,10 +22,10 @@ from journeys.cli.app import LogLevel, app, settings_of
 from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
 from journeys.cli.worker import worker_command
 from journeys.demo import demo_lines
+from journeys.devbroker import BrokerError, EmbeddedBroker
 from journeys.sdk.producer import JourneyProducer
 from journeys.settings import Settings, TokenEntry
 from streams.config import KafkaSettings
-from streams.embedded_broker import BrokerError, EmbeddedBroker
 
 _background: set[asyncio.Task[None]] = set()
 

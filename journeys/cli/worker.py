@@ -17,8 +17,8 @@ from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
 from journeys.clock import wall_clock
 from journeys.server.serve import ApiService
 from journeys.settings import CHECK_BROKER, Settings
+from streams.admin import BrokerError
 from streams.app import build_app
-from streams.embedded_broker import BrokerError
 from streams.topics import create_topics
 from streams.worker import Worker
 
