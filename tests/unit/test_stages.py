@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from journeys.bench.synthetic import skewed_lines
+from journeys.bench.load import skewed_lines
 from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
 from projections.journey import Journey

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from pydantic import BaseModel, ValidationError
 
-from journeys.bench.synthetic import skewed_lines
+from journeys.bench.load import skewed_lines
 from journeys.demo import demo_lines
 from schemas.codec import EVENT_ADAPTER, decode_event, decode_trusted, encode_event
 from schemas.events import EVENT_TYPES, Channel, Event
