@@ -8,17 +8,16 @@ from rich.table import Table
 from rich.text import Text
 
 from journeys.forensics.describe import describe
+from journeys.forensics.report_text import SEVERITY_STYLE
 from projections.flags import Flag
 from projections.formatting import format_moment
 from projections.view import JourneyView
-
-_SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
 
 
 def flag_line(flag: Flag) -> Text:
     """One flag: severity, rule, status, message and the events it points at."""
     text = Text()
-    style = _SEVERITY_STYLE[flag.severity.value] if flag.status == "open" else "dim"
+    style = SEVERITY_STYLE[flag.severity.value] if flag.status == "open" else "dim"
     text.append(f"{flag.severity.value.upper():<6} ", style=style)
     text.append(f"{flag.rule} ", style="bold")
     text.append(f"[{flag.status}] ", style="green" if flag.status == "resolved" else style)
