@@ -55,6 +55,8 @@ class EventRow:
 
 @dataclass(frozen=True, slots=True)
 class FactRow:
+    """A subject and aspect of what each system knew, and what the ledger held."""
+
     subject: str
     aspect: str
     cells: tuple[tuple[str, str] | None, ...]
