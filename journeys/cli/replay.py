@@ -1,8 +1,8 @@
-"""`journeys replay` and `journeys rebuild`: the command logic behind the thin CLI.
+"""`journeys replay` and `journeys rebuild`: the commands and the logic behind them.
 
 Both read the events topic straight from Kafka (`journeys.forensics.source`) with a progress bar
 on standard error, and report their throughput there at the end. The wall clock is read once
-by the CLI and passed in.
+by the command and passed in.
 """
 
 from __future__ import annotations
