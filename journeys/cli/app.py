@@ -22,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+"""The `journeys` application: every command module registers its commands on it."""
 
 
 class OutputFormat(StrEnum):
