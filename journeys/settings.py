@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from projections.settings import RULES, FoldSettings, RuleSettings
-from schemas.errors import ConfigError
+from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings
 
 CONFIG_ENV = "JOURNEYS_CONFIG"
@@ -35,6 +35,12 @@ CHECK_BROKER = (
     "and that the broker is running"
 )
 """What to look at when the broker cannot be reached."""
+
+
+class ConfigError(JourneyLedgerError):
+    """A setting is missing or malformed."""
+
+    hint = "check the settings file given by --config or JOURNEYS_CONFIG"
 
 
 class _Section(BaseModel):

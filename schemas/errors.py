@@ -1,4 +1,4 @@
-"""The one error hierarchy of journey-ledger: every error says what to do next."""
+"""The root of journey-ledger's errors, and the contract's: every error says what to do next."""
 
 from __future__ import annotations
 
@@ -47,12 +47,6 @@ class EventConflictError(JourneyLedgerError):
     hint = "give a corrected event a new event_id"
 
 
-class ConfigError(JourneyLedgerError):
-    """A setting is missing or malformed."""
-
-    hint = "check the settings file given by --config or JOURNEYS_CONFIG"
-
-
 class UnknownIdentifierError(JourneyLedgerError, ValueError):
     """A replay query is neither KIND:VALUE with a known kind nor a customer id."""
 
@@ -85,25 +79,3 @@ class InvalidWindowError(JourneyLedgerError, ValueError):
     """The replay's moments are naive or out of order (from after to, to or from after as_of)."""
 
     hint = "give RFC 3339 times with a UTC offset, with --from <= --to <= --as-of"
-
-
-class ApiError(JourneyLedgerError):
-    """The query API refused or could not answer; `status` is the HTTP status (None: no answer).
-
-    `code` is the API's error code (`unauthorized`, `not_found`, `bad_request`, …) when it gave
-    one, or `unreachable` when no connection was made.
-    """
-
-    hint = "check JOURNEYS_API / --api and JOURNEYS_TOKEN / --token"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-        self.code = code

@@ -1,6 +1,6 @@
 """Browser tests: the web pages in Debian's headless Chromium, driven by Playwright.
 
-The pages are served by `journeys.web.add_pages` on an aiohttp application whose `/v1` is the
+The pages are served by `journeys.server.web.add_pages` on an aiohttp application whose `/v1` is the
 stand-in in `demo_api` (the demo journeys folded by the pure code, a fixed token and `as_of`).
 The server runs in a background thread; the tests use Playwright's sync API. Screenshots go to
 `test-artifacts/`.

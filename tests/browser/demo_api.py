@@ -27,10 +27,10 @@ from typing import Any
 
 from aiohttp import web
 
-from journeys.check import CheckReport, check_lines
+from journeys.cli.check import CheckReport, check_lines
 from journeys.demo import demo_bytes
+from journeys.server.web import add_pages
 from journeys.settings import load_settings
-from journeys.web import add_pages
 from projections.ledger import Ledger
 from projections.settings import FoldSettings
 from projections.view import JourneyView, flag_to_dict, view_to_dict

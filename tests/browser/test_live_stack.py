@@ -23,11 +23,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from journeys.check import check_lines
+from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
+from journeys.devbroker import find_free_port
 from projections.settings import FoldSettings
 from projections.view import view_to_dict
-from streams.embedded_broker import find_free_port
 from tests.browser.conftest import PageErrors, new_context
 
 

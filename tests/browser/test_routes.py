@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from journeys.web import static_dir
+from journeys.server.web import static_dir
 from tests.browser.demo_api import Demo, ServerThread
 
 

@@ -3,7 +3,7 @@
 Broker choice, in order:
 1. ``JOURNEYS_TEST_BOOTSTRAP_SERVERS`` set: use that broker as is (kind ``"external"``).
 2. A Docker engine answers ``docker info``: a testcontainers ``KafkaContainer`` (kind ``"kafka"``).
-3. Otherwise: an :class:`~streams.embedded_broker.EmbeddedBroker` running Tansu (kind ``"tansu"``).
+3. Otherwise: an :class:`~journeys.devbroker.EmbeddedBroker` running Tansu (kind ``"tansu"``).
 These tests never skip for want of a broker.
 """
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pytest
 
-from streams.embedded_broker import EmbeddedBroker
+from journeys.devbroker import EmbeddedBroker
 
 if TYPE_CHECKING:
     from testcontainers.community.kafka import KafkaContainer

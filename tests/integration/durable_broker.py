@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from streams.embedded_broker import EmbeddedBroker, find_free_port
+from journeys.devbroker import EmbeddedBroker, find_free_port
 
 
 class MotoS3:

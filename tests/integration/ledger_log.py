@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-u
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
 
-from journeys import bench_workers
-from journeys.check import check_lines
+from journeys.bench import workers as bench_workers
+from journeys.cli.check import check_lines
 from projections.detectors import Detector
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings, TopicNames

@@ -16,12 +16,12 @@ import httpx
 import orjson
 import pytest
 
-from journeys.check import check_lines
+from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
+from journeys.devbroker import find_free_port
 from projections.settings import FoldSettings
 from projections.view import view_to_dict
 from streams.config import KafkaSettings
-from streams.embedded_broker import find_free_port
 from tests.integration.ledger_log import (
     WorkerProcess,
     create,

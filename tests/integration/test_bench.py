@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from journeys.bench import REQUIRED_KEYS, BenchSizes, bench_command
+from journeys.bench.run import REQUIRED_KEYS, BenchSizes, bench_command
 from journeys.settings import Settings
 
 POSITIVE = (

@@ -19,15 +19,13 @@ from aiokafka import (  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from streams.embedded_broker import (
+from journeys.devbroker import (
     BrokerNotRunningError,
     BrokerStartError,
     BrokerStartTimeoutError,
     EmbeddedBroker,
-    TopicMismatchError,
-    TopicSpec,
-    ensure_topics_sync,
 )
+from streams.admin import TopicMismatchError, TopicSpec, ensure_topics_sync
 
 PARTITIONS = 4
 RECORDS = 1000

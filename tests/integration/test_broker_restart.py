@@ -19,7 +19,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
-from journeys.synthetic import synthetic_lines
+from journeys.bench.synthetic import synthetic_lines
 from streams.config import KafkaSettings
 from tests.integration.durable_broker import DurableBroker, durable_broker
 from tests.integration.ledger_log import (

@@ -20,8 +20,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from journeys.bench_workers import wait_for_members
-from journeys.synthetic import synthetic_lines
+from journeys.bench.synthetic import synthetic_lines
+from journeys.bench.workers import wait_for_members
 from projections.flags import FlagDraft
 from projections.settings import RuleSettings
 from schemas.events import Event

@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-unt
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from typer.testing import CliRunner
 
-import journeys.producer as producer_module
+import journeys.sdk.producer as producer_module
 from journeys.cli import app
-from journeys.producer import BufferFullError, JourneyProducer, SyncJourneyProducer
+from journeys.sdk.producer import BufferFullError, JourneyProducer, SyncJourneyProducer
 from schemas.codec import encode_event, validate_document
 from streams.config import KafkaSettings, TopicNames
 from streams.topics import create_topics, ledger_topics

@@ -24,13 +24,13 @@ import pytest
 from aiohttp import web
 from typer.testing import CliRunner
 
-from journeys import replay_command as replaying
-from journeys.check import check_lines
+from journeys.bench.synthetic import demo_documents
 from journeys.cli import app
-from journeys.rebuild import rebuild
-from journeys.replay_source import ReadStats, read_events
-from journeys.report import ReportFormat, render
-from journeys.synthetic import demo_documents
+from journeys.cli import replay as replaying
+from journeys.cli.check import check_lines
+from journeys.forensics.rebuild import rebuild
+from journeys.forensics.report import ReportFormat, render
+from journeys.forensics.source import ReadStats, read_events
 from projections.flags import FlagDraft, Severity
 from projections.replay import replay
 from projections.settings import FoldSettings, RuleSettings

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from journeys.synthetic import synthetic_lines
+from journeys.bench.synthetic import synthetic_lines
 from streams.config import KafkaSettings
 from tests.integration.ledger_log import (
     EventFlow,

@@ -10,7 +10,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from journeys.bench import (
+from journeys.bench.load import (
+    BENCH_TENANTS,
+    SyntheticLoad,
+    event_counts,
+    skewed_lines,
+    skewed_load,
+)
+from journeys.bench.result import (
     REQUIRED_KEYS,
     BenchResult,
     BenchSizes,
@@ -19,17 +26,10 @@ from journeys.bench import (
     machine_info,
     percentile,
 )
-from journeys.bench_workers import worker_config
-from journeys.check import check_lines
+from journeys.bench.synthetic import synthetic_lines
+from journeys.bench.workers import worker_config
+from journeys.cli.check import check_lines
 from journeys.settings import Settings, load_settings
-from journeys.synthetic import (
-    BENCH_TENANTS,
-    SyntheticLoad,
-    event_counts,
-    skewed_lines,
-    skewed_load,
-    synthetic_lines,
-)
 from projections.identifiers import identity_ids
 from projections.settings import FoldSettings
 from schemas.codec import decode_event

@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from journeys.cli import app
-from journeys.client import ApiClient, api_base
+from journeys.sdk.client import ApiClient, ApiError, api_base
 from journeys.settings import API_ENV, TOKEN_ENV, load_settings
-from schemas.errors import ApiError, JourneyLedgerError, UnknownIdentifierError
+from schemas.errors import JourneyLedgerError, UnknownIdentifierError
 from tests.browser.demo_api import TOKEN, Demo, ServerThread, load_demo, make_app
 
 PAGE_LIMIT = 4

@@ -254,3 +254,93 @@ def test_projections_does_no_io_and_reads_no_clock() -> None:
     for path in sources("projections"):
         problems.extend(impurities(path.read_text(encoding="utf-8"), path.relative_to(ROOT)))
     assert problems == []
+
+
+# --- inside journeys: development tooling stays out of the product -----------------------------
+
+DEV_TOOLING: dict[str, frozenset[str]] = {
+    "journeys.bench": frozenset({"journeys.cli.bench"}),
+    "journeys.devbroker": frozenset({"journeys.cli.up"}),
+}
+"""Development-only modules, and the one product module that may import each (its command)."""
+
+NEVER: dict[str, str] = {"journeys.server": "journeys.cli"}
+"""A package that must never import another: the server runs without the command line."""
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+def is_dev_tooling(module: str) -> bool:
+    """Whether a module is development tooling (the benchmark, the embedded broker)."""
+    return any(_within(module, tool) for tool in DEV_TOOLING)
+
+
+def tooling_violations(imports: list[Import], module: str) -> list[str]:
+    """Imports of development tooling, or of a package `NEVER` forbids, by product module `module`."""
+    problems: list[str] = []
+    for imp in imports:
+        for tool, allowed in DEV_TOOLING.items():
+            if _within(imp.module, tool) and not is_dev_tooling(module) and module not in allowed:
+                problems.append(f"{module}:{imp.line} imports {imp.module}")
+        for package, forbidden in NEVER.items():
+            if _within(module, package) and _within(imp.module, forbidden):
+                problems.append(f"{module}:{imp.line} imports {imp.module}")
+    return sorted(set(problems))
+
+
+def _imports_of_file(path: Path) -> list[Import]:
+    return imports_of(
+        path.read_text(encoding="utf-8"),
+        module_name(path),
+        path,
+        is_package=path.name == "__init__.py",
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("journeys.server.api", "from journeys.bench.load import skewed_load\n"),
+        ("journeys.cli.worker", "from journeys.devbroker import EmbeddedBroker\n"),
+        ("streams.worker", "import journeys.devbroker\n"),
+        ("journeys.cli.replay", "def f():\n    from journeys import bench\n"),
+        ("journeys.server.serve", "from journeys.cli.errors import print_error\n"),
+        ("journeys.server.web.pages", "from journeys.cli import app\n"),
+    ],
+)
+def test_the_checker_catches_product_code_importing_tooling(module: str, source: str) -> None:
+    path = Path(module.replace(".", "/") + ".py")
+    assert tooling_violations(imports_of(source, module, path), module)
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("journeys.cli.bench", "from journeys.bench.run import bench_command\n"),
+        ("journeys.cli.up", "from journeys.devbroker import EmbeddedBroker\n"),
+        ("journeys.bench.run", "from journeys.devbroker import EmbeddedBroker\n"),
+        ("journeys.bench.phases", "from journeys.cli.errors import EXIT_OK\n"),
+        ("journeys.cli.worker", "from journeys.server.serve import ApiService\n"),
+    ],
+)
+def test_the_checker_allows_the_commands_their_tooling(module: str, source: str) -> None:
+    path = Path(module.replace(".", "/") + ".py")
+    assert tooling_violations(imports_of(source, module, path), module) == []
+
+
+def test_product_code_never_imports_the_benchmark_or_the_embedded_broker() -> None:
+    violations: list[str] = []
+    for package in LAYERS:
+        for path in sources(package):
+            violations.extend(tooling_violations(_imports_of_file(path), module_name(path)))
+    assert violations == []
+
+
+def test_the_tooling_exists_where_the_rules_name_it() -> None:
+    modules = {module_name(path) for package in LAYERS for path in sources(package)}
+    for tool, allowed in DEV_TOOLING.items():
+        assert any(_within(m, tool) for m in modules), tool
+        assert allowed <= modules, allowed
+    assert any(_within(m, "journeys.server") for m in modules)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from journeys.api import routes
+from journeys.server.api import routes
 
 
 def document() -> dict[str, object]:
-    return json.loads(resources.files("journeys").joinpath("openapi.json").read_text())
+    return json.loads(resources.files("journeys.server").joinpath("openapi.json").read_text())
 
 
 def test_every_route_is_documented_and_nothing_else() -> None:

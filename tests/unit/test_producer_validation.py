@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from journeys.producer import (
+from journeys.sdk.producer import (
     BufferFullError,
     JourneyProducer,
     ProducerStateError,

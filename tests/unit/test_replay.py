@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from journeys.check import check_lines
+from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
 from projections.flags import Flag
 from projections.identity import customer_id_for

@@ -12,7 +12,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from journeys.demo import demo_lines
-from journeys.report import (
+from journeys.forensics.report import (
     FORMAT_VERSION,
     ReportFormat,
     md_escape,

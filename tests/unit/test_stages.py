@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from journeys.check import check_lines
+from journeys.bench.load import skewed_lines
+from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
-from journeys.synthetic import skewed_lines
 from projections.journey import Journey
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event

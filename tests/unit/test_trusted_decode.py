@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from pydantic import BaseModel, ValidationError
 
+from journeys.bench.load import skewed_lines
 from journeys.demo import demo_lines
-from journeys.synthetic import skewed_lines
 from schemas.codec import EVENT_ADAPTER, decode_event, decode_trusted, encode_event
 from schemas.events import EVENT_TYPES, Channel, Event
 from tests.factories import ev

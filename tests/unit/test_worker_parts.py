@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from journeys.settings import load_settings, parse_tokens
-from schemas.errors import ConfigError
+from journeys.settings import ConfigError, load_settings, parse_tokens
 from streams.journey_stage import DeadlineIndex, change_id
 
 T = datetime(2026, 1, 1, tzinfo=UTC)

@@ -15,15 +15,19 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 
+from journeys.cli.app import LogLevel, app, settings_of
+from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
+from journeys.cli.worker import worker_command
 from journeys.demo import demo_lines
-from journeys.producer import JourneyProducer
+from journeys.devbroker import BrokerError, EmbeddedBroker
+from journeys.sdk.producer import JourneyProducer
 from journeys.settings import Settings, TokenEntry
-from journeys.worker_command import EXIT_UNAVAILABLE, worker_command
 from streams.config import KafkaSettings
-from streams.embedded_broker import BrokerError, EmbeddedBroker
 
 _background: set[asyncio.Task[None]] = set()
 
@@ -94,7 +98,7 @@ def up_command(
         try:
             broker = EmbeddedBroker().start()
         except BrokerError as exc:
-            Console(stderr=True).print(f"[red]error:[/] {exc}")
+            print_error(exc)
             return EXIT_UNAVAILABLE
         atexit.register(broker.stop)
         settings = settings.with_bootstrap_servers(broker.bootstrap_servers)
@@ -119,3 +123,26 @@ def up_command(
     return worker_command(
         settings, data_dir, loglevel, api_host=host, api_port=port, on_api_ready=ready
     )
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    demo: Annotated[
+        bool, typer.Option(help="Send the bundled demo journeys once it is up.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Interface for the API and pages.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API and pages.")] = 8080,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Worker state directory (default: a fresh temporary one)."),
+    ] = None,
+    log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = LogLevel.WARNING,
+) -> None:
+    """Run a whole ledger in the foreground: broker (embedded unless one is configured), topics,
+    a worker, the API and the web pages. Prints the URLs and a session token; Ctrl-C stops it.
+    """
+    code = up_command(
+        settings_of(ctx), demo=demo, host=host, port=port, data_dir=data_dir, loglevel=log_level
+    )
+    raise typer.Exit(code)

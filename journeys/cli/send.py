@@ -1,28 +1,25 @@
-"""`journeys send` and `journeys topics create`: the command logic behind the thin CLI."""
+"""`journeys send`: validate a file of events and send the valid ones to the touchpoints topic."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Annotated
 
+import typer
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.text import Text
 
-from journeys.producer import BrokerUnavailableError, Delivery, JourneyProducer
+from journeys.cli.app import app, settings_of
+from journeys.cli.check import open_input
+from journeys.cli.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, print_error
+from journeys.sdk.producer import BrokerUnavailableError, Delivery, JourneyProducer
 from journeys.settings import CHECK_BROKER
 from schemas.codec import Accepted, Rejected, decode_lines
 from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings
-from streams.embedded_broker import BrokerError
-from streams.topics import create_topics
-
-EXIT_OK = 0
-EXIT_REJECTED = 1
-EXIT_UNAVAILABLE = 2
 
 
 @dataclass
@@ -72,7 +69,7 @@ def send_command(handle: IO[bytes], name: str, settings: KafkaSettings) -> int:
     try:
         lines = handle.readlines()
     except OSError as exc:
-        _error(err, f"cannot read {name}: {exc.strerror}")
+        print_error(f"cannot read {name}: {exc.strerror}")
         return EXIT_UNAVAILABLE
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
@@ -81,10 +78,10 @@ def send_command(handle: IO[bytes], name: str, settings: KafkaSettings) -> int:
         with progress:
             report = asyncio.run(send_lines(lines, settings, progress=progress))
     except BrokerUnavailableError as exc:
-        _error(err, str(exc))
+        print_error(str(exc))
         return EXIT_UNAVAILABLE
     except (JourneyLedgerError, KafkaError) as exc:
-        _error(err, f"{exc!r}; {CHECK_BROKER}")
+        print_error(f"{exc!r}; {CHECK_BROKER}")
         return EXIT_UNAVAILABLE
     for item in report.rejected + report.failed:
         out.print(f"line {item.line}: {item.reason}", markup=False)
@@ -95,24 +92,23 @@ def send_command(handle: IO[bytes], name: str, settings: KafkaSettings) -> int:
         markup=False,
     )
     if report.failed:
-        _error(err, f"some events were not delivered; {CHECK_BROKER}")
+        print_error(f"some events were not delivered; {CHECK_BROKER}")
         return EXIT_UNAVAILABLE
     return EXIT_REJECTED if report.rejected else EXIT_OK
 
 
-def topics_create_command(settings: KafkaSettings, *, timeout_s: float = 30.0) -> int:
-    """Run `journeys topics create`: create what is missing, print every topic; exit status."""
-    try:
-        specs = asyncio.run(create_topics(settings, timeout_s=timeout_s))
-    except BrokerError as exc:
-        _error(Console(stderr=True, highlight=False), f"{exc} ({CHECK_BROKER})")
-        return EXIT_UNAVAILABLE
-    out = Console(highlight=False)
-    for spec in specs:
-        config = ", ".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
-        out.print(f"{spec.name}\tpartitions={spec.partitions}\t{config}", markup=False)
-    return EXIT_OK
+@app.command()
+def send(
+    ctx: typer.Context,
+    file: Annotated[
+        str, typer.Argument(help="JSON Lines file of events, or - for standard input.")
+    ],
+) -> None:
+    """Validate a file of events and send the valid ones to the touchpoints topic.
 
-
-def _error(console: Console, message: str) -> None:
-    console.print(Text("error: ", style="red") + Text(message))
+    Exit status: 0 when every line was sent, 1 when some lines were rejected, 2 on an
+    unreachable broker or an unreadable file.
+    """
+    kafka = settings_of(ctx).kafka_settings()
+    with open_input(file) as handle:
+        raise typer.Exit(send_command(handle, "standard input" if file == "-" else file, kafka))

@@ -30,7 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaConnectionError, KafkaError  # type: ignore[import-untyped]
 
-from journeys.producer import BrokerUnavailableError
+from journeys.sdk.producer import BrokerUnavailableError
 from schemas.codec import decode_trusted
 from schemas.errors import JourneyLedgerError
 from schemas.events import Event

@@ -16,8 +16,8 @@ import mode
 from aiohttp import web
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
-from journeys.api import ApiContext, create_app
-from journeys.producer import JourneyProducer
+from journeys.sdk.producer import JourneyProducer
+from journeys.server.api import ApiContext, create_app
 from journeys.settings import Settings
 from streams.directory import Directory, Member, announce, follow_members, withdraw
 from streams.flag_index import FlagIndex, follow_flags

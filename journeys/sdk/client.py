@@ -22,7 +22,7 @@ from projections.flags import Flag, Severity
 from projections.replay import CUSTOMER_ID, parse_query
 from projections.view import IdentifierSeen, JourneyView
 from schemas.codec import validate_document
-from schemas.errors import ApiError, InvalidEventError
+from schemas.errors import InvalidEventError, JourneyLedgerError
 from schemas.types import parse_timestamp
 
 UNAUTHORIZED_HINT = "check JOURNEYS_TOKEN / --token"
@@ -32,6 +32,28 @@ NOT_FOUND_HINT = (
 )
 UNREACHABLE_HINT = "is `journeys up` running? check JOURNEYS_API / --api"
 DEFAULT_TIMEOUT = 10.0
+
+
+class ApiError(JourneyLedgerError):
+    """The query API refused or could not answer; `status` is the HTTP status (None: no answer).
+
+    `code` is the API's error code (`unauthorized`, `not_found`, `bad_request`, …) when it gave
+    one, or `unreachable` when no connection was made.
+    """
+
+    hint = "check JOURNEYS_API / --api and JOURNEYS_TOKEN / --token"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code
 
 
 def api_base(url: str) -> str:

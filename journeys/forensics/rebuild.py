@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
-from journeys.replay_source import Progress, read_batches
+from journeys.forensics.source import Progress, read_batches
 from projections.detectors import Detector
 from projections.settings import FoldSettings
 from schemas.errors import JourneyLedgerError

@@ -1,8 +1,8 @@
-"""`journeys replay` and `journeys rebuild`: the command logic behind the thin CLI.
+"""`journeys replay` and `journeys rebuild`: the commands and the logic behind them.
 
-Both read the events topic straight from Kafka (`journeys.replay_source`) with a progress bar
+Both read the events topic straight from Kafka (`journeys.forensics.source`) with a progress bar
 on standard error, and report their throughput there at the end. The wall clock is read once
-by the CLI and passed in.
+by the command and passed in.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.progress import (
@@ -24,14 +26,19 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.text import Text
 
+from journeys.cli.app import ApiOption, TokenOption, app, parse_moment, settings_of
+from journeys.cli.errors import EXIT_OK, EXIT_USAGE, broker_failure, print_error, print_warning
 from journeys.clock import wall_clock
-from journeys.live_diff import LiveUnavailableError, describe_differences, live_differences
-from journeys.rebuild import check_target, describe_rebuild, rebuild
-from journeys.replay_source import ReadStats, read_events
-from journeys.report import ReportFormat, print_report, render, write_report
-from journeys.settings import CHECK_BROKER, Settings
+from journeys.forensics.live_diff import (
+    LiveUnavailableError,
+    describe_differences,
+    live_differences,
+)
+from journeys.forensics.rebuild import check_target, describe_rebuild, rebuild
+from journeys.forensics.report import ReportFormat, print_report, render, write_report
+from journeys.forensics.source import ReadStats, read_events
+from journeys.settings import Settings
 from projections.detectors import Detector
 from projections.replay import replay
 from projections.settings import RULES, FoldSettings
@@ -39,18 +46,6 @@ from projections.view import view_to_dict
 from schemas.errors import JourneyLedgerError
 
 __all__ = ["ReportFormat", "rebuild_command", "replay_command", "wall_clock", "without_rules"]
-
-EXIT_OK = 0
-EXIT_ERROR = 2
-
-
-def _error(err: Console, exc: BaseException | str) -> None:
-    if isinstance(exc, JourneyLedgerError):
-        err.print(Text("error: ", style="red") + Text(super(JourneyLedgerError, exc).__str__()))
-        if exc.hint:
-            err.print(Text("hint: ", style="yellow") + Text(exc.hint))
-    else:
-        err.print(Text("error: ", style="red") + Text(str(exc)))
 
 
 @contextmanager
@@ -109,26 +104,22 @@ def replay_command(
     try:
         with _progress(err, "reading events") as progress:
             events = asyncio.run(read_events(kafka, tenant=tenant, stats=stats, progress=progress))
-    except KafkaError as exc:
-        _error(err, f"{exc!r}; {CHECK_BROKER}")
-        return EXIT_ERROR
-    except JourneyLedgerError as exc:
-        _error(err, exc)
-        return EXIT_ERROR
+    except (KafkaError, JourneyLedgerError) as exc:
+        return broker_failure(exc)
     _throughput(err, stats, "read")
     try:
         result = replay(
             events, identifier, moment, settings.fold_settings(), from_=from_, to=to, tenant=tenant
         )
     except JourneyLedgerError as exc:
-        _error(err, exc)
-        return EXIT_ERROR
+        print_error(exc, hint_apart=True)
+        return EXIT_USAGE
     if output is not None:
         try:
             write_report(output, result, fmt, now)
         except OSError as exc:
-            _error(err, f"cannot write {output}: {exc.strerror}")
-            return EXIT_ERROR
+            print_error(f"cannot write {output}: {exc.strerror}")
+            return EXIT_USAGE
         err.print(f"wrote {fmt.value} report to {output}", markup=False)
     elif fmt is ReportFormat.TEXT:
         print_report(Console(highlight=False), result, now)
@@ -140,10 +131,7 @@ def replay_command(
         try:
             diff = live_differences(api, token, view_to_dict(result.view))
         except LiveUnavailableError as exc:
-            err.print(
-                Text("warning: ", style="yellow")
-                + Text(f"no comparison with the live projection: {exc}")
-            )
+            print_warning(f"no comparison with the live projection: {exc}")
         else:
             for line in describe_differences(diff, api):
                 err.print(line, markup=False)
@@ -187,12 +175,99 @@ def rebuild_command(
                     progress=progress,
                 )
             )
-    except KafkaError as exc:
-        _error(err, f"{exc!r}; {CHECK_BROKER}")
-        return EXIT_ERROR
-    except JourneyLedgerError as exc:
-        _error(err, exc)
-        return EXIT_ERROR
+    except (KafkaError, JourneyLedgerError) as exc:
+        return broker_failure(exc)
     for line in describe_rebuild(result):
         out.print(line, markup=False)
     return EXIT_OK
+
+
+@app.command("replay")
+def replay_cli(
+    ctx: typer.Context,
+    identifier: Annotated[
+        str, typer.Argument(help="KIND:VALUE (e.g. phone:+44 7700 900123) or a customer id.")
+    ],
+    as_of: Annotated[
+        str | None, typer.Option(help="Replay as of this RFC 3339 time (default: now).")
+    ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Show the timeline from this time.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option(help="Show the timeline up to this time (default: --as-of).")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's customers.")] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="text, json, md or html.")
+    ] = ReportFormat.TEXT,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the report to this file instead of stdout.")
+    ] = None,
+    api: ApiOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Replay one customer's journey from the events topic as it stood at a moment.
+
+    With an API (--api, $JOURNEYS_API or \\[client] api), also lists the differences between
+    the replay and the live journey.
+
+    Exit status: 0 on success, 2 on a bad identifier or window, an unknown customer or an
+    unreachable broker.
+    """
+    now = wall_clock()
+    settings = settings_of(ctx)
+    raise typer.Exit(
+        replay_command(
+            settings,
+            identifier,
+            now=now,
+            as_of=parse_moment(as_of, "--as-of"),
+            from_=parse_moment(from_, "--from"),
+            to=parse_moment(to, "--to"),
+            tenant=tenant,
+            fmt=fmt,
+            output=output,
+            api=api or settings.client.api,
+            token=token or settings.client.token,
+        )
+    )
+
+
+@app.command("rebuild")
+def rebuild_cli(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="A new directory for the store (default: <data_dir>.rebuild-<time>)."),
+    ] = None,
+    rules_disabled: Annotated[
+        list[str] | None,
+        typer.Option("--rules-disabled", help="Rules to leave out, besides \\[rules] disabled."),
+    ] = None,
+    generation: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="The generation to build (default: \\[worker] journey_generation + 1)."
+        ),
+    ] = None,
+) -> None:
+    """Build the journey projection again, as a new generation beside the live one.
+
+    Runs the journey stage over the whole events topic in its own group and topics until it
+    has caught up, then compares its flags with the live ones and says how to switch. Leaves
+    the live generation alone. Exit status: 0 on success, 2 on an unusable output directory,
+    the live generation, or an unreachable broker.
+    """
+    now = wall_clock()
+    settings = settings_of(ctx)
+    try:
+        fold = without_rules(settings.fold_settings(), rules_disabled or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--rules-disabled") from None
+    target = output or settings.worker.data_dir.with_name(
+        f"{settings.worker.data_dir.name}.rebuild-{now:%Y%m%dT%H%M%SZ}"
+    )
+    raise typer.Exit(
+        rebuild_command(settings, target, clock=wall_clock, generation=generation, fold=fold)
+    )

@@ -43,7 +43,7 @@ from schemas.errors import JourneyLedgerError
 from schemas.events import Event
 from streams.config import KafkaSettings, TopicNames
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("journeys.producer")
 
 EventLike = Event | dict[str, Any] | bytes | str
 """What a producer accepts: an event model, a decoded JSON object, or JSON bytes or text."""

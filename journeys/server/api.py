@@ -20,8 +20,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from journeys.metrics import render_metrics
-from journeys.producer import JourneyProducer
+from journeys.sdk.producer import JourneyProducer
+from journeys.server.metrics import render_metrics
 from journeys.settings import TokenEntry
 from projections.journey import Journey
 from projections.replay import parse_query
@@ -434,7 +434,7 @@ async def metrics(request: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.Response:
     """`GET /v1/openapi.json`: the API's OpenAPI document (kept in the repository)."""
     del request
-    document = resources.files("journeys").joinpath("openapi.json").read_bytes()
+    document = resources.files("journeys.server").joinpath("openapi.json").read_bytes()
     return web.Response(body=document, content_type="application/json")
 
 
@@ -469,7 +469,7 @@ async def _errors(
 
 def create_app(context: ApiContext) -> web.Application:
     """The API (and the web pages) as an aiohttp application."""
-    from journeys.web import add_pages
+    from journeys.server.web import add_pages
 
     app = web.Application(middlewares=[_errors], client_max_size=8 * 1024 * 1024)
     app[_CONTEXT] = context

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
 import orjson
+import typer
 from rich.console import Console
 from rich.text import Text
 
-from journeys.client import ApiClient, flag_from_dict, view_from_dict
-from journeys.render import flag_line, journey_panel
+from journeys.cli.app import (
+    ApiOption,
+    FormatOption,
+    OutputFormat,
+    TokenOption,
+    app,
+    parse_moment,
+    settings_of,
+)
+from journeys.cli.errors import EXIT_OK, api_failure
+from journeys.cli.render import flag_line, journey_panel
+from journeys.sdk.client import ApiClient, ApiError, flag_from_dict, view_from_dict
 from journeys.settings import API_ENV, TOKEN_ENV, ClientSection
-from schemas.errors import ApiError, JourneyLedgerError
-
-EXIT_OK = 0
-EXIT_NOT_FOUND = 1
-EXIT_USAGE = 2
+from schemas.errors import JourneyLedgerError
 
 
 def open_client(section: ClientSection, api: str | None, token: str | None) -> ApiClient:
@@ -38,16 +46,6 @@ def open_client(section: ClientSection, api: str | None, token: str | None) -> A
     return ApiClient(base, bearer)
 
 
-def report_error(exc: JourneyLedgerError) -> int:
-    """Print the error and its hint on standard error; the exit status it calls for."""
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        Text("error: ", style="red") + Text(str(exc))
-    )
-    if isinstance(exc, ApiError) and exc.status == 404:
-        return EXIT_NOT_FOUND
-    return EXIT_USAGE
-
-
 def _print_json(value: Any) -> None:
     sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2))
     sys.stdout.buffer.write(b"\n")
@@ -64,7 +62,7 @@ def journey_command(client: ApiClient, identifier: str, *, as_json: bool) -> int
             else:
                 Console(highlight=False).print(journey_panel(view_from_dict(found)))
     except JourneyLedgerError as exc:
-        return report_error(exc)
+        return api_failure(exc)
     return EXIT_OK
 
 
@@ -86,7 +84,7 @@ def flags_command(
             else:
                 _render_flags(Console(highlight=False), page)
     except JourneyLedgerError as exc:
-        return report_error(exc)
+        return api_failure(exc)
     return EXIT_OK
 
 
@@ -116,3 +114,86 @@ def _render_flags(console: Console, page: dict[str, Any]) -> None:
     if cursor:
         summary += f"; more: --all, or --cursor {cursor}"
     console.print(summary)
+
+
+class StatusFilter(StrEnum):
+    """Which flags `journeys flags` lists."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+def _query_client(ctx: typer.Context, api: str | None, token: str | None) -> ApiClient:
+    try:
+        return open_client(settings_of(ctx).client, api, token)
+    except JourneyLedgerError as exc:
+        raise typer.Exit(api_failure(exc)) from None
+
+
+@app.command()
+def journey(
+    ctx: typer.Context,
+    identifier: Annotated[
+        str,
+        typer.Argument(
+            help="KIND:VALUE (phone:+44 7700 900123, plate:AB12CDE, email:…, order_id:…) "
+            "or a customer id (cus_…)."
+        ),
+    ],
+    api: ApiOption = None,
+    token: TokenOption = None,
+    output: FormatOption = OutputFormat.TEXT,
+) -> None:
+    """Show a customer's journey from the query API: identifiers, timeline and flags.
+
+    Exit status: 0 when found, 1 when no journey the token can read holds the identifier, 2
+    on usage, token or connection errors.
+    """
+    client = _query_client(ctx, api, token)
+    raise typer.Exit(journey_command(client, identifier, as_json=output is OutputFormat.JSON))
+
+
+@app.command()
+def flags(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's flags.")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only this rule, e.g. DATE_MISMATCH.")] = None,
+    status: Annotated[StatusFilter | None, typer.Option(help="open or resolved.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only flags involving this site.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only flags opened at or after this RFC 3339 time.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only flags opened before this RFC 3339 time.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Flags per page (default: the API's).")
+    ] = None,
+    cursor: Annotated[
+        str | None, typer.Option(help="Start at this page (the next_cursor of the last).")
+    ] = None,
+    every_page: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
+    api: ApiOption = None,
+    token: TokenOption = None,
+    output: FormatOption = OutputFormat.TEXT,
+) -> None:
+    """List flags across customers from the query API, newest first.
+
+    Exit status: 0 on success (also when none match), 2 on usage, token or connection errors.
+    """
+    parse_moment(since, "--since")
+    parse_moment(until, "--until")
+    filters = {
+        "tenant": tenant,
+        "rule": rule,
+        "status": status.value if status else None,
+        "site": site,
+        "since": since,
+        "until": until,
+        "limit": limit,
+        "cursor": cursor,
+    }
+    client = _query_client(ctx, api, token)
+    raise typer.Exit(
+        flags_command(client, filters, every_page=every_page, as_json=output is OutputFormat.JSON)
+    )

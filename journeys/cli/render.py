@@ -1,25 +1,23 @@
-"""Readable terminal output (rich) for journeys, flags and rejected lines."""
+"""Readable terminal output (rich) for journeys and flags, as `check`, `journey` and `flags` print them."""
 
 from __future__ import annotations
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from journeys.check import CheckReport
-from journeys.describe import describe
+from journeys.forensics.describe import describe
+from journeys.forensics.report_text import SEVERITY_STYLE
 from projections.flags import Flag
 from projections.formatting import format_moment
 from projections.view import JourneyView
-
-_SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
 
 
 def flag_line(flag: Flag) -> Text:
     """One flag: severity, rule, status, message and the events it points at."""
     text = Text()
-    style = _SEVERITY_STYLE[flag.severity.value] if flag.status == "open" else "dim"
+    style = SEVERITY_STYLE[flag.severity.value] if flag.status == "open" else "dim"
     text.append(f"{flag.severity.value.upper():<6} ", style=style)
     text.append(f"{flag.rule} ", style="bold")
     text.append(f"[{flag.status}] ", style="green" if flag.status == "resolved" else style)
@@ -64,17 +62,3 @@ def journey_panel(journey: JourneyView) -> Panel:
     names = f" · {', '.join(journey.names)}" if journey.names else ""
     title = f"[bold]{journey.tenant}[/] · {journey.customer_id}{names}"
     return Panel(Group(*parts), title=title, title_align="left")
-
-
-def render_report(console: Console, report: CheckReport) -> None:
-    """Print every journey, then the rejected lines and a summary."""
-    for journey in report.journeys:
-        console.print(journey_panel(journey))
-    for rejected in report.rejected:
-        console.print(Text(f"line {rejected.line}: {rejected.reason}", style="red"))
-    as_of = format_moment(report.as_of) if report.as_of else "-"
-    console.print(
-        f"{len(report.journeys)} journeys, {report.accepted} events"
-        f" ({report.duplicates} duplicates ignored), {report.open_flags} open flags,"
-        f" {len(report.rejected)} rejected lines; as of {as_of}"
-    )

@@ -8,19 +8,19 @@ import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
-from rich.console import Console
-from rich.text import Text
+import typer
 
+from journeys.cli.app import LogLevel, app, settings_of
+from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
 from journeys.clock import wall_clock
-from journeys.serve import ApiService
+from journeys.server.serve import ApiService
 from journeys.settings import CHECK_BROKER, Settings
+from streams.admin import BrokerError
 from streams.app import build_app
-from streams.embedded_broker import BrokerError
 from streams.topics import create_topics
 from streams.worker import Worker
-
-EXIT_UNAVAILABLE = 2
 
 STAGES = ("ingest", "journeys")
 """The stages a worker runs unless told otherwise."""
@@ -36,7 +36,7 @@ def ensure_topics_or_explain(settings: Settings) -> bool:
     try:
         asyncio.run(create_topics(settings.kafka_settings()))
     except BrokerError as exc:
-        Console(stderr=True).print(Text("error: ", style="red") + Text(f"{exc} ({CHECK_BROKER})"))
+        print_error(f"{exc} ({CHECK_BROKER})")
         return False
     return True
 
@@ -74,3 +74,53 @@ def worker_command(
         )
     hosted.run(*services, loglevel=loglevel)
     return 0  # not reached: the faust worker exits the process
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the worker keeps its RocksDB state (default: \\[worker] data_dir)."
+        ),
+    ] = None,
+    log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = LogLevel.INFO,
+    api_host: Annotated[
+        str | None,
+        typer.Option(help="Interface the API listens on (default: \\[api] host, 127.0.0.1)."),
+    ] = None,
+    api_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the query API and web pages on this port (default: \\[api] port)."
+        ),
+    ] = None,
+    stages: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated stages to run: ingest, journeys (run them in separate "
+            "processes to use more cores)."
+        ),
+    ] = "ingest,journeys",
+) -> None:
+    """Run the ledger's processors until Ctrl-C or SIGTERM; several workers share partitions.
+
+    Creates the topics that are missing first. With --api-port (or \\[api] port) the worker also
+    serves the query API and the web pages. Exit status: 0 after a clean stop, 2 when the
+    broker cannot be reached.
+    """
+    settings = settings_of(ctx)
+    data = data_dir or settings.worker.data_dir
+    chosen = tuple(dict.fromkeys(s.strip() for s in stages.split(",") if s.strip()))
+    unknown = sorted(set(chosen) - set(STAGES))
+    if unknown or not chosen:
+        raise typer.BadParameter(
+            f"unknown stage(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(STAGES)}",
+            param_hint="--stages",
+        )
+    raise typer.Exit(
+        worker_command(
+            settings, data, log_level, api_host=api_host, api_port=api_port, stages=chosen
+        )
+    )

@@ -1,0 +1,1 @@
+"""`journeys bench` and synthetic load: development tooling, never imported by the product."""

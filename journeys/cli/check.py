@@ -1,0 +1,173 @@
+"""`journeys check`: validate a file of events and fold it into journeys with flags, offline."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import IO, Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from journeys.cli.app import FormatOption, OutputFormat, app, parse_moment, settings_of
+from journeys.cli.errors import EXIT_REJECTED, fail
+from journeys.cli.render import journey_panel
+from journeys.demo import DEMO_FILE
+from projections.formatting import format_moment
+from projections.ledger import Ledger
+from projections.settings import FoldSettings
+from projections.view import JourneyView, view, view_to_dict
+from schemas.codec import Accepted, Rejected, decode_lines
+from schemas.errors import EventConflictError
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """The journeys a file folds into, and the lines it had to reject."""
+
+    as_of: datetime | None
+    journeys: list[JourneyView] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    accepted: int = 0
+    duplicates: int = 0
+
+    @property
+    def open_flags(self) -> int:
+        """How many flags are open across all journeys."""
+        return sum(1 for j in self.journeys for f in j.flags if f.status == "open")
+
+
+def check_lines(
+    lines: Iterable[bytes], settings: FoldSettings, as_of: datetime | None = None
+) -> CheckReport:
+    """Decode, validate and fold JSON Lines; `as_of` defaults to the latest `occurred_at`."""
+    ledger = Ledger(settings)
+    report = CheckReport(as_of=as_of)
+    first_line: dict[tuple[str, str], int] = {}
+    latest: datetime | None = None
+    for result in decode_lines(lines):
+        if isinstance(result, Rejected):
+            report.rejected.append(result)
+            continue
+        event = result.event
+        key = (event.tenant, event.event_id)
+        try:
+            change = ledger.add(event)
+        except EventConflictError:
+            report.rejected.append(_conflict(result, first_line[key]))
+            continue
+        if change is None:
+            report.duplicates += 1
+            continue
+        first_line[key] = result.line
+        report.accepted += 1
+        latest = event.occurred_at if latest is None else max(latest, event.occurred_at)
+    report.as_of = as_of or latest
+    if report.as_of is not None:
+        report.journeys = [view(j, report.as_of, settings) for j in ledger]
+    return report
+
+
+def _conflict(result: Accepted, first: int) -> Rejected:
+    reason = (
+        f"event_id: {result.event.event_id!r} was already used on line {first} for a different "
+        "event; the first one stays (give a corrected event a new event_id)"
+    )
+    return Rejected(result.line, reason)
+
+
+def report_to_dict(report: CheckReport) -> dict[str, Any]:
+    """The JSON shape of `journeys check --format json`."""
+    return {
+        "as_of": report.as_of.isoformat() if report.as_of else None,
+        "summary": {
+            "events": report.accepted,
+            "duplicates": report.duplicates,
+            "rejected": len(report.rejected),
+            "journeys": len(report.journeys),
+            "open_flags": report.open_flags,
+        },
+        "journeys": [view_to_dict(j) for j in report.journeys],
+        "rejected": [{"line": r.line, "reason": r.reason} for r in report.rejected],
+    }
+
+
+def render_report(console: Console, report: CheckReport) -> None:
+    """Print every journey, then the rejected lines and a summary."""
+    for journey in report.journeys:
+        console.print(journey_panel(journey))
+    for rejected in report.rejected:
+        console.print(Text(f"line {rejected.line}: {rejected.reason}", style="red"))
+    as_of = format_moment(report.as_of) if report.as_of else "-"
+    console.print(
+        f"{len(report.journeys)} journeys, {report.accepted} events"
+        f" ({report.duplicates} duplicates ignored), {report.open_flags} open flags,"
+        f" {len(report.rejected)} rejected lines; as of {as_of}"
+    )
+
+
+@contextmanager
+def open_input(file: str) -> Iterator[IO[bytes]]:
+    """A file opened for reading bytes (`-`: standard input); a usage error when it cannot be."""
+    if file == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = open(file, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
+    with handle:
+        yield handle
+
+
+@contextmanager
+def _check_input(file: str | None, demo: bool) -> Iterator[IO[bytes]]:
+    if demo:
+        with resources.files("journeys.demo").joinpath(DEMO_FILE).open("rb") as handle:
+            yield handle
+    else:
+        assert file is not None
+        with open_input(file) as handle:
+            yield handle
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    file: Annotated[
+        str | None, typer.Argument(help="JSON Lines file of events, or - for standard input.")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Evaluate flags as of this RFC 3339 time (default: the latest event)."),
+    ] = None,
+    output: FormatOption = OutputFormat.TEXT,
+    demo: Annotated[bool, typer.Option(help="Check the bundled demo journeys.")] = False,
+) -> None:
+    """Validate a file of events and fold it into journeys with their flags, offline.
+
+    Exit status: 0 when every line was valid, 1 when some lines were rejected, 2 on usage
+    errors or an unreadable file.
+    """
+    if (file is None) == (not demo):
+        raise typer.BadParameter("give a FILE (or -) or --demo, not both", param_hint="FILE")
+    moment = parse_moment(as_of, "--as-of")
+    settings = settings_of(ctx).fold_settings()
+    with _check_input(file, demo) as handle:
+        try:
+            report = check_lines(handle, settings, moment)
+        except OSError as exc:
+            raise fail(f"cannot read {file}: {exc.strerror}") from None
+    if output is OutputFormat.JSON:
+        sys.stdout.buffer.write(orjson.dumps(report_to_dict(report), option=orjson.OPT_INDENT_2))
+        sys.stdout.buffer.write(b"\n")
+    else:
+        render_report(Console(highlight=False), report)
+    if report.rejected:
+        raise typer.Exit(EXIT_REJECTED)
