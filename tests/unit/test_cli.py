@@ -178,7 +178,7 @@ def test_worker_refuses_an_unknown_stage() -> None:
 
 
 def test_the_banner_says_how_to_reach_this_journeys_from_a_new_terminal(tmp_path: Path) -> None:
-    from journeys.up import activation_hint
+    from journeys.cli.up import activation_hint
 
     venv_bin = tmp_path / "my venv" / "bin"
     venv_bin.mkdir(parents=True)

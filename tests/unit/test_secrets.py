@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from journeys.settings import Settings, load_settings
-from schemas.errors import ConfigError
+from journeys.settings import ConfigError, Settings, load_settings
 
 PASSWORD = "pw-3f9c1e7a-never-print-me"
 TOKEN = "tok-8d1b5a2c-never-print-me"
