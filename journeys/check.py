@@ -10,7 +10,7 @@ from typing import Any
 from projections.ledger import Ledger
 from projections.settings import FoldSettings
 from projections.view import JourneyView, view, view_to_dict
-from schemas.codec import Accepted, Rejected, decode_lines
+from schemas.codec import Accepted, Rejected, decode_lines, failure
 from schemas.errors import EventConflictError
 
 
@@ -48,6 +48,9 @@ def check_lines(
             change = ledger.add(event)
         except EventConflictError:
             report.rejected.append(_conflict(result, first_line[key]))
+            continue
+        except Exception as exc:  # one line must never stop the check: it is reported
+            report.rejected.append(Rejected(result.line, failure(exc)))
             continue
         if change is None:
             report.duplicates += 1
