@@ -444,7 +444,14 @@ def reevaluate(
     """Evaluate journeys again without a new event (their deadline passed)."""
     batch = JourneyBatch(state, cache, deadlines, extra_rules)
     for ref in refs:
-        journey = batch.load(ref)
-        if journey is not None:
-            batch.evaluate(journey, now, settings)
+        try:
+            journey = batch.load(ref)
+            if journey is None:
+                continue
+            verdict = batch.judge(journey, now, settings)
+        except Exception:  # the timer must go on: this journey is not due again
+            batch.deadlines.set(state.partition, ref, None)
+            state.delete(_key(b"d/", ref))
+            continue
+        batch.emit(journey, now, settings, verdict)
     return batch.out

@@ -366,3 +366,37 @@ def test_the_api_echoes_the_event_id_as_stored() -> None:
 
     assert result["event_id"] == "pan-************1111"
     assert decode_event(orjson.dumps(item)).event_id == result["event_id"]
+
+
+def test_the_timer_goes_on_past_a_journey_the_rules_fail_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from projections import detectors
+    from streams.journey_stage import DeadlineIndex, reevaluate
+
+    enquiry = ev("message.received", {"medium": "sms"}, event_id="waiting")
+    store = LocalStore(tmp_path / "journeys")
+    try:
+        state = BatchState(store, 0)
+        deadlines = DeadlineIndex()
+        cache = JourneyCache()
+        process_events(
+            state,
+            cache,
+            [_keyed(encode_event(enquiry), 0)],
+            enquiry.occurred_at,
+            FoldSettings(),
+            deadlines,
+        )
+        assert deadlines.get(0, ("acme", "cus_1")) is not None
+
+        def broken(*_: Any) -> Any:
+            raise OverflowError("date value out of range")
+
+        monkeypatch.setitem(detectors.DETECTORS, "UNANSWERED_ENQUIRY", broken)
+        outs = reevaluate(state, cache, [("acme", "cus_1")], NOW, FoldSettings(), deadlines)
+    finally:
+        store.close()
+
+    assert outs == []
+    assert deadlines.get(0, ("acme", "cus_1")) is None
