@@ -17,7 +17,6 @@ Detection is linear in the text: from each group start, a window of at most 19 d
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 from typing import Any
 
@@ -26,10 +25,16 @@ MAX_GAP = 3
 """The most separator characters between two digit groups of one card number."""
 
 # Python's `\d` is any decimal digit (full-width, Arabic-Indic, ...); `str.isdigit` also holds
-# for superscript and circled digits, which carry a digit value too.
-_OTHER_DIGITS = "".join(
-    chr(c) for c in range(0x80, sys.maxunicode + 1) if chr(c).isdigit() and not chr(c).isdecimal()
-)
+# for these, superscript and circled digits and the like, which carry a digit value too (as of
+# Unicode 14, Python 3.11; a test checks the list against the running Python).
+OTHER_DIGIT_RANGES = (
+    (0x00B2, 0x00B3), (0x00B9, 0x00B9), (0x1369, 0x1371), (0x19DA, 0x19DA), (0x2070, 0x2070),
+    (0x2074, 0x2079), (0x2080, 0x2089), (0x2460, 0x2468), (0x2474, 0x247C), (0x2488, 0x2490),
+    (0x24EA, 0x24EA), (0x24F5, 0x24FD), (0x24FF, 0x24FF), (0x2776, 0x277E), (0x2780, 0x2788),
+    (0x278A, 0x2792), (0x10A40, 0x10A43), (0x10E60, 0x10E68), (0x11052, 0x1105A),
+    (0x1F100, 0x1F10A),
+)  # fmt: skip
+_OTHER_DIGITS = "".join(f"{chr(low)}-{chr(high)}" for low, high in OTHER_DIGIT_RANGES)
 _SEPARATORS = (
     " \t-./_"
     "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
@@ -38,7 +43,7 @@ _SEPARATORS = (
     "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"  # hyphens, dashes, minus
     "\uff0e\uff0f\uff3f"  # full-width . / _
 )
-_D = "[\\d" + re.escape(_OTHER_DIGITS) + "]"
+_D = "[\\d" + _OTHER_DIGITS + "]"
 _S = "[" + re.escape(_SEPARATORS) + "]"
 _RUN = re.compile(f"{_D}+(?:{_S}{{1,{MAX_GAP}}}{_D}+)*")
 _GROUP = re.compile(f"{_D}+")

@@ -502,3 +502,18 @@ def test_the_reported_text_is_masked_in_milliseconds() -> None:
     started = time.perf_counter()
     mask_text("1 " * 800)
     assert time.perf_counter() - started < 1.0  # 8.6 s before the window of 19 digits
+
+
+def test_every_digit_of_the_running_python_counts_as_a_digit() -> None:
+    import sys
+
+    from schemas.redaction import OTHER_DIGIT_RANGES, digit_value
+
+    listed = {c for low, high in OTHER_DIGIT_RANGES for c in range(low, high + 1)}
+    others = {
+        c for c in range(0x80, sys.maxunicode + 1) if chr(c).isdigit() and not chr(c).isdecimal()
+    }
+    assert others == listed
+    for code in sorted(others)[::7]:
+        assert digit_value(chr(code)) >= 0
+        assert mask_text(chr(code) * 2 + " 4111 1111 1111 1111")[1]
