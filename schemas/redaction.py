@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 MIN_DIGITS, MAX_DIGITS = 13, 19
@@ -84,37 +85,46 @@ def issuer_ok(first: int, length: int) -> bool:
     return 2 <= first <= 6 or (first == 1 and length == 15)
 
 
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+"""A digit doubled as Luhn doubles it (the digits of the product summed)."""
+
+
 def _card_digits(run: str) -> list[tuple[int, int]]:
     """Spans, as (first, end) digit indices within `run`'s digits, that hold a card number.
 
     Spans may share the four digits one keeps: those may start another card.
     """
-    values: list[int] = []
+    groups = _GROUP.findall(run)
+    digits = "".join(groups)
+    if len(digits) < MIN_DIGITS:
+        return []
+    if digits.isascii():
+        values = [byte - 48 for byte in digits.encode()]
+    else:
+        values = [digit_value(char) for char in digits]
     starts: list[int] = []  # digit index where each group starts
     ends: list[int] = []
     group_of: list[int] = []  # group index of each digit
-    for number, found in enumerate(_GROUP.finditer(run)):
-        starts.append(len(values))
-        values.extend(digit_value(char) for char in found.group())
-        ends.append(len(values))
-        group_of.extend([number] * (ends[-1] - starts[-1]))
-    # Luhn sums of any window in O(1): per parity of the digit index, prefix sums of the digits
-    # as they are and doubled. In a window, the digits with the last digit's parity count as
-    # they are, the others doubled.
-    plain = ([0], [0])
-    doubled = ([0], [0])
+    for number, group in enumerate(groups):
+        starts.append(len(group_of))
+        group_of.extend([number] * len(group))
+        ends.append(len(group_of))
+    # Luhn sums of any window in O(1): prefix sums with the digits at even indices as they are
+    # and those at odd ones doubled (`even`), and the other way round (`odd`). In a window, the
+    # digits with its last digit's parity count as they are, the others doubled.
+    even, odd = [0], [0]
     for index, value in enumerate(values):
-        twice = value * 2 - 9 if value > 4 else value * 2
-        for parity in (0, 1):
-            own = parity == index % 2
-            plain[parity].append(plain[parity][-1] + (value if own else 0))
-            doubled[parity].append(doubled[parity][-1] + (twice if own else 0))
+        twice = _DOUBLED[value]
+        if index & 1:
+            even.append(even[-1] + twice)
+            odd.append(odd[-1] + value)
+        else:
+            even.append(even[-1] + value)
+            odd.append(odd[-1] + twice)
 
     def luhn(first: int, end: int) -> bool:
-        p = (end - 1) % 2
-        q = 1 - p
-        total = plain[p][end] - plain[p][first] + doubled[q][end] - doubled[q][first]
-        return total % 10 == 0
+        sums = odd if (end - 1) & 1 else even
+        return (sums[end] - sums[first]) % 10 == 0
 
     spans: list[tuple[int, int]] = []
     next_group = 0
@@ -126,16 +136,17 @@ def _card_digits(run: str) -> list[tuple[int, int]]:
             first = starts[next_group]
             next_group += 1
         best = None
-        group = group_of[first]
-        while group < len(ends) and ends[group] - first <= MAX_DIGITS:
-            length = ends[group] - first
-            if (
-                length >= MIN_DIGITS
-                and issuer_ok(values[first], length)
-                and luhn(first, ends[group])
-            ):
-                best = ends[group]
-            group += 1
+        issuer = values[first]
+        if 2 <= issuer <= 6:  # the longest window of 13 to 19 digits ending at a group's end
+            low = bisect_left(ends, first + MIN_DIGITS)
+            for group in range(bisect_right(ends, first + MAX_DIGITS) - 1, low - 1, -1):
+                if luhn(first, ends[group]):
+                    best = ends[group]
+                    break
+        elif issuer == 1:  # UATP: 15 digits
+            group = bisect_left(ends, first + 15)
+            if group < len(ends) and ends[group] == first + 15 and luhn(first, first + 15):
+                best = first + 15
         if best is None:
             first = None
             continue
