@@ -255,8 +255,8 @@ class JourneyBatch:
         kept = self.before.get(ref) or Journey(*ref)
         added = self.added.get(ref, {})
         for event, record in self.sources.get(ref, []):
-            trial = journeys.apply(kept, event)
             try:
+                trial = journeys.apply(kept, event)
                 self.judge(trial, now, settings)
             except Exception as exc:
                 added.pop(event.event_id, None)
