@@ -60,7 +60,14 @@ def check_lines(
         latest = event.occurred_at if latest is None else max(latest, event.occurred_at)
     report.as_of = as_of or latest
     if report.as_of is not None:
-        report.journeys = [view(j, report.as_of, settings) for j in ledger]
+        for journey in ledger:
+            try:
+                report.journeys.append(view(journey, report.as_of, settings))
+            except Exception as exc:  # one journey must never stop the check: it is reported
+                reason = failure(exc)
+                numbers = (first_line.get((e.tenant, e.event_id)) for e in journey.events)
+                report.rejected.extend(Rejected(n, reason) for n in numbers if n)
+        report.rejected.sort(key=lambda rejected: rejected.line)
     return report
 
 

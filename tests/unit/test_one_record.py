@@ -400,3 +400,31 @@ def test_the_timer_goes_on_past_a_journey_the_rules_fail_on(
 
     assert outs == []
     assert deadlines.get(0, ("acme", "cus_1")) is None
+
+
+def test_check_reports_the_lines_of_a_journey_the_rules_fail_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from projections import detectors
+
+    original = detectors.DETECTORS["UNANSWERED_ENQUIRY"]
+
+    def detect(events: Any, as_of: datetime, rules: RuleSettings) -> Any:
+        if any(e.event_id == "boom" for e in events):
+            raise OverflowError("date value out of range")
+        return original(events, as_of, rules)
+
+    monkeypatch.setitem(detectors.DETECTORS, "UNANSWERED_ENQUIRY", detect)
+    lines = [
+        orjson.dumps(raw("message.received", {"medium": "sms"}, event_id="boom")),
+        orjson.dumps(
+            raw("message.received", {"medium": "sms"}, event_id="fine", customer={"email": "x@y.z"})
+        ),
+    ]
+
+    report = check_lines(lines, FoldSettings())
+
+    assert [j.events[0].event_id for j in report.journeys] == ["fine"]
+    (rejected,) = report.rejected
+    assert rejected.line == 1
+    assert "OverflowError" in rejected.reason
