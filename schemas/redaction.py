@@ -55,7 +55,10 @@ _DIGIT = re.compile(_D)
 _RUN_BYTES = re.compile(rb"[0-9]+(?:(?:[ \-./_]|\\[t/]){1,3}[0-9]+)*")
 # Any such run of 13 digits or more lies inside a stretch like this: finding those first is
 # several times faster on events with many short numbers (dates, ids).
-_STRETCH_BYTES = re.compile(rb"[0-9][0-9 \-./_\\t]{12,}")
+# Also a digit followed by an exponent, in one pass: a number in exponent form stands for more
+# digits than it shows (`3.4e15` is 3400000000000000). Whether it is a JSON number (not text
+# such as an id `3f2e4`) is checked only where one is found.
+_SCAN_BYTES = re.compile(rb"[0-9](?:[0-9 \-./_\\t]{12,}|[eE][-+]?[0-9])")
 _EXPONENT_BYTES = re.compile(rb"[:,\[]\s*-?[0-9]+(?:\.[0-9]+)?[eE]")  # a JSON number
 
 
@@ -205,12 +208,22 @@ def may_hold_card(raw: bytes) -> bool:
     A JSON string may spell digits as `\\u0034` escapes, and a number in exponent form stands
     for more digits than it shows, so both count as a maybe.
     """
-    if b"\\u" in raw or _EXPONENT_BYTES.search(raw):
+    if b"\\u" in raw:
         return True
     if not raw.isascii():
-        return _may_hold_card_text(raw.decode("utf-8", "replace"))
-    for stretch in _STRETCH_BYTES.finditer(raw):
-        for run in _RUN_BYTES.finditer(stretch.group()):
+        return _EXPONENT_BYTES.search(raw) is not None or _may_hold_card_text(
+            raw.decode("utf-8", "replace")
+        )
+    for found in _SCAN_BYTES.finditer(raw):
+        start, end = found.span()
+        exponent = found.group()[1:2] in (b"e", b"E")
+        if exponent or raw[end : end + 1] in (b"e", b"E"):
+            # An exponent (or a stretch of digits right before one): is it a JSON number's?
+            if _EXPONENT_BYTES.search(raw, max(0, start - 64), end + 1):
+                return True
+            if exponent:
+                continue
+        for run in _RUN_BYTES.finditer(found.group()):
             if run.end() - run.start() >= MIN_DIGITS and _count_digits(run.group()) >= MIN_DIGITS:
                 return True
     return False
