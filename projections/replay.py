@@ -39,6 +39,7 @@ from projections.identity import customer_id_for
 from projections.journey import Journey, event_order, same_content
 from projections.knowledge import Knowledge, knowledge, knowledge_to_dict
 from projections.ledger import Ledger
+from projections.moments import later
 from projections.settings import FoldSettings
 from projections.view import JourneyView, flag_to_dict, view, view_to_dict
 from schemas.codec import event_to_dict, problems_of
@@ -457,7 +458,7 @@ def first_visible(
         for key, deadline in sorted(deadlines.items(), key=lambda item: item[1]):
             if deadline < before and (part := ledger.journeys.get(key)) is not None:
                 del deadlines[key]
-                evaluate(part, deadline + _JUST_AFTER, deadline)
+                evaluate(part, later(deadline, _JUST_AFTER), deadline)
 
     ordered = sorted((e for e in events if e.occurred_at <= as_of), key=event_order)
     for moment, group in groupby(ordered, key=lambda e: e.occurred_at):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,12 +12,18 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.errors import FieldProblem, InvalidEventError
-from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_TYPES, Event
+from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_TYPES, MAX_TEXT_LENGTH, Event
 from schemas.redaction import mask_text, mask_value, may_hold_card
 from schemas.upcasting import needs_upcast, upcast
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 """Validates and serialises any event of the catalogue."""
+
+MAX_DEPTH = 32
+"""The deepest nesting of objects and arrays an event may have (the event object is level 1).
+
+Checked on the raw bytes, without recursion, before anything recursive (parsing, masking,
+validation, encoding) sees the event."""
 
 
 def encode_event(event: Event) -> bytes:
@@ -51,9 +58,12 @@ def decode_event(raw: bytes | str) -> Event:
     Raises `InvalidEventError` naming each field and reason; reasons never hold a card number.
     """
     data = raw.encode() if isinstance(raw, str) else raw
-    if not may_hold_card(data):
+    if _too_deep(data):
+        raise InvalidEventError((_TOO_DEEP,))
+    # A long record may hold a text over the limit, to be refused before masking looks at it.
+    if len(data) <= MAX_TEXT_LENGTH and not may_hold_card(data):
         try:
-            return EVENT_ADAPTER.validate_json(data)
+            return _unmarked(EVENT_ADAPTER.validate_json(data))
         except ValidationError as exc:
             first_error = exc
         document = _load(data)
@@ -65,17 +75,123 @@ def decode_event(raw: bytes | str) -> Event:
 
 
 def validate_document(document: Any) -> Event:
-    """Validate an already decoded JSON value as an event (masking card numbers first)."""
-    document, masked = mask_value(document)
-    if not isinstance(document, dict):
+    """Validate an already decoded JSON value as an event (masking card numbers first).
+
+    Limits first (nesting depth, text length), then masking, then the contract. `redacted` is
+    the ledger's to set: true exactly when masking changed something. An event that is valid
+    as sent is never rejected because masking changed it: where a masked value no longer fits
+    its field (a phone number, an amount), the hidden digits are written as 0 instead of `*`.
+    """
+    _check_limits(document)
+    masked_document, masked = mask_value(document)
+    if not isinstance(masked_document, dict):
         raise InvalidEventError((FieldProblem("", "an event must be a JSON object"),))
-    if masked:
-        document["redacted"] = True
-    document = upcast(document)
+    masked_document["redacted"] = masked
+    masked_document = upcast(masked_document)
     try:
-        return EVENT_ADAPTER.validate_python(document)
+        return EVENT_ADAPTER.validate_python(masked_document)
     except ValidationError as exc:
-        raise InvalidEventError(problems_of(exc, document)) from None
+        error = exc
+    if masked:
+        zeroed, _ = mask_value(document, "0")
+        zeroed = upcast(zeroed)
+        for detail in error.errors(include_url=False):
+            _refill(masked_document, zeroed, detail["loc"])
+        try:
+            return EVENT_ADAPTER.validate_python(masked_document)
+        except ValidationError:
+            pass  # invalid as sent: report the first errors
+    raise InvalidEventError(problems_of(error, masked_document)) from None
+
+
+def _unmarked(event: Event) -> Event:
+    # Only masking marks an event redacted; a producer's own `"redacted": true` is dropped.
+    return event.model_copy(update={"redacted": False}) if event.redacted else event
+
+
+def _refill(target: Any, source: Any, loc: tuple[int | str, ...]) -> None:
+    """Put `source`'s value at `loc` (a validation error's location) into `target`."""
+    parts = list(loc)
+    if parts and parts[0] in EVENT_TYPES:
+        parts = parts[1:]
+    parent: Any = None
+    key: Any = None
+    for part in parts:
+        if isinstance(target, dict) and isinstance(source, dict):
+            if part not in target or part not in source:
+                break
+        elif isinstance(target, list) and isinstance(source, list):
+            if not (isinstance(part, int) and 0 <= part < min(len(target), len(source))):
+                break
+        else:
+            break
+        parent, key = target, part
+        target, source = target[part], source[part]
+    if parent is not None:
+        parent[key] = source
+
+
+_TOO_DEEP = FieldProblem(
+    "", f"nested too deep: at most {MAX_DEPTH} levels of objects and arrays (the event is one)"
+)
+_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+
+
+def _too_deep(data: bytes) -> bool:
+    """Whether the JSON text nests objects and arrays deeper than `MAX_DEPTH` (no recursion)."""
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    in_string = False
+    skip = -1  # the byte after a backslash inside a string is escaped
+    for match in _STRUCTURE.finditer(data):
+        at = match.start()
+        if at == skip:
+            continue
+        char = data[at]
+        if in_string:
+            if char == 0x5C:  # backslash
+                skip = at + 1
+            elif char == 0x22:  # quote
+                in_string = False
+        elif char == 0x22:
+            in_string = True
+        elif char in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif char in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+def _check_limits(document: Any) -> None:
+    """Refuse a decoded event nested too deep or holding a text over the length limit.
+
+    Iterative, and before masking: a value's cost is bounded before anything walks it.
+    """
+    stack: list[tuple[Any, int, str]] = [(document, 1, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, dict):
+            if depth > MAX_DEPTH:
+                raise InvalidEventError((_TOO_DEEP,))
+            for key, item in value.items():
+                if isinstance(key, str) and len(key) > MAX_TEXT_LENGTH:
+                    raise InvalidEventError((_too_long(path),))
+                stack.append((item, depth + 1, f"{path}.{key}" if path else str(key)))
+        elif isinstance(value, list | tuple):
+            if depth > MAX_DEPTH:
+                raise InvalidEventError((_TOO_DEEP,))
+            stack.extend((item, depth + 1, f"{path}[{i}]") for i, item in enumerate(value))
+        elif isinstance(value, str) and len(value) > MAX_TEXT_LENGTH:
+            raise InvalidEventError((_too_long(path),))
+
+
+def _too_long(path: str) -> FieldProblem:
+    # Only the first 200 characters of a path, masked: a key may be anything a producer wrote.
+    field = mask_text(path[:200])[0]
+    return FieldProblem(field, f"longer than {MAX_TEXT_LENGTH:,} characters")
 
 
 def _load(data: bytes) -> Any:
@@ -179,3 +295,10 @@ def decode_lines(lines: Iterable[bytes]) -> Iterator[Accepted | Rejected]:
             yield Accepted(number, decode_event(line))
         except InvalidEventError as exc:
             yield Rejected(number, "; ".join(str(p) for p in exc.problems))
+        except Exception as exc:  # one line must never stop the rest: it is reported
+            yield Rejected(number, failure(exc))
+
+
+def failure(exc: BaseException) -> str:
+    """The reason for a line whose processing raised: the exception type and its text, masked."""
+    return mask_text(f"could not process this line: {type(exc).__name__}: {str(exc)[:300]}")[0]

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from schemas.types import Email, Identifier, Name, Phone, Slot, TenantId, Text, Timestamp
 
+MAX_TEXT_LENGTH = 10_000
+"""The longest string an event may hold anywhere (producers' own payload fields too)."""
+
 CURRENT_SCHEMA_VERSION = 1
 """The newest envelope version this ledger reads; older ones are upcast."""
 
@@ -42,12 +45,12 @@ class Channel(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=10_000)
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_LENGTH)
 
 
 class _Payload(BaseModel):
     # Producers may carry fields of their own in a payload: they are kept as they came.
-    model_config = ConfigDict(frozen=True, extra="allow", str_max_length=10_000)
+    model_config = ConfigDict(frozen=True, extra="allow", str_max_length=MAX_TEXT_LENGTH)
 
 
 class Source(_Frozen):

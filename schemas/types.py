@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -36,6 +36,26 @@ _CANONICAL_DATETIME = re.compile(
 )
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest moment an event may carry (timestamps and slots)."""
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+"""Moments must be before this one: years 1970 to 2999, in UTC. Far from the limits of Python's
+dates, so adding a rule's window to any moment of an event never overflows."""
+_RANGE = "must lie in the years 1970 to 2999 (UTC)"
+
+
+def _in_range(moment: datetime) -> datetime:
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(f"{moment.isoformat()} {_RANGE}")
+    return moment
+
+
+def _date_in_range(day: date) -> date:
+    if not EARLIEST.year <= day.year < LATEST.year:
+        raise ValueError(f"{day.isoformat()} {_RANGE}")
+    return day
+
+
 def _parse_datetime(value: str) -> datetime:
     if not _RFC3339.match(value):
         raise ValueError(
@@ -51,38 +71,39 @@ def _parse_datetime(value: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset; add Z or an offset such as +01:00")
-    return parsed
+    return _in_range(parsed)
 
 
 def parse_timestamp(value: Any) -> datetime:
-    """Parse an RFC 3339 date-time that carries a UTC offset."""
+    """Parse an RFC 3339 date-time that carries a UTC offset, in the years 1970 to 2999."""
     if type(value) is str and _CANONICAL_DATETIME.fullmatch(value):
-        return datetime.fromisoformat(value)
+        return _in_range(datetime.fromisoformat(value))
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("datetime has no UTC offset; naive timestamps are ambiguous")
-        return value
+        return _in_range(value)
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 date-time string with a UTC offset")
     return _parse_datetime(value.strip())
 
 
 def parse_slot(value: Any) -> datetime | date:
-    """Parse a slot: an RFC 3339 date-time with offset, or a plain date."""
+    """Parse a slot: an RFC 3339 date-time with offset, or a plain date (years 1970 to 2999)."""
     if type(value) is str and _CANONICAL_DATETIME.fullmatch(value):
-        return datetime.fromisoformat(value)
+        return _in_range(datetime.fromisoformat(value))
     if isinstance(value, datetime):
         return parse_timestamp(value)
     if isinstance(value, date):
-        return value
+        return _date_in_range(value)
     if not isinstance(value, str):
         raise ValueError("must be a date (2024-03-12) or a date-time with offset")
     text = value.strip()
     if _DATE.match(text):
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a calendar date") from exc
+        return _date_in_range(day)
     return _parse_datetime(text)
 
 

@@ -18,7 +18,7 @@ from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
 from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord, customer_key, dead_letter
+from streams.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.state import BatchState
 
 KIND_EVENT = b"event"
@@ -78,7 +78,8 @@ def ingest(
     """Process one partition's batch of raw touchpoints; return what to produce.
 
     With `recent`, each event emitted is kept under its bytes for a journey stage in this
-    process to reuse.
+    process to reuse. A record that cannot be processed, whatever the exception, goes to dead
+    letters with the reason and the exception type; the batch goes on.
     """
     out: list[OutRecord] = []
     for record in records:
@@ -94,11 +95,14 @@ def ingest(
             continue
         try:
             event = decode_event(record.value)
+            tenant = event.tenant
+            body = encode_event(event)
         except InvalidEventError as exc:
             out.append(dead_letter(record, "; ".join(str(p) for p in exc.problems)))
             continue
-        tenant = event.tenant
-        body = encode_event(event)
+        except Exception as exc:  # one record must never stop the stage: it goes aside
+            out.append(dead_letter(record, failure_reason("decode", exc), exc))
+            continue
         if record.key != tenant.encode():
             out.append(OutRecord("touchpoints", tenant.encode(), body))
             continue
@@ -114,12 +118,17 @@ def ingest(
             )
             out.append(dead_letter(record, reason))
             continue
+        view = StateIdentityView(state, tenant)
+        try:
+            # Only reads: a record that fails here leaves no trace in the state.
+            change = link(view, tenant, identity_ids(event, settings.region_for(tenant)))
+        except Exception as exc:  # one record must never stop the stage: it goes aside
+            out.append(dead_letter(record, failure_reason("stitch", exc), exc))
+            continue
         state.put(seen_key, digest)
         tenant_key = b"t/" + tenant.encode()
         if state.get(tenant_key) is None:
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
-        view = StateIdentityView(state, tenant)
-        change = link(view, tenant, identity_ids(event, settings.region_for(tenant)))
         view.apply(change)
         for old in change.absorbed:
             out.append(

@@ -30,7 +30,7 @@ from schemas.errors import EventConflictError
 from schemas.events import Event
 from streams.ingest import KIND_EVENT, KIND_MERGE
 from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord, customer_key
+from streams.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.state import BatchState
 
 _EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
@@ -157,6 +157,10 @@ class JourneyBatch:
         """How many events each changed journey held when the batch first loaded it."""
         self.added: dict[CustomerRef, dict[str, bytes | None]] = {}
         """The events each journey gained in this batch, with the bytes they arrived in."""
+        self.before: dict[CustomerRef, Journey] = {}
+        """Each changed journey as the batch first loaded it."""
+        self.sources: dict[CustomerRef, list[tuple[Event, InRecord | None]]] = {}
+        """The events each journey gained in this batch, with the records they came in."""
         self.out: list[OutRecord] = []
 
     def load(self, ref: CustomerRef) -> Journey | None:
@@ -172,7 +176,13 @@ class JourneyBatch:
         target = self.state.get(_key(b"fw/", ref))
         return None if target is None else (ref[0], target.decode())
 
-    def on_event(self, ref: CustomerRef, event: Event, raw: bytes | None = None) -> None:
+    def on_event(
+        self,
+        ref: CustomerRef,
+        event: Event,
+        raw: bytes | None = None,
+        record: InRecord | None = None,
+    ) -> None:
         forward = self.forward_of(ref)
         if forward is not None:
             # The customer merged into another, perhaps on another partition: pass it on.
@@ -184,6 +194,8 @@ class JourneyBatch:
         except EventConflictError:
             return  # ingest rejects conflicting ids; a stored journey keeps the first
         if updated is not journey:
+            self.before.setdefault(ref, journey)
+            self.sources.setdefault(ref, []).append((event, record))
             self.held.setdefault(ref, len(journey.events))
             self.added.setdefault(ref, {})[event.event_id] = raw
             self.dirty[ref] = updated
@@ -194,10 +206,11 @@ class JourneyBatch:
             raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(
                 journey.events
             )
-            self.out.extend(
+            passed_on = [
                 _event_record(into, event, raw)
                 for event, raw in zip(journey.events, raws, strict=True)
-            )
+            ]
+            self.out.extend(passed_on)
         self.state.put(_key(b"fw/", ref), into[1].encode())
         self.dirty[ref] = None
         self.merged[ref] = into
@@ -212,10 +225,51 @@ class JourneyBatch:
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
+            verdict: tuple[tuple[Flag, ...], datetime | None] | None
+            try:
+                verdict = self.judge(journey, now, settings)
+            except Exception:  # an event the rules cannot take: find it, set it aside
+                journey, verdict = self.set_aside(ref, now, settings)
             self.state.put(_key(b"j/", ref), self.encoded(ref, journey))
             self.cache.put(self.state.partition, journey)
-            self.evaluate(journey, now, settings)
+            if verdict is not None:
+                self.emit(journey, now, settings, verdict)
         return self.out
+
+    def judge(
+        self, journey: Journey, now: datetime, settings: FoldSettings
+    ) -> tuple[tuple[Flag, ...], datetime | None]:
+        """The journey's flags and next deadline as of `now` (pure: nothing written)."""
+        flags = detect(journey.events, now, settings.rules, self.extra_rules)
+        return flags, next_deadline(journey.events, now, settings.rules)
+
+    def set_aside(
+        self, ref: CustomerRef, now: datetime, settings: FoldSettings
+    ) -> tuple[Journey, tuple[tuple[Flag, ...], datetime | None] | None]:
+        """The journey without the batch's events the rules fail on; those go to dead letters.
+
+        The batch's events are added again one at a time to the journey as first loaded; one
+        whose journey the rules raise on is dead-lettered with the exception. Also returns the
+        verdict on what is kept (None if the rules fail on the journey as it was stored).
+        """
+        kept = self.before.get(ref) or Journey(*ref)
+        added = self.added.get(ref, {})
+        for event, record in self.sources.get(ref, []):
+            try:
+                trial = journeys.apply(kept, event)
+                self.judge(trial, now, settings)
+            except Exception as exc:
+                added.pop(event.event_id, None)
+                if record is not None:
+                    reason = failure_reason("evaluate the rules with", exc)
+                    self.out.append(dead_letter(record, reason, exc))
+                continue
+            kept = trial
+        self.dirty[ref] = kept
+        try:
+            return kept, self.judge(kept, now, settings)
+        except Exception:
+            return kept, None  # stored before this batch as it is: its flags stay as they were
 
     def encoded(self, ref: CustomerRef, journey: Journey) -> bytes:
         """The journey's stored bytes, built from the bytes events arrived in and were stored in.
@@ -257,8 +311,19 @@ class JourneyBatch:
 
     def evaluate(self, journey: Journey, now: datetime, settings: FoldSettings) -> None:
         """Run the rules as of `now` and emit what changed since the last evaluation."""
+        self.emit(journey, now, settings, self.judge(journey, now, settings))
+
+    def emit(
+        self,
+        journey: Journey,
+        now: datetime,
+        settings: FoldSettings,
+        verdict: tuple[tuple[Flag, ...], datetime | None],
+    ) -> None:
+        """Emit what changed since the last evaluation and note the next deadline."""
+        del now, settings
         ref = (journey.tenant, journey.customer_id)
-        flags = detect(journey.events, now, settings.rules, self.extra_rules)
+        flags, deadline = verdict
         previous_raw = self.state.get(_key(b"f/", ref))
         previous: dict[str, str] = orjson.loads(previous_raw) if previous_raw else {}
         current = {flag.flag_id: flag.status for flag in flags}
@@ -275,7 +340,6 @@ class JourneyBatch:
             self.out.append(_withdrawn_record((journey.tenant, journey.customer_id), flag_id))
         if current != previous:
             self.state.put(_key(b"f/", ref), orjson.dumps(current))
-        deadline = next_deadline(journey.events, now, settings.rules)
         if self.mirrored and deadline == self.deadlines.get(self.state.partition, ref):
             return
         self.deadlines.set(self.state.partition, ref, deadline)
@@ -345,21 +409,26 @@ def process_events(
     """Fold one partition's batch of keyed events and merges; return what to produce.
 
     With `recent`, events ingest built in this process are taken as they are, not decoded.
+    A record that cannot be decoded or folded, or that the rules fail on, goes to dead letters
+    with the reason and the exception type; the batch goes on.
     """
     batch = JourneyBatch(state, cache, deadlines, extra_rules)
     decode = decode_trusted if recent is None else recent.decode
     for record in records:
-        kind = record.header("kind")
-        if kind == KIND_EVENT and record.value is not None:
-            customer = record.header("customer_id")
-            event = decode(record.value)
-            if customer is None:
-                continue
-            batch.on_event((event.tenant, customer.decode()), event, record.value)
-        elif kind == KIND_MERGE and record.value is not None:
-            merge = orjson.loads(record.value)
-            tenant = merge["tenant"]
-            batch.on_merge((tenant, merge["from"]), (tenant, merge["into"]))
+        try:
+            kind = record.header("kind")
+            if kind == KIND_EVENT and record.value is not None:
+                customer = record.header("customer_id")
+                event = decode(record.value)
+                if customer is None:
+                    continue
+                batch.on_event((event.tenant, customer.decode()), event, record.value, record)
+            elif kind == KIND_MERGE and record.value is not None:
+                merge = orjson.loads(record.value)
+                tenant = merge["tenant"]
+                batch.on_merge((tenant, merge["from"]), (tenant, merge["into"]))
+        except Exception as exc:  # one record must never stop the stage: it goes aside
+            batch.out.append(dead_letter(record, failure_reason("fold", exc), exc))
     return batch.finish(now, settings)
 
 
@@ -375,7 +444,14 @@ def reevaluate(
     """Evaluate journeys again without a new event (their deadline passed)."""
     batch = JourneyBatch(state, cache, deadlines, extra_rules)
     for ref in refs:
-        journey = batch.load(ref)
-        if journey is not None:
-            batch.evaluate(journey, now, settings)
+        try:
+            journey = batch.load(ref)
+            if journey is None:
+                continue
+            verdict = batch.judge(journey, now, settings)
+        except Exception:  # the timer must go on: this journey is not due again
+            batch.deadlines.set(state.partition, ref, None)
+            state.delete(_key(b"d/", ref))
+            continue
+        batch.emit(journey, now, settings, verdict)
     return batch.out

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
-from schemas.redaction import mask_text
+from schemas.redaction import mask_text, mask_value
 
 Headers = tuple[tuple[str, bytes], ...]
 """Kafka record headers."""
@@ -52,8 +53,16 @@ def customer_key(tenant: str, customer_id: str) -> bytes:
     return f"{tenant}/{customer_id}".encode()
 
 
-def dead_letter(record: InRecord, reason: str) -> OutRecord:
-    """A rejected record with its reason, origin and original bytes, card numbers masked."""
+def failure_reason(what: str, exc: BaseException) -> str:
+    """The reason for a record whose processing raised: what failed, the exception and its text."""
+    return f"could not {what} this record: {type(exc).__name__}: {str(exc)[:300]}"
+
+
+def dead_letter(record: InRecord, reason: str, error: BaseException | None = None) -> OutRecord:
+    """A rejected record with its reason, origin and original bytes, card numbers masked.
+
+    With `error` (processing raised), the document names the exception type as `error`.
+    """
     document: dict[str, Any] = {
         "reason": mask_text(reason)[0],
         "topic": record.topic,
@@ -62,10 +71,47 @@ def dead_letter(record: InRecord, reason: str) -> OutRecord:
         "timestamp_ms": record.timestamp_ms,
         "key": mask_text(record.key.decode("utf-8", "replace"))[0] if record.key else None,
     }
+    if error is not None:
+        document["error"] = type(error).__name__
     raw = record.value or b""
     try:
-        document["original"] = mask_text(raw.decode("utf-8"))[0]
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        masked = mask_text(raw.decode("latin-1"))[0].encode("latin-1")
+        masked = mask_text(_unescaped(raw.decode("latin-1")))[0].encode("latin-1", "replace")
         document["original_base64"] = base64.b64encode(masked).decode()
+    else:
+        document["original"] = _masked_original(text)
     return OutRecord("dead_letters", record.key or b"", orjson.dumps(document))
+
+
+def _masked_original(text: str) -> str:
+    """The original text with card numbers masked, however the JSON spelled them.
+
+    JSON text is parsed and its values masked (a number written as `\u0034\u0031...` is a
+    number once parsed); anything else is unescaped, then masked as text.
+    """
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        masked, changed = mask_value(document)
+        if not changed:
+            return text
+        try:
+            return orjson.dumps(masked).decode()
+        except orjson.JSONEncodeError:
+            pass  # nested deeper than orjson writes: mask the text
+    return mask_text(_unescaped(text))[0]
+
+
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescaped(text: str) -> str:
+    """`text` with JSON `\\uXXXX` escapes written as the characters they stand for."""
+    if "\\u" not in text:
+        return text
+    spelled = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    # Pairs of escaped surrogates make one character; a lone one becomes U+FFFD.
+    return spelled.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -23,7 +23,7 @@ from projections.formatting import format_moment
 from projections.ledger import Ledger
 from projections.settings import FoldSettings
 from projections.view import JourneyView, view, view_to_dict
-from schemas.codec import Accepted, Rejected, decode_lines
+from schemas.codec import Accepted, Rejected, decode_lines, failure
 from schemas.errors import EventConflictError
 
 
@@ -62,6 +62,9 @@ def check_lines(
         except EventConflictError:
             report.rejected.append(_conflict(result, first_line[key]))
             continue
+        except Exception as exc:  # one line must never stop the check: it is reported
+            report.rejected.append(Rejected(result.line, failure(exc)))
+            continue
         if change is None:
             report.duplicates += 1
             continue
@@ -70,7 +73,14 @@ def check_lines(
         latest = event.occurred_at if latest is None else max(latest, event.occurred_at)
     report.as_of = as_of or latest
     if report.as_of is not None:
-        report.journeys = [view(j, report.as_of, settings) for j in ledger]
+        for journey in ledger:
+            try:
+                report.journeys.append(view(journey, report.as_of, settings))
+            except Exception as exc:  # one journey must never stop the check: it is reported
+                reason = failure(exc)
+                numbers = (first_line.get((e.tenant, e.event_id)) for e in journey.events)
+                report.rejected.extend(Rejected(n, reason) for n in numbers if n)
+        report.rejected.sort(key=lambda rejected: rejected.line)
     return report
 
 

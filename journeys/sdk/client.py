@@ -21,7 +21,7 @@ import httpx
 from projections.flags import Flag, Severity
 from projections.replay import CUSTOMER_ID, parse_query
 from projections.view import IdentifierSeen, JourneyView
-from schemas.codec import validate_document
+from schemas.codec import EVENT_ADAPTER
 from schemas.errors import InvalidEventError, JourneyLedgerError
 from schemas.types import parse_timestamp
 
@@ -239,7 +239,8 @@ def view_from_dict(data: dict[str, Any]) -> JourneyView:
                 IdentifierSeen(i["kind"], i["value"], tuple(i["systems"]))
                 for i in data["identifiers"]
             ),
-            events=tuple(validate_document(e) for e in data["events"]),
+            # The ledger's own output: read as it is (`redacted` kept, nothing left to mask).
+            events=tuple(EVENT_ADAPTER.validate_python(e) for e in data["events"]),
             flags=tuple(flag_from_dict(f) for f in data["flags"]),
             names=tuple(data.get("names", ())),
         )

@@ -29,6 +29,7 @@ from projections.settings import FoldSettings
 from projections.view import view, view_to_dict
 from schemas.errors import InvalidEventError, JourneyLedgerError
 from schemas.events import IDENTIFIER_KINDS
+from schemas.redaction import mask_value
 from schemas.types import parse_timestamp
 from streams.directory import Directory
 from streams.flag_index import FlagIndex, FlagQuery
@@ -359,7 +360,8 @@ async def _send_one(
     context: ApiContext, allowed: frozenset[str] | None, index: int, item: Any
 ) -> dict[str, Any]:
     assert context.producer is not None
-    event_id = item.get("event_id") if isinstance(item, dict) else None
+    # Echoed as stored: a card number in the id is masked (the producer holds the original).
+    event_id = mask_value(item.get("event_id"))[0] if isinstance(item, dict) else None
     result: dict[str, Any] = {"index": index, "event_id": event_id}
     tenant = item.get("tenant") if isinstance(item, dict) else None
     if allowed is not None and isinstance(tenant, str) and tenant not in allowed:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
+from projections.moments import later
 from projections.settings import RuleSettings
 from schemas.events import (
     BookingChanged,
@@ -57,7 +58,7 @@ def _unanswered(run: list[Event], rules: RuleSettings) -> FlagDraft:
     if len(run) > 1:
         message += f" ({len(run)} enquiries waiting)"
     return FlagDraft(
-        RULE, Severity.MEDIUM, first.event_id, message, first.occurred_at + window, run
+        RULE, Severity.MEDIUM, first.event_id, message, later(first.occurred_at, window), run
     )
 
 
@@ -73,7 +74,7 @@ def pending_deadline(
             run_start = event.occurred_at
     if run_start is None:
         return None
-    deadline = run_start + rules.enquiry_response_window
+    deadline = later(run_start, rules.enquiry_response_window)
     return deadline if deadline >= as_of else None
 
 
@@ -83,7 +84,7 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
     run: list[Event] = []
     for event in events:
         if is_response(event):
-            if run and event.occurred_at > run[0].occurred_at + rules.enquiry_response_window:
+            if run and event.occurred_at - run[0].occurred_at > rules.enquiry_response_window:
                 draft = _unanswered(run, rules)
                 late = format_duration(event.occurred_at - run[0].occurred_at)
                 draft.resolve(
@@ -93,6 +94,6 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
             run = []
         elif is_enquiry(event):
             run.append(event)
-    if run and as_of > run[0].occurred_at + rules.enquiry_response_window:
+    if run and as_of - run[0].occurred_at > rules.enquiry_response_window:
         drafts.append(_unanswered(run, rules))
     return drafts

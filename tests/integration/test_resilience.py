@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import random
 import re
 import time
@@ -189,6 +190,17 @@ def test_bad_records_reach_dead_letters_and_the_rest_is_processed(
     big["event_id"] = "too-big"
     big["payload"]["text"] = "x" * 300_000
     oversized = orjson.dumps(big)
+    # Issue 12: records that once stopped the stage for good (a payload nested 300 deep with a
+    # `\u` escape; a moment the fold's date arithmetic overflowed on).
+    deep: object = "caf\u00e9"
+    for _ in range(300):
+        deep = {"k": deep}
+    nested = orjson.loads(good[1])
+    nested["event_id"], nested["payload"]["x"] = "too-deep", deep
+    too_deep = json.dumps(nested, separators=(",", ":")).encode()
+    last = orjson.loads(good[2])
+    last["event_id"], last["occurred_at"] = "too-late", "9999-12-31T23:00:00+00:00"
+    too_late = orjson.dumps(last)
     bad: list[tuple[bytes | None, bytes | None]] = [
         (b"northwind", b"\xff\xfe\x00 not text at all"),
         (b"acme-motors", b"this is not JSON"),
@@ -197,6 +209,8 @@ def test_bad_records_reach_dead_letters_and_the_rest_is_processed(
         (b"acme-motors", b""),
         (None, b"[1, 2, 3]"),
         (b"acme-motors", oversized),
+        (nested["tenant"].encode(), too_deep),
+        (last["tenant"].encode(), too_late),
     ]
     items = tenant_keyed(good)
     mixed = [*items[:20], *bad[:3], *items[20:50], *bad[3:], *items[50:]]
@@ -235,6 +249,8 @@ def test_bad_records_reach_dead_letters_and_the_rest_is_processed(
     for field in ("occurred_at", "source", "customer", "payload"):
         assert field in reasons
     assert "record too large: 300," in reasons
+    assert "nested too deep" in reasons
+    assert "occurred_at: 9999-12-31T23:00:00+00:00 must lie in the years 1970 to 2999" in reasons
     assert CARD not in orjson.dumps(letters).decode()
     assert CARD.replace(" ", "") not in orjson.dumps(letters).decode()
 

@@ -44,9 +44,15 @@ def demo_events() -> list[Event]:
 DEMO = demo_events()
 
 
+SENT = {(e.tenant, e.event_id): line for e, line in zip(DEMO, demo_lines(), strict=True)}
+"""Each demo event as its producer sent it (`redacted` is the ledger's to set, on masking)."""
+
+
 def check_at(events: list[Event], moment: datetime) -> list[JourneyView]:
     """What `journeys check --as-of T` shows for the events that occurred by T."""
-    lines = [encode_event(e) for e in events if e.occurred_at <= moment]
+    lines = [
+        SENT.get((e.tenant, e.event_id), encode_event(e)) for e in events if e.occurred_at <= moment
+    ]
     return check_lines(lines, SETTINGS, moment).journeys
 
 
