@@ -28,15 +28,21 @@ import tempfile
 import time
 import uuid
 from collections.abc import Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from schemas.errors import JourneyLedgerError
+from streams.admin import (
+    BrokerError,
+    TopicCreationError,
+    TopicMismatchError,
+    TopicSpec,
+    TopicSpecLike,
+    ensure_topics,
+)
 
 __all__ = [
     "BrokerBinaryNotFoundError",
@@ -57,15 +63,10 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-_TOPIC_ALREADY_EXISTS = 36
 _LOG_TAIL_BYTES = 4000
 _PORT_ATTEMPTS = 3
 _PROBE_INTERVAL_S = 0.05
 _PR_SET_PDEATHSIG = 1
-
-
-class BrokerError(JourneyLedgerError):
-    """Root of every error raised by the embedded-broker helpers."""
 
 
 class BrokerBinaryNotFoundError(BrokerError):
@@ -82,36 +83,6 @@ class BrokerStartTimeoutError(BrokerStartError):
 
 class BrokerNotRunningError(BrokerError):
     """An operation needed a running broker but it was not started (or already stopped)."""
-
-
-class TopicCreationError(BrokerError):
-    """A topic could not be created or its metadata could not be read back."""
-
-
-class TopicMismatchError(TopicCreationError):
-    """A topic already exists with a partition count different from the one asked for."""
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic to create: name, partition count and topic-level config entries."""
-
-    name: str
-    partitions: int
-    config: Mapping[str, str] = field(default_factory=dict)
-
-
-TopicSpecLike = TopicSpec | tuple[str, int] | tuple[str, int, Mapping[str, str]]
-"""A :class:`TopicSpec` or a plain ``(name, partitions[, config])`` tuple."""
-
-
-def _as_spec(item: TopicSpecLike) -> TopicSpec:
-    """Normalise a tuple or :class:`TopicSpec` into a :class:`TopicSpec`."""
-    if isinstance(item, TopicSpec):
-        return item
-    if len(item) == 2:
-        return TopicSpec(item[0], item[1])
-    return TopicSpec(item[0], item[1], dict(item[2]))
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:
@@ -460,59 +431,6 @@ def _terminate_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
         return
 
 
-async def ensure_topics(
-    bootstrap_servers: str,
-    topics: Iterable[TopicSpecLike],
-    *,
-    replication_factor: int = 1,
-    timeout_s: float = 30.0,
-    verify: bool = True,
-    client_options: Mapping[str, Any] | None = None,
-) -> None:
-    """Create topics that do not exist yet; existing ones are left alone (idempotent).
-
-    With ``verify`` (the default) it then waits until every partition of every topic has a
-    leader in the metadata and raises :class:`TopicMismatchError` if a topic exists with a
-    different partition count than asked for. ``client_options`` (TLS, SASL, client id) are
-    passed to the admin client.
-    """
-    specs = [_as_spec(t) for t in topics]
-    if not specs:
-        return
-    options = {**(client_options or {}), "bootstrap_servers": bootstrap_servers}
-    options["request_timeout_ms"] = int(timeout_s * 1000)
-    admin = AIOKafkaAdminClient(**options)
-    try:
-        async with asyncio.timeout(timeout_s):
-            await admin.start()
-            response = await admin.create_topics(
-                [
-                    NewTopic(
-                        s.name,
-                        s.partitions,
-                        replication_factor,
-                        topic_configs=dict(s.config),
-                    )
-                    for s in specs
-                ]
-            )
-            _check_create_response(response)
-            if verify:
-                await _await_topic_metadata(admin, specs)
-    except TimeoutError as exc:
-        raise TopicCreationError(
-            f"creating topics {[s.name for s in specs]} on {bootstrap_servers} took over "
-            f"{timeout_s:.0f}s"
-        ) from exc
-    except KafkaError as exc:
-        raise TopicCreationError(
-            f"creating topics {[s.name for s in specs]} on {bootstrap_servers} failed: {exc!r}"
-        ) from exc
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
-
-
 def ensure_topics_sync(
     bootstrap_servers: str,
     topics: Iterable[TopicSpecLike],
@@ -531,41 +449,3 @@ def ensure_topics_sync(
             verify=verify,
         )
     )
-
-
-def _check_create_response(response: Any) -> None:
-    """Raise TopicCreationError for per-topic errors other than 'already exists'."""
-    failures: list[str] = []
-    for entry in response.topic_errors:
-        name, code = entry[0], entry[1]
-        message = entry[2] if len(entry) > 2 else None
-        if code not in (0, _TOPIC_ALREADY_EXISTS):
-            failures.append(f"{name}: error code {code}" + (f" ({message})" if message else ""))
-    if failures:
-        raise TopicCreationError("topic creation failed: " + "; ".join(failures))
-
-
-async def _await_topic_metadata(admin: Any, specs: list[TopicSpec]) -> None:
-    """Wait until metadata lists every topic with all partitions led; check partition counts."""
-    wanted = {s.name: s.partitions for s in specs}
-    while True:
-        described: list[dict[str, Any]] = await admin.describe_topics(list(wanted))
-        by_name = {t["topic"]: t for t in described}
-        pending = False
-        for name, partitions in wanted.items():
-            topic = by_name.get(name)
-            if topic is None or topic["error_code"] != 0:
-                pending = True
-                continue
-            found = len(topic["partitions"])
-            if found and found != partitions:
-                raise TopicMismatchError(
-                    f"topic {name!r} exists with {found} partitions, expected {partitions}"
-                )
-            if found == 0 or any(
-                p["error_code"] != 0 or p["leader"] < 0 for p in topic["partitions"]
-            ):
-                pending = True
-        if not pending:
-            return
-        await asyncio.sleep(0.1)

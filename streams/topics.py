@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from streams.admin import TopicSpec, ensure_topics
 from streams.config import KafkaSettings
-from streams.embedded_broker import TopicSpec, ensure_topics
 
 KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
 """Config of the append-only topics: nothing is ever deleted."""
@@ -30,7 +30,7 @@ def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
 async def create_topics(settings: KafkaSettings, *, timeout_s: float = 30.0) -> list[TopicSpec]:
     """Create the ledger's topics that do not exist yet (idempotent); returns their specs.
 
-    Raises `streams.embedded_broker.TopicCreationError` when the broker cannot be reached in
+    Raises `streams.admin.TopicCreationError` when the broker cannot be reached in
     `timeout_s` or refuses, and `TopicMismatchError` when a topic exists with another
     partition count. TLS and SASL settings apply to the admin client as to every other client.
     """

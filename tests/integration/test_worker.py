@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from journeys.check import check_lines
 from journeys.demo import demo_lines
 from projections.settings import FoldSettings
+from streams.admin import TopicSpec, ensure_topics
 from streams.config import KafkaSettings, TopicNames
-from streams.embedded_broker import TopicSpec, ensure_topics
 from streams.journey_stage import decode_journey
 from streams.state import LocalStore
 from streams.worker import Worker
