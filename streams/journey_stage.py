@@ -19,7 +19,7 @@ from typing import cast
 import orjson
 from pydantic import TypeAdapter
 
-from projections import journey as journeys
+from projections import journey as journey_fold
 from projections.detectors import Detector, detect, next_deadline
 from projections.flags import Flag
 from projections.journey import Journey
@@ -180,7 +180,7 @@ class JourneyBatch:
             return
         journey = self.load(ref) or Journey(ref[0], ref[1])
         try:
-            updated = journeys.apply(journey, event)
+            updated = journey_fold.apply(journey, event)
         except EventConflictError:
             return  # ingest rejects conflicting ids; a stored journey keeps the first
         if updated is not journey:
