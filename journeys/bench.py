@@ -67,6 +67,7 @@ from journeys.replay_source import ReadStats, read_batches, read_events
 from journeys.settings import Settings
 from journeys.synthetic import skewed_load
 from schemas.errors import JourneyLedgerError
+from streams import keys
 from streams.config import KafkaSettings, TopicNames
 from streams.embedded_broker import BrokerError, EmbeddedBroker, find_free_port
 from streams.sender import BatchSender, Outgoing
@@ -546,13 +547,14 @@ async def _stored_customers(kafka: KafkaSettings) -> list[tuple[str, str]]:
     changelog = TopicNames(kafka.topic_prefix).journey_changelog
     async for _partition, records in read_batches(kafka, changelog):
         for record in records:
-            if record.key is not None and record.key.startswith(b"j/"):
+            if record.key is not None and keys.journey_of(record.key) is not None:
                 latest[record.key] = record.value is not None
     found = []
     for key, present in sorted(latest.items()):
         if present:
-            tenant, _, customer = key[2:].decode().partition("/")
-            found.append((tenant, customer))
+            ref = keys.journey_of(key)
+            if ref is not None:
+                found.append(ref)
     return found
 
 

@@ -28,17 +28,14 @@ from projections.view import flag_to_dict
 from schemas.codec import decode_trusted, encode_event
 from schemas.errors import EventConflictError
 from schemas.events import Event
+from streams import keys
 from streams.ingest import KIND_EVENT, KIND_MERGE
+from streams.keys import CustomerRef
 from streams.recent import RecentEvents
 from streams.records import InRecord, OutRecord, customer_key
 from streams.state import BatchState
 
 _EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
-CustomerRef = tuple[str, str]
-
-
-def _key(prefix: bytes, ref: CustomerRef) -> bytes:
-    return prefix + customer_key(*ref)
 
 
 def encode_journey(journey: Journey) -> bytes:
@@ -110,8 +107,9 @@ class DeadlineIndex:
         due = self._due.setdefault(partition, {})
         due.clear()
         for key, value in entries:
-            tenant, _, customer = key.removeprefix(b"d/").decode().partition("/")
-            due[(tenant, customer)] = datetime.fromisoformat(value.decode())
+            ref = keys.customer_of(keys.Prefix.DEADLINE, key)
+            if ref is not None:
+                due[ref] = datetime.fromisoformat(value.decode())
 
     def get(self, partition: int, ref: CustomerRef) -> datetime | None:
         """A customer's next deadline as last recorded."""
@@ -165,11 +163,11 @@ class JourneyBatch:
         cached = self.cache.get(self.state.partition, ref)
         if cached is not None:
             return cached
-        value = self.state.get(_key(b"j/", ref))
+        value = self.state.get(keys.journey_key(ref))
         return None if value is None else decode_journey(ref, value)
 
     def forward_of(self, ref: CustomerRef) -> CustomerRef | None:
-        target = self.state.get(_key(b"fw/", ref))
+        target = self.state.get(keys.forward_key(ref))
         return None if target is None else (ref[0], target.decode())
 
     def on_event(self, ref: CustomerRef, event: Event, raw: bytes | None = None) -> None:
@@ -198,7 +196,7 @@ class JourneyBatch:
                 _event_record(into, event, raw)
                 for event, raw in zip(journey.events, raws, strict=True)
             )
-        self.state.put(_key(b"fw/", ref), into[1].encode())
+        self.state.put(keys.forward_key(ref), into[1].encode())
         self.dirty[ref] = None
         self.merged[ref] = into
 
@@ -207,12 +205,12 @@ class JourneyBatch:
         for ref, journey in self.dirty.items():
             if journey is None:
                 self.withdraw_all(ref, self.merged[ref])
-                for prefix in (b"j/", b"f/", b"d/"):
-                    self.state.delete(_key(prefix, ref))
+                for key in (keys.journey_key(ref), keys.flags_key(ref), keys.deadline_key(ref)):
+                    self.state.delete(key)
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
-            self.state.put(_key(b"j/", ref), self.encoded(ref, journey))
+            self.state.put(keys.journey_key(ref), self.encoded(ref, journey))
             self.cache.put(self.state.partition, journey)
             self.evaluate(journey, now, settings)
         return self.out
@@ -226,7 +224,7 @@ class JourneyBatch:
         added = self.added.get(ref, {})
         tail = [added.get(event.event_id) for event in journey.events[held:]]
         if None not in tail:
-            stored = self.state.get(_key(b"j/", ref)) if held else None
+            stored = self.state.get(keys.journey_key(ref)) if held else None
             if not held or stored is not None:
                 return append_to_journey(stored, cast(list[bytes], tail))
         raws = self.raws_of(ref, journey)  # a late event sorted in among the stored ones
@@ -239,7 +237,7 @@ class JourneyBatch:
         """
         added = self.added.get(ref, {})
         held = self.held.get(ref, len(journey.events) - len(added))
-        stored = self.state.get(_key(b"j/", ref)) if held else None
+        stored = self.state.get(keys.journey_key(ref)) if held else None
         stored_raws = split_journey(stored) if stored is not None else []
         if len(stored_raws) != held:
             return None
@@ -251,7 +249,7 @@ class JourneyBatch:
 
     def withdraw_all(self, ref: CustomerRef, into: CustomerRef) -> None:
         """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
-        previous_raw = self.state.get(_key(b"f/", ref))
+        previous_raw = self.state.get(keys.flags_key(ref))
         for flag_id in sorted(orjson.loads(previous_raw) if previous_raw else {}):
             self.out.append(_withdrawn_record(ref, flag_id, merged_into=into[1]))
 
@@ -259,7 +257,7 @@ class JourneyBatch:
         """Run the rules as of `now` and emit what changed since the last evaluation."""
         ref = (journey.tenant, journey.customer_id)
         flags = detect(journey.events, now, settings.rules, self.extra_rules)
-        previous_raw = self.state.get(_key(b"f/", ref))
+        previous_raw = self.state.get(keys.flags_key(ref))
         previous: dict[str, str] = orjson.loads(previous_raw) if previous_raw else {}
         current = {flag.flag_id: flag.status for flag in flags}
         for flag in flags:
@@ -274,15 +272,15 @@ class JourneyBatch:
             # Late events showed the contradiction never held: take the flag back.
             self.out.append(_withdrawn_record((journey.tenant, journey.customer_id), flag_id))
         if current != previous:
-            self.state.put(_key(b"f/", ref), orjson.dumps(current))
+            self.state.put(keys.flags_key(ref), orjson.dumps(current))
         deadline = next_deadline(journey.events, now, settings.rules)
         if self.mirrored and deadline == self.deadlines.get(self.state.partition, ref):
             return
         self.deadlines.set(self.state.partition, ref, deadline)
         if deadline is None:
-            self.state.delete(_key(b"d/", ref))
+            self.state.delete(keys.deadline_key(ref))
         else:
-            self.state.put(_key(b"d/", ref), deadline.isoformat().encode())
+            self.state.put(keys.deadline_key(ref), deadline.isoformat().encode())
 
 
 def _event_record(ref: CustomerRef, event: Event, raw: bytes | None = None) -> OutRecord:

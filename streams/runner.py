@@ -33,9 +33,10 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 
 from streams.config import KafkaSettings
 from streams.cut import SameCut
+from streams.keys import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY
 from streams.records import InRecord, OutRecord
 from streams.sender import BatchSender, Outgoing
-from streams.state import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY, BatchState, LocalStore
+from streams.state import BatchState, LocalStore
 
 log = logging.getLogger(__name__)
 

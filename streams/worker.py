@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from projections.detectors import Detector
 from projections.settings import FoldSettings
+from streams import keys
 from streams.config import KafkaSettings
 from streams.ingest import ingest
 from streams.journey_stage import DeadlineIndex, JourneyCache, process_events, reevaluate
@@ -98,8 +99,8 @@ class Worker:
         """The tenants whose touchpoints this worker's ingest partitions hold."""
         found: set[str] = set()
         for partition in self.owned("ingest"):
-            for key, _ in self.identity_store.items(partition, b"t/"):
-                found.add(key[2:].decode())
+            for key, _ in self.identity_store.items(partition, keys.Prefix.TENANT.value):
+                found.add(keys.tenant_of(key))
         return frozenset(found)
 
     def _forget(self, partition: int) -> None:
@@ -107,7 +108,9 @@ class Worker:
         self.deadlines.forget(partition)
 
     def _load_deadlines(self, partition: int) -> None:
-        self.deadlines.load(partition, self.journey_store.items(partition, b"d/"))
+        self.deadlines.load(
+            partition, self.journey_store.items(partition, keys.Prefix.DEADLINE.value)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run both stages until `stop` is set, then close the stores."""

@@ -27,6 +27,7 @@ from journeys import bench_workers
 from journeys.check import check_lines
 from projections.detectors import Detector
 from projections.settings import FoldSettings
+from streams import keys
 from streams.config import KafkaSettings, TopicNames
 from streams.journey_stage import decode_journey
 from streams.topics import create_topics
@@ -109,15 +110,16 @@ def journeys_in_changelog(records: Iterable[Record]) -> Journeys:
     """The journeys the journey stage's compacted state topic holds (latest value per key)."""
     latest: dict[bytes, bytes | None] = {}
     for record in records:
-        if record.key is not None and record.key.startswith(b"j/"):
+        if record.key is not None and keys.journey_of(record.key) is not None:
             latest[record.key] = record.value
     found: Journeys = {}
     for key, value in latest.items():
         if value is None:
             continue
-        tenant, _, customer = key[2:].decode().partition("/")
-        journey = decode_journey((tenant, customer), value)
-        found[(tenant, customer)] = [event.event_id for event in journey.events]
+        ref = keys.journey_of(key)
+        assert ref is not None
+        journey = decode_journey(ref, value)
+        found[ref] = [event.event_id for event in journey.events]
     return found
 
 

@@ -21,6 +21,7 @@ from journeys.synthetic import skewed_lines
 from projections.journey import Journey
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
+from streams import keys
 from streams.cut import SameCut
 from streams.ingest import ingest
 from streams.journey_stage import (
@@ -146,10 +147,10 @@ class Pipeline:
         journeys = {}
         for partition in range(PARTITIONS):
             for key, value in self.journeys.items(partition):
-                if key.startswith(b"j/"):
-                    tenant, _, customer = key[2:].decode().partition("/")
-                    journey = decode_journey((tenant, customer), value)
-                    journeys[(tenant, customer)] = [e.event_id for e in journey.events]
+                ref = keys.journey_of(key)
+                if ref is not None:
+                    journey = decode_journey(ref, value)
+                    journeys[ref] = [e.event_id for e in journey.events]
         return journeys
 
 
@@ -216,9 +217,10 @@ def test_a_stored_journey_is_the_canonical_encoding_of_its_events(
     pipeline.drain()
     stored = 0
     for partition in range(PARTITIONS):
-        for key, value in pipeline.journeys.items(partition, b"j/"):
-            tenant, _, customer = key[2:].decode().partition("/")
-            assert value == encode_journey(decode_journey((tenant, customer), value))
+        for key, value in pipeline.journeys.items(partition, keys.Prefix.JOURNEY.value):
+            ref = keys.journey_of(key)
+            assert ref is not None
+            assert value == encode_journey(decode_journey(ref, value))
             stored += 1
     assert stored == len(expected(lines))
     assert pipeline.stored() == expected(lines)
