@@ -67,6 +67,7 @@ from journeys.replay_source import ReadStats, read_batches, read_events
 from journeys.settings import Settings
 from journeys.synthetic import skewed_load
 from schemas.errors import JourneyLedgerError
+from schemas.outputs import FlagChange, FlagSnapshot
 from streams import keys
 from streams.config import KafkaSettings, TopicNames
 from streams.embedded_broker import BrokerError, EmbeddedBroker, find_free_port
@@ -174,16 +175,16 @@ def flag_latencies(
     for timestamp_ms, value in records:
         if not value:
             continue
-        change = orjson.loads(value)
-        if change.get("change") != "opened":
+        change = FlagChange.from_bytes(value)
+        if change.change != "opened" or not isinstance(change.flag, FlagSnapshot):
             continue
-        flag = change.get("flag") or {}
-        ids = tuple(sorted(flag.get("event_ids") or ()))
+        flag = change.flag
+        ids = tuple(sorted(flag.event_ids))
         known = [sent_at[i] for i in ids if i in sent_at]
         if not known:
             continue
         latency = timestamp_ms - max(known) * 1000
-        key = (str(change.get("tenant")), str(flag.get("rule")), ids)
+        key = (change.tenant, flag.rule, ids)
         if key not in first or latency < first[key]:
             first[key] = latency
     return [max(0.0, latency) for latency in first.values()]

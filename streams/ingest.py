@@ -17,13 +17,11 @@ from projections.identity import IdentityChange, link
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
+from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
 from streams import keys
 from streams.recent import RecentEvents
 from streams.records import InRecord, OutRecord, customer_key, dead_letter
 from streams.state import BatchState
-
-KIND_EVENT = b"event"
-KIND_MERGE = b"merge"
 
 
 class StateIdentityView:
@@ -127,8 +125,8 @@ def ingest(
                 OutRecord(
                     "events",
                     customer_key(tenant, old),
-                    orjson.dumps({"tenant": tenant, "from": old, "into": change.customer_id}),
-                    (("kind", KIND_MERGE),),
+                    MergeRecord(tenant=tenant, from_=old, into=change.customer_id).to_bytes(),
+                    ((HEADER_KIND, KIND_MERGE),),
                 )
             )
         out.append(
@@ -136,7 +134,7 @@ def ingest(
                 "events",
                 customer_key(tenant, change.customer_id),
                 body,
-                (("kind", KIND_EVENT), ("customer_id", change.customer_id.encode())),
+                ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, change.customer_id.encode())),
             )
         )
         if recent is not None:

@@ -10,7 +10,6 @@ the stored array: nothing is encoded again.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -21,15 +20,21 @@ from pydantic import TypeAdapter
 
 from projections import journey as journey_fold
 from projections.detectors import Detector, detect, next_deadline
-from projections.flags import Flag
+from projections.flag_changes import flag_statuses, flag_transitions, withdraw_all
 from projections.journey import Journey
 from projections.settings import FoldSettings
-from projections.view import flag_to_dict
 from schemas.codec import decode_trusted, encode_event
 from schemas.errors import EventConflictError
 from schemas.events import Event
+from schemas.outputs import (
+    HEADER_CUSTOMER_ID,
+    HEADER_KIND,
+    KIND_EVENT,
+    KIND_MERGE,
+    FlagChange,
+    MergeRecord,
+)
 from streams import keys
-from streams.ingest import KIND_EVENT, KIND_MERGE
 from streams.keys import CustomerRef
 from streams.recent import RecentEvents
 from streams.records import InRecord, OutRecord, customer_key
@@ -250,8 +255,8 @@ class JourneyBatch:
     def withdraw_all(self, ref: CustomerRef, into: CustomerRef) -> None:
         """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
         previous_raw = self.state.get(keys.flags_key(ref))
-        for flag_id in sorted(orjson.loads(previous_raw) if previous_raw else {}):
-            self.out.append(_withdrawn_record(ref, flag_id, merged_into=into[1]))
+        previous = orjson.loads(previous_raw) if previous_raw else {}
+        self.out.extend(_flag_record(c) for c in withdraw_all(*ref, previous, merged_into=into[1]))
 
     def evaluate(self, journey: Journey, now: datetime, settings: FoldSettings) -> None:
         """Run the rules as of `now` and emit what changed since the last evaluation."""
@@ -259,18 +264,8 @@ class JourneyBatch:
         flags = detect(journey.events, now, settings.rules, self.extra_rules)
         previous_raw = self.state.get(keys.flags_key(ref))
         previous: dict[str, str] = orjson.loads(previous_raw) if previous_raw else {}
-        current = {flag.flag_id: flag.status for flag in flags}
-        for flag in flags:
-            before = previous.get(flag.flag_id)
-            if before is None:
-                self.out.append(_flag_record(journey, flag, "opened"))
-            if flag.status == "resolved" and before != "resolved":
-                self.out.append(_flag_record(journey, flag, "resolved"))
-            elif flag.status == "open" and before == "resolved":
-                self.out.append(_flag_record(journey, flag, "reopened"))
-        for flag_id in previous.keys() - current.keys():
-            # Late events showed the contradiction never held: take the flag back.
-            self.out.append(_withdrawn_record((journey.tenant, journey.customer_id), flag_id))
+        self.out.extend(_flag_record(c) for c in flag_transitions(*ref, previous, flags))
+        current = flag_statuses(flags)
         if current != previous:
             self.state.put(keys.flags_key(ref), orjson.dumps(current))
         deadline = next_deadline(journey.events, now, settings.rules)
@@ -288,46 +283,12 @@ def _event_record(ref: CustomerRef, event: Event, raw: bytes | None = None) -> O
         "events",
         customer_key(*ref),
         encode_event(event) if raw is None else raw,
-        (("kind", KIND_EVENT), ("customer_id", ref[1].encode())),
+        ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, ref[1].encode())),
     )
 
 
-def change_id(customer_id: str, flag_id: str, change: str, *moments: datetime | None) -> str:
-    """A flag change's id: the same change replayed after a crash gets the same id.
-
-    The flag topic is at-least-once (no transactions); consumers drop repeats by this id.
-    """
-    stamps = (m.isoformat() if m else "" for m in moments)
-    text = "|".join([customer_id, flag_id, change, *stamps])
-    return "chg_" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
-
-
-def _flag_record(journey: Journey, flag: Flag, change: str) -> OutRecord:
-    document = {
-        "change_id": change_id(
-            journey.customer_id, flag.flag_id, change, flag.opened_at, flag.resolved_at
-        ),
-        "change": change,
-        "tenant": journey.tenant,
-        "customer_id": journey.customer_id,
-        "flag": flag_to_dict(flag),
-    }
-    return OutRecord(
-        "flags", customer_key(journey.tenant, journey.customer_id), orjson.dumps(document)
-    )
-
-
-def _withdrawn_record(ref: CustomerRef, flag_id: str, merged_into: str | None = None) -> OutRecord:
-    document: dict[str, object] = {
-        "change_id": change_id(ref[1], flag_id, "withdrawn"),
-        "change": "withdrawn",
-        "tenant": ref[0],
-        "customer_id": ref[1],
-        "flag": {"flag_id": flag_id},
-    }
-    if merged_into is not None:
-        document["merged_into"] = merged_into
-    return OutRecord("flags", customer_key(*ref), orjson.dumps(document))
+def _flag_record(change: FlagChange) -> OutRecord:
+    return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
 
 
 def process_events(
@@ -347,17 +308,16 @@ def process_events(
     batch = JourneyBatch(state, cache, deadlines, extra_rules)
     decode = decode_trusted if recent is None else recent.decode
     for record in records:
-        kind = record.header("kind")
+        kind = record.header(HEADER_KIND)
         if kind == KIND_EVENT and record.value is not None:
-            customer = record.header("customer_id")
+            customer = record.header(HEADER_CUSTOMER_ID)
             event = decode(record.value)
             if customer is None:
                 continue
             batch.on_event((event.tenant, customer.decode()), event, record.value)
         elif kind == KIND_MERGE and record.value is not None:
-            merge = orjson.loads(record.value)
-            tenant = merge["tenant"]
-            batch.on_merge((tenant, merge["from"]), (tenant, merge["into"]))
+            merge = MergeRecord.from_bytes(record.value)
+            batch.on_merge((merge.tenant, merge.from_), (merge.tenant, merge.into))
     return batch.finish(now, settings)
 
 

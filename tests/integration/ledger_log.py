@@ -27,6 +27,7 @@ from journeys import bench_workers
 from journeys.check import check_lines
 from projections.detectors import Detector
 from projections.settings import FoldSettings
+from schemas.outputs import FlagChange
 from streams import keys
 from streams.config import KafkaSettings, TopicNames
 from streams.journey_stage import decode_journey
@@ -129,15 +130,15 @@ def standing_flags(records: Iterable[Record]) -> Flags:
     standing: Flags = {}
     for record in records:
         assert record.value is not None
-        change = orjson.loads(record.value)
-        if change["change_id"] in seen:
+        change = FlagChange.from_bytes(record.value)
+        if change.change_id in seen:
             continue
-        seen.add(change["change_id"])
-        key = (change["customer_id"], change["flag"]["flag_id"])
-        if change["change"] == "withdrawn":
+        seen.add(change.change_id)
+        key = (change.customer_id, change.flag_id)
+        if change.change == "withdrawn":
             standing.pop(key, None)
         else:
-            standing[key] = STATUS_OF_CHANGE[change["change"]]
+            standing[key] = STATUS_OF_CHANGE[change.change]
     return standing
 
 
@@ -146,10 +147,10 @@ def opened_counts(records: Iterable[Record]) -> dict[tuple[str, str], int]:
     ids: dict[tuple[str, str], set[str]] = {}
     for record in records:
         assert record.value is not None
-        change = orjson.loads(record.value)
-        if change["change"] == "opened":
-            key = (change["customer_id"], change["flag"]["flag_id"])
-            ids.setdefault(key, set()).add(change["change_id"])
+        change = FlagChange.from_bytes(record.value)
+        if change.change == "opened":
+            key = (change.customer_id, change.flag_id)
+            ids.setdefault(key, set()).add(change.change_id)
     return {key: len(found) for key, found in ids.items()}
 
 

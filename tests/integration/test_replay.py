@@ -37,6 +37,7 @@ from projections.settings import FoldSettings, RuleSettings
 from projections.view import JourneyView, view_to_dict
 from schemas.codec import decode_event
 from schemas.events import IDENTIFIER_KINDS, Event
+from schemas.outputs import FlagChange, FlagSnapshot
 from schemas.redaction import mask_text
 from streams import keys
 from streams.config import KafkaSettings, TopicNames
@@ -578,11 +579,17 @@ def test_rebuild_builds_a_new_generation_and_the_switch_restores_it_without_refo
     assert journeys_of(served) == journeys_of(rebuilt)
     assert flags_of(served) == new_flags
     # An unchanged flag has the same change ids in both generations: consumers drop repeats.
-    old_ids = {orjson.loads(v)["change_id"] for _, _, v in topics_before[ledger.names.flags] if v}
+    old_ids = {
+        FlagChange.from_bytes(v).change_id for _, _, v in topics_before[ledger.names.flags] if v
+    }
     new_topic = read_topic_sync(ledger.kafka, switched.names().flags)
-    new_ids = {orjson.loads(r.value)["change_id"] for r in new_topic if r.value}
-    fresh = [orjson.loads(r.value) for r in new_topic if r.value]
-    only_new = {c["flag"].get("rule") for c in fresh if c["change_id"] not in old_ids}
+    new_ids = {FlagChange.from_bytes(r.value).change_id for r in new_topic if r.value}
+    fresh = [FlagChange.from_bytes(r.value) for r in new_topic if r.value]
+    only_new = {
+        c.flag.rule if isinstance(c.flag, FlagSnapshot) else None
+        for c in fresh
+        if c.change_id not in old_ids
+    }
     assert only_new == {"CANCELLED_ORDER_NOTED"}
     assert old_ids <= new_ids
 

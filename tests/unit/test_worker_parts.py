@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from journeys.settings import load_settings, parse_tokens
+from projections.flag_changes import change_id
 from schemas.errors import ConfigError
 from streams import keys
-from streams.journey_stage import DeadlineIndex, change_id
+from streams.journey_stage import DeadlineIndex
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
