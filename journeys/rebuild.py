@@ -26,7 +26,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
 from journeys.replay_source import Progress, read_batches
-from projections.detectors import Detector
+from projections.rules import Detector
 from projections.settings import FoldSettings
 from schemas import outputs
 from schemas.errors import JourneyLedgerError

@@ -32,8 +32,8 @@ from journeys.rebuild import check_target, describe_rebuild, rebuild
 from journeys.replay_source import ReadStats, read_events
 from journeys.report import ReportFormat, print_report, render, write_report
 from journeys.settings import CHECK_BROKER, Settings
-from projections.detectors import Detector
 from projections.replay import replay
+from projections.rules import Detector
 from projections.settings import RULES, FoldSettings
 from projections.view import view_to_dict
 from schemas.errors import JourneyLedgerError

@@ -30,8 +30,6 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from projections.detectors import Detector, detect, next_deadline
-from projections.detectors.asks import field_name
 from projections.flags import Flag
 from projections.formatting import format_moment
 from projections.identifiers import NormalisedId, identity_ids, normalise
@@ -39,6 +37,8 @@ from projections.identity import customer_id_for
 from projections.journey import Journey, event_order, same_content
 from projections.knowledge import Knowledge, knowledge, knowledge_to_dict
 from projections.ledger import Ledger
+from projections.rules import Detector, detect, next_deadline
+from projections.rules.readers import field_name
 from projections.settings import FoldSettings
 from projections.view import JourneyView, flag_to_dict, view, view_to_dict
 from schemas.codec import event_to_dict, problems_of

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from projections.detectors import Detector, detect
 from projections.flags import Flag
 from projections.identifiers import customer_ids
 from projections.journey import Journey
+from projections.rules import Detector, detect
 from projections.settings import FoldSettings
 from schemas.codec import event_to_dict
 from schemas.events import IDENTIFIER_KINDS, Event

@@ -19,9 +19,9 @@ import orjson
 from pydantic import TypeAdapter
 
 from projections import journey as journey_fold
-from projections.detectors import Detector, detect, next_deadline
 from projections.flag_changes import flag_statuses, flag_transitions, withdraw_all
 from projections.journey import Journey
+from projections.rules import Detector, detect, next_deadline
 from projections.settings import FoldSettings
 from schemas.codec import decode_trusted, encode_event
 from schemas.errors import EventConflictError

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
-from projections.detectors import Detector
+from projections.rules import Detector
 from projections.settings import FoldSettings
 from streams import keys
 from streams.config import KafkaSettings
@@ -38,7 +38,7 @@ class Worker:
     clock: Clock
     stages: tuple[str, ...] = ("ingest", "journeys")
     extra_rules: Mapping[str, Detector] | None = None
-    """Detectors beyond the built-in rules (a rebuild trying a new rule)."""
+    """Rules beyond the built-in ones (a rebuild trying a new rule)."""
 
     def __post_init__(self) -> None:
         names = self.kafka.names()

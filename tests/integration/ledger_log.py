@@ -25,7 +25,7 @@ from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
 
 from journeys import bench_workers
 from journeys.check import check_lines
-from projections.detectors import Detector
+from projections.rules import Detector
 from projections.settings import FoldSettings
 from schemas.outputs import FlagChange
 from streams import keys

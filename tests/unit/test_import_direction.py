@@ -147,18 +147,18 @@ def sources(package: str) -> Iterator[Path]:
 def test_relative_imports_are_resolved_to_their_package() -> None:
     found = imports_of(
         "from .. import ledger\nfrom ..flags import Flag\nfrom . import slots\n",
-        "projections.detectors.asks",
-        Path("projections/detectors/asks.py"),
+        "projections.rules.asks",
+        Path("projections/rules/asks.py"),
     )
     modules = {imp.module for imp in found}
-    assert {"projections.ledger", "projections.flags", "projections.detectors.slots"} <= modules
+    assert {"projections.ledger", "projections.flags", "projections.rules.slots"} <= modules
     in_init = imports_of(
         "from . import asks\n",
-        "projections.detectors",
-        Path("projections/detectors/__init__.py"),
+        "projections.rules",
+        Path("projections/rules/__init__.py"),
         is_package=True,
     )
-    assert "projections.detectors.asks" in {imp.module for imp in in_init}
+    assert "projections.rules.asks" in {imp.module for imp in in_init}
 
 
 @pytest.mark.parametrize(

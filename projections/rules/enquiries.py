@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
-from projections.settings import RuleSettings
+from projections.rules.rule import Rule
 from schemas.events import (
     BookingChanged,
     BookingCreated,
@@ -21,7 +22,8 @@ from schemas.events import (
     MessageSent,
 )
 
-RULE = "UNANSWERED_ENQUIRY"
+if TYPE_CHECKING:
+    from projections.settings import RuleSettings
 
 
 def is_enquiry(event: Event) -> bool:
@@ -57,7 +59,7 @@ def _unanswered(run: list[Event], rules: RuleSettings) -> FlagDraft:
     if len(run) > 1:
         message += f" ({len(run)} enquiries waiting)"
     return FlagDraft(
-        RULE, Severity.MEDIUM, first.event_id, message, first.occurred_at + window, run
+        RULE.name, RULE.severity, first.event_id, message, first.occurred_at + window, run
     )
 
 
@@ -96,3 +98,7 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
     if run and as_of > run[0].occurred_at + rules.enquiry_response_window:
         drafts.append(_unanswered(run, rules))
     return drafts
+
+
+RULE = Rule("UNANSWERED_ENQUIRY", Severity.MEDIUM, detect, deadline=pending_deadline)
+RULES = (RULE,)
