@@ -150,6 +150,22 @@ def _slot_iso(slot: datetime | date) -> str:
     return slot.isoformat()
 
 
+def _booking_fact(
+    event: Event, booking_id: str, state: str, value: str | None, display: str
+) -> Fact:
+    """What a booking system says about a booking's slot."""
+    return _fact(
+        event,
+        "slot",
+        f"booking:{booking_id}",
+        f"booking {booking_id}",
+        BOOKED,
+        state=state,
+        value=value,
+        display=display,
+    )
+
+
 def _fact(event: Event, topic: Topic, key: str, subject: str, aspect: str, **rest: Any) -> Fact:
     return Fact(
         topic=topic,
@@ -182,36 +198,12 @@ def _slot_facts(event: Event) -> list[Fact]:
             )
         ]
     if isinstance(event, BookingCreated | BookingChanged):
-        booking_id = event.payload.booking_id
         state = "booked" if isinstance(event, BookingCreated) else "changed"
         slot = event.payload.slot
         shown = format_slot(slot) if state == "booked" else f"moved to {format_slot(slot)}"
-        return [
-            _fact(
-                event,
-                "slot",
-                f"booking:{booking_id}",
-                f"booking {booking_id}",
-                BOOKED,
-                state=state,
-                value=_slot_iso(slot),
-                display=shown,
-            )
-        ]
+        return [_booking_fact(event, event.payload.booking_id, state, _slot_iso(slot), shown)]
     if isinstance(event, BookingCancelled):
-        booking_id = event.payload.booking_id
-        return [
-            _fact(
-                event,
-                "slot",
-                f"booking:{booking_id}",
-                f"booking {booking_id}",
-                BOOKED,
-                state="cancelled",
-                value=None,
-                display="cancelled",
-            )
-        ]
+        return [_booking_fact(event, event.payload.booking_id, "cancelled", None, "cancelled")]
     if isinstance(event, MessageSent) and event.payload.stated_slot is not None:
         named = event.payload.booking_id
         # A message naming no booking is compared with every active booking by the rules.

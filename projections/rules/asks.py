@@ -71,11 +71,7 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
                 repeated.append(f"{asked} (held from {supplier})")
         if repeated:
             message = f"{event.source.system} asked the customer for {', '.join(repeated)}"
-            drafts.append(
-                FlagDraft(
-                    RULE.name, RULE.severity, event.event_id, message, event.occurred_at, [event]
-                )
-            )
+            drafts.append(RULE.draft(event.event_id, message, event.occurred_at, [event]))
         held.learn(event)
     return drafts
 

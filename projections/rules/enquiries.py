@@ -58,9 +58,7 @@ def _unanswered(run: list[Event], rules: RuleSettings) -> FlagDraft:
     message = f"{_describe(first)}; no response within {format_duration(window)}"
     if len(run) > 1:
         message += f" ({len(run)} enquiries waiting)"
-    return FlagDraft(
-        RULE.name, RULE.severity, first.event_id, message, first.occurred_at + window, run
-    )
+    return RULE.draft(first.event_id, message, first.occurred_at + window, run)
 
 
 def pending_deadline(

@@ -61,9 +61,7 @@ def _walk(
             cause = next((w for w in writes.get(key, ()) if in_effect(w, at)), None)
             if cause is not None:
                 message = describe(cause, event)
-                draft = FlagDraft(
-                    rule.name, rule.severity, event.event_id, message, at, [cause, event]
-                )
+                draft = rule.draft(event.event_id, message, at, [cause, event])
                 open_[key] = draft
                 drafts.append(draft)
     return drafts

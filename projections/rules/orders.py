@@ -75,9 +75,7 @@ def detect_duplicates(
                 f"{format_duration(gap)} after order {first.payload.order_id} "
                 f"({first.source.system}) with {alike}; both stood"
             )
-            draft = FlagDraft(
-                DUPLICATE_ORDER.name,
-                DUPLICATE_ORDER.severity,
+            draft = DUPLICATE_ORDER.draft(
                 f"{first.event_id}\x00{second.event_id}",
                 message,
                 second.occurred_at,
@@ -141,9 +139,7 @@ def detect_payments(
             "no void or refund"
         )
         anchor = f"{payment.payment_id}\x00{payment.order_id}"
-        draft = FlagDraft(
-            PAYMENT_FOR_CANCELLED_ORDER.name,
-            PAYMENT_FOR_CANCELLED_ORDER.severity,
+        draft = PAYMENT_FOR_CANCELLED_ORDER.draft(
             anchor,
             message,
             opened_at,

@@ -83,9 +83,7 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
             chain = recent
         else:
             continue
-        draft = FlagDraft(
-            RULE.name,
-            RULE.severity,
+        draft = RULE.draft(
             move.event.event_id,
             _describe(chain),
             at,

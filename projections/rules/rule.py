@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -28,3 +28,9 @@ class Rule:
     severity: Severity
     detect: Detector
     deadline: Deadline | None = None
+
+    def draft(
+        self, anchor: str, message: str, opened_at: datetime, events: Iterable[Event]
+    ) -> FlagDraft:
+        """A flag of this rule under construction (see `FlagDraft`)."""
+        return FlagDraft(self.name, self.severity, anchor, message, opened_at, list(events))

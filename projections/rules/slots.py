@@ -83,9 +83,7 @@ class _Walk:
                     f"customer asked {asked.source.system} for {format_slot(wanted)}; "
                     f"{event.source.system} booked {format_slot(slot)} (booking {booking_id})"
                 )
-                draft = FlagDraft(
-                    RULE.name,
-                    RULE.severity,
+                draft = RULE.draft(
                     event.event_id,
                     message,
                     event.occurred_at,
@@ -118,9 +116,7 @@ class _Walk:
             for b in targets
         )
         message = f"{booked}; {event.source.system} told the customer: {format_slot(stated)}"
-        draft = FlagDraft(
-            RULE.name,
-            RULE.severity,
+        draft = RULE.draft(
             event.event_id,
             message,
             event.occurred_at,
