@@ -68,10 +68,10 @@ from journeys.settings import Settings
 from journeys.synthetic import skewed_load
 from schemas.errors import JourneyLedgerError
 from schemas.outputs import FlagChange, FlagSnapshot
-from streams import keys
 from streams.config import KafkaSettings, TopicNames
 from streams.embedded_broker import BrokerError, EmbeddedBroker, find_free_port
-from streams.sender import BatchSender, Outgoing
+from streams.kafka.sender import BatchSender, Outgoing
+from streams.store import keys
 from streams.topics import create_topics
 from streams.worker import Worker, loop_factory
 

@@ -36,7 +36,7 @@ from schemas.errors import JourneyLedgerError
 from schemas.events import Event
 from schemas.outputs import HEADER_KIND, KIND_EVENT
 from streams.config import KafkaSettings, TopicNames
-from streams.records import InRecord
+from streams.kafka.records import InRecord
 
 FETCH_BYTES = 16 * 1024 * 1024
 """Bytes fetched per partition per request: large batches, few round trips."""

@@ -18,7 +18,7 @@ import orjson
 
 from schemas.outputs import FlagChange, FlagSnapshot
 from streams.config import KafkaSettings
-from streams.follow import follow_topic
+from streams.kafka.follow import follow_topic
 
 log = logging.getLogger(__name__)
 

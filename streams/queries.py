@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from projections.journey import Journey
-from streams import keys
-from streams.journey_stage import decode_journey
-from streams.records import customer_key
-from streams.sender import partition_of
+from streams.kafka.records import customer_key
+from streams.kafka.sender import partition_of
+from streams.stages.journey_stage import decode_journey
+from streams.store import keys
 from streams.worker import Worker
 
 

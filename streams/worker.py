@@ -15,14 +15,14 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from projections.rules import Detector
 from projections.settings import FoldSettings
-from streams import keys
 from streams.config import KafkaSettings
-from streams.ingest import ingest
-from streams.journey_stage import DeadlineIndex, JourneyCache, process_events, reevaluate
-from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord
-from streams.runner import Stage, StageRunner
-from streams.state import BatchState, LocalStore
+from streams.kafka.records import InRecord, OutRecord
+from streams.stages.ingest import ingest
+from streams.stages.journey_stage import DeadlineIndex, JourneyCache, process_events, reevaluate
+from streams.stages.recent import RecentEvents
+from streams.stages.runner import Stage, StageRunner
+from streams.store import keys
+from streams.store.state import BatchState, LocalStore
 
 Clock = Callable[[], datetime]
 """The wall clock, given by the entry point (the pure code never reads it)."""

@@ -28,9 +28,9 @@ from journeys.check import check_lines
 from projections.rules import Detector
 from projections.settings import FoldSettings
 from schemas.outputs import FlagChange
-from streams import keys
 from streams.config import KafkaSettings, TopicNames
-from streams.journey_stage import decode_journey
+from streams.stages.journey_stage import decode_journey
+from streams.store import keys
 from streams.topics import create_topics
 
 Journeys = dict[tuple[str, str], list[str]]

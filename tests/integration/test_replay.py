@@ -39,10 +39,10 @@ from schemas.codec import decode_event
 from schemas.events import IDENTIFIER_KINDS, Event
 from schemas.outputs import FlagChange, FlagSnapshot
 from schemas.redaction import mask_text
-from streams import keys
 from streams.config import KafkaSettings, TopicNames
-from streams.journey_stage import decode_journey
-from streams.state import LocalStore
+from streams.stages.journey_stage import decode_journey
+from streams.store import keys
+from streams.store.state import LocalStore
 from tests.integration.ledger_log import (
     InProcessWorker,
     converge,

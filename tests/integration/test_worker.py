@@ -14,11 +14,11 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from journeys.check import check_lines
 from journeys.demo import demo_lines
 from projections.settings import FoldSettings
-from streams import keys
 from streams.admin import TopicSpec, ensure_topics
 from streams.config import KafkaSettings, TopicNames
-from streams.journey_stage import decode_journey
-from streams.state import LocalStore
+from streams.stages.journey_stage import decode_journey
+from streams.store import keys
+from streams.store.state import LocalStore
 from streams.worker import Worker
 from tests.integration.ledger_log import read_topic, standing_flags
 

@@ -14,8 +14,8 @@ import pytest
 
 from projections.identifiers import NormalisedId, normalise
 from projections.identity import IdentityChange, MemoryIdentity, customer_id_for, link
-from streams.ingest import StateIdentityView
-from streams.state import BatchState, LocalStore
+from streams.stages.ingest import StateIdentityView
+from streams.store.state import BatchState, LocalStore
 
 
 class Graph(Protocol):

@@ -295,7 +295,7 @@ def test_streams_production_code_does_not_import_the_embedded_broker() -> None:
 
 
 STATE_PREFIXES = ("i/", "m/", "p/", "s/", "t/", "j/", "f/", "fw/", "d/")
-"""The state key prefixes; `streams.keys` alone spells them."""
+"""The state key prefixes; `streams.store.keys` alone spells them."""
 
 
 def key_prefixes_spelled(source: str, path: Path) -> list[str]:
@@ -331,8 +331,8 @@ def test_only_streams_keys_spells_a_state_key_prefix() -> None:
     found: list[str] = []
     for package in ("projections", "streams", "journeys"):
         for path in sources(package):
-            if module_name(path) != "streams.keys":
+            if module_name(path) != "streams.store.keys":
                 found += key_prefixes_spelled(path.read_text(encoding="utf-8"), path)
     assert found == []
-    keys = ROOT / "streams" / "keys.py"
+    keys = ROOT / "streams" / "store" / "keys.py"
     assert len(key_prefixes_spelled(keys.read_text(encoding="utf-8"), keys)) == len(STATE_PREFIXES)

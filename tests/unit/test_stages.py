@@ -22,19 +22,19 @@ from projections.journey import Journey
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.outputs import FlagChange
-from streams import keys
-from streams.cut import SameCut
-from streams.ingest import ingest
-from streams.journey_stage import (
+from streams.kafka.records import InRecord, OutRecord
+from streams.stages.cut import SameCut
+from streams.stages.ingest import ingest
+from streams.stages.journey_stage import (
     JourneyCache,
     decode_journey,
     encode_journey,
     process_events,
     split_journey,
 )
-from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord
-from streams.state import BatchState, LocalStore
+from streams.stages.recent import RecentEvents
+from streams.store import keys
+from streams.store.state import BatchState, LocalStore
 from tests.factories import raw
 
 PARTITIONS = 3

@@ -9,8 +9,8 @@ import pytest
 from journeys.settings import load_settings, parse_tokens
 from projections.flag_changes import change_id
 from schemas.errors import ConfigError
-from streams import keys
-from streams.journey_stage import DeadlineIndex
+from streams.stages.journey_stage import DeadlineIndex
+from streams.store import keys
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -50,7 +50,7 @@ CHANGELOG_KEY = b"__changelog__"
 """Per partition: the next changelog offset this store has not yet applied."""
 
 INFLIGHT_KEY = b"__inflight__"
-"""Per partition: where a batch whose outputs may have gone out ends (see `streams.cut`)."""
+"""Per partition: where a batch whose outputs may have gone out ends (see `streams.stages.cut`)."""
 
 
 def partition_prefix(partition: int) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch
 
-from streams.keys import CHANGELOG_KEY, partition_prefix
+from streams.store.keys import CHANGELOG_KEY, partition_prefix
 
 
 class LocalStore:

@@ -18,10 +18,10 @@ from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
-from streams import keys
-from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord, customer_key, dead_letter
-from streams.state import BatchState
+from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter
+from streams.stages.recent import RecentEvents
+from streams.store import keys
+from streams.store.state import BatchState
 
 
 class StateIdentityView:

@@ -34,11 +34,11 @@ from schemas.outputs import (
     FlagChange,
     MergeRecord,
 )
-from streams import keys
-from streams.keys import CustomerRef
-from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord, customer_key
-from streams.state import BatchState
+from streams.kafka.records import InRecord, OutRecord, customer_key
+from streams.stages.recent import RecentEvents
+from streams.store import keys
+from streams.store.keys import CustomerRef
+from streams.store.state import BatchState
 
 _EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
