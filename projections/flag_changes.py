@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from projections.flags import Flag
-from projections.view import flag_to_dict
 from schemas.outputs import FlagChange, FlagChangeKind, FlagSnapshot, WithdrawnFlag
 
 
@@ -26,13 +25,25 @@ def change_id(customer_id: str, flag_id: str, change: str, *moments: datetime | 
 
 
 def flag_snapshot(flag: Flag) -> FlagSnapshot:
-    """A flag as the flag topic carries it."""
-    return FlagSnapshot.model_validate(flag_to_dict(flag))
+    """A flag as the flag topic carries it (built from a checked `Flag`: not validated again)."""
+    return FlagSnapshot.model_construct(
+        flag_id=flag.flag_id,
+        rule=flag.rule,
+        severity=flag.severity.value,
+        status=flag.status,
+        message=flag.message,
+        event_ids=flag.event_ids,
+        opened_at=flag.opened_at.isoformat(),
+        resolved_at=flag.resolved_at.isoformat() if flag.resolved_at else None,
+        resolution=flag.resolution,
+        systems=flag.systems,
+        sites=flag.sites,
+    )
 
 
 def flag_changed(tenant: str, customer_id: str, flag: Flag, change: FlagChangeKind) -> FlagChange:
     """The record of a flag opened, resolved or reopened."""
-    return FlagChange(
+    return FlagChange.model_construct(
         change_id=change_id(customer_id, flag.flag_id, change, flag.opened_at, flag.resolved_at),
         change=change,
         tenant=tenant,
@@ -45,12 +56,12 @@ def flag_withdrawn(
     tenant: str, customer_id: str, flag_id: str, merged_into: str | None = None
 ) -> FlagChange:
     """The record of a flag taken back (it never held, or its customer merged into another)."""
-    return FlagChange(
+    return FlagChange.model_construct(
         change_id=change_id(customer_id, flag_id, "withdrawn"),
         change="withdrawn",
         tenant=tenant,
         customer_id=customer_id,
-        flag=WithdrawnFlag(flag_id=flag_id),
+        flag=WithdrawnFlag.model_construct(flag_id=flag_id),
         merged_into=merged_into,
     )
 

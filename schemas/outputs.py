@@ -47,7 +47,19 @@ class FlagSnapshot(_Record):
 
     def to_document(self) -> dict[str, object]:
         """The JSON-ready dict, keys in their wire order."""
-        return self.model_dump(mode="json")
+        return {
+            "flag_id": self.flag_id,
+            "rule": self.rule,
+            "severity": self.severity,
+            "status": self.status,
+            "message": self.message,
+            "event_ids": list(self.event_ids),
+            "opened_at": self.opened_at,
+            "resolved_at": self.resolved_at,
+            "resolution": self.resolution,
+            "systems": list(self.systems),
+            "sites": list(self.sites),
+        }
 
 
 class WithdrawnFlag(_Record):
