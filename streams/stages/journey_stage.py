@@ -100,7 +100,7 @@ class JourneyCache:
 class DeadlineIndex:
     """When each customer's next time-based rule falls due, per partition, kept in memory.
 
-    Loaded from the `d/` keys when a partition is assigned and kept current by every
+    Loaded from the deadline keys when a partition is assigned and kept current by every
     evaluation, so the timer looks only at customers that are due instead of scanning state.
     """
 
@@ -108,7 +108,7 @@ class DeadlineIndex:
         self._due: dict[int, dict[CustomerRef, datetime]] = {}
 
     def load(self, partition: int, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        """Read a partition's deadlines from its stored `d/` entries."""
+        """Read a partition's deadlines from its stored deadline entries."""
         due = self._due.setdefault(partition, {})
         due.clear()
         for key, value in entries:

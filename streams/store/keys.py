@@ -40,9 +40,6 @@ class Prefix(bytes, Enum):
     DEADLINE = b"d/"
 
 
-CUSTOMER_PREFIXES = (Prefix.JOURNEY, Prefix.FLAGS, Prefix.FORWARD, Prefix.DEADLINE)
-"""The prefixes of the journey stage's per-customer keys."""
-
 OFFSET_KEY = b"__offset__"
 """Per partition: the next input offset to read."""
 
@@ -99,7 +96,7 @@ def tenant_of(key: bytes) -> str:
 
 
 def customer_state_key(prefix: Prefix, ref: CustomerRef) -> bytes:
-    """A customer's key under one of `CUSTOMER_PREFIXES`."""
+    """A customer's key under one of the journey stage's prefixes (j/, f/, fw/, d/)."""
     return _tenant_key(prefix, *ref)
 
 
