@@ -1,1 +1,1 @@
-"""Pure folds: identity stitching, journeys and the contradiction detectors. No I/O, no clock."""
+"""Pure folds: identity stitching, journeys and the contradiction rules. No I/O, no clock."""

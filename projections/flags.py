@@ -1,4 +1,4 @@
-"""Flags: contradictions between systems, as values the detectors return."""
+"""Flags: contradictions between systems, as values the rules return."""
 
 from __future__ import annotations
 

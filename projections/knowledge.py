@@ -6,7 +6,7 @@ customer. Setting the systems side by side, next to the ledger as a whole, shows
 have seen a contradiction: "the chat vendor had the date; the SMS operator did not".
 
 Facts are read from structured payload fields only (never from free text), through the same
-helpers the detectors use, so the report and the rules agree on what an event says.
+readers the rules use, so the report and the rules agree on what an event says.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, Literal
 
-from projections.detectors.lookups import subject_key
-from projections.detectors.slots import requested_slot
 from projections.formatting import format_day, format_slot
 from projections.identifiers import customer_ids
 from projections.journey import Journey, event_order
+from projections.rules.readers import money, requested_slot, subject_key
 from projections.settings import FoldSettings
 from projections.view import IdentifierSeen, identifiers_of
 from schemas.events import (
@@ -152,10 +150,20 @@ def _slot_iso(slot: datetime | date) -> str:
     return slot.isoformat()
 
 
-def _money(amount: Decimal | None, currency: str | None) -> str | None:
-    if amount is None:
-        return None
-    return f"{amount:,.2f} {currency}" if currency else f"{amount:,.2f}"
+def _booking_fact(
+    event: Event, booking_id: str, state: str, value: str | None, display: str
+) -> Fact:
+    """What a booking system says about a booking's slot."""
+    return _fact(
+        event,
+        "slot",
+        f"booking:{booking_id}",
+        f"booking {booking_id}",
+        BOOKED,
+        state=state,
+        value=value,
+        display=display,
+    )
 
 
 def _fact(event: Event, topic: Topic, key: str, subject: str, aspect: str, **rest: Any) -> Fact:
@@ -190,36 +198,12 @@ def _slot_facts(event: Event) -> list[Fact]:
             )
         ]
     if isinstance(event, BookingCreated | BookingChanged):
-        booking_id = event.payload.booking_id
         state = "booked" if isinstance(event, BookingCreated) else "changed"
         slot = event.payload.slot
         shown = format_slot(slot) if state == "booked" else f"moved to {format_slot(slot)}"
-        return [
-            _fact(
-                event,
-                "slot",
-                f"booking:{booking_id}",
-                f"booking {booking_id}",
-                BOOKED,
-                state=state,
-                value=_slot_iso(slot),
-                display=shown,
-            )
-        ]
+        return [_booking_fact(event, event.payload.booking_id, state, _slot_iso(slot), shown)]
     if isinstance(event, BookingCancelled):
-        booking_id = event.payload.booking_id
-        return [
-            _fact(
-                event,
-                "slot",
-                f"booking:{booking_id}",
-                f"booking {booking_id}",
-                BOOKED,
-                state="cancelled",
-                value=None,
-                display="cancelled",
-            )
-        ]
+        return [_booking_fact(event, event.payload.booking_id, "cancelled", None, "cancelled")]
     if isinstance(event, MessageSent) and event.payload.stated_slot is not None:
         named = event.payload.booking_id
         # A message naming no booking is compared with every active booking by the rules.
@@ -256,7 +240,7 @@ def _order_facts(event: Event) -> list[Fact]:
     value: str | None = None
     shown = state
     if isinstance(event, OrderPlaced):
-        amount = _money(event.payload.amount, event.payload.currency)
+        amount = money(event.payload.amount, event.payload.currency)
         details = [", ".join(event.payload.items)] if event.payload.items else []
         details += [amount] if amount else []
         value = amount
@@ -285,7 +269,7 @@ def _payment_facts(event: Event) -> list[Fact]:
         return []
     payment = event.payload
     state = event.type.split(".")[1]
-    amount = _money(payment.amount, payment.currency)
+    amount = money(payment.amount, payment.currency)
     order = f" for order {payment.order_id}" if payment.order_id else ""
     return [
         _fact(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from projections import journey as journeys
+from projections import journey as journey_fold
 from projections.identifiers import identity_ids, normalise
 from projections.identity import IdentityChange, MemoryIdentity, customer_id_for, link, stitch_keys
 from projections.journey import Journey, same_content
@@ -50,11 +50,11 @@ class Ledger:
         if current is not None:
             parts.append(current)
         base = (
-            journeys.merge(change.customer_id, parts)
+            journey_fold.merge(change.customer_id, parts)
             if parts
             else Journey(event.tenant, change.customer_id)
         )
-        self.journeys[(event.tenant, change.customer_id)] = journeys.apply(base, event)
+        self.journeys[(event.tenant, change.customer_id)] = journey_fold.apply(base, event)
         return change
 
     def add_all(self, events: Iterable[Event]) -> None:
@@ -125,5 +125,5 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     result = []
     for root, grouped in groups.items():
         tenant = root[0]
-        result.append(journeys.fold(tenant, customer_id_for(tenant, members[root]), grouped))
+        result.append(journey_fold.fold(tenant, customer_id_for(tenant, members[root]), grouped))
     return sorted(result, key=lambda j: (j.tenant, j.customer_id))

@@ -7,16 +7,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 
-RULES: tuple[str, ...] = (
-    "DATE_MISMATCH",
-    "DUPLICATE_ORDER",
-    "PAYMENT_FOR_CANCELLED_ORDER",
-    "UNRECOGNISED_ENROLMENT",
-    "RECALL_NOT_VISIBLE",
-    "UNANSWERED_ENQUIRY",
-    "REPEATED_ASK",
-    "REFERRAL_LOOP",
-)
+from projections.rules import RULE_NAMES
+
+RULES: tuple[str, ...] = RULE_NAMES
 """Every rule the ledger knows, in the order they are documented."""
 
 

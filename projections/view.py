@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from projections.detectors import Detector, detect
+from projections.flag_changes import flag_snapshot
 from projections.flags import Flag
 from projections.identifiers import customer_ids
 from projections.journey import Journey
+from projections.rules import Detector, detect
 from projections.settings import FoldSettings
 from schemas.codec import event_to_dict
 from schemas.events import IDENTIFIER_KINDS, Event
@@ -88,20 +89,8 @@ def view(
 
 
 def flag_to_dict(flag: Flag) -> dict[str, Any]:
-    """A flag as a JSON-ready dict."""
-    return {
-        "flag_id": flag.flag_id,
-        "rule": flag.rule,
-        "severity": flag.severity.value,
-        "status": flag.status,
-        "message": flag.message,
-        "event_ids": list(flag.event_ids),
-        "opened_at": flag.opened_at.isoformat(),
-        "resolved_at": flag.resolved_at.isoformat() if flag.resolved_at else None,
-        "resolution": flag.resolution,
-        "systems": list(flag.systems),
-        "sites": list(flag.sites),
-    }
+    """A flag as a JSON-ready dict (as the flag topic carries it)."""
+    return flag_snapshot(flag).to_document()
 
 
 def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:

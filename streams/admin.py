@@ -1,5 +1,6 @@
-"""Topic administration: create topics idempotently, checking their partition counts.
+"""Topic specs and their idempotent creation through the Kafka admin client.
 
+Production code creates topics from here; the embedded broker (tests and demos) uses it too.
 Works against any Kafka-protocol broker (Kafka, Tansu, Redpanda); TLS and SASL options are
 passed to the admin client as they are.
 """
@@ -35,7 +36,7 @@ _TOPIC_ALREADY_EXISTS = 36
 
 
 class BrokerError(JourneyLedgerError):
-    """Root of every error raised by the embedded-broker helpers."""
+    """Root of every error raised talking to a broker: topic creation and the embedded broker."""
 
 
 class TopicCreationError(BrokerError):

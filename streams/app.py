@@ -15,8 +15,8 @@ from typing import Any
 
 import faust
 import mode
-import orjson
 
+from schemas.outputs import FlagChange, FlagSnapshot
 from streams import logsafe
 from streams.config import KafkaSettings
 from streams.flag_index import FlagIndex
@@ -123,16 +123,17 @@ def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:
 
     async def notify(stream: Any) -> None:
         async for value in stream:
-            document = orjson.loads(value)
-            if flags.apply(document) and log_flags:
-                flag = document.get("flag", {})
+            change = FlagChange.from_bytes(value)
+            if flags.apply(change) and log_flags:
+                flag = change.flag
+                snapshot = flag if isinstance(flag, FlagSnapshot) else None
                 log.info(
                     "flag %s %s %s/%s: %s",
-                    document.get("change"),
-                    flag.get("rule", flag.get("flag_id")),
-                    document.get("tenant"),
-                    document.get("customer_id"),
-                    flag.get("message", ""),
+                    change.change,
+                    snapshot.rule if snapshot else flag.flag_id,
+                    change.tenant,
+                    change.customer_id,
+                    snapshot.message if snapshot else "",
                 )
 
     app.agent(flags_topic, name="flag-notifications", concurrency=1)(notify)

@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from streams.config import KafkaSettings, TopicNames
-from streams.follow import follow_topic
+from streams.kafka.follow import follow_topic
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ from typing import Any
 
 import orjson
 
+from schemas.outputs import FlagChange, FlagSnapshot
 from streams.config import KafkaSettings
-from streams.follow import follow_topic
+from streams.kafka.follow import follow_topic
 
 log = logging.getLogger(__name__)
 
@@ -68,69 +69,77 @@ class FlagIndex:
     """Standing flags by tenant, customer and flag id."""
 
     def __init__(self) -> None:
-        self._flags: dict[FlagKey, dict[str, Any]] = {}
+        self._flags: dict[FlagKey, FlagSnapshot] = {}
         self._seen: set[str] = set()
         self.changes = 0
 
-    def apply(self, change: dict[str, Any]) -> bool:
+    def apply(self, change: FlagChange) -> bool:
         """Apply one record of the flag topic; False when it repeats a change already applied."""
         self.changes += 1
-        change_id = str(change.get("change_id") or "")
-        if change_id and change_id in self._seen:
+        if change.change_id in self._seen:
             return False
-        self._seen.add(change_id)
-        flag = change.get("flag") or {}
-        key = (str(change.get("tenant")), str(change.get("customer_id")), str(flag.get("flag_id")))
-        if change.get("change") == "withdrawn":
-            self._flags.pop(key, None)
+        self._seen.add(change.change_id)
+        key = (change.tenant, change.customer_id, change.flag_id)
+        if isinstance(change.flag, FlagSnapshot) and change.change != "withdrawn":
+            self._flags[key] = change.flag
         else:
-            self._flags[key] = {**flag, "tenant": key[0], "customer_id": key[1]}
+            self._flags.pop(key, None)
         return True
 
     def __len__(self) -> int:
         return len(self._flags)
 
+    def standing(self) -> Iterable[tuple[FlagKey, FlagSnapshot]]:
+        """Every standing flag under its key."""
+        return self._flags.items()
+
     def all(self) -> Iterable[dict[str, Any]]:
-        """Every standing flag."""
-        return self._flags.values()
+        """Every standing flag, as the API shows it."""
+        return [_shown(key, flag) for key, flag in self._flags.items()]
 
     def of_customer(self, tenant: str, customer_id: str) -> list[dict[str, Any]]:
         """One customer's standing flags."""
-        return [f for (t, c, _), f in self._flags.items() if t == tenant and c == customer_id]
+        return [
+            _shown(key, flag)
+            for key, flag in self._flags.items()
+            if key[0] == tenant and key[1] == customer_id
+        ]
 
     def page(self, query: FlagQuery) -> FlagPage:
         """Flags matching the query, newest first by opened_at, one page."""
-        found = [flag for flag in self._flags.values() if _matches(flag, query)]
+        found = [item for item in self._flags.items() if _matches(*item, query)]
         found.sort(key=_position, reverse=True)
         if query.cursor is not None:
             after = decode_cursor(query.cursor)
-            found = [flag for flag in found if _position(flag) < after]
+            found = [item for item in found if _position(item) < after]
         page = found[: query.limit]
         more = len(found) > query.limit
-        return FlagPage(page, encode_cursor(_position(page[-1])) if more and page else None)
+        cursor = encode_cursor(_position(page[-1])) if more and page else None
+        return FlagPage([_shown(*item) for item in page], cursor)
 
 
-def _position(flag: dict[str, Any]) -> tuple[str, str, str]:
-    return (str(flag.get("opened_at", "")), flag["customer_id"], str(flag.get("flag_id")))
+def _shown(key: FlagKey, flag: FlagSnapshot) -> dict[str, Any]:
+    return {**flag.to_document(), "tenant": key[0], "customer_id": key[1]}
 
 
-def _matches(flag: dict[str, Any], query: FlagQuery) -> bool:
-    if query.tenants is not None and flag["tenant"] not in query.tenants:
+def _position(item: tuple[FlagKey, FlagSnapshot]) -> tuple[str, str, str]:
+    (_, customer_id, flag_id), flag = item
+    return (flag.opened_at, customer_id, flag_id)
+
+
+def _matches(key: FlagKey, flag: FlagSnapshot, query: FlagQuery) -> bool:
+    tenant = key[0]
+    if query.tenants is not None and tenant not in query.tenants:
         return False
-    checks = (
-        (query.tenant, flag["tenant"]),
-        (query.rule, flag.get("rule")),
-        (query.status, flag.get("status")),
-    )
+    checks = ((query.tenant, tenant), (query.rule, flag.rule), (query.status, flag.status))
     if any(wanted is not None and wanted != value for wanted, value in checks):
         return False
-    if query.site is not None and query.site not in (flag.get("sites") or ()):
+    if query.site is not None and query.site not in flag.sites:
         return False
-    opened = str(flag.get("opened_at", ""))
     # ISO 8601 in UTC compares as text; the caller normalises since/until to UTC.
-    if query.since is not None and opened < query.since:
+    if query.since is not None and flag.opened_at < query.since:
         return False
-    return not (query.until is not None and opened > query.until)
+    return not (query.until is not None and flag.opened_at > query.until)
 
 
 async def follow_flags(kafka: KafkaSettings, index: FlagIndex, stop: asyncio.Event) -> None:
@@ -138,6 +147,6 @@ async def follow_flags(kafka: KafkaSettings, index: FlagIndex, stop: asyncio.Eve
 
     def apply(_key: bytes | None, value: bytes | None) -> None:
         if value:
-            index.apply(orjson.loads(value))
+            index.apply(FlagChange.from_bytes(value))
 
     await follow_topic(kafka, kafka.names().flags, apply, stop)

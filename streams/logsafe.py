@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from projections.printable import printable
+from schemas.printable import printable
 
 _installed = False
 

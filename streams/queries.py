@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from projections.journey import Journey
-from streams.journey_stage import decode_journey
-from streams.records import customer_key
-from streams.sender import partition_of
+from streams.kafka.records import customer_key
+from streams.kafka.sender import partition_of
+from streams.stages.journey_stage import decode_journey
+from streams.store import keys
 from streams.worker import Worker
 
 
@@ -28,11 +29,11 @@ def journey_partition(worker: Worker, tenant: str, customer_id: str) -> int:
     return partition_of(customer_key(tenant, customer_id), worker.kafka.partitions)
 
 
-def lookup_customer(worker: Worker, tenant: str, keys: list[str]) -> str | None:
+def lookup_customer(worker: Worker, tenant: str, identifiers: list[str]) -> str | None:
     """The customer holding the first of these identity keys found (the caller owns the partition)."""
     partition = identity_partition(worker, tenant)
-    for key in keys:
-        value = worker.identity_store.get(partition, f"i/{tenant}/{key}".encode())
+    for key in identifiers:
+        value = worker.identity_store.get(partition, keys.identifier_key(tenant, key))
         if value is not None:
             return value.decode()
     return None
@@ -41,9 +42,9 @@ def lookup_customer(worker: Worker, tenant: str, keys: list[str]) -> str | None:
 def read_journey(worker: Worker, tenant: str, customer_id: str) -> Journey | Forwarded | None:
     """A customer's stored journey, where it was forwarded to, or None (owned partition)."""
     partition = journey_partition(worker, tenant, customer_id)
-    key = customer_key(tenant, customer_id)
-    value = worker.journey_store.get(partition, b"j/" + key)
+    ref = (tenant, customer_id)
+    value = worker.journey_store.get(partition, keys.journey_key(ref))
     if value is not None:
-        return decode_journey((tenant, customer_id), value)
-    forward = worker.journey_store.get(partition, b"fw/" + key)
+        return decode_journey(ref, value)
+    forward = worker.journey_store.get(partition, keys.forward_key(ref))
     return Forwarded(forward.decode()) if forward is not None else None

@@ -13,15 +13,16 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
-from projections.detectors import Detector
+from projections.rules import Detector
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings
-from streams.ingest import ingest
-from streams.journey_stage import DeadlineIndex, JourneyCache, process_events, reevaluate
-from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord
-from streams.runner import Stage, StageRunner
-from streams.state import BatchState, LocalStore
+from streams.kafka.records import InRecord, OutRecord
+from streams.stages.ingest import ingest
+from streams.stages.journey_stage import DeadlineIndex, JourneyCache, process_events, reevaluate
+from streams.stages.recent import RecentEvents
+from streams.stages.runner import Stage, StageRunner
+from streams.store import keys
+from streams.store.state import BatchState, LocalStore
 
 Clock = Callable[[], datetime]
 """The wall clock, given by the entry point (the pure code never reads it)."""
@@ -37,7 +38,7 @@ class Worker:
     clock: Clock
     stages: tuple[str, ...] = ("ingest", "journeys")
     extra_rules: Mapping[str, Detector] | None = None
-    """Detectors beyond the built-in rules (a rebuild trying a new rule)."""
+    """Rules beyond the built-in ones (a rebuild trying a new rule)."""
 
     def __post_init__(self) -> None:
         names = self.kafka.names()
@@ -98,8 +99,8 @@ class Worker:
         """The tenants whose touchpoints this worker's ingest partitions hold."""
         found: set[str] = set()
         for partition in self.owned("ingest"):
-            for key, _ in self.identity_store.items(partition, b"t/"):
-                found.add(key[2:].decode())
+            for key, _ in self.identity_store.items(partition, keys.Prefix.TENANT.value):
+                found.add(keys.tenant_of(key))
         return frozenset(found)
 
     def _forget(self, partition: int) -> None:
@@ -107,7 +108,9 @@ class Worker:
         self.deadlines.forget(partition)
 
     def _load_deadlines(self, partition: int) -> None:
-        self.deadlines.load(partition, self.journey_store.items(partition, b"d/"))
+        self.deadlines.load(
+            partition, self.journey_store.items(partition, keys.Prefix.DEADLINE.value)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run both stages until `stop` is set, then close the stores."""

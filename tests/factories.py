@@ -8,6 +8,7 @@ from typing import Any
 
 from schemas.codec import validate_document
 from schemas.events import Event
+from schemas.outputs import FlagChange, FlagSnapshot, WithdrawnFlag
 
 T0 = datetime(2024, 3, 11, 9, 0, tzinfo=UTC)
 """Monday 11 March 2024, 09:00 UTC: the start of most test journeys."""
@@ -49,3 +50,40 @@ def raw(
 def ev(type_: str, payload: dict[str, Any] | None = None, **kwargs: Any) -> Event:
     """A validated event; same arguments as `raw`."""
     return validate_document(raw(type_, payload, **kwargs))
+
+
+_change_ids = itertools.count()
+
+
+def flag_change(
+    change: str, tenant: str, customer_id: str, flag_id: str, **fields: Any
+) -> FlagChange:
+    """A flag-topic record; the flag's fields not given take neutral defaults."""
+    body: dict[str, Any] = {
+        "flag_id": flag_id,
+        "rule": "DATE_MISMATCH",
+        "severity": "high",
+        "status": "open",
+        "message": "",
+        "event_ids": [],
+        "opened_at": "",
+        "resolved_at": None,
+        "resolution": None,
+        "systems": [],
+        "sites": [],
+    }
+    body.update(fields)
+    flag = (
+        WithdrawnFlag(flag_id=flag_id)
+        if change == "withdrawn"
+        else FlagSnapshot.model_validate(body)
+    )
+    return FlagChange.model_validate(
+        {
+            "change_id": f"chg_test_{next(_change_ids)}",
+            "change": change,
+            "tenant": tenant,
+            "customer_id": customer_id,
+            "flag": flag,
+        }
+    )

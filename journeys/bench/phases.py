@@ -35,7 +35,8 @@ from journeys.forensics.source import read_batches
 from journeys.sdk.producer import Delivery, Idempotence, JourneyProducer
 from journeys.settings import Settings
 from streams.config import KafkaSettings, TopicNames
-from streams.sender import BatchSender, Outgoing
+from streams.kafka.sender import BatchSender, Outgoing
+from streams.store import keys
 from streams.topics import create_topics
 from streams.worker import Worker
 
@@ -286,13 +287,14 @@ async def _stored_customers(kafka: KafkaSettings) -> list[tuple[str, str]]:
     changelog = TopicNames(kafka.topic_prefix).journey_changelog
     async for _partition, records in read_batches(kafka, changelog):
         for record in records:
-            if record.key is not None and record.key.startswith(b"j/"):
+            if record.key is not None and keys.journey_of(record.key) is not None:
                 latest[record.key] = record.value is not None
     found = []
     for key, present in sorted(latest.items()):
         if present:
-            tenant, _, customer = key[2:].decode().partition("/")
-            found.append((tenant, customer))
+            ref = keys.journey_of(key)
+            if ref is not None:
+                found.append(ref)
     return found
 
 

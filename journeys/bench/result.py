@@ -14,6 +14,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from schemas.outputs import FlagChange, FlagSnapshot
+
 DEFAULT_EVENTS = 60_000
 """Events of a default run (about two minutes on 2 cores with the embedded broker)."""
 
@@ -110,16 +112,16 @@ def flag_latencies(
     for timestamp_ms, value in records:
         if not value:
             continue
-        change = orjson.loads(value)
-        if change.get("change") != "opened":
+        change = FlagChange.from_bytes(value)
+        if change.change != "opened" or not isinstance(change.flag, FlagSnapshot):
             continue
-        flag = change.get("flag") or {}
-        ids = tuple(sorted(flag.get("event_ids") or ()))
+        flag = change.flag
+        ids = tuple(sorted(flag.event_ids))
         known = [sent_at[i] for i in ids if i in sent_at]
         if not known:
             continue
         latency = timestamp_ms - max(known) * 1000
-        key = (str(change.get("tenant")), str(flag.get("rule")), ids)
+        key = (change.tenant, flag.rule, ids)
         if key not in first or latency < first[key]:
             first[key] = latency
     return [max(0.0, latency) for latency in first.values()]

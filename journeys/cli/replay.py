@@ -39,8 +39,8 @@ from journeys.forensics.rebuild import check_target, describe_rebuild, rebuild
 from journeys.forensics.report import ReportFormat, print_report, render, write_report
 from journeys.forensics.source import ReadStats, read_events
 from journeys.settings import Settings
-from projections.detectors import Detector
 from projections.replay import replay
+from projections.rules import Detector
 from projections.settings import RULES, FoldSettings
 from projections.view import view_to_dict
 from schemas.errors import JourneyLedgerError

@@ -22,14 +22,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
 from journeys.forensics.source import Progress, read_batches
-from projections.detectors import Detector
+from projections.rules import Detector
 from projections.settings import FoldSettings
+from schemas import outputs
 from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings
 from streams.flag_index import FlagIndex
@@ -114,16 +113,14 @@ def check_target(output: Path, live_data_dir: Path | None = None) -> Path:
     return target
 
 
-def standing_flags(changes: Iterable[dict[str, Any]]) -> dict[FlagKey, StandingFlag]:
+def standing_flags(changes: Iterable[outputs.FlagChange]) -> dict[FlagKey, StandingFlag]:
     """Each customer's flags as a sequence of flag-topic changes leaves them (as the API does)."""
     index = FlagIndex()
     for change in changes:
         index.apply(change)
     return {
-        (flag["customer_id"], flag["flag_id"]): StandingFlag(
-            flag["tenant"], flag.get("rule", "?"), flag["status"], flag.get("message", "")
-        )
-        for flag in index.all()
+        (customer_id, flag_id): StandingFlag(tenant, flag.rule, flag.status, flag.message)
+        for (tenant, customer_id, flag_id), flag in index.standing()
     }
 
 
@@ -172,9 +169,9 @@ async def _events_in_log(kafka: KafkaSettings) -> int:
 
 
 async def _standing(kafka: KafkaSettings, topic: str) -> dict[FlagKey, StandingFlag]:
-    changes: list[dict[str, Any]] = []
+    changes: list[outputs.FlagChange] = []
     async for _partition, records in read_batches(kafka, topic):
-        changes.extend(orjson.loads(r.value) for r in records if r.value)
+        changes.extend(outputs.FlagChange.from_bytes(r.value) for r in records if r.value)
     return standing_flags(changes)
 
 

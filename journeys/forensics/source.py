@@ -34,9 +34,9 @@ from journeys.sdk.producer import BrokerUnavailableError
 from schemas.codec import decode_trusted
 from schemas.errors import JourneyLedgerError
 from schemas.events import Event
+from schemas.outputs import HEADER_KIND, KIND_EVENT
 from streams.config import KafkaSettings, TopicNames
-from streams.ingest import KIND_EVENT
-from streams.records import InRecord
+from streams.kafka.records import InRecord
 
 FETCH_BYTES = 16 * 1024 * 1024
 """Bytes fetched per partition per request: large batches, few round trips."""
@@ -221,7 +221,7 @@ async def read_events(
     with bulk_decoding():
         async for _partition, records in read_batches(kafka, stats=stats, progress=progress):
             for record in records:
-                if record.header("kind") != KIND_EVENT or record.value is None:
+                if record.header(HEADER_KIND) != KIND_EVENT or record.value is None:
                     stats.merges += 1  # identity merges: replay stitches from the events
                     continue
                 if prefix is not None and not (record.key or b"").startswith(prefix):

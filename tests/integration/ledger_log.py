@@ -25,10 +25,12 @@ from aiokafka.structs import TopicPartition  # type: ignore[import-untyped]
 
 from journeys.bench import workers as bench_workers
 from journeys.cli.check import check_lines
-from projections.detectors import Detector
+from projections.rules import Detector
 from projections.settings import FoldSettings
+from schemas.outputs import FlagChange
 from streams.config import KafkaSettings, TopicNames
-from streams.journey_stage import decode_journey
+from streams.stages.journey_stage import decode_journey
+from streams.store import keys
 from streams.topics import create_topics
 
 Journeys = dict[tuple[str, str], list[str]]
@@ -109,15 +111,16 @@ def journeys_in_changelog(records: Iterable[Record]) -> Journeys:
     """The journeys the journey stage's compacted state topic holds (latest value per key)."""
     latest: dict[bytes, bytes | None] = {}
     for record in records:
-        if record.key is not None and record.key.startswith(b"j/"):
+        if record.key is not None and keys.journey_of(record.key) is not None:
             latest[record.key] = record.value
     found: Journeys = {}
     for key, value in latest.items():
         if value is None:
             continue
-        tenant, _, customer = key[2:].decode().partition("/")
-        journey = decode_journey((tenant, customer), value)
-        found[(tenant, customer)] = [event.event_id for event in journey.events]
+        ref = keys.journey_of(key)
+        assert ref is not None
+        journey = decode_journey(ref, value)
+        found[ref] = [event.event_id for event in journey.events]
     return found
 
 
@@ -127,15 +130,15 @@ def standing_flags(records: Iterable[Record]) -> Flags:
     standing: Flags = {}
     for record in records:
         assert record.value is not None
-        change = orjson.loads(record.value)
-        if change["change_id"] in seen:
+        change = FlagChange.from_bytes(record.value)
+        if change.change_id in seen:
             continue
-        seen.add(change["change_id"])
-        key = (change["customer_id"], change["flag"]["flag_id"])
-        if change["change"] == "withdrawn":
+        seen.add(change.change_id)
+        key = (change.customer_id, change.flag_id)
+        if change.change == "withdrawn":
             standing.pop(key, None)
         else:
-            standing[key] = STATUS_OF_CHANGE[change["change"]]
+            standing[key] = STATUS_OF_CHANGE[change.change]
     return standing
 
 
@@ -144,10 +147,10 @@ def opened_counts(records: Iterable[Record]) -> dict[tuple[str, str], int]:
     ids: dict[tuple[str, str], set[str]] = {}
     for record in records:
         assert record.value is not None
-        change = orjson.loads(record.value)
-        if change["change"] == "opened":
-            key = (change["customer_id"], change["flag"]["flag_id"])
-            ids.setdefault(key, set()).add(change["change_id"])
+        change = FlagChange.from_bytes(record.value)
+        if change.change == "opened":
+            key = (change.customer_id, change.flag_id)
+            ids.setdefault(key, set()).add(change.change_id)
     return {key: len(found) for key, found in ids.items()}
 
 

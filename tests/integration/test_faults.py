@@ -140,7 +140,7 @@ class HoldOnce:
 def test_a_batch_held_past_the_session_timeout_is_fenced_and_nothing_lands_twice(
     kafka: KafkaSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture, figures: list[str]
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="streams.runner")
+    caplog.set_level(logging.WARNING, logger="streams.stages.runner")
     names = create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
     hold = HoldOnce(kafka.session_timeout_ms / 1000 + 4)

@@ -37,10 +37,12 @@ from projections.settings import FoldSettings, RuleSettings
 from projections.view import JourneyView, view_to_dict
 from schemas.codec import decode_event
 from schemas.events import IDENTIFIER_KINDS, Event
+from schemas.outputs import FlagChange, FlagSnapshot
 from schemas.redaction import mask_text
 from streams.config import KafkaSettings, TopicNames
-from streams.journey_stage import decode_journey
-from streams.state import LocalStore
+from streams.stages.journey_stage import decode_journey
+from streams.store import keys
+from streams.store.state import LocalStore
 from tests.integration.ledger_log import (
     InProcessWorker,
     converge,
@@ -483,10 +485,10 @@ def journeys_of(items: dict[int, dict[bytes, bytes]]) -> dict[tuple[str, str], l
     found = {}
     for entries in items.values():
         for key, value in entries.items():
-            if key.startswith(b"j/"):
-                tenant, _, customer = key[2:].decode().partition("/")
-                journey = decode_journey((tenant, customer), value)
-                found[(tenant, customer)] = [e.event_id for e in journey.events]
+            ref = keys.journey_of(key)
+            if ref is not None:
+                journey = decode_journey(ref, value)
+                found[ref] = [e.event_id for e in journey.events]
     return found
 
 
@@ -494,8 +496,9 @@ def flags_of(items: dict[int, dict[bytes, bytes]]) -> dict[tuple[str, str], str]
     found = {}
     for entries in items.values():
         for key, value in entries.items():
-            if key.startswith(b"f/"):
-                customer = key[2:].decode().partition("/")[2]
+            ref = keys.customer_of(keys.Prefix.FLAGS, key)
+            if ref is not None:
+                customer = ref[1]
                 for flag_id, status in orjson.loads(value).items():
                     found[(customer, flag_id)] = status
     return found
@@ -539,10 +542,11 @@ def test_rebuild_builds_a_new_generation_and_the_switch_restores_it_without_refo
     # The stage's own layout and the same journeys, on the same partitions, as the live stage.
     assert journeys_of(rebuilt) == journeys_of(live_before)
     for p in range(partitions):
-        live_keys = {k for k in live_before[p] if k.startswith((b"j/", b"fw/"))}
-        assert {k for k in rebuilt[p] if k.startswith((b"j/", b"fw/"))} == live_keys
+        kept = (keys.Prefix.JOURNEY.value, keys.Prefix.FORWARD.value)
+        live_keys = {k for k in live_before[p] if k.startswith(kept)}
+        assert {k for k in rebuilt[p] if k.startswith(kept)} == live_keys
         # the rebuild read the whole log: at least as far as the live worker had got
-        assert int(rebuilt[p][b"__offset__"]) >= int(live_before[p][b"__offset__"])
+        assert int(rebuilt[p][keys.OFFSET_KEY]) >= int(live_before[p][keys.OFFSET_KEY])
     new_flags = flags_of(rebuilt)
     old_flags = flags_of(live_before)
     assert {k: v for k, v in new_flags.items() if k in old_flags} == old_flags
@@ -575,11 +579,17 @@ def test_rebuild_builds_a_new_generation_and_the_switch_restores_it_without_refo
     assert journeys_of(served) == journeys_of(rebuilt)
     assert flags_of(served) == new_flags
     # An unchanged flag has the same change ids in both generations: consumers drop repeats.
-    old_ids = {orjson.loads(v)["change_id"] for _, _, v in topics_before[ledger.names.flags] if v}
+    old_ids = {
+        FlagChange.from_bytes(v).change_id for _, _, v in topics_before[ledger.names.flags] if v
+    }
     new_topic = read_topic_sync(ledger.kafka, switched.names().flags)
-    new_ids = {orjson.loads(r.value)["change_id"] for r in new_topic if r.value}
-    fresh = [orjson.loads(r.value) for r in new_topic if r.value]
-    only_new = {c["flag"].get("rule") for c in fresh if c["change_id"] not in old_ids}
+    new_ids = {FlagChange.from_bytes(r.value).change_id for r in new_topic if r.value}
+    fresh = [FlagChange.from_bytes(r.value) for r in new_topic if r.value]
+    only_new = {
+        c.flag.rule if isinstance(c.flag, FlagSnapshot) else None
+        for c in fresh
+        if c.change_id not in old_ids
+    }
     assert only_new == {"CANCELLED_ORDER_NOTED"}
     assert old_ids <= new_ids
 

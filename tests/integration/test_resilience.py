@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from journeys.bench.synthetic import synthetic_lines
+from schemas.outputs import HEADER_KIND, KIND_EVENT, FlagChange
 from streams.config import KafkaSettings
 from tests.integration.ledger_log import (
     EventFlow,
@@ -159,7 +160,7 @@ def test_two_workers_then_one_then_a_new_one_on_an_empty_disk(
     ]
     assert new_events
     for record in new_events:
-        if record.headers.get("kind") == b"event":
+        if record.headers.get(HEADER_KIND) == KIND_EVENT:
             assert record.value is not None
             assert orjson.loads(record.value)["event_id"] not in old_ids
     third_customers = {c for (_, c) in pure_fold(third, now()).journeys}
@@ -171,7 +172,7 @@ def test_two_workers_then_one_then_a_new_one_on_an_empty_disk(
     assert new_flags
     for record in new_flags:
         assert record.value is not None
-        assert orjson.loads(record.value)["customer_id"] in third_customers
+        assert FlagChange.from_bytes(record.value).customer_id in third_customers
 
 
 CARD = "4111 1111 1111 1111"

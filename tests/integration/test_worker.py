@@ -16,8 +16,9 @@ from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from streams.admin import TopicSpec, ensure_topics
 from streams.config import KafkaSettings, TopicNames
-from streams.journey_stage import decode_journey
-from streams.state import LocalStore
+from streams.stages.journey_stage import decode_journey
+from streams.store import keys
+from streams.store.state import LocalStore
 from streams.worker import Worker
 from tests.integration.ledger_log import read_topic, standing_flags
 
@@ -50,10 +51,10 @@ def stored_journeys(data_dir: Path, partitions: int) -> dict[tuple[str, str], li
         found = {}
         for partition in range(partitions):
             for key, value in store.items(partition):
-                if key.startswith(b"j/"):
-                    tenant, _, customer = key[2:].decode().partition("/")
-                    journey = decode_journey((tenant, customer), value)
-                    found[(tenant, customer)] = [e.event_id for e in journey.events]
+                ref = keys.journey_of(key)
+                if ref is not None:
+                    journey = decode_journey(ref, value)
+                    found[ref] = [e.event_id for e in journey.events]
         return found
     finally:
         store.close()
@@ -103,9 +104,7 @@ def _settled(worker: Worker, expected: dict[tuple[str, str], list[str]]) -> bool
     found = {}
     for partition in range(worker.kafka.partitions):
         for key, value in worker.journey_store.items(partition):
-            if key.startswith(b"j/"):
-                tenant, _, customer = key[2:].decode().partition("/")
-                found[(tenant, customer)] = [
-                    e.event_id for e in decode_journey((tenant, customer), value).events
-                ]
+            ref = keys.journey_of(key)
+            if ref is not None:
+                found[ref] = [e.event_id for e in decode_journey(ref, value).events]
     return found == expected

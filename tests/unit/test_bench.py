@@ -34,6 +34,7 @@ from projections.identifiers import identity_ids
 from projections.settings import FoldSettings
 from schemas.codec import decode_event
 from schemas.events import EVENT_TYPES
+from tests.factories import flag_change
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -79,8 +80,7 @@ def test_fold_raw_groups_event_ids_by_tenant_and_first_identifier() -> None:
 
 
 def _flag(change: str, rule: str, ids: list[str], tenant: str = "t") -> bytes:
-    document = {"change": change, "tenant": tenant, "flag": {"rule": rule, "event_ids": ids}}
-    return orjson.dumps(document)
+    return flag_change(change, tenant, "c", "f", rule=rule, event_ids=ids).to_bytes()
 
 
 def test_flag_latency_runs_from_the_latest_event_sent_to_the_first_opening() -> None:

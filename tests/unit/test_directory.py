@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from streams.directory import Directory, Member
-from streams.sender import partition_of
+from streams.kafka.sender import partition_of
 
 
 def member(

@@ -6,18 +6,20 @@ from typing import Any
 
 import pytest
 
+from schemas.outputs import FlagChange
 from streams.flag_index import FlagIndex, FlagQuery, decode_cursor, encode_cursor
+from tests.factories import flag_change
 
 
 def change(
     customer: str, flag: str, *, change: str = "opened", tenant: str = "acme", **fields: Any
-) -> dict[str, Any]:
-    body = {"flag_id": flag, "rule": "DATE_MISMATCH", "status": "open", "sites": ["leeds"]}
+) -> FlagChange:
+    body: dict[str, Any] = {"rule": "DATE_MISMATCH", "status": "open", "sites": ["leeds"]}
     body.update(fields)
-    return {"change": change, "tenant": tenant, "customer_id": customer, "flag": body}
+    return flag_change(change, tenant, customer, flag, **body)
 
 
-def index_of(*changes: dict[str, Any]) -> FlagIndex:
+def index_of(*changes: FlagChange) -> FlagIndex:
     index = FlagIndex()
     for item in changes:
         index.apply(item)

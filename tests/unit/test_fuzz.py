@@ -31,9 +31,9 @@ from projections.settings import FoldSettings
 from schemas.codec import decode_event, decode_trusted, encode_event
 from schemas.errors import InvalidEventError
 from schemas.redaction import _SEPARATORS
-from streams.ingest import ingest
-from streams.journey_stage import JourneyCache, process_events
-from streams.records import InRecord, OutRecord, _unescaped
+from streams.kafka.records import InRecord, OutRecord, _unescaped
+from streams.stages.ingest import ingest
+from streams.stages.journey_stage import JourneyCache, process_events
 from tests.factories import raw
 
 FUZZ = settings(

@@ -147,18 +147,18 @@ def sources(package: str) -> Iterator[Path]:
 def test_relative_imports_are_resolved_to_their_package() -> None:
     found = imports_of(
         "from .. import ledger\nfrom ..flags import Flag\nfrom . import slots\n",
-        "projections.detectors.asks",
-        Path("projections/detectors/asks.py"),
+        "projections.rules.asks",
+        Path("projections/rules/asks.py"),
     )
     modules = {imp.module for imp in found}
-    assert {"projections.ledger", "projections.flags", "projections.detectors.slots"} <= modules
+    assert {"projections.ledger", "projections.flags", "projections.rules.slots"} <= modules
     in_init = imports_of(
         "from . import asks\n",
-        "projections.detectors",
-        Path("projections/detectors/__init__.py"),
+        "projections.rules",
+        Path("projections/rules/__init__.py"),
         is_package=True,
     )
-    assert "projections.detectors.asks" in {imp.module for imp in in_init}
+    assert "projections.rules.asks" in {imp.module for imp in in_init}
 
 
 @pytest.mark.parametrize(
@@ -344,3 +344,85 @@ def test_the_tooling_exists_where_the_rules_name_it() -> None:
         assert any(_within(m, tool) for m in modules), tool
         assert allowed <= modules, allowed
     assert any(_within(m, "journeys.server") for m in modules)
+
+
+# --- what production code may not reach for ----------------------------------------------------
+
+LAUNCHER = "journeys.devbroker"
+"""The throwaway broker for tests and demos: production code creates topics via streams.admin."""
+
+
+def launcher_imports(imports: list[Import]) -> list[str]:
+    """Imports of the embedded broker launcher."""
+    return sorted(
+        f"{imp.path}:{imp.line} imports {imp.module}"
+        for imp in imports
+        if imp.module == LAUNCHER or imp.module.startswith(LAUNCHER + ".")
+    )
+
+
+def test_the_checker_catches_an_import_of_the_launcher() -> None:
+    path = Path("streams/bad.py")
+    for source in (
+        "from journeys.devbroker import EmbeddedBroker\n",
+        "from journeys import devbroker\n",
+        "import journeys.devbroker\n",
+    ):
+        assert launcher_imports(imports_of(source, "streams.bad", path)), source
+    assert launcher_imports(imports_of("from streams.admin import TopicSpec\n", "x", path)) == []
+
+
+def test_streams_production_code_does_not_import_the_embedded_broker() -> None:
+    found: list[str] = []
+    for path in sources("streams"):
+        if module_name(path) == LAUNCHER:
+            continue
+        source = path.read_text(encoding="utf-8")
+        found += launcher_imports(
+            imports_of(source, module_name(path), path, is_package=path.name == "__init__.py")
+        )
+    assert found == []
+
+
+STATE_PREFIXES = ("i/", "m/", "p/", "s/", "t/", "j/", "f/", "fw/", "d/")
+"""The state key prefixes; `streams.store.keys` alone spells them."""
+
+
+def key_prefixes_spelled(source: str, path: Path) -> list[str]:
+    """Bytes literals, and f-strings, that start with a state key prefix."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        text: str | None = None
+        if isinstance(node, ast.Constant) and isinstance(node.value, bytes):
+            text = node.value.decode("latin-1")
+        elif (
+            isinstance(node, ast.JoinedStr)
+            and node.values
+            and isinstance(first := node.values[0], ast.Constant)
+            and isinstance(first.value, str)
+        ):
+            text = first.value
+        if text is not None and text.startswith(STATE_PREFIXES):
+            found.append(f"{path}:{node.lineno} spells {text[:8]!r}")
+    return found
+
+
+def test_the_checker_catches_a_spelled_key_prefix() -> None:
+    for source in (
+        'k = b"j/" + ref\n',
+        'k = f"i/{tenant}/{key}".encode()\n',
+        'k = b"fw/acme/c1"\n',
+    ):
+        assert key_prefixes_spelled(source, Path("streams/bad.py")), source
+    assert key_prefixes_spelled('k = b"%04d/"\nurl = "/v1/journeys"\n', Path("x.py")) == []
+
+
+def test_only_streams_keys_spells_a_state_key_prefix() -> None:
+    found: list[str] = []
+    for package in ("projections", "streams", "journeys"):
+        for path in sources(package):
+            if module_name(path) != "streams.store.keys":
+                found += key_prefixes_spelled(path.read_text(encoding="utf-8"), path)
+    assert found == []
+    keys = ROOT / "streams" / "store" / "keys.py"
+    assert len(key_prefixes_spelled(keys.read_text(encoding="utf-8"), keys)) == len(STATE_PREFIXES)

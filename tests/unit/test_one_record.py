@@ -15,17 +15,17 @@ import orjson
 import pytest
 
 from journeys.cli.check import check_lines
-from projections.detectors import enquiries
 from projections.moments import END_OF_TIME, later
+from projections.rules import enquiries
 from projections.settings import FoldSettings, RuleSettings
 from schemas import codec
 from schemas.codec import MAX_DEPTH, decode_event, encode_event
 from schemas.errors import InvalidEventError
-from streams import ingest as ingest_module
-from streams.ingest import KIND_EVENT, ingest
-from streams.journey_stage import JourneyCache, process_events
-from streams.records import InRecord
-from streams.state import BatchState, LocalStore
+from streams.kafka.records import InRecord
+from streams.stages import ingest as ingest_module
+from streams.stages.ingest import KIND_EVENT, ingest
+from streams.stages.journey_stage import JourneyCache, process_events
+from streams.store.state import BatchState, LocalStore
 from tests.factories import ev, raw
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -297,9 +297,9 @@ def test_the_journey_stage_sets_aside_an_event_the_rules_fail_on(
         return original(events, as_of, rules)
 
     monkeypatch.setattr(enquiries, "detect", detect)
-    from projections import detectors
+    from projections import rules
 
-    monkeypatch.setitem(detectors.DETECTORS, "UNANSWERED_ENQUIRY", detect)
+    monkeypatch.setitem(rules.DETECTORS, "UNANSWERED_ENQUIRY", detect)
     first = ev("message.received", {"medium": "sms"}, event_id="first")
     boom = ev("message.received", {"medium": "sms"}, event_id="boom")
     records = [_keyed(encode_event(first), 0), _keyed(encode_event(boom), 1)]
@@ -371,8 +371,8 @@ def test_the_api_echoes_the_event_id_as_stored() -> None:
 def test_the_timer_goes_on_past_a_journey_the_rules_fail_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from projections import detectors
-    from streams.journey_stage import DeadlineIndex, reevaluate
+    from projections import rules
+    from streams.stages.journey_stage import DeadlineIndex, reevaluate
 
     enquiry = ev("message.received", {"medium": "sms"}, event_id="waiting")
     store = LocalStore(tmp_path / "journeys")
@@ -393,7 +393,7 @@ def test_the_timer_goes_on_past_a_journey_the_rules_fail_on(
         def broken(*_: Any) -> Any:
             raise OverflowError("date value out of range")
 
-        monkeypatch.setitem(detectors.DETECTORS, "UNANSWERED_ENQUIRY", broken)
+        monkeypatch.setitem(rules.DETECTORS, "UNANSWERED_ENQUIRY", broken)
         outs = reevaluate(state, cache, [("acme", "cus_1")], NOW, FoldSettings(), deadlines)
     finally:
         store.close()
@@ -405,16 +405,16 @@ def test_the_timer_goes_on_past_a_journey_the_rules_fail_on(
 def test_check_reports_the_lines_of_a_journey_the_rules_fail_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from projections import detectors
+    from projections import rules
 
-    original = detectors.DETECTORS["UNANSWERED_ENQUIRY"]
+    original = rules.DETECTORS["UNANSWERED_ENQUIRY"]
 
     def detect(events: Any, as_of: datetime, rules: RuleSettings) -> Any:
         if any(e.event_id == "boom" for e in events):
             raise OverflowError("date value out of range")
         return original(events, as_of, rules)
 
-    monkeypatch.setitem(detectors.DETECTORS, "UNANSWERED_ENQUIRY", detect)
+    monkeypatch.setitem(rules.DETECTORS, "UNANSWERED_ENQUIRY", detect)
     lines = [
         orjson.dumps(raw("message.received", {"medium": "sms"}, event_id="boom")),
         orjson.dumps(

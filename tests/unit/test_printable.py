@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.printable import printable
+from schemas.printable import printable
 from streams import logsafe
 
 

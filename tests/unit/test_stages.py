@@ -21,18 +21,20 @@ from journeys.demo import demo_lines
 from projections.journey import Journey
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
-from streams.cut import SameCut
-from streams.ingest import ingest
-from streams.journey_stage import (
+from schemas.outputs import FlagChange
+from streams.kafka.records import InRecord, OutRecord
+from streams.stages.cut import SameCut
+from streams.stages.ingest import ingest
+from streams.stages.journey_stage import (
     JourneyCache,
     decode_journey,
     encode_journey,
     process_events,
     split_journey,
 )
-from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord
-from streams.state import BatchState, LocalStore
+from streams.stages.recent import RecentEvents
+from streams.store import keys
+from streams.store.state import BatchState, LocalStore
 from tests.factories import raw
 
 PARTITIONS = 3
@@ -70,7 +72,7 @@ class Pipeline:
         self.touchpoints: dict[int, list[InRecord]] = defaultdict(list)
         self.events: dict[int, list[InRecord]] = defaultdict(list)
         self.read = {"touchpoints": defaultdict(int), "events": defaultdict(int)}
-        self.flags: list[dict[str, object]] = []
+        self.flags: list[FlagChange] = []
         self.dead: list[dict[str, object]] = []
 
     def append(self, topic: str, key: bytes | None, value: bytes | None, headers=()) -> None:  # type: ignore[no-untyped-def]
@@ -85,7 +87,7 @@ class Pipeline:
             if out.destination in ("touchpoints", "events"):
                 self.append(out.destination, out.key, out.value, out.headers)
             elif out.destination == "flags":
-                self.flags.append(orjson.loads(out.value or b"{}"))
+                self.flags.append(FlagChange.from_bytes(out.value or b"{}"))
             else:
                 self.dead.append(orjson.loads(out.value or b"{}"))
 
@@ -119,7 +121,7 @@ class Pipeline:
                     )
                     self.attempts[(partition, batch[0].offset, batch[-1].offset)].append(
                         [
-                            str(orjson.loads(o.value or b"{}")["change_id"])
+                            FlagChange.from_bytes(o.value or b"{}").change_id
                             for o in outs
                             if o.destination == "flags"
                         ]
@@ -146,10 +148,10 @@ class Pipeline:
         journeys = {}
         for partition in range(PARTITIONS):
             for key, value in self.journeys.items(partition):
-                if key.startswith(b"j/"):
-                    tenant, _, customer = key[2:].decode().partition("/")
-                    journey = decode_journey((tenant, customer), value)
-                    journeys[(tenant, customer)] = [e.event_id for e in journey.events]
+                ref = keys.journey_of(key)
+                if ref is not None:
+                    journey = decode_journey(ref, value)
+                    journeys[ref] = [e.event_id for e in journey.events]
         return journeys
 
 
@@ -169,7 +171,7 @@ def test_stages_store_the_pure_fold_whatever_the_arrival_order(tmp_path: Path, s
     assert pipeline.stored() == expected(lines)
     last_change: dict[str, str] = {}
     for change in pipeline.flags:
-        last_change[change["flag"]["flag_id"]] = str(change["change"])  # type: ignore[index]
+        last_change[change.flag_id] = change.change
     standing = {flag_id: c for flag_id, c in last_change.items() if c != "withdrawn"}
     report = check_lines(lines, FoldSettings(), NOW)
     pure = {f.flag_id: f.status for j in report.journeys for f in j.flags}
@@ -216,9 +218,10 @@ def test_a_stored_journey_is_the_canonical_encoding_of_its_events(
     pipeline.drain()
     stored = 0
     for partition in range(PARTITIONS):
-        for key, value in pipeline.journeys.items(partition, b"j/"):
-            tenant, _, customer = key[2:].decode().partition("/")
-            assert value == encode_journey(decode_journey((tenant, customer), value))
+        for key, value in pipeline.journeys.items(partition, keys.Prefix.JOURNEY.value):
+            ref = keys.journey_of(key)
+            assert ref is not None
+            assert value == encode_journey(decode_journey(ref, value))
             stored += 1
     assert stored == len(expected(lines))
     assert pipeline.stored() == expected(lines)
@@ -254,7 +257,7 @@ def test_events_ingest_built_are_reused_and_the_journeys_are_the_same(
         for line in lines:
             pipeline.append("touchpoints", orjson.loads(line)["tenant"].encode(), line)
         pipeline.drain()
-        runs[name] = (pipeline.stored(), sorted(orjson.dumps(f) for f in pipeline.flags))
+        runs[name] = (pipeline.stored(), sorted(f.to_bytes() for f in pipeline.flags))
     assert runs["reused"] == runs["decoded"]
     assert runs["decoded"][0] == expected(lines)
     assert reused.hits > 0

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from journeys.settings import ConfigError, load_settings, parse_tokens
-from streams.journey_stage import DeadlineIndex, change_id
+from projections.flag_changes import change_id
+from streams.stages.journey_stage import DeadlineIndex
+from streams.store import keys
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -17,8 +19,8 @@ def test_deadline_index_reports_only_what_has_passed() -> None:
     index.load(
         0,
         [
-            (b"d/acme/c1", T.isoformat().encode()),
-            (b"d/acme/c2", (T + timedelta(hours=2)).isoformat().encode()),
+            (keys.deadline_key(("acme", "c1")), T.isoformat().encode()),
+            (keys.deadline_key(("acme", "c2")), (T + timedelta(hours=2)).isoformat().encode()),
         ],
     )
     assert index.due(0, T + timedelta(hours=1)) == [("acme", "c1")]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
-from projections.settings import RuleSettings
+from projections.rules.readers import money
+from projections.rules.rule import Rule
 from schemas.events import (
     Event,
     OrderCancelled,
@@ -20,14 +21,8 @@ from schemas.events import (
     PaymentVoided,
 )
 
-DUPLICATE_ORDER = "DUPLICATE_ORDER"
-PAYMENT_FOR_CANCELLED_ORDER = "PAYMENT_FOR_CANCELLED_ORDER"
-
-
-def _money(amount: Decimal | None, currency: str | None) -> str:
-    if amount is None:
-        return ""
-    return f"{amount:,.2f} {currency}" if currency else f"{amount:,.2f}"
+if TYPE_CHECKING:
+    from projections.settings import RuleSettings
 
 
 def _first_by_order(
@@ -50,7 +45,7 @@ def _same_basket(a: OrderPlaced, b: OrderPlaced) -> str | None:
         return None
     if a.payload.currency != b.payload.currency:
         return None
-    return f"the same amount ({_money(amount_a, a.payload.currency)})"
+    return f"the same amount ({money(amount_a, a.payload.currency) or ''})"
 
 
 def detect_duplicates(
@@ -80,9 +75,7 @@ def detect_duplicates(
                 f"{format_duration(gap)} after order {first.payload.order_id} "
                 f"({first.source.system}) with {alike}; both stood"
             )
-            draft = FlagDraft(
-                DUPLICATE_ORDER,
-                Severity.HIGH,
+            draft = DUPLICATE_ORDER.draft(
                 f"{first.event_id}\x00{second.event_id}",
                 message,
                 second.occurred_at,
@@ -138,7 +131,7 @@ def detect_payments(
         if any(r.occurred_at <= opened_at for r in payment.released):
             continue  # released before the contradiction could be seen
         verb = "captured" if isinstance(taken, PaymentCaptured) else "authorised"
-        amount = _money(taken.payload.amount, taken.payload.currency)
+        amount = money(taken.payload.amount, taken.payload.currency) or ""
         message = (
             f"{taken.source.system}: payment {payment.payment_id}"
             f"{' of ' + amount if amount else ''} {verb} for order {payment.order_id}, "
@@ -146,9 +139,7 @@ def detect_payments(
             "no void or refund"
         )
         anchor = f"{payment.payment_id}\x00{payment.order_id}"
-        draft = FlagDraft(
-            PAYMENT_FOR_CANCELLED_ORDER,
-            Severity.HIGH,
+        draft = PAYMENT_FOR_CANCELLED_ORDER.draft(
             anchor,
             message,
             opened_at,
@@ -164,3 +155,8 @@ def detect_payments(
             )
         drafts.append(draft)
     return drafts
+
+
+DUPLICATE_ORDER = Rule("DUPLICATE_ORDER", Severity.HIGH, detect_duplicates)
+PAYMENT_FOR_CANCELLED_ORDER = Rule("PAYMENT_FOR_CANCELLED_ORDER", Severity.HIGH, detect_payments)
+RULES = (DUPLICATE_ORDER, PAYMENT_FOR_CANCELLED_ORDER)

@@ -14,19 +14,7 @@ from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch
 
-OFFSET_KEY = b"__offset__"
-"""Per partition: the next input offset to read."""
-
-CHANGELOG_KEY = b"__changelog__"
-"""Per partition: the next changelog offset this store has not yet applied."""
-
-INFLIGHT_KEY = b"__inflight__"
-"""Per partition: where a batch whose outputs may have gone out ends (see `streams.cut`)."""
-
-
-def partition_prefix(partition: int) -> bytes:
-    """The key prefix of one partition's state."""
-    return b"%04d/" % partition
+from streams.store.keys import CHANGELOG_KEY, partition_prefix
 
 
 class LocalStore:

@@ -32,10 +32,11 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 )
 
 from streams.config import KafkaSettings
-from streams.cut import SameCut
-from streams.records import InRecord, OutRecord
-from streams.sender import BatchSender, Outgoing
-from streams.state import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY, BatchState, LocalStore
+from streams.kafka.records import InRecord, OutRecord
+from streams.kafka.sender import BatchSender, Outgoing
+from streams.stages.cut import SameCut
+from streams.store.keys import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY
+from streams.store.state import BatchState, LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Stage:
     on_assign: Callable[[int], None] = lambda _partition: None
     same_cut: bool = False
     """Whether a batch read again after a crash must end where the first attempt ended (its
-    outputs depend on the cut: see `streams.cut`)."""
+    outputs depend on the cut: see `streams.stages.cut`)."""
     stats: StageStats = field(default_factory=StageStats)
 
 

@@ -17,12 +17,11 @@ from projections.identity import IdentityChange, link
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
-from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
-from streams.state import BatchState
-
-KIND_EVENT = b"event"
-KIND_MERGE = b"merge"
+from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
+from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.stages.recent import RecentEvents
+from streams.store import keys
+from streams.store.state import BatchState
 
 
 class StateIdentityView:
@@ -30,21 +29,21 @@ class StateIdentityView:
 
     def __init__(self, state: BatchState, tenant: str) -> None:
         self.state = state
-        self.prefix = tenant.encode() + b"/"
+        self.tenant = tenant
 
     def customer_of(self, key: str) -> str | None:
         """The customer that holds this identifier key, if any."""
-        value = self.state.get(b"i/" + self.prefix + key.encode())
+        value = self.state.get(keys.identifier_key(self.tenant, key))
         return None if value is None else value.decode()
 
     def members(self, customer_id: str) -> frozenset[str]:
         """The identifier keys a customer holds."""
-        value = self.state.get(b"m/" + self.prefix + customer_id.encode())
+        value = self.state.get(keys.members_key(self.tenant, customer_id))
         return frozenset() if value is None else frozenset(orjson.loads(value))
 
     def phone_countries(self, nsn: str) -> frozenset[int]:
         """Country codes of international phone keys registered with this national number."""
-        value = self.state.get(b"p/" + self.prefix + nsn.encode())
+        value = self.state.get(keys.phone_countries_key(self.tenant, nsn))
         return frozenset() if value is None else frozenset(orjson.loads(value))
 
     def apply(self, change: IdentityChange) -> None:
@@ -52,15 +51,15 @@ class StateIdentityView:
         if not change.changed:
             return
         for old in change.absorbed:
-            self.state.delete(b"m/" + self.prefix + old.encode())
+            self.state.delete(keys.members_key(self.tenant, old))
         members = sorted(change.members)
-        self.state.put(b"m/" + self.prefix + change.customer_id.encode(), orjson.dumps(members))
+        self.state.put(keys.members_key(self.tenant, change.customer_id), orjson.dumps(members))
         owner = change.customer_id.encode()
         for key in members:
-            self.state.put(b"i/" + self.prefix + key.encode(), owner)
+            self.state.put(keys.identifier_key(self.tenant, key), owner)
         for nsn, country in change.new_phone_countries:
             countries = sorted(self.phone_countries(nsn) | {country})
-            self.state.put(b"p/" + self.prefix + nsn.encode(), orjson.dumps(countries))
+            self.state.put(keys.phone_countries_key(self.tenant, nsn), orjson.dumps(countries))
 
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -107,7 +106,7 @@ def ingest(
             out.append(OutRecord("touchpoints", tenant.encode(), body))
             continue
         digest = hashlib.blake2b(body, digest_size=16).digest()
-        seen_key = b"s/" + tenant.encode() + b"/" + event.event_id.encode()
+        seen_key = keys.seen_key(tenant, event.event_id)
         seen = state.get(seen_key)
         if seen == digest:
             continue  # the same event again: producers retry
@@ -126,7 +125,7 @@ def ingest(
             out.append(dead_letter(record, failure_reason("stitch", exc), exc))
             continue
         state.put(seen_key, digest)
-        tenant_key = b"t/" + tenant.encode()
+        tenant_key = keys.tenant_key(tenant)
         if state.get(tenant_key) is None:
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         view.apply(change)
@@ -135,8 +134,8 @@ def ingest(
                 OutRecord(
                     "events",
                     customer_key(tenant, old),
-                    orjson.dumps({"tenant": tenant, "from": old, "into": change.customer_id}),
-                    (("kind", KIND_MERGE),),
+                    MergeRecord(tenant=tenant, from_=old, into=change.customer_id).to_bytes(),
+                    ((HEADER_KIND, KIND_MERGE),),
                 )
             )
         out.append(
@@ -144,7 +143,7 @@ def ingest(
                 "events",
                 customer_key(tenant, change.customer_id),
                 body,
-                (("kind", KIND_EVENT), ("customer_id", change.customer_id.encode())),
+                ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, change.customer_id.encode())),
             )
         )
         if recent is not None:

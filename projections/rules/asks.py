@@ -2,61 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from projections.detectors.slots import requested_slot
 from projections.flags import FlagDraft, Severity
-from projections.settings import RuleSettings
+from projections.rules.readers import field_name, requested_slot
+from projections.rules.rule import Rule
 from schemas.events import IDENTIFIER_KINDS, CallLogged, ChatMessage, Event
 
-RULE = "REPEATED_ASK"
-
-_ALIASES = {
-    "phone_number": "phone",
-    "mobile": "phone",
-    "mobile_number": "phone",
-    "telephone": "phone",
-    "tel": "phone",
-    "email_address": "email",
-    "e_mail": "email",
-    "registration": "plate",
-    "reg": "plate",
-    "registration_number": "plate",
-    "number_plate": "plate",
-    "licence_plate": "plate",
-    "license_plate": "plate",
-    "vin_number": "vin",
-    "order": "order_id",
-    "order_number": "order_id",
-    "order_no": "order_id",
-    "membership": "membership_id",
-    "membership_number": "membership_id",
-    "member_id": "membership_id",
-    "customer_number": "customer_ref",
-    "account": "customer_ref",
-    "account_number": "customer_ref",
-    "full_name": "name",
-    "customer_name": "name",
-    "date": "slot",
-    "time": "slot",
-    "appointment": "slot",
-    "requested_slot": "slot",
-    "preferred_date": "slot",
-    "location": "site",
-    "branch": "site",
-    "dealer": "site",
-    "dealership": "site",
-    "store": "site",
-}
-_SEPARATORS = re.compile(r"[\s\-]+")
-
-
-def field_name(text: str) -> str:
-    """The canonical name of a field asked for or provided (`Phone number` -> `phone`)."""
-    name = _SEPARATORS.sub("_", text.strip().casefold())
-    return _ALIASES.get(name, name)
+if TYPE_CHECKING:
+    from projections.settings import RuleSettings
 
 
 def asked_for(event: Event) -> tuple[str, ...]:
@@ -115,8 +71,10 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
                 repeated.append(f"{asked} (held from {supplier})")
         if repeated:
             message = f"{event.source.system} asked the customer for {', '.join(repeated)}"
-            drafts.append(
-                FlagDraft(RULE, Severity.LOW, event.event_id, message, event.occurred_at, [event])
-            )
+            drafts.append(RULE.draft(event.event_id, message, event.occurred_at, [event]))
         held.learn(event)
     return drafts
+
+
+RULE = Rule("REPEATED_ASK", Severity.LOW, detect)
+RULES = (RULE,)

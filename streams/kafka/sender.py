@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
 
-from streams.records import Headers
+from streams.kafka.records import Headers
 
 _PARTITIONER = DefaultPartitioner()
 

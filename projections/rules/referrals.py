@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
-from projections.settings import RuleSettings
+from projections.rules.rule import Rule
 from schemas.events import CallLogged, Event, ReferralMade
 
-RULE = "REFERRAL_LOOP"
+if TYPE_CHECKING:
+    from projections.settings import RuleSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +83,7 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
             chain = recent
         else:
             continue
-        draft = FlagDraft(
-            RULE,
-            Severity.MEDIUM,
+        draft = RULE.draft(
             move.event.event_id,
             _describe(chain),
             at,
@@ -92,3 +92,7 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
         drafts.append(draft)
         current = (draft, chain)
     return drafts
+
+
+RULE = Rule("REFERRAL_LOOP", Severity.MEDIUM, detect)
+RULES = (RULE,)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
 from projections.moments import later
-from projections.settings import RuleSettings
+from projections.rules.rule import Rule
 from schemas.events import (
     BookingChanged,
     BookingCreated,
@@ -22,7 +23,8 @@ from schemas.events import (
     MessageSent,
 )
 
-RULE = "UNANSWERED_ENQUIRY"
+if TYPE_CHECKING:
+    from projections.settings import RuleSettings
 
 
 def is_enquiry(event: Event) -> bool:
@@ -57,9 +59,7 @@ def _unanswered(run: list[Event], rules: RuleSettings) -> FlagDraft:
     message = f"{_describe(first)}; no response within {format_duration(window)}"
     if len(run) > 1:
         message += f" ({len(run)} enquiries waiting)"
-    return FlagDraft(
-        RULE, Severity.MEDIUM, first.event_id, message, later(first.occurred_at, window), run
-    )
+    return RULE.draft(first.event_id, message, later(first.occurred_at, window), run)
 
 
 def pending_deadline(
@@ -97,3 +97,7 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
     if run and as_of - run[0].occurred_at > rules.enquiry_response_window:
         drafts.append(_unanswered(run, rules))
     return drafts
+
+
+RULE = Rule("UNANSWERED_ENQUIRY", Severity.MEDIUM, detect, deadline=pending_deadline)
+RULES = (RULE,)

@@ -10,7 +10,6 @@ the stored array: nothing is encoded again.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -19,26 +18,30 @@ from typing import cast
 import orjson
 from pydantic import TypeAdapter
 
-from projections import journey as journeys
-from projections.detectors import Detector, detect, next_deadline
+from projections import journey as journey_fold
+from projections.flag_changes import flag_statuses, flag_transitions, withdraw_all
 from projections.flags import Flag
 from projections.journey import Journey
+from projections.rules import Detector, detect, next_deadline
 from projections.settings import FoldSettings
-from projections.view import flag_to_dict
 from schemas.codec import decode_trusted, encode_event
 from schemas.errors import EventConflictError
 from schemas.events import Event
-from streams.ingest import KIND_EVENT, KIND_MERGE
-from streams.recent import RecentEvents
-from streams.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
-from streams.state import BatchState
+from schemas.outputs import (
+    HEADER_CUSTOMER_ID,
+    HEADER_KIND,
+    KIND_EVENT,
+    KIND_MERGE,
+    FlagChange,
+    MergeRecord,
+)
+from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.stages.recent import RecentEvents
+from streams.store import keys
+from streams.store.keys import CustomerRef
+from streams.store.state import BatchState
 
 _EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
-CustomerRef = tuple[str, str]
-
-
-def _key(prefix: bytes, ref: CustomerRef) -> bytes:
-    return prefix + customer_key(*ref)
 
 
 def encode_journey(journey: Journey) -> bytes:
@@ -98,7 +101,7 @@ class JourneyCache:
 class DeadlineIndex:
     """When each customer's next time-based rule falls due, per partition, kept in memory.
 
-    Loaded from the `d/` keys when a partition is assigned and kept current by every
+    Loaded from the deadline keys when a partition is assigned and kept current by every
     evaluation, so the timer looks only at customers that are due instead of scanning state.
     """
 
@@ -106,12 +109,13 @@ class DeadlineIndex:
         self._due: dict[int, dict[CustomerRef, datetime]] = {}
 
     def load(self, partition: int, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        """Read a partition's deadlines from its stored `d/` entries."""
+        """Read a partition's deadlines from its stored deadline entries."""
         due = self._due.setdefault(partition, {})
         due.clear()
         for key, value in entries:
-            tenant, _, customer = key.removeprefix(b"d/").decode().partition("/")
-            due[(tenant, customer)] = datetime.fromisoformat(value.decode())
+            ref = keys.customer_of(keys.Prefix.DEADLINE, key)
+            if ref is not None:
+                due[ref] = datetime.fromisoformat(value.decode())
 
     def get(self, partition: int, ref: CustomerRef) -> datetime | None:
         """A customer's next deadline as last recorded."""
@@ -169,11 +173,11 @@ class JourneyBatch:
         cached = self.cache.get(self.state.partition, ref)
         if cached is not None:
             return cached
-        value = self.state.get(_key(b"j/", ref))
+        value = self.state.get(keys.journey_key(ref))
         return None if value is None else decode_journey(ref, value)
 
     def forward_of(self, ref: CustomerRef) -> CustomerRef | None:
-        target = self.state.get(_key(b"fw/", ref))
+        target = self.state.get(keys.forward_key(ref))
         return None if target is None else (ref[0], target.decode())
 
     def on_event(
@@ -190,7 +194,7 @@ class JourneyBatch:
             return
         journey = self.load(ref) or Journey(ref[0], ref[1])
         try:
-            updated = journeys.apply(journey, event)
+            updated = journey_fold.apply(journey, event)
         except EventConflictError:
             return  # ingest rejects conflicting ids; a stored journey keeps the first
         if updated is not journey:
@@ -211,7 +215,7 @@ class JourneyBatch:
                 for event, raw in zip(journey.events, raws, strict=True)
             ]
             self.out.extend(passed_on)
-        self.state.put(_key(b"fw/", ref), into[1].encode())
+        self.state.put(keys.forward_key(ref), into[1].encode())
         self.dirty[ref] = None
         self.merged[ref] = into
 
@@ -220,8 +224,8 @@ class JourneyBatch:
         for ref, journey in self.dirty.items():
             if journey is None:
                 self.withdraw_all(ref, self.merged[ref])
-                for prefix in (b"j/", b"f/", b"d/"):
-                    self.state.delete(_key(prefix, ref))
+                for key in (keys.journey_key(ref), keys.flags_key(ref), keys.deadline_key(ref)):
+                    self.state.delete(key)
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
@@ -230,7 +234,7 @@ class JourneyBatch:
                 verdict = self.judge(journey, now, settings)
             except Exception:  # an event the rules cannot take: find it, set it aside
                 journey, verdict = self.set_aside(ref, now, settings)
-            self.state.put(_key(b"j/", ref), self.encoded(ref, journey))
+            self.state.put(keys.journey_key(ref), self.encoded(ref, journey))
             self.cache.put(self.state.partition, journey)
             if verdict is not None:
                 self.emit(journey, now, settings, verdict)
@@ -256,7 +260,7 @@ class JourneyBatch:
         added = self.added.get(ref, {})
         for event, record in self.sources.get(ref, []):
             try:
-                trial = journeys.apply(kept, event)
+                trial = journey_fold.apply(kept, event)
                 self.judge(trial, now, settings)
             except Exception as exc:
                 added.pop(event.event_id, None)
@@ -280,7 +284,7 @@ class JourneyBatch:
         added = self.added.get(ref, {})
         tail = [added.get(event.event_id) for event in journey.events[held:]]
         if None not in tail:
-            stored = self.state.get(_key(b"j/", ref)) if held else None
+            stored = self.state.get(keys.journey_key(ref)) if held else None
             if not held or stored is not None:
                 return append_to_journey(stored, cast(list[bytes], tail))
         raws = self.raws_of(ref, journey)  # a late event sorted in among the stored ones
@@ -293,7 +297,7 @@ class JourneyBatch:
         """
         added = self.added.get(ref, {})
         held = self.held.get(ref, len(journey.events) - len(added))
-        stored = self.state.get(_key(b"j/", ref)) if held else None
+        stored = self.state.get(keys.journey_key(ref)) if held else None
         stored_raws = split_journey(stored) if stored is not None else []
         if len(stored_raws) != held:
             return None
@@ -305,9 +309,9 @@ class JourneyBatch:
 
     def withdraw_all(self, ref: CustomerRef, into: CustomerRef) -> None:
         """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
-        previous_raw = self.state.get(_key(b"f/", ref))
-        for flag_id in sorted(orjson.loads(previous_raw) if previous_raw else {}):
-            self.out.append(_withdrawn_record(ref, flag_id, merged_into=into[1]))
+        previous_raw = self.state.get(keys.flags_key(ref))
+        previous = orjson.loads(previous_raw) if previous_raw else {}
+        self.out.extend(_flag_record(c) for c in withdraw_all(*ref, previous, merged_into=into[1]))
 
     def evaluate(self, journey: Journey, now: datetime, settings: FoldSettings) -> None:
         """Run the rules as of `now` and emit what changed since the last evaluation."""
@@ -324,29 +328,19 @@ class JourneyBatch:
         del now, settings
         ref = (journey.tenant, journey.customer_id)
         flags, deadline = verdict
-        previous_raw = self.state.get(_key(b"f/", ref))
+        previous_raw = self.state.get(keys.flags_key(ref))
         previous: dict[str, str] = orjson.loads(previous_raw) if previous_raw else {}
-        current = {flag.flag_id: flag.status for flag in flags}
-        for flag in flags:
-            before = previous.get(flag.flag_id)
-            if before is None:
-                self.out.append(_flag_record(journey, flag, "opened"))
-            if flag.status == "resolved" and before != "resolved":
-                self.out.append(_flag_record(journey, flag, "resolved"))
-            elif flag.status == "open" and before == "resolved":
-                self.out.append(_flag_record(journey, flag, "reopened"))
-        for flag_id in previous.keys() - current.keys():
-            # Late events showed the contradiction never held: take the flag back.
-            self.out.append(_withdrawn_record((journey.tenant, journey.customer_id), flag_id))
+        self.out.extend(_flag_record(c) for c in flag_transitions(*ref, previous, flags))
+        current = flag_statuses(flags)
         if current != previous:
-            self.state.put(_key(b"f/", ref), orjson.dumps(current))
+            self.state.put(keys.flags_key(ref), orjson.dumps(current))
         if self.mirrored and deadline == self.deadlines.get(self.state.partition, ref):
             return
         self.deadlines.set(self.state.partition, ref, deadline)
         if deadline is None:
-            self.state.delete(_key(b"d/", ref))
+            self.state.delete(keys.deadline_key(ref))
         else:
-            self.state.put(_key(b"d/", ref), deadline.isoformat().encode())
+            self.state.put(keys.deadline_key(ref), deadline.isoformat().encode())
 
 
 def _event_record(ref: CustomerRef, event: Event, raw: bytes | None = None) -> OutRecord:
@@ -354,46 +348,12 @@ def _event_record(ref: CustomerRef, event: Event, raw: bytes | None = None) -> O
         "events",
         customer_key(*ref),
         encode_event(event) if raw is None else raw,
-        (("kind", KIND_EVENT), ("customer_id", ref[1].encode())),
+        ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, ref[1].encode())),
     )
 
 
-def change_id(customer_id: str, flag_id: str, change: str, *moments: datetime | None) -> str:
-    """A flag change's id: the same change replayed after a crash gets the same id.
-
-    The flag topic is at-least-once (no transactions); consumers drop repeats by this id.
-    """
-    stamps = (m.isoformat() if m else "" for m in moments)
-    text = "|".join([customer_id, flag_id, change, *stamps])
-    return "chg_" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
-
-
-def _flag_record(journey: Journey, flag: Flag, change: str) -> OutRecord:
-    document = {
-        "change_id": change_id(
-            journey.customer_id, flag.flag_id, change, flag.opened_at, flag.resolved_at
-        ),
-        "change": change,
-        "tenant": journey.tenant,
-        "customer_id": journey.customer_id,
-        "flag": flag_to_dict(flag),
-    }
-    return OutRecord(
-        "flags", customer_key(journey.tenant, journey.customer_id), orjson.dumps(document)
-    )
-
-
-def _withdrawn_record(ref: CustomerRef, flag_id: str, merged_into: str | None = None) -> OutRecord:
-    document: dict[str, object] = {
-        "change_id": change_id(ref[1], flag_id, "withdrawn"),
-        "change": "withdrawn",
-        "tenant": ref[0],
-        "customer_id": ref[1],
-        "flag": {"flag_id": flag_id},
-    }
-    if merged_into is not None:
-        document["merged_into"] = merged_into
-    return OutRecord("flags", customer_key(*ref), orjson.dumps(document))
+def _flag_record(change: FlagChange) -> OutRecord:
+    return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
 
 
 def process_events(
@@ -416,17 +376,16 @@ def process_events(
     decode = decode_trusted if recent is None else recent.decode
     for record in records:
         try:
-            kind = record.header("kind")
+            kind = record.header(HEADER_KIND)
             if kind == KIND_EVENT and record.value is not None:
-                customer = record.header("customer_id")
+                customer = record.header(HEADER_CUSTOMER_ID)
                 event = decode(record.value)
                 if customer is None:
                     continue
                 batch.on_event((event.tenant, customer.decode()), event, record.value, record)
             elif kind == KIND_MERGE and record.value is not None:
-                merge = orjson.loads(record.value)
-                tenant = merge["tenant"]
-                batch.on_merge((tenant, merge["from"]), (tenant, merge["into"]))
+                merge = MergeRecord.from_bytes(record.value)
+                batch.on_merge((merge.tenant, merge.from_), (merge.tenant, merge.into))
         except Exception as exc:  # one record must never stop the stage: it goes aside
             batch.out.append(dead_letter(record, failure_reason("fold", exc), exc))
     return batch.finish(now, settings)
@@ -451,7 +410,7 @@ def reevaluate(
             verdict = batch.judge(journey, now, settings)
         except Exception:  # the timer must go on: this journey is not due again
             batch.deadlines.set(state.partition, ref, None)
-            state.delete(_key(b"d/", ref))
+            state.delete(keys.deadline_key(ref))
             continue
         batch.emit(journey, now, settings, verdict)
     return batch.out

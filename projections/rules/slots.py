@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_slot, same_slot
-from projections.settings import RuleSettings
+from projections.rules.readers import SlotValue, requested_slot
+from projections.rules.rule import Rule
 from schemas.events import (
     BookingCancelled,
     BookingChanged,
     BookingCreated,
-    ChatMessage,
     Event,
-    FormFailed,
-    FormSubmitted,
     MessageSent,
 )
 
-RULE = "DATE_MISMATCH"
-SlotValue = datetime | date
+if TYPE_CHECKING:
+    from projections.settings import RuleSettings
 
 
 @dataclass(slots=True)
@@ -37,15 +36,6 @@ class _Mismatch:
     draft: FlagDraft
     booking_ids: frozenset[str]
     expected: SlotValue  # what the customer believes: the slot they asked for or were told
-
-
-def requested_slot(event: Event) -> SlotValue | None:
-    """The slot a customer asked for in a form or a chat line, if any."""
-    if isinstance(event, FormSubmitted | FormFailed):
-        return event.payload.requested_slot
-    if isinstance(event, ChatMessage) and event.payload.speaker == "customer":
-        return event.payload.requested_slot
-    return None
 
 
 class _Walk:
@@ -93,8 +83,11 @@ class _Walk:
                     f"customer asked {asked.source.system} for {format_slot(wanted)}; "
                     f"{event.source.system} booked {format_slot(slot)} (booking {booking_id})"
                 )
-                draft = FlagDraft(
-                    RULE, Severity.HIGH, event.event_id, message, event.occurred_at, [asked, event]
+                draft = RULE.draft(
+                    event.event_id,
+                    message,
+                    event.occurred_at,
+                    [asked, event],
                 )
                 self.open.append(_Mismatch(draft, frozenset({booking_id}), wanted))
 
@@ -123,9 +116,7 @@ class _Walk:
             for b in targets
         )
         message = f"{booked}; {event.source.system} told the customer: {format_slot(stated)}"
-        draft = FlagDraft(
-            RULE,
-            Severity.HIGH,
+        draft = RULE.draft(
             event.event_id,
             message,
             event.occurred_at,
@@ -150,3 +141,7 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
         elif isinstance(event, MessageSent) and event.payload.stated_slot is not None:
             walk.on_message(event, event.payload.stated_slot)
     return walk.done + [m.draft for m in walk.open]
+
+
+RULE = Rule("DATE_MISMATCH", Severity.HIGH, detect)
+RULES = (RULE,)

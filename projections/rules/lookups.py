@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_day, format_slot
-from projections.settings import RuleSettings
+from projections.rules.readers import subject_key
+from projections.rules.rule import Rule
 from schemas.events import (
     EnrolmentConfirmed,
     EnrolmentLookup,
@@ -17,15 +18,8 @@ from schemas.events import (
     RecallNotified,
 )
 
-UNRECOGNISED_ENROLMENT = "UNRECOGNISED_ENROLMENT"
-RECALL_NOT_VISIBLE = "RECALL_NOT_VISIBLE"
-
-_NOISE = re.compile(r"[^0-9a-z]")
-
-
-def subject_key(text: str) -> str:
-    """Programme names and recall codes compare without case, spaces or punctuation."""
-    return _NOISE.sub("", text.casefold())
+if TYPE_CHECKING:
+    from projections.settings import RuleSettings
 
 
 def _in_effect(confirmed: EnrolmentConfirmed, at: datetime) -> bool:
@@ -39,7 +33,7 @@ def _in_effect(confirmed: EnrolmentConfirmed, at: datetime) -> bool:
 
 def _walk(
     events: Sequence[Event],
-    rule: str,
+    rule: Rule,
     written: Callable[[Event], str | None],
     looked_up: Callable[[Event], tuple[str, bool] | None],
     describe: Callable[[Event, Event], str],
@@ -67,7 +61,7 @@ def _walk(
             cause = next((w for w in writes.get(key, ()) if in_effect(w, at)), None)
             if cause is not None:
                 message = describe(cause, event)
-                draft = FlagDraft(rule, Severity.HIGH, event.event_id, message, at, [cause, event])
+                draft = rule.draft(event.event_id, message, at, [cause, event])
                 open_[key] = draft
                 drafts.append(draft)
     return drafts
@@ -130,3 +124,8 @@ def detect_recalls(
         )
 
     return _walk(events, RECALL_NOT_VISIBLE, written, looked_up, describe)
+
+
+UNRECOGNISED_ENROLMENT = Rule("UNRECOGNISED_ENROLMENT", Severity.HIGH, detect_enrolments)
+RECALL_NOT_VISIBLE = Rule("RECALL_NOT_VISIBLE", Severity.HIGH, detect_recalls)
+RULES = (UNRECOGNISED_ENROLMENT, RECALL_NOT_VISIBLE)

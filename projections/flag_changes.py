@@ -1,0 +1,106 @@
+"""Flag changes: what to tell the flag topic when a customer's flags go from one set to another.
+
+Pure: the journey stage stores the status of each flag it last emitted and hands it here with
+the flags the rules find now; the changes come back as `schemas.outputs.FlagChange` records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from projections.flags import Flag
+from schemas.outputs import FlagChange, FlagChangeKind, FlagSnapshot, WithdrawnFlag
+
+
+def change_id(customer_id: str, flag_id: str, change: str, *moments: datetime | None) -> str:
+    """A flag change's id: the same change replayed after a crash gets the same id.
+
+    The flag topic is at-least-once (no transactions); consumers drop repeats by this id.
+    """
+    stamps = (m.isoformat() if m else "" for m in moments)
+    text = "|".join([customer_id, flag_id, change, *stamps])
+    return "chg_" + hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+def flag_snapshot(flag: Flag) -> FlagSnapshot:
+    """A flag as the flag topic carries it (built from a checked `Flag`: not validated again)."""
+    return FlagSnapshot.model_construct(
+        flag_id=flag.flag_id,
+        rule=flag.rule,
+        severity=flag.severity.value,
+        status=flag.status,
+        message=flag.message,
+        event_ids=flag.event_ids,
+        opened_at=flag.opened_at.isoformat(),
+        resolved_at=flag.resolved_at.isoformat() if flag.resolved_at else None,
+        resolution=flag.resolution,
+        systems=flag.systems,
+        sites=flag.sites,
+    )
+
+
+def flag_changed(tenant: str, customer_id: str, flag: Flag, change: FlagChangeKind) -> FlagChange:
+    """The record of a flag opened, resolved or reopened."""
+    return FlagChange.model_construct(
+        change_id=change_id(customer_id, flag.flag_id, change, flag.opened_at, flag.resolved_at),
+        change=change,
+        tenant=tenant,
+        customer_id=customer_id,
+        flag=flag_snapshot(flag),
+    )
+
+
+def flag_withdrawn(
+    tenant: str, customer_id: str, flag_id: str, merged_into: str | None = None
+) -> FlagChange:
+    """The record of a flag taken back (it never held, or its customer merged into another)."""
+    return FlagChange.model_construct(
+        change_id=change_id(customer_id, flag_id, "withdrawn"),
+        change="withdrawn",
+        tenant=tenant,
+        customer_id=customer_id,
+        flag=WithdrawnFlag.model_construct(flag_id=flag_id),
+        merged_into=merged_into,
+    )
+
+
+def flag_statuses(flags: Iterable[Flag]) -> dict[str, str]:
+    """Flag id -> status: what the journey stage keeps of the flags it emitted."""
+    return {flag.flag_id: flag.status for flag in flags}
+
+
+def flag_transitions(
+    tenant: str, customer_id: str, previous: Mapping[str, str], flags: Iterable[Flag]
+) -> list[FlagChange]:
+    """The changes from the flags last emitted (`previous`: id -> status) to `flags`.
+
+    New flags open (and resolve at once if already resolved); a flag resolves or reopens when
+    its status moves; a flag no longer found is withdrawn: late events showed it never held.
+    """
+    flags = list(flags)
+    out: list[FlagChange] = []
+    for flag in flags:
+        before = previous.get(flag.flag_id)
+        if before is None:
+            out.append(flag_changed(tenant, customer_id, flag, "opened"))
+        if flag.status == "resolved" and before != "resolved":
+            out.append(flag_changed(tenant, customer_id, flag, "resolved"))
+        elif flag.status == "open" and before == "resolved":
+            out.append(flag_changed(tenant, customer_id, flag, "reopened"))
+    current = flag_statuses(flags)
+    out.extend(
+        flag_withdrawn(tenant, customer_id, flag_id) for flag_id in previous.keys() - current.keys()
+    )
+    return out
+
+
+def withdraw_all(
+    tenant: str, customer_id: str, previous: Iterable[str], merged_into: str
+) -> list[FlagChange]:
+    """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
+    return [
+        flag_withdrawn(tenant, customer_id, flag_id, merged_into=merged_into)
+        for flag_id in sorted(previous)
+    ]

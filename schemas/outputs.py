@@ -1,0 +1,133 @@
+"""What the ledger writes to Kafka besides touchpoints: flag changes, merges and their headers.
+
+The events topic carries each event under header ``kind: event`` (with the customer id in a
+``customer_id`` header) and each merge of two customers under ``kind: merge``. The flag topic
+carries one `FlagChange` per change of a flag. These records are built and read here, typed;
+their bytes on the wire are pinned by a test.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+HEADER_KIND = "kind"
+"""The header saying what an events-topic record is: `KIND_EVENT` or `KIND_MERGE`."""
+
+HEADER_CUSTOMER_ID = "customer_id"
+"""The header naming the customer an event belongs to (the events topic)."""
+
+KIND_EVENT = b"event"
+KIND_MERGE = b"merge"
+
+FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn"]
+"""What happened to a flag: opened; resolved, reopened; withdrawn (it never held, or merged)."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FlagSnapshot(_Record):
+    """A flag as the flag topic carries it (the shape of `projections.view.flag_to_dict`)."""
+
+    flag_id: str
+    rule: str
+    severity: str
+    status: Literal["open", "resolved"]
+    message: str
+    event_ids: tuple[str, ...]
+    opened_at: str
+    resolved_at: str | None
+    resolution: str | None
+    systems: tuple[str, ...]
+    sites: tuple[str, ...]
+
+    def to_document(self) -> dict[str, object]:
+        """The JSON-ready dict, keys in their wire order."""
+        return {
+            "flag_id": self.flag_id,
+            "rule": self.rule,
+            "severity": self.severity,
+            "status": self.status,
+            "message": self.message,
+            "event_ids": list(self.event_ids),
+            "opened_at": self.opened_at,
+            "resolved_at": self.resolved_at,
+            "resolution": self.resolution,
+            "systems": list(self.systems),
+            "sites": list(self.sites),
+        }
+
+
+class WithdrawnFlag(_Record):
+    """A withdrawn flag: only its id."""
+
+    flag_id: str
+
+    def to_document(self) -> dict[str, object]:
+        """The JSON-ready dict."""
+        return {"flag_id": self.flag_id}
+
+
+class FlagChange(_Record):
+    """One record of the flag topic: a flag of a customer opened, resolved, reopened or withdrawn.
+
+    The topic is at-least-once; consumers drop repeats by `change_id`.
+    """
+
+    change_id: str
+    change: FlagChangeKind
+    tenant: str
+    customer_id: str
+    flag: FlagSnapshot | WithdrawnFlag
+    merged_into: str | None = None
+    """For a flag withdrawn because its customer merged: the surviving customer id."""
+
+    @property
+    def flag_id(self) -> str:
+        """The id of the flag that changed."""
+        return self.flag.flag_id
+
+    def to_document(self) -> dict[str, object]:
+        """The JSON-ready dict, keys in their wire order (`merged_into` only when set)."""
+        document: dict[str, object] = {
+            "change_id": self.change_id,
+            "change": self.change,
+            "tenant": self.tenant,
+            "customer_id": self.customer_id,
+            "flag": self.flag.to_document(),
+        }
+        if self.merged_into is not None:
+            document["merged_into"] = self.merged_into
+        return document
+
+    def to_bytes(self) -> bytes:
+        """The record's value on the flag topic."""
+        return orjson.dumps(self.to_document())
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> FlagChange:
+        """Read a flag-topic value back; pydantic's ValidationError when it is not one."""
+        return cls.model_validate_json(value)
+
+
+class MergeRecord(_Record):
+    """An events-topic record saying customer `from_` of `tenant` is now `into`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    tenant: str
+    from_: str = Field(alias="from")
+    into: str
+
+    def to_bytes(self) -> bytes:
+        """The record's value on the events topic."""
+        return orjson.dumps({"tenant": self.tenant, "from": self.from_, "into": self.into})
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> MergeRecord:
+        """Read a merge record back; pydantic's ValidationError when it is not one."""
+        return cls.model_validate_json(value)

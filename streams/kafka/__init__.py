@@ -1,0 +1,1 @@
+"""Kafka plumbing the stages and the API share: records, batched sends, reading a topic."""

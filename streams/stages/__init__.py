@@ -1,0 +1,1 @@
+"""The two processing stages (ingest, journeys) and the batch loop that runs them."""

@@ -1,0 +1,139 @@
+"""The key space of the processors' state: the only module that spells a key prefix.
+
+State keys (in RocksDB under a partition prefix, and as they are on the changelog topics) are
+``<prefix><tenant>/<rest>``. Ingest (identity) keeps:
+
+- ``i/<tenant>/<identifier key>`` -> the customer id holding the identifier,
+- ``m/<tenant>/<customer id>`` -> the customer's identifier keys (JSON array),
+- ``p/<tenant>/<national number>`` -> the country codes seen with it (JSON array),
+- ``s/<tenant>/<event id>`` -> a digest of the event first seen under that id,
+- ``t/<tenant>`` -> nothing: the tenants this partition holds.
+
+The journey stage keeps, per customer (``<tenant>/<customer id>``):
+
+- ``j/`` the journey's events, ``f/`` the status of each flag last emitted,
+- ``fw/`` the customer it merged into, ``d/`` the next deadline of a time-based rule.
+
+Positions (``__offset__``, ``__changelog__``, ``__inflight__``) sit beside them, and every key
+is stored in RocksDB behind its input partition's prefix.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+CustomerRef = tuple[str, str]
+"""(tenant, customer id)."""
+
+
+class Prefix(bytes, Enum):
+    """Every prefix of the state key space."""
+
+    IDENTIFIER = b"i/"
+    MEMBERS = b"m/"
+    PHONE_COUNTRIES = b"p/"
+    SEEN = b"s/"
+    TENANT = b"t/"
+    JOURNEY = b"j/"
+    FLAGS = b"f/"
+    FORWARD = b"fw/"
+    DEADLINE = b"d/"
+
+
+OFFSET_KEY = b"__offset__"
+"""Per partition: the next input offset to read."""
+
+CHANGELOG_KEY = b"__changelog__"
+"""Per partition: the next changelog offset this store has not yet applied."""
+
+INFLIGHT_KEY = b"__inflight__"
+"""Per partition: where a batch whose outputs may have gone out ends (see `streams.stages.cut`)."""
+
+
+def partition_prefix(partition: int) -> bytes:
+    """The RocksDB key prefix of one partition's state."""
+    return b"%04d/" % partition
+
+
+def _tenant_key(prefix: Prefix, tenant: str, rest: str) -> bytes:
+    return prefix.value + f"{tenant}/{rest}".encode()
+
+
+# Ingest: one tenant's identity graph and the events it saw.
+
+
+def identifier_key(tenant: str, key: str) -> bytes:
+    """Where the customer holding an identifier key is kept."""
+    return _tenant_key(Prefix.IDENTIFIER, tenant, key)
+
+
+def members_key(tenant: str, customer_id: str) -> bytes:
+    """Where a customer's identifier keys are kept."""
+    return _tenant_key(Prefix.MEMBERS, tenant, customer_id)
+
+
+def phone_countries_key(tenant: str, nsn: str) -> bytes:
+    """Where the country codes seen with a national phone number are kept."""
+    return _tenant_key(Prefix.PHONE_COUNTRIES, tenant, nsn)
+
+
+def seen_key(tenant: str, event_id: str) -> bytes:
+    """Where the digest of the event first seen under an id is kept."""
+    return _tenant_key(Prefix.SEEN, tenant, event_id)
+
+
+def tenant_key(tenant: str) -> bytes:
+    """The marker of a tenant this partition holds."""
+    return Prefix.TENANT.value + tenant.encode()
+
+
+def tenant_of(key: bytes) -> str:
+    """The tenant a `tenant_key` marks."""
+    return _strip(Prefix.TENANT, key).decode()
+
+
+# The journey stage: per customer.
+
+
+def customer_state_key(prefix: Prefix, ref: CustomerRef) -> bytes:
+    """A customer's key under one of the journey stage's prefixes (j/, f/, fw/, d/)."""
+    return _tenant_key(prefix, *ref)
+
+
+def journey_key(ref: CustomerRef) -> bytes:
+    """Where a customer's journey (its events) is kept."""
+    return customer_state_key(Prefix.JOURNEY, ref)
+
+
+def flags_key(ref: CustomerRef) -> bytes:
+    """Where the status of each flag last emitted for a customer is kept."""
+    return customer_state_key(Prefix.FLAGS, ref)
+
+
+def forward_key(ref: CustomerRef) -> bytes:
+    """Where the customer a merged customer now is is kept."""
+    return customer_state_key(Prefix.FORWARD, ref)
+
+
+def deadline_key(ref: CustomerRef) -> bytes:
+    """Where a customer's next rule deadline is kept."""
+    return customer_state_key(Prefix.DEADLINE, ref)
+
+
+def customer_of(prefix: Prefix, key: bytes) -> CustomerRef | None:
+    """The customer a key under `prefix` belongs to; None for a key under another prefix."""
+    if not key.startswith(prefix.value):
+        return None
+    tenant, _, customer = key[len(prefix.value) :].decode().partition("/")
+    return (tenant, customer)
+
+
+def journey_of(key: bytes) -> CustomerRef | None:
+    """The customer a journey key belongs to; None for any other key."""
+    return customer_of(Prefix.JOURNEY, key)
+
+
+def _strip(prefix: Prefix, key: bytes) -> bytes:
+    if not key.startswith(prefix.value):
+        raise ValueError(f"{key!r} is not a {prefix.name} key")
+    return key[len(prefix.value) :]
