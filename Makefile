@@ -18,7 +18,7 @@ $(UV): tools/uv.txt
 	touch $(UV)
 
 $(STAMP): $(UV) uv.lock pyproject.toml
-	$(UV) sync --quiet --frozen --extra dev --python $(PYTHON)
+	$(UV) sync --quiet --frozen --extra dev --extra bench --python $(PYTHON)
 	touch $(STAMP)
 
 run: $(STAMP)
