@@ -10,6 +10,7 @@ stage fails while the broker is away exits for its supervisor; the test restarts
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,6 +35,12 @@ from tests.integration.ledger_log import (
     touchpoints_in_log,
     wait_for,
     write_config,
+)
+from tests.integration.runner_support import (
+    PARTITIONS,
+    every_record_once,
+    prepare,
+    run_until_all_seen,
 )
 
 pytestmark = pytest.mark.faults
@@ -129,3 +136,17 @@ def test_a_broker_crash_and_restart_loses_and_doubles_nothing(
             f"caught up {caught_up:.1f}s after the flow stopped; "
             f"{len(expected.journeys):,} journeys equal the pure fold"
         )
+
+
+def test_a_stage_keeps_reading_when_tansu_on_s3_answers_short_fetches_with_nothing(
+    tmp_path: Path,
+) -> None:
+    """Tansu with S3 storage stops listing a partition's records when the fetch's wait is over
+    and then answers with nothing: with a wait shorter than the listing (a busy machine, a
+    long partition; here 1 ms), a stage would never get a record. It waits longer instead."""
+    with durable_broker(tmp_path / "broker") as broker:
+        kafka = kafka_for_test(broker.bootstrap_servers, partitions=PARTITIONS)
+        kafka = dataclasses.replace(kafka, fetch_max_wait_ms=1, max_batch_records=5)
+        names = asyncio.run(prepare(kafka))
+        seen = asyncio.run(run_until_all_seen(kafka, names, tmp_path / "store", lambda _r: None))
+        every_record_once(seen)
