@@ -25,6 +25,7 @@ from streams.config import KafkaSettings
 from tests.integration.durable_broker import DurableBroker, durable_broker
 from tests.integration.ledger_log import (
     EventFlow,
+    Expected,
     WorkerProcess,
     assert_once_each,
     converge,
@@ -48,25 +49,67 @@ pytestmark = pytest.mark.faults
 CRASHES = 2
 
 
-def committed(kafka: KafkaSettings, group: str, topic: str) -> int:
-    """The offsets a consumer group has committed on a topic, summed over its partitions."""
+def committed_offsets(kafka: KafkaSettings, group: str, topic: str) -> list[int | None]:
+    """The offsets a consumer group has committed on a topic, per partition."""
 
-    async def read() -> int:
+    async def read() -> list[int | None]:
         # Never subscribes, so it never joins the group: it only asks for the commits.
         consumer = AIOKafkaConsumer(
             **kafka.client_options(), group_id=group, enable_auto_commit=False
         )
         await consumer.start()
         try:
-            offsets = [
+            return [
                 await consumer.committed(TopicPartition(topic, partition))
                 for partition in range(kafka.partitions)
             ]
-            return sum(offset or 0 for offset in offsets)
         finally:
             await consumer.stop()
 
     return asyncio.run(read())
+
+
+def committed(kafka: KafkaSettings, group: str, topic: str) -> int:
+    """The offsets a consumer group has committed on a topic, summed over its partitions."""
+    return sum(offset or 0 for offset in committed_offsets(kafka, group, topic))
+
+
+def where_the_stages_are(kafka: KafkaSettings, worker: WorkerProcess) -> str:
+    """Per stage and partition: the log's end (records read back) against the offset the stage
+    committed with its last batch; whether the worker lives; its last progress lines."""
+    names = kafka.names()
+    lines = [f"worker alive: {worker.alive()}"]
+    for stage, group, topic in (
+        ("ingest", f"{kafka.topic_prefix}.ingest", names.touchpoints),
+        ("journeys", names.journey_group, names.events),
+    ):
+        ends: dict[int, int] = {}
+        for record in read_topic_sync(kafka, topic):
+            ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+        done = committed_offsets(kafka, group, topic)
+        for partition in range(kafka.partitions):
+            end, at = ends.get(partition, 0), done[partition] or 0
+            behind = f"{end - at} records behind" if end > at else "caught up"
+            lines.append(f"{stage} p{partition}: log ends at {end}, committed {at}: {behind}")
+    progress = [line for line in worker.log_text().splitlines() if " batches; " in line]
+    lines += ["last progress lines of the worker:", *progress[-4:]]
+    return "\n".join(lines)
+
+
+def missing(state: Expected, expected: Expected) -> str:
+    """How the ledger's journeys differ from the pure fold's."""
+    absent = [key for key in expected.journeys if key not in state.journeys]
+    short = [
+        key
+        for key, events in expected.journeys.items()
+        if key in state.journeys and state.journeys[key] != events
+    ]
+    extra = [key for key in state.journeys if key not in expected.journeys]
+    return (
+        f"{len(state.journeys)} of {len(expected.journeys)} journeys; {len(absent)} missing, "
+        f"{len(short)} different ({sum(len(set(expected.journeys[k]) - set(state.journeys[k])) for k in short)} "
+        f"events missing from them), {len(extra)} not in the pure fold"
+    )
 
 
 def crash_the_broker(
@@ -123,7 +166,11 @@ def test_a_broker_crash_and_restart_loses_and_doubles_nothing(
             started = time.monotonic()
             state = converge(kafka, lambda: expected, 180)
             caught_up = time.monotonic() - started
-            assert_once_each(kafka, state, expected)
+            try:
+                assert_once_each(kafka, state, expected)
+            except AssertionError as failure:
+                report = where_the_stages_are(kafka, worker)
+                raise AssertionError(f"{missing(state, expected)}\n{report}") from failure
             assert read_topic_sync(kafka, names.dead_letters) == []
         finally:
             flow.stop()
