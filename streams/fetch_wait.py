@@ -6,9 +6,9 @@ record objects and returns nothing when the listing has not finished in time; on
 or a long partition every fetch then comes back empty and the stage stops reading although the
 broker holds its records (measured: 300 batches in a partition, a loaded machine, 50 ms: no
 record in 5 s; 500 ms: all of them). So while an owned partition stays behind the high water
-the broker reports and polls bring it nothing, the wait doubles (up to `max_ms`); the first poll
-that is not stalled brings it back to the base. On Kafka a fetch returns as soon as records are
-there, so a longer wait costs nothing while it lasts.
+the broker reports and polls bring it nothing, the wait doubles (up to `max_ms`); it stays there
+while the stage catches up, and is the base again once no partition is behind. On Kafka a fetch
+returns as soon as records are there, so a longer wait costs nothing while the stage is behind.
 """
 
 from __future__ import annotations
@@ -25,14 +25,18 @@ class FetchWait:
         self.wait_ms = base_ms
         self._stalled = 0
 
-    def observe(self, stalled: bool) -> int:
-        """Note one poll: was an owned partition behind its high water and given nothing?"""
-        if not stalled:
+    def observe(self, *, behind: bool, stalled: bool) -> int:
+        """Note one poll: was an owned partition behind its high water (`behind`), and did one
+        of those get nothing (`stalled`)? Caught up, the wait is the base again; behind and
+        fed, it stays (on Tansu with S3 a longer wait is what lets a fetch list the records)."""
+        if not behind:
             self._stalled = 0
             self.wait_ms = self.base_ms
-            return self.wait_ms
-        self._stalled += 1
-        if self._stalled >= self.patience:
+        elif stalled:
+            self._stalled += 1
+            if self._stalled >= self.patience:
+                self._stalled = 0
+                self.wait_ms = min(self.max_ms, max(self.wait_ms * 2, 1))
+        else:
             self._stalled = 0
-            self.wait_ms = min(self.max_ms, max(self.wait_ms * 2, 1))
         return self.wait_ms

@@ -366,15 +366,15 @@ class StageRunner:
     def _adapt_fetch_wait(self, batches: dict[TopicPartition, list[Any]]) -> None:
         """Wait longer in each fetch while an owned partition is behind and gets nothing."""
         got = {tp.partition for tp, messages in batches.items() if messages}
-        stalled = False
-        for partition in self.owned - got:
+        behind = stalled = False
+        for partition in self.owned:
             highwater = self.consumer.highwater(TopicPartition(self.stage.input_topic, partition))
             stored = self.stage.store.position(partition, OFFSET_KEY) or 0
             if highwater is not None and highwater > stored:
-                stalled = True
-                break
+                behind = True
+                stalled = stalled or partition not in got
         before = self.fetch_wait.wait_ms
-        wait = self.fetch_wait.observe(stalled)
+        wait = self.fetch_wait.observe(behind=behind, stalled=stalled)
         if wait == before:
             return
         fetcher = getattr(self.consumer, "_fetcher", None)

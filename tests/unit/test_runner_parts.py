@@ -30,6 +30,8 @@ def test_a_batch_that_starts_where_expected_clears_the_gap_seen_before() -> None
 
 def test_fetches_wait_longer_while_a_partition_behind_gets_nothing() -> None:
     wait = FetchWait(50, max_ms=400, patience=2)
-    assert [wait.observe(stalled=True) for _ in range(8)] == [50, 100, 100, 200, 200, 400, 400, 400]
-    assert wait.observe(stalled=False) == 50  # records came: back to the configured wait
-    assert wait.observe(stalled=True) == 50
+    stalled = [wait.observe(behind=True, stalled=True) for _ in range(8)]
+    assert stalled == [50, 100, 100, 200, 200, 400, 400, 400]
+    assert wait.observe(behind=True, stalled=False) == 400  # fed but behind: keeps waiting
+    assert wait.observe(behind=False, stalled=False) == 50  # caught up: the configured wait
+    assert wait.observe(behind=True, stalled=True) == 50  # one empty poll is no stall yet
