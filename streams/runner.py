@@ -51,6 +51,7 @@ _RESTORE_CHUNK = 5_000
 _REPORT_INTERVAL_S = 10.0
 _TAKE_OVER_RETRY_S = 1.0
 _GAP_CONFIRM_S = 3.0
+_RESTORE_PATIENCE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -484,9 +485,12 @@ class StageRunner:
             end = (await reader.end_offsets([tp]))[tp]
             position = self.stage.store.position(partition, CHANGELOG_KEY) or 0
             # No shortcut when the reported end is behind the local copy: Tansu on S3 reports
-            # ends far too low, so one short poll past it confirms there is nothing newer.
+            # ends far too low. The high water of the fetch responses is right there, and an
+            # empty poll short of it is no proof of the end (a Tansu-on-S3 fetch answers with
+            # nothing when listing the records takes longer than its wait).
             reader.seek(tp, position)
             restored = 0
+            empty_since: float | None = None
             while True:
                 # Tansu reports a partition's end as its last batch's first offset + 1: past
                 # that point, read on until a poll comes back empty.
@@ -494,9 +498,26 @@ class StageRunner:
                 batch = await reader.getmany(tp, timeout_ms=wait_ms, max_records=_RESTORE_CHUNK)
                 messages = batch.get(tp, [])
                 if not messages:
-                    if position >= end:
+                    highwater = reader.highwater(tp)
+                    if highwater is not None and position >= max(end, highwater):
+                        break
+                    if position < end:
+                        continue
+                    now = loop.time()
+                    if empty_since is None:
+                        empty_since = now
+                    elif now - empty_since >= _RESTORE_PATIENCE_S:
+                        log.warning(
+                            "%s: changelog partition %d: no records past %d although its high "
+                            "water is %s: restored up to there",
+                            self.stage.name,
+                            partition,
+                            position,
+                            highwater,
+                        )
                         break
                     continue
+                empty_since = None
                 changes = {m.key: m.value for m in messages if m.key != CHANGELOG_KEY}
                 position = messages[-1].offset + 1
                 self.stage.store.write(partition, changes, position)
