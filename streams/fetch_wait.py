@@ -17,7 +17,7 @@ from __future__ import annotations
 class FetchWait:
     """The fetch wait to ask for next, from whether each poll found a partition stalled."""
 
-    def __init__(self, base_ms: int, max_ms: int = 2_000, patience: int = 3) -> None:
+    def __init__(self, base_ms: int, max_ms: int = 2_000, patience: int = 2) -> None:
         self.base_ms = base_ms
         self.max_ms = max(max_ms, base_ms)
         self.patience = patience
