@@ -143,7 +143,9 @@ def test_a_broker_crash_and_restart_loses_and_doubles_nothing(
         config = write_config(tmp_path / "journeys.toml", kafka)
         log = tmp_path / "worker.log"
         worker = WorkerProcess(config, tmp_path / "data", log).start()
-        flow = EventFlow(kafka, list(synthetic_lines(200)), pause_s=0.2, retry=True)
+        # More lines than the scenario sends before the flow is stopped after the last crash:
+        # on a busy machine a worker slow to start let 200 copies run out before it.
+        flow = EventFlow(kafka, list(synthetic_lines(400)), pause_s=0.2, retry=True)
         worker_restarts = 0
 
         def progress() -> int:
