@@ -59,7 +59,51 @@ class SameCut:
         seek = until if past else None
         # Complete once the record before the cut is here, or anything after it (an offset
         # with no record, such as a transaction marker, never arrives).
-        if not pending or (pending[-1].offset < until - 1 and not past):
+        if not pending:
+            if past:
+                self.forget(partition)  # no record before the cut exists: nothing to gather
+            return [], seek
+        if pending[-1].offset < until - 1 and not past:
             return [], seek
         self.forget(partition)
         return pending, seek
+
+
+class Gaps:
+    """Per partition: a batch that starts past the expected offset, until the broker confirms it.
+
+    A batch can start past the offset the stored state expects because this worker's consumer
+    moved on without those records being stored (a batch dropped by the fence, a fetch from
+    before a seek), or because the broker really has no records there (a produce cut short by
+    a broker crash reserves offsets on Tansu with S3 storage, retention deleted them, a
+    transaction marker). Only the last is to be skipped, and a hole that is still being filled
+    (Tansu reserves a produce's offsets before it writes the records) looks the same for a
+    moment. So the runner reads again from the expected offset until the same gap has been
+    seen for `confirm_s` seconds, twice at least, with no batch in between that started where
+    expected; a batch that does start there clears what was seen.
+    """
+
+    def __init__(self, confirm_s: float) -> None:
+        self.confirm_s = confirm_s
+        self._seen: dict[int, tuple[int, float, int]] = {}
+
+    def accept(self, partition: int, expected: int, first: int, now: float) -> bool:
+        """Whether a batch of `partition` starting at `first` may be processed now; False: read
+        again from `expected` first."""
+        if first <= expected:
+            self._seen.pop(partition, None)
+            return True
+        seen = self._seen.get(partition)
+        if seen is None or seen[0] != expected:
+            self._seen[partition] = (expected, now, 1)
+            return False
+        _, since, count = seen
+        if count >= 2 and now - since >= self.confirm_s:
+            del self._seen[partition]
+            return True
+        self._seen[partition] = (expected, since, count + 1)
+        return False
+
+    def forget(self, partition: int) -> None:
+        """Drop what was seen of a partition (revoked, or positioned again)."""
+        self._seen.pop(partition, None)

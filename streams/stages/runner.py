@@ -28,13 +28,15 @@ from aiokafka import (  # type: ignore[import-untyped]
 from aiokafka.errors import (  # type: ignore[import-untyped]
     CommitFailedError,
     IllegalStateError,
+    KafkaError,
     RebalanceInProgressError,
 )
 
 from streams.config import KafkaSettings
 from streams.kafka.records import InRecord, OutRecord
 from streams.kafka.sender import BatchSender, Outgoing
-from streams.stages.cut import SameCut
+from streams.stages.cut import Gaps, SameCut
+from streams.stages.fetch_wait import FetchWait
 from streams.store.keys import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY
 from streams.store.state import BatchState, LocalStore
 
@@ -47,6 +49,10 @@ Tick = Callable[[BatchState], list[OutRecord]]
 """A stage's timer function: evaluate one partition again without new records."""
 
 _RESTORE_CHUNK = 5_000
+_REPORT_INTERVAL_S = 10.0
+_TAKE_OVER_RETRY_S = 1.0
+_GAP_CONFIRM_S = 3.0
+_RESTORE_PATIENCE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -97,28 +103,25 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        log.debug("%s: revoked %s", self.runner.stage.name, sorted(tp.partition for tp in revoked))
+        log.info("%s: revoked %s", self.runner.stage.name, sorted(tp.partition for tp in revoked))
         async with self.runner.lock:  # let the batch in flight finish and persist
             for tp in revoked:
                 self.runner.owned.discard(tp.partition)
+                self.runner.waiting.discard(tp.partition)
                 self.runner.cut.forget(tp.partition)
+                self.runner.gaps.forget(tp.partition)
                 self.runner.stage.on_revoke(tp.partition)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        log.debug(
-            "%s: assigned %s", self.runner.stage.name, sorted(tp.partition for tp in assigned)
-        )
+        # aiokafka logs and swallows an exception raised here, leaving the partitions assigned
+        # and fetched from the group's committed offsets: a restore that failed (the broker
+        # went away again) must not leave them so. They are paused until taken over.
+        log.info("%s: assigned %s", self.runner.stage.name, sorted(tp.partition for tp in assigned))
         async with self.runner.lock:
-            for tp in sorted(assigned, key=lambda t: t.partition):
-                await self.runner.restore(tp.partition)
-                self.runner.stage.on_assign(tp.partition)
-                offset = self.runner.stage.store.position(tp.partition, OFFSET_KEY)
-                if offset is None:
-                    # seek_to_beginning() resets lazily and can hand out a batch twice
-                    offset = (await self.runner.consumer.beginning_offsets([tp]))[tp]
-                self.runner.consumer.seek(tp, offset)
-                self.runner.expect_same_cut(tp.partition, offset)
-                self.runner.owned.add(tp.partition)
+            if assigned:
+                self.runner.consumer.pause(*assigned)
+            self.runner.waiting.update(tp.partition for tp in assigned)
+            await self.runner.take_over()
 
 
 class StageRunner:
@@ -132,8 +135,11 @@ class StageRunner:
         self.names = settings.names()
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
+        self.waiting: set[int] = set()
+        """Assigned, paused, not yet restored and positioned (see `take_over`)."""
         self.cut = SameCut()
-        self._gap_seen: dict[int, int] = {}
+        self.gaps = Gaps(_GAP_CONFIRM_S)
+        self.fetch_wait = FetchWait(settings.fetch_max_wait_ms)
         self.consumer = AIOKafkaConsumer(
             **settings.client_options(),
             group_id=stage.group or f"{settings.topic_prefix}.{stage.name}",
@@ -160,9 +166,19 @@ class StageRunner:
         await self.consumer.start()
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + self.stage.tick_interval_s
+        next_report = loop.time() + _REPORT_INTERVAL_S
+        next_take_over = loop.time()
         try:
             while not stop.is_set():
+                if self.waiting and loop.time() >= next_take_over:
+                    async with self.lock:
+                        if not await self.take_over():
+                            next_take_over = loop.time() + _TAKE_OVER_RETRY_S
                 batches = await self.consumer.getmany(timeout_ms=200)
+                self._adapt_fetch_wait(batches)
+                if loop.time() >= next_report:
+                    next_report = loop.time() + _REPORT_INTERVAL_S
+                    self.report()
                 async with self.lock:
                     owned = [
                         (tp, messages)
@@ -177,6 +193,40 @@ class StageRunner:
                             await self._tick(partition)
         finally:
             await self.consumer.stop()
+
+    async def take_over(self) -> bool:
+        """Restore each assigned partition not yet owned, position it at its stored offset and
+        resume it; False when the broker failed (those left stay paused, tried again later).
+
+        Only then are a partition's records processed: whatever the consumer fetched for it
+        before (from the group's committed offset) is never handed out.
+        """
+        for partition in sorted(self.waiting):
+            tp = TopicPartition(self.stage.input_topic, partition)
+            try:
+                await self.restore(partition)
+                offset = self.stage.store.position(partition, OFFSET_KEY)
+                if offset is None:
+                    # seek_to_beginning() resets lazily and can hand out a batch twice
+                    offset = (await self.consumer.beginning_offsets([tp]))[tp]
+            except (KafkaError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "%s: partition %d not taken over yet (%r): it stays paused, trying again",
+                    self.stage.name,
+                    partition,
+                    exc,
+                )
+                return False
+            self.stage.on_assign(partition)
+            log.info("%s: partition %d from offset %d", self.stage.name, partition, offset)
+            self.consumer.seek(tp, offset)
+            self.gaps.forget(partition)
+            self.cut.forget(partition)
+            self.expect_same_cut(partition, offset)
+            self.waiting.discard(partition)
+            self.owned.add(partition)
+            self.consumer.resume(tp)
+        return True
 
     def expect_same_cut(self, partition: int, offset: int) -> None:
         """After a crash with a batch in flight, read that batch again with its own end."""
@@ -196,26 +246,37 @@ class StageRunner:
 
         The stored offset, written with the state, is the truth; the consumer's position is not
         (a rebalance can hand out a batch fetched before or after the listener's seek). Records
-        before it were processed already; a batch starting after it would skip records, so
-        read again from the stored offset (once: a gap that persists was deleted by retention).
+        before it were processed already; a batch starting after it would skip records, so read
+        again from the stored offset, until the broker confirms it has no records there
+        (`streams.stages.cut.Gaps`).
         """
         stored = self.stage.store.position(tp.partition, OFFSET_KEY)
         expected = self.cut.next_offset(tp.partition, stored)
         if expected is None:
             return messages
         first = messages[0].offset
-        if first > expected and self._gap_seen.get(tp.partition) != expected:
-            self._gap_seen[tp.partition] = expected
-            log.warning(
-                "%s: partition %d batch starts at %d, state is at %d: reading again from there",
-                self.stage.name,
-                tp.partition,
-                first,
-                expected,
-            )
-            self.consumer.seek(tp, expected)
-            return []
-        return [m for m in messages if m.offset >= expected]
+        if self.gaps.accept(tp.partition, expected, first, asyncio.get_running_loop().time()):
+            if first > expected:
+                log.warning(
+                    "%s: partition %d has no records %d..%d (the broker kept answering a read "
+                    "from %d with %d): skipped",
+                    self.stage.name,
+                    tp.partition,
+                    expected,
+                    first - 1,
+                    expected,
+                    first,
+                )
+            return [m for m in messages if m.offset >= expected]
+        log.warning(
+            "%s: partition %d batch starts at %d, state is at %d: reading again from there",
+            self.stage.name,
+            tp.partition,
+            first,
+            expected,
+        )
+        self.consumer.seek(tp, expected)
+        return []
 
     async def _handle(self, batches: list[tuple[TopicPartition, list[Any]]]) -> None:
         """Process one `getmany`: each partition's batch, then one persist for them all."""
@@ -248,6 +309,7 @@ class StageRunner:
             if done and not await self._persist(done):
                 for partition in touched:
                     self.stage.on_revoke(partition)
+                self._read_again(touched)
                 return
         except BaseException:
             for partition in touched:
@@ -260,6 +322,83 @@ class StageRunner:
             self.stage.stats.dead_letters += sum(
                 1 for o in item.outs if o.destination == "dead_letters"
             )
+
+    def _read_again(self, partitions: list[int]) -> None:
+        """Position partitions whose batches were dropped at their stored offsets again.
+
+        The consumer's position is already past those batches; if the group lets this worker
+        keep the partitions, their records must still be read (not skipped as a gap).
+        """
+        assigned = self.consumer.assignment()
+        for partition in partitions:
+            tp = TopicPartition(self.stage.input_topic, partition)
+            stored = self.stage.store.position(partition, OFFSET_KEY)
+            if partition in self.owned and tp in assigned:
+                if stored is None:
+                    self.waiting.add(partition)  # positioned from the beginning, as on assignment
+                    self.owned.discard(partition)
+                    self.consumer.pause(tp)
+                else:
+                    self.consumer.seek(tp, stored)
+                    self.cut.forget(partition)
+                    self.expect_same_cut(partition, stored)
+
+    def report(self) -> None:
+        """Log where each partition is: owned or not, stored offset, fetched, high water."""
+        assigned = sorted(tp.partition for tp in self.consumer.assignment())
+        parts = []
+        for partition in sorted(set(assigned) | self.owned):
+            tp = TopicPartition(self.stage.input_topic, partition)
+            parts.append(
+                f"p{partition}{'' if partition in self.owned else '(not owned)'} "
+                f"stored={self.stage.store.position(partition, OFFSET_KEY)} "
+                f"position={self._position(tp)} "
+                f"highwater={self.consumer.highwater(tp)}"
+            )
+        log.info(
+            "%s: %d records in %d batches; fetches wait %d ms; assigned %s; %s",
+            self.stage.name,
+            self.stage.stats.records,
+            self.stage.stats.batches,
+            self.fetch_wait.wait_ms,
+            assigned,
+            "; ".join(parts) or "no partitions",
+        )
+
+    def _adapt_fetch_wait(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """Wait longer in each fetch while an owned partition is behind and gets nothing."""
+        got = {tp.partition for tp, messages in batches.items() if messages}
+        behind = stalled = False
+        for partition in self.owned:
+            highwater = self.consumer.highwater(TopicPartition(self.stage.input_topic, partition))
+            stored = self.stage.store.position(partition, OFFSET_KEY) or 0
+            if highwater is not None and highwater > stored:
+                behind = True
+                stalled = stalled or partition not in got
+        before = self.fetch_wait.wait_ms
+        wait = self.fetch_wait.observe(behind=behind, stalled=stalled)
+        if wait == before:
+            return
+        fetcher = getattr(self.consumer, "_fetcher", None)
+        if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+            return  # another aiokafka: the wait stays as configured
+        fetcher._fetch_max_wait_ms = wait
+        if wait == self.fetch_wait.max_ms:
+            log.warning(
+                "%s: partitions behind their high water get no records: fetches wait %d ms",
+                self.stage.name,
+                wait,
+            )
+        else:
+            log.debug("%s: fetches wait %d ms", self.stage.name, wait)
+
+    def _position(self, tp: TopicPartition) -> int | None:
+        """The consumer's fetch position (None when it has none yet), for the report."""
+        try:
+            state = self.consumer._subscription.subscription.assignment.state_value(tp)
+            return int(state.position) if state is not None and state.has_valid_position else None
+        except (AttributeError, AssertionError, TypeError):
+            return None
 
     def lag(self) -> dict[int, int]:
         """Records not yet processed, per owned partition (from the last fetch's high water)."""
@@ -347,9 +486,12 @@ class StageRunner:
             end = (await reader.end_offsets([tp]))[tp]
             position = self.stage.store.position(partition, CHANGELOG_KEY) or 0
             # No shortcut when the reported end is behind the local copy: Tansu on S3 reports
-            # ends far too low, so one short poll past it confirms there is nothing newer.
+            # ends far too low. The high water of the fetch responses is right there, and an
+            # empty poll short of it is no proof of the end (a Tansu-on-S3 fetch answers with
+            # nothing when listing the records takes longer than its wait).
             reader.seek(tp, position)
             restored = 0
+            empty_since: float | None = None
             while True:
                 # Tansu reports a partition's end as its last batch's first offset + 1: past
                 # that point, read on until a poll comes back empty.
@@ -357,9 +499,26 @@ class StageRunner:
                 batch = await reader.getmany(tp, timeout_ms=wait_ms, max_records=_RESTORE_CHUNK)
                 messages = batch.get(tp, [])
                 if not messages:
-                    if position >= end:
+                    highwater = reader.highwater(tp)
+                    if highwater is not None and position >= max(end, highwater):
+                        break
+                    if position < end:
+                        continue
+                    now = loop.time()
+                    if empty_since is None:
+                        empty_since = now
+                    elif now - empty_since >= _RESTORE_PATIENCE_S:
+                        log.warning(
+                            "%s: changelog partition %d: no records past %d although its high "
+                            "water is %s: restored up to there",
+                            self.stage.name,
+                            partition,
+                            position,
+                            highwater,
+                        )
                         break
                     continue
+                empty_since = None
                 changes = {m.key: m.value for m in messages if m.key != CHANGELOG_KEY}
                 position = messages[-1].offset + 1
                 self.stage.store.write(partition, changes, position)

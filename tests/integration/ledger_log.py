@@ -84,15 +84,24 @@ async def read_topic(kafka: KafkaSettings, topic: str) -> list[Record]:
         for tp in tps:
             consumer.seek(tp, starts[tp])
             position = starts[tp]
+            empty_since = time.monotonic()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 # Tansu reports the end of a partition as its last batch's first offset + 1,
-                # so read on until a poll past that point comes back empty.
+                # so read on until a poll past that point comes back empty. On S3 the reported
+                # end is further off, and a fetch can come back empty before its records are
+                # listed: read up to the high water of the fetch responses too.
                 wait_ms = 300 if position >= ends[tp] else 1_000
                 batch = await consumer.getmany(tp, timeout_ms=wait_ms, max_records=10_000)
                 messages = batch.get(tp, [])
+                highwater = consumer.highwater(tp)
                 if not messages and position >= ends[tp]:
-                    break
+                    if highwater is not None and position >= highwater:
+                        break
+                    if highwater is None or time.monotonic() - empty_since >= 10:
+                        break  # no fetch answered, or a hole at the end: what came is all
+                    continue
+                empty_since = time.monotonic()
                 for m in messages:
                     headers = {k: bytes(v) for k, v in (m.headers or ())}
                     found.append(Record(m.partition, m.offset, m.key, m.value, headers))

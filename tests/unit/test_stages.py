@@ -332,3 +332,10 @@ def test_same_cut_is_complete_when_a_record_past_it_arrives_and_forgets_on_revok
     cut.expect(2, 4)
     cut.forget(2)
     assert _offsets(cut.take(2, [_Rec(1)])[0]) == [1]
+
+
+def test_same_cut_with_no_record_before_the_cut_lets_go_instead_of_seeking_forever() -> None:
+    cut = SameCut()
+    cut.expect(0, 10)  # 5..9 was the batch, but the broker has no records there (a hole)
+    assert cut.take(0, [_Rec(10), _Rec(11)]) == ([], 10)
+    assert _offsets(cut.take(0, [_Rec(10), _Rec(11)])[0]) == [10, 11]  # not ([], 10) again
