@@ -100,6 +100,10 @@ def prepare(event: EventLike) -> PreparedRecord:
     """Validate (masking card numbers) and encode; raises `InvalidEventError` naming fields."""
     if isinstance(event, BaseModel):
         valid = validate_document(event_to_dict(event))  # re-check: models can be built unchecked
+        if getattr(event, "redacted", False) and not valid.redacted:
+            # An event the door already masked: checking its masked text again finds no card,
+            # but the mark that one was masked must survive (it only ever claims masking).
+            valid = valid.model_copy(update={"redacted": True})
     elif isinstance(event, dict):
         valid = validate_document(event)
     else:

@@ -107,3 +107,17 @@ def test_unstarted_producers_refuse_to_send() -> None:
         SyncJourneyProducer(KafkaSettings()).send(raw("form.submitted", {"form": "x"}))
     with pytest.raises(InvalidEventError):
         SyncJourneyProducer(KafkaSettings()).send(raw("form.submitted", {}))
+
+
+def test_an_event_the_door_masked_keeps_its_mark_when_sent_again() -> None:
+    document = raw("message.received", {"medium": "email", "text": "card 4111 1111 1111 1111 paid"})
+    masked = validate_document(document)
+    assert masked.redacted
+    again = prepare(masked)
+    assert again.event.redacted
+    assert orjson.loads(again.value)["redacted"] is True
+    # A dict (what a producer writes) cannot claim masking that did not happen.
+    claimed = prepare(
+        {**raw("message.received", {"medium": "email", "text": "hi"}), "redacted": True}
+    )
+    assert claimed.event.redacted is False
