@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from streams.embedded_broker import TopicSpec, ensure_topics
+from streams.admin import TopicSpec, ensure_topics
 
 from streams.config import KafkaSettings, TopicNames
 from streams.kafka.records import InRecord, OutRecord
