@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from streams.config import KafkaSettings, TopicNames
-from streams.kafka.follow import follow_topic
+from streams.kafka.follow import FollowerHealth, follow_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +92,19 @@ async def withdraw(producer: AIOKafkaProducer, kafka: KafkaSettings, worker_id: 
     await (await producer.send(topic, None, key=worker_id.encode()))
 
 
-async def follow_members(kafka: KafkaSettings, directory: Directory, stop: asyncio.Event) -> None:
-    """Read the members topic from the start into `directory` until `stop`."""
+async def follow_members(
+    kafka: KafkaSettings,
+    directory: Directory,
+    stop: asyncio.Event,
+    health: FollowerHealth | None = None,
+) -> None:
+    """Read the members topic from the start into `directory` until `stop`.
+
+    With `health`, a record that is not a member announcement is skipped and counted there.
+    """
 
     def apply(key: bytes | None, value: bytes | None) -> None:
         if key is not None:
             directory.apply(key, value)
 
-    await follow_topic(kafka, TopicNames(kafka.topic_prefix).members, apply, stop)
+    await follow_topic(kafka, TopicNames(kafka.topic_prefix).members, apply, stop, health)

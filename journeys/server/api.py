@@ -9,12 +9,15 @@ worker reads whole.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import aiohttp
 import orjson
@@ -27,12 +30,15 @@ from projections.journey import Journey
 from projections.replay import parse_query
 from projections.settings import FoldSettings
 from projections.view import view, view_to_dict
+from schemas.codec import MAX_DEPTH
 from schemas.errors import InvalidEventError, JourneyLedgerError
 from schemas.events import IDENTIFIER_KINDS
+from schemas.printable import printable
 from schemas.redaction import mask_value
 from schemas.types import parse_timestamp
 from streams.directory import Directory
 from streams.flag_index import FlagIndex, FlagQuery
+from streams.kafka.follow import Followers
 from streams.queries import (
     Forwarded,
     identity_partition,
@@ -40,7 +46,10 @@ from streams.queries import (
     lookup_customer,
     read_journey,
 )
+from streams.stages.ingest import MAX_EVENT_BYTES
 from streams.worker import Worker
+
+log = logging.getLogger("journeys.api")
 
 MAX_EVENTS_PER_REQUEST = 500
 """The most events one `POST /v1/events` may carry."""
@@ -68,6 +77,10 @@ class ApiContext:
     producer: JourneyProducer | None = None
     session: aiohttp.ClientSession | None = None
     configured_tenants: frozenset[str] = frozenset()
+    executor: Executor | None = None
+    """Where a request's expensive work runs (None: asyncio's default thread pool), never on the
+    event loop that serves every other request."""
+    followers: Followers = field(default_factory=Followers)
 
 
 _CONTEXT = web.AppKey("context", ApiContext)
@@ -82,8 +95,26 @@ class HttpProblem(web.HTTPException):
         if hint:
             body["hint"] = hint
         super().__init__(
-            body=orjson.dumps({"error": body}), content_type="application/json", reason=code
+            text=orjson.dumps({"error": body}).decode(),
+            content_type="application/json",
+            reason=code,
         )
+
+
+class _Relayed(web.HTTPException):
+    """Another worker's JSON error answer, passed on with its status."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status_code = status
+        super().__init__(text=body.decode(errors="replace"), content_type="application/json")
+
+
+_T = TypeVar("_T")
+
+
+async def _off_loop(context: ApiContext, function: Callable[..., _T], *args: Any) -> _T:
+    """Run `function(*args)` in the context's executor: the event loop keeps serving meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(context.executor, function, *args)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -151,9 +182,7 @@ async def _ask_owner(
                 return None
             body = await response.read()
             if response.status != 200:
-                raise web.HTTPException(
-                    body=body, content_type="application/json", reason=response.reason
-                )
+                raise _Relayed(response.status, body)
             result: dict[str, Any] = orjson.loads(body)
             return result
     except aiohttp.ClientError as exc:
@@ -179,11 +208,11 @@ async def _journey_dict(
     for _ in range(8):  # merges chain rarely; a loop would be a bug
         partition = journey_partition(context.worker, tenant, customer_id)
         if partition in context.worker.owned("journeys"):
-            found = read_journey(context.worker, tenant, customer_id)
+            found = await _off_loop(context, _local_journey, context, tenant, customer_id)
             if isinstance(found, Forwarded):
                 customer_id = found.customer_id
                 continue
-            return None if found is None else _view_dict(context, found)
+            return found
         params = {"tenant": tenant, "customer_id": customer_id}
         answer = await _ask_owner(
             context, request, "journeys", partition, "/v1/internal/journey", params
@@ -193,6 +222,15 @@ async def _journey_dict(
             continue
         return answer
     return None
+
+
+def _local_journey(
+    context: ApiContext, tenant: str, customer_id: str
+) -> dict[str, Any] | Forwarded | None:
+    """A journey of an owned partition as the API shows it (decoding and the rules: costly for
+    a long journey, so callers run it off the event loop)."""
+    found = read_journey(context.worker, tenant, customer_id)
+    return found if found is None or isinstance(found, Forwarded) else _view_dict(context, found)
 
 
 def _view_dict(context: ApiContext, journey: Journey) -> dict[str, Any]:
@@ -368,11 +406,25 @@ async def _send_one(
         problems = [{"field": "tenant", "reason": f"this token may not write for {tenant!r}"}]
         return {**result, "status": "rejected", "problems": problems}
     try:
-        future = await context.producer.send(item if isinstance(item, dict) else orjson.dumps(item))
+        raw = orjson.dumps(item)
+    except orjson.JSONEncodeError:  # orjson stops at 255 levels: far past the door's limit
+        problems = [{"field": "", "reason": _TOO_DEEP}]
+        return {**result, "status": "rejected", "problems": problems}
+    if len(raw) > MAX_EVENT_BYTES:  # the limit ingest dead-letters at: refused here instead
+        reason = (
+            f"too large: {len(raw):,} bytes, the limit is {MAX_EVENT_BYTES:,}; keep documents "
+            "and attachments out of events (send a reference instead)"
+        )
+        return {**result, "status": "rejected", "problems": [{"field": "", "reason": reason}]}
+    try:
+        future = await context.producer.send(item if isinstance(item, dict) else raw)
     except InvalidEventError as exc:
         problems = [{"field": p.field, "reason": p.reason} for p in exc.problems]
         return {**result, "status": "rejected", "problems": problems}
     return {**result, "future": future}
+
+
+_TOO_DEEP = f"nested too deep: at most {MAX_DEPTH} levels of objects and arrays (the event is one)"
 
 
 async def internal_identity(request: web.Request) -> web.Response:
@@ -401,12 +453,12 @@ async def internal_journey(request: web.Request) -> web.Response:
     partition = journey_partition(context.worker, tenant, customer_id)
     if partition not in context.worker.owned("journeys"):
         raise HttpProblem(503, "unavailable", "this worker no longer owns that partition", "retry")
-    found = read_journey(context.worker, tenant, customer_id)
+    found = await _off_loop(context, _local_journey, context, tenant, customer_id)
     if found is None:
         _not_found(customer_id)
     if isinstance(found, Forwarded):
         return _json({"forwarded_to": found.customer_id})
-    return _json(_view_dict(context, found))
+    return _json(found)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -422,6 +474,7 @@ async def health(request: web.Request) -> web.Response:
                 "journeys": sorted(worker.owned("journeys")),
             },
             "workers": len(context.directory.members),
+            "followers": context.followers.to_dict(),
         }
     )
 
@@ -429,7 +482,7 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """`GET /metrics`: Prometheus text exposition (counts only, no customer data)."""
     context = _context(request)
-    body, content_type = render_metrics(context.worker, context.flags)
+    body, content_type = render_metrics(context.worker, context.flags, context.followers)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -455,25 +508,63 @@ def routes() -> Iterable[web.RouteDef]:
     ]
 
 
+_CODES = {400: "bad_request", 405: "method_not_allowed", 413: "too_large", 415: "bad_request"}
+
+_HINTS = {
+    413: f"split the batch: at most {MAX_EVENTS_PER_REQUEST} events and "
+    f"{MAX_EVENT_BYTES // 1024} KiB per event",
+}
+
+
 @web.middleware
 async def _errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """Every error as `{"error": {...}}`; an unexpected one logged in one line, no traceback."""
     try:
         return await handler(request)
+    except (HttpProblem, _Relayed):
+        raise
     except web.HTTPNotFound:
         raise HttpProblem(404, "not_found", f"no such endpoint {request.path}") from None
     except web.HTTPMethodNotAllowed as exc:
         raise HttpProblem(
             405, "method_not_allowed", f"{request.method} {request.path}: {exc}"
         ) from None
+    except web.HTTPException as exc:  # aiohttp's own, e.g. 413 past client_max_size
+        if exc.status < 400:
+            raise
+        code = _CODES.get(exc.status, "bad_request" if exc.status < 500 else "internal")
+        raise HttpProblem(
+            exc.status, code, exc.text or exc.reason, _HINTS.get(exc.status)
+        ) from None
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # one line, escaped; never a traceback per request
+        log.error(
+            "%s %s failed: %s: %s",
+            request.method,
+            printable(request.path[:200]),
+            type(exc).__name__,
+            printable(str(exc)[:200]),
+        )
+        raise HttpProblem(
+            500,
+            "internal",
+            "the request could not be processed",
+            "retry; if it keeps failing, report it with the time of the request",
+        ) from None
+
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""The largest request body; a larger one is answered 413."""
 
 
 def create_app(context: ApiContext) -> web.Application:
     """The API (and the web pages) as an aiohttp application."""
     from journeys.server.web import add_pages
 
-    app = web.Application(middlewares=[_errors], client_max_size=8 * 1024 * 1024)
+    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
     app[_CONTEXT] = context
     app.add_routes(routes())
     add_pages(app)

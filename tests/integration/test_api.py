@@ -21,7 +21,8 @@ from journeys.demo import demo_lines
 from journeys.devbroker import find_free_port
 from projections.settings import FoldSettings
 from projections.view import view_to_dict
-from streams.config import KafkaSettings
+from streams.config import KafkaSettings, TopicNames
+from streams.kafka.records import customer_key
 from tests.integration.ledger_log import (
     WorkerProcess,
     create,
@@ -267,3 +268,47 @@ def test_cli_queries_ask_the_real_api(stack: Stack) -> None:
     assert {f["tenant"] for f in flags} == {"acme-motors"}
     refused = runner.invoke(app, ["flags", "--api", stack.urls[0], "--token", "x" * 20])
     assert refused.exit_code == 2
+
+
+def test_followers_skip_bad_records_and_keep_following(stack: Stack) -> None:
+    """A record that is not JSON on the flag and members topics, then a good flag: it shows."""
+    names = TopicNames(stack.kafka.topic_prefix)
+    shown = stack.get("/v1/flags", limit=1).json()["flags"][0]
+    flag = {k: v for k, v in shown.items() if k not in ("tenant", "customer_id")}
+    flag["flag_id"] = "flg_" + "f" * 16
+    change = {
+        "change_id": "hardening-test-change",
+        "change": "opened",
+        "tenant": shown["tenant"],
+        "customer_id": shown["customer_id"],
+        "flag": flag,
+    }
+    key = customer_key(shown["tenant"], shown["customer_id"])
+    asyncio.run(produce(stack.kafka, names.members, [(b"forged-worker", b"\x1b[2J not json")]))
+    asyncio.run(
+        produce(
+            stack.kafka,
+            names.flags,
+            [(key, b"\x1b]0;not json\x07"), (key, orjson.dumps(change))],
+        )
+    )
+
+    def shown_everywhere() -> bool:
+        for url in (0, 1):
+            flags = stack.get("/v1/flags", url=url, limit=500).json()["flags"]
+            if flag["flag_id"] not in {f["flag_id"] for f in flags}:
+                return False
+        return True
+
+    wait_for(shown_everywhere, 60, "the good flag after the bad record on both workers", 0.5)
+    for url in (0, 1):
+        followers = stack.get("/health", url=url).json()["followers"]
+        assert followers["flags"]["state"] == "running"
+        assert followers["flags"]["skipped_records"] == 1
+        assert followers["members"]["skipped_records"] == 1
+        assert followers["flags"]["restarts"] == 0
+        metrics = httpx.get(stack.urls[url] + "/metrics", timeout=10).text
+        assert 'journeys_follower_skipped_records_total{follower="flags"} 1.0' in metrics
+    # and forwarding still works: every journey answers on both workers
+    for customer_id in stack.expected():
+        assert stack.get(f"/v1/journeys/{customer_id}", url=1).status_code == 200
