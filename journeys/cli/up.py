@@ -25,6 +25,7 @@ from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
 from journeys.cli.worker import worker_command
 from journeys.demo import demo_lines
 from journeys.devbroker import BrokerError, EmbeddedBroker
+from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.producer import JourneyProducer
 from journeys.settings import Settings, TokenEntry
 from streams.config import KafkaSettings
@@ -92,7 +93,7 @@ def up_command(
     loglevel: str,
 ) -> int:
     """Run the whole ledger in the foreground; returns an exit status when it cannot start."""
-    console = Console(highlight=False, soft_wrap=True)  # URLs stay whole, on one line
+    console = SafeConsole(highlight=False, soft_wrap=True)  # URLs stay whole, on one line
     embedded = not settings.bootstrap_configured
     if embedded:
         try:
