@@ -108,8 +108,13 @@ def up_command(
         data_dir = Path(tempfile.mkdtemp(prefix="journeys-up-"))
         atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     token = session_token()
+    # The workers' own secret (forwarding, members records): this run's, unless one is set.
+    peer_secret = settings.api.peer_secret or secrets.token_urlsafe(32)
     api = settings.api.model_copy(
-        update={"tokens": (*settings.api.tokens, TokenEntry(token=token, tenants=("*",)))}
+        update={
+            "tokens": (*settings.api.tokens, TokenEntry(token=token, tenants=("*",))),
+            "peer_secret": peer_secret,
+        }
     )
     settings = settings.model_copy(update={"api": api})
     kafka = settings.kafka_settings()

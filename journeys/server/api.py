@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 from aiohttp import web
+from yarl import URL
 
 from journeys.sdk.producer import JourneyProducer
+from journeys.server import peers
 from journeys.server.metrics import render_metrics
+from journeys.server.problems import HttpProblem, Relayed, errors_middleware
 from journeys.settings import TokenEntry
 from projections.journey import Journey
 from projections.replay import parse_query
@@ -33,7 +37,6 @@ from projections.view import view, view_to_dict
 from schemas.codec import MAX_DEPTH
 from schemas.errors import InvalidEventError, JourneyLedgerError
 from schemas.events import IDENTIFIER_KINDS
-from schemas.printable import printable
 from schemas.redaction import mask_value
 from schemas.types import parse_timestamp
 from streams.directory import Directory
@@ -48,8 +51,6 @@ from streams.queries import (
 )
 from streams.stages.ingest import MAX_EVENT_BYTES
 from streams.worker import Worker
-
-log = logging.getLogger("journeys.api")
 
 MAX_EVENTS_PER_REQUEST = 500
 """The most events one `POST /v1/events` may carry."""
@@ -81,32 +82,11 @@ class ApiContext:
     """Where a request's expensive work runs (None: asyncio's default thread pool), never on the
     event loop that serves every other request."""
     followers: Followers = field(default_factory=Followers)
+    peer_secret: str | None = field(default=None, repr=False)
+    """The workers' shared secret: forwarded requests are signed with it, never a client's token."""
 
 
 _CONTEXT = web.AppKey("context", ApiContext)
-
-
-class HttpProblem(web.HTTPException):
-    """An error answered as `{"error": {"code", "message", "hint"?}}`."""
-
-    def __init__(self, status: int, code: str, message: str, hint: str | None = None) -> None:
-        self.status_code = status
-        body: dict[str, Any] = {"code": code, "message": message}
-        if hint:
-            body["hint"] = hint
-        super().__init__(
-            text=orjson.dumps({"error": body}).decode(),
-            content_type="application/json",
-            reason=code,
-        )
-
-
-class _Relayed(web.HTTPException):
-    """Another worker's JSON error answer, passed on with its status."""
-
-    def __init__(self, status: int, body: bytes) -> None:
-        self.status_code = status
-        super().__init__(text=body.decode(errors="replace"), content_type="application/json")
 
 
 _T = TypeVar("_T")
@@ -158,7 +138,15 @@ def _candidate_tenants(context: ApiContext, allowed: frozenset[str] | None) -> l
 async def _ask_owner(
     context: ApiContext, request: web.Request, stage: str, partition: int, path: str, params: Any
 ) -> dict[str, Any] | None:
-    """Ask the worker owning a partition; None when it answers 404."""
+    """Ask the worker owning a partition, signed as a peer; None when it answers 404."""
+    if context.peer_secret is None:
+        raise HttpProblem(
+            503,
+            "unavailable",
+            f"partition {partition} of the {stage} stage is served by another worker, and this "
+            "one has no peer secret to ask it with",
+            "give every worker the same [api] peer_secret (JOURNEYS_PEER_SECRET)",
+        )
     owner = context.directory.owner(stage, partition)
     if (
         request.headers.get(FORWARDED)
@@ -173,16 +161,22 @@ async def _ask_owner(
             f"partition {partition} of the {stage} stage is not being served right now",
             "workers are starting or rebalancing; retry in a few seconds",
         )
-    headers = {"Authorization": request.headers["Authorization"], FORWARDED: "1"}
+    # The caller's token stays here: the owner is asked with the workers' own signature,
+    # carrying the tenants this caller may see.
+    url = URL(owner.api_url.rstrip("/") + path + "?" + urlencode(params), encoded=True)
+    now = time.time()  # the freshness window is on the wall clock, whatever the API's clock
+    allowed = _tenants_of(context, request)
+    headers = {
+        FORWARDED: "1",
+        **peers.sign(context.peer_secret, "GET", url.raw_path_qs, allowed, now),
+    }
     try:
-        async with context.session.get(
-            owner.api_url.rstrip("/") + path, params=params, headers=headers
-        ) as response:
+        async with context.session.get(url, headers=headers, allow_redirects=False) as response:
             if response.status == 404:
                 return None
             body = await response.read()
             if response.status != 200:
-                raise _Relayed(response.status, body)
+                raise Relayed(response.status, body)
             result: dict[str, Any] = orjson.loads(body)
             return result
     except aiohttp.ClientError as exc:
@@ -427,10 +421,22 @@ async def _send_one(
 _TOO_DEEP = f"nested too deep: at most {MAX_DEPTH} levels of objects and arrays (the event is one)"
 
 
+async def _peer_tenants(context: ApiContext, request: web.Request) -> frozenset[str] | None:
+    """The tenants a request forwarded by another worker may see; 401 unless it is signed."""
+    body = await request.read()
+    now = time.time()
+    try:
+        return peers.verify(
+            context.peer_secret, request.method, request.raw_path, request.headers, now, body
+        )
+    except peers.PeerAuthError as exc:
+        raise HttpProblem(401, "unauthorized", str(exc), exc.hint) from None
+
+
 async def internal_identity(request: web.Request) -> web.Response:
     """Forwarded lookup: the customer holding identity keys, on the owning worker."""
     context = _context(request)
-    allowed = _tenants_of(context, request)
+    allowed = await _peer_tenants(context, request)
     tenant = request.query.get("tenant", "")
     if allowed is not None and tenant not in allowed:
         _not_found("that identifier")
@@ -445,7 +451,7 @@ async def internal_identity(request: web.Request) -> web.Response:
 async def internal_journey(request: web.Request) -> web.Response:
     """Forwarded read: a journey (or where it was merged to), on the owning worker."""
     context = _context(request)
-    allowed = _tenants_of(context, request)
+    allowed = await _peer_tenants(context, request)
     tenant = request.query.get("tenant", "")
     customer_id = request.query.get("customer_id", "")
     if allowed is not None and tenant not in allowed:
@@ -474,6 +480,7 @@ async def health(request: web.Request) -> web.Response:
                 "journeys": sorted(worker.owned("journeys")),
             },
             "workers": len(context.directory.members),
+            "unauthenticated_member_records": context.directory.unauthenticated,
             "followers": context.followers.to_dict(),
         }
     )
@@ -508,54 +515,6 @@ def routes() -> Iterable[web.RouteDef]:
     ]
 
 
-_CODES = {400: "bad_request", 405: "method_not_allowed", 413: "too_large", 415: "bad_request"}
-
-_HINTS = {
-    413: f"split the batch: at most {MAX_EVENTS_PER_REQUEST} events and "
-    f"{MAX_EVENT_BYTES // 1024} KiB per event",
-}
-
-
-@web.middleware
-async def _errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every error as `{"error": {...}}`; an unexpected one logged in one line, no traceback."""
-    try:
-        return await handler(request)
-    except (HttpProblem, _Relayed):
-        raise
-    except web.HTTPNotFound:
-        raise HttpProblem(404, "not_found", f"no such endpoint {request.path}") from None
-    except web.HTTPMethodNotAllowed as exc:
-        raise HttpProblem(
-            405, "method_not_allowed", f"{request.method} {request.path}: {exc}"
-        ) from None
-    except web.HTTPException as exc:  # aiohttp's own, e.g. 413 past client_max_size
-        if exc.status < 400:
-            raise
-        code = _CODES.get(exc.status, "bad_request" if exc.status < 500 else "internal")
-        raise HttpProblem(
-            exc.status, code, exc.text or exc.reason, _HINTS.get(exc.status)
-        ) from None
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # one line, escaped; never a traceback per request
-        log.error(
-            "%s %s failed: %s: %s",
-            request.method,
-            printable(request.path[:200]),
-            type(exc).__name__,
-            printable(str(exc)[:200]),
-        )
-        raise HttpProblem(
-            500,
-            "internal",
-            "the request could not be processed",
-            "retry; if it keeps failing, report it with the time of the request",
-        ) from None
-
-
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """The largest request body; a larger one is answered 413."""
 
@@ -564,7 +523,7 @@ def create_app(context: ApiContext) -> web.Application:
     """The API (and the web pages) as an aiohttp application."""
     from journeys.server.web import add_pages
 
-    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY_BYTES)
     app[_CONTEXT] = context
     app.add_routes(routes())
     add_pages(app)

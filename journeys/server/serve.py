@@ -56,7 +56,7 @@ class ApiService(mode.Service):
         self.on_ready = on_ready
         self.followers = followers if followers is not None else Followers()
         self.flags = FlagIndex()
-        self.directory = Directory()
+        self.directory = Directory(settings.api.peer_secret)
         self.url = ""
         self._halt = asyncio.Event()
         self._followers: list[asyncio.Task[None]] = []
@@ -88,6 +88,7 @@ class ApiService(mode.Service):
             configured_tenants=frozenset(self.settings.tenants),
             executor=self._executor,
             followers=self.followers,
+            peer_secret=self.settings.api.peer_secret,
         )
         self._runner = web.AppRunner(create_app(context), access_log=None)
         await self._runner.setup()
@@ -110,6 +111,11 @@ class ApiService(mode.Service):
             asyncio.create_task(supervise(announcer, self._announce_loop, halt)),
         ]
         log.info("API of worker %s at %s", self.worker_id, self.url)
+        if not self.settings.api.peer_secret:
+            log.warning(
+                "no [api] peer_secret (JOURNEYS_PEER_SECRET): this worker answers only for the "
+                "partitions it owns; with more than one worker, give every one the same secret"
+            )
         if self.on_ready is not None:
             self.on_ready(self.url)
 
@@ -128,7 +134,8 @@ class ApiService(mode.Service):
             )
             shape = (member.ingest, member.journeys, member.tenants)
             if shape != last or time.monotonic() - last_at > _ANNOUNCE_EVERY_S:
-                await announce(self._announcer, self.worker.kafka, member)
+                secret = self.settings.api.peer_secret
+                await announce(self._announcer, self.worker.kafka, member, secret)
                 last, last_at = shape, time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._halt.wait(), 0.5)
