@@ -89,6 +89,8 @@ class KafkaSection(_Section):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    max_record_bytes: int = Field(default=1_048_576, ge=300 * 1024)
+    """The brokers' record size limit (`max.message.bytes`; Kafka's default is 1 MiB)."""
 
 
 class WorkerSection(_Section):
@@ -182,6 +184,7 @@ class Settings(_Section):
             ssl_keyfile=k.ssl_keyfile,
             max_batch_records=self.worker.max_batch_records,
             journey_generation=self.worker.journey_generation,
+            max_record_bytes=k.max_record_bytes,
         )
 
     def fold_settings(self) -> FoldSettings:
