@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from rich.console import Console
 from rich.segment import Segment
@@ -39,9 +38,3 @@ class SafeConsole(Console):
             for segment in buffer
         )
         return super()._render_buffer(safe)
-
-
-def safe_console(**options: Any) -> Console:
-    """A `SafeConsole` with highlighting off (values are shown as they are, not guessed at)."""
-    options.setdefault("highlight", False)
-    return SafeConsole(**options)

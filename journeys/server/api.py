@@ -174,6 +174,13 @@ async def _ask_owner(
         async with context.session.get(url, headers=headers, allow_redirects=False) as response:
             if response.status == 404:
                 return None
+            if response.status == 401:  # the peer refused our signature: not the caller's fault
+                raise HttpProblem(
+                    503,
+                    "unavailable",
+                    f"worker {owner.worker_id} refused this worker's peer signature",
+                    "every worker needs the same [api] peer_secret (JOURNEYS_PEER_SECRET)",
+                )
             body = await response.read()
             if response.status != 200:
                 raise Relayed(response.status, body)

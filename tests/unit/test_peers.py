@@ -68,7 +68,9 @@ def test_anything_changed_or_stale_is_refused(change: dict[str, Any]) -> None:
         )
 
 
-def _context(directory: Directory, session: aiohttp.ClientSession) -> api.ApiContext:
+def _context(
+    directory: Directory, session: aiohttp.ClientSession, secret: str = SECRET
+) -> api.ApiContext:
     worker = SimpleNamespace(
         kafka=SimpleNamespace(partitions=1),
         owned=lambda _stage: frozenset(),  # this worker owns nothing: it must forward
@@ -84,18 +86,21 @@ def _context(directory: Directory, session: aiohttp.ClientSession) -> api.ApiCon
         worker_id="asker",
         session=session,
         executor=ThreadPoolExecutor(1),
-        peer_secret=SECRET,
+        peer_secret=secret,
     )
 
 
-def _forward(directory_for: Any) -> tuple[int, list[web.Request]]:
+def _forward(directory_for: Any, secret: str = SECRET) -> tuple[int, list[web.Request]]:
     """Ask the API for a journey it must forward; what the owner's listener received."""
     seen: list[web.Request] = []
 
     async def owner(request: web.Request) -> web.Response:
         seen.append(request)
         now = time.time()
-        allowed = peers.verify(SECRET, request.method, request.raw_path, request.headers, now)
+        try:
+            allowed = peers.verify(SECRET, request.method, request.raw_path, request.headers, now)
+        except peers.PeerAuthError:
+            return web.json_response({"error": {"code": "unauthorized"}}, status=401)
         return web.json_response(
             {"customer_id": "cus_0123456789abcdef", "seen": sorted(allowed or ["*"])}
         )
@@ -105,7 +110,7 @@ def _forward(directory_for: Any) -> tuple[int, list[web.Request]]:
         listener.router.add_get("/v1/internal/journey", owner)
         async with TestServer(listener) as server, aiohttp.ClientSession() as session:
             url = str(server.make_url("")).rstrip("/")
-            context = _context(directory_for(url), session)
+            context = _context(directory_for(url), session, secret)
             async with TestClient(TestServer(api.create_app(context))) as client:
                 response = await client.get(
                     "/v1/journeys/cus_0123456789abcdef?tenant=acme-motors",
@@ -129,6 +134,19 @@ def test_a_forward_carries_a_signature_and_the_callers_tenants_not_the_token() -
     assert "Authorization" not in seen[0].headers
     assert ACME not in str(dict(seen[0].headers))
     assert seen[0].headers[peers.TENANTS] == "acme-motors"
+
+
+def test_a_peer_refusing_the_signature_is_unavailable_not_unauthorized() -> None:
+    other = "a-different-peer-secret-0123456789abcdef"
+
+    def sealed(url: str) -> Directory:
+        directory = Directory(other)
+        directory.apply(b"owner", sealed_record(other, Member("owner", url, (0,), (0,), (), 1.0)))
+        return directory
+
+    status, seen = _forward(sealed, other)
+    assert len(seen) == 1
+    assert status == 503
 
 
 def test_a_forged_member_record_gets_nothing() -> None:
