@@ -30,6 +30,9 @@ TOKEN_ENV = "JOURNEYS_TOKEN"
 TOKENS_ENV = "JOURNEYS_API_TOKENS"
 """The environment variable adding API tokens: `token=tenant,tenant;token2=*`."""
 
+PEER_SECRET_ENV = "JOURNEYS_PEER_SECRET"
+"""The environment variable overriding `[api] peer_secret`: the workers' shared secret."""
+
 CHECK_BROKER = (
     f"check --bootstrap-servers, {BOOTSTRAP_ENV} or [kafka] bootstrap_servers, "
     "and that the broker is running"
@@ -86,6 +89,8 @@ class KafkaSection(_Section):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    max_record_bytes: int = Field(default=1_048_576, ge=300 * 1024)
+    """The brokers' record size limit (`max.message.bytes`; Kafka's default is 1 MiB)."""
 
 
 class WorkerSection(_Section):
@@ -118,6 +123,9 @@ class ApiSection(_Section):
     port: int | None = Field(default=None, ge=0, le=65535)
     advertised_url: str | None = None
     tokens: tuple[TokenEntry, ...] = ()
+    peer_secret: str | None = Field(default=None, min_length=32, repr=False)
+    """The workers' shared secret: signs forwarded requests and seals members records. Every
+    worker of a deployment with more than one API needs the same one."""
 
 
 def parse_tokens(text: str) -> tuple[TokenEntry, ...]:
@@ -176,6 +184,7 @@ class Settings(_Section):
             ssl_keyfile=k.ssl_keyfile,
             max_batch_records=self.worker.max_batch_records,
             journey_generation=self.worker.journey_generation,
+            max_record_bytes=k.max_record_bytes,
         )
 
     def fold_settings(self) -> FoldSettings:
@@ -195,7 +204,8 @@ def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
     """Read the settings file given by `--config` or `JOURNEYS_CONFIG` (defaults without one).
 
     `JOURNEYS_BOOTSTRAP_SERVERS`, when set, overrides `[kafka] bootstrap_servers`;
-    `JOURNEYS_API` and `JOURNEYS_TOKEN` override `[client] api` and `token`.
+    `JOURNEYS_API` and `JOURNEYS_TOKEN` override `[client] api` and `token`;
+    `JOURNEYS_PEER_SECRET` overrides `[api] peer_secret`.
     """
     settings = _load_file(config, environ)
     bootstrap = environ.get(BOOTSTRAP_ENV, "").strip()
@@ -208,6 +218,12 @@ def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
     if client:
         section = settings.client.model_copy(update=client)
         settings = settings.model_copy(update={"client": section})
+    peer_secret = environ.get(PEER_SECRET_ENV, "").strip()
+    if peer_secret:
+        if len(peer_secret) < 32:
+            raise ConfigError(f"{PEER_SECRET_ENV}: the peer secret needs at least 32 characters")
+        api = settings.api.model_copy(update={"peer_secret": peer_secret})
+        settings = settings.model_copy(update={"api": api})
     tokens = environ.get(TOKENS_ENV, "").strip()
     if tokens:
         api = settings.api.model_copy(update={"tokens": settings.api.tokens + parse_tokens(tokens)})

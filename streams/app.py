@@ -20,6 +20,7 @@ from schemas.outputs import FlagChange, FlagSnapshot
 from streams import logsafe
 from streams.config import KafkaSettings
 from streams.flag_index import FlagIndex
+from streams.kafka.follow import Followers
 from streams.worker import Worker, use_uvloop
 
 log = logging.getLogger("journeys.flags")
@@ -81,6 +82,8 @@ class HostedWorker:
     app: Any
     stages: StagesService
     flags: FlagIndex
+    followers: Followers
+    """The flag-notification agent's health (the API service adds its followers here)."""
 
     def run(self, *services: mode.ServiceT, loglevel: str = "info") -> None:
         """Run with extra `services` until SIGINT or SIGTERM; never returns (exits the process)."""
@@ -113,6 +116,9 @@ def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:
         consumer_auto_offset_reset="earliest",
     )
     flags = FlagIndex()
+    followers = Followers()
+    health = followers.add("flag-notifications")
+    health.state = "running"
     flags_topic = app.topic(
         names.flags,
         key_serializer="raw",
@@ -123,7 +129,11 @@ def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:
 
     async def notify(stream: Any) -> None:
         async for value in stream:
-            change = FlagChange.from_bytes(value)
+            try:
+                change = FlagChange.from_bytes(value)
+            except Exception as exc:  # one bad record must not end the agent
+                health.skip(exc)
+                continue
             if flags.apply(change) and log_flags:
                 flag = change.flag
                 snapshot = flag if isinstance(flag, FlagSnapshot) else None
@@ -137,4 +147,4 @@ def build_app(worker: Worker, *, log_flags: bool = True) -> HostedWorker:
                 )
 
     app.agent(flags_topic, name="flag-notifications", concurrency=1)(notify)
-    return HostedWorker(app, StagesService(worker), flags)
+    return HostedWorker(app, StagesService(worker), flags, followers)

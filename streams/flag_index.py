@@ -18,7 +18,7 @@ import orjson
 
 from schemas.outputs import FlagChange, FlagSnapshot
 from streams.config import KafkaSettings
-from streams.kafka.follow import follow_topic
+from streams.kafka.follow import FollowerHealth, follow_topic
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +142,19 @@ def _matches(key: FlagKey, flag: FlagSnapshot, query: FlagQuery) -> bool:
     return not (query.until is not None and flag.opened_at > query.until)
 
 
-async def follow_flags(kafka: KafkaSettings, index: FlagIndex, stop: asyncio.Event) -> None:
-    """Read every partition of the flag topic from the start into `index` until `stop`."""
+async def follow_flags(
+    kafka: KafkaSettings,
+    index: FlagIndex,
+    stop: asyncio.Event,
+    health: FollowerHealth | None = None,
+) -> None:
+    """Read every partition of the flag topic from the start into `index` until `stop`.
+
+    With `health`, a record that is not a flag change is skipped and counted there.
+    """
 
     def apply(_key: bytes | None, value: bytes | None) -> None:
         if value:
             index.apply(FlagChange.from_bytes(value))
 
-    await follow_topic(kafka, kafka.names().flags, apply, stop)
+    await follow_topic(kafka, kafka.names().flags, apply, stop, health)

@@ -18,7 +18,13 @@ from projections.settings import FoldSettings
 from streams.config import KafkaSettings
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.ingest import ingest
-from streams.stages.journey_stage import DeadlineIndex, JourneyCache, process_events, reevaluate
+from streams.stages.journey_stage import (
+    RECORD_FRAMING_BYTES,
+    DeadlineIndex,
+    JourneyCache,
+    process_events,
+    reevaluate,
+)
 from streams.stages.recent import RecentEvents
 from streams.stages.runner import Stage, StageRunner
 from streams.store import keys
@@ -81,6 +87,7 @@ class Worker:
             self.deadlines,
             self.extra_rules,
             self.recent,
+            self.kafka.max_record_bytes,
         )
 
     def _tick(self, state: BatchState) -> list[OutRecord]:
@@ -116,7 +123,11 @@ class Worker:
         """Run both stages until `stop` is set, then close the stores."""
         tune_gc()
         producer = AIOKafkaProducer(
-            **self.kafka.client_options(), acks="all", enable_idempotence=False, linger_ms=5
+            **self.kafka.client_options(),
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=5,
+            max_request_size=max(1_048_576, self.kafka.max_record_bytes + RECORD_FRAMING_BYTES),
         )
         await producer.start()
         try:

@@ -19,6 +19,7 @@ from journeys.cli.app import FormatOption, OutputFormat, app, parse_moment, sett
 from journeys.cli.errors import EXIT_REJECTED, fail
 from journeys.cli.render import journey_panel
 from journeys.demo import DEMO_FILE
+from journeys.forensics.terminal import SafeConsole
 from projections.formatting import format_moment
 from projections.ledger import Ledger
 from projections.settings import FoldSettings
@@ -178,6 +179,6 @@ def check(
         sys.stdout.buffer.write(orjson.dumps(report_to_dict(report), option=orjson.OPT_INDENT_2))
         sys.stdout.buffer.write(b"\n")
     else:
-        render_report(Console(highlight=False), report)
+        render_report(SafeConsole(highlight=False), report)
     if report.rejected:
         raise typer.Exit(EXIT_REJECTED)

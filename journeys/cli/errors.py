@@ -7,6 +7,7 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.text import Text
 
+from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.client import ApiError
 from journeys.settings import CHECK_BROKER
 from schemas.errors import JourneyLedgerError
@@ -28,7 +29,7 @@ EXIT_UNAVAILABLE = 2
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_error(problem: BaseException | str, *, hint_apart: bool = False) -> None:

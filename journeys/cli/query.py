@@ -22,6 +22,7 @@ from journeys.cli.app import (
 )
 from journeys.cli.errors import EXIT_OK, api_failure
 from journeys.cli.render import flag_line, journey_panel
+from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.client import ApiClient, ApiError, flag_from_dict, view_from_dict
 from journeys.settings import API_ENV, TOKEN_ENV, ClientSection
 from schemas.errors import JourneyLedgerError
@@ -60,7 +61,7 @@ def journey_command(client: ApiClient, identifier: str, *, as_json: bool) -> int
             if as_json:
                 _print_json(found)
             else:
-                Console(highlight=False).print(journey_panel(view_from_dict(found)))
+                SafeConsole(highlight=False).print(journey_panel(view_from_dict(found)))
     except JourneyLedgerError as exc:
         return api_failure(exc)
     return EXIT_OK
@@ -82,7 +83,7 @@ def flags_command(
             if as_json:
                 _print_json(page)
             else:
-                _render_flags(Console(highlight=False), page)
+                _render_flags(SafeConsole(highlight=False), page)
     except JourneyLedgerError as exc:
         return api_failure(exc)
     return EXIT_OK
@@ -113,7 +114,7 @@ def _render_flags(console: Console, page: dict[str, Any]) -> None:
     cursor = page.get("next_cursor")
     if cursor:
         summary += f"; more: --all, or --cursor {cursor}"
-    console.print(summary)
+    console.print(summary, markup=False)
 
 
 class StatusFilter(StrEnum):

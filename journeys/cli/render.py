@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -60,5 +61,5 @@ def journey_panel(journey: JourneyView) -> Panel:
     else:
         parts.append(Text("no flags", style="green"))
     names = f" · {', '.join(journey.names)}" if journey.names else ""
-    title = f"[bold]{journey.tenant}[/] · {journey.customer_id}{names}"
+    title = f"[bold]{escape(journey.tenant)}[/] · {escape(journey.customer_id)}{escape(names)}"
     return Panel(Group(*parts), title=title, title_align="left")

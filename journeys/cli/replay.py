@@ -38,6 +38,7 @@ from journeys.forensics.live_diff import (
 from journeys.forensics.rebuild import check_target, describe_rebuild, rebuild
 from journeys.forensics.report import ReportFormat, print_report, render, write_report
 from journeys.forensics.source import ReadStats, read_events
+from journeys.forensics.terminal import SafeConsole, terminal_safe
 from journeys.settings import Settings
 from projections.replay import replay
 from projections.rules import Detector
@@ -97,7 +98,7 @@ def replay_command(
     generation time. With `api`, the differences from the live projection are printed on
     standard error (a warning when the API cannot be asked).
     """
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
     kafka = settings.kafka_settings()
     moment = as_of or now
     stats = ReadStats()
@@ -122,9 +123,9 @@ def replay_command(
             return EXIT_USAGE
         err.print(f"wrote {fmt.value} report to {output}", markup=False)
     elif fmt is ReportFormat.TEXT:
-        print_report(Console(highlight=False), result, now)
+        print_report(SafeConsole(highlight=False), result, now)
     else:
-        text = render(result, fmt, now)
+        text = terminal_safe(render(result, fmt, now))
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
     if api:
@@ -158,8 +159,8 @@ def rebuild_command(
     extra_rules: dict[str, Detector] | None = None,
 ) -> int:
     """Run `journeys rebuild` into `output`; print what changed versus the live flags."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    out = Console(highlight=False, soft_wrap=True)
+    err = SafeConsole(stderr=True, highlight=False, soft_wrap=True)
+    out = SafeConsole(highlight=False, soft_wrap=True)
     kafka = settings.kafka_settings()
     try:
         check_target(output, settings.worker.data_dir)

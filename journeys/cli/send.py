@@ -9,12 +9,12 @@ from typing import IO, Annotated
 
 import typer
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from journeys.cli.app import app, settings_of
 from journeys.cli.check import open_input
 from journeys.cli.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, print_error
+from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.producer import BrokerUnavailableError, Delivery, JourneyProducer
 from journeys.settings import CHECK_BROKER
 from schemas.codec import Accepted, Rejected, decode_lines
@@ -64,8 +64,8 @@ async def send_lines(
 
 def send_command(handle: IO[bytes], name: str, settings: KafkaSettings) -> int:
     """Run `journeys send`: print rejected lines and the count sent; return the exit status."""
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    out = SafeConsole(highlight=False)
+    err = SafeConsole(stderr=True, highlight=False)
     try:
         lines = handle.readlines()
     except OSError as exc:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import typer
-from rich.console import Console
 
 from journeys.cli.app import app, settings_of
 from journeys.cli.errors import EXIT_OK, EXIT_UNAVAILABLE, print_error
+from journeys.forensics.terminal import SafeConsole
 from journeys.settings import CHECK_BROKER
 from streams.admin import BrokerError
 from streams.config import KafkaSettings
@@ -27,7 +27,7 @@ def topics_create_command(settings: KafkaSettings, *, timeout_s: float = 30.0) -
     except BrokerError as exc:
         print_error(f"{exc} ({CHECK_BROKER})")
         return EXIT_UNAVAILABLE
-    out = Console(highlight=False)
+    out = SafeConsole(highlight=False)
     for spec in specs:
         config = ", ".join(f"{k}={v}" for k, v in sorted(spec.config.items()))
         out.print(f"{spec.name}\tpartitions={spec.partitions}\t{config}", markup=False)

@@ -25,6 +25,7 @@ from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
 from journeys.cli.worker import worker_command
 from journeys.demo import demo_lines
 from journeys.devbroker import BrokerError, EmbeddedBroker
+from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.producer import JourneyProducer
 from journeys.settings import Settings, TokenEntry
 from streams.config import KafkaSettings
@@ -92,7 +93,7 @@ def up_command(
     loglevel: str,
 ) -> int:
     """Run the whole ledger in the foreground; returns an exit status when it cannot start."""
-    console = Console(highlight=False, soft_wrap=True)  # URLs stay whole, on one line
+    console = SafeConsole(highlight=False, soft_wrap=True)  # URLs stay whole, on one line
     embedded = not settings.bootstrap_configured
     if embedded:
         try:
@@ -107,8 +108,13 @@ def up_command(
         data_dir = Path(tempfile.mkdtemp(prefix="journeys-up-"))
         atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     token = session_token()
+    # The workers' own secret (forwarding, members records): this run's, unless one is set.
+    peer_secret = settings.api.peer_secret or secrets.token_urlsafe(32)
     api = settings.api.model_copy(
-        update={"tokens": (*settings.api.tokens, TokenEntry(token=token, tenants=("*",)))}
+        update={
+            "tokens": (*settings.api.tokens, TokenEntry(token=token, tenants=("*",))),
+            "peer_secret": peer_secret,
+        }
     )
     settings = settings.model_copy(update={"api": api})
     kafka = settings.kafka_settings()

@@ -70,6 +70,7 @@ def worker_command(
                 port=port,
                 worker_id=new_worker_id(),
                 on_ready=on_api_ready,
+                followers=hosted.followers,
             )
         )
     hosted.run(*services, loglevel=loglevel)

@@ -6,11 +6,13 @@ import io
 from datetime import datetime
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from journeys.forensics.document import GENERATOR, document_of, stamp
+from journeys.forensics.terminal import SafeConsole
 from projections.replay import Replay
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
@@ -35,7 +37,7 @@ def report_renderable(replay: Replay, generated_at: datetime) -> Group:
         meta.add_row(key, value)
     header = Panel(
         Group(meta, Text(""), Text(doc.summary)),
-        title=f"[bold]{doc.title}[/]",
+        title=f"[bold]{escape(doc.title)}[/]",
         title_align="left",
     )
     flags: list[Text] = [Text("Flags at the as-of moment", style="bold underline")]
@@ -95,6 +97,6 @@ def print_report(console: Console, replay: Replay, generated_at: datetime) -> No
 def render_text(replay: Replay, generated_at: datetime, width: int = 120) -> str:
     """The text report as plain text, without colour codes (for a file)."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, highlight=False)
+    console = SafeConsole(file=buffer, width=width, color_system=None, highlight=False)
     print_report(console, replay, generated_at)
     return buffer.getvalue()

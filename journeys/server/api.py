@@ -9,30 +9,39 @@ worker reads whole.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 from aiohttp import web
+from yarl import URL
 
 from journeys.sdk.producer import JourneyProducer
+from journeys.server import peers
 from journeys.server.metrics import render_metrics
+from journeys.server.problems import HttpProblem, Relayed, errors_middleware
 from journeys.settings import TokenEntry
 from projections.journey import Journey
 from projections.replay import parse_query
 from projections.settings import FoldSettings
 from projections.view import view, view_to_dict
+from schemas.codec import MAX_DEPTH
 from schemas.errors import InvalidEventError, JourneyLedgerError
 from schemas.events import IDENTIFIER_KINDS
 from schemas.redaction import mask_value
 from schemas.types import parse_timestamp
 from streams.directory import Directory
 from streams.flag_index import FlagIndex, FlagQuery
+from streams.kafka.follow import Followers
 from streams.queries import (
     Forwarded,
     identity_partition,
@@ -40,6 +49,7 @@ from streams.queries import (
     lookup_customer,
     read_journey,
 )
+from streams.stages.ingest import MAX_EVENT_BYTES
 from streams.worker import Worker
 
 MAX_EVENTS_PER_REQUEST = 500
@@ -68,22 +78,23 @@ class ApiContext:
     producer: JourneyProducer | None = None
     session: aiohttp.ClientSession | None = None
     configured_tenants: frozenset[str] = frozenset()
+    executor: Executor | None = None
+    """Where a request's expensive work runs (None: asyncio's default thread pool), never on the
+    event loop that serves every other request."""
+    followers: Followers = field(default_factory=Followers)
+    peer_secret: str | None = field(default=None, repr=False)
+    """The workers' shared secret: forwarded requests are signed with it, never a client's token."""
 
 
 _CONTEXT = web.AppKey("context", ApiContext)
 
 
-class HttpProblem(web.HTTPException):
-    """An error answered as `{"error": {"code", "message", "hint"?}}`."""
+_T = TypeVar("_T")
 
-    def __init__(self, status: int, code: str, message: str, hint: str | None = None) -> None:
-        self.status_code = status
-        body: dict[str, Any] = {"code": code, "message": message}
-        if hint:
-            body["hint"] = hint
-        super().__init__(
-            body=orjson.dumps({"error": body}), content_type="application/json", reason=code
-        )
+
+async def _off_loop(context: ApiContext, function: Callable[..., _T], *args: Any) -> _T:
+    """Run `function(*args)` in the context's executor: the event loop keeps serving meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(context.executor, function, *args)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -127,7 +138,15 @@ def _candidate_tenants(context: ApiContext, allowed: frozenset[str] | None) -> l
 async def _ask_owner(
     context: ApiContext, request: web.Request, stage: str, partition: int, path: str, params: Any
 ) -> dict[str, Any] | None:
-    """Ask the worker owning a partition; None when it answers 404."""
+    """Ask the worker owning a partition, signed as a peer; None when it answers 404."""
+    if context.peer_secret is None:
+        raise HttpProblem(
+            503,
+            "unavailable",
+            f"partition {partition} of the {stage} stage is served by another worker, and this "
+            "one has no peer secret to ask it with",
+            "give every worker the same [api] peer_secret (JOURNEYS_PEER_SECRET)",
+        )
     owner = context.directory.owner(stage, partition)
     if (
         request.headers.get(FORWARDED)
@@ -142,18 +161,29 @@ async def _ask_owner(
             f"partition {partition} of the {stage} stage is not being served right now",
             "workers are starting or rebalancing; retry in a few seconds",
         )
-    headers = {"Authorization": request.headers["Authorization"], FORWARDED: "1"}
+    # The caller's token stays here: the owner is asked with the workers' own signature,
+    # carrying the tenants this caller may see.
+    url = URL(owner.api_url.rstrip("/") + path + "?" + urlencode(params), encoded=True)
+    now = time.time()  # the freshness window is on the wall clock, whatever the API's clock
+    allowed = _tenants_of(context, request)
+    headers = {
+        FORWARDED: "1",
+        **peers.sign(context.peer_secret, "GET", url.raw_path_qs, allowed, now),
+    }
     try:
-        async with context.session.get(
-            owner.api_url.rstrip("/") + path, params=params, headers=headers
-        ) as response:
+        async with context.session.get(url, headers=headers, allow_redirects=False) as response:
             if response.status == 404:
                 return None
+            if response.status == 401:  # the peer refused our signature: not the caller's fault
+                raise HttpProblem(
+                    503,
+                    "unavailable",
+                    f"worker {owner.worker_id} refused this worker's peer signature",
+                    "every worker needs the same [api] peer_secret (JOURNEYS_PEER_SECRET)",
+                )
             body = await response.read()
             if response.status != 200:
-                raise web.HTTPException(
-                    body=body, content_type="application/json", reason=response.reason
-                )
+                raise Relayed(response.status, body)
             result: dict[str, Any] = orjson.loads(body)
             return result
     except aiohttp.ClientError as exc:
@@ -179,11 +209,11 @@ async def _journey_dict(
     for _ in range(8):  # merges chain rarely; a loop would be a bug
         partition = journey_partition(context.worker, tenant, customer_id)
         if partition in context.worker.owned("journeys"):
-            found = read_journey(context.worker, tenant, customer_id)
+            found = await _off_loop(context, _local_journey, context, tenant, customer_id)
             if isinstance(found, Forwarded):
                 customer_id = found.customer_id
                 continue
-            return None if found is None else _view_dict(context, found)
+            return found
         params = {"tenant": tenant, "customer_id": customer_id}
         answer = await _ask_owner(
             context, request, "journeys", partition, "/v1/internal/journey", params
@@ -193,6 +223,15 @@ async def _journey_dict(
             continue
         return answer
     return None
+
+
+def _local_journey(
+    context: ApiContext, tenant: str, customer_id: str
+) -> dict[str, Any] | Forwarded | None:
+    """A journey of an owned partition as the API shows it (decoding and the rules: costly for
+    a long journey, so callers run it off the event loop)."""
+    found = read_journey(context.worker, tenant, customer_id)
+    return found if found is None or isinstance(found, Forwarded) else _view_dict(context, found)
 
 
 def _view_dict(context: ApiContext, journey: Journey) -> dict[str, Any]:
@@ -368,17 +407,43 @@ async def _send_one(
         problems = [{"field": "tenant", "reason": f"this token may not write for {tenant!r}"}]
         return {**result, "status": "rejected", "problems": problems}
     try:
-        future = await context.producer.send(item if isinstance(item, dict) else orjson.dumps(item))
+        raw = orjson.dumps(item)
+    except orjson.JSONEncodeError:  # orjson stops at 255 levels: far past the door's limit
+        problems = [{"field": "", "reason": _TOO_DEEP}]
+        return {**result, "status": "rejected", "problems": problems}
+    if len(raw) > MAX_EVENT_BYTES:  # the limit ingest dead-letters at: refused here instead
+        reason = (
+            f"too large: {len(raw):,} bytes, the limit is {MAX_EVENT_BYTES:,}; keep documents "
+            "and attachments out of events (send a reference instead)"
+        )
+        return {**result, "status": "rejected", "problems": [{"field": "", "reason": reason}]}
+    try:
+        future = await context.producer.send(item if isinstance(item, dict) else raw)
     except InvalidEventError as exc:
         problems = [{"field": p.field, "reason": p.reason} for p in exc.problems]
         return {**result, "status": "rejected", "problems": problems}
     return {**result, "future": future}
 
 
+_TOO_DEEP = f"nested too deep: at most {MAX_DEPTH} levels of objects and arrays (the event is one)"
+
+
+async def _peer_tenants(context: ApiContext, request: web.Request) -> frozenset[str] | None:
+    """The tenants a request forwarded by another worker may see; 401 unless it is signed."""
+    body = await request.read()
+    now = time.time()
+    try:
+        return peers.verify(
+            context.peer_secret, request.method, request.raw_path, request.headers, now, body
+        )
+    except peers.PeerAuthError as exc:
+        raise HttpProblem(401, "unauthorized", str(exc), exc.hint) from None
+
+
 async def internal_identity(request: web.Request) -> web.Response:
     """Forwarded lookup: the customer holding identity keys, on the owning worker."""
     context = _context(request)
-    allowed = _tenants_of(context, request)
+    allowed = await _peer_tenants(context, request)
     tenant = request.query.get("tenant", "")
     if allowed is not None and tenant not in allowed:
         _not_found("that identifier")
@@ -393,7 +458,7 @@ async def internal_identity(request: web.Request) -> web.Response:
 async def internal_journey(request: web.Request) -> web.Response:
     """Forwarded read: a journey (or where it was merged to), on the owning worker."""
     context = _context(request)
-    allowed = _tenants_of(context, request)
+    allowed = await _peer_tenants(context, request)
     tenant = request.query.get("tenant", "")
     customer_id = request.query.get("customer_id", "")
     if allowed is not None and tenant not in allowed:
@@ -401,12 +466,12 @@ async def internal_journey(request: web.Request) -> web.Response:
     partition = journey_partition(context.worker, tenant, customer_id)
     if partition not in context.worker.owned("journeys"):
         raise HttpProblem(503, "unavailable", "this worker no longer owns that partition", "retry")
-    found = read_journey(context.worker, tenant, customer_id)
+    found = await _off_loop(context, _local_journey, context, tenant, customer_id)
     if found is None:
         _not_found(customer_id)
     if isinstance(found, Forwarded):
         return _json({"forwarded_to": found.customer_id})
-    return _json(_view_dict(context, found))
+    return _json(found)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -422,6 +487,8 @@ async def health(request: web.Request) -> web.Response:
                 "journeys": sorted(worker.owned("journeys")),
             },
             "workers": len(context.directory.members),
+            "unauthenticated_member_records": context.directory.unauthenticated,
+            "followers": context.followers.to_dict(),
         }
     )
 
@@ -429,7 +496,7 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """`GET /metrics`: Prometheus text exposition (counts only, no customer data)."""
     context = _context(request)
-    body, content_type = render_metrics(context.worker, context.flags)
+    body, content_type = render_metrics(context.worker, context.flags, context.followers)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -455,25 +522,15 @@ def routes() -> Iterable[web.RouteDef]:
     ]
 
 
-@web.middleware
-async def _errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPNotFound:
-        raise HttpProblem(404, "not_found", f"no such endpoint {request.path}") from None
-    except web.HTTPMethodNotAllowed as exc:
-        raise HttpProblem(
-            405, "method_not_allowed", f"{request.method} {request.path}: {exc}"
-        ) from None
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""The largest request body; a larger one is answered 413."""
 
 
 def create_app(context: ApiContext) -> web.Application:
     """The API (and the web pages) as an aiohttp application."""
     from journeys.server.web import add_pages
 
-    app = web.Application(middlewares=[_errors], client_max_size=8 * 1024 * 1024)
+    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY_BYTES)
     app[_CONTEXT] = context
     app.add_routes(routes())
     add_pages(app)

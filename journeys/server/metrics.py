@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from streams.flag_index import FlagIndex
+from streams.kafka.follow import Followers
 from streams.worker import Worker
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -18,9 +19,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class LedgerCollector(Collector):
     """Reads the worker's counters at scrape time (nothing is counted per event here)."""
 
-    def __init__(self, worker: Worker, flags: FlagIndex) -> None:
+    def __init__(self, worker: Worker, flags: FlagIndex, followers: Followers) -> None:
         self.worker = worker
         self.flags = flags
+        self.followers = followers
 
     def collect(self) -> Iterator[Metric]:
         """The metric families, as of now."""
@@ -59,10 +61,33 @@ class LedgerCollector(Collector):
         changes = CounterMetricFamily("journeys_flag_changes", "Flag changes read")
         changes.add_metric([], self.flags.changes)
         yield changes
+        yield from self._followers()
+
+    def _followers(self) -> Iterator[Metric]:
+        skipped = CounterMetricFamily(
+            "journeys_follower_skipped_records",
+            "Records a follower skipped because it could not apply them",
+            labels=["follower"],
+        )
+        restarts = CounterMetricFamily(
+            "journeys_follower_restarts",
+            "Times a follower died and was restarted",
+            labels=["follower"],
+        )
+        running = GaugeMetricFamily(
+            "journeys_follower_running", "1 while a follower runs, else 0", labels=["follower"]
+        )
+        for name, health in sorted(self.followers.health.items()):
+            skipped.add_metric([name], health.skipped)
+            restarts.add_metric([name], health.restarts)
+            running.add_metric([name], 1 if health.state == "running" else 0)
+        yield from (skipped, restarts, running)
 
 
-def render_metrics(worker: Worker, flags: FlagIndex) -> tuple[bytes, str]:
+def render_metrics(
+    worker: Worker, flags: FlagIndex, followers: Followers | None = None
+) -> tuple[bytes, str]:
     """The exposition text and its content type."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(worker, flags))
+    registry.register(LedgerCollector(worker, flags, followers or Followers()))
     return generate_latest(registry), CONTENT_TYPE

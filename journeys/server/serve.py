@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from journeys.server.api import ApiContext, create_app
 from journeys.settings import Settings
 from streams.directory import Directory, Member, announce, follow_members, withdraw
 from streams.flag_index import FlagIndex, follow_flags
+from streams.kafka.follow import Followers, supervise
 from streams.worker import Worker
 
 log = logging.getLogger("journeys.api")
@@ -41,6 +43,7 @@ class ApiService(mode.Service):
         port: int,
         worker_id: str,
         on_ready: Callable[[str], None] | None = None,
+        followers: Followers | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -51,8 +54,9 @@ class ApiService(mode.Service):
         self.port = port
         self.worker_id = worker_id
         self.on_ready = on_ready
+        self.followers = followers if followers is not None else Followers()
         self.flags = FlagIndex()
-        self.directory = Directory()
+        self.directory = Directory(settings.api.peer_secret)
         self.url = ""
         self._halt = asyncio.Event()
         self._followers: list[asyncio.Task[None]] = []
@@ -60,6 +64,8 @@ class ApiService(mode.Service):
         self._session: aiohttp.ClientSession | None = None
         self._events: JourneyProducer | None = None
         self._announcer: AIOKafkaProducer | None = None
+        # Long journeys are read and evaluated here, off the loop; two threads bound the work.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="journeys-api")
 
     async def on_started(self) -> None:
         """Open the producers and the socket, then start following and announcing."""
@@ -80,6 +86,9 @@ class ApiService(mode.Service):
             producer=self._events,
             session=self._session,
             configured_tenants=frozenset(self.settings.tenants),
+            executor=self._executor,
+            followers=self.followers,
+            peer_secret=self.settings.api.peer_secret,
         )
         self._runner = web.AppRunner(create_app(context), access_log=None)
         await self._runner.setup()
@@ -87,12 +96,26 @@ class ApiService(mode.Service):
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = self.settings.api.advertised_url or f"http://{_public_host(self.host)}:{port}"
+        flags, members = self.followers.add("flags"), self.followers.add("members")
+        announcer = self.followers.add("announcer")
+        halt = self._halt
         self._followers = [
-            asyncio.create_task(follow_flags(kafka, self.flags, self._halt)),
-            asyncio.create_task(follow_members(kafka, self.directory, self._halt)),
-            asyncio.create_task(self._announce_loop()),
+            asyncio.create_task(
+                supervise(flags, lambda: follow_flags(kafka, self.flags, halt, flags), halt)
+            ),
+            asyncio.create_task(
+                supervise(
+                    members, lambda: follow_members(kafka, self.directory, halt, members), halt
+                )
+            ),
+            asyncio.create_task(supervise(announcer, self._announce_loop, halt)),
         ]
         log.info("API of worker %s at %s", self.worker_id, self.url)
+        if not self.settings.api.peer_secret:
+            log.warning(
+                "no [api] peer_secret (JOURNEYS_PEER_SECRET): this worker answers only for the "
+                "partitions it owns; with more than one worker, give every one the same secret"
+            )
         if self.on_ready is not None:
             self.on_ready(self.url)
 
@@ -111,7 +134,8 @@ class ApiService(mode.Service):
             )
             shape = (member.ingest, member.journeys, member.tenants)
             if shape != last or time.monotonic() - last_at > _ANNOUNCE_EVERY_S:
-                await announce(self._announcer, self.worker.kafka, member)
+                secret = self.settings.api.peer_secret
+                await announce(self._announcer, self.worker.kafka, member, secret)
                 last, last_at = shape, time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._halt.wait(), 0.5)
@@ -129,6 +153,7 @@ class ApiService(mode.Service):
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+        self._executor.shutdown(wait=True, cancel_futures=True)
         for producer in (self._events, self._announcer):
             if producer is not None:
                 with contextlib.suppress(Exception):

@@ -43,6 +43,9 @@ from streams.store.state import BatchState
 
 _EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
+RECORD_FRAMING_BYTES = 512
+"""Room left in the record limit for a state record's framing: the batch and record headers."""
+
 
 def encode_journey(journey: Journey) -> bytes:
     """A journey's events as stored: a JSON array in journey order."""
@@ -147,9 +150,12 @@ class JourneyBatch:
         cache: JourneyCache,
         deadlines: DeadlineIndex | None = None,
         extra_rules: Mapping[str, Detector] | None = None,
+        max_record_bytes: int | None = None,
     ) -> None:
         self.state = state
         self.cache = cache
+        self.max_record_bytes = max_record_bytes
+        """The record limit a journey's state record must stay within (None: no limit)."""
         self.extra_rules = dict(extra_rules) if extra_rules else None
         # A worker's index mirrors the stored deadlines, so an unchanged one is not written
         # again; without one (offline), every evaluation writes its deadline.
@@ -229,16 +235,58 @@ class JourneyBatch:
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
+            encoded: bytes | None = self.encoded(ref, journey)
+            if encoded is not None and len(encoded) > self.budget(ref):
+                journey, encoded = self.fit(ref), None  # too large for one record
             verdict: tuple[tuple[Flag, ...], datetime | None] | None
             try:
                 verdict = self.judge(journey, now, settings)
             except Exception:  # an event the rules cannot take: find it, set it aside
                 journey, verdict = self.set_aside(ref, now, settings)
-            self.state.put(keys.journey_key(ref), self.encoded(ref, journey))
+                encoded = None
+            if journey is not self.before.get(ref) and journey.events:
+                self.state.put(keys.journey_key(ref), encoded or self.encoded(ref, journey))
             self.cache.put(self.state.partition, journey)
             if verdict is not None:
                 self.emit(journey, now, settings, verdict)
         return self.out
+
+    def budget(self, ref: CustomerRef) -> int | float:
+        """The most bytes the journey's stored events may take in one state record."""
+        if self.max_record_bytes is None:
+            return float("inf")
+        return self.max_record_bytes - RECORD_FRAMING_BYTES - len(keys.journey_key(ref))
+
+    def fit(self, ref: CustomerRef) -> Journey:
+        """The journey as first loaded, with the batch's events that keep it within the record
+        limit, in arrival order; the others go to dead letters with a reason naming the limit."""
+        kept = self.before.get(ref) or Journey(*ref)
+        held = self.held.get(ref, 0)
+        stored = self.state.get(keys.journey_key(ref)) if held else None
+        size = len(stored) if stored is not None else len(encode_journey(kept))
+        budget, added, fitting = self.budget(ref), self.added.get(ref, {}), []
+        for event, record in self.sources.get(ref, []):
+            raw = added.get(event.event_id) or encode_event(event)
+            grow = len(raw) + (1 if kept.events else 0)
+            if size + grow <= budget:
+                try:
+                    kept, size = journey_fold.apply(kept, event), size + grow
+                    fitting.append((event, record))
+                    continue
+                except EventConflictError:
+                    pass
+            added.pop(event.event_id, None)
+            if record is not None and size + grow > budget:
+                reason = (
+                    f"journey too large: with this event the customer's state record would "
+                    f"take {size + grow:,} bytes, over the record limit of "
+                    f"{self.max_record_bytes:,} ([kafka] max_record_bytes); the journey "
+                    "keeps the events it has"
+                )
+                self.out.append(dead_letter(record, reason))
+        self.sources[ref] = fitting
+        self.dirty[ref] = kept
+        return kept
 
     def judge(
         self, journey: Journey, now: datetime, settings: FoldSettings
@@ -365,14 +413,16 @@ def process_events(
     deadlines: DeadlineIndex | None = None,
     extra_rules: Mapping[str, Detector] | None = None,
     recent: RecentEvents | None = None,
+    max_record_bytes: int | None = None,
 ) -> list[OutRecord]:
     """Fold one partition's batch of keyed events and merges; return what to produce.
 
     With `recent`, events ingest built in this process are taken as they are, not decoded.
     A record that cannot be decoded or folded, or that the rules fail on, goes to dead letters
-    with the reason and the exception type; the batch goes on.
+    with the reason and the exception type; the batch goes on. With `max_record_bytes`, the
+    events that would make a journey's state record larger go to dead letters too.
     """
-    batch = JourneyBatch(state, cache, deadlines, extra_rules)
+    batch = JourneyBatch(state, cache, deadlines, extra_rules, max_record_bytes)
     decode = decode_trusted if recent is None else recent.decode
     for record in records:
         try:

@@ -7,6 +7,8 @@ workers must give the same answers (each forwards what it does not own to the ot
 from __future__ import annotations
 
 import asyncio
+import http.server
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +23,9 @@ from journeys.demo import demo_lines
 from journeys.devbroker import find_free_port
 from projections.settings import FoldSettings
 from projections.view import view_to_dict
-from streams.config import KafkaSettings
+from streams.config import KafkaSettings, TopicNames
+from streams.directory import Member, sealed_record
+from streams.kafka.records import customer_key
 from tests.integration.ledger_log import (
     WorkerProcess,
     create,
@@ -34,6 +38,7 @@ from tests.integration.ledger_log import (
 
 ALL = "all-tenants-token-0123456789"
 ACME = "acme-only-token-0123456789ab"
+PEER_SECRET = "api-test-peer-secret-0123456789abcdef"
 
 
 @dataclass
@@ -66,6 +71,7 @@ def stack(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> I
             "[api]\n"
             f'tokens = [{{token = "{ALL}", tenants = ["*"]}}, '
             f'{{token = "{ACME}", tenants = ["acme-motors"]}}]\n'
+            f'peer_secret = "{PEER_SECRET}"\n'
         )
     ports = [find_free_port(), find_free_port()]
     workers = [
@@ -267,3 +273,97 @@ def test_cli_queries_ask_the_real_api(stack: Stack) -> None:
     assert {f["tenant"] for f in flags} == {"acme-motors"}
     refused = runner.invoke(app, ["flags", "--api", stack.urls[0], "--token", "x" * 20])
     assert refused.exit_code == 2
+
+
+def test_followers_skip_bad_records_and_keep_following(stack: Stack) -> None:
+    """A record that is not JSON on the flag and members topics, then a good flag: it shows."""
+    names = TopicNames(stack.kafka.topic_prefix)
+    shown = stack.get("/v1/flags", limit=1).json()["flags"][0]
+    flag = {k: v for k, v in shown.items() if k not in ("tenant", "customer_id")}
+    flag["flag_id"] = "flg_" + "f" * 16
+    change = {
+        "change_id": "hardening-test-change",
+        "change": "opened",
+        "tenant": shown["tenant"],
+        "customer_id": shown["customer_id"],
+        "flag": flag,
+    }
+    key = customer_key(shown["tenant"], shown["customer_id"])
+    asyncio.run(produce(stack.kafka, names.members, [(b"forged-worker", b"\x1b[2J not json")]))
+    asyncio.run(
+        produce(
+            stack.kafka,
+            names.flags,
+            [(key, b"\x1b]0;not json\x07"), (key, orjson.dumps(change))],
+        )
+    )
+
+    def shown_everywhere() -> bool:
+        for url in (0, 1):
+            flags = stack.get("/v1/flags", url=url, limit=500).json()["flags"]
+            if flag["flag_id"] not in {f["flag_id"] for f in flags}:
+                return False
+        return True
+
+    wait_for(shown_everywhere, 60, "the good flag after the bad record on both workers", 0.5)
+    for url in (0, 1):
+        followers = stack.get("/health", url=url).json()["followers"]
+        assert followers["flags"]["state"] == "running"
+        assert followers["flags"]["skipped_records"] == 1
+        assert followers["members"]["skipped_records"] == 1
+        assert followers["flags"]["restarts"] == 0
+        metrics = httpx.get(stack.urls[url] + "/metrics", timeout=10).text
+        assert 'journeys_follower_skipped_records_total{follower="flags"} 1.0' in metrics
+    # and forwarding still works: every journey answers on both workers
+    for customer_id in stack.expected():
+        assert stack.get(f"/v1/journeys/{customer_id}", url=1).status_code == 200
+
+
+def test_a_forged_member_record_gets_no_request_and_no_token(stack: Stack) -> None:
+    """An unsealed (or wrongly sealed) members record claiming every partition is ignored."""
+    received: list[str] = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(f"{self.path} {dict(self.headers)}")
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"customer_id": "cus_0000000000000000"}')
+
+        def log_message(self, *args: object) -> None:
+            del args
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", find_free_port()), Listener)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        every = tuple(range(stack.kafka.partitions))
+        evil = Member(
+            "evil", f"http://127.0.0.1:{server.server_port}", every, every, ("acme-motors",), 4e9
+        )
+        records = [
+            (b"evil", sealed_record(None, evil)),
+            (b"evil", sealed_record("a-guessed-secret-0123456789abcdef0123", evil)),
+        ]
+        before = [
+            stack.get("/health", url=i).json()["unauthenticated_member_records"] for i in (0, 1)
+        ]
+        asyncio.run(produce(stack.kafka, TopicNames(stack.kafka.topic_prefix).members, records))
+        wait_for(
+            lambda: all(
+                stack.get("/health", url=i).json()["unauthenticated_member_records"]
+                >= before[i] + 2
+                for i in (0, 1)
+            ),
+            30,
+            "both workers reading the forged records",
+            0.3,
+        )
+        for customer_id in stack.expected():
+            for url in (0, 1):
+                assert stack.get(f"/v1/journeys/{customer_id}", url=url).status_code == 200
+        assert received == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

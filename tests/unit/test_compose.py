@@ -29,7 +29,10 @@ WORKERS = sorted(name for name in SERVICES if name.startswith("worker"))
 JOURNEYS_SERVICES = sorted(
     name for name, s in SERVICES.items() if (s.get("command") or [""])[0] == "journeys"
 )
-HOST_ENV = {"JOURNEYS_API_TOKENS": "compose-test-token-0123456789=*"}
+HOST_ENV = {
+    "JOURNEYS_API_TOKENS": "compose-test-token-0123456789=*",
+    "JOURNEYS_PEER_SECRET": "compose-test-peer-secret-0123456789abcdef",
+}
 """What an operator exports before `docker compose up` (compose interpolates it)."""
 
 SETTINGS_VARIABLES = {
@@ -115,11 +118,18 @@ def test_the_environment_gives_the_settings_intended() -> None:
         assert settings.kafka.bootstrap_servers == "kafka:9092", name
         assert "kafka:9092" in advertised, "the broker advertises the address the ledger uses"
         assert settings.api.tokens, f"{name}: JOURNEYS_API_TOKENS gives the API its tokens"
+        assert settings.api.peer_secret, f"{name}: the workers share JOURNEYS_PEER_SECRET"
 
 
 def test_compose_refuses_to_start_without_tokens() -> None:
     with pytest.raises(AssertionError, match="JOURNEYS_API_TOKENS"):
         environment(SERVICES[WORKERS[0]], host={})
+
+
+def test_compose_refuses_to_start_without_a_peer_secret() -> None:
+    host = {"JOURNEYS_API_TOKENS": HOST_ENV["JOURNEYS_API_TOKENS"]}
+    with pytest.raises(AssertionError, match="JOURNEYS_PEER_SECRET"):
+        environment(SERVICES[WORKERS[0]], host=host)
 
 
 def test_images_are_pinned() -> None:

@@ -11,6 +11,7 @@ from journeys.settings import ConfigError, Settings, load_settings
 
 PASSWORD = "pw-3f9c1e7a-never-print-me"
 TOKEN = "tok-8d1b5a2c-never-print-me"
+PEER = "peer-5e0a77c1-never-print-me-0123456789"
 
 
 def _settings(tmp_path: Path) -> Settings:
@@ -21,7 +22,8 @@ def _settings(tmp_path: Path) -> Settings:
         'sasl_mechanism = "PLAIN"\nsasl_username = "ledger"\n'
         f'sasl_password = "{PASSWORD}"\n'
         "[api]\n"
-        f'tokens = [{{ token = "{TOKEN}", tenants = ["acme"] }}]\n',
+        f'tokens = [{{ token = "{TOKEN}", tenants = ["acme"] }}]\n'
+        f'peer_secret = "{PEER}"\n',
         encoding="utf-8",
     )
     return load_settings(path, {})
@@ -34,6 +36,16 @@ def test_settings_reprs_hold_no_secret(tmp_path: Path) -> None:
     for text in (repr(settings), str(settings), repr(settings.kafka), repr(kafka), str(kafka)):
         assert PASSWORD not in text
         assert TOKEN not in text
+        assert PEER not in text
+    assert settings.api.peer_secret == PEER
+
+
+def test_the_peer_secret_comes_from_the_environment_and_must_be_long() -> None:
+    settings = load_settings(None, {"JOURNEYS_PEER_SECRET": PEER})
+    assert settings.api.peer_secret == PEER
+    with pytest.raises(ConfigError, match="32 characters") as raised:
+        load_settings(None, {"JOURNEYS_PEER_SECRET": "short-peer-secret"})
+    assert "short-peer-secret" not in str(raised.value)
 
 
 def test_logging_the_settings_shows_no_secret(
