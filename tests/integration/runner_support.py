@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
-from streams.admin import TopicSpec, ensure_topics
 
+from streams.admin import TopicSpec, ensure_topics
 from streams.config import KafkaSettings, TopicNames
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.runner import Stage, StageRunner
