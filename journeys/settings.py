@@ -170,21 +170,11 @@ class Settings(_Section):
 
     def kafka_settings(self) -> KafkaSettings:
         """What the Kafka clients need."""
-        k = self.kafka
+        # Each [kafka] field is the KafkaSettings field of the same name (a unit test holds it).
         return KafkaSettings(
-            bootstrap_servers=k.bootstrap_servers,
-            topic_prefix=k.topic_prefix,
-            partitions=k.partitions,
-            security_protocol=k.security_protocol,
-            sasl_mechanism=k.sasl_mechanism,
-            sasl_username=k.sasl_username,
-            sasl_password=k.sasl_password,
-            ssl_cafile=k.ssl_cafile,
-            ssl_certfile=k.ssl_certfile,
-            ssl_keyfile=k.ssl_keyfile,
+            **dict(self.kafka),
             max_batch_records=self.worker.max_batch_records,
             journey_generation=self.worker.journey_generation,
-            max_record_bytes=k.max_record_bytes,
         )
 
     def fold_settings(self) -> FoldSettings:

@@ -69,3 +69,16 @@ def test_malformed_tokens_name_the_entry(text: str, reason: str) -> None:
 def test_a_broker_named_anywhere_counts_as_configured() -> None:
     assert not load_settings(None, {}).bootstrap_configured
     assert load_settings(None, {"JOURNEYS_BOOTSTRAP_SERVERS": "k:9092"}).bootstrap_configured
+
+
+def test_every_kafka_setting_reaches_the_clients() -> None:
+    import dataclasses
+
+    from journeys.settings import KafkaSection, Settings
+    from streams.config import KafkaSettings
+
+    section_fields = set(KafkaSection.model_fields)
+    assert section_fields <= {field.name for field in dataclasses.fields(KafkaSettings)}
+    values = {"bootstrap_servers": "b:1", "topic_prefix": "p", "partitions": 7}
+    built = Settings.model_validate({"kafka": values}).kafka_settings()
+    assert (built.bootstrap_servers, built.topic_prefix, built.partitions) == ("b:1", "p", 7)
