@@ -37,6 +37,7 @@ from projections.view import view, view_to_dict
 from schemas.codec import decode_event, encode_event, event_to_dict, validate_document
 from schemas.errors import EventConflictError
 from schemas.events import EVENT_TYPES, Event
+from tests import factories
 
 T0 = datetime(2024, 3, 11, 8, 0, tzinfo=UTC)
 """Monday 11 March 2024, 08:00 UTC: generated events fall in the five days after."""
@@ -523,3 +524,35 @@ def test_appending_in_order_equals_sorting_for_shuffled_input(
         assert ledger.journeys == sorted_ledger(stream, fold)
         for journey in ledger.journeys.values():
             assert list(journey.events) == sorted(journey.events, key=event_order)
+
+
+def test_folding_a_long_journey_compares_each_event_a_bounded_number_of_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The journey is no longer re-sorted per add: order keys computed stay O(n log n)."""
+    from projections import journey as journey_module
+
+    calls = 0
+    original = journey_module.event_order
+
+    def counting(event: Event) -> tuple[datetime, str]:
+        nonlocal calls
+        calls += 1
+        return original(event)
+
+    monkeypatch.setattr(journey_module, "event_order", counting)
+    count = 1_500
+    events = [
+        factories.ev(
+            "chat.message",
+            {"speaker": "customer", "text": "hi"},
+            # every tenth event arrives late, five minutes before the one before it
+            when=factories.at(minutes=n - 5 if n % 10 == 0 else n),
+            event_id=f"long-{n:05d}",
+        )
+        for n in range(count)
+    ]
+    ledger = one_by_one(events, NO_REGION)
+    (journey,) = ledger.journeys.values()
+    assert len(journey.events) == count
+    assert calls <= count * (2 + 2 * count.bit_length())  # re-sorting: about count**2 / 2
