@@ -59,9 +59,22 @@ def apply(journey: Journey, event: Event) -> Journey:
         raise EventConflictError(
             f"event_id {event.event_id!r} is already held with different content"
         )
-    position = bisect.bisect_right(journey.events, event_order(event), key=event_order)
-    events = (*journey.events[:position], event, *journey.events[position:])
-    return Journey(journey.tenant, journey.customer_id, events)
+    return add_new(journey, event)
+
+
+def add_new(journey: Journey, event: Event) -> Journey:
+    """Add an event the caller knows is not held: appended in order, only a late one inserted.
+
+    Events mostly arrive in journey order, so the common case is one comparison with the
+    last event; a late event is placed by bisection. The result equals sorting all events.
+    """
+    events = journey.events
+    if not events or event_order(events[-1]) <= event_order(event):
+        return Journey(journey.tenant, journey.customer_id, (*events, event))
+    position = bisect.bisect_right(events, event_order(event), key=event_order)
+    return Journey(
+        journey.tenant, journey.customer_id, (*events[:position], event, *events[position:])
+    )
 
 
 def merge(customer_id: str, journeys: Iterable[Journey]) -> Journey:
@@ -70,12 +83,18 @@ def merge(customer_id: str, journeys: Iterable[Journey]) -> Journey:
     if not journeys:
         raise ValueError("merge needs at least one journey")
     tenant = journeys[0].tenant
+    if any(journey.tenant != tenant for journey in journeys):
+        raise ValueError("journeys never cross tenants")
+    if len(journeys) == 1:
+        only = journeys[0]
+        return (
+            only if only.customer_id == customer_id else Journey(tenant, customer_id, only.events)
+        )
     by_id: dict[str, Event] = {}
     for journey in journeys:
-        if journey.tenant != tenant:
-            raise ValueError("journeys never cross tenants")
         for event in journey.events:
             by_id.setdefault(event.event_id, event)
+    # the journeys are each in order: the sort finds their runs and merges them
     return Journey(tenant, customer_id, tuple(sorted(by_id.values(), key=event_order)))
 
 

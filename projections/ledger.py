@@ -45,16 +45,17 @@ class Ledger:
         ids = identity_ids(event, self.settings.region_for(event.tenant))
         change = link(graph, event.tenant, ids)
         graph.apply(change)
-        parts = [self.journeys.pop((event.tenant, old)) for old in change.absorbed]
-        current = self.journeys.pop((event.tenant, change.customer_id), None)
-        if current is not None:
-            parts.append(current)
-        base = (
-            journey_fold.merge(change.customer_id, parts)
-            if parts
-            else Journey(event.tenant, change.customer_id)
-        )
-        self.journeys[(event.tenant, change.customer_id)] = journey_fold.apply(base, event)
+        key = (event.tenant, change.customer_id)
+        current = self.journeys.pop(key, None)
+        if change.absorbed:
+            parts = [self.journeys.pop((event.tenant, old)) for old in change.absorbed]
+            if current is not None:
+                parts.append(current)
+            current = journey_fold.merge(change.customer_id, parts)
+        elif current is None:
+            current = Journey(event.tenant, change.customer_id)
+        # `seen` holds every event id of the tenant, so the journey cannot hold this one
+        self.journeys[key] = journey_fold.add_new(current, event)
         return change
 
     def add_all(self, events: Iterable[Event]) -> None:

@@ -177,6 +177,10 @@ class BenchResult:
     pipeline_stage_processes_events_per_s: float = 0.0
     rebuild_events_per_s: float = 0.0
     rocksdb_mb_per_million_events: float = 0.0
+    check_events_per_s: float = 0.0
+    """`journeys check` on a generated 50,000-event file (decode, fold, rules, views)."""
+    hot_customer_cost_ratio: float = 0.0
+    """CPU per event (fold + rules) of a customer holding 10,000 events ÷ fresh customers'."""
     flags_measured: int = 0
     offered_events_per_s: float = 0.0
     queries: int = 0
@@ -232,6 +236,12 @@ def render_result(console: Console, result: BenchResult) -> None:
     )
     table.add_row("replay", rate(r.replay_events_per_s), "read + decode the events topic")
     table.add_row("rebuild", rate(r.rebuild_events_per_s), "fold into a new store + rules")
+    table.add_row("journeys check", rate(r.check_events_per_s), "generated 50,000-event file")
+    table.add_row(
+        "hot customer cost ratio",
+        f"{r.hot_customer_cost_ratio:,.1f}",
+        "fold + rules per event at 10,000 events ÷ fresh; target <= 1.5",
+    )
     table.add_row("worker peak RSS", f"{r.rss_mb:,.0f} MiB", "largest worker process (VmHWM)")
     table.add_row(
         "RocksDB per million events", f"{r.rocksdb_mb_per_million_events:,.0f} MB", "1 worker"

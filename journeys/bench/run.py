@@ -37,6 +37,7 @@ import orjson
 from rich.console import Console
 
 from journeys.bench.load import skewed_load
+from journeys.bench.offline import CHECK_EVENTS, HOT_EVENTS, check_rate, hot_customer_cost_ratio
 from journeys.bench.phases import (
     Progress,
     baseline,
@@ -176,6 +177,11 @@ async def run_bench(
     result.query_errors = measured.query_errors
     result.rss_mb_api_worker = round(measured.rss_mb, 1)
     result.rss_mb = round(max([*rss_two, *rss_split, measured.rss_mb]), 1)
+
+    progress(f"journeys check on a generated {CHECK_EVENTS:,}-event file")
+    result.check_events_per_s = round(check_rate(CHECK_EVENTS, sizes.seed).events_per_s)
+    progress(f"cost per event of a customer holding {HOT_EVENTS:,} events (fold + rules)")
+    result.hot_customer_cost_ratio = round(hot_customer_cost_ratio(HOT_EVENTS, seed=sizes.seed), 2)
     result.seconds = round(time.perf_counter() - started, 1)
     return result
 

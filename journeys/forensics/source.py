@@ -218,6 +218,9 @@ async def read_events(
     stats = stats if stats is not None else ReadStats()
     prefix = None if tenant is None else f"{tenant}/".encode()
     events: list[Event] = []
+    # An event written again (on a merge, after a crash) has the same bytes: decoded once,
+    # the frozen event shared.
+    decoded: dict[bytes, Event] = {}
     with bulk_decoding():
         async for _partition, records in read_batches(kafka, stats=stats, progress=progress):
             for record in records:
@@ -227,6 +230,9 @@ async def read_events(
                 if prefix is not None and not (record.key or b"").startswith(prefix):
                     stats.skipped += 1
                     continue
-                events.append(decode_trusted(record.value))
+                event = decoded.get(record.value)
+                if event is None:
+                    event = decoded[record.value] = decode_trusted(record.value)
+                events.append(event)
     stats.events = len(events)
     return events

@@ -17,6 +17,7 @@ from journeys.bench.load import (
     skewed_lines,
     skewed_load,
 )
+from journeys.bench.offline import check_rate, hot_customer_cost_ratio, hot_events
 from journeys.bench.result import (
     REQUIRED_KEYS,
     BenchResult,
@@ -31,6 +32,7 @@ from journeys.bench.workers import worker_config
 from journeys.cli.check import check_lines
 from journeys.settings import Settings, load_settings
 from projections.identifiers import identity_ids
+from projections.ledger import Ledger
 from projections.settings import FoldSettings
 from schemas.codec import decode_event
 from schemas.events import EVENT_TYPES
@@ -205,3 +207,20 @@ def test_synthetic_lines_are_unchanged_by_the_skewed_generator() -> None:
     first = orjson.loads(next(iter(synthetic_lines(1))))
     assert first["event_id"] == "acm-0001-0"
     assert len(list(synthetic_lines(2))) == 58
+
+
+def test_check_rate_checks_every_generated_event() -> None:
+    rate = check_rate(500, seed=3)
+    assert rate.events == 500
+    assert rate.events_per_s > 0
+
+
+def test_hot_events_fold_into_one_journey() -> None:
+    events = hot_events(skewed_lines(300, 60, seed=2))
+    ledger = Ledger(FoldSettings())
+    ledger.add_all(events)
+    assert [len(journey.events) for journey in ledger] == [300]
+
+
+def test_hot_customer_cost_ratio_is_a_positive_ratio() -> None:
+    assert hot_customer_cost_ratio(hot=60, measured=5, seed=2) > 0

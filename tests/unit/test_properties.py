@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from projections.identifiers import identity_ids
 from projections.identity import customer_id_for
-from projections.journey import Journey
+from projections.journey import Journey, event_order
 from projections.journey import apply as apply_event
 from projections.ledger import Ledger, fold_all
 from projections.settings import FoldSettings
@@ -37,6 +37,7 @@ from projections.view import view, view_to_dict
 from schemas.codec import decode_event, encode_event, event_to_dict, validate_document
 from schemas.errors import EventConflictError
 from schemas.events import EVENT_TYPES, Event
+from tests import factories
 
 T0 = datetime(2024, 3, 11, 8, 0, tzinfo=UTC)
 """Monday 11 March 2024, 08:00 UTC: generated events fall in the five days after."""
@@ -488,3 +489,70 @@ def test_the_generator_covers_the_catalogue_and_overlapping_identifiers() -> Non
     assert shared_across_tenants
     assert merged
     assert spellings
+
+
+def sorted_ledger(events: Iterable[Event], fold: FoldSettings) -> dict[tuple[str, str], Journey]:
+    """The fold as it was before appending in order: each add re-sorts the whole journey."""
+    ledger = Ledger(fold)
+    journeys: dict[tuple[str, str], list[Event]] = {}
+    for event in events:
+        change = ledger.add(event)
+        if change is None:
+            continue
+        held = [e for old in change.absorbed for e in journeys.pop((event.tenant, old))]
+        held += journeys.pop((event.tenant, change.customer_id), [])
+        journeys[(event.tenant, change.customer_id)] = [*held, event]
+    return {
+        key: Journey(key[0], key[1], tuple(sorted(held, key=lambda e: (e.occurred_at, e.event_id))))
+        for key, held in journeys.items()
+    }
+
+
+@PROPERTY
+@given(scenario=scenarios(max_events=40), fold=fold_settings, data=st.data())
+def test_appending_in_order_equals_sorting_for_shuffled_input(
+    scenario: Scenario, fold: FoldSettings, data: st.DataObject
+) -> None:
+    arrival = data.draw(st.permutations(scenario.events), label="arrival order")
+    # a mostly ordered stream with a few late events, and a fully shuffled one
+    nearly = sorted(arrival, key=lambda e: e.occurred_at)
+    if len(nearly) > 2:
+        late = data.draw(st.integers(0, len(nearly) - 1), label="late event")
+        nearly.append(nearly.pop(late))
+    for stream in (arrival, nearly):
+        ledger = one_by_one(stream, fold)
+        assert ledger.journeys == sorted_ledger(stream, fold)
+        for journey in ledger.journeys.values():
+            assert list(journey.events) == sorted(journey.events, key=event_order)
+
+
+def test_folding_a_long_journey_compares_each_event_a_bounded_number_of_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The journey is no longer re-sorted per add: order keys computed stay O(n log n)."""
+    from projections import journey as journey_module
+
+    calls = 0
+    original = journey_module.event_order
+
+    def counting(event: Event) -> tuple[datetime, str]:
+        nonlocal calls
+        calls += 1
+        return original(event)
+
+    monkeypatch.setattr(journey_module, "event_order", counting)
+    count = 1_500
+    events = [
+        factories.ev(
+            "chat.message",
+            {"speaker": "customer", "text": "hi"},
+            # every tenth event arrives late, five minutes before the one before it
+            when=factories.at(minutes=n - 5 if n % 10 == 0 else n),
+            event_id=f"long-{n:05d}",
+        )
+        for n in range(count)
+    ]
+    ledger = one_by_one(events, NO_REGION)
+    (journey,) = ledger.journeys.values()
+    assert len(journey.events) == count
+    assert calls <= count * (2 + 2 * count.bit_length())  # re-sorting: about count**2 / 2

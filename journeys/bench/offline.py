@@ -1,0 +1,85 @@
+"""Phases of the benchmark that need no broker: `journeys check` and the per-event fold cost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from journeys.bench.load import skewed_lines
+from journeys.cli.check import check_lines
+from projections.ledger import Ledger
+from projections.rules import detect
+from projections.settings import FoldSettings
+from schemas.codec import decode_event
+from schemas.events import Event
+
+CHECK_EVENTS = 50_000
+"""Events of the generated file `check_events_per_s` checks (the issue's size)."""
+
+HOT_EVENTS = 10_000
+"""Events the hot customer holds before its cost per event is measured."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRate:
+    """How fast `journeys check` folded a generated file."""
+
+    events: int
+    seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        """Events checked per second of wall time."""
+        return self.events / max(self.seconds, 1e-9)
+
+
+def check_rate(events: int = CHECK_EVENTS, seed: int = 1) -> CheckRate:
+    """Time `check_lines` (decode, validate, fold, rules, views) over a generated file."""
+    lines = skewed_lines(events, max(1, events // 5), seed)
+    started = time.perf_counter()
+    report = check_lines(lines, FoldSettings())
+    seconds = time.perf_counter() - started
+    return CheckRate(report.accepted, seconds)
+
+
+def hot_events(lines: Sequence[bytes], email: str = "hot.customer@example.org") -> list[Event]:
+    """The load's events all made one customer's: one shared e-mail, one tenant, new ids."""
+    events = []
+    for number, line in enumerate(lines):
+        document = orjson.loads(line)
+        document["customer"]["email"] = email
+        document["tenant"] = "hot-tenant"
+        document["event_id"] = f"hot-{number}"
+        events.append(decode_event(orjson.dumps(document)))
+    return events
+
+
+def _cost_per_event(ledger: Ledger, events: Sequence[Event], settings: FoldSettings) -> float:
+    """CPU seconds per event of what the journey stage does per event: fold it, run the rules."""
+    started = time.process_time()
+    for event in events:
+        change = ledger.add(event)
+        if change is not None:
+            journey = ledger.journeys[(event.tenant, change.customer_id)]
+            detect(journey.events, event.occurred_at, settings.rules)
+    return (time.process_time() - started) / max(len(events), 1)
+
+
+def hot_customer_cost_ratio(hot: int = HOT_EVENTS, measured: int = 200, seed: int = 1) -> float:
+    """CPU per event for a customer already holding `hot` events ÷ the same for fresh customers.
+
+    The fold and the rules only (pure code, no Kafka or RocksDB), in one run; 1.0 means the
+    cost does not grow with the customer.
+    """
+    settings = FoldSettings()
+    lines = skewed_lines(hot + measured, max(1, (hot + measured) // 5), seed)
+    # the load's first events: customers seen for the first time or a few times
+    early = [decode_event(line) for line in lines[: measured * 10]]
+    fresh = _cost_per_event(Ledger(settings), early, settings)
+    events = hot_events(lines)
+    ledger = Ledger(settings)
+    ledger.add_all(events[:hot])
+    return _cost_per_event(ledger, events[hot:], settings) / max(fresh, 1e-12)
