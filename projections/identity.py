@@ -10,11 +10,102 @@ the events arrived in.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from projections.identifiers import NormalisedId
+
+PRIORITY: tuple[str, ...] = (
+    "customer_ref",
+    "membership_id",
+    "email",
+    "phone",
+    "vin",
+    "plate",
+    "order_id",
+    "card_token",
+    "anonymous_id",
+)
+"""Which identifier an event follows when a merge is held: the first kind it carries."""
+
+NO_LIMITS: Mapping[str, int] = MappingProxyType({})
+"""Limits apply only where a tenant sets them: holding a link is not yet independent of the
+order events arrive in (see the README, "Identity stitching")."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityPolicy:
+    """A tenant's identity rules: values blocked from linking, limits per customer, priority."""
+
+    blocked: frozenset[str] = frozenset()
+    """Identifier keys that never link (phones as `phone:<national significant number>`)."""
+    blocked_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    limits: Mapping[str, int] = field(default_factory=lambda: NO_LIMITS)
+    priority: tuple[str, ...] = PRIORITY
+
+    def __call__(self, ident: NormalisedId, /) -> str | None:
+        """Why this tenant never links on the identifier, or None."""
+        phone = ident.phone
+        if ident.key in self.blocked or (
+            phone is not None and f"phone:{phone.nsn}" in self.blocked
+        ):
+            return "blocked for this tenant"
+        for kind, pattern in self.blocked_patterns:
+            if kind == ident.kind and pattern.search(ident.value):
+                return f"blocked for this tenant (matches {pattern.pattern})"
+        return None
+
+    def rank(self, kind: str) -> int:
+        """The position of a kind in the priority order (unknown kinds last)."""
+        return self.priority.index(kind) if kind in self.priority else len(self.priority)
+
+
+def blocked_key(ident: NormalisedId) -> str:
+    """The key a blocked value is stored under (phones by national number, whatever the form)."""
+    return f"phone:{ident.phone.nsn}" if ident.phone is not None else ident.key
+
+
+def identity_number(key: str) -> tuple[str, str]:
+    """The kind of an identifier key and the value counted against limits (phones by number)."""
+    kind, _, rest = key.partition(":")
+    if kind == "phone":
+        return kind, rest.rpartition(":")[2]
+    return kind, rest
+
+
+def _counts(keys: Iterable[str]) -> dict[str, int]:
+    seen: dict[str, set[str]] = {}
+    for key in keys:
+        kind, number = identity_number(key)
+        seen.setdefault(kind, set()).add(number)
+    return {kind: len(numbers) for kind, numbers in seen.items()}
+
+
+def breached(policy: IdentityPolicy, parts: Iterable[frozenset[str]]) -> str | None:
+    """The first kind whose limit joining these key sets would push past, or None."""
+    parts = list(parts)
+    total = _counts(k for part in parts for k in part)
+    each = [_counts(part) for part in parts]
+    for kind in policy.priority:
+        limit = policy.limits.get(kind)
+        count = total.get(kind, 0)
+        if limit is not None and count > limit and count > max(c.get(kind, 0) for c in each):
+            return kind
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A link held back: the identifier and the customers it would have joined."""
+
+    kind: str
+    value: str
+    customers: tuple[str, ...]
+    limit: str
+    """The kind whose limit the merge would have broken."""
 
 
 class IdentityView(Protocol):
@@ -40,6 +131,8 @@ class IdentityChange:
     """Customer ids that are now `customer_id` (merged or renamed), sorted."""
     new_phone_countries: tuple[tuple[str, int], ...] = ()
     changed: bool = True
+    conflicts: tuple[Conflict, ...] = ()
+    """Links held back by the tenant's limits (the graph does not record them)."""
 
 
 def customer_id_for(tenant: str, keys: Iterable[str]) -> str:
@@ -57,23 +150,42 @@ def stitch_keys(view: IdentityView, ids: Iterable[NormalisedId]) -> set[str]:
         phone = ident.phone
         if phone is None or phone.national_key is None:
             continue
+        countries = view.phone_countries(phone.nsn)
+        # A national number joins international ones only when they agree on the country.
         if phone.country_code is None:
-            keys.update(f"phone:+{cc}:{phone.nsn}" for cc in view.phone_countries(phone.nsn))
-        else:
+            if len(countries) == 1:
+                keys.update(f"phone:+{cc}:{phone.nsn}" for cc in countries)
+        elif countries <= {phone.country_code}:
             keys.add(phone.national_key)
     return keys
 
 
-def link(view: IdentityView, tenant: str, ids: Iterable[NormalisedId]) -> IdentityChange:
-    """Attach an event's identifiers to the graph, merging the customers they join."""
-    ids = list(ids)
-    own_keys = {ident.key for ident in ids}
-    owners = sorted(
+def _owners(view: IdentityView, ids: Iterable[NormalisedId]) -> list[str]:
+    return sorted(
         {owner for key in stitch_keys(view, ids) if (owner := view.customer_of(key)) is not None}
     )
-    members = set(own_keys)
-    for owner in owners:
-        members |= view.members(owner)
+
+
+def link(
+    view: IdentityView,
+    tenant: str,
+    ids: Iterable[NormalisedId],
+    policy: IdentityPolicy | None = None,
+) -> IdentityChange:
+    """Attach an event's identifiers to the graph, merging the customers they join.
+
+    With a `policy`, a merge that would give a customer more identifiers of a kind than its
+    limit is held: the event follows its highest-priority identifier and each link left out
+    is returned as a `Conflict`.
+    """
+    ids = list(ids)
+    owners = _owners(view, ids)
+    member_sets = [view.members(owner) for owner in owners]
+    own_keys = {ident.key for ident in ids}
+    fresh = frozenset(own_keys.difference(*member_sets))
+    if policy is not None and breached(policy, [*member_sets, fresh]) is not None:
+        return _held_link(view, tenant, ids, policy)
+    members = set(own_keys).union(*member_sets)
     frozen = frozenset(members)
     customer_id = customer_id_for(tenant, frozen)
     new_countries = tuple(
@@ -92,6 +204,51 @@ def link(view: IdentityView, tenant: str, ids: Iterable[NormalisedId]) -> Identi
         )
     absorbed = tuple(owner for owner in owners if owner != customer_id)
     return IdentityChange(customer_id, frozen, absorbed, new_countries)
+
+
+def _held_link(
+    view: IdentityView, tenant: str, ids: list[NormalisedId], policy: IdentityPolicy
+) -> IdentityChange:
+    """Link identifier by identifier in priority order, holding each one past a limit."""
+    members: set[str] = set()
+    accepted: set[str] = set()
+    held: list[tuple[NormalisedId, tuple[str, ...], str]] = []
+    for ident in sorted(ids, key=lambda i: (policy.rank(i.kind), i.key)):
+        owners = [o for o in _owners(view, [ident]) if o not in accepted]
+        part = frozenset({ident.key}.union(*(view.members(o) for o in owners))) - members
+        kind = breached(policy, [frozenset(members), part]) if members and part else None
+        if kind is not None:
+            held.append((ident, tuple(owners), kind))
+            continue
+        members |= part
+        accepted.update(owners)
+    frozen = frozenset(members)
+    customer_id = customer_id_for(tenant, frozen)
+    conflicts = tuple(
+        Conflict(ident.kind, ident.value, tuple(sorted({customer_id, *owners})), kind)
+        for ident, owners, kind in held
+    )
+    new_countries = tuple(
+        sorted(
+            (ident.phone.nsn, ident.phone.country_code)
+            for ident in ids
+            if ident.key in frozen
+            and ident.phone is not None
+            and ident.phone.country_code is not None
+            and ident.phone.national_key is not None
+            and ident.phone.country_code not in view.phone_countries(ident.phone.nsn)
+        )
+    )
+    if accepted == {customer_id} and frozen == view.members(customer_id):
+        return IdentityChange(
+            customer_id,
+            frozen,
+            changed=bool(new_countries),
+            new_phone_countries=new_countries,
+            conflicts=conflicts,
+        )
+    absorbed = tuple(sorted(owner for owner in accepted if owner != customer_id))
+    return IdentityChange(customer_id, frozen, absorbed, new_countries, conflicts=conflicts)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 
 from projections import journey as journey_fold
 from projections.identifiers import identity_ids, normalise
-from projections.identity import IdentityChange, MemoryIdentity, customer_id_for, link, stitch_keys
+from projections.identity import (
+    Conflict,
+    IdentityChange,
+    MemoryIdentity,
+    customer_id_for,
+    link,
+    stitch_keys,
+)
 from projections.journey import Journey, same_content
 from projections.settings import FoldSettings
 from schemas.errors import EventConflictError
@@ -27,6 +34,8 @@ class Ledger:
     identities: dict[str, MemoryIdentity] = field(default_factory=dict)
     journeys: dict[tuple[str, str], Journey] = field(default_factory=dict)
     seen: dict[tuple[str, str], Event] = field(default_factory=dict)
+    conflicts: dict[tuple[str, str], dict[tuple[str, str], Conflict]] = field(default_factory=dict)
+    """(tenant, customer id) -> links held back by a limit, by (kind, value)."""
 
     def add(self, event: Event) -> IdentityChange | None:
         """Fold one event in; None when it was a duplicate.
@@ -42,9 +51,11 @@ class Ledger:
             )
         self.seen[(event.tenant, event.event_id)] = event
         graph = self.identities.setdefault(event.tenant, MemoryIdentity())
-        ids = identity_ids(event, self.settings.region_for(event.tenant))
-        change = link(graph, event.tenant, ids)
+        policy = self.settings.identity_for(event.tenant)
+        ids = identity_ids(event, self.settings.region_for(event.tenant), policy)
+        change = link(graph, event.tenant, ids, policy)
         graph.apply(change)
+        self._note_conflicts(event.tenant, change)
         parts = [self.journeys.pop((event.tenant, old)) for old in change.absorbed]
         current = self.journeys.pop((event.tenant, change.customer_id), None)
         if current is not None:
@@ -56,6 +67,24 @@ class Ledger:
         )
         self.journeys[(event.tenant, change.customer_id)] = journey_fold.apply(base, event)
         return change
+
+    def _note_conflicts(self, tenant: str, change: IdentityChange) -> None:
+        merged: dict[tuple[str, str], Conflict] = {}
+        for old in (*change.absorbed, change.customer_id):
+            merged.update(self.conflicts.pop((tenant, old), {}))
+        for conflict in change.conflicts:
+            for customer in conflict.customers:
+                held = merged if customer == change.customer_id else None
+                if held is None:
+                    held = self.conflicts.setdefault((tenant, customer), {})
+                held.setdefault((conflict.kind, conflict.value), conflict)
+        if merged:
+            self.conflicts[(tenant, change.customer_id)] = merged
+
+    def conflicts_of(self, tenant: str, customer_id: str) -> tuple[Conflict, ...]:
+        """Links held back by a limit that name this customer, by kind and value."""
+        held = self.conflicts.get((tenant, customer_id), {})
+        return tuple(held[k] for k in sorted(held))
 
     def add_all(self, events: Iterable[Event]) -> None:
         """Fold many events in (conflicts are raised as in `add`)."""
@@ -105,7 +134,7 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     international: dict[tuple[str, str], list[str]] = {}
     keys_of: dict[tuple[str, str], list[str]] = {}
     for (tenant, event_id), event in unique.items():
-        ids = identity_ids(event, settings.region_for(tenant))
+        ids = identity_ids(event, settings.region_for(tenant), settings.identity_for(tenant))
         keys_of[(tenant, event_id)] = [ident.key for ident in ids]
         for ident in ids:
             union((tenant, ident.key), (tenant, ids[0].key))
@@ -114,8 +143,10 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
                 bucket = national if phone.country_code is None else international
                 bucket.setdefault((tenant, phone.nsn), []).append(ident.key)
     for (tenant, nsn), locals_ in national.items():
-        for key in international.get((tenant, nsn), []):
-            union((tenant, key), (tenant, locals_[0]))
+        spellings = international.get((tenant, nsn), [])
+        if len({key.split(":")[1] for key in spellings}) == 1:  # countries agree
+            for key in spellings:
+                union((tenant, key), (tenant, locals_[0]))
     groups: dict[tuple[str, str], list[Event]] = {}
     members: dict[tuple[str, str], set[str]] = {}
     for (tenant, event_id), event in unique.items():

@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 
+from projections.identity import IdentityPolicy
 from projections.rules import RULE_NAMES
 
 RULES: tuple[str, ...] = RULE_NAMES
 """Every rule the ledger knows, in the order they are documented."""
+
+
+DEFAULT_POLICY = IdentityPolicy()
+"""The identity rules of a tenant with none configured: built-in junk, default limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,11 @@ class FoldSettings:
 
     rules: RuleSettings = RuleSettings()
     default_regions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    identity: Mapping[str, IdentityPolicy] = field(default_factory=lambda: MappingProxyType({}))
+
+    def identity_for(self, tenant: str) -> IdentityPolicy:
+        """The tenant's identity rules: blocked values, limits, priority (defaults when unset)."""
+        return self.identity.get(tenant, DEFAULT_POLICY)
 
     def region_for(self, tenant: str) -> str | None:
         """The tenant's default phone region (ISO 3166 alpha-2), if one is configured."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,8 @@ class IdentifierSeen:
     kind: str
     value: str
     systems: tuple[str, ...]
+    not_matched: str | None = None
+    """Why the identifier is not used for matching (junk, blocked), or None when it links."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +47,18 @@ def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[Identifier
     holds exactly one international number it stitches to.
     """
     region = settings.region_for(journey.tenant)
+    policy = settings.identity_for(journey.tenant)
     found: dict[tuple[str, str], set[str]] = {}
+    refused: dict[tuple[str, str], str] = {}
     nationals: dict[str, str] = {}
     internationals: dict[str, set[str]] = {}
     for event in journey.events:
         for ident in customer_ids(event.customer, region):
             found.setdefault((ident.kind, ident.value), set()).add(event.source.system)
+            reason = ident.unusable or policy(ident)
+            if reason is not None:
+                refused[(ident.kind, ident.value)] = reason
+                continue
             phone = ident.phone
             if phone is not None and phone.national_key is not None:
                 if phone.country_code is None:
@@ -64,7 +72,7 @@ def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[Identifier
             found[("phone", next(iter(spellings)))] |= systems
     order = {kind: i for i, kind in enumerate(IDENTIFIER_KINDS)}
     return tuple(
-        IdentifierSeen(kind, value, tuple(sorted(systems)))
+        IdentifierSeen(kind, value, tuple(sorted(systems)), refused.get((kind, value)))
         for (kind, value), systems in sorted(found.items(), key=lambda i: (order[i[0][0]], i[0][1]))
     )
 
@@ -75,7 +83,14 @@ def view(
     settings: FoldSettings,
     extra_rules: dict[str, Detector] | None = None,
 ) -> JourneyView:
-    """Evaluate a journey's flags as of a moment and gather what readers need."""
+    """Evaluate a journey's flags as of a moment and gather what readers need.
+
+    Only events that had occurred by `as_of` count: later ones are neither shown nor evaluated.
+    """
+    if journey.events and journey.events[-1].occurred_at > as_of:
+        journey = replace(
+            journey, events=tuple(e for e in journey.events if e.occurred_at <= as_of)
+        )
     names = tuple(sorted({e.customer.name for e in journey.events if e.customer.name}))
     return JourneyView(
         tenant=journey.tenant,
@@ -93,6 +108,17 @@ def flag_to_dict(flag: Flag) -> dict[str, Any]:
     return flag_snapshot(flag).to_document()
 
 
+def _identifier_to_dict(ident: IdentifierSeen) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "kind": ident.kind,
+        "value": ident.value,
+        "systems": list(ident.systems),
+    }
+    if ident.not_matched is not None:
+        document["not_used_for_matching"] = ident.not_matched
+    return document
+
+
 def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
     """A journey view as a JSON-ready dict (the shape `journeys check --format json` prints)."""
     return {
@@ -100,10 +126,7 @@ def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
         "tenant": journey_view.tenant,
         "as_of": journey_view.as_of.isoformat(),
         "names": list(journey_view.names),
-        "identifiers": [
-            {"kind": i.kind, "value": i.value, "systems": list(i.systems)}
-            for i in journey_view.identifiers
-        ],
+        "identifiers": [_identifier_to_dict(i) for i in journey_view.identifiers],
         "events": [event_to_dict(e) for e in journey_view.events],
         "flags": [flag_to_dict(f) for f in journey_view.flags],
     }

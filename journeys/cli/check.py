@@ -36,6 +36,8 @@ class CheckReport:
     rejected: list[Rejected] = field(default_factory=list)
     accepted: int = 0
     duplicates: int = 0
+    later: int = 0
+    """Valid events that occurred after `as_of`: not folded, so they change nothing."""
 
     @property
     def open_flags(self) -> int:
@@ -46,7 +48,11 @@ class CheckReport:
 def check_lines(
     lines: Iterable[bytes], settings: FoldSettings, as_of: datetime | None = None
 ) -> CheckReport:
-    """Decode, validate and fold JSON Lines; `as_of` defaults to the latest `occurred_at`."""
+    """Decode, validate and fold JSON Lines; `as_of` defaults to the latest `occurred_at`.
+
+    With `as_of`, events that occurred after it are validated but not folded: they neither
+    join customers nor count for the flags.
+    """
     ledger = Ledger(settings)
     report = CheckReport(as_of=as_of)
     first_line: dict[tuple[str, str], int] = {}
@@ -57,6 +63,9 @@ def check_lines(
             continue
         event = result.event
         key = (event.tenant, event.event_id)
+        if as_of is not None and event.occurred_at > as_of:
+            report.later += 1
+            continue
         try:
             change = ledger.add(event)
         except EventConflictError:
@@ -99,6 +108,7 @@ def report_to_dict(report: CheckReport) -> dict[str, Any]:
         "summary": {
             "events": report.accepted,
             "duplicates": report.duplicates,
+            "after_as_of": report.later,
             "rejected": len(report.rejected),
             "journeys": len(report.journeys),
             "open_flags": report.open_flags,

@@ -40,6 +40,8 @@ def journey_panel(journey: JourneyView) -> Panel:
         identifiers.append(f"{ident.kind} ", style="dim")
         identifiers.append(ident.value, style="bold")
         identifiers.append(f" ({', '.join(ident.systems)})  ", style="dim")
+        if ident.not_matched is not None:
+            identifiers.append(f"[not used for matching: {ident.not_matched}]  ", style="yellow")
     timeline = Table(box=None, show_header=True, header_style="dim", pad_edge=False, expand=True)
     timeline.add_column("when", no_wrap=True)
     timeline.add_column("system", no_wrap=True, style="cyan")

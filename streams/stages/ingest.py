@@ -120,7 +120,9 @@ def ingest(
         view = StateIdentityView(state, tenant)
         try:
             # Only reads: a record that fails here leaves no trace in the state.
-            change = link(view, tenant, identity_ids(event, settings.region_for(tenant)))
+            policy = settings.identity_for(tenant)
+            ids = identity_ids(event, settings.region_for(tenant), policy)
+            change = link(view, tenant, ids, policy)
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("stitch", exc), exc))
             continue
