@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
+from projections.flags import Flag, Severity, flag_id
 from projections.identifiers import NormalisedId
+from schemas.events import Event
 
 PRIORITY: tuple[str, ...] = (
     "customer_ref",
@@ -106,6 +108,8 @@ class Conflict:
     customers: tuple[str, ...]
     limit: str
     """The kind whose limit the merge would have broken."""
+    allowed: int = 0
+    """That kind's limit."""
 
 
 class IdentityView(Protocol):
@@ -225,7 +229,13 @@ def _held_link(
     frozen = frozenset(members)
     customer_id = customer_id_for(tenant, frozen)
     conflicts = tuple(
-        Conflict(ident.kind, ident.value, tuple(sorted({customer_id, *owners})), kind)
+        Conflict(
+            ident.kind,
+            ident.value,
+            tuple(sorted({customer_id, *owners})),
+            kind,
+            policy.limits.get(kind, 0),
+        )
         for ident, owners, kind in held
     )
     new_countries = tuple(
@@ -286,3 +296,27 @@ class MemoryIdentity:
     def as_mapping(self) -> Mapping[str, frozenset[str]]:
         """Customer id -> keys, for inspection."""
         return dict(self.member_sets)
+
+
+IDENTITY_CONFLICT = "IDENTITY_CONFLICT"
+"""The flag a held link opens on every customer it would have joined."""
+
+
+def conflict_flag(conflict: Conflict, event: Event) -> Flag:
+    """The `IDENTITY_CONFLICT` flag of a held link, opened by the event that carried it."""
+    customers = " and ".join(conflict.customers)
+    plural = "" if conflict.allowed == 1 else "s"
+    return Flag(
+        flag_id=flag_id(IDENTITY_CONFLICT, f"{conflict.kind}:{conflict.value}\x00{customers}"),
+        rule=IDENTITY_CONFLICT,
+        severity=Severity.MEDIUM,
+        message=(
+            f"{conflict.kind} {conflict.value} ({event.source.system}) would have joined "
+            f"{customers}: one customer would hold more than {conflict.allowed} "
+            f"{conflict.limit}{plural}; not merged until a person decides"
+        ),
+        event_ids=(event.event_id,),
+        opened_at=event.occurred_at,
+        systems=(event.source.system,),
+        sites=(event.source.site,) if event.source.site else (),
+    )

@@ -11,11 +11,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from projections import journey as journey_fold
+from projections.flags import Flag
 from projections.identifiers import identity_ids, normalise
 from projections.identity import (
-    Conflict,
     IdentityChange,
     MemoryIdentity,
+    conflict_flag,
     customer_id_for,
     link,
     stitch_keys,
@@ -34,8 +35,8 @@ class Ledger:
     identities: dict[str, MemoryIdentity] = field(default_factory=dict)
     journeys: dict[tuple[str, str], Journey] = field(default_factory=dict)
     seen: dict[tuple[str, str], Event] = field(default_factory=dict)
-    conflicts: dict[tuple[str, str], dict[tuple[str, str], Conflict]] = field(default_factory=dict)
-    """(tenant, customer id) -> links held back by a limit, by (kind, value)."""
+    conflicts: dict[tuple[str, str], dict[tuple[str, str], Flag]] = field(default_factory=dict)
+    """(tenant, customer id) -> the IDENTITY_CONFLICT flag of each held link, by kind and value."""
 
     def add(self, event: Event) -> IdentityChange | None:
         """Fold one event in; None when it was a duplicate.
@@ -55,7 +56,7 @@ class Ledger:
         ids = identity_ids(event, self.settings.region_for(event.tenant), policy)
         change = link(graph, event.tenant, ids, policy)
         graph.apply(change)
-        self._note_conflicts(event.tenant, change)
+        self._note_conflicts(event, change)
         parts = [self.journeys.pop((event.tenant, old)) for old in change.absorbed]
         current = self.journeys.pop((event.tenant, change.customer_id), None)
         if current is not None:
@@ -68,8 +69,9 @@ class Ledger:
         self.journeys[(event.tenant, change.customer_id)] = journey_fold.apply(base, event)
         return change
 
-    def _note_conflicts(self, tenant: str, change: IdentityChange) -> None:
-        merged: dict[tuple[str, str], Conflict] = {}
+    def _note_conflicts(self, event: Event, change: IdentityChange) -> None:
+        tenant = event.tenant
+        merged: dict[tuple[str, str], Flag] = {}
         for old in (*change.absorbed, change.customer_id):
             merged.update(self.conflicts.pop((tenant, old), {}))
         for conflict in change.conflicts:
@@ -77,12 +79,12 @@ class Ledger:
                 held = merged if customer == change.customer_id else None
                 if held is None:
                     held = self.conflicts.setdefault((tenant, customer), {})
-                held.setdefault((conflict.kind, conflict.value), conflict)
+                held.setdefault((conflict.kind, conflict.value), conflict_flag(conflict, event))
         if merged:
             self.conflicts[(tenant, change.customer_id)] = merged
 
-    def conflicts_of(self, tenant: str, customer_id: str) -> tuple[Conflict, ...]:
-        """Links held back by a limit that name this customer, by kind and value."""
+    def conflicts_of(self, tenant: str, customer_id: str) -> tuple[Flag, ...]:
+        """The IDENTITY_CONFLICT flags of links held back by a limit that name this customer."""
         held = self.conflicts.get((tenant, customer_id), {})
         return tuple(held[k] for k in sorted(held))
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from projections.flag_changes import flag_snapshot
-from projections.flags import Flag
+from projections.flags import Flag, sort_flags
 from projections.identifiers import customer_ids
 from projections.journey import Journey
 from projections.rules import Detector, detect
@@ -82,10 +83,13 @@ def view(
     as_of: datetime,
     settings: FoldSettings,
     extra_rules: dict[str, Detector] | None = None,
+    held: Iterable[Flag] = (),
 ) -> JourneyView:
     """Evaluate a journey's flags as of a moment and gather what readers need.
 
     Only events that had occurred by `as_of` count: later ones are neither shown nor evaluated.
+    `held` are the journey's `IDENTITY_CONFLICT` flags (links a limit held back), shown when
+    they had opened by `as_of`.
     """
     if journey.events and journey.events[-1].occurred_at > as_of:
         journey = replace(
@@ -98,7 +102,12 @@ def view(
         as_of=as_of,
         identifiers=identifiers_of(journey, settings),
         events=journey.events,
-        flags=detect(journey.events, as_of, settings.rules, extra_rules),
+        flags=sort_flags(
+            (
+                *detect(journey.events, as_of, settings.rules, extra_rules),
+                *(flag for flag in held if flag.opened_at <= as_of),
+            )
+        ),
         names=names,
     )
 

@@ -84,7 +84,8 @@ def check_lines(
     if report.as_of is not None:
         for journey in ledger:
             try:
-                report.journeys.append(view(journey, report.as_of, settings))
+                held = ledger.conflicts_of(journey.tenant, journey.customer_id)
+                report.journeys.append(view(journey, report.as_of, settings, held=held))
             except Exception as exc:  # one journey must never stop the check: it is reported
                 reason = failure(exc)
                 numbers = (first_line.get((e.tenant, e.event_id)) for e in journey.events)

@@ -189,23 +189,33 @@ def test_blocked_patterns_match_the_normalised_value() -> None:
     assert len(check_lines(lines, settings).journeys) == 2
 
 
-def test_an_email_limit_holds_the_merge_and_names_the_conflict() -> None:
+def test_an_email_limit_holds_the_merge_and_opens_a_conflict_on_both() -> None:
     settings = _settings({"limits": {"email": 1}})
-    ledger = Ledger(settings)
     report = check_lines(SHOP, settings)
     assert sorted(j.names for j in report.journeys) == [("Carol",), ("Dave",)]
-    assert [f for j in report.journeys for f in j.flags] == []
+    flags = [(j.names, f) for j in report.journeys for f in j.flags]
+    assert {names for names, _ in flags} == {("Carol",), ("Dave",)}
+    for _, flag in flags:
+        assert (flag.rule, flag.severity, flag.status) == ("IDENTITY_CONFLICT", "medium", "open")
+        assert flag.event_ids == ("s-2",)
+        for journey in report.journeys:
+            assert journey.customer_id in flag.message
+        assert "phone +441134960000" in flag.message
+        assert "more than 1 email" in flag.message
+    assert len({flag.flag_id for _, flag in flags}) == 1
+    document = report_to_dict(report)
+    assert document["summary"]["open_flags"] == 2
+    ledger = Ledger(settings)
     for line in SHOP:
         ledger.add(decode_event(line))
-    carol, dave = (j.customer_id for j in sorted(ledger, key=lambda j: j.events[0].event_id))
-    for customer in (carol, dave):
-        (conflict,) = ledger.conflicts_of("acme", customer)
-        assert (conflict.kind, conflict.value, conflict.limit) == (
-            "phone",
-            "+441134960000",
-            "email",
-        )
-        assert set(conflict.customers) == {carol, dave}
+    (conflict,) = ledger.conflicts_of("acme", report.journeys[0].customer_id)
+    assert conflict.rule == "IDENTITY_CONFLICT"
+
+
+def test_a_conflict_is_not_shown_before_it_happened() -> None:
+    settings = _settings({"limits": {"email": 1}})
+    report = check_lines(SHOP, settings, datetime.fromisoformat("2024-03-09T10:30:00+00:00"))
+    assert [(j.names, j.flags) for j in report.journeys] == [(("Carol",), ())]
 
 
 def test_a_held_event_follows_its_highest_priority_identifier() -> None:
