@@ -320,3 +320,32 @@ def conflict_flag(conflict: Conflict, event: Event) -> Flag:
         systems=(event.source.system,),
         sites=(event.source.site,) if event.source.site else (),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """Why an event joined its customer: the identifier that linked it, the customers it merged."""
+
+    linked_by: str | None
+    """`kind value` of the identifier the customer already held, or None: the event was first."""
+    merged: tuple[tuple[str, str], ...] = ()
+    """(customer id before the merge, `kind value` that reached it), when the event merged."""
+
+
+def explain(
+    view: IdentityView,
+    ids: Iterable[NormalisedId],
+    change: IdentityChange,
+    policy: IdentityPolicy | None = None,
+) -> Why:
+    """Why `change` puts the event where it does; read the graph before the change is applied."""
+    joined = {*change.absorbed, change.customer_id}
+    policy = policy or IdentityPolicy()
+    reached: dict[str, str] = {}
+    for ident in sorted(ids, key=lambda i: (policy.rank(i.kind), i.key)):
+        for owner in _owners(view, [ident]):
+            if owner in joined:
+                reached.setdefault(owner, f"{ident.kind} {ident.value}")
+    first = next(iter(reached.values()), None)
+    merged = tuple(sorted(reached.items())) if len(reached) > 1 else ()
+    return Why(first, merged)

@@ -16,12 +16,14 @@ from projections.identifiers import identity_ids, normalise
 from projections.identity import (
     IdentityChange,
     MemoryIdentity,
+    Why,
     conflict_flag,
     customer_id_for,
+    explain,
     link,
     stitch_keys,
 )
-from projections.journey import Journey, same_content
+from projections.journey import Journey, Merge, same_content
 from projections.settings import FoldSettings
 from schemas.errors import EventConflictError
 from schemas.events import Event
@@ -37,6 +39,10 @@ class Ledger:
     seen: dict[tuple[str, str], Event] = field(default_factory=dict)
     conflicts: dict[tuple[str, str], dict[tuple[str, str], Flag]] = field(default_factory=dict)
     """(tenant, customer id) -> the IDENTITY_CONFLICT flag of each held link, by kind and value."""
+    linked_by: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(tenant, event id) -> `kind value` of the identifier that joined the event to its customer."""
+    merges: dict[tuple[str, str], list[Merge]] = field(default_factory=dict)
+    """(tenant, customer id) -> the merges that made the customer, in the order they happened."""
 
     def add(self, event: Event) -> IdentityChange | None:
         """Fold one event in; None when it was a duplicate.
@@ -55,8 +61,10 @@ class Ledger:
         policy = self.settings.identity_for(event.tenant)
         ids = identity_ids(event, self.settings.region_for(event.tenant), policy)
         change = link(graph, event.tenant, ids, policy)
+        why = explain(graph, ids, change, policy)
         graph.apply(change)
         self._note_conflicts(event, change)
+        self._note_why(event, change, why)
         parts = [self.journeys.pop((event.tenant, old)) for old in change.absorbed]
         current = self.journeys.pop((event.tenant, change.customer_id), None)
         if current is not None:
@@ -68,6 +76,30 @@ class Ledger:
         )
         self.journeys[(event.tenant, change.customer_id)] = journey_fold.apply(base, event)
         return change
+
+    def _note_why(self, event: Event, change: IdentityChange, why: Why) -> None:
+        tenant = event.tenant
+        if why.linked_by is not None:
+            self.linked_by[(tenant, event.event_id)] = why.linked_by
+        history: list[Merge] = []
+        for old in (*change.absorbed, change.customer_id):
+            history.extend(self.merges.pop((tenant, old), []))
+        history.sort(key=lambda m: (m.at, m.event_id, m.from_customer))
+        history.extend(
+            Merge(event.occurred_at, event.event_id, identifier, old, change.customer_id)
+            for old, identifier in why.merged
+        )
+        if history:
+            self.merges[(tenant, change.customer_id)] = history
+
+    def why(self, journey: Journey) -> tuple[dict[str, str], tuple[Merge, ...]]:
+        """The identifier that linked each of the journey's events, and the journey's merges."""
+        links = {
+            e.event_id: by
+            for e in journey.events
+            if (by := self.linked_by.get((journey.tenant, e.event_id))) is not None
+        }
+        return links, tuple(self.merges.get((journey.tenant, journey.customer_id), ()))
 
     def _note_conflicts(self, event: Event, change: IdentityChange) -> None:
         tenant = event.tenant

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from projections.flag_changes import flag_snapshot
 from projections.flags import Flag, sort_flags
 from projections.identifiers import customer_ids
-from projections.journey import Journey
+from projections.journey import Journey, Merge
 from projections.rules import Detector, detect
 from projections.settings import FoldSettings
 from schemas.codec import event_to_dict
@@ -39,6 +39,9 @@ class JourneyView:
     events: tuple[Event, ...]
     flags: tuple[Flag, ...]
     names: tuple[str, ...] = ()
+    linked_by: Mapping[str, str] = field(default_factory=dict)
+    """Event id -> `kind value` of the identifier that joined it (absent: it came first)."""
+    merges: tuple[Merge, ...] = ()
 
 
 def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[IdentifierSeen, ...]:
@@ -84,12 +87,14 @@ def view(
     settings: FoldSettings,
     extra_rules: dict[str, Detector] | None = None,
     held: Iterable[Flag] = (),
+    why: tuple[Mapping[str, str], Iterable[Merge]] = ({}, ()),
 ) -> JourneyView:
     """Evaluate a journey's flags as of a moment and gather what readers need.
 
     Only events that had occurred by `as_of` count: later ones are neither shown nor evaluated.
     `held` are the journey's `IDENTITY_CONFLICT` flags (links a limit held back), shown when
-    they had opened by `as_of`.
+    they had opened by `as_of`. `why` gives the identifier that linked each event and the
+    journey's merges, as the ledger recorded them.
     """
     if journey.events and journey.events[-1].occurred_at > as_of:
         journey = replace(
@@ -109,6 +114,8 @@ def view(
             )
         ),
         names=names,
+        linked_by={e.event_id: why[0][e.event_id] for e in journey.events if e.event_id in why[0]},
+        merges=tuple(m for m in why[1] if m.at <= as_of),
     )
 
 
@@ -138,4 +145,15 @@ def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
         "identifiers": [_identifier_to_dict(i) for i in journey_view.identifiers],
         "events": [event_to_dict(e) for e in journey_view.events],
         "flags": [flag_to_dict(f) for f in journey_view.flags],
+        "linked_by": dict(journey_view.linked_by),
+        "merges": [
+            {
+                "at": m.at.isoformat(),
+                "event_id": m.event_id,
+                "identifier": m.identifier,
+                "from_customer": m.from_customer,
+                "into": m.into,
+            }
+            for m in journey_view.merges
+        ],
     }

@@ -85,7 +85,8 @@ def check_lines(
         for journey in ledger:
             try:
                 held = ledger.conflicts_of(journey.tenant, journey.customer_id)
-                report.journeys.append(view(journey, report.as_of, settings, held=held))
+                why = ledger.why(journey)
+                report.journeys.append(view(journey, report.as_of, settings, held=held, why=why))
             except Exception as exc:  # one journey must never stop the check: it is reported
                 reason = failure(exc)
                 numbers = (first_line.get((e.tenant, e.event_id)) for e in journey.events)

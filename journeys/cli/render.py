@@ -11,6 +11,7 @@ from journeys.forensics.describe import describe
 from journeys.forensics.report_text import SEVERITY_STYLE
 from projections.flags import Flag
 from projections.formatting import format_moment
+from projections.journey import Merge
 from projections.view import JourneyView
 
 
@@ -52,10 +53,22 @@ def journey_panel(journey: JourneyView) -> Panel:
         what = Text(describe(event))
         if marks:
             what.append(f"  ⚑ {', '.join(sorted(set(marks)))}", style="bold red")
+        linked = journey.linked_by.get(event.event_id)
+        if linked is not None:
+            what.append(f"  via {linked}", style="dim")
         timeline.add_row(
             format_moment(event.occurred_at), event.source.system, event.event_id, what
         )
     parts: list[Text | Table] = [identifiers, timeline]
+    if journey.merges:
+        parts.append(Text("merges", style="bold underline"))
+        by_event: dict[str, list[Merge]] = {}
+        for merge in journey.merges:
+            by_event.setdefault(merge.event_id, []).append(merge)
+        for event_id, merges in by_event.items():
+            line = Text(f"{format_moment(merges[0].at)}  event {event_id} joined ", style="dim")
+            line.append(" and ".join(f"{m.from_customer} ({m.identifier})" for m in merges))
+            parts.append(line)
     if journey.flags:
         parts.append(Text("flags", style="bold underline"))
         parts.extend(flag_line(flag) for flag in journey.flags)

@@ -125,7 +125,8 @@ def replay(
     ledger.add_all(upto)
     resolution = resolve(parsed, ledger, unique, as_of, settings)
     journey = ledger.journeys[(resolution.tenant, resolution.customer_id)]
-    journey_view = view(journey, as_of, settings, extra_rules)
+    held = ledger.conflicts_of(journey.tenant, journey.customer_id)
+    journey_view = view(journey, as_of, settings, extra_rules, held=held, why=ledger.why(journey))
     timeline = tuple(
         e
         for e in journey.events

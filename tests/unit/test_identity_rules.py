@@ -330,3 +330,51 @@ def test_as_of_means_as_of(as_of: str, expected: list[tuple[str, str]]) -> None:
     report = check_lines(BOOKING_THEN_SMS, _settings(), datetime.fromisoformat(as_of))
     assert [(f.rule, f.status) for j in report.journeys for f in j.flags] == expected
     assert all(e.occurred_at <= report.as_of for j in report.journeys for e in j.events)  # type: ignore[operator]
+
+
+MERGING = [
+    _line(
+        "m-1", "form.submitted", "2024-03-09T10:00:00Z", {"email": "priya@example.com"}, form="a"
+    ),
+    _line(
+        "m-2",
+        "chat.message",
+        "2024-03-09T10:05:00Z",
+        {"anonymous_id": "sess-1", "plate": "AB12 CDE"},
+        speaker="customer",
+    ),
+    _line(
+        "m-3",
+        "booking.created",
+        "2024-03-09T11:00:00Z",
+        {"email": "Priya@example.com", "plate": "AB12CDE"},
+        booking_id="BK-1",
+        slot="2024-03-15",
+    ),
+    _line("m-4", "message.sent", "2024-03-09T12:00:00Z", {"plate": "ab12-cde"}, medium="sms"),
+]
+
+
+def test_every_event_says_which_identifier_linked_it_and_the_journey_lists_its_merges() -> None:
+    (journey,) = report_to_dict(check_lines(MERGING, _settings()))["journeys"]
+    assert journey["linked_by"] == {"m-3": "email priya@example.com", "m-4": "plate AB12CDE"}
+    merges = journey["merges"]
+    assert sorted((m["event_id"], m["identifier"]) for m in merges) == [
+        ("m-3", "email priya@example.com"),
+        ("m-3", "plate AB12CDE"),
+    ]
+    assert {m["into"] for m in merges} == {journey["customer_id"]}
+    assert len({m["from_customer"] for m in merges}) == 2
+
+
+def test_why_does_not_depend_on_arrival_order_of_unrelated_lines() -> None:
+    forward = report_to_dict(check_lines(MERGING, _settings()))["journeys"][0]
+    moved = [MERGING[1], MERGING[0], MERGING[2], MERGING[3]]
+    again = report_to_dict(check_lines(moved, _settings()))["journeys"][0]
+    assert forward["merges"] == again["merges"]
+    assert forward["linked_by"] == again["linked_by"]
+
+
+def test_merges_after_as_of_are_not_listed() -> None:
+    report = check_lines(MERGING, _settings(), datetime.fromisoformat("2024-03-09T10:30:00+00:00"))
+    assert [j.merges for j in report.journeys] == [(), ()]
