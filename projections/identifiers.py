@@ -10,7 +10,7 @@ from typing import Protocol
 import email_validator
 import phonenumbers
 
-from schemas.events import Customer, Event
+from schemas.events import DECISION_TYPES, Customer, Event
 
 MASK_RUN = "****"
 """What a masked card number looks like inside an identifier."""
@@ -235,6 +235,8 @@ def identity_ids(
     Junk identifiers (`unusable`) and those `refuse` names a reason for (a tenant's blocked
     values) never link: an event holding only such identifiers stands alone too.
     """
+    if event.type in DECISION_TYPES:  # a person's decision names an identifier, never links it
+        return [NormalisedId("event", event.event_id, f"event:{event.event_id}")]
     ids = [
         ident
         for ident in customer_ids(event.customer, region)

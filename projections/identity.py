@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Protocol
 
 from projections.flags import Flag, Severity, flag_id
-from projections.identifiers import NormalisedId
+from projections.identifiers import NormalisedId, normalise
 from schemas.events import Event
 
 PRIORITY: tuple[str, ...] = (
@@ -33,6 +33,9 @@ PRIORITY: tuple[str, ...] = (
 )
 """Which identifier an event follows when a merge is held: the first kind it carries."""
 
+NO_DECISIONS: Mapping[str, str] = MappingProxyType({})
+"""No value blocked by a person's decision."""
+
 NO_LIMITS: Mapping[str, int] = MappingProxyType({})
 """Limits apply only where a tenant sets them: holding a link is not yet independent of the
 order events arrive in (see the README, "Identity stitching")."""
@@ -47,13 +50,15 @@ class IdentityPolicy:
     blocked_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
     limits: Mapping[str, int] = field(default_factory=lambda: NO_LIMITS)
     priority: tuple[str, ...] = PRIORITY
+    decided: Mapping[str, str] = field(default_factory=lambda: NO_DECISIONS)
+    """Blocked key -> the decision that blocked it (who, when, why), for blocks by a person."""
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why this tenant never links on the identifier, or None."""
-        phone = ident.phone
-        if ident.key in self.blocked or (
-            phone is not None and f"phone:{phone.nsn}" in self.blocked
-        ):
+        key = blocked_key(ident)
+        if key in self.decided:
+            return self.decided[key]
+        if key in self.blocked or ident.key in self.blocked:
             return "blocked for this tenant"
         for kind, pattern in self.blocked_patterns:
             if kind == ident.kind and pattern.search(ident.value):
@@ -349,3 +354,27 @@ def explain(
     first = next(iter(reached.values()), None)
     merged = tuple(sorted(reached.items())) if len(reached) > 1 else ()
     return Why(first, merged)
+
+
+def decide(
+    policy: IdentityPolicy, decisions: Iterable[Event], region: str | None
+) -> IdentityPolicy:
+    """The policy after a tenant's identity decisions, taken in time order (then event id).
+
+    `identity.blocked` blocks the identifiers its customer carries; `identity.unblocked` lifts
+    the block (one from the settings too). The order the decisions arrived in does not matter.
+    """
+    blocked = set(policy.blocked)
+    decided = dict(policy.decided)
+    for event in sorted(decisions, key=lambda e: (e.occurred_at, e.event_id)):
+        for kind, raw in event.customer.identifiers():
+            key = blocked_key(normalise(kind, raw, region))
+            if event.type == "identity.blocked":
+                payload = event.payload
+                who = getattr(payload, "decided_by", "?")
+                why = getattr(payload, "reason", "")
+                decided[key] = f"blocked by {who} on {event.occurred_at.date().isoformat()}: {why}"
+            else:
+                blocked.discard(key)
+                decided.pop(key, None)
+    return replace(policy, blocked=frozenset(blocked), decided=MappingProxyType(decided))

@@ -26,7 +26,7 @@ from projections.identity import (
 from projections.journey import Journey, Merge, same_content
 from projections.settings import FoldSettings
 from schemas.errors import EventConflictError
-from schemas.events import Event
+from schemas.events import DECISION_TYPES, Event
 
 
 @dataclass(slots=True)
@@ -57,6 +57,8 @@ class Ledger:
                 f"event_id {event.event_id!r} was already used for a different event"
             )
         self.seen[(event.tenant, event.event_id)] = event
+        if event.type in DECISION_TYPES:
+            return None  # a person's decision joins no journey; `fold` applies it to the settings
         graph = self.identities.setdefault(event.tenant, MemoryIdentity())
         policy = self.settings.identity_for(event.tenant)
         ids = identity_ids(event, self.settings.region_for(event.tenant), policy)
@@ -141,6 +143,18 @@ class Ledger:
         return None
 
 
+def fold(events: Iterable[Event], settings: FoldSettings | None = None) -> Ledger:
+    """Fold events one at a time, people's identity decisions first applied to the settings.
+
+    A block decided later still splits the customers its value had joined: the graph is
+    computed again from the events without that link, whatever order they arrived in.
+    """
+    events = list(events)
+    ledger = Ledger((settings or FoldSettings()).with_decisions(events))
+    ledger.add_all(events)
+    return ledger
+
+
 def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> list[Journey]:
     """Fold a whole batch at once: stitch identities over all events first, then group.
 
@@ -148,9 +162,12 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     property tests hold the two equal.
     """
     settings = settings or FoldSettings()
+    events = list(events)
+    settings = settings.with_decisions(events)
     unique: dict[tuple[str, str], Event] = {}
     for event in events:
-        unique.setdefault((event.tenant, event.event_id), event)
+        if event.type not in DECISION_TYPES:
+            unique.setdefault((event.tenant, event.event_id), event)
     parent: dict[tuple[str, str], tuple[str, str]] = {}
 
     def find(node: tuple[str, str]) -> tuple[str, str]:

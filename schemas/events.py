@@ -249,6 +249,13 @@ class RecallLookupPayload(_Payload):
     found: StrictBool
 
 
+class IdentityDecisionPayload(_Payload):
+    """A person's decision about the identifier the event's customer carries: who and why."""
+
+    reason: Name
+    decided_by: Name
+
+
 # --- events -------------------------------------------------------------------------------
 
 
@@ -420,6 +427,20 @@ class RecallLookup(_Envelope):
     payload: RecallLookupPayload
 
 
+class IdentityBlocked(_Envelope):
+    """A person decided that the customer's identifier never links events (a shared value)."""
+
+    type: Literal["identity.blocked"]
+    payload: IdentityDecisionPayload
+
+
+class IdentityUnblocked(_Envelope):
+    """A person withdrew an earlier block: the identifier links events again."""
+
+    type: Literal["identity.unblocked"]
+    payload: IdentityDecisionPayload
+
+
 Event = Annotated[
     FormSubmitted
     | FormFailed
@@ -444,7 +465,9 @@ Event = Annotated[
     | EnrolmentConfirmed
     | EnrolmentLookup
     | RecallNotified
-    | RecallLookup,
+    | RecallLookup
+    | IdentityBlocked
+    | IdentityUnblocked,
     Field(discriminator="type"),
 ]
 """Any touchpoint of the catalogue, told apart by its `type`."""
@@ -474,5 +497,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "enrolment.lookup",
     "recall.notified",
     "recall.lookup",
+    "identity.blocked",
+    "identity.unblocked",
 )
 """Every `type` string of the catalogue, v1."""
+
+DECISION_TYPES: frozenset[str] = frozenset({"identity.blocked", "identity.unblocked"})
+"""A person's identity decisions: they change how events link and join no journey."""

@@ -25,6 +25,7 @@ from projections.settings import FoldSettings
 from projections.view import JourneyView, view, view_to_dict
 from schemas.codec import Accepted, Rejected, decode_lines, failure
 from schemas.errors import EventConflictError
+from schemas.events import DECISION_TYPES
 
 
 @dataclass(slots=True)
@@ -37,6 +38,8 @@ class CheckReport:
     accepted: int = 0
     duplicates: int = 0
     later: int = 0
+    decisions: int = 0
+    """People's identity decisions among the events (they join no journey)."""
     """Valid events that occurred after `as_of`: not folded, so they change nothing."""
 
     @property
@@ -53,19 +56,23 @@ def check_lines(
     With `as_of`, events that occurred after it are validated but not folded: they neither
     join customers nor count for the flags.
     """
-    ledger = Ledger(settings)
     report = CheckReport(as_of=as_of)
     first_line: dict[tuple[str, str], int] = {}
     latest: datetime | None = None
+    valid: list[Accepted] = []
     for result in decode_lines(lines):
         if isinstance(result, Rejected):
             report.rejected.append(result)
-            continue
+        elif as_of is not None and result.event.occurred_at > as_of:
+            report.later += 1
+        else:
+            valid.append(result)
+    # People's identity decisions apply to the whole fold, whatever line they are on.
+    settings = settings.with_decisions(r.event for r in valid)
+    ledger = Ledger(settings)
+    for result in valid:
         event = result.event
         key = (event.tenant, event.event_id)
-        if as_of is not None and event.occurred_at > as_of:
-            report.later += 1
-            continue
         try:
             change = ledger.add(event)
         except EventConflictError:
@@ -74,7 +81,9 @@ def check_lines(
         except Exception as exc:  # one line must never stop the check: it is reported
             report.rejected.append(Rejected(result.line, failure(exc)))
             continue
-        if change is None:
+        if change is None and event.type in DECISION_TYPES and key not in first_line:
+            report.decisions += 1
+        elif change is None:
             report.duplicates += 1
             continue
         first_line[key] = result.line
@@ -111,6 +120,7 @@ def report_to_dict(report: CheckReport) -> dict[str, Any]:
             "events": report.accepted,
             "duplicates": report.duplicates,
             "after_as_of": report.later,
+            "decisions": report.decisions,
             "rejected": len(report.rejected),
             "journeys": len(report.journeys),
             "open_flags": report.open_flags,

@@ -121,6 +121,7 @@ def replay(
         unique = [e for e in unique if e.tenant == tenant]
     unique.sort(key=event_order)
     upto = [e for e in unique if e.occurred_at <= as_of]
+    settings = settings.with_decisions(upto)
     ledger = Ledger(settings)
     ledger.add_all(upto)
     resolution = resolve(parsed, ledger, unique, as_of, settings)

@@ -7,11 +7,13 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from journeys.cli.check import check_lines, report_to_dict
 from journeys.settings import Settings
-from projections.identifiers import normalise
+from projections.identifiers import identity_ids, normalise
 from projections.identity import IdentityPolicy, MemoryIdentity, link
 from projections.ledger import Ledger, fold_all
 from projections.settings import FoldSettings
@@ -378,3 +380,74 @@ def test_why_does_not_depend_on_arrival_order_of_unrelated_lines() -> None:
 def test_merges_after_as_of_are_not_listed() -> None:
     report = check_lines(MERGING, _settings(), datetime.fromisoformat("2024-03-09T10:30:00+00:00"))
     assert [j.merges for j in report.journeys] == [(), ()]
+
+
+def _decision(type_: str, event_id: str, when: str, phone: str = "+44 113 496 0000") -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "type": type_,
+            "occurred_at": when,
+            "tenant": "acme",
+            "source": {"system": "journeys-cli", "actor": "r.khan"},
+            "customer": {"phone": phone},
+            "payload": {"reason": "the shop's switchboard", "decided_by": "r.khan"},
+        }
+    )
+
+
+BLOCK = _decision("identity.blocked", "dec-1", "2024-03-09T12:00:00Z")
+UNBLOCK = _decision("identity.unblocked", "dec-2", "2024-03-09T13:00:00Z")
+
+
+def _shape(lines: list[bytes], as_of: str | None = None) -> list[dict[str, Any]]:
+    moment = datetime.fromisoformat(as_of) if as_of else None
+    document = report_to_dict(check_lines(lines, _settings(), moment))
+    return sorted(
+        (
+            {
+                "customer_id": j["customer_id"],
+                "events": [e["event_id"] for e in j["events"]],
+                "flags": [(f["rule"], f["status"]) for f in j["flags"]],
+            }
+            for j in document["journeys"]
+        ),
+        key=lambda j: str(j["customer_id"]),
+    )
+
+
+def test_a_block_decided_later_splits_the_customers_it_had_joined() -> None:
+    merged = _shape(SHOP)
+    assert [j["flags"] for j in merged] == [[("DUPLICATE_ORDER", "open")]]
+    split = _shape([*SHOP, BLOCK])
+    assert sorted(j["events"] for j in split) == [["s-1"], ["s-2"]]
+    assert all(j["flags"] == [] for j in split)
+    report = check_lines([*SHOP, BLOCK], _settings())
+    assert report.decisions == 1
+    reasons = {i.not_matched for j in report.journeys for i in j.identifiers if i.kind == "phone"}
+    assert reasons == {"blocked by r.khan on 2024-03-09: the shop's switchboard"}
+
+
+def test_as_of_before_the_block_shows_the_merge_as_it_stood() -> None:
+    assert _shape([*SHOP, BLOCK], "2024-03-09T11:30:00+00:00") == _shape(SHOP)
+
+
+def test_blocking_then_unblocking_returns_exactly_the_previous_journeys() -> None:
+    assert _shape([*SHOP, BLOCK, UNBLOCK]) == _shape(SHOP)
+    assert _shape([UNBLOCK, *SHOP, BLOCK]) == _shape(SHOP)
+    assert _shape([*SHOP, UNBLOCK, BLOCK]) == _shape(SHOP)  # the unblock came later in time
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(st.permutations([*SHOP, *DEALER, *MERGING, BLOCK, UNBLOCK, BOOKING_THEN_SMS[0]]))
+def test_arrival_order_never_changes_customers_or_flags_with_decisions(lines: list[bytes]) -> None:
+    assert _shape(lines) == _shape([*SHOP, *DEALER, *MERGING, BLOCK, UNBLOCK, BOOKING_THEN_SMS[0]])
+
+
+def test_decision_events_join_no_journey_and_never_link_live() -> None:
+    event = decode_event(BLOCK)
+    (ident,) = identity_ids(event, "GB")
+    assert ident.kind == "event"
+    ledger = Ledger()
+    assert ledger.add(event) is None
+    assert list(ledger) == []
