@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from journeys.cli.check import check_lines, report_to_dict
+from journeys.cli.send import decision_line
 from journeys.settings import Settings
 from projections.identifiers import identity_ids, normalise
 from projections.identity import IdentityPolicy, MemoryIdentity, link
 from projections.ledger import Ledger, fold_all
 from projections.settings import FoldSettings
 from schemas.codec import decode_event
+from schemas.errors import UnknownIdentifierError
 from tests.factories import ev
 
 
@@ -451,3 +453,19 @@ def test_decision_events_join_no_journey_and_never_link_live() -> None:
     ledger = Ledger()
     assert ledger.add(event) is None
     assert list(ledger) == []
+
+
+def test_the_cli_builds_a_valid_decision_that_check_honours() -> None:
+    now = datetime.fromisoformat("2024-03-09T12:00:00+00:00")
+    line = decision_line(
+        "identity.blocked", "phone:0113 496 0000", "acme", "switchboard", "r.khan", now
+    )
+    event = decode_event(line)
+    assert (event.type, event.customer.phone, event.source.actor) == (
+        "identity.blocked",
+        "0113 496 0000",
+        "r.khan",
+    )
+    assert sorted(j["events"] for j in _shape([*SHOP, line])) == [["s-1"], ["s-2"]]
+    with pytest.raises(UnknownIdentifierError):
+        decision_line("identity.blocked", "cus_0123456789abcdef", "acme", "x", "y", now)
