@@ -378,3 +378,21 @@ def decide(
                 blocked.discard(key)
                 decided.pop(key, None)
     return replace(policy, blocked=frozenset(blocked), decided=MappingProxyType(decided))
+
+
+def decision_writes(event: Event, region: str | None) -> list[tuple[str, str | None]]:
+    """What a decision event does to a live graph's blocks: (blocked key, reason or None).
+
+    None lifts a block. Other events give nothing. The live stage applies these in arrival
+    order and only to later events (it does not split customers already merged).
+    """
+    if event.type not in ("identity.blocked", "identity.unblocked"):
+        return []
+    single = IdentityPolicy()
+    after = decide(single, [event], region)
+    return [
+        (key, after.decided.get(key))
+        for key in sorted(
+            blocked_key(normalise(kind, raw, region)) for kind, raw in event.customer.identifiers()
+        )
+    ]

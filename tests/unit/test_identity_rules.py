@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from projections.settings import FoldSettings
 from schemas.codec import decode_event
 from schemas.errors import UnknownIdentifierError
 from tests.factories import ev
+from tests.unit.test_stages import Pipeline
 
 
 def _settings(identity: dict[str, Any] | None = None, region: str | None = "GB") -> FoldSettings:
@@ -469,3 +471,18 @@ def test_the_cli_builds_a_valid_decision_that_check_honours() -> None:
     assert sorted(j["events"] for j in _shape([*SHOP, line])) == [["s-1"], ["s-2"]]
     with pytest.raises(UnknownIdentifierError):
         decision_line("identity.blocked", "cus_0123456789abcdef", "acme", "x", "y", now)
+
+
+def test_the_live_stage_honours_a_block_for_later_events(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path)
+    for line in (BLOCK, *SHOP):
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    stored = sorted(events for events in pipeline.stored().values() if "dec-1" not in events)
+    assert stored == [["s-1"], ["s-2"]]
+    assert [f for f in pipeline.flags if f.rule == "DUPLICATE_ORDER"] == []
+    unblocked = Pipeline(tmp_path / "again")
+    for line in (BLOCK, UNBLOCK, *SHOP):
+        unblocked.append("touchpoints", b"acme", line)
+    unblocked.drain()
+    assert ["s-1", "s-2"] in unblocked.stored().values()
