@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from projections import journey as journey_fold
 from projections.flags import Flag
-from projections.identifiers import identity_ids, normalise
+from projections.identifiers import customer_ids, identity_ids, normalise
 from projections.identity import (
     IdentityChange,
     MemoryIdentity,
@@ -42,6 +43,8 @@ class Ledger:
     linked_by: dict[tuple[str, str], str] = field(default_factory=dict)
     """(tenant, event id) -> `kind value` of the identifier that joined the event to its customer."""
     merges: dict[tuple[str, str], list[Merge]] = field(default_factory=dict)
+    refused: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Tenant -> identifiers refused for linking: `junk`, `blocked`, and links a `limit` held."""
     """(tenant, customer id) -> the merges that made the customer, in the order they happened."""
 
     def add(self, event: Event) -> IdentityChange | None:
@@ -61,10 +64,18 @@ class Ledger:
             return None  # a person's decision joins no journey; `fold` applies it to the settings
         graph = self.identities.setdefault(event.tenant, MemoryIdentity())
         policy = self.settings.identity_for(event.tenant)
-        ids = identity_ids(event, self.settings.region_for(event.tenant), policy)
+        region = self.settings.region_for(event.tenant)
+        counts = self.refused.setdefault(event.tenant, {"junk": 0, "blocked": 0, "limit": 0})
+        for ident in customer_ids(event.customer, region):
+            if ident.unusable is not None:
+                counts["junk"] += 1
+            elif policy(ident) is not None:
+                counts["blocked"] += 1
+        ids = identity_ids(event, region, policy)
         change = link(graph, event.tenant, ids, policy)
         why = explain(graph, ids, change, policy)
         graph.apply(change)
+        counts["limit"] += len(change.conflicts)
         self._note_conflicts(event, change)
         self._note_why(event, change, why)
         parts = [self.journeys.pop((event.tenant, old)) for old in change.absorbed]
@@ -209,3 +220,41 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
         tenant = root[0]
         result.append(journey_fold.fold(tenant, customer_id_for(tenant, members[root]), grouped))
     return sorted(result, key=lambda j: (j.tenant, j.customer_id))
+
+
+STRONG_KINDS = frozenset({"customer_ref", "membership_id", "email"})
+"""Identifiers that name one person: a value seen with many of them is probably shared."""
+
+
+def identity_stats(ledger: Ledger, tenant: str, top: int = 10) -> dict[str, Any]:
+    """The health of a tenant's identity graph: its largest customers, the identifiers seen
+    with the most distinct strong identifiers (suspected shared values), links refused."""
+    graph = ledger.identities.get(tenant, MemoryIdentity())
+    largest = sorted(graph.member_sets.items(), key=lambda item: (-len(item[1]), item[0]))[:top]
+    policy = ledger.settings.identity_for(tenant)
+    region = ledger.settings.region_for(tenant)
+    strong_with: dict[str, set[str]] = {}
+    for (event_tenant, _), event in ledger.seen.items():
+        if event_tenant != tenant:
+            continue
+        ids = identity_ids(event, region, policy)
+        strong = {i.key for i in ids if i.kind in STRONG_KINDS}
+        for ident in ids:
+            strong_with.setdefault(f"{ident.kind} {ident.value}", set()).update(
+                strong - {ident.key}
+            )
+    shared = sorted(
+        ((name, len(keys)) for name, keys in strong_with.items() if len(keys) > 1),
+        key=lambda item: (-item[1], item[0]),
+    )[:top]
+    return {
+        "tenant": tenant,
+        "customers": len(graph.member_sets),
+        "largest_customers": [
+            {"customer_id": customer, "identifiers": len(keys)} for customer, keys in largest
+        ],
+        "suspected_shared": [
+            {"identifier": name, "strong_identifiers": count} for name, count in shared
+        ],
+        "refused": dict(ledger.refused.get(tenant, {"junk": 0, "blocked": 0, "limit": 0})),
+    }

@@ -16,12 +16,13 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from journeys.cli.app import app, settings_of
+from journeys.cli.app import FormatOption, OutputFormat, app, settings_of
 from journeys.cli.check import open_input
 from journeys.cli.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, EXIT_USAGE, print_error
 from journeys.clock import wall_clock
 from journeys.sdk.producer import BrokerUnavailableError, Delivery, JourneyProducer
 from journeys.settings import CHECK_BROKER
+from projections.ledger import fold, identity_stats
 from projections.replay import CUSTOMER_ID, parse_query
 from schemas.codec import Accepted, Rejected, decode_event, decode_lines
 from schemas.errors import JourneyLedgerError, UnknownIdentifierError
@@ -192,3 +193,39 @@ def unblock(
 ) -> None:
     """Send `identity.unblocked`: withdraw an earlier block."""
     _decide(ctx, "identity.unblocked", identifier, tenant, reason, by)
+
+
+@identity_app.command()
+def stats(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSON Lines file of events, or - for stdin.")],
+    tenant: TenantOption,
+    output: FormatOption = OutputFormat.TEXT,
+) -> None:
+    """The health of a tenant's identity graph, folded from a file of events.
+
+    The largest customers by identifier count, the identifiers seen with the most distinct
+    strong identifiers (suspected shared values), and the links refused as junk, blocked or
+    held by a limit.
+    """
+    settings = settings_of(ctx).fold_settings()
+    with open_input(file) as handle:
+        lines = handle.readlines()
+    events = [r.event for r in decode_lines(lines) if isinstance(r, Accepted)]
+    document = identity_stats(fold(events, settings), tenant)
+    out = Console(highlight=False)
+    if output == OutputFormat.JSON:
+        out.print_json(orjson.dumps(document).decode())
+        return
+    refused = document["refused"]
+    out.print(
+        f"{tenant}: {document['customers']} customers; refused links: {refused['junk']} junk, "
+        f"{refused['blocked']} blocked, {refused['limit']} held by a limit",
+        markup=False,
+    )
+    out.print("largest customers:", markup=False)
+    for row in document["largest_customers"]:
+        out.print(f"  {row['customer_id']}  {row['identifiers']} identifiers", markup=False)
+    out.print("suspected shared values (distinct strong identifiers seen with them):", markup=False)
+    for row in document["suspected_shared"]:
+        out.print(f"  {row['identifier']}  {row['strong_identifiers']}", markup=False)

@@ -17,7 +17,7 @@ from journeys.cli.send import decision_line
 from journeys.settings import Settings
 from projections.identifiers import identity_ids, normalise
 from projections.identity import IdentityPolicy, MemoryIdentity, link
-from projections.ledger import Ledger, fold_all
+from projections.ledger import Ledger, fold, fold_all, identity_stats
 from projections.settings import FoldSettings
 from schemas.codec import decode_event
 from schemas.errors import UnknownIdentifierError
@@ -486,3 +486,19 @@ def test_the_live_stage_honours_a_block_for_later_events(tmp_path: Path) -> None
         unblocked.append("touchpoints", b"acme", line)
     unblocked.drain()
     assert ["s-1", "s-2"] in unblocked.stored().values()
+
+
+def test_identity_stats_name_the_shared_value_and_count_refusals() -> None:
+    events = [decode_event(line) for line in (*DEALER, *SHOP)]
+    plain = identity_stats(fold(events, _settings()), "acme")
+    assert plain["suspected_shared"] == [
+        {"identifier": "phone +441134960000", "strong_identifiers": 2}
+    ]
+    assert plain["refused"] == {"junk": 2, "blocked": 0, "limit": 0}
+    assert plain["largest_customers"][0]["identifiers"] == 3  # Carol and Dave, merged
+    held = identity_stats(fold(events, _settings({"limits": {"email": 1}})), "acme")
+    assert held["refused"] == {"junk": 2, "blocked": 0, "limit": 1}
+    assert held["customers"] == 4
+    blocked = identity_stats(fold([*events, decode_event(BLOCK)], _settings()), "acme")
+    assert blocked["refused"]["blocked"] == 2
+    assert blocked["suspected_shared"] == []
