@@ -18,7 +18,7 @@ from typing import Protocol
 
 from projections.flags import Flag, Severity, flag_id
 from projections.identifiers import NormalisedId, normalise
-from schemas.events import Event
+from schemas.events import DECISION_TYPES, Event
 
 PRIORITY: tuple[str, ...] = (
     "customer_ref",
@@ -52,6 +52,8 @@ class IdentityPolicy:
     priority: tuple[str, ...] = PRIORITY
     decided: Mapping[str, str] = field(default_factory=lambda: NO_DECISIONS)
     """Blocked key -> the decision that blocked it (who, when, why), for blocks by a person."""
+    confirmed: frozenset[str] = frozenset()
+    """Blocked keys a person confirmed as one person's: they merge past the limits."""
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why this tenant never links on the identifier, or None."""
@@ -225,7 +227,9 @@ def _held_link(
     for ident in sorted(ids, key=lambda i: (policy.rank(i.kind), i.key)):
         owners = [o for o in _owners(view, [ident]) if o not in accepted]
         part = frozenset({ident.key}.union(*(view.members(o) for o in owners))) - members
-        kind = breached(policy, [frozenset(members), part]) if members and part else None
+        exempt = blocked_key(ident) in policy.confirmed
+        joining = [frozenset(members), part]
+        kind = breached(policy, joining) if members and part and not exempt else None
         if kind is not None:
             held.append((ident, tuple(owners), kind))
             continue
@@ -361,23 +365,35 @@ def decide(
 ) -> IdentityPolicy:
     """The policy after a tenant's identity decisions, taken in time order (then event id).
 
-    `identity.blocked` blocks the identifiers its customer carries; `identity.unblocked` lifts
-    the block (one from the settings too). The order the decisions arrived in does not matter.
+    `identity.blocked` and `identity.split` stop the identifiers its customer carries from
+    linking; `identity.unblocked` lifts that (a block from the settings too);
+    `identity.merge_confirmed` lifts it and lets the identifier merge past the limits. The
+    order the decisions arrived in does not matter.
     """
     blocked = set(policy.blocked)
     decided = dict(policy.decided)
+    confirmed = set(policy.confirmed)
     for event in sorted(decisions, key=lambda e: (e.occurred_at, e.event_id)):
         for kind, raw in event.customer.identifiers():
             key = blocked_key(normalise(kind, raw, region))
-            if event.type == "identity.blocked":
-                payload = event.payload
-                who = getattr(payload, "decided_by", "?")
-                why = getattr(payload, "reason", "")
-                decided[key] = f"blocked by {who} on {event.occurred_at.date().isoformat()}: {why}"
+            who = getattr(event.payload, "decided_by", "?")
+            why = getattr(event.payload, "reason", "")
+            day = event.occurred_at.date().isoformat()
+            if event.type in ("identity.blocked", "identity.split"):
+                verb = "blocked" if event.type == "identity.blocked" else "split"
+                decided[key] = f"{verb} by {who} on {day}: {why}"
+                confirmed.discard(key)
             else:
                 blocked.discard(key)
                 decided.pop(key, None)
-    return replace(policy, blocked=frozenset(blocked), decided=MappingProxyType(decided))
+                if event.type == "identity.merge_confirmed":
+                    confirmed.add(key)
+    return replace(
+        policy,
+        blocked=frozenset(blocked),
+        decided=MappingProxyType(decided),
+        confirmed=frozenset(confirmed),
+    )
 
 
 def decision_writes(event: Event, region: str | None) -> list[tuple[str, str | None]]:
@@ -386,7 +402,7 @@ def decision_writes(event: Event, region: str | None) -> list[tuple[str, str | N
     None lifts a block. Other events give nothing. The live stage applies these in arrival
     order and only to later events (it does not split customers already merged).
     """
-    if event.type not in ("identity.blocked", "identity.unblocked"):
+    if event.type not in DECISION_TYPES:
         return []
     single = IdentityPolicy()
     after = decide(single, [event], region)

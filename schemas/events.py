@@ -441,6 +441,20 @@ class IdentityUnblocked(_Envelope):
     payload: IdentityDecisionPayload
 
 
+class IdentitySplit(_Envelope):
+    """A person split a customer along the identifier its customer carries: it links no more."""
+
+    type: Literal["identity.split"]
+    payload: IdentityDecisionPayload
+
+
+class IdentityMergeConfirmed(_Envelope):
+    """A person confirmed that the identifier joins one person: links past limits, unsplit."""
+
+    type: Literal["identity.merge_confirmed"]
+    payload: IdentityDecisionPayload
+
+
 Event = Annotated[
     FormSubmitted
     | FormFailed
@@ -467,7 +481,9 @@ Event = Annotated[
     | RecallNotified
     | RecallLookup
     | IdentityBlocked
-    | IdentityUnblocked,
+    | IdentityUnblocked
+    | IdentitySplit
+    | IdentityMergeConfirmed,
     Field(discriminator="type"),
 ]
 """Any touchpoint of the catalogue, told apart by its `type`."""
@@ -499,8 +515,12 @@ EVENT_TYPES: tuple[str, ...] = (
     "recall.lookup",
     "identity.blocked",
     "identity.unblocked",
+    "identity.split",
+    "identity.merge_confirmed",
 )
 """Every `type` string of the catalogue, v1."""
 
-DECISION_TYPES: frozenset[str] = frozenset({"identity.blocked", "identity.unblocked"})
+DECISION_TYPES: frozenset[str] = frozenset(
+    {"identity.blocked", "identity.unblocked", "identity.split", "identity.merge_confirmed"}
+)
 """A person's identity decisions: they change how events link and join no journey."""

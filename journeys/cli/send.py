@@ -229,3 +229,27 @@ def stats(
     out.print("suspected shared values (distinct strong identifiers seen with them):", markup=False)
     for row in document["suspected_shared"]:
         out.print(f"  {row['identifier']}  {row['strong_identifiers']}", markup=False)
+
+
+@identity_app.command()
+def split(
+    ctx: typer.Context,
+    identifier: Annotated[str, typer.Argument(help="KIND:VALUE the customer is split along")],
+    tenant: TenantOption,
+    reason: ReasonOption,
+    by: ByOption,
+) -> None:
+    """Send `identity.split`: the customers this value joined are computed again without it."""
+    _decide(ctx, "identity.split", identifier, tenant, reason, by)
+
+
+@identity_app.command()
+def merge(
+    ctx: typer.Context,
+    identifier: Annotated[str, typer.Argument(help="KIND:VALUE that joins one person")],
+    tenant: TenantOption,
+    reason: ReasonOption,
+    by: ByOption,
+) -> None:
+    """Send `identity.merge_confirmed`: the value links again, past the limits too."""
+    _decide(ctx, "identity.merge_confirmed", identifier, tenant, reason, by)

@@ -442,10 +442,24 @@ def test_blocking_then_unblocking_returns_exactly_the_previous_journeys() -> Non
     assert _shape([*SHOP, UNBLOCK, BLOCK]) == _shape(SHOP)  # the unblock came later in time
 
 
+EVERYTHING = [
+    *SHOP,
+    *DEALER,
+    *MERGING,
+    BLOCK,
+    UNBLOCK,
+    _decision("identity.split", "dec-5", "2024-03-09T10:30:00Z", "+44 7700 900999"),
+    _decision("identity.merge_confirmed", "dec-6", "2024-03-09T09:00:00Z", "+44 7700 900999"),
+    _line("x-1", "form.submitted", "2024-03-09T10:00:00Z", {"phone": "+44 7700 900999"}, form="a"),
+    _line("x-2", "form.submitted", "2024-03-09T11:00:00Z", {"phone": "+44 7700 900999"}, form="b"),
+    BOOKING_THEN_SMS[0],
+]
+
+
 @settings(max_examples=40, derandomize=True, deadline=None)
-@given(st.permutations([*SHOP, *DEALER, *MERGING, BLOCK, UNBLOCK, BOOKING_THEN_SMS[0]]))
+@given(st.permutations(EVERYTHING))
 def test_arrival_order_never_changes_customers_or_flags_with_decisions(lines: list[bytes]) -> None:
-    assert _shape(lines) == _shape([*SHOP, *DEALER, *MERGING, BLOCK, UNBLOCK, BOOKING_THEN_SMS[0]])
+    assert _shape(lines) == _shape(EVERYTHING)
 
 
 def test_decision_events_join_no_journey_and_never_link_live() -> None:
@@ -502,3 +516,22 @@ def test_identity_stats_name_the_shared_value_and_count_refusals() -> None:
     blocked = identity_stats(fold([*events, decode_event(BLOCK)], _settings()), "acme")
     assert blocked["refused"]["blocked"] == 2
     assert blocked["suspected_shared"] == []
+
+
+SPLIT = _decision("identity.split", "dec-3", "2024-03-09T12:00:00Z")
+CONFIRM = _decision("identity.merge_confirmed", "dec-4", "2024-03-09T13:00:00Z")
+
+
+def test_a_split_followed_by_a_confirming_merge_equals_never_having_split() -> None:
+    assert sorted(j["events"] for j in _shape([*SHOP, SPLIT])) == [["s-1"], ["s-2"]]
+    assert _shape([*SHOP, SPLIT, CONFIRM]) == _shape(SHOP)
+    assert _shape([CONFIRM, SPLIT, *SHOP]) == _shape(SHOP)
+
+
+def test_a_confirmed_merge_goes_past_the_limit_and_the_conflict_closes() -> None:
+    limited = _settings({"limits": {"email": 1}})
+    held = check_lines([*SHOP], limited)
+    assert len(held.journeys) == 2
+    confirmed = check_lines([*SHOP, CONFIRM], limited)
+    assert [j.names for j in confirmed.journeys] == [("Carol", "Dave")]
+    assert [f.rule for j in confirmed.journeys for f in j.flags] == ["DUPLICATE_ORDER"]
