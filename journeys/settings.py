@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -11,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from projections.identifiers import normalise
+from projections.identity import PRIORITY, IdentityPolicy, blocked_key
 from projections.settings import RULES, FoldSettings, RuleSettings
 from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings
@@ -50,10 +53,76 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class IdentitySection(_Section):
+    """`[tenants.<name>.identity]`: values that never link, limits per customer, priority."""
+
+    blocked: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    blocked_patterns: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    limits: dict[str, int] = Field(default_factory=dict)
+    """Distinct identifiers of a kind a merge may give one customer (0 or absent: no limit)."""
+    priority: tuple[str, ...] = PRIORITY
+
+    @field_validator("blocked", "blocked_patterns", "limits")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(PRIORITY))
+        if unknown:
+            raise ValueError(f"unknown identifier kind(s) {', '.join(unknown)}")
+        return value
+
+    @field_validator("blocked_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for kind, patterns in value.items():
+            for pattern in patterns:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(
+                        f"{kind}: {pattern!r} is not a regular expression: {exc}"
+                    ) from None
+        return value
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_not_negative(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(limit < 0 for limit in value.values()):
+            raise ValueError("a limit is 1 or more, or 0 for no limit")
+        return value
+
+    @field_validator("priority")
+    @classmethod
+    def _priority_complete(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if sorted(value) != sorted(PRIORITY):
+            raise ValueError(f"name every identifier kind once: {', '.join(PRIORITY)}")
+        return value
+
+    def policy(self, region: str | None) -> IdentityPolicy:
+        """The pure identity rules, blocked values normalised as events are."""
+        blocked = frozenset(
+            blocked_key(normalise(kind, value, region))
+            for kind, values in self.blocked.items()
+            for value in values
+        )
+        patterns = tuple(
+            (kind, re.compile(pattern))
+            for kind, texts in sorted(self.blocked_patterns.items())
+            for pattern in texts
+        )
+        limits = self.limits
+        return IdentityPolicy(
+            blocked=blocked,
+            blocked_patterns=patterns,
+            limits=MappingProxyType({k: v for k, v in limits.items() if v > 0}),
+            priority=self.priority,
+        )
+
+
 class TenantSettings(_Section):
     """Per-tenant settings."""
 
     default_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    identity: IdentitySection = IdentitySection()
 
 
 class RuleThresholds(_Section):
@@ -187,7 +256,12 @@ class Settings(_Section):
             enabled=frozenset(RULES) - frozenset(self.rules.disabled),
         )
         regions = {t: s.default_region for t, s in self.tenants.items() if s.default_region}
-        return FoldSettings(rules=rules, default_regions=MappingProxyType(regions))
+        identity = {t: s.identity.policy(s.default_region) for t, s in self.tenants.items()}
+        return FoldSettings(
+            rules=rules,
+            default_regions=MappingProxyType(regions),
+            identity=MappingProxyType(identity),
+        )
 
 
 def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:

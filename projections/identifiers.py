@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
+import email_validator
 import phonenumbers
 
-from schemas.events import Customer, Event
+from schemas.events import DECISION_TYPES, Customer, Event
 
 MASK_RUN = "****"
 """What a masked card number looks like inside an identifier."""
@@ -50,6 +52,13 @@ class PhoneNumber:
         return f"phone:{self.nsn}"
 
 
+class Refusal(Protocol):
+    """A tenant's own reason not to link on an identifier (blocked values), or None."""
+
+    def __call__(self, ident: NormalisedId, /) -> str | None:
+        """Why this identifier must not link, or None."""
+
+
 @dataclass(frozen=True, slots=True)
 class NormalisedId:
     """One identifier after normalisation: its kind, the value shown, and its graph key."""
@@ -58,6 +67,8 @@ class NormalisedId:
     value: str
     key: str
     phone: PhoneNumber | None = None
+    unusable: str | None = None
+    """Why this identifier is not used for matching (junk or placeholder), or None."""
 
 
 def normalise_phone(raw: str, region: str | None = None) -> PhoneNumber:
@@ -93,20 +104,116 @@ def normalise_plate(raw: str) -> str:
     return _PLATE_NOISE.sub("", raw).upper()
 
 
+PLACEHOLDER_VALUES = frozenset(
+    {
+        "",
+        "-",
+        "--",
+        "?",
+        "0",
+        "none",
+        "null",
+        "nil",
+        "n/a",
+        "na",
+        "unknown",
+        "test",
+        "noemail",
+        "no email",
+        "no-email",
+        "nomail",
+        "notknown",
+        "not known",
+        "not given",
+        "tbc",
+        "xxx",
+    }
+)
+"""Values (and e-mail local parts) people type when they have no identifier to give."""
+
+PLACEHOLDER_EMAIL_DOMAINS = frozenset(
+    {"test.com", "example.invalid", "localhost", "localhost.localdomain", "invalid", "test"}
+)
+"""E-mail domains that are placeholders. `example.com` is not one of them: see the README."""
+
+PLACEHOLDER_DOMAIN_LABELS = frozenset({"noemail", "nomail", "no-email", "none", "invalid"})
+"""A domain whose first label is one of these is a placeholder (`noemail.co.uk`)."""
+
+_SEQUENCES = ("01234567890123456789", "98765432109876543210")
+MIN_SEQUENCE_DIGITS = 6
+"""A run of consecutive digits this long (`0123456789`, `987654`) is a placeholder number."""
+
+
+def _placeholder_digits(digits: str) -> str | None:
+    if len(digits) >= 3 and len(set(digits)) == 1:
+        return "a run of one digit"
+    if len(digits) >= MIN_SEQUENCE_DIGITS and any(digits in seq for seq in _SEQUENCES):
+        return "a run of consecutive digits"
+    return None
+
+
+def phone_problem(phone: PhoneNumber, region: str | None) -> str | None:
+    """Why a phone number is a placeholder or impossible, or None when it is plausible."""
+    for digits in (phone.written, phone.nsn):
+        if (problem := _placeholder_digits(digits)) is not None:
+            return f"placeholder number ({problem})"
+    if phone.country_code is None:
+        return None  # no region to judge it by: only placeholders are refused
+    try:
+        number = phonenumbers.parse(f"+{phone.country_code}{phone.nsn}", None)
+    except phonenumbers.NumberParseException:
+        return f"not a possible number for +{phone.country_code}"
+    if not phonenumbers.is_possible_number(number):
+        where = f"region {region}" if region else f"+{phone.country_code}"
+        return f"not a possible number for {where}"
+    return None
+
+
+def email_problem(value: str) -> str | None:
+    """Why an e-mail address is a placeholder or not valid syntax, or None when plausible."""
+    local, at, domain = value.rpartition("@")
+    if value in PLACEHOLDER_VALUES or (at and local in PLACEHOLDER_VALUES):
+        return "placeholder address"
+    if at and (
+        domain in PLACEHOLDER_EMAIL_DOMAINS
+        or domain.endswith((".invalid", ".test", ".localhost", ".example"))
+        or domain.split(".", 1)[0] in PLACEHOLDER_DOMAIN_LABELS
+    ):
+        return f"placeholder domain {domain}"
+    try:
+        email_validator.validate_email(value, check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        return f"not a valid e-mail address ({str(exc).rstrip('.')})"
+    return None
+
+
+def value_problem(kind: str, value: str) -> str | None:
+    """Why any other identifier's value is a placeholder, or None."""
+    if value.lower() in PLACEHOLDER_VALUES:
+        return "placeholder value"
+    repeatable = kind in ("customer_ref", "membership_id", "plate", "vin")
+    if repeatable and len(value) >= 3 and len(set(value.lower())) == 1:
+        return "placeholder value (one character repeated)"
+    return None
+
+
 # Cached: customers come back, and parsing a phone number costs more than the rest of stitching.
 @lru_cache(maxsize=65_536)
 def normalise(kind: str, raw: str, region: str | None = None) -> NormalisedId:
-    """Normalise one identifier of the given kind."""
+    """Normalise one identifier of the given kind, noting when it is junk."""
     if kind == "phone":
         phone = normalise_phone(raw, region)
-        return NormalisedId(kind, phone.display, phone.key, phone)
+        return NormalisedId(kind, phone.display, phone.key, phone, phone_problem(phone, region))
     if kind == "email":
         value = normalise_email(raw)
+        problem = email_problem(value)
     elif kind in ("plate", "vin"):
         value = normalise_plate(raw)
+        problem = value_problem(kind, value)
     else:
         value = raw.strip()
-    return NormalisedId(kind, value, f"{kind}:{value}")
+        problem = value_problem(kind, value)
+    return NormalisedId(kind, value, f"{kind}:{value}", unusable=problem)
 
 
 def customer_ids(customer: Customer, region: str | None = None) -> list[NormalisedId]:
@@ -120,9 +227,21 @@ def customer_ids(customer: Customer, region: str | None = None) -> list[Normalis
     ]
 
 
-def identity_ids(event: Event, region: str | None = None) -> list[NormalisedId]:
-    """The identifiers an event stitches on; an event whose only ones were masked stands alone."""
-    ids = customer_ids(event.customer, region)
+def identity_ids(
+    event: Event, region: str | None = None, refuse: Refusal | None = None
+) -> list[NormalisedId]:
+    """The identifiers an event stitches on; an event whose only ones were masked stands alone.
+
+    Junk identifiers (`unusable`) and those `refuse` names a reason for (a tenant's blocked
+    values) never link: an event holding only such identifiers stands alone too.
+    """
+    if event.type in DECISION_TYPES:  # a person's decision names an identifier, never links it
+        return [NormalisedId("event", event.event_id, f"event:{event.event_id}")]
+    ids = [
+        ident
+        for ident in customer_ids(event.customer, region)
+        if ident.unusable is None and (refuse is None or refuse(ident) is None)
+    ]
     if not ids:
         ids = [NormalisedId("event", event.event_id, f"event:{event.event_id}")]
     return ids

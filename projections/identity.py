@@ -10,11 +10,113 @@ the events arrived in.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Protocol
 
-from projections.identifiers import NormalisedId
+from projections.flags import Flag, Severity, flag_id
+from projections.identifiers import NormalisedId, normalise
+from schemas.events import DECISION_TYPES, Event
+
+PRIORITY: tuple[str, ...] = (
+    "customer_ref",
+    "membership_id",
+    "email",
+    "phone",
+    "vin",
+    "plate",
+    "order_id",
+    "card_token",
+    "anonymous_id",
+)
+"""Which identifier an event follows when a merge is held: the first kind it carries."""
+
+NO_DECISIONS: Mapping[str, str] = MappingProxyType({})
+"""No value blocked by a person's decision."""
+
+NO_LIMITS: Mapping[str, int] = MappingProxyType({})
+"""Limits apply only where a tenant sets them: holding a link is not yet independent of the
+order events arrive in (see the README, "Identity stitching")."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityPolicy:
+    """A tenant's identity rules: values blocked from linking, limits per customer, priority."""
+
+    blocked: frozenset[str] = frozenset()
+    """Identifier keys that never link (phones as `phone:<national significant number>`)."""
+    blocked_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    limits: Mapping[str, int] = field(default_factory=lambda: NO_LIMITS)
+    priority: tuple[str, ...] = PRIORITY
+    decided: Mapping[str, str] = field(default_factory=lambda: NO_DECISIONS)
+    """Blocked key -> the decision that blocked it (who, when, why), for blocks by a person."""
+    confirmed: frozenset[str] = frozenset()
+    """Blocked keys a person confirmed as one person's: they merge past the limits."""
+
+    def __call__(self, ident: NormalisedId, /) -> str | None:
+        """Why this tenant never links on the identifier, or None."""
+        key = blocked_key(ident)
+        if key in self.decided:
+            return self.decided[key]
+        if key in self.blocked or ident.key in self.blocked:
+            return "blocked for this tenant"
+        for kind, pattern in self.blocked_patterns:
+            if kind == ident.kind and pattern.search(ident.value):
+                return f"blocked for this tenant (matches {pattern.pattern})"
+        return None
+
+    def rank(self, kind: str) -> int:
+        """The position of a kind in the priority order (unknown kinds last)."""
+        return self.priority.index(kind) if kind in self.priority else len(self.priority)
+
+
+def blocked_key(ident: NormalisedId) -> str:
+    """The key a blocked value is stored under (phones by national number, whatever the form)."""
+    return f"phone:{ident.phone.nsn}" if ident.phone is not None else ident.key
+
+
+def identity_number(key: str) -> tuple[str, str]:
+    """The kind of an identifier key and the value counted against limits (phones by number)."""
+    kind, _, rest = key.partition(":")
+    if kind == "phone":
+        return kind, rest.rpartition(":")[2]
+    return kind, rest
+
+
+def _counts(keys: Iterable[str]) -> dict[str, int]:
+    seen: dict[str, set[str]] = {}
+    for key in keys:
+        kind, number = identity_number(key)
+        seen.setdefault(kind, set()).add(number)
+    return {kind: len(numbers) for kind, numbers in seen.items()}
+
+
+def breached(policy: IdentityPolicy, parts: Iterable[frozenset[str]]) -> str | None:
+    """The first kind whose limit joining these key sets would push past, or None."""
+    parts = list(parts)
+    total = _counts(k for part in parts for k in part)
+    each = [_counts(part) for part in parts]
+    for kind in policy.priority:
+        limit = policy.limits.get(kind)
+        count = total.get(kind, 0)
+        if limit is not None and count > limit and count > max(c.get(kind, 0) for c in each):
+            return kind
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A link held back: the identifier and the customers it would have joined."""
+
+    kind: str
+    value: str
+    customers: tuple[str, ...]
+    limit: str
+    """The kind whose limit the merge would have broken."""
+    allowed: int = 0
+    """That kind's limit."""
 
 
 class IdentityView(Protocol):
@@ -40,6 +142,8 @@ class IdentityChange:
     """Customer ids that are now `customer_id` (merged or renamed), sorted."""
     new_phone_countries: tuple[tuple[str, int], ...] = ()
     changed: bool = True
+    conflicts: tuple[Conflict, ...] = ()
+    """Links held back by the tenant's limits (the graph does not record them)."""
 
 
 def customer_id_for(tenant: str, keys: Iterable[str]) -> str:
@@ -57,23 +161,42 @@ def stitch_keys(view: IdentityView, ids: Iterable[NormalisedId]) -> set[str]:
         phone = ident.phone
         if phone is None or phone.national_key is None:
             continue
+        countries = view.phone_countries(phone.nsn)
+        # A national number joins international ones only when they agree on the country.
         if phone.country_code is None:
-            keys.update(f"phone:+{cc}:{phone.nsn}" for cc in view.phone_countries(phone.nsn))
-        else:
+            if len(countries) == 1:
+                keys.update(f"phone:+{cc}:{phone.nsn}" for cc in countries)
+        elif countries <= {phone.country_code}:
             keys.add(phone.national_key)
     return keys
 
 
-def link(view: IdentityView, tenant: str, ids: Iterable[NormalisedId]) -> IdentityChange:
-    """Attach an event's identifiers to the graph, merging the customers they join."""
-    ids = list(ids)
-    own_keys = {ident.key for ident in ids}
-    owners = sorted(
+def _owners(view: IdentityView, ids: Iterable[NormalisedId]) -> list[str]:
+    return sorted(
         {owner for key in stitch_keys(view, ids) if (owner := view.customer_of(key)) is not None}
     )
-    members = set(own_keys)
-    for owner in owners:
-        members |= view.members(owner)
+
+
+def link(
+    view: IdentityView,
+    tenant: str,
+    ids: Iterable[NormalisedId],
+    policy: IdentityPolicy | None = None,
+) -> IdentityChange:
+    """Attach an event's identifiers to the graph, merging the customers they join.
+
+    With a `policy`, a merge that would give a customer more identifiers of a kind than its
+    limit is held: the event follows its highest-priority identifier and each link left out
+    is returned as a `Conflict`.
+    """
+    ids = list(ids)
+    owners = _owners(view, ids)
+    member_sets = [view.members(owner) for owner in owners]
+    own_keys = {ident.key for ident in ids}
+    fresh = frozenset(own_keys.difference(*member_sets))
+    if policy is not None and breached(policy, [*member_sets, fresh]) is not None:
+        return _held_link(view, tenant, ids, policy)
+    members = set(own_keys).union(*member_sets)
     frozen = frozenset(members)
     customer_id = customer_id_for(tenant, frozen)
     new_countries = tuple(
@@ -92,6 +215,59 @@ def link(view: IdentityView, tenant: str, ids: Iterable[NormalisedId]) -> Identi
         )
     absorbed = tuple(owner for owner in owners if owner != customer_id)
     return IdentityChange(customer_id, frozen, absorbed, new_countries)
+
+
+def _held_link(
+    view: IdentityView, tenant: str, ids: list[NormalisedId], policy: IdentityPolicy
+) -> IdentityChange:
+    """Link identifier by identifier in priority order, holding each one past a limit."""
+    members: set[str] = set()
+    accepted: set[str] = set()
+    held: list[tuple[NormalisedId, tuple[str, ...], str]] = []
+    for ident in sorted(ids, key=lambda i: (policy.rank(i.kind), i.key)):
+        owners = [o for o in _owners(view, [ident]) if o not in accepted]
+        part = frozenset({ident.key}.union(*(view.members(o) for o in owners))) - members
+        exempt = blocked_key(ident) in policy.confirmed
+        joining = [frozenset(members), part]
+        kind = breached(policy, joining) if members and part and not exempt else None
+        if kind is not None:
+            held.append((ident, tuple(owners), kind))
+            continue
+        members |= part
+        accepted.update(owners)
+    frozen = frozenset(members)
+    customer_id = customer_id_for(tenant, frozen)
+    conflicts = tuple(
+        Conflict(
+            ident.kind,
+            ident.value,
+            tuple(sorted({customer_id, *owners})),
+            kind,
+            policy.limits.get(kind, 0),
+        )
+        for ident, owners, kind in held
+    )
+    new_countries = tuple(
+        sorted(
+            (ident.phone.nsn, ident.phone.country_code)
+            for ident in ids
+            if ident.key in frozen
+            and ident.phone is not None
+            and ident.phone.country_code is not None
+            and ident.phone.national_key is not None
+            and ident.phone.country_code not in view.phone_countries(ident.phone.nsn)
+        )
+    )
+    if accepted == {customer_id} and frozen == view.members(customer_id):
+        return IdentityChange(
+            customer_id,
+            frozen,
+            changed=bool(new_countries),
+            new_phone_countries=new_countries,
+            conflicts=conflicts,
+        )
+    absorbed = tuple(sorted(owner for owner in accepted if owner != customer_id))
+    return IdentityChange(customer_id, frozen, absorbed, new_countries, conflicts=conflicts)
 
 
 @dataclass(slots=True)
@@ -129,3 +305,110 @@ class MemoryIdentity:
     def as_mapping(self) -> Mapping[str, frozenset[str]]:
         """Customer id -> keys, for inspection."""
         return dict(self.member_sets)
+
+
+IDENTITY_CONFLICT = "IDENTITY_CONFLICT"
+"""The flag a held link opens on every customer it would have joined."""
+
+
+def conflict_flag(conflict: Conflict, event: Event) -> Flag:
+    """The `IDENTITY_CONFLICT` flag of a held link, opened by the event that carried it."""
+    customers = " and ".join(conflict.customers)
+    plural = "" if conflict.allowed == 1 else "s"
+    return Flag(
+        flag_id=flag_id(IDENTITY_CONFLICT, f"{conflict.kind}:{conflict.value}\x00{customers}"),
+        rule=IDENTITY_CONFLICT,
+        severity=Severity.MEDIUM,
+        message=(
+            f"{conflict.kind} {conflict.value} ({event.source.system}) would have joined "
+            f"{customers}: one customer would hold more than {conflict.allowed} "
+            f"{conflict.limit}{plural}; not merged until a person decides"
+        ),
+        event_ids=(event.event_id,),
+        opened_at=event.occurred_at,
+        systems=(event.source.system,),
+        sites=(event.source.site,) if event.source.site else (),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """Why an event joined its customer: the identifier that linked it, the customers it merged."""
+
+    linked_by: str | None
+    """`kind value` of the identifier the customer already held, or None: the event was first."""
+    merged: tuple[tuple[str, str], ...] = ()
+    """(customer id before the merge, `kind value` that reached it), when the event merged."""
+
+
+def explain(
+    view: IdentityView,
+    ids: Iterable[NormalisedId],
+    change: IdentityChange,
+    policy: IdentityPolicy | None = None,
+) -> Why:
+    """Why `change` puts the event where it does; read the graph before the change is applied."""
+    joined = {*change.absorbed, change.customer_id}
+    policy = policy or IdentityPolicy()
+    reached: dict[str, str] = {}
+    for ident in sorted(ids, key=lambda i: (policy.rank(i.kind), i.key)):
+        for owner in _owners(view, [ident]):
+            if owner in joined:
+                reached.setdefault(owner, f"{ident.kind} {ident.value}")
+    first = next(iter(reached.values()), None)
+    merged = tuple(sorted(reached.items())) if len(reached) > 1 else ()
+    return Why(first, merged)
+
+
+def decide(
+    policy: IdentityPolicy, decisions: Iterable[Event], region: str | None
+) -> IdentityPolicy:
+    """The policy after a tenant's identity decisions, taken in time order (then event id).
+
+    `identity.blocked` and `identity.split` stop the identifiers its customer carries from
+    linking; `identity.unblocked` lifts that (a block from the settings too);
+    `identity.merge_confirmed` lifts it and lets the identifier merge past the limits. The
+    order the decisions arrived in does not matter.
+    """
+    blocked = set(policy.blocked)
+    decided = dict(policy.decided)
+    confirmed = set(policy.confirmed)
+    for event in sorted(decisions, key=lambda e: (e.occurred_at, e.event_id)):
+        for kind, raw in event.customer.identifiers():
+            key = blocked_key(normalise(kind, raw, region))
+            who = getattr(event.payload, "decided_by", "?")
+            why = getattr(event.payload, "reason", "")
+            day = event.occurred_at.date().isoformat()
+            if event.type in ("identity.blocked", "identity.split"):
+                verb = "blocked" if event.type == "identity.blocked" else "split"
+                decided[key] = f"{verb} by {who} on {day}: {why}"
+                confirmed.discard(key)
+            else:
+                blocked.discard(key)
+                decided.pop(key, None)
+                if event.type == "identity.merge_confirmed":
+                    confirmed.add(key)
+    return replace(
+        policy,
+        blocked=frozenset(blocked),
+        decided=MappingProxyType(decided),
+        confirmed=frozenset(confirmed),
+    )
+
+
+def decision_writes(event: Event, region: str | None) -> list[tuple[str, str | None]]:
+    """What a decision event does to a live graph's blocks: (blocked key, reason or None).
+
+    None lifts a block. Other events give nothing. The live stage applies these in arrival
+    order and only to later events (it does not split customers already merged).
+    """
+    if event.type not in DECISION_TYPES:
+        return []
+    single = IdentityPolicy()
+    after = decide(single, [event], region)
+    return [
+        (key, after.decided.get(key))
+        for key in sorted(
+            blocked_key(normalise(kind, raw, region)) for kind, raw in event.customer.identifiers()
+        )
+    ]

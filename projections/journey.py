@@ -27,6 +27,18 @@ def same_content(a: Event, b: Event) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Merge:
+    """Two customers found to be one: when, by which event, through which identifier."""
+
+    at: datetime
+    event_id: str
+    identifier: str
+    """`kind value` of the identifier that reached `from_customer`."""
+    from_customer: str
+    into: str
+
+
+@dataclass(frozen=True, slots=True)
 class Journey:
     """One customer of one tenant and every event stitched to them, in journey order."""
 

@@ -9,14 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from projections import journey as journey_fold
-from projections.identifiers import identity_ids, normalise
-from projections.identity import IdentityChange, MemoryIdentity, customer_id_for, link, stitch_keys
-from projections.journey import Journey, same_content
+from projections.flags import Flag
+from projections.identifiers import customer_ids, identity_ids, normalise
+from projections.identity import (
+    IdentityChange,
+    MemoryIdentity,
+    Why,
+    conflict_flag,
+    customer_id_for,
+    explain,
+    link,
+    stitch_keys,
+)
+from projections.journey import Journey, Merge, same_content
 from projections.settings import FoldSettings
 from schemas.errors import EventConflictError
-from schemas.events import Event
+from schemas.events import DECISION_TYPES, Event
 
 
 @dataclass(slots=True)
@@ -27,6 +38,14 @@ class Ledger:
     identities: dict[str, MemoryIdentity] = field(default_factory=dict)
     journeys: dict[tuple[str, str], Journey] = field(default_factory=dict)
     seen: dict[tuple[str, str], Event] = field(default_factory=dict)
+    conflicts: dict[tuple[str, str], dict[tuple[str, str], Flag]] = field(default_factory=dict)
+    """(tenant, customer id) -> the IDENTITY_CONFLICT flag of each held link, by kind and value."""
+    linked_by: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(tenant, event id) -> `kind value` of the identifier that joined the event to its customer."""
+    merges: dict[tuple[str, str], list[Merge]] = field(default_factory=dict)
+    refused: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Tenant -> identifiers refused for linking: `junk`, `blocked`, and links a `limit` held."""
+    """(tenant, customer id) -> the merges that made the customer, in the order they happened."""
 
     def add(self, event: Event) -> IdentityChange | None:
         """Fold one event in; None when it was a duplicate.
@@ -41,10 +60,24 @@ class Ledger:
                 f"event_id {event.event_id!r} was already used for a different event"
             )
         self.seen[(event.tenant, event.event_id)] = event
+        if event.type in DECISION_TYPES:
+            return None  # a person's decision joins no journey; `fold` applies it to the settings
         graph = self.identities.setdefault(event.tenant, MemoryIdentity())
-        ids = identity_ids(event, self.settings.region_for(event.tenant))
-        change = link(graph, event.tenant, ids)
+        policy = self.settings.identity_for(event.tenant)
+        region = self.settings.region_for(event.tenant)
+        counts = self.refused.setdefault(event.tenant, {"junk": 0, "blocked": 0, "limit": 0})
+        for ident in customer_ids(event.customer, region):
+            if ident.unusable is not None:
+                counts["junk"] += 1
+            elif policy(ident) is not None:
+                counts["blocked"] += 1
+        ids = identity_ids(event, region, policy)
+        change = link(graph, event.tenant, ids, policy)
+        why = explain(graph, ids, change, policy)
         graph.apply(change)
+        counts["limit"] += len(change.conflicts)
+        self._note_conflicts(event, change)
+        self._note_why(event, change, why)
         key = (event.tenant, change.customer_id)
         current = self.journeys.pop(key, None)
         if change.absorbed:
@@ -57,6 +90,49 @@ class Ledger:
         # `seen` holds every event id of the tenant, so the journey cannot hold this one
         self.journeys[key] = journey_fold.add_new(current, event)
         return change
+
+    def _note_why(self, event: Event, change: IdentityChange, why: Why) -> None:
+        tenant = event.tenant
+        if why.linked_by is not None:
+            self.linked_by[(tenant, event.event_id)] = why.linked_by
+        history: list[Merge] = []
+        for old in (*change.absorbed, change.customer_id):
+            history.extend(self.merges.pop((tenant, old), []))
+        history.sort(key=lambda m: (m.at, m.event_id, m.from_customer))
+        history.extend(
+            Merge(event.occurred_at, event.event_id, identifier, old, change.customer_id)
+            for old, identifier in why.merged
+        )
+        if history:
+            self.merges[(tenant, change.customer_id)] = history
+
+    def why(self, journey: Journey) -> tuple[dict[str, str], tuple[Merge, ...]]:
+        """The identifier that linked each of the journey's events, and the journey's merges."""
+        links = {
+            e.event_id: by
+            for e in journey.events
+            if (by := self.linked_by.get((journey.tenant, e.event_id))) is not None
+        }
+        return links, tuple(self.merges.get((journey.tenant, journey.customer_id), ()))
+
+    def _note_conflicts(self, event: Event, change: IdentityChange) -> None:
+        tenant = event.tenant
+        merged: dict[tuple[str, str], Flag] = {}
+        for old in (*change.absorbed, change.customer_id):
+            merged.update(self.conflicts.pop((tenant, old), {}))
+        for conflict in change.conflicts:
+            for customer in conflict.customers:
+                held = merged if customer == change.customer_id else None
+                if held is None:
+                    held = self.conflicts.setdefault((tenant, customer), {})
+                held.setdefault((conflict.kind, conflict.value), conflict_flag(conflict, event))
+        if merged:
+            self.conflicts[(tenant, change.customer_id)] = merged
+
+    def conflicts_of(self, tenant: str, customer_id: str) -> tuple[Flag, ...]:
+        """The IDENTITY_CONFLICT flags of links held back by a limit that name this customer."""
+        held = self.conflicts.get((tenant, customer_id), {})
+        return tuple(held[k] for k in sorted(held))
 
     def add_all(self, events: Iterable[Event]) -> None:
         """Fold many events in (conflicts are raised as in `add`)."""
@@ -79,6 +155,18 @@ class Ledger:
         return None
 
 
+def fold(events: Iterable[Event], settings: FoldSettings | None = None) -> Ledger:
+    """Fold events one at a time, people's identity decisions first applied to the settings.
+
+    A block decided later still splits the customers its value had joined: the graph is
+    computed again from the events without that link, whatever order they arrived in.
+    """
+    events = list(events)
+    ledger = Ledger((settings or FoldSettings()).with_decisions(events))
+    ledger.add_all(events)
+    return ledger
+
+
 def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> list[Journey]:
     """Fold a whole batch at once: stitch identities over all events first, then group.
 
@@ -86,9 +174,12 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     property tests hold the two equal.
     """
     settings = settings or FoldSettings()
+    events = list(events)
+    settings = settings.with_decisions(events)
     unique: dict[tuple[str, str], Event] = {}
     for event in events:
-        unique.setdefault((event.tenant, event.event_id), event)
+        if event.type not in DECISION_TYPES:
+            unique.setdefault((event.tenant, event.event_id), event)
     parent: dict[tuple[str, str], tuple[str, str]] = {}
 
     def find(node: tuple[str, str]) -> tuple[str, str]:
@@ -106,7 +197,7 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     international: dict[tuple[str, str], list[str]] = {}
     keys_of: dict[tuple[str, str], list[str]] = {}
     for (tenant, event_id), event in unique.items():
-        ids = identity_ids(event, settings.region_for(tenant))
+        ids = identity_ids(event, settings.region_for(tenant), settings.identity_for(tenant))
         keys_of[(tenant, event_id)] = [ident.key for ident in ids]
         for ident in ids:
             union((tenant, ident.key), (tenant, ids[0].key))
@@ -115,8 +206,10 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
                 bucket = national if phone.country_code is None else international
                 bucket.setdefault((tenant, phone.nsn), []).append(ident.key)
     for (tenant, nsn), locals_ in national.items():
-        for key in international.get((tenant, nsn), []):
-            union((tenant, key), (tenant, locals_[0]))
+        spellings = international.get((tenant, nsn), [])
+        if len({key.split(":")[1] for key in spellings}) == 1:  # countries agree
+            for key in spellings:
+                union((tenant, key), (tenant, locals_[0]))
     groups: dict[tuple[str, str], list[Event]] = {}
     members: dict[tuple[str, str], set[str]] = {}
     for (tenant, event_id), event in unique.items():
@@ -128,3 +221,41 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
         tenant = root[0]
         result.append(journey_fold.fold(tenant, customer_id_for(tenant, members[root]), grouped))
     return sorted(result, key=lambda j: (j.tenant, j.customer_id))
+
+
+STRONG_KINDS = frozenset({"customer_ref", "membership_id", "email"})
+"""Identifiers that name one person: a value seen with many of them is probably shared."""
+
+
+def identity_stats(ledger: Ledger, tenant: str, top: int = 10) -> dict[str, Any]:
+    """The health of a tenant's identity graph: its largest customers, the identifiers seen
+    with the most distinct strong identifiers (suspected shared values), links refused."""
+    graph = ledger.identities.get(tenant, MemoryIdentity())
+    largest = sorted(graph.member_sets.items(), key=lambda item: (-len(item[1]), item[0]))[:top]
+    policy = ledger.settings.identity_for(tenant)
+    region = ledger.settings.region_for(tenant)
+    strong_with: dict[str, set[str]] = {}
+    for (event_tenant, _), event in ledger.seen.items():
+        if event_tenant != tenant:
+            continue
+        ids = identity_ids(event, region, policy)
+        strong = {i.key for i in ids if i.kind in STRONG_KINDS}
+        for ident in ids:
+            strong_with.setdefault(f"{ident.kind} {ident.value}", set()).update(
+                strong - {ident.key}
+            )
+    shared = sorted(
+        ((name, len(keys)) for name, keys in strong_with.items() if len(keys) > 1),
+        key=lambda item: (-item[1], item[0]),
+    )[:top]
+    return {
+        "tenant": tenant,
+        "customers": len(graph.member_sets),
+        "largest_customers": [
+            {"customer_id": customer, "identifiers": len(keys)} for customer, keys in largest
+        ],
+        "suspected_shared": [
+            {"identifier": name, "strong_identifiers": count} for name, count in shared
+        ],
+        "refused": dict(ledger.refused.get(tenant, {"junk": 0, "blocked": 0, "limit": 0})),
+    }

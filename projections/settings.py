@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import MappingProxyType
 
+from projections.identity import IdentityPolicy, decide
 from projections.rules import RULE_NAMES
+from schemas.events import DECISION_TYPES, Event
 
 RULES: tuple[str, ...] = RULE_NAMES
 """Every rule the ledger knows, in the order they are documented."""
+
+
+DEFAULT_POLICY = IdentityPolicy()
+"""The identity rules of a tenant with none configured: built-in junk, default limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,24 @@ class FoldSettings:
 
     rules: RuleSettings = RuleSettings()
     default_regions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    identity: Mapping[str, IdentityPolicy] = field(default_factory=lambda: MappingProxyType({}))
+
+    def identity_for(self, tenant: str) -> IdentityPolicy:
+        """The tenant's identity rules: blocked values, limits, priority (defaults when unset)."""
+        return self.identity.get(tenant, DEFAULT_POLICY)
+
+    def with_decisions(self, decisions: Iterable[Event]) -> FoldSettings:
+        """These settings with people's identity decisions applied (blocks, unblocks)."""
+        by_tenant: dict[str, list[Event]] = {}
+        for event in decisions:
+            if event.type in DECISION_TYPES:
+                by_tenant.setdefault(event.tenant, []).append(event)
+        if not by_tenant:
+            return self
+        identity = dict(self.identity)
+        for tenant, events in by_tenant.items():
+            identity[tenant] = decide(self.identity_for(tenant), events, self.region_for(tenant))
+        return replace(self, identity=MappingProxyType(identity))
 
     def region_for(self, tenant: str) -> str | None:
         """The tenant's default phone region (ISO 3166 alpha-2), if one is configured."""

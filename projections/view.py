@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from projections.flag_changes import flag_snapshot
-from projections.flags import Flag
+from projections.flags import Flag, sort_flags
 from projections.identifiers import customer_ids
-from projections.journey import Journey
+from projections.journey import Journey, Merge
 from projections.rules import Detector, detect
 from projections.settings import FoldSettings
 from schemas.codec import event_to_dict
@@ -23,6 +24,8 @@ class IdentifierSeen:
     kind: str
     value: str
     systems: tuple[str, ...]
+    not_matched: str | None = None
+    """Why the identifier is not used for matching (junk, blocked), or None when it links."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,9 @@ class JourneyView:
     events: tuple[Event, ...]
     flags: tuple[Flag, ...]
     names: tuple[str, ...] = ()
+    linked_by: Mapping[str, str] = field(default_factory=dict)
+    """Event id -> `kind value` of the identifier that joined it (absent: it came first)."""
+    merges: tuple[Merge, ...] = ()
 
 
 def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[IdentifierSeen, ...]:
@@ -45,12 +51,18 @@ def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[Identifier
     holds exactly one international number it stitches to.
     """
     region = settings.region_for(journey.tenant)
+    policy = settings.identity_for(journey.tenant)
     found: dict[tuple[str, str], set[str]] = {}
+    refused: dict[tuple[str, str], str] = {}
     nationals: dict[str, str] = {}
     internationals: dict[str, set[str]] = {}
     for event in journey.events:
         for ident in customer_ids(event.customer, region):
             found.setdefault((ident.kind, ident.value), set()).add(event.source.system)
+            reason = ident.unusable or policy(ident)
+            if reason is not None:
+                refused[(ident.kind, ident.value)] = reason
+                continue
             phone = ident.phone
             if phone is not None and phone.national_key is not None:
                 if phone.country_code is None:
@@ -64,7 +76,7 @@ def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[Identifier
             found[("phone", next(iter(spellings)))] |= systems
     order = {kind: i for i, kind in enumerate(IDENTIFIER_KINDS)}
     return tuple(
-        IdentifierSeen(kind, value, tuple(sorted(systems)))
+        IdentifierSeen(kind, value, tuple(sorted(systems)), refused.get((kind, value)))
         for (kind, value), systems in sorted(found.items(), key=lambda i: (order[i[0][0]], i[0][1]))
     )
 
@@ -74,8 +86,20 @@ def view(
     as_of: datetime,
     settings: FoldSettings,
     extra_rules: dict[str, Detector] | None = None,
+    held: Iterable[Flag] = (),
+    why: tuple[Mapping[str, str], Iterable[Merge]] = ({}, ()),
 ) -> JourneyView:
-    """Evaluate a journey's flags as of a moment and gather what readers need."""
+    """Evaluate a journey's flags as of a moment and gather what readers need.
+
+    Only events that had occurred by `as_of` count: later ones are neither shown nor evaluated.
+    `held` are the journey's `IDENTITY_CONFLICT` flags (links a limit held back), shown when
+    they had opened by `as_of`. `why` gives the identifier that linked each event and the
+    journey's merges, as the ledger recorded them.
+    """
+    if journey.events and journey.events[-1].occurred_at > as_of:
+        journey = replace(
+            journey, events=tuple(e for e in journey.events if e.occurred_at <= as_of)
+        )
     names = tuple(sorted({e.customer.name for e in journey.events if e.customer.name}))
     return JourneyView(
         tenant=journey.tenant,
@@ -83,14 +107,32 @@ def view(
         as_of=as_of,
         identifiers=identifiers_of(journey, settings),
         events=journey.events,
-        flags=detect(journey.events, as_of, settings.rules, extra_rules),
+        flags=sort_flags(
+            (
+                *detect(journey.events, as_of, settings.rules, extra_rules),
+                *(flag for flag in held if flag.opened_at <= as_of),
+            )
+        ),
         names=names,
+        linked_by={e.event_id: why[0][e.event_id] for e in journey.events if e.event_id in why[0]},
+        merges=tuple(m for m in why[1] if m.at <= as_of),
     )
 
 
 def flag_to_dict(flag: Flag) -> dict[str, Any]:
     """A flag as a JSON-ready dict (as the flag topic carries it)."""
     return flag_snapshot(flag).to_document()
+
+
+def _identifier_to_dict(ident: IdentifierSeen) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "kind": ident.kind,
+        "value": ident.value,
+        "systems": list(ident.systems),
+    }
+    if ident.not_matched is not None:
+        document["not_used_for_matching"] = ident.not_matched
+    return document
 
 
 def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
@@ -100,10 +142,18 @@ def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
         "tenant": journey_view.tenant,
         "as_of": journey_view.as_of.isoformat(),
         "names": list(journey_view.names),
-        "identifiers": [
-            {"kind": i.kind, "value": i.value, "systems": list(i.systems)}
-            for i in journey_view.identifiers
-        ],
+        "identifiers": [_identifier_to_dict(i) for i in journey_view.identifiers],
         "events": [event_to_dict(e) for e in journey_view.events],
         "flags": [flag_to_dict(f) for f in journey_view.flags],
+        "linked_by": dict(journey_view.linked_by),
+        "merges": [
+            {
+                "at": m.at.isoformat(),
+                "event_id": m.event_id,
+                "identifier": m.identifier,
+                "from_customer": m.from_customer,
+                "into": m.into,
+            }
+            for m in journey_view.merges
+        ],
     }

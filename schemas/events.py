@@ -249,6 +249,13 @@ class RecallLookupPayload(_Payload):
     found: StrictBool
 
 
+class IdentityDecisionPayload(_Payload):
+    """A person's decision about the identifier the event's customer carries: who and why."""
+
+    reason: Name
+    decided_by: Name
+
+
 # --- events -------------------------------------------------------------------------------
 
 
@@ -420,6 +427,34 @@ class RecallLookup(_Envelope):
     payload: RecallLookupPayload
 
 
+class IdentityBlocked(_Envelope):
+    """A person decided that the customer's identifier never links events (a shared value)."""
+
+    type: Literal["identity.blocked"]
+    payload: IdentityDecisionPayload
+
+
+class IdentityUnblocked(_Envelope):
+    """A person withdrew an earlier block: the identifier links events again."""
+
+    type: Literal["identity.unblocked"]
+    payload: IdentityDecisionPayload
+
+
+class IdentitySplit(_Envelope):
+    """A person split a customer along the identifier its customer carries: it links no more."""
+
+    type: Literal["identity.split"]
+    payload: IdentityDecisionPayload
+
+
+class IdentityMergeConfirmed(_Envelope):
+    """A person confirmed that the identifier joins one person: links past limits, unsplit."""
+
+    type: Literal["identity.merge_confirmed"]
+    payload: IdentityDecisionPayload
+
+
 Event = Annotated[
     FormSubmitted
     | FormFailed
@@ -444,7 +479,11 @@ Event = Annotated[
     | EnrolmentConfirmed
     | EnrolmentLookup
     | RecallNotified
-    | RecallLookup,
+    | RecallLookup
+    | IdentityBlocked
+    | IdentityUnblocked
+    | IdentitySplit
+    | IdentityMergeConfirmed,
     Field(discriminator="type"),
 ]
 """Any touchpoint of the catalogue, told apart by its `type`."""
@@ -474,5 +513,14 @@ EVENT_TYPES: tuple[str, ...] = (
     "enrolment.lookup",
     "recall.notified",
     "recall.lookup",
+    "identity.blocked",
+    "identity.unblocked",
+    "identity.split",
+    "identity.merge_confirmed",
 )
 """Every `type` string of the catalogue, v1."""
+
+DECISION_TYPES: frozenset[str] = frozenset(
+    {"identity.blocked", "identity.unblocked", "identity.split", "identity.merge_confirmed"}
+)
+"""A person's identity decisions: they change how events link and join no journey."""

@@ -26,6 +26,7 @@ from projections.settings import FoldSettings
 from projections.view import JourneyView, view, view_to_dict
 from schemas.codec import Accepted, Rejected, decode_lines, failure
 from schemas.errors import EventConflictError
+from schemas.events import DECISION_TYPES
 
 
 @dataclass(slots=True)
@@ -37,6 +38,10 @@ class CheckReport:
     rejected: list[Rejected] = field(default_factory=list)
     accepted: int = 0
     duplicates: int = 0
+    later: int = 0
+    decisions: int = 0
+    """People's identity decisions among the events (they join no journey)."""
+    """Valid events that occurred after `as_of`: not folded, so they change nothing."""
 
     @property
     def open_flags(self) -> int:
@@ -47,15 +52,26 @@ class CheckReport:
 def check_lines(
     lines: Iterable[bytes], settings: FoldSettings, as_of: datetime | None = None
 ) -> CheckReport:
-    """Decode, validate and fold JSON Lines; `as_of` defaults to the latest `occurred_at`."""
-    ledger = Ledger(settings)
+    """Decode, validate and fold JSON Lines; `as_of` defaults to the latest `occurred_at`.
+
+    With `as_of`, events that occurred after it are validated but not folded: they neither
+    join customers nor count for the flags.
+    """
     report = CheckReport(as_of=as_of)
     first_line: dict[tuple[str, str], int] = {}
     latest: datetime | None = None
+    valid: list[Accepted] = []
     for result in decode_lines(lines):
         if isinstance(result, Rejected):
             report.rejected.append(result)
-            continue
+        elif as_of is not None and result.event.occurred_at > as_of:
+            report.later += 1
+        else:
+            valid.append(result)
+    # People's identity decisions apply to the whole fold, whatever line they are on.
+    settings = settings.with_decisions(r.event for r in valid)
+    ledger = Ledger(settings)
+    for result in valid:
         event = result.event
         key = (event.tenant, event.event_id)
         try:
@@ -66,7 +82,9 @@ def check_lines(
         except Exception as exc:  # one line must never stop the check: it is reported
             report.rejected.append(Rejected(result.line, failure(exc)))
             continue
-        if change is None:
+        if change is None and event.type in DECISION_TYPES and key not in first_line:
+            report.decisions += 1
+        elif change is None:
             report.duplicates += 1
             continue
         first_line[key] = result.line
@@ -76,7 +94,9 @@ def check_lines(
     if report.as_of is not None:
         for journey in ledger:
             try:
-                report.journeys.append(view(journey, report.as_of, settings))
+                held = ledger.conflicts_of(journey.tenant, journey.customer_id)
+                why = ledger.why(journey)
+                report.journeys.append(view(journey, report.as_of, settings, held=held, why=why))
             except Exception as exc:  # one journey must never stop the check: it is reported
                 reason = failure(exc)
                 numbers = (first_line.get((e.tenant, e.event_id)) for e in journey.events)
@@ -100,6 +120,8 @@ def report_to_dict(report: CheckReport) -> dict[str, Any]:
         "summary": {
             "events": report.accepted,
             "duplicates": report.duplicates,
+            "after_as_of": report.later,
+            "decisions": report.decisions,
             "rejected": len(report.rejected),
             "journeys": len(report.journeys),
             "open_flags": report.open_flags,

@@ -12,6 +12,7 @@ from journeys.forensics.describe import describe
 from journeys.forensics.report_text import SEVERITY_STYLE
 from projections.flags import Flag
 from projections.formatting import format_moment
+from projections.journey import Merge
 from projections.view import JourneyView
 
 
@@ -41,6 +42,8 @@ def journey_panel(journey: JourneyView) -> Panel:
         identifiers.append(f"{ident.kind} ", style="dim")
         identifiers.append(ident.value, style="bold")
         identifiers.append(f" ({', '.join(ident.systems)})  ", style="dim")
+        if ident.not_matched is not None:
+            identifiers.append(f"[not used for matching: {ident.not_matched}]  ", style="yellow")
     timeline = Table(box=None, show_header=True, header_style="dim", pad_edge=False, expand=True)
     timeline.add_column("when", no_wrap=True)
     timeline.add_column("system", no_wrap=True, style="cyan")
@@ -51,10 +54,22 @@ def journey_panel(journey: JourneyView) -> Panel:
         what = Text(describe(event))
         if marks:
             what.append(f"  ⚑ {', '.join(sorted(set(marks)))}", style="bold red")
+        linked = journey.linked_by.get(event.event_id)
+        if linked is not None:
+            what.append(f"  via {linked}", style="dim")
         timeline.add_row(
             format_moment(event.occurred_at), event.source.system, event.event_id, what
         )
     parts: list[Text | Table] = [identifiers, timeline]
+    if journey.merges:
+        parts.append(Text("merges", style="bold underline"))
+        by_event: dict[str, list[Merge]] = {}
+        for merge in journey.merges:
+            by_event.setdefault(merge.event_id, []).append(merge)
+        for event_id, merges in by_event.items():
+            line = Text(f"{format_moment(merges[0].at)}  event {event_id} joined ", style="dim")
+            line.append(" and ".join(f"{m.from_customer} ({m.identifier})" for m in merges))
+            parts.append(line)
     if journey.flags:
         parts.append(Text("flags", style="bold underline"))
         parts.extend(flag_line(flag) for flag in journey.flags)

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import IO, Annotated
 
+import orjson
 import typer
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from journeys.cli.app import app, settings_of
+from journeys.cli.app import FormatOption, OutputFormat, app, settings_of
 from journeys.cli.check import open_input
-from journeys.cli.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, print_error
+from journeys.cli.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, EXIT_USAGE, print_error
+from journeys.clock import wall_clock
 from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.producer import BrokerUnavailableError, Delivery, JourneyProducer
 from journeys.settings import CHECK_BROKER
-from schemas.codec import Accepted, Rejected, decode_lines
-from schemas.errors import JourneyLedgerError
+from projections.ledger import fold, identity_stats
+from projections.replay import CUSTOMER_ID, parse_query
+from schemas.codec import Accepted, Rejected, decode_event, decode_lines
+from schemas.errors import JourneyLedgerError, UnknownIdentifierError
 from streams.config import KafkaSettings
 
 
@@ -112,3 +119,137 @@ def send(
     kafka = settings_of(ctx).kafka_settings()
     with open_input(file) as handle:
         raise typer.Exit(send_command(handle, "standard input" if file == "-" else file, kafka))
+
+
+identity_app = typer.Typer(
+    help="A person's identity decisions, sent as events (see README, Decisions).",
+    no_args_is_help=True,
+)
+app.add_typer(identity_app, name="identity")
+
+
+def decision_line(
+    type_: str, identifier: str, tenant: str, reason: str, by: str, now: datetime
+) -> bytes:
+    """The JSON line of an identity decision about `KIND:VALUE` (validated before it is sent).
+
+    Raises `UnknownIdentifierError` for a malformed identifier, `InvalidEventError` otherwise.
+    """
+    query = parse_query(identifier)
+    if query.kind == CUSTOMER_ID:
+        raise UnknownIdentifierError(
+            "a decision names an identifier, not a customer id", hint="give KIND:VALUE"
+        )
+    document = {
+        "event_id": f"decision-{uuid.uuid4().hex}",
+        "type": type_,
+        "occurred_at": now.isoformat(),
+        "tenant": tenant,
+        "source": {"system": "journeys-cli", "channel": "system", "actor": by},
+        "customer": {query.kind: query.value},
+        "payload": {"reason": reason, "decided_by": by},
+    }
+    line = orjson.dumps(document)
+    decode_event(line)
+    return line
+
+
+def _decide(
+    ctx: typer.Context, type_: str, identifier: str, tenant: str, reason: str, by: str
+) -> None:
+    try:
+        line = decision_line(type_, identifier, tenant, reason, by, wall_clock())
+    except JourneyLedgerError as exc:
+        print_error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    kafka = settings_of(ctx).kafka_settings()
+    raise typer.Exit(send_command(io.BytesIO(line + b"\n"), type_, kafka))
+
+
+TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant the value belongs to.")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the record.")]
+ByOption = Annotated[str, typer.Option("--by", help="Who decides (a name or login).")]
+
+
+@identity_app.command()
+def block(
+    ctx: typer.Context,
+    identifier: Annotated[str, typer.Argument(help="KIND:VALUE, e.g. phone:0113 496 0000")],
+    tenant: TenantOption,
+    reason: ReasonOption,
+    by: ByOption,
+) -> None:
+    """Send `identity.blocked`: the value never links events of the tenant again."""
+    _decide(ctx, "identity.blocked", identifier, tenant, reason, by)
+
+
+@identity_app.command()
+def unblock(
+    ctx: typer.Context,
+    identifier: Annotated[str, typer.Argument(help="KIND:VALUE")],
+    tenant: TenantOption,
+    reason: ReasonOption,
+    by: ByOption,
+) -> None:
+    """Send `identity.unblocked`: withdraw an earlier block."""
+    _decide(ctx, "identity.unblocked", identifier, tenant, reason, by)
+
+
+@identity_app.command()
+def stats(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSON Lines file of events, or - for stdin.")],
+    tenant: TenantOption,
+    output: FormatOption = OutputFormat.TEXT,
+) -> None:
+    """The health of a tenant's identity graph, folded from a file of events.
+
+    The largest customers by identifier count, the identifiers seen with the most distinct
+    strong identifiers (suspected shared values), and the links refused as junk, blocked or
+    held by a limit.
+    """
+    settings = settings_of(ctx).fold_settings()
+    with open_input(file) as handle:
+        lines = handle.readlines()
+    events = [r.event for r in decode_lines(lines) if isinstance(r, Accepted)]
+    document = identity_stats(fold(events, settings), tenant)
+    out = SafeConsole(highlight=False)
+    if output == OutputFormat.JSON:
+        out.print_json(orjson.dumps(document).decode())
+        return
+    refused = document["refused"]
+    out.print(
+        f"{tenant}: {document['customers']} customers; refused links: {refused['junk']} junk, "
+        f"{refused['blocked']} blocked, {refused['limit']} held by a limit",
+        markup=False,
+    )
+    out.print("largest customers:", markup=False)
+    for row in document["largest_customers"]:
+        out.print(f"  {row['customer_id']}  {row['identifiers']} identifiers", markup=False)
+    out.print("suspected shared values (distinct strong identifiers seen with them):", markup=False)
+    for row in document["suspected_shared"]:
+        out.print(f"  {row['identifier']}  {row['strong_identifiers']}", markup=False)
+
+
+@identity_app.command()
+def split(
+    ctx: typer.Context,
+    identifier: Annotated[str, typer.Argument(help="KIND:VALUE the customer is split along")],
+    tenant: TenantOption,
+    reason: ReasonOption,
+    by: ByOption,
+) -> None:
+    """Send `identity.split`: the customers this value joined are computed again without it."""
+    _decide(ctx, "identity.split", identifier, tenant, reason, by)
+
+
+@identity_app.command()
+def merge(
+    ctx: typer.Context,
+    identifier: Annotated[str, typer.Argument(help="KIND:VALUE that joins one person")],
+    tenant: TenantOption,
+    reason: ReasonOption,
+    by: ByOption,
+) -> None:
+    """Send `identity.merge_confirmed`: the value links again, past the limits too."""
+    _decide(ctx, "identity.merge_confirmed", identifier, tenant, reason, by)

@@ -121,11 +121,13 @@ def replay(
         unique = [e for e in unique if e.tenant == tenant]
     unique.sort(key=event_order)
     upto = [e for e in unique if e.occurred_at <= as_of]
+    settings = settings.with_decisions(upto)
     ledger = Ledger(settings)
     ledger.add_all(upto)
     resolution = resolve(parsed, ledger, unique, as_of, settings)
     journey = ledger.journeys[(resolution.tenant, resolution.customer_id)]
-    journey_view = view(journey, as_of, settings, extra_rules)
+    held = ledger.conflicts_of(journey.tenant, journey.customer_id)
+    journey_view = view(journey, as_of, settings, extra_rules, held=held, why=ledger.why(journey))
     timeline = tuple(
         e
         for e in journey.events

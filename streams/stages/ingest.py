@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import orjson
 
-from projections.identifiers import identity_ids
-from projections.identity import IdentityChange, link
+from projections.identifiers import NormalisedId, identity_ids
+from projections.identity import IdentityChange, IdentityPolicy, blocked_key, decision_writes, link
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
@@ -60,6 +60,22 @@ class StateIdentityView:
         for nsn, country in change.new_phone_countries:
             countries = sorted(self.phone_countries(nsn) | {country})
             self.state.put(keys.phone_countries_key(self.tenant, nsn), orjson.dumps(countries))
+
+
+class DecidedBlocks:
+    """A tenant's refusals: its settings, then the values people blocked (kept in the state)."""
+
+    def __init__(self, state: BatchState, tenant: str, policy: IdentityPolicy) -> None:
+        self.state = state
+        self.tenant = tenant
+        self.policy = policy
+
+    def __call__(self, ident: NormalisedId, /) -> str | None:
+        """Why the identifier must not link, or None."""
+        reason = self.state.get(keys.blocked_value_key(self.tenant, blocked_key(ident)))
+        if reason is not None:
+            return reason.decode()
+        return self.policy(ident)
 
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -120,11 +136,21 @@ def ingest(
         view = StateIdentityView(state, tenant)
         try:
             # Only reads: a record that fails here leaves no trace in the state.
-            change = link(view, tenant, identity_ids(event, settings.region_for(tenant)))
+            policy = settings.identity_for(tenant)
+            refuse = DecidedBlocks(state, tenant, policy)
+            ids = identity_ids(event, settings.region_for(tenant), refuse)
+            change = link(view, tenant, ids, policy)
+            decided = decision_writes(event, settings.region_for(tenant))
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("stitch", exc), exc))
             continue
         state.put(seen_key, digest)
+        for key, why in decided:
+            blocked = keys.blocked_value_key(tenant, key)
+            if why is None:
+                state.delete(blocked)
+            else:
+                state.put(blocked, why.encode())
         tenant_key = keys.tenant_key(tenant)
         if state.get(tenant_key) is None:
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory

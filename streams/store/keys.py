@@ -7,7 +7,8 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``m/<tenant>/<customer id>`` -> the customer's identifier keys (JSON array),
 - ``p/<tenant>/<national number>`` -> the country codes seen with it (JSON array),
 - ``s/<tenant>/<event id>`` -> a digest of the event first seen under that id,
-- ``t/<tenant>`` -> nothing: the tenants this partition holds.
+- ``t/<tenant>`` -> nothing: the tenants this partition holds,
+- ``b/<tenant>/<blocked key>`` -> why a person blocked the value (``identity.blocked``).
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
@@ -34,6 +35,7 @@ class Prefix(bytes, Enum):
     PHONE_COUNTRIES = b"p/"
     SEEN = b"s/"
     TENANT = b"t/"
+    BLOCKED = b"b/"
     JOURNEY = b"j/"
     FLAGS = b"f/"
     FORWARD = b"fw/"
@@ -80,6 +82,11 @@ def phone_countries_key(tenant: str, nsn: str) -> bytes:
 def seen_key(tenant: str, event_id: str) -> bytes:
     """Where the digest of the event first seen under an id is kept."""
     return _tenant_key(Prefix.SEEN, tenant, event_id)
+
+
+def blocked_value_key(tenant: str, key: str) -> bytes:
+    """Where a person's block of an identifier value (its blocked key) is kept."""
+    return _tenant_key(Prefix.BLOCKED, tenant, key)
 
 
 def tenant_key(tenant: str) -> bytes:

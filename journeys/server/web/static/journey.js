@@ -261,7 +261,14 @@ function identifiers(view) {
                 "tr",
                 { dataset: { kind: ident.kind, value: ident.value } },
                 el("th", { scope: "row" }, kindLabel(ident.kind)),
-                el("td", { class: "ident-value" }, ident.value),
+                el(
+                  "td",
+                  { class: "ident-value" },
+                  ident.value,
+                  ident.not_used_for_matching
+                    ? el("span", { class: "muted not-matched" }, ` not used for matching: ${ident.not_used_for_matching}`)
+                    : null,
+                ),
                 el("td", {}, el("span", { class: "chips" }, ident.systems.map((s) => el("span", { class: "chip" }, s)))),
               ),
             ),
