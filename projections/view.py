@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -39,9 +39,10 @@ class JourneyView:
     events: tuple[Event, ...]
     flags: tuple[Flag, ...]
     names: tuple[str, ...] = ()
-    linked_by: Mapping[str, str] = field(default_factory=dict)
-    """Event id -> `kind value` of the identifier that joined it (absent: it came first)."""
-    merges: tuple[Merge, ...] = ()
+    linked_by: Mapping[str, str] | None = None
+    """Event id -> `kind value` of the identifier that joined it (absent: it came first);
+    None where the reader does not know (the live API does not record it yet)."""
+    merges: tuple[Merge, ...] | None = None
 
 
 def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[IdentifierSeen, ...]:
@@ -87,7 +88,7 @@ def view(
     settings: FoldSettings,
     extra_rules: dict[str, Detector] | None = None,
     held: Iterable[Flag] = (),
-    why: tuple[Mapping[str, str], Iterable[Merge]] = ({}, ()),
+    why: tuple[Mapping[str, str], Iterable[Merge]] | None = None,
 ) -> JourneyView:
     """Evaluate a journey's flags as of a moment and gather what readers need.
 
@@ -114,8 +115,10 @@ def view(
             )
         ),
         names=names,
-        linked_by={e.event_id: why[0][e.event_id] for e in journey.events if e.event_id in why[0]},
-        merges=tuple(m for m in why[1] if m.at <= as_of),
+        linked_by=None
+        if why is None
+        else {e.event_id: why[0][e.event_id] for e in journey.events if e.event_id in why[0]},
+        merges=None if why is None else tuple(m for m in why[1] if m.at <= as_of),
     )
 
 
@@ -137,7 +140,7 @@ def _identifier_to_dict(ident: IdentifierSeen) -> dict[str, Any]:
 
 def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
     """A journey view as a JSON-ready dict (the shape `journeys check --format json` prints)."""
-    return {
+    document: dict[str, Any] = {
         "customer_id": journey_view.customer_id,
         "tenant": journey_view.tenant,
         "as_of": journey_view.as_of.isoformat(),
@@ -145,8 +148,11 @@ def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
         "identifiers": [_identifier_to_dict(i) for i in journey_view.identifiers],
         "events": [event_to_dict(e) for e in journey_view.events],
         "flags": [flag_to_dict(f) for f in journey_view.flags],
-        "linked_by": dict(journey_view.linked_by),
-        "merges": [
+    }
+    if journey_view.linked_by is not None:
+        document["linked_by"] = dict(journey_view.linked_by)
+    if journey_view.merges is not None:
+        document["merges"] = [
             {
                 "at": m.at.isoformat(),
                 "event_id": m.event_id,
@@ -155,5 +161,5 @@ def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
                 "into": m.into,
             }
             for m in journey_view.merges
-        ],
-    }
+        ]
+    return document

@@ -54,7 +54,7 @@ def journey_panel(journey: JourneyView) -> Panel:
         what = Text(describe(event))
         if marks:
             what.append(f"  ⚑ {', '.join(sorted(set(marks)))}", style="bold red")
-        linked = journey.linked_by.get(event.event_id)
+        linked = (journey.linked_by or {}).get(event.event_id)
         if linked is not None:
             what.append(f"  via {linked}", style="dim")
         timeline.add_row(
@@ -64,7 +64,7 @@ def journey_panel(journey: JourneyView) -> Panel:
     if journey.merges:
         parts.append(Text("merges", style="bold underline"))
         by_event: dict[str, list[Merge]] = {}
-        for merge in journey.merges:
+        for merge in journey.merges or ():
             by_event.setdefault(merge.event_id, []).append(merge)
         for event_id, merges in by_event.items():
             line = Text(f"{format_moment(merges[0].at)}  event {event_id} joined ", style="dim")

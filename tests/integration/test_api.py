@@ -108,7 +108,9 @@ def stack(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def strip_moment(journey: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in journey.items() if k != "as_of"}
+    # The live API does not yet say which identifier linked each event, nor list merges
+    # (`journeys check` does): compared without them, the answers must be equal.
+    return {k: v for k, v in journey.items() if k not in {"as_of", "linked_by", "merges"}}
 
 
 def test_every_journey_by_id_equals_the_pure_fold_on_both_workers(stack: Stack) -> None:
