@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import uuid
@@ -17,6 +18,7 @@ from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
 from journeys.clock import wall_clock
 from journeys.server.serve import ApiService
 from journeys.settings import CHECK_BROKER, Settings
+from journeys.supervisor import Supervisor, child_command, plan_children, process_count
 from streams.admin import BrokerError
 from streams.app import build_app
 from streams.topics import create_topics
@@ -77,6 +79,28 @@ def worker_command(
     return 0  # not reached: the faust worker exits the process
 
 
+def supervise_workers(
+    ctx: typer.Context,
+    settings: Settings,
+    count: int,
+    stages: tuple[str, ...],
+    data_dir: Path,
+    loglevel: str,
+    *,
+    api_host: str | None,
+    api_port: int | None,
+) -> int:
+    """Run `count` child workers under a supervisor until SIGINT/SIGTERM; their exit status."""
+    if not ensure_topics_or_explain(settings):
+        return EXIT_UNAVAILABLE
+    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(name)s: %(message)s")
+    port = api_port if api_port is not None else settings.api.port
+    plans = plan_children(count, stages, data_dir, api_host, port)
+    root = ctx.find_root().params
+    base = child_command(root.get("config"), root.get("bootstrap_servers"), loglevel)
+    return Supervisor(plans, base).run()
+
+
 @app.command()
 def worker(
     ctx: typer.Context,
@@ -104,6 +128,13 @@ def worker(
             "processes to use more cores)."
         ),
     ] = "ingest,journeys",
+    processes: Annotated[
+        str,
+        typer.Option(
+            help="Worker processes to run, or auto (one per core): a supervisor starts them, "
+            "spreads the partitions over them, keeps one API port and stops them all on Ctrl-C."
+        ),
+    ] = "1",
 ) -> None:
     """Run the ledger's processors until Ctrl-C or SIGTERM; several workers share partitions.
 
@@ -119,6 +150,16 @@ def worker(
         raise typer.BadParameter(
             f"unknown stage(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(STAGES)}",
             param_hint="--stages",
+        )
+    try:
+        count = process_count(processes)
+    except ValueError:
+        raise typer.BadParameter("a positive number or auto", param_hint="--processes") from None
+    if count > 1:
+        raise typer.Exit(
+            supervise_workers(
+                ctx, settings, count, chosen, data, log_level, api_host=api_host, api_port=api_port
+            )
         )
     raise typer.Exit(
         worker_command(

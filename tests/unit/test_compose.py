@@ -187,6 +187,7 @@ def test_workers_keep_state_on_their_volume_and_serve_the_api() -> None:
         assert command[command.index("--api-host") + 1] == "0.0.0.0"
         assert any(str(p).endswith(f":{port}") for p in service["ports"]), name
         assert f":{port}/health" in " ".join(service["healthcheck"]["test"]), name
+        assert command[command.index("--processes") + 1] == "auto", "a worker uses every core"
         hostnames.add(service["hostname"])
     assert len(hostnames) == len(WORKERS), "each worker announces its own API address"
 
