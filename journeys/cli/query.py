@@ -198,3 +198,35 @@ def flags(
     raise typer.Exit(
         flags_command(client, filters, every_page=every_page, as_json=output is OutputFormat.JSON)
     )
+
+
+def identity_command(client: ApiClient, identifier: str, *, as_json: bool) -> int:
+    """Print the customer holding an identifier and each of its identifiers' matching status."""
+    try:
+        with client:
+            found = client.journey(identifier)
+    except JourneyLedgerError as exc:
+        return api_failure(exc)
+    journey_view = view_from_dict(found)
+    if as_json:
+        keys = ("tenant", "customer_id", "names", "identifiers", "linked_by", "merges")
+        _print_json({key: found[key] for key in keys if key in found})
+        return EXIT_OK
+    out = SafeConsole(highlight=False)
+    names = ", ".join(journey_view.names) or "no name given"
+    out.print(
+        f"{journey_view.tenant} · {journey_view.customer_id} · {names}",
+        markup=False,
+        soft_wrap=True,
+    )
+    for ident in journey_view.identifiers:
+        status = (
+            "used for matching"
+            if ident.not_matched is None
+            else f"not used for matching: {ident.not_matched}"
+        )
+        systems = ", ".join(ident.systems)
+        out.print(
+            f"  {ident.kind} {ident.value} ({systems}): {status}", markup=False, soft_wrap=True
+        )
+    return EXIT_OK

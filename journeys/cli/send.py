@@ -15,9 +15,24 @@ import typer
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from journeys.cli.app import FormatOption, OutputFormat, app, settings_of
+from journeys.cli.app import (
+    ApiOption,
+    FormatOption,
+    OutputFormat,
+    TokenOption,
+    app,
+    settings_of,
+)
 from journeys.cli.check import open_input
-from journeys.cli.errors import EXIT_OK, EXIT_REJECTED, EXIT_UNAVAILABLE, EXIT_USAGE, print_error
+from journeys.cli.errors import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    api_failure,
+    print_error,
+)
+from journeys.cli.query import identity_command, open_client
 from journeys.clock import wall_clock
 from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.producer import BrokerUnavailableError, Delivery, JourneyProducer
@@ -193,6 +208,26 @@ def unblock(
 ) -> None:
     """Send `identity.unblocked`: withdraw an earlier block."""
     _decide(ctx, "identity.unblocked", identifier, tenant, reason, by)
+
+
+@identity_app.command()
+def show(
+    ctx: typer.Context,
+    identifier: Annotated[str, typer.Argument(help="KIND:VALUE or a customer id (cus_…).")],
+    api: ApiOption = None,
+    token: TokenOption = None,
+    output: FormatOption = OutputFormat.TEXT,
+) -> None:
+    """Ask the query API which customer holds a value, and whether each identifier links.
+
+    Exit status: 0 when found, 1 when no journey the token can read holds the identifier, 2
+    on usage, token or connection errors.
+    """
+    try:
+        client = open_client(settings_of(ctx).client, api, token)
+    except JourneyLedgerError as exc:
+        raise typer.Exit(api_failure(exc)) from None
+    raise typer.Exit(identity_command(client, identifier, as_json=output is OutputFormat.JSON))
 
 
 @identity_app.command()

@@ -236,7 +236,9 @@ def view_from_dict(data: dict[str, Any]) -> JourneyView:
             customer_id=data["customer_id"],
             as_of=parse_timestamp(data["as_of"]),
             identifiers=tuple(
-                IdentifierSeen(i["kind"], i["value"], tuple(i["systems"]))
+                IdentifierSeen(
+                    i["kind"], i["value"], tuple(i["systems"]), i.get("not_used_for_matching")
+                )
                 for i in data["identifiers"]
             ),
             # The ledger's own output: read as it is (`redacted` kept, nothing left to mask).

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from journeys.cli import app
-from journeys.sdk.client import ApiClient, ApiError, api_base
+from journeys.sdk.client import ApiClient, ApiError, api_base, view_from_dict
 from journeys.settings import API_ENV, TOKEN_ENV, load_settings
 from schemas.errors import JourneyLedgerError, UnknownIdentifierError
 from tests.browser.demo_api import TOKEN, Demo, ServerThread, load_demo, make_app
@@ -290,3 +290,38 @@ def test_settings_read_api_and_token_from_environment_and_file(tmp_path: Any) ->
     assert (from_file.client.api, from_file.client.token) == ("http://file:8080", "from-file")
     both = load_settings(config, {TOKEN_ENV: "from-env"})
     assert (both.client.api, both.client.token) == ("http://file:8080", "from-env")
+
+
+# --- identity show -----------------------------------------------------------------------------
+
+
+def test_identity_show_is_the_journeys_identifiers_as_json(
+    server: ServerThread, demo: Demo
+) -> None:
+    customer_id = customer_holding(demo, "phone", "+447700900123")
+    expected = demo.journey_dict(customer_id)
+    shown = as_json(server, "identity", "show", "phone:07700 900123")
+    assert shown["customer_id"] == customer_id
+    assert shown["identifiers"] == expected["identifiers"]
+    assert "events" not in shown
+
+
+def test_identity_show_text_says_how_each_identifier_matches(server: ServerThread) -> None:
+    result = invoke(server, "identity", "show", "phone:+44 7700 900123")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert lines
+    assert all(line.endswith("used for matching") for line in lines)
+    assert any("+447700900123" in line for line in lines)
+
+
+def test_identity_show_of_an_unknown_value_exits_1(server: ServerThread) -> None:
+    result = invoke(server, "identity", "show", "plate:ZZ99ZZZ")
+    assert result.exit_code == 1, result.output
+
+
+def test_the_client_keeps_why_an_identifier_is_not_used_for_matching(demo: Demo) -> None:
+    document = demo.journey_dict(next(iter(demo.views)))
+    document["identifiers"][0]["not_used_for_matching"] = "placeholder number (a run of one digit)"
+    seen = view_from_dict(document).identifiers[0]
+    assert seen.not_matched == "placeholder number (a run of one digit)"
