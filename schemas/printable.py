@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f"  # C0 and C1 controls: ESC, CR, LF, BEL, CSI, OSC …
+_OTHER_UNSAFE = (
+    "\x00-\x09\x0b-\x1f\x7f-\x9f"  # C0 and C1 controls but LF: ESC, CR, BEL, CSI, OSC …
     "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidirectional marks and overrides
-    "\u2028\u2029]"  # line and paragraph separators
+    "\u2028\u2029"  # line and paragraph separators
 )
+_UNSAFE = re.compile(f"[\n{_OTHER_UNSAFE}]")
+_UNSAFE_BUT_NEWLINE = re.compile(f"[{_OTHER_UNSAFE}]")
 
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -28,6 +30,9 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def printable(text: str) -> str:
-    """`text` with every control, bidi-override and line-separator character escaped."""
-    return _UNSAFE.sub(_escape, text)
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` with every control, bidi-override and line-separator character escaped.
+
+    With `keep_newlines`, `\n` stays as it is: for a terminal that lays text out in lines.
+    """
+    return (_UNSAFE_BUT_NEWLINE if keep_newlines else _UNSAFE).sub(_escape, text)

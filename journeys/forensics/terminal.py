@@ -9,7 +9,6 @@ Line breaks stay: rich lays text out in lines.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from rich.console import Console
@@ -17,16 +16,10 @@ from rich.segment import Segment
 
 from schemas.printable import printable
 
-_UNSAFE_BUT_NEWLINE = re.compile(
-    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
-)
-
 
 def terminal_safe(text: str) -> str:
-    """`text` with every control, bidi-override and separator character escaped, but `\\n`."""
-    if _UNSAFE_BUT_NEWLINE.search(text) is None:
-        return text
-    return "\n".join(printable(line) for line in text.split("\n"))
+    """`text` with every control, bidi-override and separator character escaped, but `\n`."""
+    return printable(text, keep_newlines=True)
 
 
 class SafeConsole(Console):
