@@ -10,8 +10,19 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+import orjson
+
 from projections.flags import Flag
-from schemas.outputs import FlagChange, FlagChangeKind, FlagSnapshot, WithdrawnFlag
+from projections.handling.handling import Handling
+from schemas.outputs import (
+    FlagChange,
+    FlagChangeKind,
+    FlagSnapshot,
+    HandlingAction,
+    HandlingNote,
+    HandlingSnapshot,
+    WithdrawnFlag,
+)
 
 
 def change_id(customer_id: str, flag_id: str, change: str, *moments: datetime | None) -> str:
@@ -38,13 +49,61 @@ def flag_snapshot(flag: Flag) -> FlagSnapshot:
         resolution=flag.resolution,
         systems=flag.systems,
         sites=flag.sites,
+        handling=None if flag.handling is None else handling_snapshot(flag.handling),
     )
 
 
-def flag_changed(tenant: str, customer_id: str, flag: Flag, change: FlagChangeKind) -> FlagChange:
-    """The record of a flag opened, resolved or reopened."""
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def handling_snapshot(handling: Handling) -> HandlingSnapshot:
+    """A flag's handling as the flag topic carries it (built from checked values)."""
+    return HandlingSnapshot.model_construct(
+        state=handling.state,
+        assignee=handling.assignee,
+        acknowledged_at=_iso(handling.acknowledged_at),
+        acknowledged_by=handling.acknowledged_by,
+        resolved_at=_iso(handling.resolved_at),
+        resolved_by=handling.resolved_by,
+        snoozed_until=_iso(handling.snoozed_until),
+        reopened_because=handling.reopened_because,
+        notes=tuple(
+            HandlingNote.model_construct(at=n.at.isoformat(), by=n.by, text=n.text)
+            for n in handling.notes
+        ),
+        actions=tuple(
+            HandlingAction.model_construct(
+                action=a.action,
+                at=a.at.isoformat(),
+                by=a.by,
+                event_id=a.event_id,
+                note=a.note,
+                assignee=a.assignee,
+                until=_iso(a.until),
+            )
+            for a in handling.actions
+        ),
+        action_count=handling.action_count,
+    )
+
+
+def handling_mark(flag: Flag) -> str:
+    """A short digest of a flag's handling: stored with its status, so a person's action on
+    a flag is told to the flag topic once ("" for a flag nobody acted on)."""
+    if flag.handling is None:
+        return ""
+    document = handling_snapshot(flag.handling).to_document()
+    return hashlib.blake2b(orjson.dumps(document), digest_size=6).hexdigest()
+
+
+def flag_changed(
+    tenant: str, customer_id: str, flag: Flag, change: FlagChangeKind, mark: str = ""
+) -> FlagChange:
+    """The record of a flag opened, resolved, reopened or handled."""
+    kind = change if not mark else f"{change}#{mark}"
     return FlagChange.model_construct(
-        change_id=change_id(customer_id, flag.flag_id, change, flag.opened_at, flag.resolved_at),
+        change_id=change_id(customer_id, flag.flag_id, kind, flag.opened_at, flag.resolved_at),
         change=change,
         tenant=tenant,
         customer_id=customer_id,
@@ -67,8 +126,15 @@ def flag_withdrawn(
 
 
 def flag_statuses(flags: Iterable[Flag]) -> dict[str, str]:
-    """Flag id -> status: what the journey stage keeps of the flags it emitted."""
-    return {flag.flag_id: flag.status for flag in flags}
+    """Flag id -> status: what the journey stage keeps of the flags it emitted.
+
+    A flag people acted on is kept as `status#mark` (`handling_mark`), so that each change of
+    its handling is emitted once; one nobody touched is its bare status, as before handling.
+    """
+    return {
+        flag.flag_id: flag.status if not (mark := handling_mark(flag)) else f"{flag.status}#{mark}"
+        for flag in flags
+    }
 
 
 def flag_transitions(
@@ -78,17 +144,23 @@ def flag_transitions(
 
     New flags open (and resolve at once if already resolved); a flag resolves or reopens when
     its status moves; a flag no longer found is withdrawn: late events showed it never held.
+    A flag whose handling changed while its status stood is `handled`.
     """
     flags = list(flags)
     out: list[FlagChange] = []
     for flag in flags:
-        before = previous.get(flag.flag_id)
+        stored = previous.get(flag.flag_id)
+        before, _, before_mark = stored.partition("#") if stored is not None else (None, "", "")
+        mark = handling_mark(flag)
+        moved = len(out)
         if before is None:
             out.append(flag_changed(tenant, customer_id, flag, "opened"))
         if flag.status == "resolved" and before != "resolved":
-            out.append(flag_changed(tenant, customer_id, flag, "resolved"))
+            out.append(flag_changed(tenant, customer_id, flag, "resolved", mark))
         elif flag.status == "open" and before == "resolved":
-            out.append(flag_changed(tenant, customer_id, flag, "reopened"))
+            out.append(flag_changed(tenant, customer_id, flag, "reopened", mark))
+        if len(out) == moved and mark != before_mark:
+            out.append(flag_changed(tenant, customer_id, flag, "handled", mark))
     current = flag_statuses(flags)
     out.extend(
         flag_withdrawn(tenant, customer_id, flag_id) for flag_id in previous.keys() - current.keys()

@@ -7,9 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from schemas.events import Event
+
+if TYPE_CHECKING:  # handling builds on flags: no import at run time
+    from projections.handling.handling import Handling
 
 
 class Severity(StrEnum):
@@ -44,6 +47,8 @@ class Flag:
     resolution: str | None = None
     systems: tuple[str, ...] = ()
     sites: tuple[str, ...] = ()
+    handling: Handling | None = None
+    """What people did about the flag (None: nobody has acted on it)."""
 
     @property
     def status(self) -> FlagStatus:

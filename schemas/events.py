@@ -3,106 +3,42 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import Field, StrictBool
 
-from schemas.types import Email, Identifier, Name, Phone, Slot, TenantId, Text, Timestamp
-
-MAX_TEXT_LENGTH = 10_000
-"""The longest string an event may hold anywhere (producers' own payload fields too)."""
-
-CURRENT_SCHEMA_VERSION = 1
-"""The newest envelope version this ledger reads; older ones are upcast."""
-
-IDENTIFIER_KINDS: tuple[str, ...] = (
-    "customer_ref",
-    "email",
-    "phone",
-    "plate",
-    "vin",
-    "order_id",
-    "card_token",
-    "membership_id",
-    "anonymous_id",
+from schemas.envelope import (
+    CURRENT_SCHEMA_VERSION,
+    IDENTIFIER_KINDS,
+    MAX_TEXT_LENGTH,
+    Channel,
+    Customer,
+    Source,
+    _Envelope,
+    _Payload,
 )
-"""The customer fields that identify a customer, in the order they are shown."""
+from schemas.people import (
+    FlagAcknowledged,
+    FlagAssigned,
+    FlagNoted,
+    FlagReopened,
+    FlagResolvedByHand,
+    FlagSnoozed,
+    IdentityBlocked,
+    IdentityMergeConfirmed,
+    IdentitySplit,
+    IdentityUnblocked,
+)
+from schemas.types import Identifier, Name, Slot, Text
 
-
-class Channel(StrEnum):
-    """How the touchpoint reached or left the customer."""
-
-    WEB = "web"
-    CHAT = "chat"
-    PHONE = "phone"
-    SMS = "sms"
-    EMAIL = "email"
-    POST = "post"
-    IN_PERSON = "in_person"
-    SYSTEM = "system"
-    PARTNER = "partner"
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=MAX_TEXT_LENGTH)
-
-
-class _Payload(BaseModel):
-    # Producers may carry fields of their own in a payload: they are kept as they came.
-    model_config = ConfigDict(frozen=True, extra="allow", str_max_length=MAX_TEXT_LENGTH)
-
-
-class Source(_Frozen):
-    """The system that recorded the touchpoint, and where and by whom."""
-
-    system: Name
-    channel: Channel | None = None
-    site: Name | None = None
-    actor: Name | None = None
-
-
-class Customer(_Frozen):
-    """What the source system knew about who the customer is."""
-
-    customer_ref: Identifier | None = None
-    email: Email | None = None
-    phone: Phone | None = None
-    plate: Identifier | None = None
-    vin: Identifier | None = None
-    order_id: Identifier | None = None
-    card_token: Identifier | None = None
-    membership_id: Identifier | None = None
-    anonymous_id: Identifier | None = None
-    name: Name | None = None
-
-    @model_validator(mode="after")
-    def _has_identifier(self) -> Customer:
-        # Runs for every event at the door: a plain loop over the field values is several
-        # times cheaper than `any()` over a generator of `getattr` calls.
-        values = self.__dict__
-        for kind in IDENTIFIER_KINDS:
-            if values[kind]:
-                return self
-        raise ValueError(
-            "needs at least one identifier other than name: " + ", ".join(IDENTIFIER_KINDS)
-        )
-
-    def identifiers(self) -> list[tuple[str, str]]:
-        """The (kind, raw value) pairs present, in catalogue order."""
-        return [(kind, value) for kind in IDENTIFIER_KINDS if (value := getattr(self, kind))]
-
-
-class _Envelope(_Frozen):
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
-    occurred_at: Timestamp
-    tenant: TenantId
-    source: Source
-    customer: Customer
-    correlation_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    schema_version: Literal[1] = 1
-    redacted: bool = False
-
+__all__ = [
+    "CURRENT_SCHEMA_VERSION",
+    "IDENTIFIER_KINDS",
+    "MAX_TEXT_LENGTH",
+    "Channel",
+    "Customer",
+    "Source",
+]
 
 # --- payloads -----------------------------------------------------------------------------
 
@@ -247,13 +183,6 @@ class RecallLookupPayload(_Payload):
 
     recall_code: Name
     found: StrictBool
-
-
-class IdentityDecisionPayload(_Payload):
-    """A person's decision about the identifier the event's customer carries: who and why."""
-
-    reason: Name
-    decided_by: Name
 
 
 # --- events -------------------------------------------------------------------------------
@@ -427,34 +356,6 @@ class RecallLookup(_Envelope):
     payload: RecallLookupPayload
 
 
-class IdentityBlocked(_Envelope):
-    """A person decided that the customer's identifier never links events (a shared value)."""
-
-    type: Literal["identity.blocked"]
-    payload: IdentityDecisionPayload
-
-
-class IdentityUnblocked(_Envelope):
-    """A person withdrew an earlier block: the identifier links events again."""
-
-    type: Literal["identity.unblocked"]
-    payload: IdentityDecisionPayload
-
-
-class IdentitySplit(_Envelope):
-    """A person split a customer along the identifier its customer carries: it links no more."""
-
-    type: Literal["identity.split"]
-    payload: IdentityDecisionPayload
-
-
-class IdentityMergeConfirmed(_Envelope):
-    """A person confirmed that the identifier joins one person: links past limits, unsplit."""
-
-    type: Literal["identity.merge_confirmed"]
-    payload: IdentityDecisionPayload
-
-
 Event = Annotated[
     FormSubmitted
     | FormFailed
@@ -483,7 +384,13 @@ Event = Annotated[
     | IdentityBlocked
     | IdentityUnblocked
     | IdentitySplit
-    | IdentityMergeConfirmed,
+    | IdentityMergeConfirmed
+    | FlagAcknowledged
+    | FlagAssigned
+    | FlagNoted
+    | FlagResolvedByHand
+    | FlagReopened
+    | FlagSnoozed,
     Field(discriminator="type"),
 ]
 """Any touchpoint of the catalogue, told apart by its `type`."""
@@ -517,6 +424,12 @@ EVENT_TYPES: tuple[str, ...] = (
     "identity.unblocked",
     "identity.split",
     "identity.merge_confirmed",
+    "flag.acknowledged",
+    "flag.assigned",
+    "flag.noted",
+    "flag.resolved",
+    "flag.reopened",
+    "flag.snoozed",
 )
 """Every `type` string of the catalogue, v1."""
 
@@ -524,3 +437,20 @@ DECISION_TYPES: frozenset[str] = frozenset(
     {"identity.blocked", "identity.unblocked", "identity.split", "identity.merge_confirmed"}
 )
 """A person's identity decisions: they change how events link and join no journey."""
+
+HANDLING_TYPES: frozenset[str] = frozenset(
+    {
+        "flag.acknowledged",
+        "flag.assigned",
+        "flag.noted",
+        "flag.resolved",
+        "flag.reopened",
+        "flag.snoozed",
+    }
+)
+"""People acting on a flag: they join the flag's journey and change only its handling."""
+
+FlagAction = (
+    FlagAcknowledged | FlagAssigned | FlagNoted | FlagResolvedByHand | FlagReopened | FlagSnoozed
+)
+"""Any handling event."""

@@ -22,12 +22,65 @@ HEADER_CUSTOMER_ID = "customer_id"
 KIND_EVENT = b"event"
 KIND_MERGE = b"merge"
 
-FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn"]
-"""What happened to a flag: opened; resolved, reopened; withdrawn (it never held, or merged)."""
+FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn", "handled"]
+"""What happened to a flag: opened; resolved, reopened; withdrawn (it never held, or merged);
+handled (a person acted on it: its `handling` changed)."""
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HandlingNote(_Record):
+    """A note on a flag."""
+
+    at: str
+    by: str
+    text: str
+
+
+class HandlingAction(_Record):
+    """One action a person took on a flag."""
+
+    action: str
+    at: str
+    by: str
+    event_id: str
+    note: str | None = None
+    assignee: str | None = None
+    until: str | None = None
+
+
+class HandlingSnapshot(_Record):
+    """What people did about a flag (`projections.handling.handling.Handling`)."""
+
+    state: Literal["unacknowledged", "acknowledged", "assigned", "snoozed", "resolved"]
+    assignee: str | None = None
+    acknowledged_at: str | None = None
+    acknowledged_by: str | None = None
+    resolved_at: str | None = None
+    resolved_by: str | None = None
+    snoozed_until: str | None = None
+    reopened_because: str | None = None
+    notes: tuple[HandlingNote, ...] = ()
+    actions: tuple[HandlingAction, ...] = ()
+    action_count: int = 0
+
+    def to_document(self) -> dict[str, object]:
+        """The JSON-ready dict, keys in their wire order (None-valued action fields left out)."""
+        return {
+            "state": self.state,
+            "assignee": self.assignee,
+            "acknowledged_at": self.acknowledged_at,
+            "acknowledged_by": self.acknowledged_by,
+            "resolved_at": self.resolved_at,
+            "resolved_by": self.resolved_by,
+            "snoozed_until": self.snoozed_until,
+            "reopened_because": self.reopened_because,
+            "notes": [note.model_dump() for note in self.notes],
+            "actions": [a.model_dump(exclude_none=True) for a in self.actions],
+            "action_count": self.action_count,
+        }
 
 
 class FlagSnapshot(_Record):
@@ -44,10 +97,12 @@ class FlagSnapshot(_Record):
     resolution: str | None
     systems: tuple[str, ...]
     sites: tuple[str, ...]
+    handling: HandlingSnapshot | None = None
+    """What people did about the flag; absent until someone acts on it."""
 
     def to_document(self) -> dict[str, object]:
-        """The JSON-ready dict, keys in their wire order."""
-        return {
+        """The JSON-ready dict, keys in their wire order (`handling` only once someone acted)."""
+        document: dict[str, object] = {
             "flag_id": self.flag_id,
             "rule": self.rule,
             "severity": self.severity,
@@ -60,6 +115,9 @@ class FlagSnapshot(_Record):
             "systems": list(self.systems),
             "sites": list(self.sites),
         }
+        if self.handling is not None:
+            document["handling"] = self.handling.to_document()
+        return document
 
 
 class WithdrawnFlag(_Record):

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from projections.flags import Flag, FlagDraft, sort_flags
+from projections.handling.handling import apply_handling, snooze_deadline
 from projections.rules import asks, enquiries, lookups, orders, referrals, slots
 from projections.rules.rule import Detector, Rule
 from schemas.events import Event
@@ -39,21 +40,24 @@ def detect(
     rules: RuleSettings,
     extra: dict[str, Detector] | None = None,
 ) -> tuple[Flag, ...]:
-    """Every flag of a journey as of a moment, open and resolved, in the order they opened."""
+    """Every flag of a journey as of a moment, open and resolved, in the order they opened,
+    with what people did about each one laid over it."""
     detectors = {**DETECTORS, **(extra or {})}
     drafts: list[FlagDraft] = []
     for name, detector in detectors.items():
         if name in rules.enabled or name in (extra or {}):
             drafts.extend(detector(events, as_of, rules))
-    return sort_flags(draft.build() for draft in drafts)
+    return apply_handling(sort_flags(draft.build() for draft in drafts), events, as_of)
 
 
 def next_deadline(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> datetime | None:
-    """The next moment a time-based rule could open a flag without any new event."""
+    """The next moment a time-based rule could open a flag, or a snooze ends, without any new
+    event."""
     deadlines = [
         moment
         for rule in REGISTRY
         if rule.deadline is not None and rule.name in rules.enabled
         if (moment := rule.deadline(events, as_of, rules)) is not None
     ]
-    return min(deadlines, default=None)
+    snoozed = snooze_deadline(events, as_of)
+    return min([*deadlines, *([snoozed] if snoozed else [])], default=None)

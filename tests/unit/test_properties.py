@@ -27,16 +27,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from projections.flags import flag_id
 from projections.identifiers import identity_ids
 from projections.identity import customer_id_for
 from projections.journey import Journey, event_order
 from projections.journey import apply as apply_event
 from projections.ledger import Ledger, fold_all
+from projections.rules import RULE_NAMES
 from projections.settings import FoldSettings
 from projections.view import view, view_to_dict
 from schemas.codec import decode_event, encode_event, event_to_dict, validate_document
 from schemas.errors import EventConflictError
-from schemas.events import DECISION_TYPES, EVENT_TYPES, Event
+from schemas.events import DECISION_TYPES, EVENT_TYPES, HANDLING_TYPES, Event
 from tests import factories
 
 T0 = datetime(2024, 3, 11, 8, 0, tzinfo=UTC)
@@ -49,6 +51,9 @@ NO_REGION = FoldSettings()
 GB_ACME = FoldSettings(default_regions=MappingProxyType({"acme": "GB"}))
 
 TOUCHPOINTS = tuple(t for t in EVENT_TYPES if t not in DECISION_TYPES)
+
+ANCHOR_SYSTEMS = ("booking", "sms-gateway", "shop", "payments", "crm", "dms", "head-office")
+"""Systems of the generated events, for flag ids that may match a generated flag."""
 """The catalogue less people's identity decisions (tested in test_identity_rules)."""
 
 PROPERTY = settings(
@@ -232,6 +237,19 @@ def payload_for(draw: st.DrawFn, type_: str) -> tuple[dict[str, Any], str]:
     if type_ == "recall.lookup":
         body = {"recall_code": draw(st.sampled_from(RECALLS)), "found": draw(st.booleans())}
         return body, "dms"
+    if type_ in HANDLING_TYPES:
+        # Flag ids a scenario's rules may really give (rule + one event id), so that some
+        # actions land on a standing flag; the rest name flags that never were.
+        rule = draw(st.sampled_from(RULE_NAMES))
+        anchor = f"{draw(st.sampled_from(ANCHOR_SYSTEMS))}-{draw(st.integers(0, 23)):04d}"
+        body = {"flag_id": flag_id(rule, anchor), "by": draw(st.sampled_from(("sam", "jo")))}
+        if draw(st.booleans()) or type_ in ("flag.noted", "flag.resolved"):
+            body["note"] = "called the customer"
+        if type_ == "flag.assigned":
+            body["assignee"] = draw(st.sampled_from(("sam", "leeds-desk")))
+        if type_ == "flag.snoozed":
+            body["until"] = (T0 + timedelta(hours=draw(st.integers(1, 96)))).isoformat()
+        return body, "journeys"
     raise AssertionError(f"no payload for {type_}")  # pragma: no cover
 
 

@@ -1,0 +1,1 @@
+"""People's handling of flags: acknowledging, assigning, noting, resolving by hand, snoozing."""
