@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from journeys.forensics.describe import describe
+from journeys.forensics.document import handled_line
 from journeys.forensics.report_text import SEVERITY_STYLE
 from projections.flags import Flag
 from projections.formatting import format_moment
@@ -28,6 +29,8 @@ def flag_line(flag: Flag) -> Text:
     if flag.resolved_at is not None:
         text.append(f", resolved {format_moment(flag.resolved_at)}: {flag.resolution}", style="dim")
     text.append(f"; events {', '.join(flag.event_ids)}", style="dim")
+    if handled := handled_line(flag):
+        text.append(f"\n       handled: {handled}", style="dim")
     return text
 
 

@@ -30,6 +30,18 @@ from schemas.events import (
     ReferralMade,
     SurveyResponded,
 )
+from schemas.people import (
+    FlagAcknowledged,
+    FlagAssigned,
+    FlagNoted,
+    FlagReopened,
+    FlagResolvedByHand,
+    FlagSnoozed,
+    IdentityBlocked,
+    IdentityMergeConfirmed,
+    IdentitySplit,
+    IdentityUnblocked,
+)
 
 _MAX_TEXT = 90
 
@@ -101,4 +113,30 @@ def describe(event: Event) -> str:
             return f"recall {p.recall_code} recorded"
         case RecallLookup(payload=p):
             return f"looked up recall {p.recall_code}: {'found' if p.found else 'NOT FOUND'}"
-    return event.type
+    return _people(event) or event.type
+
+
+def _people(event: Event) -> str | None:
+    """What a person did: a handling of a flag, or an identity decision."""
+    match event:
+        case FlagAcknowledged(payload=p):
+            return f"{p.by} acknowledged flag {p.flag_id}{_quote(p.note)}"
+        case FlagAssigned(payload=p):
+            return f"{p.by} assigned flag {p.flag_id} to {p.assignee}{_quote(p.note)}"
+        case FlagNoted(payload=p):
+            return f"{p.by} noted on flag {p.flag_id}{_quote(p.note)}"
+        case FlagResolvedByHand(payload=p):
+            return f"{p.by} resolved flag {p.flag_id} by hand{_quote(p.note)}"
+        case FlagReopened(payload=p):
+            return f"{p.by} reopened flag {p.flag_id}{_quote(p.note)}"
+        case FlagSnoozed(payload=p):
+            return f"{p.by} snoozed flag {p.flag_id} until {format_slot(p.until)}{_quote(p.note)}"
+        case (
+            IdentityBlocked(payload=p)
+            | IdentityUnblocked(payload=p)
+            | IdentitySplit(payload=p)
+            | IdentityMergeConfirmed(payload=p)
+        ):
+            verb = event.type.split(".")[1].replace("_", " ")
+            return f"{p.decided_by} decided: identifier {verb}{_quote(p.reason)}"
+    return None

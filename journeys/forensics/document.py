@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from journeys.forensics.describe import describe
+from projections.flags import Flag
+from projections.formatting import format_duration
 from projections.knowledge import Fact
 from projections.replay import Replay
+from schemas.events import HANDLING_TYPES
 
 GENERATOR = "journey-ledger"
 """Who wrote the report, as the reports say."""
@@ -39,6 +42,8 @@ class FlagRow:
     message: str
     resolution: str
     event_ids: str
+    handled: str = ""
+    """What people did about it: seen, assigned, resolved by hand (empty: nobody acted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,35 @@ def _summary(replay: Replay) -> str:
     )
 
 
+def handled_line(flag: Flag) -> str:
+    """When a person saw, took and fixed a flag, in one line (empty when nobody acted)."""
+    handling = flag.handling
+    if handling is None:
+        return ""
+    parts = []
+    if handling.acknowledged_at is not None:
+        seen_after = format_duration(handling.acknowledged_at - flag.opened_at)
+        parts.append(
+            f"seen by {handling.acknowledged_by} {stamp(handling.acknowledged_at)} "
+            f"({seen_after} after it opened)"
+        )
+    if handling.assignee:
+        parts.append(f"assigned to {handling.assignee}")
+    if handling.snoozed_until is not None and handling.state == "snoozed":
+        parts.append(f"snoozed until {stamp(handling.snoozed_until)}")
+    if handling.resolved_at is not None:
+        fixed_after = format_duration(handling.resolved_at - flag.opened_at)
+        parts.append(
+            f"resolved by hand by {handling.resolved_by} {stamp(handling.resolved_at)} "
+            f"({fixed_after} after it opened)"
+        )
+    if handling.reopened_because:
+        parts.append(handling.reopened_because)
+    if handling.notes:
+        parts.append(f"{len(handling.notes)} note(s), the last by {handling.notes[-1].by}")
+    return "; ".join(parts) or f"{handling.action_count} action(s)"
+
+
 def document_of(replay: Replay, generated_at: datetime) -> Document:
     """The replay laid out for reading, for every format."""
     numbers = {f.flag.flag_id: f"F{i}" for i, f in enumerate(replay.flags, start=1)}
@@ -156,9 +190,14 @@ def document_of(replay: Replay, generated_at: datetime) -> Document:
             message=f.flag.message,
             resolution=f.flag.resolution or "",
             event_ids=", ".join(f.flag.event_ids),
+            handled=handled_line(f.flag),
         )
         for f in replay.flags
     )
+    for event in replay.timeline:  # a person's action cites the flag it acted on
+        acted_on = numbers.get(getattr(event.payload, "flag_id", None) or "")
+        if event.type in HANDLING_TYPES and acted_on:
+            by_event.setdefault(event.event_id, []).append(acted_on)
     systems = replay.knowledge.system_names
     timeline = tuple(
         EventRow(

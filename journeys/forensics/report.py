@@ -159,6 +159,7 @@ def render_markdown(replay: Replay, generated_at: datetime) -> str:
                 "First visible",
                 "Visible to",
                 "Resolved",
+                "Handled",
                 "Message",
                 "Events",
             ],
@@ -172,6 +173,7 @@ def render_markdown(replay: Replay, generated_at: datetime) -> str:
                     f.first_visible,
                     f.visible_to,
                     f"{f.resolved}: {f.resolution}" if f.resolved else "",
+                    f.handled,
                     f.message,
                     f.event_ids,
                 ]

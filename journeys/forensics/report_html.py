@@ -51,6 +51,7 @@ def _html_flags(doc: Document) -> str:
             ("First visible", f.first_visible),
             ("Visible to", f.visible_to),
             ("Resolved", f"{f.resolved}: {f.resolution}" if f.resolved else "not resolved"),
+            ("Handled", f.handled or "nobody has acted on it"),
             ("Events", f.event_ids),
         ]
         grid = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in details)

@@ -56,6 +56,8 @@ def report_renderable(replay: Replay, generated_at: datetime) -> Group:
         if f.resolved:
             line.append(f"; resolved {f.resolved}: {f.resolution}", style="dim")
         line.append(f"; events {f.event_ids}", style="dim")
+        if f.handled:
+            line.append(f"\n    handled: {f.handled}", style="dim")
         flags.append(line)
     timeline = Table(title="Timeline", title_justify="left", expand=True)
     for column in ("time", "system", "event", "what happened", "flags"):

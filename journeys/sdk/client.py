@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from projections.flags import Flag, Severity
+from projections.handling.handling import handling_from_document
 from projections.replay import CUSTOMER_ID, parse_query
 from projections.view import IdentifierSeen, JourneyView
 from schemas.codec import EVENT_ADAPTER
@@ -268,4 +269,5 @@ def flag_from_dict(data: dict[str, Any]) -> Flag:
         resolution=data.get("resolution"),
         systems=tuple(data.get("systems", ())),
         sites=tuple(data.get("sites", ())),
+        handling=handling_from_document(data["handling"]) if data.get("handling") else None,
     )

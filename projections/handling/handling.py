@@ -8,15 +8,16 @@ with that reason. Notes and actions kept per flag are bounded (the latest ones).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from projections.flags import Flag
 from projections.formatting import format_moment
 from schemas.events import HANDLING_TYPES, Event, FlagAction
 from schemas.people import FlagSnoozed
+from schemas.types import parse_timestamp
 
 HandlingState = Literal["unacknowledged", "acknowledged", "assigned", "snoozed", "resolved"]
 """Where a flag stands with people: nobody has seen it, up to resolved by hand."""
@@ -208,3 +209,37 @@ def snooze_deadline(events: Iterable[Event], as_of: datetime) -> datetime | None
         if isinstance(event, FlagSnoozed) and event.occurred_at <= as_of
     ]
     return min((end for end in ends if end > as_of), default=None)
+
+
+def handling_from_document(data: Mapping[str, Any]) -> Handling:
+    """A flag's handling read back from its JSON form (as the flag topic and the API give it)."""
+
+    def moment(value: Any) -> datetime | None:
+        return parse_timestamp(value) if value else None
+
+    return Handling(
+        state=data.get("state", "unacknowledged"),
+        assignee=data.get("assignee"),
+        acknowledged_at=moment(data.get("acknowledged_at")),
+        acknowledged_by=data.get("acknowledged_by"),
+        resolved_at=moment(data.get("resolved_at")),
+        resolved_by=data.get("resolved_by"),
+        snoozed_until=moment(data.get("snoozed_until")),
+        reopened_because=data.get("reopened_because"),
+        notes=tuple(
+            Note(parse_timestamp(n["at"]), n["by"], n["text"]) for n in data.get("notes", ())
+        ),
+        actions=tuple(
+            Action(
+                a["action"],
+                parse_timestamp(a["at"]),
+                a["by"],
+                a["event_id"],
+                a.get("note"),
+                a.get("assignee"),
+                moment(a.get("until")),
+            )
+            for a in data.get("actions", ())
+        ),
+        action_count=data.get("action_count", 0),
+    )

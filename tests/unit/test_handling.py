@@ -231,3 +231,18 @@ def test_snapshots_round_trip_through_the_flag_topic() -> None:
     again = FlagChange.from_bytes(change.to_bytes())
     assert again.to_bytes() == change.to_bytes()
     assert timedelta(0) < at(hours=3) - at(hours=2)
+
+
+def test_the_api_client_reads_handling_back() -> None:
+    from journeys.sdk.client import flag_from_dict
+    from projections.view import flag_to_dict
+
+    events = [
+        *_mismatch(),
+        act("flag.assigned", 2, assignee="desk", note="yours"),
+        act("flag.snoozed", 2.5, until=at(hours=9).isoformat()),
+        act("flag.resolved", 3, note="done"),
+    ]
+    (flag,) = _flags(events)
+    assert flag.handling is not None
+    assert flag_from_dict(flag_to_dict(flag)) == flag

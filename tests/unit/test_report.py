@@ -23,7 +23,8 @@ from journeys.forensics.report import (
     stamp,
     write_html,
 )
-from projections.replay import Replay, replay
+from journeys.forensics.report_text import render_text
+from projections.replay import Replay, replay, replay_to_dict
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, validate_document
 from schemas.events import Event
@@ -334,3 +335,42 @@ def test_no_report_holds_a_card_number_that_reached_the_raw_input() -> None:
         assert digits not in re.sub(r"[\s\-]", "", output)
         assert mask_text(output) == (output, False)
         assert "9015" in output  # the masked form, last four digits, is what shows
+
+
+# --- people's handling of a flag ------------------------------------------------------------
+
+
+def _handled_replay(as_of: datetime) -> Replay:
+    from tests.unit.test_handling import MISMATCH, act
+
+    events = [
+        *MISMATCH,
+        act("flag.acknowledged", 2, by="sam@acme"),
+        act("flag.assigned", 2.5, by="sam@acme", assignee="leeds-desk"),
+        act("flag.resolved", 4, by="jo@acme", note="called the customer, booking moved"),
+    ]
+    return replay(events, "email:sam@example.com", as_of, SETTINGS)
+
+
+def test_replay_shows_when_a_flag_was_flagged_seen_and_fixed_in_order() -> None:
+    text = render_text(_handled_replay(at(hours=6)), GENERATED, width=400)
+    assert "seen by sam@acme" in text
+    assert "assigned to leeds-desk" in text
+    assert "resolved by hand by jo@acme" in text
+    assert "(3 h after it opened)" in text
+    order = [
+        text.index("sam@acme acknowledged flag"),
+        text.index("sam@acme assigned flag"),
+        text.index("jo@acme resolved flag"),
+    ]
+    assert order == sorted(order)
+    document = replay_to_dict(_handled_replay(at(hours=6)))
+    (flag,) = document["flags"]
+    assert flag["status"] == "resolved"
+    assert flag["handling"]["resolved_by"] == "jo@acme"
+
+
+def test_replay_before_the_actions_shows_the_flag_unhandled() -> None:
+    text = render_text(_handled_replay(at(hours=1, minutes=30)), GENERATED)
+    assert "seen by" not in text
+    assert "acknowledged flag" not in text
