@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from projections.flags import Flag, FlagDraft, sort_flags
-from projections.rules import asks, enquiries, lookups, orders, referrals, slots
-from projections.rules.rule import Detector, Rule
+from projections.rules import asks, enquiries, lookups, orders, referrals, scores, slots
+from projections.rules.rule import DerivedRule, Detector, FlagDetector, Rule
 from schemas.events import Event
 
 if TYPE_CHECKING:
     from projections.settings import RuleSettings
 
-__all__ = ["DETECTORS", "REGISTRY", "RULE_NAMES", "Detector", "Rule", "detect", "next_deadline"]
+__all__ = [
+    "DERIVED",
+    "DETECTORS",
+    "REGISTRY",
+    "RULE_NAMES",
+    "DerivedRule",
+    "Detector",
+    "FlagDetector",
+    "Rule",
+    "detect",
+    "needed",
+    "next_deadline",
+]
 
 REGISTRY: tuple[Rule, ...] = (
     *slots.RULES,
@@ -24,13 +36,16 @@ REGISTRY: tuple[Rule, ...] = (
     *asks.RULES,
     *referrals.RULES,
 )
-"""Every rule, in the order they are documented."""
+"""Every base rule (a walk over the events alone), in the order they are documented."""
 
-RULE_NAMES: tuple[str, ...] = tuple(rule.name for rule in REGISTRY)
+DERIVED: tuple[DerivedRule, ...] = (*scores.RULES,)
+"""The rules evaluated after the base rules, reading their flags too, in documented order."""
+
+RULE_NAMES: tuple[str, ...] = tuple(rule.name for rule in (*REGISTRY, *DERIVED))
 """Every rule's name, in the order they are documented."""
 
 DETECTORS: Mapping[str, Detector] = {rule.name: rule.detect for rule in REGISTRY}
-"""Every rule's detector by name."""
+"""Every base rule's detector by name."""
 
 
 def detect(
@@ -45,7 +60,27 @@ def detect(
     for name, detector in detectors.items():
         if name in rules.enabled or name in (extra or {}):
             drafts.extend(detector(events, as_of, rules))
-    return sort_flags(draft.build() for draft in drafts)
+    base = sort_flags(draft.build() for draft in drafts)
+    return sort_flags((*base, *_derived(events, base, as_of, rules)))
+
+
+def _derived(
+    events: Sequence[Event], base: Sequence[Flag], as_of: datetime, rules: RuleSettings
+) -> list[Flag]:
+    # After the base rules, and given only their flags: a derived rule never reads another's.
+    return [
+        draft.build()
+        for rule in DERIVED
+        if rule.name in rules.enabled
+        for draft in rule.detect(events, base, as_of, rules)
+    ]
+
+
+def needed(names: Collection[str]) -> frozenset[str]:
+    """The rules to run to find the flags of these: a derived rule needs every base rule."""
+    if any(rule.name in names for rule in DERIVED):
+        return frozenset(names) | {rule.name for rule in REGISTRY}
+    return frozenset(names)
 
 
 def next_deadline(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> datetime | None:
