@@ -38,10 +38,9 @@ def first_visible(
     found: dict[str, tuple[datetime, tuple[str, ...]]] = {}
     # A flag id hashes its rule: only the rules of the flags sought need to run (and, for a
     # rule that reads the others' flags, every base rule it reads).
-    names = needed({flag.rule for flag in flags})
+    names = needed({flag.rule for flag in flags}, extra_rules or {})
     rules = replace(settings.rules, enabled=settings.rules.enabled & names)
-    derived = names != {flag.rule for flag in flags}
-    extra = {n: rule for n, rule in (extra_rules or {}).items() if derived or n in names}
+    extra = {name: rule for name, rule in (extra_rules or {}).items() if name in names}
     ledger = Ledger(settings)
     deadlines: dict[tuple[str, str], datetime] = {}
 

@@ -76,10 +76,11 @@ def _derived(
     ]
 
 
-def needed(names: Collection[str]) -> frozenset[str]:
-    """The rules to run to find the flags of these: a derived rule needs every base rule."""
+def needed(names: Collection[str], extra: Collection[str] = ()) -> frozenset[str]:
+    """The rules to run to find the flags of these: a derived rule reads every other rule's
+    flags, so it needs every base rule and the `extra` ones."""
     if any(rule.name in names for rule in DERIVED):
-        return frozenset(names) | {rule.name for rule in REGISTRY}
+        return frozenset(names) | {rule.name for rule in REGISTRY} | frozenset(extra)
     return frozenset(names)
 
 

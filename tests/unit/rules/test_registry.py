@@ -31,6 +31,8 @@ def test_derived_rules_come_after_the_base_rules_and_need_them() -> None:
     assert RULE_NAMES[-1] == scores.RULE.name
     assert projections.rules.needed({"DATE_MISMATCH"}) == {"DATE_MISMATCH"}
     assert projections.rules.needed({scores.RULE.name}) == {scores.RULE.name, *DETECTORS}
+    assert projections.rules.needed({"DATE_MISMATCH"}, ["HOLD"]) == {"DATE_MISMATCH"}
+    assert "HOLD" in projections.rules.needed({scores.RULE.name}, ["HOLD"])
 
 
 def test_only_time_based_rules_declare_a_deadline() -> None:
