@@ -94,8 +94,11 @@ def detect(
     A preceding flag opened before the survey (never at or after it) and was open at some
     moment of the window before it: [opened_at, resolved_at or as_of) meets
     [survey - window, survey]. One flag per low survey; it stays open for a person to resolve.
-    Linear: the events once, the flags (in the order they opened) once, plus what is named.
+    Linear: the events once, the flags (in the order they opened) once, plus the events of
+    the flags each low survey reads.
     """
+    if not flags:
+        return []  # the common case: nothing to read, no need to walk the events
     by_id: dict[str, Event] = {}
     surveys: list[SurveyResponded] = []
     for event in events:
