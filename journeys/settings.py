@@ -132,6 +132,8 @@ class RuleThresholds(_Section):
     enquiry_response_hours: float = Field(default=24, gt=0)
     referral_window_hours: float = Field(default=72, gt=0)
     referral_count: int = Field(default=3, ge=2)
+    # At most ten years: a bound keeps the window a representable timedelta (no inf, no 1e300).
+    low_score_window_days: float = Field(default=30, gt=0, le=3650)
     disabled: tuple[str, ...] = ()
 
     @field_validator("disabled")
@@ -253,6 +255,7 @@ class Settings(_Section):
             enquiry_response_window=timedelta(hours=self.rules.enquiry_response_hours),
             referral_window=timedelta(hours=self.rules.referral_window_hours),
             referral_count=self.rules.referral_count,
+            low_score_window=timedelta(days=self.rules.low_score_window_days),
             enabled=frozenset(RULES) - frozenset(self.rules.disabled),
         )
         regions = {t: s.default_region for t, s in self.tenants.items() if s.default_region}

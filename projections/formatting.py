@@ -34,6 +34,18 @@ def format_duration(span: timedelta) -> str:
     return f"{hours // 24} days"
 
 
+def format_elapsed(span: timedelta) -> str:
+    """How long something lasted, rounded down: minutes under an hour, hours under two days,
+    then days (`45 min`, `30 h`, `2 days`)."""
+    minutes = max(int(span.total_seconds() // 60), 0)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h"
+    return f"{hours // 24} days"
+
+
 def same_slot(a: datetime | date, b: datetime | date) -> bool:
     """Whether two slots agree: the local date, and the local time when both have one."""
     day_a = a.date() if isinstance(a, datetime) else a

@@ -27,6 +27,7 @@ class RuleSettings:
     enquiry_response_window: timedelta = timedelta(hours=24)
     referral_window: timedelta = timedelta(hours=72)
     referral_count: int = 3
+    low_score_window: timedelta = timedelta(days=30)
     enabled: frozenset[str] = frozenset(RULES)
 
 

@@ -385,7 +385,9 @@ def _story_roadside(p: Person, at: datetime, contradictory: bool) -> None:
 
 
 def _story_recall(p: Person, at: datetime, contradictory: bool) -> None:
-    # Head office notifies a recall by VIN; the service centre cannot see it.
+    # Head office notifies a recall by VIN; the service centre cannot see it (contradictory:
+    # it finds it two days later, once the customer has chased head office, and the customer
+    # scores the visit 3/10). Both branches write five events and draw the same randomness.
     slot = _slot(at, 7)
     booking = f"BK-{p.seed}-{p.index}"
     p.add(
@@ -405,6 +407,9 @@ def _story_recall(p: Person, at: datetime, contradictory: bool) -> None:
         {"booking_id": booking, "slot": slot, "service": "brake noise"},
         site=p.site,
     )
+    if contradictory:
+        _recall_unseen_then_scored(p, at)
+        return
     slot = _slot(at, 8)
     p.add(
         at + timedelta(days=3),
@@ -421,7 +426,7 @@ def _story_recall(p: Person, at: datetime, contradictory: bool) -> None:
         "service-centre",
         "in_person",
         {"vin": p.vin.lower()},
-        {"recall_code": "RC-2026-014", "found": not contradictory},
+        {"recall_code": "RC-2026-014", "found": True},
         site=p.site,
     )
     p.add(
@@ -431,6 +436,28 @@ def _story_recall(p: Person, at: datetime, contradictory: bool) -> None:
         "email",
         {"email": p.email},
         {"medium": "email", "stated_slot": slot, "booking_id": booking},
+    )
+
+
+def _recall_unseen_then_scored(p: Person, at: datetime) -> None:
+    # RECALL_NOT_VISIBLE, resolved after two days; then LOW_SCORE_AFTER_FLAGS on the 3/10.
+    for days, found in ((7, False), (9, True)):
+        p.add(
+            at + timedelta(days=days, hours=1),
+            "recall.lookup",
+            "service-centre",
+            "in_person",
+            {"vin": p.vin.lower()},
+            {"recall_code": "RC-2026-014", "found": found},
+            site=p.site,
+        )
+    p.add(
+        at + timedelta(days=10),
+        "survey.responded",
+        "survey-tool",
+        "email",
+        {"email": p.email, "vin": p.vin},
+        {"score": 3, "scale": 10, "comment": "I had to chase the recall myself."},
     )
 
 

@@ -11,7 +11,7 @@ from projections.flags import Flag
 from projections.journey import Journey, event_order
 from projections.ledger import Ledger
 from projections.moments import later
-from projections.rules import Detector, detect, next_deadline
+from projections.rules import Detector, detect, needed, next_deadline
 from projections.settings import FoldSettings
 from schemas.events import Event
 
@@ -36,8 +36,9 @@ def first_visible(
     flags = list(flags)
     wanted = {flag.flag_id for flag in flags}
     found: dict[str, tuple[datetime, tuple[str, ...]]] = {}
-    # A flag id hashes its rule: only the rules of the flags sought need to run.
-    names = {flag.rule for flag in flags}
+    # A flag id hashes its rule: only the rules of the flags sought need to run (and, for a
+    # rule that reads the others' flags, every base rule it reads).
+    names = needed({flag.rule for flag in flags}, extra_rules or {})
     rules = replace(settings.rules, enabled=settings.rules.enabled & names)
     extra = {name: rule for name, rule in (extra_rules or {}).items() if name in names}
     ledger = Ledger(settings)

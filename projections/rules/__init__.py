@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from projections.flags import Flag, FlagDraft, sort_flags
 from projections.handling.handling import apply_handling, snooze_deadline
-from projections.rules import asks, enquiries, lookups, orders, referrals, slots
-from projections.rules.rule import Detector, Rule
+from projections.rules import asks, enquiries, lookups, orders, referrals, scores, slots
+from projections.rules.rule import DerivedRule, Detector, FlagDetector, Rule
 from schemas.events import Event
 
 if TYPE_CHECKING:
     from projections.settings import RuleSettings
 
-__all__ = ["DETECTORS", "REGISTRY", "RULE_NAMES", "Detector", "Rule", "detect", "next_deadline"]
+__all__ = [
+    "DERIVED",
+    "DETECTORS",
+    "REGISTRY",
+    "RULE_NAMES",
+    "DerivedRule",
+    "Detector",
+    "FlagDetector",
+    "Rule",
+    "detect",
+    "needed",
+    "next_deadline",
+]
 
 REGISTRY: tuple[Rule, ...] = (
     *slots.RULES,
@@ -25,13 +37,16 @@ REGISTRY: tuple[Rule, ...] = (
     *asks.RULES,
     *referrals.RULES,
 )
-"""Every rule, in the order they are documented."""
+"""Every base rule (a walk over the events alone), in the order they are documented."""
 
-RULE_NAMES: tuple[str, ...] = tuple(rule.name for rule in REGISTRY)
+DERIVED: tuple[DerivedRule, ...] = (*scores.RULES,)
+"""The rules evaluated after the base rules, reading their flags too, in documented order."""
+
+RULE_NAMES: tuple[str, ...] = tuple(rule.name for rule in (*REGISTRY, *DERIVED))
 """Every rule's name, in the order they are documented."""
 
 DETECTORS: Mapping[str, Detector] = {rule.name: rule.detect for rule in REGISTRY}
-"""Every rule's detector by name."""
+"""Every base rule's detector by name."""
 
 
 def detect(
@@ -47,7 +62,30 @@ def detect(
     for name, detector in detectors.items():
         if name in rules.enabled or name in (extra or {}):
             drafts.extend(detector(events, as_of, rules))
-    return apply_handling(sort_flags(draft.build() for draft in drafts), events, as_of)
+    # People's handling first: a flag resolved by hand reads as resolved to a derived rule.
+    base = apply_handling(sort_flags(draft.build() for draft in drafts), events, as_of)
+    derived = apply_handling(_derived(events, base, as_of, rules), events, as_of)
+    return sort_flags((*base, *derived))
+
+
+def _derived(
+    events: Sequence[Event], base: Sequence[Flag], as_of: datetime, rules: RuleSettings
+) -> list[Flag]:
+    # After the base rules, and given only their flags: a derived rule never reads another's.
+    return [
+        draft.build()
+        for rule in DERIVED
+        if rule.name in rules.enabled
+        for draft in rule.detect(events, base, as_of, rules)
+    ]
+
+
+def needed(names: Collection[str], extra: Collection[str] = ()) -> frozenset[str]:
+    """The rules to run to find the flags of these: a derived rule reads every other rule's
+    flags, so it needs every base rule and the `extra` ones."""
+    if any(rule.name in names for rule in DERIVED):
+        return frozenset(names) | {rule.name for rule in REGISTRY} | frozenset(extra)
+    return frozenset(names)
 
 
 def next_deadline(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> datetime | None:

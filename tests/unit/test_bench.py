@@ -33,7 +33,7 @@ from journeys.cli.check import check_lines
 from journeys.settings import Settings, load_settings
 from projections.identifiers import identity_ids
 from projections.ledger import Ledger
-from projections.settings import FoldSettings
+from projections.settings import RULES, FoldSettings
 from schemas.codec import decode_event
 from schemas.events import DECISION_TYPES, EVENT_TYPES, HANDLING_TYPES
 from tests.factories import flag_change
@@ -200,13 +200,20 @@ def test_skewed_load_folds_into_one_journey_per_customer_flagging_the_contradict
     assert flagged == planned
     assert 0.02 < len(planned) / len(load.customers) < 0.5
     rules = {f.rule for j in report.journeys for f in j.flags}
-    assert len(rules) == 8  # every rule fires somewhere
+    assert rules == set(RULES)  # every rule fires somewhere
+    # The recall the service centre could not see, then a 3/10: the score comes with its cause.
+    recalls = {c.index for c in load.customers if c.contradictory and c.story == "recall"}
+    assert recalls
+    for journey in report.journeys:
+        if int(journey.events[0].event_id.split("-")[1]) in recalls:
+            low = [f for f in journey.flags if f.rule == "LOW_SCORE_AFTER_FLAGS"]
+            assert any("RECALL_NOT_VISIBLE (head-office-recalls" in f.message for f in low)
 
 
 def test_synthetic_lines_are_unchanged_by_the_skewed_generator() -> None:
     first = orjson.loads(next(iter(synthetic_lines(1))))
     assert first["event_id"] == "acm-0001-0"
-    assert len(list(synthetic_lines(2))) == 58
+    assert len(list(synthetic_lines(2))) == 2 * 31  # two copies of the demo
 
 
 def test_check_rate_checks_every_generated_event() -> None:

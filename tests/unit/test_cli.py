@@ -148,7 +148,11 @@ def test_settings_file_sets_regions_and_disables_rules(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [("[rules]\nreferral_count = 1\n", "referral_count"), ("[rules\n", "not valid TOML")],
+    [
+        ("[rules]\nreferral_count = 1\n", "referral_count"),
+        ("[rules]\nlow_score_window_days = 0\n", "low_score_window_days"),
+        ("[rules\n", "not valid TOML"),
+    ],
 )
 def test_bad_settings_file_names_the_problem(tmp_path: Path, content: str, expected: str) -> None:
     config = tmp_path / "settings.toml"

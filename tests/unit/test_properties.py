@@ -202,7 +202,9 @@ def payload_for(draw: st.DrawFn, type_: str) -> tuple[dict[str, Any], str]:
         }
         return body, "sms-gateway"
     if type_ == "survey.responded":
-        return {"score": draw(st.integers(0, 10)), "scale": 10}, "survey"
+        # Both common scales: a low score reads the flags that preceded it (LOW_SCORE_AFTER_FLAGS).
+        scale = draw(st.sampled_from((5, 10)))
+        return {"score": draw(st.integers(0, scale)), "scale": scale}, "survey"
     if type_ == "order.placed":
         body = {
             "order_id": draw(st.sampled_from(ORDERS)),

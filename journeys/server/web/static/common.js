@@ -49,6 +49,11 @@ export const RULES = {
     label: "Referral loop",
     help: "The customer was passed back and forth between parties.",
   },
+  LOW_SCORE_AFTER_FLAGS: {
+    severity: "medium",
+    label: "Low score after flags",
+    help: "The customer scored a survey low after flags open in the weeks before it.",
+  },
 };
 
 export function ruleLabel(rule) {

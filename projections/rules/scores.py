@@ -1,0 +1,126 @@
+"""LOW_SCORE_AFTER_FLAGS: a low survey score arrives with the flags the customer lived through.
+
+A derived rule: it reads the base rules' flags (see `DerivedRule`). The flag describes the
+moment of the survey: which flags were open in the window before it, and whether each had been
+resolved by then; later events do not rewrite what the customer had lived through.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from projections.flags import Flag, FlagDraft, Severity
+from projections.formatting import format_elapsed
+from projections.journey import event_order
+from projections.rules.rule import DerivedRule
+from schemas.events import Event, SurveyResponded
+
+if TYPE_CHECKING:
+    from projections.settings import RuleSettings
+
+MAX_NAMED = 5
+"""The most preceding flags a message names; the rest are counted ("and 2 more")."""
+
+_BOTTOM = {10: 6, 5: 2}
+"""The top of the bottom band of the common scales: 0-6 of 10, 1-2 of 5."""
+
+
+def bottom_band_top(scale: int) -> int:
+    """The highest score in a scale's bottom band: 6 of 10, 2 of 5, else 60 % rounded down."""
+    return _BOTTOM.get(scale, math.floor(0.6 * scale))
+
+
+def is_low(score: float, scale: int | None) -> bool:
+    """Whether a survey score lies in the bottom band of its scale.
+
+    Without a scale (or with one below 1) a score is never low: 4 is poor out of 10 and good
+    out of 5, and a guess would send a manager to call a happy customer. A score outside
+    0..scale (or not a number) is not low either: it is not on the scale it names.
+    """
+    if scale is None or scale < 1 or not 0 <= score <= scale:
+        return False
+    return score <= bottom_band_top(scale)
+
+
+def _overlaps(flag: Flag, at: datetime, window: timedelta, as_of: datetime) -> bool:
+    # [opened_at, resolved_at or as_of) meets [at - window, at]; opened_at < at is known.
+    # Written as a difference of two moments so that no window can overflow a datetime.
+    end = flag.resolved_at if flag.resolved_at is not None else as_of
+    return at - end < window
+
+
+def _describe(flag: Flag, at: datetime, systems: Sequence[str]) -> str:
+    if flag.resolved_at is not None and flag.resolved_at <= at:
+        state = f"resolved after {format_elapsed(flag.resolved_at - flag.opened_at)}"
+    else:
+        state = "still open"
+    return f"{flag.rule} ({', '.join(systems)}), {state}"
+
+
+def _draft(
+    survey: SurveyResponded,
+    preceding: Sequence[Flag],
+    by_id: dict[str, Event],
+    window: timedelta,
+) -> FlagDraft:
+    at = survey.occurred_at
+    involved: dict[str, Event] = {survey.event_id: survey}
+    named: list[str] = []
+    for flag in preceding:
+        # What the customer had lived through by the survey: events after it are left out.
+        seen = [e for i in flag.event_ids if (e := by_id.get(i)) and e.occurred_at <= at]
+        involved.update((e.event_id, e) for e in seen)
+        if len(named) < MAX_NAMED:
+            named.append(_describe(flag, at, sorted({e.source.system for e in seen})))
+    more = len(preceding) - len(named)
+    listed = "; ".join(named) + (f"; and {more} more" if more else "")
+    p = survey.payload
+    message = (
+        f"customer scored {p.score:g}/{p.scale} in {survey.source.system}; "
+        f"in the {format_elapsed(window)} before: {listed}"
+    )
+    events = sorted(involved.values(), key=event_order)
+    return RULE.draft(survey.event_id, message, at, events)
+
+
+def detect(
+    events: Sequence[Event], flags: Sequence[Flag], as_of: datetime, rules: RuleSettings
+) -> list[FlagDraft]:
+    """A survey scored in the bottom band of its scale after flags open within the window.
+
+    A preceding flag opened before the survey (never at or after it) and was open at some
+    moment of the window before it: [opened_at, resolved_at or as_of) meets
+    [survey - window, survey]. One flag per low survey; it stays open for a person to resolve.
+    Linear: the events once, the flags (in the order they opened) once, plus the events of
+    the flags each low survey reads.
+    """
+    if not flags:
+        return []  # the common case: nothing to read, no need to walk the events
+    by_id: dict[str, Event] = {}
+    surveys: list[SurveyResponded] = []
+    for event in events:
+        by_id[event.event_id] = event
+        if isinstance(event, SurveyResponded) and is_low(event.payload.score, event.payload.scale):
+            surveys.append(event)
+    window = rules.low_score_window
+    base = iter(f for f in flags if f.rule != RULE.name)
+    upcoming = next(base, None)
+    active: list[Flag] = []
+    drafts: list[FlagDraft] = []
+    for survey in surveys:
+        at = survey.occurred_at
+        while upcoming is not None and upcoming.opened_at < at:
+            active.append(upcoming)
+            upcoming = next(base, None)
+        # A flag over before this survey's window is over before every later survey's too.
+        active = [flag for flag in active if _overlaps(flag, at, window, as_of)]
+        if active:
+            drafts.append(_draft(survey, active, by_id, window))
+    return drafts
+
+
+RULE = DerivedRule("LOW_SCORE_AFTER_FLAGS", Severity.MEDIUM, detect)
+RULES = (RULE,)
