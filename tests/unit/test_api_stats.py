@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from journeys.server import api
+from journeys.server import api, stats
 from journeys.settings import TokenEntry
 from projections.settings import FoldSettings
 from streams.directory import Directory
@@ -146,5 +147,45 @@ def test_without_a_token_it_is_a_401() -> None:
     async def scenario(client: TestClient[Any, Any]) -> None:
         response = await client.get("/v1/stats/flags")
         assert response.status == 401
+
+    _run(scenario)
+
+
+def test_without_since_the_window_is_the_thirty_days_before_until() -> None:
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        status, body = await _get(client, "?until=2026-11-03T12:00:00%2B01:00")
+        assert status == 200
+        assert body["until"] == "2026-11-03T11:00:00+00:00"
+        assert body["since"] == "2026-10-04T11:00:00+00:00"
+
+    _run(scenario)
+
+
+def test_the_counting_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    started, release = threading.Event(), threading.Event()
+    counted = stats.flag_stats
+
+    def slow(*args: Any) -> dict[str, Any]:
+        started.set()
+        release.wait(60)  # held until /v1/flags has answered
+        return counted(*args)
+
+    monkeypatch.setattr(stats, "flag_stats", slow)
+
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        trends = asyncio.create_task(_get(client, ""))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        try:
+            flags = await client.get(
+                "/v1/flags?limit=1", headers={"Authorization": f"Bearer {EVERY}"}
+            )
+            assert flags.status == 200
+            assert not trends.done()  # answered while the trends were still being counted
+        finally:
+            release.set()
+        status, body = await trends
+        assert status == 200
+        assert body["open_over_time"][-1]["total"] == 2
 
     _run(scenario)
