@@ -509,6 +509,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 def routes() -> Iterable[web.RouteDef]:
     """Every route of the API."""
+    from journeys.server.stats import stats_routes  # it builds on this module's helpers
+
     return [
         web.get("/health", health),
         web.get("/metrics", metrics),
@@ -516,6 +518,7 @@ def routes() -> Iterable[web.RouteDef]:
         web.get("/v1/journeys", journey_by_identifier),
         web.get("/v1/journeys/{customer_id}", journey_by_id),
         web.get("/v1/flags", list_flags),
+        *stats_routes(),
         web.post("/v1/events", post_events),
         web.get("/v1/internal/identity", internal_identity),
         web.get("/v1/internal/journey", internal_journey),

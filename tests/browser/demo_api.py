@@ -11,6 +11,9 @@ is `view_to_dict` / `flag_to_dict`.
 - `GET /v1/flags?tenant=&rule=&status=&site=&since=&until=&limit=&cursor=`: `{"flags": [...],
   "next_cursor": str | null}`, each flag as `flag_to_dict` plus `tenant` and `customer_id`,
   newest first by `opened_at`.
+- `GET /v1/stats/flags?tenant=&since=&until=&bucket=`: the trends, from the same pure function
+  the API calls (`projections.handling.stats.flag_stats`) over those flags; `until` defaults to
+  `AS_OF`; 400 `{"error": {"code": "bad_request", …}}` naming the parameter.
 - Every `/v1` request needs `Authorization: Bearer <token>`, else 401
   `{"error": {"code": "unauthorized", …}}`.
 """
@@ -31,6 +34,7 @@ from journeys.cli.check import CheckReport, check_lines
 from journeys.demo import demo_bytes
 from journeys.server.web import add_pages
 from journeys.settings import load_settings
+from projections.handling.stats import DEFAULT_WINDOW, StatsRequestError, StatsWindow, flag_stats
 from projections.ledger import Ledger
 from projections.settings import FoldSettings
 from projections.view import JourneyView, flag_to_dict, view_to_dict
@@ -118,9 +122,17 @@ class RequestSeen:
 SEEN = web.AppKey("seen", list[RequestSeen])
 
 
-def make_app(demo: Demo, *, max_limit: int = 200) -> web.Application:
-    """The pages plus the stand-in API; `max_limit` caps a page of flags, as a server may."""
+def make_app(
+    demo: Demo, *, max_limit: int = 200, flags: list[dict[str, Any]] | None = None
+) -> web.Application:
+    """The pages plus the stand-in API; `max_limit` caps a page of flags, as a server may.
+
+    `flags` replaces the demo's flags (newest first) in the flag listing and the trends.
+    """
     seen: list[RequestSeen] = []
+
+    def standing() -> list[dict[str, Any]]:
+        return demo.flags() if flags is None else flags
 
     @web.middleware
     async def auth(
@@ -154,7 +166,7 @@ def make_app(demo: Demo, *, max_limit: int = 200) -> web.Application:
             raise _error(web.HTTPNotFound, "not_found", f"no customer holds {kind} {value}")
         return web.json_response(view_to_dict(found))
 
-    async def flags(request: web.Request) -> web.StreamResponse:
+    async def list_flags(request: web.Request) -> web.StreamResponse:
         query = request.query
         try:
             limit = min(max(int(query.get("limit", DEFAULT_LIMIT)), 1), max_limit)
@@ -164,7 +176,7 @@ def make_app(demo: Demo, *, max_limit: int = 200) -> web.Application:
         except ValueError as exc:
             raise _error(web.HTTPBadRequest, "bad_request", str(exc)) from None
         chosen = []
-        for flag in demo.flags():
+        for flag in standing():
             opened = parse_timestamp(flag["opened_at"])
             if (
                 (query.get("tenant") and flag["tenant"] != query["tenant"])
@@ -182,11 +194,27 @@ def make_app(demo: Demo, *, max_limit: int = 200) -> web.Application:
             {"flags": page, "next_cursor": str(offset + limit) if more else None}
         )
 
+    async def stats(request: web.Request) -> web.StreamResponse:
+        query = request.query
+        try:
+            until = parse_timestamp(query["until"]) if query.get("until") else AS_OF
+            since = (
+                parse_timestamp(query["since"]) if query.get("since") else until - DEFAULT_WINDOW
+            )
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, "bad_request", str(exc)) from None
+        window = StatsWindow(since, until, query.get("bucket", "day"), query.get("tenant") or None)
+        try:
+            return web.json_response(flag_stats(standing(), window))
+        except StatsRequestError as exc:
+            raise _error(web.HTTPBadRequest, "bad_request", str(exc.args[0])) from None
+
     app = web.Application(middlewares=[auth])
     app[SEEN] = seen
     app.router.add_get("/v1/journeys", journey_by_identifier)
     app.router.add_get("/v1/journeys/{customer_id}", journey_by_id)
-    app.router.add_get("/v1/flags", flags)
+    app.router.add_get("/v1/flags", list_flags)
+    app.router.add_get("/v1/stats/flags", stats)
     add_pages(app)
     return app
 

@@ -17,6 +17,7 @@ import {
   statusBadge,
   timeAgo,
 } from "./common.js";
+import { loadTrends, setupTrends } from "./trends.js";
 
 const PAGE_SIZE = 50;
 const SUMMARY_PAGE_SIZE = 200;
@@ -123,12 +124,12 @@ async function load() {
   state.filters = filtersFromUrl();
   fillForm(state.filters);
   rememberDashboard();
-  await Promise.all([loadSummary(), loadList()]);
+  await Promise.all([loadSummary(), loadList(), loadTrends(state.filters.tenant)]);
 }
 
 async function refresh() {
   try {
-    await Promise.all([loadSummary(), loadList()]);
+    await Promise.all([loadSummary(), loadList(), loadTrends(state.filters.tenant)]);
   } catch (error) {
     handleError(error);
   }
@@ -491,4 +492,5 @@ function setup() {
 }
 
 setup();
+setupTrends();
 boot(load);
