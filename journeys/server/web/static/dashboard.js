@@ -17,6 +17,7 @@ import {
   statusBadge,
   timeAgo,
 } from "./common.js";
+import { loadMe, rowHandling, showWho } from "./actions.js";
 
 const PAGE_SIZE = 50;
 const SUMMARY_PAGE_SIZE = 200;
@@ -26,7 +27,7 @@ const LAST_DASHBOARD_KEY = "journeys.lastDashboard";
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  filters: { status: "open", rule: "", site: "", tenant: "", since: "" },
+  filters: { status: "open", rule: "", site: "", tenant: "", since: "", handling: "" },
   openFlags: null, // every open flag of the tenant filter, for the summary
   summaryCapped: false,
   shown: 0,
@@ -48,13 +49,14 @@ function filtersFromUrl() {
     site: params.get("site") ?? "",
     tenant: params.get("tenant") ?? "",
     since: params.get("since") ?? "",
+    handling: params.get("handling") ?? "",
   };
 }
 
 function urlForFilters(filters) {
   const params = new URLSearchParams();
   if (filters.status !== "open") params.set("status", filters.status || "any");
-  for (const key of ["rule", "site", "tenant", "since"]) {
+  for (const key of ["rule", "site", "tenant", "since", "handling"]) {
     if (filters[key]) params.set(key, filters[key]);
   }
   const query = params.toString();
@@ -68,6 +70,7 @@ function filtersFromForm() {
     site: $("f-site").value.trim(),
     tenant: $("f-tenant").value.trim(),
     since: $("f-since").value,
+    handling: state.filters.handling,
   };
 }
 
@@ -79,6 +82,9 @@ function fillForm(filters) {
   $("f-tenant").value = filters.tenant;
   ensureSinceOption(filters.since);
   $("f-since").value = filters.since;
+  for (const button of document.querySelectorAll("#handling-views [data-handling]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.handling === filters.handling));
+  }
 }
 
 function ensureRuleOption(rule) {
@@ -123,6 +129,8 @@ async function load() {
   state.filters = filtersFromUrl();
   fillForm(state.filters);
   rememberDashboard();
+  await loadMe();
+  showWho();
   await Promise.all([loadSummary(), loadList()]);
 }
 
@@ -206,6 +214,7 @@ async function loadList({ more = false } = {}) {
       status: filters.status,
       site: filters.site,
       since: sinceParam(filters.since),
+      handling: filters.handling,
       limit: PAGE_SIZE,
       cursor: more ? state.nextCursor : undefined,
     });
@@ -276,7 +285,7 @@ function emptyState() {
 }
 
 function clearFilters() {
-  applyFilters({ status: "open", rule: "", site: "", tenant: "", since: "" });
+  applyFilters({ status: "open", rule: "", site: "", tenant: "", since: "", handling: "" });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,7 +294,7 @@ function clearFilters() {
 function flagItem(flag) {
   const sites = flag.sites ?? [];
   const systems = flag.systems ?? [];
-  return el(
+  const item = el(
     "li",
     { class: ["flag-item", `sev-${flag.severity}`, `is-${flag.status}`], dataset: { flagId: flag.flag_id, rule: flag.rule } },
     el(
@@ -330,6 +339,15 @@ function flagItem(flag) {
       ),
     ),
   );
+  // Handling and the action buttons (actions.js), beside the link: a link holds no buttons.
+  item.append(
+    rowHandling(flag, (next) => {
+      const fresh = flagItem(next);
+      item.replaceWith(fresh);
+      return fresh;
+    }),
+  );
+  return item;
 }
 
 function renderSummary() {
@@ -475,6 +493,9 @@ function setup() {
     $(id).addEventListener("change", () => applyFilters(filtersFromForm()));
   }
   $("clear-filters").addEventListener("click", clearFilters);
+  for (const button of document.querySelectorAll("#handling-views [data-handling]")) {
+    button.addEventListener("click", () => applyFilters({ ...filtersFromForm(), handling: button.dataset.handling }));
+  }
   $("load-more").addEventListener("click", async () => {
     try {
       await loadList({ more: true });
