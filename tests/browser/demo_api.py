@@ -288,7 +288,7 @@ class RequestSeen:
 
 
 SEEN = web.AppKey("seen", list[RequestSeen])
-USER = "journeys.user"
+USER = web.RequestKey("user", User)
 
 
 def make_app(demo: Demo, *, max_limit: int = 200) -> web.Application:

@@ -412,7 +412,8 @@ export function actionBar(flag, { onSaved, label = null } = {}) {
 }
 
 function showError(node, failure) {
-  node.replaceChildren(failure.message, failure.hint ? el("span", { class: "error-hint" }, ` (${failure.hint})`) : null);
+  node.replaceChildren(failure.message ?? "");
+  if (failure.hint) node.append(el("span", { class: "error-hint" }, ` (${failure.hint})`));
   node.hidden = false;
 }
 
