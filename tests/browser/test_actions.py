@@ -182,6 +182,27 @@ def test_the_mine_view_lists_a_flag_once_assigned_to_oneself(
     expect(row(page, flag)).to_be_visible()
 
 
+def test_a_forbidden_action_shows_the_servers_message_and_hint(
+    page: Page, acting: tuple[ServerThread, Demo]
+) -> None:
+    """The role can change after the page loaded (a manager made a viewer): the 403 is shown."""
+    server, demo = acting
+    flag = manager_flag(demo)
+    status, answer = post(
+        server, f"/v1/flags/{flag['flag_id']}/actions", {"action": "acknowledge"}, VIEWER_TOKEN
+    )
+    assert status == 403
+    open_as(page, server, MANAGER_TOKEN)
+    button = row(page, flag).get_by_role("button", name="Acknowledge")
+    expect(button).to_be_visible()
+    page.evaluate(f"sessionStorage.setItem('journeys.token', '{VIEWER_TOKEN}')")
+    button.click()
+    alert = row(page, flag).get_by_role("alert")
+    expect(alert).to_have_text(f"{answer['error']['message']} ({answer['error']['hint']})")
+    expect(row(page, flag).locator(".handling-state")).to_have_text("Unacknowledged")
+    assert "handling" not in (demo.flag(flag["flag_id"]) or {})
+
+
 def test_a_viewer_sees_no_action_buttons(page: Page, acting: tuple[ServerThread, Demo]) -> None:
     server, demo = acting
     flag = manager_flag(demo)
@@ -254,6 +275,8 @@ def test_a_manager_resolves_from_the_journey_page(
         last_column,
         last_column,
     ]
+    # The flag is selected (from the address): its actions stay in view beside its events.
+    expect(desk.nth(0)).to_have_class(re.compile(r"\bis-related\b"))
     expect(desk.nth(1)).to_contain_text(reason)
     expect(desk.nth(1)).to_contain_text(MANAGER)
     expect(page.locator("#timeline td.lane-desk article.event:not(.desk-event)")).to_have_count(0)

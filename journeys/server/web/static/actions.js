@@ -10,6 +10,7 @@ import {
   apiGet,
   el,
   formatDateTime,
+  formatTime,
   getToken,
   handleError,
   humanise,
@@ -283,7 +284,7 @@ export function deskCard(event, { flags = new Map(), onSelect = null } = {}) {
       { class: "event-head" },
       el("span", { class: "event-dot desk-dot", "aria-hidden": "true" }),
       el("span", { class: "event-type" }, title),
-      el("time", { class: "event-time", datetime: event.occurred_at, title: formatDateTime(event.occurred_at) }, formatDateTime(event.occurred_at)),
+      el("time", { class: "event-time", datetime: event.occurred_at, title: formatDateTime(event.occurred_at) }, formatTime(event.occurred_at)),
     ),
     el("p", { class: "event-system desk-by" }, "by ", by),
     text ? el("blockquote", { class: "event-quote desk-note" }, text) : null,
@@ -375,7 +376,8 @@ export function actionBar(flag, { onSaved, label = null } = {}) {
     try {
       shown = await onSaved(answer);
     } catch (failure) {
-      if (!handleError(failure)) {
+      if (failure instanceof AuthError) handleError(failure);
+      else {
         status.textContent = `Saved (${answer.event_id}), but the flag could not be read again: ${failure.message}`;
       }
     }
@@ -397,14 +399,15 @@ export function actionBar(flag, { onSaved, label = null } = {}) {
       const answer = await postAction(flag.flag_id, action);
       await saved(answer);
     } catch (failure) {
-      if (!handleError(failure)) showError(error, failure);
+      if (failure instanceof AuthError) handleError(failure);
+      else showError(error, failure);
     } finally {
       if (button.isConnected) button.disabled = false;
     }
   };
 
   for (const [action, text] of actionsFor(flag)) {
-    const button = el("button", { type: "button", class: ["button", "small", action === "resolve" ? "primary" : "secondary"], dataset: { action } }, text);
+    const button = el("button", { type: "button", class: ["button", "small", "secondary"], dataset: { action } }, text);
     button.addEventListener("click", () => run(action, button));
     bar.append(button);
   }

@@ -612,6 +612,10 @@ function select(flagId, { scroll = true, updateHash = true } = {}) {
     card.classList.toggle("is-highlighted", on);
     card.closest("tr")?.classList.toggle("is-highlighted", on);
   }
+  // People's actions on the selected flag stay in view, without counting as its events.
+  for (const card of document.querySelectorAll(".desk-event")) {
+    card.classList.toggle("is-related", Boolean(flag) && card.dataset.flagId === page.selected);
+  }
   for (const chip of document.querySelectorAll(".event-flag")) {
     chip.classList.toggle("is-selected", chip.dataset.flagId === page.selected);
   }
