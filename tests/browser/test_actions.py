@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from playwright.sync_api import Browser, Dialog, Locator, Page, expect
 
+from journeys.server.web import static_dir
 from tests.browser.conftest import BROWSER_NOW, PageErrors, new_context
 from tests.browser.demo_api import (
     MANAGER_TOKEN,
@@ -406,3 +407,10 @@ def test_an_admin_blocks_an_identifier(
     page.goto(f"{server.url}{journey_path(flag['customer_id'])}")
     expect(page.locator(".flag-actions").first).to_be_visible()
     expect(page.locator(".decision-button")).to_have_count(0)
+
+
+def test_the_actions_module_writes_no_markup() -> None:
+    """Notes, reasons and names reach the page as text nodes only."""
+    source = (static_dir() / "actions.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in source, sink

@@ -344,6 +344,10 @@ function flagItem(flag) {
     rowHandling(flag, (next) => {
       const fresh = flagItem(next);
       item.replaceWith(fresh);
+      if (next.status !== flag.status) {
+        state.openFlags = null; // resolved or reopened: count the open flags again
+        loadSummary();
+      }
       return fresh;
     }),
   );
