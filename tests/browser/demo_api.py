@@ -168,9 +168,9 @@ class Demo:
         return [f for f in self.flags() if f["status"] == "open"]
 
 
-def load_demo() -> Demo:
+def load_demo(settings: FoldSettings | None = None) -> Demo:
     """Fold the bundled demo file exactly as `journeys check --demo` does (default settings)."""
-    settings = load_settings(None, {}).fold_settings()
+    settings = settings or load_settings(None, {}).fold_settings()
     lines = demo_bytes().splitlines(keepends=True)
     report, ledger, views = _fold(lines, settings, AS_OF)
     return Demo(settings, report, ledger, views, list(lines), AS_OF)

@@ -11,6 +11,7 @@ import http.client
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -19,8 +20,10 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Locator, Page, expect
 
 from journeys.server.web import static_dir
+from journeys.settings import Settings
 from tests.browser.conftest import BROWSER_NOW, PageErrors, new_context
 from tests.browser.demo_api import (
+    AS_OF,
     MANAGER_TOKEN,
     TOKEN,
     USERS,
@@ -414,3 +417,49 @@ def test_the_actions_module_writes_no_markup() -> None:
     source = (static_dir() / "actions.js").read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in source, sink
+
+
+def _form(number: int, email: str, name: str, hours_before: int) -> dict[str, Any]:
+    return {
+        "event_id": f"idc-{number}",
+        "type": "form.submitted",
+        "occurred_at": (AS_OF - timedelta(hours=hours_before)).isoformat(),
+        "tenant": "acme-motors",
+        "source": {"system": "web-forms", "channel": "web", "site": "leeds"},
+        "customer": {"email": email, "phone": "+447700900999", "name": name},
+        "payload": {"form": "contact"},
+    }
+
+
+def test_an_admin_confirms_or_splits_an_identity_conflict(page: Page, artifacts: Path) -> None:
+    """Two people share a phone; a limit of one e-mail a customer holds the merge back."""
+    limited = Settings.model_validate(
+        {"tenants": {"acme-motors": {"identity": {"limits": {"email": 1}}}}}
+    ).fold_settings()
+    demo = load_demo(limited)
+    demo.add_event(_form(1, "pat@example.com", "Pat", 2))
+    demo.add_event(_form(2, "lee@example.com", "Lee", 1))
+    conflicts = [f for f in demo.flags() if f["rule"] == "IDENTITY_CONFLICT"]
+    assert len(conflicts) == 2, "the held link flags both customers"
+    flag = conflicts[0]
+    with ServerThread(make_app(demo)) as server:
+        open_as(page, server, TOKEN, journey_path(flag["customer_id"]))
+        card = extras(page, flag)
+        expect(card.get_by_role("button", name="Split…")).to_be_visible()
+        card.get_by_role("button", name="Confirm merge…").click()
+        dialog = page.get_by_role("dialog", name="Confirm the merge")
+        expect(dialog).to_contain_text("+447700900999")
+        dialog.get_by_label("Reason").fill("Pat and Lee are one person: Pat Lee")
+        dialog.get_by_role("button", name="Confirm merge").click()
+        status = card.locator(".decision-status", has_text="Decision recorded")
+        expect(status).to_have_count(1)
+        assert [(d["decision"], d["identifier"], d["tenant"], d["by"]) for d in demo.decisions] == [
+            ("merge", "phone:+447700900999", "acme-motors", USERS[TOKEN].user)
+        ]
+        page.screenshot(path=artifacts / "journey-identity-conflict.png", full_page=True)
+
+        # A manager handles the flag like any other, but does not decide identities.
+        open_as(page, server, MANAGER_TOKEN)
+        page.goto(f"{server.url}{journey_path(flag['customer_id'])}")
+        expect(extras(page, flag).get_by_role("button", name="Acknowledge")).to_be_visible()
+        expect(page.locator(".decision-button")).to_have_count(0)

@@ -452,7 +452,7 @@ const DECISION_DIALOGS = {
 /** A button opening the decision dialog for `identifiers` (`[{kind, value}]`, the first chosen). */
 export function decisionButton(decision, { identifiers, tenant, text, onDecided = null }) {
   if (!canDecide() || !identifiers.length) return null;
-  const button = el("button", { type: "button", class: "button small ghost decision-button", dataset: { decision } }, text);
+  const button = el("button", { type: "button", class: "button small secondary decision-button", dataset: { decision } }, text);
   const status = el("span", { class: "decision-status", role: "status" });
   button.addEventListener("click", async () => {
     const spec = DECISION_DIALOGS[decision];
