@@ -27,6 +27,8 @@ is `view_to_dict` / `flag_to_dict`.
   future `until`); 403 `forbidden` with a `hint` for a viewer; 404 for an unknown flag.
   Actions happen on the stand-in's clock: `AS_OF`, one second later for each action, and the
   flags are evaluated as of the latest action (the demo's flags do not change in that time).
+  With `Demo.hold` set, an action is answered 202 but folded only at `Demo.release()`, as the
+  ledger's worker folds it a moment after the API accepted it.
 - `POST /v1/identity/decisions` `{"decision": "block"|"unblock"|"split"|"merge", "identifier":
   "KIND:VALUE", "tenant", "reason"}`: an admin only (403 otherwise); 202 `{"event_id"}`, the
   decision kept in `Demo.decisions` for the tests to read (it is not folded).
@@ -57,7 +59,7 @@ from projections.settings import FoldSettings
 from projections.view import JourneyView, flag_to_dict, view_to_dict
 from schemas.codec import Accepted, decode_lines, encode_event, validate_document
 from schemas.errors import EventConflictError, InvalidEventError
-from schemas.events import IDENTIFIER_KINDS
+from schemas.events import IDENTIFIER_KINDS, Event
 from schemas.types import parse_timestamp
 
 TOKEN = "jl-test-7f3c9a1e5b2d4086"
@@ -124,17 +126,33 @@ class Demo:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     """The identity decisions posted, as received plus `by` and `event_id`."""
 
+    clock: datetime = AS_OF
+    """The moment of the latest action."""
+    hold: bool = False
+    """While true, events are accepted but folded only by `release()`: the ledger's lag."""
+    pending: list[Event] = field(default_factory=list)
+
     def add_event(self, document: dict[str, Any]) -> str:
         """Validate an event document, add it, fold everything again; its event id."""
         event = validate_document(document)
-        self.lines.append(encode_event(event) + b"\n")
-        self.as_of = max(self.as_of, event.occurred_at)
-        self.report, self.ledger, self.views = _fold(self.lines, self.settings, self.as_of)
+        self.pending.append(event)
+        if not self.hold:
+            self.release()
         return event.event_id
 
+    def release(self) -> None:
+        """Fold the events held back (all of them, then stop holding)."""
+        self.hold = False
+        for event in self.pending:
+            self.lines.append(encode_event(event) + b"\n")
+            self.as_of = max(self.as_of, event.occurred_at)
+        self.pending.clear()
+        self.report, self.ledger, self.views = _fold(self.lines, self.settings, self.as_of)
+
     def next_moment(self) -> datetime:
-        """The stand-in's clock for an action: one second after the latest fold."""
-        return self.as_of + timedelta(seconds=1)
+        """The stand-in's clock for an action: one second after the latest one."""
+        self.clock = max(self.clock, self.as_of) + timedelta(seconds=1)
+        return self.clock
 
     def flag(self, flag_id: str) -> dict[str, Any] | None:
         """One flag as the flags endpoint returns it."""

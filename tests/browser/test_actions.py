@@ -104,7 +104,14 @@ def test_a_manager_acknowledges_from_the_dashboard_and_a_viewer_sees_who(
     expect(page.locator("#whoami")).to_contain_text(MANAGER)
     item = row(page, flag)
     expect(item.locator(".handling-state")).to_have_text("Unacknowledged")
+    # The ledger folds an action a moment after accepting it: the row says so meanwhile.
+    demo.hold = True
     item.get_by_role("button", name="Acknowledge").click()
+    expect(item.locator(".action-status")).to_have_text("Saved, waiting for the ledger…")
+    expect(item.get_by_role("button", name="Acknowledge")).to_be_disabled()
+    expect(item.locator(".handling-state")).to_have_text("Unacknowledged")
+    assert len(demo.pending) == 1
+    demo.release()
 
     expect(row(page, flag).locator(".handling-state")).to_have_text("Acknowledged")
     expect(row(page, flag).locator(".handling-summary")).to_contain_text(
