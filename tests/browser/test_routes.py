@@ -55,6 +55,7 @@ def test_pages_embed_no_data(demo: Demo) -> None:
         ("common.js", "text/javascript; charset=utf-8"),
         ("dashboard.js", "text/javascript; charset=utf-8"),
         ("journey.js", "text/javascript; charset=utf-8"),
+        ("actions.js", "text/javascript; charset=utf-8"),
         ("favicon.svg", "image/svg+xml"),
     ],
 )

@@ -18,6 +18,7 @@ import {
   timeAgo,
 } from "./common.js";
 import { loadTrends, setupTrends } from "./trends.js";
+import { loadMe, rowHandling, showWho } from "./actions.js";
 
 const PAGE_SIZE = 50;
 const SUMMARY_PAGE_SIZE = 200;
@@ -27,7 +28,7 @@ const LAST_DASHBOARD_KEY = "journeys.lastDashboard";
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  filters: { status: "open", rule: "", site: "", tenant: "", since: "" },
+  filters: { status: "open", rule: "", site: "", tenant: "", since: "", handling: "" },
   openFlags: null, // every open flag of the tenant filter, for the summary
   summaryCapped: false,
   shown: 0,
@@ -49,13 +50,14 @@ function filtersFromUrl() {
     site: params.get("site") ?? "",
     tenant: params.get("tenant") ?? "",
     since: params.get("since") ?? "",
+    handling: params.get("handling") ?? "",
   };
 }
 
 function urlForFilters(filters) {
   const params = new URLSearchParams();
   if (filters.status !== "open") params.set("status", filters.status || "any");
-  for (const key of ["rule", "site", "tenant", "since"]) {
+  for (const key of ["rule", "site", "tenant", "since", "handling"]) {
     if (filters[key]) params.set(key, filters[key]);
   }
   const query = params.toString();
@@ -69,6 +71,7 @@ function filtersFromForm() {
     site: $("f-site").value.trim(),
     tenant: $("f-tenant").value.trim(),
     since: $("f-since").value,
+    handling: state.filters.handling,
   };
 }
 
@@ -80,6 +83,9 @@ function fillForm(filters) {
   $("f-tenant").value = filters.tenant;
   ensureSinceOption(filters.since);
   $("f-since").value = filters.since;
+  for (const button of document.querySelectorAll("#handling-views [data-handling]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.handling === filters.handling));
+  }
 }
 
 function ensureRuleOption(rule) {
@@ -124,6 +130,8 @@ async function load() {
   state.filters = filtersFromUrl();
   fillForm(state.filters);
   rememberDashboard();
+  await loadMe();
+  showWho();
   await Promise.all([loadSummary(), loadList(), loadTrends(state.filters.tenant)]);
 }
 
@@ -207,6 +215,7 @@ async function loadList({ more = false } = {}) {
       status: filters.status,
       site: filters.site,
       since: sinceParam(filters.since),
+      handling: filters.handling,
       limit: PAGE_SIZE,
       cursor: more ? state.nextCursor : undefined,
     });
@@ -277,7 +286,7 @@ function emptyState() {
 }
 
 function clearFilters() {
-  applyFilters({ status: "open", rule: "", site: "", tenant: "", since: "" });
+  applyFilters({ status: "open", rule: "", site: "", tenant: "", since: "", handling: "" });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,7 +295,7 @@ function clearFilters() {
 function flagItem(flag) {
   const sites = flag.sites ?? [];
   const systems = flag.systems ?? [];
-  return el(
+  const item = el(
     "li",
     { class: ["flag-item", `sev-${flag.severity}`, `is-${flag.status}`], dataset: { flagId: flag.flag_id, rule: flag.rule } },
     el(
@@ -331,6 +340,19 @@ function flagItem(flag) {
       ),
     ),
   );
+  // Handling and the action buttons (actions.js), beside the link: a link holds no buttons.
+  item.append(
+    rowHandling(flag, (next) => {
+      const fresh = flagItem(next);
+      item.replaceWith(fresh);
+      if (next.status !== flag.status) {
+        state.openFlags = null; // resolved or reopened: count the open flags again
+        loadSummary();
+      }
+      return fresh;
+    }),
+  );
+  return item;
 }
 
 function renderSummary() {
@@ -476,6 +498,9 @@ function setup() {
     $(id).addEventListener("change", () => applyFilters(filtersFromForm()));
   }
   $("clear-filters").addEventListener("click", clearFilters);
+  for (const button of document.querySelectorAll("#handling-views [data-handling]")) {
+    button.addEventListener("click", () => applyFilters({ ...filtersFromForm(), handling: button.dataset.handling }));
+  }
   $("load-more").addEventListener("click", async () => {
     try {
       await loadList({ more: true });

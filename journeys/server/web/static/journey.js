@@ -26,6 +26,19 @@ import {
   statusBadge,
   timeAgo,
 } from "./common.js";
+import {
+  actionBar,
+  afterSaved,
+  canDecide,
+  conflictIdentifier,
+  decisionButton,
+  deskCard,
+  handlingDetails,
+  isDeskEvent,
+  loadMe,
+  showWho,
+  waitForAction,
+} from "./actions.js";
 
 const LAST_DASHBOARD_KEY = "journeys.lastDashboard";
 const LANE_COLOURS = 8;
@@ -37,6 +50,7 @@ const page = {
   flags: new Map(), // flag_id → flag
   flagsByEvent: new Map(), // event_id → [flag]
   selected: null,
+  matched: null,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -44,6 +58,8 @@ const page = {
 
 async function load() {
   setBreadcrumb();
+  await loadMe();
+  showWho();
   const params = new URLSearchParams(location.search);
   const customerId = params.get("customer_id")?.trim();
   const identifier = params.get("identifier")?.trim();
@@ -156,6 +172,7 @@ function showError(error) {
 
 function render(view, matched) {
   page.view = view;
+  page.matched = matched;
   page.flags = new Map(view.flags.map((f) => [f.flag_id, f]));
   page.flagsByEvent = new Map();
   for (const flag of view.flags) {
@@ -180,7 +197,12 @@ function render(view, matched) {
           "div",
           { class: "section-head" },
           el("h2", { id: "timeline-title" }, "Timeline"),
-          el("p", { class: "muted" }, `${view.events.length} ${view.events.length === 1 ? "event" : "events"}, oldest first, one lane per system`),
+          el(
+            "p",
+            { class: "muted" },
+            `${view.events.length} ${view.events.length === 1 ? "event" : "events"}, oldest first, one lane per system`,
+            view.events.some(isDeskEvent) ? ", and one for the service desk" : "",
+          ),
         ),
         el("div", { id: "selection-bar", class: "selection-bar", hidden: true, role: "status" }),
         timeline(view),
@@ -252,7 +274,18 @@ function identifiers(view) {
       ? el(
           "table",
           { class: "ident-table", "aria-labelledby": "identifiers-title" },
-          el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Kind"), el("th", { scope: "col" }, "Value"), el("th", { scope: "col" }, "Supplied by"))),
+          el(
+            "thead",
+            {},
+            el(
+              "tr",
+              {},
+              el("th", { scope: "col" }, "Kind"),
+              el("th", { scope: "col" }, "Value"),
+              el("th", { scope: "col" }, "Supplied by"),
+              canDecide() ? el("th", { scope: "col" }, el("span", { class: "visually-hidden" }, "Decisions")) : null,
+            ),
+          ),
           el(
             "tbody",
             {},
@@ -270,6 +303,9 @@ function identifiers(view) {
                     : null,
                 ),
                 el("td", {}, el("span", { class: "chips" }, ident.systems.map((s) => el("span", { class: "chip" }, s)))),
+                canDecide()
+                  ? el("td", { class: "ident-decide" }, decisionButton("block", { identifiers: [ident], tenant: view.tenant, text: "Block…" }))
+                  : null,
               ),
             ),
           ),
@@ -281,6 +317,7 @@ function identifiers(view) {
 function lanesOf(events) {
   const lanes = [];
   for (const event of events) {
+    if (isDeskEvent(event)) continue; // people's actions have their own lane, the service desk
     const system = event.source?.system ?? "unknown";
     if (!lanes.includes(system)) lanes.push(system);
   }
@@ -292,6 +329,8 @@ function timeline(view) {
   const laneIndex = new Map(lanes.map((system, i) => [system, i]));
   const counts = new Map();
   for (const event of view.events) counts.set(event.source?.system, (counts.get(event.source?.system) ?? 0) + 1);
+  const desk = view.events.filter(isDeskEvent).length;
+  const columns = lanes.length + (desk ? 1 : 0);
   const head = el(
     "thead",
     {},
@@ -307,6 +346,14 @@ function timeline(view) {
           el("span", { class: "lane-count" }, `${counts.get(system)} ${counts.get(system) === 1 ? "event" : "events"}`),
         ),
       ),
+      desk
+        ? el(
+            "th",
+            { scope: "col", class: ["lane-head", "lane-desk"], dataset: { system: "service-desk" } },
+            el("span", { class: "lane-name" }, "Service desk"),
+            el("span", { class: "lane-count" }, `${desk} ${desk === 1 ? "action" : "actions"}`),
+          )
+        : null,
     ),
   );
   const rows = [];
@@ -315,7 +362,11 @@ function timeline(view) {
     const key = dayKey(event.occurred_at);
     if (key !== day) {
       day = key;
-      rows.push(el("tr", { class: "day-row" }, el("th", { colspan: String(lanes.length + 1), scope: "colgroup" }, formatDay(event.occurred_at))));
+      rows.push(el("tr", { class: "day-row" }, el("th", { colspan: String(columns + 1), scope: "colgroup" }, formatDay(event.occurred_at))));
+    }
+    if (isDeskEvent(event)) {
+      rows.push(deskRow(event, lanes.length));
+      continue;
     }
     const lane = laneIndex.get(event.source?.system ?? "unknown");
     rows.push(
@@ -330,30 +381,46 @@ function timeline(view) {
         lanes.map((_, i) =>
           i === lane ? el("td", { class: ["lane-cell", `lane-${i % LANE_COLOURS}`] }, eventCard(event)) : el("td", { class: "lane-cell empty" }),
         ),
+        desk ? el("td", { class: "lane-cell empty desk-cell" }) : null,
       ),
     );
   }
   if (dayKey(view.as_of) !== day) {
-    rows.push(el("tr", { class: "day-row" }, el("th", { colspan: String(lanes.length + 1), scope: "colgroup" }, formatDay(view.as_of))));
+    rows.push(el("tr", { class: "day-row" }, el("th", { colspan: String(columns + 1), scope: "colgroup" }, formatDay(view.as_of))));
   }
   rows.push(
     el(
       "tr",
       { class: "as-of-row" },
       el("th", { scope: "row", class: "time-cell" }, el("time", { datetime: view.as_of }, formatTime(view.as_of))),
-      el("td", { colspan: String(Math.max(lanes.length, 1)) }, "As of ", formatDateTime(view.as_of), ": flags are evaluated at this moment"),
+      el("td", { colspan: String(Math.max(columns, 1)) }, "As of ", formatDateTime(view.as_of), ": flags are evaluated at this moment"),
     ),
   );
   const table = el(
     "table",
     { id: "timeline", class: "timeline", dataset: { lanes: String(lanes.length) } },
-    el("caption", { class: "visually-hidden" }, "Events in time order, one column per source system"),
+    el("caption", { class: "visually-hidden" }, "Events in time order, one column per source system", desk ? ", the last for the service desk" : ""),
     head,
     el("tbody", {}, rows),
   );
   // A long journey scrolls inside its own box, so the lane names stay in view.
   const long = view.events.length > 12;
   return el("div", { class: ["timeline-scroll", long && "is-long"], role: "region", "aria-labelledby": "timeline-title", tabindex: "0" }, table);
+}
+
+/** A row of the timeline for a person's action: empty system lanes, the card in the desk lane. */
+function deskRow(event, systems) {
+  return el(
+    "tr",
+    { class: ["event-row", "desk-row"], dataset: { eventId: event.event_id } },
+    el(
+      "th",
+      { scope: "row", class: "time-cell" },
+      el("time", { datetime: event.occurred_at, title: formatDateTime(event.occurred_at) }, formatTime(event.occurred_at)),
+    ),
+    Array.from({ length: systems }, () => el("td", { class: "lane-cell empty" })),
+    el("td", { class: ["lane-cell", "lane-desk"] }, deskCard(event, { flags: page.flags, onSelect: (id) => select(id) })),
+  );
 }
 
 function eventCard(event) {
@@ -448,7 +515,7 @@ function flagsPanel(view) {
       ? el(
           "ul",
           { class: "flag-cards", id: "flag-cards" },
-          flags.map((flag) => el("li", {}, flagCard(flag))),
+          flags.map((flag) => el("li", {}, flagCard(flag), flagExtras(flag))),
         )
       : stateMessage({ kind: "empty", title: "No flags", body: "The systems agree about this customer." }),
   );
@@ -489,6 +556,44 @@ function flagCard(flag) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Handling (actions.js): below each flag card, what people did and the buttons to act.
+
+function flagExtras(flag) {
+  const decisions = [];
+  if (flag.rule === "IDENTITY_CONFLICT" && canDecide()) {
+    const named = conflictIdentifier(flag);
+    const identifiers = named ? [named] : page.view.identifiers;
+    const tenant = page.view.tenant;
+    decisions.push(
+      el(
+        "div",
+        { class: "decision-buttons", role: "group", "aria-label": "Identity decision" },
+        decisionButton("merge", { identifiers, tenant, text: "Confirm merge…" }),
+        decisionButton("split", { identifiers, tenant, text: "Split…" }),
+      ),
+    );
+  }
+  return el(
+    "div",
+    { class: "flag-extras", dataset: { flagId: flag.flag_id } },
+    handlingDetails(flag),
+    actionBar(flag, { onSaved: (answer) => redrawAfter(answer, flag.flag_id) }),
+    decisions,
+  );
+}
+
+/** Wait until the ledger shows the action, then draw the journey again as it now stands. */
+async function redrawAfter(answer, flagId) {
+  const view = await waitForAction(page.view.customer_id, flagId, answer.event_id);
+  if (!view) return false;
+  const selected = page.selected;
+  render(view, page.matched);
+  if (selected && page.flags.has(selected)) select(selected, { scroll: false, updateHash: false });
+  afterSaved(document.querySelector(`.flag-extras[data-flag-id="${CSS.escape(flagId)}"]`), answer);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Selecting a flag highlights the events it points at.
 
 function select(flagId, { scroll = true, updateHash = true } = {}) {
@@ -506,6 +611,10 @@ function select(flagId, { scroll = true, updateHash = true } = {}) {
     const on = ids.has(card.dataset.eventId);
     card.classList.toggle("is-highlighted", on);
     card.closest("tr")?.classList.toggle("is-highlighted", on);
+  }
+  // People's actions on the selected flag stay in view, without counting as its events.
+  for (const card of document.querySelectorAll(".desk-event")) {
+    card.classList.toggle("is-related", Boolean(flag) && card.dataset.flagId === page.selected);
   }
   for (const chip of document.querySelectorAll(".event-flag")) {
     chip.classList.toggle("is-selected", chip.dataset.flagId === page.selected);
@@ -552,7 +661,7 @@ window.addEventListener("hashchange", () => selectFromHash({ scroll: true }));
 
 // Escape clears the selection.
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && page.selected) select(null);
+  if (event.key === "Escape" && page.selected && !document.querySelector("dialog[open]")) select(null);
 });
 
 boot(load);
