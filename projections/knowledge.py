@@ -23,6 +23,7 @@ from projections.rules.readers import money, requested_slot, subject_key
 from projections.settings import FoldSettings
 from projections.view import IdentifierSeen, identifiers_of
 from schemas.events import (
+    HANDLING_TYPES,
     IDENTIFIER_KINDS,
     BookingCancelled,
     BookingChanged,
@@ -401,7 +402,11 @@ def knowledge(journey: Journey, as_of: datetime, settings: FoldSettings) -> Know
     (national phone numbers shown under the international spelling they stitch to, as in the
     journey view) and the latest fact on each subject from whichever system said it last.
     """
-    events = sorted((e for e in journey.events if e.occurred_at <= as_of), key=event_order)
+    # People's actions on flags are not what a source system knew about the customer.
+    events = sorted(
+        (e for e in journey.events if e.occurred_at <= as_of and e.type not in HANDLING_TYPES),
+        key=event_order,
+    )
     by_system: dict[str, list[Event]] = {}
     for event in events:
         by_system.setdefault(event.source.system, []).append(event)

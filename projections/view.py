@@ -14,7 +14,7 @@ from projections.journey import Journey, Merge
 from projections.rules import Detector, detect
 from projections.settings import FoldSettings
 from schemas.codec import event_to_dict
-from schemas.events import IDENTIFIER_KINDS, Event
+from schemas.events import HANDLING_TYPES, IDENTIFIER_KINDS, Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,8 @@ def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[Identifier
     nationals: dict[str, str] = {}
     internationals: dict[str, set[str]] = {}
     for event in journey.events:
+        if event.type in HANDLING_TYPES:
+            continue  # a person's action names the customer; no system supplied it
         for ident in customer_ids(event.customer, region):
             found.setdefault((ident.kind, ident.value), set()).add(event.source.system)
             reason = ident.unusable or policy(ident)

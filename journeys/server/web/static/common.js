@@ -54,6 +54,11 @@ export const RULES = {
     label: "Low score after flags",
     help: "The customer scored a survey low after flags open in the weeks before it.",
   },
+  IDENTITY_CONFLICT: {
+    severity: "medium",
+    label: "Identity conflict",
+    help: "A link was held back: joining these customers would pass a limit. A person decides.",
+  },
 };
 
 export function ruleLabel(rule) {
