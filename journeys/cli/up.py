@@ -33,8 +33,12 @@ from streams.config import KafkaSettings
 _background: set[asyncio.Task[None]] = set()
 
 
+SESSION_USER = "admin"
+"""Who the session token acts as: every action taken with it records this name."""
+
+
 def session_token() -> str:
-    """A fresh token for this session that reads and writes every tenant."""
+    """A fresh token for this session that reads and writes every tenant, with the admin role."""
     return "jl-" + secrets.token_urlsafe(24)
 
 
@@ -112,7 +116,10 @@ def up_command(
     peer_secret = settings.api.peer_secret or secrets.token_urlsafe(32)
     api = settings.api.model_copy(
         update={
-            "tokens": (*settings.api.tokens, TokenEntry(token=token, tenants=("*",))),
+            "tokens": (
+                *settings.api.tokens,
+                TokenEntry(token=token, tenants=("*",), user=SESSION_USER, role="admin"),
+            ),
             "peer_secret": peer_secret,
         }
     )
