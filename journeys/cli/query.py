@@ -124,6 +124,14 @@ class StatusFilter(StrEnum):
     RESOLVED = "resolved"
 
 
+class HandlingFilter(StrEnum):
+    """Which flags `journeys flags --handling` lists."""
+
+    UNACKNOWLEDGED = "unacknowledged"
+    ASSIGNED = "assigned"
+    MINE = "mine"
+
+
 def _query_client(ctx: typer.Context, api: str | None, token: str | None) -> ApiClient:
     try:
         return open_client(settings_of(ctx).client, api, token)
@@ -161,6 +169,13 @@ def flags(
     rule: Annotated[str | None, typer.Option(help="Only this rule, e.g. DATE_MISMATCH.")] = None,
     status: Annotated[StatusFilter | None, typer.Option(help="open or resolved.")] = None,
     site: Annotated[str | None, typer.Option(help="Only flags involving this site.")] = None,
+    handling: Annotated[
+        HandlingFilter | None,
+        typer.Option(help="unacknowledged, assigned, or mine (assigned to the token's user)."),
+    ] = None,
+    assignee: Annotated[
+        str | None, typer.Option(help="Only flags assigned to this person or team.")
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="Only flags opened at or after this RFC 3339 time.")
     ] = None,
@@ -189,6 +204,8 @@ def flags(
         "rule": rule,
         "status": status.value if status else None,
         "site": site,
+        "handling": handling.value if handling else None,
+        "assignee": assignee,
         "since": since,
         "until": until,
         "limit": limit,

@@ -182,3 +182,34 @@ def test_a_decision_becomes_the_event_the_cli_writes() -> None:
             event_id="d",
             system="journeys",
         )
+
+
+def test_the_client_posts_the_action_and_says_why_it_was_refused() -> None:
+    import httpx
+
+    from journeys.sdk.client import ApiClient, ApiError
+
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path.endswith("/flg_0000000000000000/actions"):
+            return httpx.Response(404, json={"error": {"code": "not_found", "message": "x"}})
+        if request.headers["Authorization"] == "Bearer viewer":
+            error = {"code": "forbidden", "message": "this needs the manager role"}
+            return httpx.Response(403, json={"error": error})
+        return httpx.Response(202, json={"event_id": "act_1", "flag_id": FLAG})
+
+    transport = httpx.MockTransport(answer)
+    with ApiClient("http://api", "manager", transport=transport) as client:
+        assert client.act_on_flag(FLAG, "resolve", note="refund sent")["event_id"] == "act_1"
+        assert orjson.loads(seen[-1].content) == {"action": "resolve", "note": "refund sent"}
+        assert seen[-1].url.path == f"/v1/flags/{FLAG}/actions"
+        with pytest.raises(ApiError) as missing:
+            client.act_on_flag("flg_0000000000000000", "acknowledge")
+        assert missing.value.status == 404
+    with ApiClient("http://api", "viewer", transport=transport) as client:
+        with pytest.raises(ApiError) as refused:
+            client.act_on_flag(FLAG, "acknowledge")
+        assert refused.value.status == 403
+        assert "manager role" in str(refused.value)
