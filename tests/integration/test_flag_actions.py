@@ -166,3 +166,9 @@ def test_journeys_flag_ack_from_the_command_line(api: Api) -> None:
     refused = CliRunner().invoke(app, ["flag", "ack", flag_id, "--api", api.url, "--token", VIEWER])
     assert refused.exit_code == 2
     assert "manager role" in refused.stderr
+
+
+def test_metrics_count_the_links_ingest_refused(api: Api) -> None:
+    text = httpx.get(api.url + "/metrics", timeout=10).text
+    for reason in ("junk", "blocked", "limit"):
+        assert f'journeys_identity_links_refused_total{{reason="{reason}"}}' in text
