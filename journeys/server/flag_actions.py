@@ -22,6 +22,7 @@ from journeys.server.api import (
     Caller,
     _caller,
     _context,
+    _customer_for,
     _journey_dict,
     _json,
     _require,
@@ -32,10 +33,11 @@ from projections.handling.requests import (
     RequestError,
     action_document,
     decision_document,
-    linking_identifier,
+    linking_identifiers,
     parse_action,
     parse_decision,
 )
+from projections.identifiers import normalise
 from schemas.errors import InvalidEventError
 from schemas.printable import printable
 
@@ -65,8 +67,11 @@ async def _body(request: web.Request) -> Any:
     )
     if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
         raise too_large
-    raw = await request.read()
-    if len(raw) > MAX_REQUEST_BYTES:
+    try:  # read no more than the limit allows, whatever the body claims
+        await request.content.readexactly(MAX_REQUEST_BYTES + 1)
+    except asyncio.IncompleteReadError as short:
+        raw = short.partial
+    else:
         raise too_large
     try:
         return orjson.loads(raw)
@@ -123,8 +128,8 @@ async def act_on_flag(request: web.Request) -> web.Response:
         raise HttpProblem(
             503, "unavailable", f"the journey of flag {flag_id} cannot be read right now", "retry"
         )
-    priority = context.fold.identity_for(tenant).priority
-    identifier = linking_identifier(journey.get("identifiers", ()), priority)
+    found_id = str(journey.get("customer_id", customer_id))
+    identifier = await _linking(context, request, tenant, found_id, journey)
     if identifier is None:
         raise HttpProblem(
             409,
@@ -149,9 +154,32 @@ async def act_on_flag(request: web.Request) -> web.Response:
         "flag_id": flag_id,
         "action": asked.action,
         "tenant": tenant,
-        "customer_id": str(journey.get("customer_id", customer_id)),
+        "customer_id": found_id,
     }
     return _json(answer, status=202)
+
+
+MAX_CANDIDATES = 8
+"""The identifiers asked of the identity graph, at most, for one action."""
+
+
+async def _linking(
+    context: ApiContext,
+    request: web.Request,
+    tenant: str,
+    customer_id: str,
+    journey: dict[str, Any],
+) -> tuple[str, str] | None:
+    """The strongest identifier of the journey that the identity graph gives to its customer:
+    an event carrying it alone is stitched into that journey."""
+    priority = context.fold.identity_for(tenant).priority
+    region = context.fold.region_for(tenant)
+    candidates = linking_identifiers(journey.get("identifiers", ()), priority)
+    for kind, value in candidates[:MAX_CANDIDATES]:
+        key = normalise(kind, value, region).key
+        if await _customer_for(context, request, tenant, [key]) == customer_id:
+            return kind, value
+    return None
 
 
 def _covers(caller: Caller, tenant: str) -> bool:

@@ -129,21 +129,19 @@ def parse_action(body: Any) -> ActionRequest:
     return ActionRequest(action, note, assignee, until)
 
 
-def linking_identifier(
+def linking_identifiers(
     identifiers: Iterable[Mapping[str, Any]], priority: Sequence[str]
-) -> tuple[str, str] | None:
-    """The (kind, value) of a journey's identifiers that links, first in `priority`; None when
-    none does (identifiers listed `not_used_for_matching` never link)."""
+) -> list[tuple[str, str]]:
+    """The (kind, value) of a journey's identifiers that may link, in `priority` order (those
+    listed `not_used_for_matching` never link). The caller checks that the identity graph
+    gives each to the journey's customer: a link a limit held is not listed as refused."""
     rank = {kind: i for i, kind in enumerate(priority)}
-    linking = [
+    linking = sorted(
         (rank[kind], str(ident["value"]), kind)
         for ident in identifiers
         if (kind := str(ident.get("kind"))) in rank and not ident.get("not_used_for_matching")
-    ]
-    if not linking:
-        return None
-    _, value, kind = min(linking)
-    return kind, value
+    )
+    return [(kind, value) for _, value, kind in linking]
 
 
 def action_document(

@@ -57,11 +57,21 @@ class _Producer:
 
 def _journey(_context: api.ApiContext, tenant: str, customer_id: str) -> dict[str, Any]:
     identifiers = [
-        {"kind": "email", "value": "shared@example.com", "not_used_for_matching": "blocked"},
-        {"kind": "phone", "value": "+44 7700 900123", "systems": ["crm"]},
+        {"kind": "customer_ref", "value": "CR-1", "not_used_for_matching": "blocked"},
+        # A link a limit held: the value is not refused, but its key is another customer's.
+        {"kind": "email", "value": "family@example.com", "systems": ["shop"]},
+        {"kind": "phone", "value": "+447700900123", "systems": ["crm"]},
         {"kind": "plate", "value": "AB12CDE", "systems": ["dms"]},
     ]
     return {"tenant": tenant, "customer_id": customer_id, "identifiers": identifiers}
+
+
+def _owner(_worker: object, tenant: str, keys: list[str]) -> str | None:
+    """The identity graph: the e-mail is held by another customer."""
+    if any("family@example.com" in key for key in keys):
+        return "cus_00000000000000cc"
+    phone = "cus_00000000000000aa" if tenant == "acme" else "cus_00000000000000bb"
+    return phone if any("7700900123" in key for key in keys) else None
 
 
 def _run(
@@ -69,6 +79,7 @@ def _run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(api, "_local_journey", _journey)
+    monkeypatch.setattr(api, "lookup_customer", _owner)
     flags = FlagIndex()
     flags.apply(flag_change("opened", "acme", "cus_00000000000000aa", FLAG, opened_at="2026"))
     flags.apply(flag_change("opened", "other", "cus_00000000000000bb", OTHER_FLAG, opened_at="x"))
@@ -121,8 +132,8 @@ def test_a_manager_acts_as_the_tokens_user(monkeypatch: pytest.MonkeyPatch) -> N
         assert event["payload"] == {"flag_id": FLAG, "by": "sam@acme", "assignee": "leeds-desk"}
         assert event["source"]["actor"] == "sam@acme"
         assert event["occurred_at"] == NOW.isoformat()
-        # The blocked e-mail never links; the phone comes before the plate.
-        assert event["customer"] == {"phone": "+44 7700 900123"}
+        # The blocked reference never links, the e-mail is another customer's: the phone.
+        assert event["customer"] == {"phone": "+447700900123"}
 
     _run(scenario, monkeypatch)
 
@@ -187,6 +198,24 @@ def test_a_huge_body_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         response = await _act(client, "manager", {"action": "note", "note": note})
         assert response.status == 413
         assert (await response.json())["error"]["code"] == "too_large"
+        assert producer.sent == []
+
+    _run(scenario, monkeypatch)
+
+
+def test_a_huge_body_without_a_length_is_refused_after_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def chunks() -> Any:
+        yield b'{"action": "note", "note": "'
+        for _ in range(100):  # 1 MiB in all, sent chunked: no Content-Length to refuse up front
+            yield b"x" * 10_000
+        yield b'"}'
+
+    async def scenario(client: TestClient[Any, Any], producer: _Producer) -> None:
+        path = f"/v1/flags/{FLAG}/actions"
+        response = await client.post(path, data=chunks(), headers=auth("manager"))
+        assert response.status == 413
         assert producer.sent == []
 
     _run(scenario, monkeypatch)

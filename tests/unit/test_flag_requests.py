@@ -14,7 +14,7 @@ from projections.handling.requests import (
     RequestError,
     action_document,
     decision_document,
-    linking_identifier,
+    linking_identifiers,
     parse_action,
     parse_decision,
 )
@@ -76,17 +76,22 @@ def _ident(kind: str, value: str, refused: str | None = None) -> dict[str, Any]:
     return found
 
 
-def test_the_identifier_chosen_is_the_first_linking_one_by_priority() -> None:
+def test_identifiers_that_may_link_come_in_priority_order() -> None:
     identifiers = [
-        _ident("phone", "+44 7700 900123"),
+        _ident("phone", "+447700900123"),
         _ident("email", "shared@example.com", "blocked by a person"),
         _ident("plate", "AB12CDE"),
         _ident("customer_ref", "N/A", "junk"),
+        _ident("email", "priya@example.com"),
     ]
-    assert linking_identifier(identifiers, PRIORITY) == ("phone", "+44 7700 900123")
+    assert linking_identifiers(identifiers, PRIORITY) == [
+        ("email", "priya@example.com"),
+        ("phone", "+447700900123"),
+        ("plate", "AB12CDE"),
+    ]
     plates_first = ("plate", *(k for k in PRIORITY if k != "plate"))
-    assert linking_identifier(identifiers, plates_first) == ("plate", "AB12CDE")
-    assert linking_identifier([_ident("email", "x@example.com", "junk")], PRIORITY) is None
+    assert linking_identifiers(identifiers, plates_first)[0] == ("plate", "AB12CDE")
+    assert linking_identifiers([_ident("email", "x@example.com", "junk")], PRIORITY) == []
 
 
 @pytest.mark.parametrize(
