@@ -109,12 +109,32 @@ def _render_flags(console: Console, page: dict[str, Any]) -> None:
             where.append(f" · {', '.join(flag.systems)}", style="dim")
         console.print(where)
         console.print(flag_line(flag))
+        handling = data.get("handling")
+        if isinstance(handling, dict):
+            console.print(Text(f"  {handling_line(handling)}", style="dim"))
     opened = sum(1 for f in flags if f.get("status") == "open")
     summary = f"{len(flags)} flags ({opened} open)" if flags else "no flags match"
     cursor = page.get("next_cursor")
     if cursor:
         summary += f"; more: --all, or --cursor {cursor}"
     console.print(summary, markup=False)
+
+
+def handling_line(handling: dict[str, Any]) -> str:
+    """What people did about a flag, in one line: its state, who has it, who acted."""
+    parts = [str(handling.get("state", "?"))]
+    facts = (
+        ("assignee", "assigned to {}"),
+        ("acknowledged_by", "acknowledged by {}"),
+        ("resolved_by", "resolved by {}"),
+        ("snoozed_until", "snoozed until {}"),
+        ("reopened_because", "{}"),
+    )
+    parts += [text.format(handling[key]) for key, text in facts if handling.get(key)]
+    notes = handling.get("notes") or []
+    if notes:
+        parts.append(f"{len(notes)} note(s)")
+    return " · ".join(parts)
 
 
 class StatusFilter(StrEnum):

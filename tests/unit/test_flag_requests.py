@@ -218,3 +218,18 @@ def test_the_client_posts_the_action_and_says_why_it_was_refused() -> None:
             client.act_on_flag(FLAG, "acknowledge")
         assert refused.value.status == 403
         assert "manager role" in str(refused.value)
+
+
+def test_the_flags_listing_says_who_has_a_flag() -> None:
+    from journeys.cli.query import handling_line
+
+    line = handling_line(
+        {
+            "state": "assigned",
+            "assignee": "leeds-desk",
+            "acknowledged_by": "sam@acme",
+            "resolved_by": None,
+            "notes": [{"at": "2026-11-04T09:00:00+00:00", "by": "sam@acme", "text": "x"}],
+        }
+    )
+    assert line == "assigned · assigned to leeds-desk · acknowledged by sam@acme · 1 note(s)"
