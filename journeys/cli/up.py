@@ -71,7 +71,9 @@ def banner(console: Console, url: str, bootstrap: str, token: str, embedded: boo
         console.print(f"    {activate}", highlight=False)
     console.print(f"    export JOURNEYS_BOOTSTRAP_SERVERS={bootstrap}", highlight=False)
     console.print(f"    export JOURNEYS_API={url}", highlight=False)
-    console.print(f"    export JOURNEYS_TOKEN={token}", highlight=False)
+    console.print(
+        f"    export JOURNEYS_TOKEN={token}   # user {SESSION_USER}, role admin", highlight=False
+    )
     console.print("    journeys flags --status open", highlight=False)
     console.print("\n  Ctrl-C stops everything.", highlight=False)
     console.rule()

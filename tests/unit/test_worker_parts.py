@@ -138,3 +138,24 @@ def test_tokens_in_the_settings_file_take_a_role_and_user(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="role") as caught:
         load_settings(path, {})
     assert "aaaaaaaa" not in str(caught.value)
+
+
+def test_the_session_token_of_journeys_up_acts_as_admin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from journeys.cli import up
+    from journeys.settings import TokenEntry
+
+    seen: list[tuple[TokenEntry, ...]] = []
+
+    def worker_command(settings: object, *_args: object, **_kwargs: object) -> int:
+        seen.append(settings.api.tokens)  # type: ignore[attr-defined]
+        return 0
+
+    monkeypatch.setattr(up, "worker_command", worker_command)
+    settings = load_settings(None, {"JOURNEYS_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    up.up_command(
+        settings, demo=False, host="127.0.0.1", port=0, data_dir=tmp_path, loglevel="warning"
+    )
+    ((session,),) = seen
+    assert (session.role, session.who, session.tenants) == ("admin", "admin", ("*",))
