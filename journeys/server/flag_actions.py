@@ -116,7 +116,7 @@ async def act_on_flag(request: web.Request) -> web.Response:
     _require(caller, "manager")
     flag_id = request.match_info["flag_id"]
     try:
-        asked = parse_action(await _body(request))
+        asked = parse_action(await _body(request), context.clock())
     except RequestError as exc:
         raise _bad(exc) from None
     found = context.flags.find(flag_id, caller.tenants)

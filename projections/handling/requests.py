@@ -103,8 +103,9 @@ def _text(body: Mapping[str, Any], field: str, *, longest: int, lines: bool = Fa
     return value.strip() or None
 
 
-def parse_action(body: Any) -> ActionRequest:
-    """Check an action's body; `RequestError` naming the field otherwise."""
+def parse_action(body: Any, now: datetime | None = None) -> ActionRequest:
+    """Check an action's body; `RequestError` naming the field otherwise. Given `now`, a
+    snooze must end after it."""
     fields = _object(body, ACTION_FIELDS)
     action = fields.get("action")
     if not isinstance(action, str) or action not in EVENT_TYPE_OF:
@@ -126,6 +127,8 @@ def parse_action(body: Any) -> ActionRequest:
             until = parse_timestamp(until_text)
         except ValueError as exc:
             raise RequestError("until", f"not a timestamp: {exc}") from None
+        if now is not None and until <= now:
+            raise RequestError("until", "must be in the future: a snooze ends after now")
     return ActionRequest(action, note, assignee, until)
 
 

@@ -173,6 +173,7 @@ def test_another_tenants_flag_answers_like_a_missing_one(monkeypatch: pytest.Mon
         ({"action": "note"}, "note"),
         ({"action": "snooze"}, "until"),
         ({"action": "snooze", "until": "tomorrow"}, "until"),
+        ({"action": "snooze", "until": "2026-11-04T09:00:00+00:00"}, "until"),  # before now
         ({"action": "acknowledge", "by": "the-boss"}, "by"),
         ({"action": "assign", "assignee": "sam\u202e\x07"}, "assignee"),
         (b"[" * 5000 + b"]" * 5000, "body"),

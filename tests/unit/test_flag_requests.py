@@ -67,6 +67,8 @@ def test_good_actions_are_read_with_what_they_need() -> None:
     snoozed = parse_action({"action": "snooze", "until": "2026-11-05T09:00:00+01:00"})
     assert snoozed.until == datetime(2026, 11, 5, 8, tzinfo=UTC)
     assert parse_action({"action": "reopen", "note": None}) == ActionRequest("reopen")
+    with pytest.raises(RequestError, match=r"^until: must be in the future"):
+        parse_action({"action": "snooze", "until": "2026-11-04T09:30:00Z"}, NOW)
 
 
 def _ident(kind: str, value: str, refused: str | None = None) -> dict[str, Any]:
