@@ -189,7 +189,7 @@ ROLES: tuple[Role, ...] = ("viewer", "manager", "admin")
 DEFAULT_ROLE: Role = "viewer"
 """The role of a token written without one: it reads (and writes touchpoints), never acts."""
 
-_USER = r"^[^\x00-\x20\x7f-\x9f]{1,200}$"
+_USER = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,200}$"
 
 
 class TokenEntry(_Section):
@@ -201,6 +201,13 @@ class TokenEntry(_Section):
     user: str | None = Field(default=None, pattern=_USER)
     """Who acts with this token (recorded on every action); None: `token-` and 4 hex digits."""
     role: Role = DEFAULT_ROLE
+
+    @field_validator("user")
+    @classmethod
+    def _user_trimmed(cls, value: str | None) -> str | None:
+        if value is not None and value != value.strip():
+            raise ValueError("a user neither starts nor ends with a space")
+        return value
 
     @property
     def who(self) -> str:
@@ -256,7 +263,7 @@ def parse_tokens(text: str) -> tuple[TokenEntry, ...]:
             reason = (
                 "a token needs at least 16 characters"
                 if wrong == ["token"]
-                else f"malformed {', '.join(wrong)} (a user has no spaces or control characters)"
+                else f"malformed {', '.join(wrong)} (a user has no control characters)"
             )
             raise ConfigError(f"{TOKENS_ENV}: entry {number + 1}: {reason}") from None
     return tuple(entries)

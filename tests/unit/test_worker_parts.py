@@ -111,7 +111,7 @@ def test_tokens_name_a_role_and_a_user() -> None:
     [
         ("aaaaaaaaaaaaaaaa=acme@boss", "role"),
         ("aaaaaaaaaaaaaaaa=acme@/sam", "role"),
-        ("aaaaaaaaaaaaaaaa=acme@manager/sam acme", "user"),
+        ("aaaaaaaaaaaaaaaa=acme@manager/sam\x1bacme", "user"),
     ],
 )
 def test_a_bad_role_or_user_is_refused_without_the_token(text: str, reason: str) -> None:
@@ -131,6 +131,7 @@ def test_tokens_in_the_settings_file_take_a_role_and_user(tmp_path: Path) -> Non
     manager, plain = load_settings(path, {}).api.tokens
     assert (manager.who, manager.role) == ("sam@acme", "manager")
     assert plain.role == "viewer"
+    assert parse_tokens("aaaaaaaaaaaaaaaa=acme@admin/Sam Smith")[0].who == "Sam Smith"
     path.write_text(
         '[api]\ntokens = [{ token = "aaaaaaaaaaaaaaaa", tenants = ["acme"], role = "owner" }]\n',
         encoding="utf-8",
