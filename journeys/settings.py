@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -31,7 +32,7 @@ TOKEN_ENV = "JOURNEYS_TOKEN"
 """The environment variable overriding `[client] token`: the bearer token for the query API."""
 
 TOKENS_ENV = "JOURNEYS_API_TOKENS"
-"""The environment variable adding API tokens: `token=tenant,tenant;token2=*`."""
+"""The environment variable adding API tokens: `token=tenant,tenant[@role[/user]];token2=*`."""
 
 PEER_SECRET_ENV = "JOURNEYS_PEER_SECRET"
 """The environment variable overriding `[api] peer_secret`: the workers' shared secret."""
@@ -180,11 +181,46 @@ class ClientSection(_Section):
     token: str | None = Field(default=None, min_length=1, repr=False)
 
 
+Role = Literal["viewer", "manager", "admin"]
+"""What a token may do: `viewer` reads, `manager` also acts on flags, `admin` also decides
+identity (and, later, manages notifications)."""
+
+ROLES: tuple[Role, ...] = ("viewer", "manager", "admin")
+"""The roles, each allowed everything the ones before it are."""
+
+DEFAULT_ROLE: Role = "viewer"
+"""The role of a token written without one: it reads (and writes touchpoints), never acts."""
+
+_USER = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,200}$"
+
+
 class TokenEntry(_Section):
-    """One API token and the tenants it may read and write ("*": every tenant)."""
+    """One API token: the tenants it may read and write ("*": every tenant), who holds it and
+    their role."""
 
     token: str = Field(min_length=16, repr=False)
     tenants: tuple[str, ...] = Field(min_length=1)
+    user: str | None = Field(default=None, pattern=_USER)
+    """Who acts with this token (recorded on every action); None: `token-` and 4 hex digits."""
+    role: Role = DEFAULT_ROLE
+
+    @field_validator("user")
+    @classmethod
+    def _user_trimmed(cls, value: str | None) -> str | None:
+        if value is not None and value != value.strip():
+            raise ValueError("a user neither starts nor ends with a space")
+        return value
+
+    @property
+    def who(self) -> str:
+        """The user this token acts as: its `user`, else a name derived from (not showing) it."""
+        if self.user is not None:
+            return self.user
+        return "token-" + hashlib.sha256(self.token.encode()).hexdigest()[:4]
+
+    def may(self, role: Role) -> bool:
+        """Whether this token's role allows what `role` may do."""
+        return ROLES.index(self.role) >= ROLES.index(role)
 
 
 class ApiSection(_Section):
@@ -200,21 +236,38 @@ class ApiSection(_Section):
 
 
 def parse_tokens(text: str) -> tuple[TokenEntry, ...]:
-    """Read `JOURNEYS_API_TOKENS`: `token=tenant,tenant;token2=*` (ConfigError when malformed)."""
+    """Read `JOURNEYS_API_TOKENS`: `token=tenant,tenant;token2=*@admin/sam@acme` (ConfigError
+    when malformed). After the tenants, `@role` and then `/user` are optional."""
     entries = []
     for number, part in enumerate(p for p in text.split(";") if p.strip()):
-        token, equals, tenants = part.strip().partition("=")
+        token, equals, rest = part.strip().partition("=")
+        tenants, at, who = rest.partition("@")
+        role, _, user = who.partition("/")
         names = tuple(t.strip() for t in tenants.split(",") if t.strip())
         if not equals or not names:
             raise ConfigError(
-                f"{TOKENS_ENV}: entry {number + 1} is not TOKEN=TENANT[,TENANT…] or TOKEN=*"
+                f"{TOKENS_ENV}: entry {number + 1} is not TOKEN=TENANT[,TENANT…][@ROLE[/USER]] "
+                "or TOKEN=*[@ROLE[/USER]]"
             )
-        try:
-            entries.append(TokenEntry(token=token.strip(), tenants=names))
-        except ValidationError:
+        if at and role.strip() not in ROLES:
             raise ConfigError(
-                f"{TOKENS_ENV}: entry {number + 1}: a token needs at least 16 characters"
-            ) from None
+                f"{TOKENS_ENV}: entry {number + 1}: the role after @ is one of {', '.join(ROLES)}"
+            )
+        fields: dict[str, Any] = {"token": token.strip(), "tenants": names}
+        if at:
+            fields["role"] = role.strip()
+        if user.strip():
+            fields["user"] = user.strip()
+        try:
+            entries.append(TokenEntry(**fields))
+        except ValidationError as exc:
+            wrong = sorted({str(err["loc"][0]) for err in exc.errors()})
+            reason = (
+                "a token needs at least 16 characters"
+                if wrong == ["token"]
+                else f"malformed {', '.join(wrong)} (a user has no control characters)"
+            )
+            raise ConfigError(f"{TOKENS_ENV}: entry {number + 1}: {reason}") from None
     return tuple(entries)
 
 

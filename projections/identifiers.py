@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -228,20 +229,30 @@ def customer_ids(customer: Customer, region: str | None = None) -> list[Normalis
 
 
 def identity_ids(
-    event: Event, region: str | None = None, refuse: Refusal | None = None
+    event: Event,
+    region: str | None = None,
+    refuse: Refusal | None = None,
+    refused: MutableMapping[str, int] | None = None,
 ) -> list[NormalisedId]:
     """The identifiers an event stitches on; an event whose only ones were masked stands alone.
 
     Junk identifiers (`unusable`) and those `refuse` names a reason for (a tenant's blocked
-    values) never link: an event holding only such identifiers stands alone too.
+    values) never link: an event holding only such identifiers stands alone too. With
+    `refused`, each is counted there under `junk` or `blocked`.
     """
     if event.type in DECISION_TYPES:  # a person's decision names an identifier, never links it
         return [NormalisedId("event", event.event_id, f"event:{event.event_id}")]
-    ids = [
-        ident
-        for ident in customer_ids(event.customer, region)
-        if ident.unusable is None and (refuse is None or refuse(ident) is None)
-    ]
+    ids = []
+    for ident in customer_ids(event.customer, region):
+        if ident.unusable is not None:
+            why = "junk"
+        elif refuse is not None and refuse(ident) is not None:
+            why = "blocked"
+        else:
+            ids.append(ident)
+            continue
+        if refused is not None:
+            refused[why] += 1
     if not ids:
         ids = [NormalisedId("event", event.event_id, f"event:{event.event_id}")]
     return ids

@@ -38,8 +38,17 @@ class FlagQuery:
     site: str | None = None
     since: str | None = None
     until: str | None = None
+    handling: str | None = None
+    """`unacknowledged` (nobody acted, or only noted), `assigned` (has an assignee) or `mine`."""
+    assignee: str | None = None
+    user: str | None = None
+    """The caller, whom `handling=mine` means."""
     limit: int = 50
     cursor: str | None = None
+
+
+HANDLING_FILTERS = ("unacknowledged", "assigned", "mine")
+"""The values `FlagQuery.handling` takes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,16 @@ class FlagIndex:
             if key[0] == tenant and key[1] == customer_id
         ]
 
+    def find(
+        self, flag_id: str, tenants: frozenset[str] | None
+    ) -> tuple[FlagKey, FlagSnapshot] | None:
+        """The standing flag with this id in one of `tenants` (None: any), else None: a flag of
+        another tenant is not found, exactly like one that does not exist."""
+        for key, flag in self._flags.items():
+            if key[2] == flag_id and (tenants is None or key[0] in tenants):
+                return key, flag
+        return None
+
     def page(self, query: FlagQuery) -> FlagPage:
         """Flags matching the query, newest first by opened_at, one page."""
         found = [item for item in self._flags.items() if _matches(*item, query)]
@@ -136,10 +155,28 @@ def _matches(key: FlagKey, flag: FlagSnapshot, query: FlagQuery) -> bool:
         return False
     if query.site is not None and query.site not in flag.sites:
         return False
+    if not _handled_as(flag, query):
+        return False
     # ISO 8601 in UTC compares as text; the caller normalises since/until to UTC.
     if query.since is not None and flag.opened_at < query.since:
         return False
     return not (query.until is not None and flag.opened_at > query.until)
+
+
+def _handled_as(flag: FlagSnapshot, query: FlagQuery) -> bool:
+    handling = flag.handling
+    assignee = None if handling is None else handling.assignee
+    if query.assignee is not None and assignee != query.assignee:
+        return False
+    if query.handling == "unacknowledged":
+        return handling is None or handling.state == "unacknowledged"
+    if query.handling == "assigned":
+        return assignee is not None
+    if query.handling == "mine":
+        return assignee is not None and assignee == query.user
+    if query.handling is not None:
+        raise ValueError(f"handling: one of {', '.join(HANDLING_FILTERS)}")
+    return True
 
 
 async def follow_flags(

@@ -50,6 +50,8 @@ class Worker:
         names = self.kafka.names()
         self.cache = JourneyCache()
         self.recent = RecentEvents()
+        self.refused_links: dict[str, int] = {"junk": 0, "blocked": 0, "limit": 0}
+        """Identifiers ingest refused for linking since this process started, by reason."""
         self.deadlines = DeadlineIndex()
         self.runners: dict[str, StageRunner] = {}
         self.identity_store = LocalStore(self.data_dir / "identity")
@@ -62,7 +64,7 @@ class Worker:
             names.touchpoints,
             names.identity_changelog,
             self.identity_store,
-            partial(_ingest, settings=self.fold, recent=self.recent),
+            partial(_ingest, settings=self.fold, recent=self.recent, refused=self.refused_links),
         )
         self.journeys = Stage(
             "journeys",
@@ -172,6 +174,10 @@ def use_uvloop() -> None:
 
 
 def _ingest(
-    state: BatchState, records: list[InRecord], settings: FoldSettings, recent: RecentEvents
+    state: BatchState,
+    records: list[InRecord],
+    settings: FoldSettings,
+    recent: RecentEvents,
+    refused: dict[str, int],
 ) -> list[OutRecord]:
-    return ingest(state, records, settings, recent=recent)
+    return ingest(state, records, settings, recent=recent, refused=refused)

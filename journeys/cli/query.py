@@ -109,6 +109,9 @@ def _render_flags(console: Console, page: dict[str, Any]) -> None:
             where.append(f" · {', '.join(flag.systems)}", style="dim")
         console.print(where)
         console.print(flag_line(flag))
+        handling = data.get("handling")
+        if isinstance(handling, dict):
+            console.print(Text(f"  {handling_line(handling)}", style="dim"))
     opened = sum(1 for f in flags if f.get("status") == "open")
     summary = f"{len(flags)} flags ({opened} open)" if flags else "no flags match"
     cursor = page.get("next_cursor")
@@ -117,11 +120,36 @@ def _render_flags(console: Console, page: dict[str, Any]) -> None:
     console.print(summary, markup=False)
 
 
+def handling_line(handling: dict[str, Any]) -> str:
+    """What people did about a flag, in one line: its state, who has it, who acted."""
+    parts = [str(handling.get("state", "?"))]
+    facts = (
+        ("assignee", "assigned to {}"),
+        ("acknowledged_by", "acknowledged by {}"),
+        ("resolved_by", "resolved by {}"),
+        ("snoozed_until", "snoozed until {}"),
+        ("reopened_because", "{}"),
+    )
+    parts += [text.format(handling[key]) for key, text in facts if handling.get(key)]
+    notes = handling.get("notes") or []
+    if notes:
+        parts.append(f"{len(notes)} note(s)")
+    return " · ".join(parts)
+
+
 class StatusFilter(StrEnum):
     """Which flags `journeys flags` lists."""
 
     OPEN = "open"
     RESOLVED = "resolved"
+
+
+class HandlingFilter(StrEnum):
+    """Which flags `journeys flags --handling` lists."""
+
+    UNACKNOWLEDGED = "unacknowledged"
+    ASSIGNED = "assigned"
+    MINE = "mine"
 
 
 def _query_client(ctx: typer.Context, api: str | None, token: str | None) -> ApiClient:
@@ -161,6 +189,13 @@ def flags(
     rule: Annotated[str | None, typer.Option(help="Only this rule, e.g. DATE_MISMATCH.")] = None,
     status: Annotated[StatusFilter | None, typer.Option(help="open or resolved.")] = None,
     site: Annotated[str | None, typer.Option(help="Only flags involving this site.")] = None,
+    handling: Annotated[
+        HandlingFilter | None,
+        typer.Option(help="unacknowledged, assigned, or mine (assigned to the token's user)."),
+    ] = None,
+    assignee: Annotated[
+        str | None, typer.Option(help="Only flags assigned to this person or team.")
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="Only flags opened at or after this RFC 3339 time.")
     ] = None,
@@ -189,6 +224,8 @@ def flags(
         "rule": rule,
         "status": status.value if status else None,
         "site": site,
+        "handling": handling.value if handling else None,
+        "assignee": assignee,
         "since": since,
         "until": until,
         "limit": limit,

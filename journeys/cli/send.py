@@ -37,10 +37,10 @@ from journeys.clock import wall_clock
 from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.producer import BrokerUnavailableError, Delivery, JourneyProducer
 from journeys.settings import CHECK_BROKER
+from projections.handling.requests import decision_document
 from projections.ledger import fold, identity_stats
-from projections.replay import CUSTOMER_ID, parse_query
 from schemas.codec import Accepted, Rejected, decode_event, decode_lines
-from schemas.errors import JourneyLedgerError, UnknownIdentifierError
+from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings
 
 
@@ -150,20 +150,16 @@ def decision_line(
 
     Raises `UnknownIdentifierError` for a malformed identifier, `InvalidEventError` otherwise.
     """
-    query = parse_query(identifier)
-    if query.kind == CUSTOMER_ID:
-        raise UnknownIdentifierError(
-            "a decision names an identifier, not a customer id", hint="give KIND:VALUE"
-        )
-    document = {
-        "event_id": f"decision-{uuid.uuid4().hex}",
-        "type": type_,
-        "occurred_at": now.isoformat(),
-        "tenant": tenant,
-        "source": {"system": "journeys-cli", "channel": "system", "actor": by},
-        "customer": {query.kind: query.value},
-        "payload": {"reason": reason, "decided_by": by},
-    }
+    document = decision_document(
+        type_,
+        identifier,
+        tenant,
+        reason,
+        by=by,
+        now=now,
+        event_id=f"decision-{uuid.uuid4().hex}",
+        system="journeys-cli",
+    )
     line = orjson.dumps(document)
     decode_event(line)
     return line

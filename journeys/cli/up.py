@@ -33,8 +33,12 @@ from streams.config import KafkaSettings
 _background: set[asyncio.Task[None]] = set()
 
 
+SESSION_USER = "admin"
+"""Who the session token acts as: every action taken with it records this name."""
+
+
 def session_token() -> str:
-    """A fresh token for this session that reads and writes every tenant."""
+    """A fresh token for this session that reads and writes every tenant, with the admin role."""
     return "jl-" + secrets.token_urlsafe(24)
 
 
@@ -67,7 +71,9 @@ def banner(console: Console, url: str, bootstrap: str, token: str, embedded: boo
         console.print(f"    {activate}", highlight=False)
     console.print(f"    export JOURNEYS_BOOTSTRAP_SERVERS={bootstrap}", highlight=False)
     console.print(f"    export JOURNEYS_API={url}", highlight=False)
-    console.print(f"    export JOURNEYS_TOKEN={token}", highlight=False)
+    console.print(
+        f"    export JOURNEYS_TOKEN={token}   # user {SESSION_USER}, role admin", highlight=False
+    )
     console.print("    journeys flags --status open", highlight=False)
     console.print("\n  Ctrl-C stops everything.", highlight=False)
     console.rule()
@@ -112,7 +118,10 @@ def up_command(
     peer_secret = settings.api.peer_secret or secrets.token_urlsafe(32)
     api = settings.api.model_copy(
         update={
-            "tokens": (*settings.api.tokens, TokenEntry(token=token, tenants=("*",))),
+            "tokens": (
+                *settings.api.tokens,
+                TokenEntry(token=token, tenants=("*",), user=SESSION_USER, role="admin"),
+            ),
             "peer_secret": peer_secret,
         }
     )

@@ -4,6 +4,8 @@
         journey = api.journey("phone:+44 7700 900123")      # or "plate:AB12CDE", "cus_…"
         page = api.flags(tenant="acme-motors", status="open", limit=20)
         every = list(api.iter_flags(status="open"))          # follows next_cursor
+        mine = api.flags(handling="mine")                    # assigned to the token's user
+        api.act_on_flag("flg_3f2a9c0d1b7e6a54", "resolve", note="refund sent")
 
 Answers are the API's JSON objects as they came. Every failure is an `ApiError` whose `status`
 is the HTTP status (None when no answer came) and whose hint says what to check.
@@ -32,6 +34,10 @@ NOT_FOUND_HINT = (
     "like a missing one"
 )
 UNREACHABLE_HINT = "is `journeys up` running? check JOURNEYS_API / --api"
+FLAG_NOT_FOUND_HINT = (
+    "check the flag id (journeys flags lists them); a flag of a tenant your token does not "
+    "cover looks exactly like a missing one"
+)
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -128,11 +134,18 @@ class ApiClient:
         site: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        handling: str | None = None,
+        assignee: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        """One page of flags, newest first: `{"flags": [...], "next_cursor": str | None}`."""
+        """One page of flags, newest first: `{"flags": [...], "next_cursor": str | None}`.
+
+        `handling` is `unacknowledged`, `assigned` or `mine` (assigned to the token's user).
+        """
         params = {
+            "handling": handling,
+            "assignee": assignee,
             "tenant": tenant,
             "rule": rule,
             "status": status,
@@ -146,6 +159,30 @@ class ApiClient:
         missing = (f"{self.base_url} has no /v1/flags", "check JOURNEYS_API / --api")
         return self._get("/v1/flags", chosen, missing)
 
+    def me(self) -> dict[str, Any]:
+        """Who the token acts as: `{"user", "role", "tenants", …}`."""
+        return self._get("/v1/me", {}, (f"{self.base_url} has no /v1/me", "check JOURNEYS_API"))
+
+    def act_on_flag(
+        self,
+        flag_id: str,
+        action: str,
+        *,
+        note: str | None = None,
+        assignee: str | None = None,
+        until: str | None = None,
+    ) -> dict[str, Any]:
+        """Record an action on a flag (`acknowledge`, `assign`, `note`, `resolve`, `reopen`,
+        `snooze`) as the token's user: `{"event_id", "flag_id", "action", "tenant", …}`.
+
+        Raises `ApiError`: 403 when the token's role may not act, 404 when no flag the token
+        can read has this id, 400 naming the field that is wrong.
+        """
+        body = {"action": action, "note": note, "assignee": assignee, "until": until}
+        path = f"/v1/flags/{quote(flag_id, safe='')}/actions"
+        missing = (f"no flag {flag_id} among the token's tenants", FLAG_NOT_FOUND_HINT)
+        return self._send(path, {k: v for k, v in body.items() if v is not None}, missing)
+
     def iter_flags(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every flag matching the filters of `flags`, following `next_cursor` page by page."""
         cursor = filters.pop("cursor", None)
@@ -158,8 +195,17 @@ class ApiClient:
 
     def _get(self, path: str, params: dict[str, str], not_found: tuple[str, str]) -> dict[str, Any]:
         """GET a JSON object; `not_found` is the message and hint of an `ApiError` for a 404."""
+        return self._call("GET", path, not_found, params=params)
+
+    def _send(self, path: str, body: dict[str, Any], not_found: tuple[str, str]) -> dict[str, Any]:
+        """POST a JSON object, answered with one."""
+        return self._call("POST", path, not_found, json=body)
+
+    def _call(
+        self, method: str, path: str, not_found: tuple[str, str], **request: Any
+    ) -> dict[str, Any]:
         try:
-            response = self._http.get(path, params=params)
+            response = self._http.request(method, path, **request)
         except httpx.TransportError as exc:
             raise ApiError(
                 f"cannot reach the API at {self.base_url}: {_reason(exc)}",
@@ -204,7 +250,14 @@ def _error(response: httpx.Response, not_found: tuple[str, str]) -> ApiError:
         message = str(body["error"].get("message") or "")
         hint = body["error"].get("hint") or None
     detail = f": {message}" if message else ""
-    if status in (401, 403):
+    if status == 403:
+        return ApiError(
+            f"the API refused ({status}){detail}",
+            status=status,
+            code=code or "forbidden",
+            hint=str(hint or "ask an admin for a token with that role"),
+        )
+    if status == 401:
         return ApiError(
             f"the API refused the token ({status}){detail}",
             status=status,
@@ -216,7 +269,7 @@ def _error(response: httpx.Response, not_found: tuple[str, str]) -> ApiError:
         return ApiError(message, status=status, code=code or "not_found", hint=hint)
     if status < 500:
         return ApiError(
-            f"the API rejected the query ({status}){detail}",
+            f"the API rejected the request ({status}){detail}",
             status=status,
             code=code or "bad_request",
             hint=str(hint or "check the options given"),

@@ -29,18 +29,18 @@ from journeys.sdk.producer import JourneyProducer
 from journeys.server import peers
 from journeys.server.metrics import render_metrics
 from journeys.server.problems import HttpProblem, Relayed, errors_middleware
-from journeys.settings import TokenEntry
+from journeys.settings import ROLES, Role, TokenEntry
 from projections.journey import Journey
 from projections.replay import parse_query
 from projections.settings import FoldSettings
 from projections.view import view, view_to_dict
 from schemas.codec import MAX_DEPTH
 from schemas.errors import InvalidEventError, JourneyLedgerError
-from schemas.events import IDENTIFIER_KINDS
+from schemas.events import DECISION_TYPES, HANDLING_TYPES, IDENTIFIER_KINDS
 from schemas.redaction import mask_value
 from schemas.types import parse_timestamp
 from streams.directory import Directory
-from streams.flag_index import FlagIndex, FlagQuery
+from streams.flag_index import HANDLING_FILTERS, FlagIndex, FlagQuery
 from streams.kafka.follow import Followers
 from streams.queries import (
     Forwarded,
@@ -108,8 +108,17 @@ def _not_found(what: str) -> NoReturn:
 # --- authentication --------------------------------------------------------------------------
 
 
-def _tenants_of(context: ApiContext, request: web.Request) -> frozenset[str] | None:
-    """The tenants the request's token covers (None: all); 401 without a valid token."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request comes from: the tenants its token covers (None: all), its user and role."""
+
+    tenants: frozenset[str] | None
+    user: str
+    role: Role
+
+
+def _caller(context: ApiContext, request: web.Request) -> Caller:
+    """The request's caller, from its bearer token; 401 without a valid token."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -121,8 +130,25 @@ def _tenants_of(context: ApiContext, request: web.Request) -> frozenset[str] | N
         )
     for entry in context.tokens:
         if hmac.compare_digest(entry.token.encode(), secret.strip().encode()):
-            return None if ALL_TENANTS in entry.tenants else frozenset(entry.tenants)
+            tenants = None if ALL_TENANTS in entry.tenants else frozenset(entry.tenants)
+            return Caller(tenants, entry.who, entry.role)
     raise HttpProblem(401, "unauthorized", "this token is not valid", "check JOURNEYS_TOKEN")
+
+
+def _tenants_of(context: ApiContext, request: web.Request) -> frozenset[str] | None:
+    """The tenants the request's token covers (None: all); 401 without a valid token."""
+    return _caller(context, request).tenants
+
+
+def _require(caller: Caller, role: Role) -> None:
+    """403 unless the caller's role allows what `role` may do."""
+    if ROLES.index(caller.role) < ROLES.index(role):
+        raise HttpProblem(
+            403,
+            "forbidden",
+            f"this needs the {role} role (or above); {caller.user} has the {caller.role} role",
+            "ask an admin for a token with that role ([api] tokens: role = ...)",
+        )
 
 
 def _candidate_tenants(context: ApiContext, allowed: frozenset[str] | None) -> list[str]:
@@ -312,7 +338,7 @@ def _wanted_tenants(
 async def list_flags(request: web.Request) -> web.Response:
     """`GET /v1/flags`: standing flags across customers, newest first, paginated."""
     context = _context(request)
-    allowed = _tenants_of(context, request)
+    caller = _caller(context, request)
     q = request.query
     status = q.get("status")
     if status not in (None, "open", "resolved"):
@@ -323,14 +349,20 @@ async def list_flags(request: web.Request) -> web.Response:
         raise HttpProblem(400, "bad_request", "limit: must be a whole number") from None
     if not 1 <= limit <= MAX_PAGE:
         raise HttpProblem(400, "bad_request", f"limit: must be between 1 and {MAX_PAGE}")
+    handling = q.get("handling")
+    if handling not in (None, *HANDLING_FILTERS):
+        raise HttpProblem(400, "bad_request", f"handling: one of {', '.join(HANDLING_FILTERS)}")
     query = FlagQuery(
-        tenants=allowed,
+        tenants=caller.tenants,
         tenant=q.get("tenant"),
         rule=q.get("rule"),
         status=status,
         site=q.get("site"),
         since=_moment(q.get("since"), "since"),
         until=_moment(q.get("until"), "until"),
+        handling=handling,
+        assignee=q.get("assignee"),
+        user=caller.user,
         limit=limit,
         cursor=q.get("cursor"),
     )
@@ -406,6 +438,9 @@ async def _send_one(
     if allowed is not None and isinstance(tenant, str) and tenant not in allowed:
         problems = [{"field": "tenant", "reason": f"this token may not write for {tenant!r}"}]
         return {**result, "status": "rejected", "problems": problems}
+    if isinstance(item, dict) and item.get("type") in _SIGNED_TYPES:
+        problems = [{"field": "type", "reason": _SIGNED_TYPES[item["type"]]}]
+        return {**result, "status": "rejected", "problems": problems}
     try:
         raw = orjson.dumps(item)
     except orjson.JSONEncodeError:  # orjson stops at 255 levels: far past the door's limit
@@ -424,6 +459,15 @@ async def _send_one(
         return {**result, "status": "rejected", "problems": problems}
     return {**result, "future": future}
 
+
+# A person's action or decision is recorded under the token's user, never a name in the body:
+# through /v1/events anyone could sign as anyone.
+_SIGNED_TYPES = {
+    **dict.fromkeys(
+        HANDLING_TYPES, "an action on a flag is sent to POST /v1/flags/{flag_id}/actions"
+    ),
+    **dict.fromkeys(DECISION_TYPES, "an identity decision is sent to POST /v1/identity/decisions"),
+}
 
 _TOO_DEEP = f"nested too deep: at most {MAX_DEPTH} levels of objects and arrays (the event is one)"
 
@@ -509,6 +553,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def routes() -> Iterable[web.RouteDef]:
     """Every route of the API."""
+    from journeys.server import flag_actions  # it builds on this module's helpers
     from journeys.server.stats import stats_routes  # it builds on this module's helpers
 
     return [
@@ -522,6 +567,7 @@ def routes() -> Iterable[web.RouteDef]:
         web.post("/v1/events", post_events),
         web.get("/v1/internal/identity", internal_identity),
         web.get("/v1/internal/journey", internal_journey),
+        *flag_actions.routes(),
     ]
 
 

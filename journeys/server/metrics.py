@@ -51,6 +51,15 @@ class LedgerCollector(Collector):
         dead = CounterMetricFamily("journeys_dead_letters", "Records sent to dead letters")
         dead.add_metric([], self.worker.ingest.stats.dead_letters)
         yield dead
+        refused = CounterMetricFamily(
+            "journeys_identity_links_refused",
+            "Identifiers ingest refused for linking: junk values, blocked values, and links a "
+            "tenant's limit held",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self.worker.refused_links.items()):
+            refused.add_metric([reason], count)
+        yield refused
         standing = GaugeMetricFamily(
             "journeys_flags", "Standing flags by rule and status", labels=["rule", "status"]
         )

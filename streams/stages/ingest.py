@@ -8,7 +8,7 @@ under its tenant key once it is valid.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 
 import orjson
 
@@ -89,11 +89,13 @@ def ingest(
     settings: FoldSettings,
     max_bytes: int = MAX_EVENT_BYTES,
     recent: RecentEvents | None = None,
+    refused: MutableMapping[str, int] | None = None,
 ) -> list[OutRecord]:
     """Process one partition's batch of raw touchpoints; return what to produce.
 
     With `recent`, each event emitted is kept under its bytes for a journey stage in this
-    process to reuse. A record that cannot be processed, whatever the exception, goes to dead
+    process to reuse. With `refused`, identifiers refused for linking are counted there (`junk`,
+    `blocked`, and `limit`: links a tenant's limit held), for metrics. A record that cannot be processed, whatever the exception, goes to dead
     letters with the reason and the exception type; the batch goes on.
     """
     out: list[OutRecord] = []
@@ -138,8 +140,10 @@ def ingest(
             # Only reads: a record that fails here leaves no trace in the state.
             policy = settings.identity_for(tenant)
             refuse = DecidedBlocks(state, tenant, policy)
-            ids = identity_ids(event, settings.region_for(tenant), refuse)
+            ids = identity_ids(event, settings.region_for(tenant), refuse, refused)
             change = link(view, tenant, ids, policy)
+            if refused is not None and change.conflicts:
+                refused["limit"] += len(change.conflicts)
             decided = decision_writes(event, settings.region_for(tenant))
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("stitch", exc), exc))

@@ -80,3 +80,44 @@ def test_cursors_round_trip_and_garbage_is_refused() -> None:
     assert decode_cursor(encode_cursor(position)) == position
     with pytest.raises(ValueError, match="cursor"):
         decode_cursor("not-a-cursor")
+
+
+def _handling(state: str, assignee: str | None = None) -> dict[str, Any]:
+    return {"state": state, "assignee": assignee}
+
+
+def test_handling_and_assignee_filters() -> None:
+    index = index_of(
+        change("c1", "f1", opened_at="2026-01-01T00:00:00+00:00"),  # nobody acted
+        change("c2", "f2", opened_at="2026-01-02T00:00:00+00:00", handling=_handling("unacknowledged")),
+        change("c3", "f3", opened_at="2026-01-03T00:00:00+00:00", handling=_handling("acknowledged")),
+        change("c4", "f4", opened_at="2026-01-04T00:00:00+00:00",
+               handling=_handling("assigned", "sam@acme")),
+        change("c5", "f5", opened_at="2026-01-05T00:00:00+00:00",
+               handling=_handling("snoozed", "leeds-desk")),
+    )  # fmt: skip
+
+    def ids(**query: Any) -> set[str]:
+        return {f["flag_id"] for f in index.page(FlagQuery(**query)).flags}
+
+    assert ids(handling="unacknowledged") == {"f1", "f2"}
+    assert ids(handling="assigned") == {"f4", "f5"}
+    assert ids(handling="mine", user="sam@acme") == {"f4"}
+    assert ids(handling="mine", user="ana@acme") == set()
+    assert ids(assignee="leeds-desk") == {"f5"}
+    assert ids(handling="assigned", assignee="sam@acme") == {"f4"}
+    with pytest.raises(ValueError, match="handling"):
+        ids(handling="everything")
+
+
+def test_a_flag_is_found_by_id_only_among_the_callers_tenants() -> None:
+    index = index_of(
+        change("c1", "flg_1", opened_at="2026-01-01T00:00:00+00:00"),
+        change("c2", "flg_2", tenant="other", opened_at="2026-01-02T00:00:00+00:00"),
+    )
+    found = index.find("flg_1", frozenset({"acme"}))
+    assert found is not None
+    assert found[0] == ("acme", "c1", "flg_1")
+    assert index.find("flg_2", frozenset({"acme"})) is None
+    assert index.find("flg_2", None) is not None
+    assert index.find("flg_9", None) is None

@@ -535,3 +535,23 @@ def test_a_confirmed_merge_goes_past_the_limit_and_the_conflict_closes() -> None
     confirmed = check_lines([*SHOP, CONFIRM], limited)
     assert [j.names for j in confirmed.journeys] == [("Carol", "Dave")]
     assert [f.rule for j in confirmed.journeys for f in j.flags] == ["DUPLICATE_ORDER"]
+
+
+def test_the_live_ingest_counts_refused_links_as_the_pure_fold_does(tmp_path: Path) -> None:
+    from streams.kafka.records import InRecord
+    from streams.stages.ingest import ingest
+    from streams.store.state import BatchState, LocalStore
+
+    def counted(name: str, lines: list[bytes], settings: FoldSettings) -> dict[str, int]:
+        state = BatchState(LocalStore(tmp_path / name), 0)
+        records = [InRecord("touchpoints", 0, i, b"acme", line) for i, line in enumerate(lines)]
+        refused = {"junk": 0, "blocked": 0, "limit": 0}
+        ingest(state, records, settings, refused=refused)
+        return refused
+
+    limited = _settings({"limits": {"email": 1}})
+    for name, chosen in (("plain", _settings()), ("limited", limited)):
+        pure = identity_stats(fold([decode_event(x) for x in (*DEALER, *SHOP)], chosen), "acme")
+        assert counted(name, [*DEALER, *SHOP], chosen) == pure["refused"]
+    assert counted("limited-again", [*DEALER, *SHOP], limited)["limit"] == 1
+    assert counted("blocked", [BLOCK, *SHOP], _settings()) == {"junk": 0, "blocked": 2, "limit": 0}

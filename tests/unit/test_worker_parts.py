@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,80 @@ def test_every_kafka_setting_reaches_the_clients() -> None:
     values = {"bootstrap_servers": "b:1", "topic_prefix": "p", "partitions": 7}
     built = Settings.model_validate({"kafka": values}).kafka_settings()
     assert (built.bootstrap_servers, built.topic_prefix, built.partitions) == ("b:1", "p", 7)
+
+
+def test_tokens_name_a_role_and_a_user() -> None:
+    viewer, manager, admin = parse_tokens(
+        "aaaaaaaaaaaaaaaa=acme; bbbbbbbbbbbbbbbb=acme,northwind@manager/sam@acme;"
+        "cccccccccccccccc=*@admin"
+    )
+    assert (viewer.role, viewer.user) == ("viewer", None)
+    assert (manager.tenants, manager.role, manager.who) == (
+        ("acme", "northwind"),
+        "manager",
+        "sam@acme",
+    )
+    assert admin.role == "admin"
+    assert admin.who.startswith("token-")
+    assert len(admin.who) == len("token-") + 4
+    assert "cccc" not in admin.who  # derived from the token, never showing it
+    assert admin.may("manager")
+    assert manager.may("manager")
+    assert not manager.may("admin")
+    assert not viewer.may("manager")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("aaaaaaaaaaaaaaaa=acme@boss", "role"),
+        ("aaaaaaaaaaaaaaaa=acme@/sam", "role"),
+        ("aaaaaaaaaaaaaaaa=acme@manager/sam\x1bacme", "user"),
+    ],
+)
+def test_a_bad_role_or_user_is_refused_without_the_token(text: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason) as caught:
+        parse_tokens(text)
+    assert "aaaaaaaa" not in str(caught.value)
+
+
+def test_tokens_in_the_settings_file_take_a_role_and_user(tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text(
+        "[api]\ntokens = [\n"
+        '  { token = "aaaaaaaaaaaaaaaa", tenants = ["acme"], user = "sam@acme", role = "manager" },\n'
+        '  { token = "bbbbbbbbbbbbbbbb", tenants = ["acme"] },\n]\n',
+        encoding="utf-8",
+    )
+    manager, plain = load_settings(path, {}).api.tokens
+    assert (manager.who, manager.role) == ("sam@acme", "manager")
+    assert plain.role == "viewer"
+    assert parse_tokens("aaaaaaaaaaaaaaaa=acme@admin/Sam Smith")[0].who == "Sam Smith"
+    path.write_text(
+        '[api]\ntokens = [{ token = "aaaaaaaaaaaaaaaa", tenants = ["acme"], role = "owner" }]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="role") as caught:
+        load_settings(path, {})
+    assert "aaaaaaaa" not in str(caught.value)
+
+
+def test_the_session_token_of_journeys_up_acts_as_admin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from journeys.cli import up
+    from journeys.settings import TokenEntry
+
+    seen: list[tuple[TokenEntry, ...]] = []
+
+    def worker_command(settings: object, *_args: object, **_kwargs: object) -> int:
+        seen.append(settings.api.tokens)  # type: ignore[attr-defined]
+        return 0
+
+    monkeypatch.setattr(up, "worker_command", worker_command)
+    settings = load_settings(None, {"JOURNEYS_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    up.up_command(
+        settings, demo=False, host="127.0.0.1", port=0, data_dir=tmp_path, loglevel="warning"
+    )
+    ((session,),) = seen
+    assert (session.role, session.who, session.tenants) == ("admin", "admin", ("*",))
