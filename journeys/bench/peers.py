@@ -97,7 +97,13 @@ class PeerRun:
 
 def installed(name: str) -> bool:
     """Whether peer `name` can run here (its module is importable)."""
-    return importlib.util.find_spec(MODULES[name]) is not None
+    module = MODULES[name]
+    if module in sys.modules:  # imported already (find_spec refuses some imported modules)
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def peers_summary(
