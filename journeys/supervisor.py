@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -115,15 +116,22 @@ class _Child:
 class Supervisor:
     """Starts the children, restarts one that dies (with backoff), stops them all on a signal."""
 
-    def __init__(self, plans: list[ChildPlan], base_command: list[str]) -> None:
+    def __init__(
+        self,
+        plans: list[ChildPlan],
+        base_command: list[str],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.children = [_Child(plan) for plan in plans]
         self.base_command = base_command
+        # The children's environment; None passes this process's on.
+        self.env = dict(env) if env is not None else None
         self._stopping = False
 
     def _start(self, child: _Child) -> None:
         child.plan.data_dir.mkdir(parents=True, exist_ok=True)
         command = [*self.base_command, *child.plan.arguments()]
-        child.proc = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        child.proc = subprocess.Popen(command, preexec_fn=_die_with_parent, env=self.env)
         child.started = time.monotonic()
         child.restart_at = None
         log.info("started worker process %d (pid %d)", child.plan.index, child.proc.pid)

@@ -13,6 +13,7 @@ merges them later. The output is sorted by `occurred_at` and depends only on the
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -287,13 +288,14 @@ def skewed_load(
     anchored_share: float = 0.25,
     merge_share: float = 0.3,
     skew: float = 1.3,
+    tenants: Sequence[str] = BENCH_TENANTS,
 ) -> SyntheticLoad:
     """`events` events of `customers` customers, heavy-tailed, deterministic for the arguments.
 
     A customer with enough events plays one story (`STORIES`), contradictory with probability
     `contradictory_share`; `anchored_share` of customers carry an account number on every
     event (no stitching needed); of the others, `merge_share` first appear as two journeys
-    that a later event merges. The rest of each customer's events are everyday exchanges
+    that a later event merges. Customers are spread evenly over `tenants`. The rest of each customer's events are everyday exchanges
     (surveys, newsletters, answered questions, small orders) spread over the following weeks.
     """
     rng = random.Random(seed)
@@ -302,7 +304,7 @@ def skewed_load(
     documents: list[tuple[str, str, int, dict[str, Any]]] = []
     stories = list(STORY_PLAYS)
     for index, count in enumerate(counts):
-        tenant = BENCH_TENANTS[index % len(BENCH_TENANTS)]
+        tenant = tenants[index % len(tenants)]
         p = Person(index, tenant, rng, seed)
         p.anchored = rng.random() < anchored_share
         at = _BASE + timedelta(seconds=rng.randrange(_SPAN_DAYS * 86_400))

@@ -34,6 +34,7 @@ from journeys.devbroker import find_free_port
 from journeys.forensics.source import read_batches
 from journeys.sdk.producer import Delivery, Idempotence, JourneyProducer
 from journeys.settings import Settings
+from journeys.supervisor import process_count
 from streams.config import KafkaSettings, TopicNames
 from streams.kafka.sender import BatchSender, Outgoing
 from streams.store import keys
@@ -239,6 +240,24 @@ async def pipeline_two(
         for w in workers:
             w.stop()
     return len(lines) / completion.seconds, [w.peak_rss_mb or 0.0 for w in workers]
+
+
+async def pipeline_auto(
+    settings: Settings, kafka: KafkaSettings, lines: Sequence[bytes], work: Path, name: str
+) -> float:
+    """`journeys worker --processes auto` (a supervisor and a child per core), joined first;
+    events per second from the first ingest commit to the journey stage's last."""
+    await create_topics(kafka)
+    config = work / f"{name}.toml"
+    config.write_text(worker_config(settings, kafka.topic_prefix), encoding="utf-8")
+    supervisor = WorkerProcess(config, work / name, work / f"{name}.log", processes="auto").start()
+    try:
+        await wait_for_members(kafka, process_count("auto"), [supervisor])
+        produced = await _produce_raw(kafka, lines)
+        completion = await watch_completion(kafka, produced, alive=supervisor.alive)
+    finally:
+        supervisor.stop()
+    return len(lines) / completion.seconds
 
 
 def _sample(workers: Sequence[WorkerProcess]) -> None:

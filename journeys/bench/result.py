@@ -37,6 +37,7 @@ PEERS = (
     "nothing); quixstreams about 9.5k/s; Kafka Streams 234-284k records/s (JVM, its own "
     "RocksDB count benchmark)"
 )
+"""The peers' figures from issue 6, printed when a run measured none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,14 @@ class BenchResult:
     """`journeys check` on a generated 50,000-event file (decode, fold, rules, views)."""
     hot_customer_cost_ratio: float = 0.0
     """CPU per event (fold + rules) of a customer holding 10,000 events ÷ fresh customers'."""
+    processes_auto_events_per_s: float = 0.0
+    """The load through `journeys worker --processes auto` (a child worker per core)."""
+    single_tenant_events_per_s: float = 0.0
+    """The skewed load with one tenant through `journeys worker --processes auto`."""
+    peers: dict[str, Any] = field(default_factory=dict)
+    """Per peer (faust, quixstreams): events/s, records, seconds and the store it wrote to."""
+    pipeline_vs_peers: float = 0.0
+    """The one-worker pipeline's events/s ÷ the best peer's, measured in the same run."""
     flags_measured: int = 0
     offered_events_per_s: float = 0.0
     queries: int = 0
@@ -216,7 +225,11 @@ def render_result(console: Console, result: BenchResult) -> None:
     sizes = r.sizes
     table.add_row("raw baseline", rate(r.baseline_events_per_s), "aiokafka + orjson + dict fold")
     table.add_row("producer SDK", rate(r.producer_events_per_s), "validated, acks=all")
-    table.add_row("pipeline, 1 worker", rate(r.pipeline_events_per_s), "raw topic to journeys")
+    table.add_row(
+        "pipeline, 1 worker",
+        rate(r.pipeline_events_per_s),
+        "raw topic to journeys; target >= 10,000",
+    )
     table.add_row("  ratio to baseline", f"{r.ratio:.3f}", "target >= 0.25")
     table.add_row("pipeline, 2 workers", rate(r.pipeline_two_workers_events_per_s), "processes")
     table.add_row(
@@ -224,6 +237,21 @@ def render_result(console: Console, result: BenchResult) -> None:
         rate(r.pipeline_stage_processes_events_per_s),
         "a process per stage (--stages)",
     )
+    table.add_row(
+        "pipeline, --processes auto",
+        rate(r.processes_auto_events_per_s),
+        f"{r.sizes.get('processes', '?')} processes; target >= 15,000",
+    )
+    table.add_row(
+        "  one tenant",
+        rate(r.single_tenant_events_per_s),
+        "the skewed load with one tenant; target >= 1.6 x 1 worker",
+    )
+    for name, peer in sorted(r.peers.items()):
+        note = peer.get("missing") or f"decode + fold per customer, {peer.get('store')}"
+        table.add_row(f"peer: {name}", rate(peer.get("events_per_s", 0)), note)
+    if r.peers:
+        table.add_row("  pipeline / best peer", f"{r.pipeline_vs_peers:.2f}", "target >= 1.0")
     table.add_row(
         "flag latency p50 / p99",
         f"{ms(r.flag_latency_ms_p50)} / {ms(r.flag_latency_ms_p99)}",
@@ -254,4 +282,5 @@ def render_result(console: Console, result: BenchResult) -> None:
         f"Python {m.get('python')}, broker: {m.get('broker')}; {r.seconds:.0f} s in all",
         highlight=False,
     )
-    console.print(f"peers: {PEERS}", highlight=False)
+    if not r.peers:
+        console.print(f"peers (issue 6, not measured in this run): {PEERS}", highlight=False)

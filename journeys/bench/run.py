@@ -15,7 +15,12 @@ topics of its own under a fresh prefix (runs never mix):
 6. pipeline, two workers: two `journeys worker` subprocesses, joined before the load is sent,
    from the first ingest commit to the journey stage's last; then one worker split into a
    process per stage (`--stages ingest`, `--stages journeys`), timed the same way;
-7. live: one `journeys worker --api-port` subprocess; events offered at a fixed rate, the
+7. `journeys worker --processes auto` (a supervisor, a child worker per core) on the load, then
+   on the same skewed load with one tenant, timed like phase 6;
+8. peers: the load on a topic of its own per peer, keyed by customer, folded per customer with
+   the same pydantic model by a faust-streaming agent into a RocksDB table and by a
+   quixstreams application into its RocksDB state, each in a subprocess (`journeys.bench.peers`);
+9. live: one `journeys worker --api-port` subprocess; events offered at a fixed rate, the
    time from each send to the flag record it caused (the flag topic's record timestamp), then
    `GET /v1/journeys/{customer_id}` latencies for a sample of customers.
 
@@ -36,13 +41,15 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from journeys.bench.load import skewed_load
+from journeys.bench.load import BENCH_TENANTS, skewed_load
 from journeys.bench.offline import CHECK_EVENTS, HOT_EVENTS, check_rate, hot_customer_cost_ratio
+from journeys.bench.peers import PEERS, fill_peer_topic, installed, peers_summary, run_peer
 from journeys.bench.phases import (
     Progress,
     baseline,
     kafka_for,
     live_phase,
+    pipeline_auto,
     pipeline_one,
     pipeline_two,
     produce_sdk,
@@ -63,6 +70,7 @@ from journeys.forensics.rebuild import rebuild
 from journeys.forensics.source import ReadStats, read_events
 from journeys.sdk.producer import Idempotence
 from journeys.settings import Settings
+from journeys.supervisor import process_count
 from schemas.errors import JourneyLedgerError
 from streams.topics import create_topics
 from streams.worker import loop_factory
@@ -91,6 +99,8 @@ async def run_bench(
     two = kafka_for(settings, f"{prefix}.two")
     split = kafka_for(settings, f"{prefix}.split")
     live = kafka_for(settings, f"{prefix}.live")
+    auto = kafka_for(settings, f"{prefix}.auto")
+    tenant = kafka_for(settings, f"{prefix}.tenant")
     idempotence: Idempotence = False if broker.startswith("embedded") else "auto"
     result = BenchResult(topic_prefix=prefix, machine=machine_info(broker))
     result.sizes = {
@@ -103,6 +113,7 @@ async def run_bench(
         "latency_rate": sizes.rate,
         "latency_seconds": sizes.latency_seconds,
         "queries": sizes.queries,
+        "processes": process_count("auto"),
     }
 
     progress(f"generating {sizes.events:,} events of {sizes.customer_count:,} customers")
@@ -162,6 +173,32 @@ async def run_bench(
     )
     result.pipeline_stage_processes_events_per_s = round(rate_split)
     result.rss_mb_stage_processes = [round(r, 1) for r in rss_split]
+
+    progress("pipeline with --processes auto")
+    result.processes_auto_events_per_s = round(
+        await pipeline_auto(settings, auto, lines, work, "auto")
+    )
+    progress("pipeline with --processes auto, the skewed load with one tenant")
+    single_tenant = skewed_load(
+        sizes.events, sizes.customer_count, sizes.seed, tenants=BENCH_TENANTS[:1]
+    ).lines
+    rate_tenant = await pipeline_auto(settings, tenant, single_tenant, work, "tenant")
+    result.single_tenant_events_per_s = round(rate_tenant)
+    del single_tenant
+
+    runs, missing = [], []
+    for name in PEERS:
+        if not installed(name):
+            progress(f"peer: {name} is not installed (uv sync --extra bench): not measured")
+            missing.append(name)
+            continue
+        progress(f"peer: {name}, decode and fold per customer into RocksDB")
+        topic = f"{prefix}.peer.{name}"
+        await fill_peer_topic(base, topic, lines)
+        runs.append(await run_peer(name, base, topic, len(lines), work / "peers"))
+    result.peers, result.pipeline_vs_peers = peers_summary(
+        result.pipeline_events_per_s, runs, missing
+    )
 
     progress("live worker with the API: flag and query latency")
     measured = await live_phase(

@@ -92,6 +92,8 @@ class WorkerProcess:
     api_port: int | None = None
     stages: str | None = None
     """`--stages` to pass (default: both stages in the one process)."""
+    processes: str | None = None
+    """`--processes` to pass (default: the worker's own, one process)."""
     proc: subprocess.Popen[bytes] | None = None
     peak_rss_mb: float | None = None
 
@@ -104,6 +106,8 @@ class WorkerProcess:
             command += ["--api-port", str(self.api_port)]
         if self.stages is not None:
             command += ["--stages", self.stages]
+        if self.processes is not None:
+            command += ["--processes", self.processes]
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

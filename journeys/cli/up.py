@@ -1,33 +1,49 @@
 """`journeys up`: a whole ledger in one foreground command, for a first look and for demos.
 
 Without a configured broker it starts the embedded Tansu broker (memory only: everything is
-gone when it stops), creates the topics, runs one worker with the API and the web pages, and
-prints ready-to-paste environment lines for a second terminal. Ctrl-C stops it all.
+gone when it stops), creates the topics, runs the workers with the API and the web pages, and
+prints ready-to-paste environment lines for a second terminal. Ctrl-C stops it all. Like
+`journeys worker --processes auto` (and compose.yaml), it runs a worker process per core by
+default, under the supervisor; `--processes 1` runs the one worker in this process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
+import os
 import secrets
 import shlex
 import shutil
+import socket
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 
 from journeys.cli.app import LogLevel, app, settings_of
 from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
-from journeys.cli.worker import worker_command
+from journeys.cli.worker import STAGES, ensure_topics_or_explain, worker_command
 from journeys.demo import demo_lines
-from journeys.devbroker import BrokerError, EmbeddedBroker
+from journeys.devbroker import BrokerError, EmbeddedBroker, find_free_port
 from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.producer import JourneyProducer
-from journeys.settings import Settings, TokenEntry
+from journeys.settings import (
+    BOOTSTRAP_ENV,
+    PEER_SECRET_ENV,
+    TOKENS_ENV,
+    Settings,
+    TokenEntry,
+)
+from journeys.supervisor import Supervisor, child_command, plan_children, process_count
 from streams.config import KafkaSettings
 
 _background: set[asyncio.Task[None]] = set()
@@ -89,6 +105,42 @@ async def send_demo(kafka: KafkaSettings, console: Console) -> None:
     console.print(f"sent {len(lines)} demo events; flags appear within seconds", highlight=False)
 
 
+def child_environment(
+    environ: Mapping[str, str], *, bootstrap: str | None, token: str, peer_secret: str
+) -> dict[str, str]:
+    """The environment of `journeys up`'s child workers: this session's token and secret (and
+    the embedded broker's address when there is one) on top of `environ`."""
+    env = dict(environ)
+    tokens = env.get(TOKENS_ENV, "").strip()
+    env[TOKENS_ENV] = f"{tokens};{token}=*" if tokens else f"{token}=*"
+    env[PEER_SECRET_ENV] = peer_secret
+    if bootstrap is not None:
+        env[BOOTSTRAP_ENV] = bootstrap
+    return env
+
+
+def when_healthy(
+    url: str, then: Callable[[], None], timeout_s: float = 120.0, poll_s: float = 0.25
+) -> threading.Thread:
+    """Call `then` (in a daemon thread) once `url`/health answers 200; give up after `timeout_s`."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if client.get(f"{url}/health").status_code == 200:
+                        then()
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(poll_s)
+
+    thread = threading.Thread(target=wait, name="journeys-up-ready", daemon=True)
+    thread.start()
+    return thread
+
+
 def up_command(
     settings: Settings,
     *,
@@ -97,8 +149,14 @@ def up_command(
     port: int,
     data_dir: Path | None,
     loglevel: str,
+    processes: int = 1,
+    root: Mapping[str, Any] | None = None,
 ) -> int:
-    """Run the whole ledger in the foreground; returns an exit status when it cannot start."""
+    """Run the whole ledger in the foreground; returns an exit status when it cannot start.
+
+    With `processes` above 1 a supervisor runs that many child workers (`root` holds the
+    command line's global options, passed on to them).
+    """
     console = SafeConsole(highlight=False, soft_wrap=True)  # URLs stay whole, on one line
     embedded = not settings.bootstrap_configured
     if embedded:
@@ -135,9 +193,36 @@ def up_command(
             _background.add(task)
             task.add_done_callback(_background.discard)
 
-    return worker_command(
-        settings, data_dir, loglevel, api_host=host, api_port=port, on_api_ready=ready
+    if processes <= 1:
+        return worker_command(
+            settings, data_dir, loglevel, api_host=host, api_port=port, on_api_ready=ready
+        )
+    if not ensure_topics_or_explain(settings):
+        return EXIT_UNAVAILABLE
+    # Child 0 serves the API: the port must be known here to tell when it answers.
+    port = port or find_free_port(host)
+    wildcard = host in ("0.0.0.0", "::", "")
+    local = "127.0.0.1" if wildcard else host
+    shown = socket.gethostname() if wildcard else host  # as the worker's own API says it
+    public = settings.api.advertised_url or f"http://{shown}:{port}"
+
+    def announce() -> None:
+        banner(console, public, kafka.bootstrap_servers, token, embedded)
+        if demo:
+            asyncio.run(send_demo(kafka, console))
+
+    when_healthy(f"http://{local}:{port}", announce)
+    given = root or {}
+    env = child_environment(
+        os.environ,
+        bootstrap=kafka.bootstrap_servers if embedded else None,
+        token=token,
+        peer_secret=peer_secret,
     )
+    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(name)s: %(message)s")
+    plans = plan_children(processes, STAGES, data_dir, host, port)
+    base = child_command(given.get("config"), given.get("bootstrap_servers"), loglevel)
+    return Supervisor(plans, base, env=env).run()
 
 
 @app.command()
@@ -153,11 +238,29 @@ def up(
         typer.Option(help="Worker state directory (default: a fresh temporary one)."),
     ] = None,
     log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = LogLevel.WARNING,
+    processes: Annotated[
+        str,
+        typer.Option(
+            help="Worker processes, or auto (one per core, as compose.yaml runs them); "
+            "1 runs the worker in this process."
+        ),
+    ] = "auto",
 ) -> None:
     """Run a whole ledger in the foreground: broker (embedded unless one is configured), topics,
     a worker, the API and the web pages. Prints the URLs and a session token; Ctrl-C stops it.
     """
+    try:
+        count = process_count(processes)
+    except ValueError:
+        raise typer.BadParameter("a positive number or auto", param_hint="--processes") from None
     code = up_command(
-        settings_of(ctx), demo=demo, host=host, port=port, data_dir=data_dir, loglevel=log_level
+        settings_of(ctx),
+        demo=demo,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        loglevel=log_level,
+        processes=count,
+        root=ctx.find_root().params,
     )
     raise typer.Exit(code)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from journeys.bench.peers import PEERS
 from journeys.bench.run import REQUIRED_KEYS, BenchSizes, bench_command
 from journeys.settings import Settings
 
@@ -22,6 +23,9 @@ POSITIVE = (
     "offered_events_per_s",
     "queries",
     "rss_mb_api_worker",
+    "processes_auto_events_per_s",
+    "single_tenant_events_per_s",
+    "pipeline_vs_peers",
 )
 
 
@@ -38,6 +42,12 @@ def test_bench_reports_every_figure_as_json(
         assert isinstance(result[key], int | float), key
         assert result[key] > 0, key
     assert result["query_errors"] == 0
+    assert set(result["peers"]) == set(PEERS)
+    for name, peer in result["peers"].items():
+        assert peer["events_per_s"] > 0, name
+        assert peer["records"] == 3_000, name
+        assert peer["store"].startswith("rocksdb"), name
+    assert result["sizes"]["processes"] >= 1
     assert result["pipeline"]["ingest_records"] == 3_000
     assert len(result["rss_mb_two_workers"]) == 2
     assert all(rss > 0 for rss in result["rss_mb_two_workers"])

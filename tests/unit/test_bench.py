@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from rich.console import Console
 
 from journeys.bench.load import (
     BENCH_TENANTS,
@@ -26,6 +27,7 @@ from journeys.bench.result import (
     fold_raw,
     machine_info,
     percentile,
+    render_result,
 )
 from journeys.bench.synthetic import synthetic_lines
 from journeys.bench.workers import worker_config
@@ -110,6 +112,32 @@ def test_result_has_the_keys_the_issue_requires() -> None:
     assert set(REQUIRED_KEYS) <= document.keys()
     assert {"producer_events_per_s", "pipeline_two_workers_events_per_s"} <= document.keys()
     assert {"rocksdb_mb_per_million_events", "machine", "sizes"} <= document.keys()
+    assert {"check_events_per_s", "hot_customer_cost_ratio"} <= document.keys()
+    assert {"single_tenant_events_per_s", "processes_auto_events_per_s"} <= document.keys()
+    assert {"peers", "pipeline_vs_peers"} <= document.keys()
+    assert document["peers"] == {}
+
+
+def test_result_renders_the_measured_peers_as_a_table() -> None:
+    result = BenchResult(
+        pipeline_events_per_s=5_000,
+        processes_auto_events_per_s=8_000,
+        single_tenant_events_per_s=4_000,
+        peers={"faust": {"events_per_s": 1_500, "store": "rocksdb://"}},
+        pipeline_vs_peers=3.33,
+        sizes={"events": 10, "customers": 2, "processes": 2},
+    )
+    console = Console(record=True, width=200)
+
+    render_result(console, result)
+
+    text = console.export_text()
+    assert "peer: faust" in text
+    assert "1,500 events/s" in text
+    assert "--processes auto" in text
+    assert "8,000 events/s" in text
+    assert "3.33" in text
+    assert "not measured in this run" not in text
 
 
 def test_machine_info_names_cores_python_and_broker() -> None:
@@ -153,6 +181,14 @@ def test_event_counts_are_skewed_and_sum_exactly() -> None:
 def test_event_counts_reject_fewer_events_than_customers() -> None:
     with pytest.raises(ValueError, match="at least one event per customer"):
         event_counts(5, 10, random.Random(1))
+
+
+def test_skewed_load_spreads_customers_over_the_tenants_given() -> None:
+    single = skewed_load(500, 100, seed=3, tenants=BENCH_TENANTS[:1])
+
+    assert {c.tenant for c in single.customers} == {BENCH_TENANTS[0]}
+    assert {orjson.loads(line)["tenant"] for line in single.lines} == {BENCH_TENANTS[0]}
+    assert len(single.lines) == 500
 
 
 def test_skewed_load_is_deterministic_by_seed() -> None:
