@@ -42,6 +42,7 @@ from schemas.types import parse_timestamp
 from streams.directory import Directory
 from streams.flag_index import FlagIndex, FlagQuery
 from streams.kafka.follow import Followers
+from streams.notify.delivery import DeliveryLog
 from streams.queries import (
     Forwarded,
     identity_partition,
@@ -84,6 +85,8 @@ class ApiContext:
     followers: Followers = field(default_factory=Followers)
     peer_secret: str | None = field(default=None, repr=False)
     """The workers' shared secret: forwarded requests are signed with it, never a client's token."""
+    deliveries: DeliveryLog | None = None
+    """This worker's notification deliveries (None: it notifies nobody)."""
 
 
 _CONTEXT = web.AppKey("context", ApiContext)
@@ -395,6 +398,33 @@ async def post_events(request: web.Request) -> web.Response:
     return _json(summary, status=503 if failed else 200)
 
 
+MAX_DELIVERIES_PAGE = 500
+"""The most deliveries one `GET /v1/notifications/deliveries` returns."""
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    """`GET /v1/notifications/deliveries`: this worker's latest notification deliveries.
+
+    Filtered to the token's tenants. TODO(roles): admin-only once tokens carry roles.
+    """
+    context = _context(request)
+    allowed = _tenants_of(context, request)
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise HttpProblem(400, "bad_request", "limit: must be a whole number") from None
+    if not 1 <= limit <= MAX_DELIVERIES_PAGE:
+        raise HttpProblem(400, "bad_request", f"limit: must be between 1 and {MAX_DELIVERIES_PAGE}")
+    log = context.deliveries
+    return _json(
+        {
+            "worker_id": context.worker_id,
+            "notifying": log is not None,
+            "deliveries": log.entries(allowed, limit) if log is not None else [],
+        }
+    )
+
+
 async def _send_one(
     context: ApiContext, allowed: frozenset[str] | None, index: int, item: Any
 ) -> dict[str, Any]:
@@ -496,7 +526,9 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """`GET /metrics`: Prometheus text exposition (counts only, no customer data)."""
     context = _context(request)
-    body, content_type = render_metrics(context.worker, context.flags, context.followers)
+    body, content_type = render_metrics(
+        context.worker, context.flags, context.followers, context.deliveries
+    )
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -517,6 +549,7 @@ def routes() -> Iterable[web.RouteDef]:
         web.get("/v1/journeys/{customer_id}", journey_by_id),
         web.get("/v1/flags", list_flags),
         web.post("/v1/events", post_events),
+        web.get("/v1/notifications/deliveries", list_deliveries),
         web.get("/v1/internal/identity", internal_identity),
         web.get("/v1/internal/journey", internal_journey),
     ]
