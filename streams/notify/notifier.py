@@ -105,6 +105,8 @@ class Notifier:
         self._committed: dict[int, int] = {}
         self._receivers: list[Receiver] = []
         self._producer: Any = None
+        self.assigned: frozenset[int] = frozenset()
+        """The flag-topic partitions this notifier is given now."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume, deliver and commit until `stop` is set."""
@@ -348,12 +350,13 @@ class _Revoked(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         partitions = {tp.partition for tp in revoked}
+        self.notifier.assigned -= partitions
         with contextlib.suppress(Exception):
             await self.notifier.commit(self.consumer, partitions)
         self.notifier.forget(partitions)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        del assigned
+        self.notifier.assigned = frozenset(tp.partition for tp in assigned)
 
 
 class NotifierService(mode.Service):
