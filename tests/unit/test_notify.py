@@ -29,6 +29,7 @@ from streams.notify.compose import (
     webhook_body,
 )
 from streams.notify.config import EmailTarget, Filter, RetryPolicy
+from streams.notify.delivery import DeliveryLog, Notification
 from streams.notify.signing import secret_problem, signed_headers
 from tests.factories import flag_change
 
@@ -273,3 +274,41 @@ def test_the_receiver_label_drops_credentials_query_and_fragment() -> None:
         "https://hooks.example:8443/in/x"
     )
     assert receiver_label("http://[::1]:9000/h") == "http://[::1]:9000/h"
+
+
+# --- the delivery log -------------------------------------------------------------------------
+
+
+class _Hook:
+    kind = "webhook"
+    key = "https://h.example/in?token=x"
+    label = "https://h.example/in"
+
+    async def send(self, notification: Notification, timeout_s: float) -> None:
+        del notification, timeout_s
+
+
+def test_the_delivery_log_keeps_the_latest_counts_by_kind_and_filters_by_tenant() -> None:
+    log = DeliveryLog(size=3)
+    receiver = _Hook()
+    records = []
+    for n, tenant in enumerate(["a", "b", "a", "b"]):
+        record = log.start(Notification(f"chg_{n}", tenant, b"{}"), receiver)
+        log.attempt(record, 1_000.0 + n)
+        records.append(record)
+    log.failed(records[1], "HTTP 500", final=False, now=1_010.0)
+    log.failed(records[1], "HTTP 500", final=True, now=1_011.0)
+    log.succeeded(records[2], 1_012.0)
+    assert [e["id"] for e in log.entries(None, 10)] == ["chg_3", "chg_2", "chg_1"]
+    assert [e["id"] for e in log.entries(frozenset({"b"}), 10)] == ["chg_3", "chg_1"]
+    assert [e["id"] for e in log.entries(None, 1)] == ["chg_3"]
+    dead = log.entries(frozenset({"b"}), 10)[1]
+    assert dead["status"] == "dead-lettered"
+    assert dead["last_error"] == "HTTP 500"
+    assert dead["receiver"] == "https://h.example/in"
+    assert dead["finished_at"] == "1970-01-01T00:16:51+00:00"
+    assert (log.retried["webhook"], log.dead_lettered["webhook"], log.delivered["webhook"]) == (
+        1,
+        1,
+        1,
+    )
