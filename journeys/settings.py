@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -18,6 +19,16 @@ from projections.identity import PRIORITY, IdentityPolicy, blocked_key
 from projections.settings import RULES, FoldSettings, RuleSettings
 from schemas.errors import JourneyLedgerError
 from streams.config import KafkaSettings
+from streams.notify.config import (
+    CHANGE_KINDS,
+    NOTIFIED_BY_DEFAULT,
+    EmailTarget,
+    Filter,
+    NotifySettings,
+    RetryPolicy,
+    WebhookTarget,
+)
+from streams.notify.signing import secret_problem
 
 CONFIG_ENV = "JOURNEYS_CONFIG"
 """The environment variable naming the TOML settings file."""
@@ -235,6 +246,125 @@ class ApiSection(_Section):
     worker of a deployment with more than one API needs the same one."""
 
 
+Severity = Literal["low", "medium", "high"]
+
+
+class _Subscription(_Section):
+    """What a receiver covers: a field left out covers every tenant, rule or site."""
+
+    tenants: tuple[str, ...] | None = None
+    rules: tuple[str, ...] | None = None
+    min_severity: Severity = "low"
+    changes: tuple[str, ...] = NOTIFIED_BY_DEFAULT
+    """The kinds of flag change notified (opened and reopened unless named)."""
+
+    @field_validator("changes")
+    @classmethod
+    def _known_changes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(CHANGE_KINDS))
+        if unknown or not value:
+            raise ValueError(
+                f"unknown change kind(s) {', '.join(unknown) or '(none given)'}; "
+                f"known: {', '.join(CHANGE_KINDS)}"
+            )
+        return value
+
+    def _filter(self, sites: tuple[str, ...] | None) -> Filter:
+        return Filter(
+            tenants=frozenset(self.tenants) if self.tenants is not None else None,
+            rules=frozenset(self.rules) if self.rules is not None else None,
+            sites=frozenset(sites) if sites is not None else None,
+            min_severity=self.min_severity,
+            changes=frozenset(self.changes),
+        )
+
+
+class WebhookSection(_Subscription):
+    """One `[[notify.webhooks]]` subscription: where, the `whsec_` secret, what it covers."""
+
+    url: str
+    secret: str = Field(repr=False)
+    sites: tuple[str, ...] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, value: str) -> str:
+        problem = secret_problem(value)
+        if problem is not None:
+            raise ValueError(problem)  # pydantic shows the input: see _load_file
+        return value
+
+    def target(self) -> WebhookTarget:
+        """What the notifier needs."""
+        return WebhookTarget(self.url, self.secret, self._filter(self.sites))
+
+
+class EmailSection(_Subscription):
+    """`[notify.email]`: the SMTP server, the sender, and who gets each site's e-mail."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    tls: bool = False
+    from_: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    recipients: dict[str, tuple[str, ...]] = Field(min_length=1)
+    """Site -> addresses; "*" gets every site's e-mail (and that of flags without a site)."""
+
+    @field_validator("recipients")
+    @classmethod
+    def _addresses(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for site, addresses in value.items():
+            if not addresses:
+                raise ValueError(f"{site}: name at least one address")
+            for address in addresses:
+                if not re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+", address):
+                    raise ValueError(f"{site}: {address!r} is not an e-mail address")
+        return value
+
+    def target(self) -> EmailTarget:
+        """What the notifier needs (the recipients' sites double as its sites)."""
+        return EmailTarget(
+            host=self.host,
+            port=self.port,
+            starttls=self.starttls,
+            tls=self.tls,
+            sender=self.from_,
+            recipients=MappingProxyType(dict(self.recipients)),
+            username=self.username,
+            password=self.password,
+            filter=self._filter(None),
+        )
+
+
+class NotifySection(_Section):
+    """The `[notify]` section: webhooks, e-mail, and how deliveries are retried and limited."""
+
+    webhooks: tuple[WebhookSection, ...] = ()
+    email: EmailSection | None = None
+    attempts: int = Field(default=5, ge=1, le=30)
+    first_retry_s: float = Field(default=1.0, ge=0)
+    max_retry_s: float = Field(default=60.0, ge=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    rate_per_s: float = Field(default=5.0, gt=0)
+    burst: int = Field(default=5, ge=1)
+    max_in_flight: int = Field(default=4, ge=1)
+    max_pending: int = Field(default=1_000, ge=1)
+    start_from: Literal["earliest", "latest"] = "earliest"
+    log_size: int = Field(default=500, ge=1, le=100_000)
+
+
 def parse_tokens(text: str) -> tuple[TokenEntry, ...]:
     """Read `JOURNEYS_API_TOKENS`: `token=tenant,tenant;token2=*@admin/sam@acme` (ConfigError
     when malformed). After the tenants, `@role` and then `/user` are optional."""
@@ -280,6 +410,7 @@ class Settings(_Section):
     worker: WorkerSection = WorkerSection()
     client: ClientSection = ClientSection()
     api: ApiSection = ApiSection()
+    notify: NotifySection = NotifySection()
     source: str | None = None
 
     @property
@@ -299,6 +430,27 @@ class Settings(_Section):
             **dict(self.kafka),
             max_batch_records=self.worker.max_batch_records,
             journey_generation=self.worker.journey_generation,
+        )
+
+    def notify_settings(self) -> NotifySettings:
+        """What the notifier needs; `.active` is False when nobody is to be notified."""
+        notify = self.notify
+        return NotifySettings(
+            webhooks=tuple(w.target() for w in notify.webhooks),
+            email=notify.email.target() if notify.email is not None else None,
+            retry=RetryPolicy(
+                attempts=notify.attempts,
+                first_delay_s=notify.first_retry_s,
+                max_delay_s=notify.max_retry_s,
+                timeout_s=notify.timeout_s,
+            ),
+            rate_per_s=notify.rate_per_s,
+            burst=notify.burst,
+            max_in_flight=notify.max_in_flight,
+            max_pending=notify.max_pending,
+            start_from=notify.start_from,
+            journey_url=self.api.advertised_url,
+            log_size=notify.log_size,
         )
 
     def fold_settings(self) -> FoldSettings:

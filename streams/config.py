@@ -110,6 +110,16 @@ class TopicNames:
         return self._generation(f"{self.prefix}.journeys")
 
     @property
+    def notification_dead_letters(self) -> str:
+        """Notifications given up on after the last retry, with the receiver and the reason."""
+        return f"{self.prefix}.notify-dead-letters.v1"
+
+    @property
+    def notifier_group(self) -> str:
+        """The consumer group of the notifiers: each flag change is notified by one of them."""
+        return self._generation(f"{self.prefix}.notifier")
+
+    @property
     def members(self) -> str:
         """Which worker owns which partitions and where its API answers (compacted)."""
         return f"{self.prefix}.members.v1"

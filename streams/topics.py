@@ -13,7 +13,7 @@ COMPACTED = {"cleanup.policy": "compact"}
 
 
 def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
-    """The seven topics of the ledger, with partition counts and configs from `settings`."""
+    """The eight topics of the ledger, with partition counts and configs from `settings`."""
     names = settings.names()
     count = settings.partitions
     return [
@@ -24,6 +24,7 @@ def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
         TopicSpec(names.identity_changelog, count, dict(COMPACTED)),
         TopicSpec(names.journey_changelog, count, dict(COMPACTED)),
         TopicSpec(names.members, 1, dict(COMPACTED)),
+        TopicSpec(names.notification_dead_letters, count, dict(KEEP_FOREVER)),
     ]
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import mode
 import typer
 
 from journeys.cli.app import LogLevel, app, settings_of
@@ -21,6 +22,8 @@ from journeys.settings import CHECK_BROKER, Settings
 from journeys.supervisor import Supervisor, child_command, plan_children, process_count
 from streams.admin import BrokerError
 from streams.app import build_app
+from streams.notify.delivery import DeliveryLog
+from streams.notify.notifier import NotifierService
 from streams.topics import create_topics
 from streams.worker import Worker
 
@@ -61,7 +64,12 @@ def worker_command(
     )
     hosted = build_app(worker)
     port = api_port if api_port is not None else settings.api.port
-    services = []
+    services: list[mode.ServiceT] = []
+    notify = settings.notify_settings()
+    deliveries = DeliveryLog(notify.log_size) if notify.active else None
+    if deliveries is not None:
+        health = hosted.followers.add("notifier")
+        services.append(NotifierService(worker.kafka, notify, deliveries, health))
     if port is not None:
         services.append(
             ApiService(
@@ -73,6 +81,7 @@ def worker_command(
                 worker_id=new_worker_id(),
                 on_ready=on_api_ready,
                 followers=hosted.followers,
+                deliveries=deliveries,
             )
         )
     hosted.run(*services, loglevel=loglevel)

@@ -42,6 +42,7 @@ from schemas.types import parse_timestamp
 from streams.directory import Directory
 from streams.flag_index import HANDLING_FILTERS, FlagIndex, FlagQuery
 from streams.kafka.follow import Followers
+from streams.notify.delivery import DeliveryLog
 from streams.queries import (
     Forwarded,
     identity_partition,
@@ -84,6 +85,8 @@ class ApiContext:
     followers: Followers = field(default_factory=Followers)
     peer_secret: str | None = field(default=None, repr=False)
     """The workers' shared secret: forwarded requests are signed with it, never a client's token."""
+    deliveries: DeliveryLog | None = None
+    """This worker's notification deliveries (None: it notifies nobody)."""
 
 
 _CONTEXT = web.AppKey("context", ApiContext)
@@ -540,7 +543,9 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """`GET /metrics`: Prometheus text exposition (counts only, no customer data)."""
     context = _context(request)
-    body, content_type = render_metrics(context.worker, context.flags, context.followers)
+    body, content_type = render_metrics(
+        context.worker, context.flags, context.followers, context.deliveries
+    )
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -553,7 +558,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def routes() -> Iterable[web.RouteDef]:
     """Every route of the API."""
-    from journeys.server import flag_actions  # it builds on this module's helpers
+    from journeys.server import deliveries, flag_actions  # they build on this module's helpers
     from journeys.server.stats import stats_routes  # it builds on this module's helpers
 
     return [
@@ -565,6 +570,7 @@ def routes() -> Iterable[web.RouteDef]:
         web.get("/v1/flags", list_flags),
         *stats_routes(),
         web.post("/v1/events", post_events),
+        *deliveries.routes(),
         web.get("/v1/internal/identity", internal_identity),
         web.get("/v1/internal/journey", internal_journey),
         *flag_actions.routes(),

@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from streams.flag_index import FlagIndex
 from streams.kafka.follow import Followers
+from streams.notify.delivery import DeliveryLog
 from streams.worker import Worker
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -19,10 +20,17 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class LedgerCollector(Collector):
     """Reads the worker's counters at scrape time (nothing is counted per event here)."""
 
-    def __init__(self, worker: Worker, flags: FlagIndex, followers: Followers) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        flags: FlagIndex,
+        followers: Followers,
+        deliveries: DeliveryLog | None = None,
+    ) -> None:
         self.worker = worker
         self.flags = flags
         self.followers = followers
+        self.deliveries = deliveries
 
     def collect(self) -> Iterator[Metric]:
         """The metric families, as of now."""
@@ -71,6 +79,31 @@ class LedgerCollector(Collector):
         changes.add_metric([], self.flags.changes)
         yield changes
         yield from self._followers()
+        if self.deliveries is not None:
+            yield from self._notifications(self.deliveries)
+
+    def _notifications(self, log: DeliveryLog) -> Iterator[Metric]:
+        families = {
+            "delivered": (log.delivered, "Notifications delivered, by receiver kind"),
+            "retried": (log.retried, "Notification attempts that failed and were retried"),
+            "dead_lettered": (
+                log.dead_lettered,
+                "Notifications dead-lettered after the last retry",
+            ),
+        }
+        for name, (counts, help_text) in families.items():
+            family = CounterMetricFamily(
+                f"journeys_notifications_{name}", help_text, labels=["kind"]
+            )
+            for kind in ("webhook", "email"):
+                family.add_metric([kind], counts[kind])
+            yield family
+        pending = GaugeMetricFamily(
+            "journeys_notifications_pending",
+            "Flag changes read whose notifications are not settled",
+        )
+        pending.add_metric([], log.pending)
+        yield pending
 
     def _followers(self) -> Iterator[Metric]:
         skipped = CounterMetricFamily(
@@ -94,9 +127,12 @@ class LedgerCollector(Collector):
 
 
 def render_metrics(
-    worker: Worker, flags: FlagIndex, followers: Followers | None = None
+    worker: Worker,
+    flags: FlagIndex,
+    followers: Followers | None = None,
+    deliveries: DeliveryLog | None = None,
 ) -> tuple[bytes, str]:
     """The exposition text and its content type."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(worker, flags, followers or Followers()))
+    registry.register(LedgerCollector(worker, flags, followers or Followers(), deliveries))
     return generate_latest(registry), CONTENT_TYPE

@@ -23,6 +23,7 @@ from journeys.settings import Settings
 from streams.directory import Directory, Member, announce, follow_members, withdraw
 from streams.flag_index import FlagIndex, follow_flags
 from streams.kafka.follow import Followers, supervise
+from streams.notify.delivery import DeliveryLog
 from streams.worker import Worker
 
 log = logging.getLogger("journeys.api")
@@ -44,6 +45,7 @@ class ApiService(mode.Service):
         worker_id: str,
         on_ready: Callable[[str], None] | None = None,
         followers: Followers | None = None,
+        deliveries: DeliveryLog | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -55,6 +57,7 @@ class ApiService(mode.Service):
         self.worker_id = worker_id
         self.on_ready = on_ready
         self.followers = followers if followers is not None else Followers()
+        self.deliveries = deliveries
         self.flags = FlagIndex()
         self.directory = Directory(settings.api.peer_secret)
         self.url = ""
@@ -89,6 +92,7 @@ class ApiService(mode.Service):
             executor=self._executor,
             followers=self.followers,
             peer_secret=self.settings.api.peer_secret,
+            deliveries=self.deliveries,
         )
         self._runner = web.AppRunner(create_app(context), access_log=None)
         await self._runner.setup()
