@@ -52,14 +52,14 @@ def _null_extras(event: Event) -> dict[str, None]:
 def decode_trusted(raw: bytes) -> Event:
     """Decode bytes that `encode_event` wrote (read back from the ledger's own topics and state).
 
-    Trusted: only the ledger writes there, and everything it wrote passed `decode_event` first,
-    so the event is built without validating it again (`schemas.trusted`). A record the fast
-    reader does not take (written by an older version, damaged) is validated as before: it is
-    still read if valid, and otherwise fails with validation's reasons for its dead letter.
+    Trusted: only the ledger writes there, and everything it wrote passed `decode_event`, so
+    the contract's Python checks of values are not run again (`schemas.trusted`). Bytes the
+    trusted validator refuses (damaged, or not the ledger's) are validated in full, so that
+    the error, and a dead letter's reason, is validation's own.
     """
     try:
         return read_event(raw)
-    except Exception:  # not as `encode_event` writes: validation decides, and says why
+    except ValidationError:
         return EVENT_ADAPTER.validate_json(raw)
 
 
@@ -67,13 +67,13 @@ def decode_trusted_events(raw: bytes) -> list[Event]:
     """Decode a JSON array of events `encode_event` wrote (a stored journey), as `decode_trusted`."""
     try:
         return read_events(raw)
-    except Exception:  # as for one event: validation decides, and says why
+    except ValidationError:
         return _event_list_adapter().validate_json(raw)
 
 
 @cache
 def _event_list_adapter() -> TypeAdapter[list[Event]]:
-    # Built on first need: only a stored journey the fast reader refuses comes here.
+    # Built on first need: only a stored journey the trusted validator refuses comes here.
     return TypeAdapter(list[Event])
 
 
