@@ -64,7 +64,7 @@ def decode_trusted(raw: bytes) -> Event:
 
 
 def decode_trusted_events(raw: bytes) -> list[Event]:
-    """Decode a JSON array of events `encode_event` wrote (a stored journey), as `decode_trusted`."""
+    """Decode a stored journey: a JSON array of events `encode_event` wrote, as `decode_trusted`."""
     try:
         return read_events(raw)
     except ValidationError:
