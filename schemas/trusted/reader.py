@@ -28,23 +28,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import CodeType
 from typing import Any, cast
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import SchemaValidator, core_schema
 
-from schemas.events import Event
-from schemas.types import _check_phone, _strip
+from schemas.events import Customer, Event
+from schemas.types import _check_phone, _lengths, _strip
 
-_TRUSTED_CHECKS: frozenset[str] = frozenset(
+_TRUSTED_CHECKS: frozenset[CodeType] = frozenset(
     {
-        _strip.__qualname__,
-        _check_phone.__qualname__,
-        "_lengths.<locals>.check",
-        "Customer._has_identifier",
+        _strip.__code__,
+        _lengths(0, 0).__code__,  # every bound `_lengths` makes is this one function's code
+        _check_phone.__code__,
+        Customer._has_identifier.__code__,
     }
 )
-"""The contract's Python checks of a value's content, by qualified name: what the door checked.
+"""The contract's Python checks of a value's content (their code): what the door checked.
 
 Each either leaves a value the door accepted as it is or refuses it, so leaving them out
 changes nothing for the bytes `encode_event` wrote."""
@@ -59,7 +60,7 @@ def without_content_checks(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     kind = schema.get("type")  # a mapping of fields may hold a field named `type`
-    if isinstance(kind, str) and kind in _WRAPPERS and _check_name(schema) in _TRUSTED_CHECKS:
+    if isinstance(kind, str) and kind in _WRAPPERS and _check_code(schema) in _TRUSTED_CHECKS:
         return without_content_checks(schema["schema"])
     return {
         key: value if key in _OPAQUE else without_content_checks(value)
@@ -72,9 +73,9 @@ _OPAQUE = frozenset({"cls", "function", "serialization", "metadata", "ref", "def
 keep its checks: slower, never wrong.)"""
 
 
-def _check_name(schema: dict[str, Any]) -> str:
+def _check_code(schema: dict[str, Any]) -> CodeType | None:
     function: Callable[..., Any] | None = schema.get("function", {}).get("function")
-    return getattr(function, "__qualname__", "")
+    return getattr(function, "__code__", None)
 
 
 def _models(schema: Any) -> set[type[BaseModel]]:
