@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from pydantic_core import ErrorDetails
 from schemas.errors import FieldProblem, InvalidEventError
 from schemas.events import CURRENT_SCHEMA_VERSION, EVENT_TYPES, MAX_TEXT_LENGTH, Event
 from schemas.redaction import mask_text, mask_value, may_hold_card
+from schemas.trusted import read_event, read_events
 from schemas.upcasting import needs_upcast, upcast
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
@@ -48,8 +50,31 @@ def _null_extras(event: Event) -> dict[str, None]:
 
 
 def decode_trusted(raw: bytes) -> Event:
-    """Decode bytes that `encode_event` wrote (read back from the ledger's own topics)."""
-    return EVENT_ADAPTER.validate_json(raw)
+    """Decode bytes that `encode_event` wrote (read back from the ledger's own topics and state).
+
+    Trusted: only the ledger writes there, and everything it wrote passed `decode_event`, so
+    the contract's Python checks of values are not run again (`schemas.trusted`). Bytes the
+    trusted validator refuses (damaged, or not the ledger's) are validated in full, so that
+    the error, and a dead letter's reason, is validation's own.
+    """
+    try:
+        return read_event(raw)
+    except ValidationError:
+        return EVENT_ADAPTER.validate_json(raw)
+
+
+def decode_trusted_events(raw: bytes) -> list[Event]:
+    """Decode a stored journey: a JSON array of events `encode_event` wrote, as `decode_trusted`."""
+    try:
+        return read_events(raw)
+    except ValidationError:
+        return _event_list_adapter().validate_json(raw)
+
+
+@cache
+def _event_list_adapter() -> TypeAdapter[list[Event]]:
+    # Built on first need: only a stored journey the trusted validator refuses comes here.
+    return TypeAdapter(list[Event])
 
 
 def decode_event(raw: bytes | str) -> Event:

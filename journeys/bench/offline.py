@@ -1,9 +1,11 @@
-"""Phases of the benchmark that need no broker: `journeys check` and the per-event fold cost."""
+"""Phases of the benchmark that need no broker: `journeys check`, the per-event fold cost, and
+the cost of reading the ledger's own events back (trusted reader and pydantic validation)."""
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -13,14 +15,18 @@ from journeys.cli.check import check_lines
 from projections.ledger import Ledger
 from projections.rules import detect
 from projections.settings import FoldSettings
-from schemas.codec import decode_event
+from schemas.codec import EVENT_ADAPTER, decode_event, encode_event
 from schemas.events import Event
+from schemas.trusted import read_event
 
 CHECK_EVENTS = 50_000
 """Events of the generated file `check_events_per_s` checks (the issue's size)."""
 
 HOT_EVENTS = 10_000
 """Events the hot customer holds before its cost per event is measured."""
+
+DECODE_EVENTS = 20_000
+"""Events of the load read back by each decoder in `decode_rates`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +89,51 @@ def hot_customer_cost_ratio(hot: int = HOT_EVENTS, measured: int = 200, seed: in
     ledger = Ledger(settings)
     ledger.add_all(events[:hot])
     return _cost_per_event(ledger, events[hot:], settings) / max(fresh, 1e-12)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeRates:
+    """Events per CPU second of reading the ledger's own bytes back, by each decoder."""
+
+    trusted_events_per_s: float
+    """`schemas.trusted.read_event`: orjson and a per-model plan, no validation again."""
+    pydantic_events_per_s: float
+    """`EVENT_ADAPTER.validate_json`: full validation, what `decode_trusted` did before."""
+
+
+def decode_rates(events: int = DECODE_EVENTS, seed: int = 1, repeat: int = 3) -> DecodeRates:
+    """Read the load's events, as `encode_event` wrote them, with each decoder; CPU time.
+
+    The decoders take turns `repeat` times and each keeps its best run: on a shared machine the
+    least disturbed run is the closest to its cost. Decoded events are kept until the run ends,
+    as replay keeps them, with the collector paused as replay pauses it.
+    """
+    lines = skewed_lines(events, max(1, events // 5), seed)
+    raws = [encode_event(decode_event(line)) for line in lines]
+    decoders: dict[str, Callable[[bytes], Event]] = {
+        "trusted": read_event,
+        "pydantic": EVENT_ADAPTER.validate_json,
+    }
+    best = dict.fromkeys(decoders, float("inf"))
+    for _ in range(repeat):
+        for name, decode in decoders.items():
+            best[name] = min(best[name], _decode_seconds(decode, raws))
+    return DecodeRates(
+        trusted_events_per_s=len(raws) / max(best["trusted"], 1e-9),
+        pydantic_events_per_s=len(raws) / max(best["pydantic"], 1e-9),
+    )
+
+
+def _decode_seconds(decode: Callable[[bytes], Event], raws: Sequence[bytes]) -> float:
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.process_time()
+        decoded = [decode(raw) for raw in raws]
+        seconds = time.process_time() - started
+    finally:
+        if enabled:
+            gc.enable()
+    del decoded
+    return seconds

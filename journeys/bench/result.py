@@ -190,6 +190,10 @@ class BenchResult:
     """Per peer (faust, quixstreams): events/s, records, seconds and the store it wrote to."""
     pipeline_vs_peers: float = 0.0
     """The one-worker pipeline's events/s ÷ the best peer's, measured in the same run."""
+    trusted_decode_events_per_s: float = 0.0
+    """The ledger's own events read back by the trusted reader (CPU, 20,000 events)."""
+    pydantic_decode_events_per_s: float = 0.0
+    """The same events read back by pydantic validation, as before the trusted reader."""
     flags_measured: int = 0
     offered_events_per_s: float = 0.0
     queries: int = 0
@@ -269,6 +273,11 @@ def render_result(console: Console, result: BenchResult) -> None:
         "hot customer cost ratio",
         f"{r.hot_customer_cost_ratio:,.1f}",
         "fold + rules per event at 10,000 events ÷ fresh; target <= 1.5",
+    )
+    table.add_row(
+        "trusted decode",
+        rate(r.trusted_decode_events_per_s),
+        f"own events read back (CPU); pydantic {rate(r.pydantic_decode_events_per_s)}",
     )
     table.add_row("worker peak RSS", f"{r.rss_mb:,.0f} MiB", "largest worker process (VmHWM)")
     table.add_row(

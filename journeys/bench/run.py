@@ -42,7 +42,14 @@ import orjson
 from rich.console import Console
 
 from journeys.bench.load import BENCH_TENANTS, skewed_load
-from journeys.bench.offline import CHECK_EVENTS, HOT_EVENTS, check_rate, hot_customer_cost_ratio
+from journeys.bench.offline import (
+    CHECK_EVENTS,
+    DECODE_EVENTS,
+    HOT_EVENTS,
+    check_rate,
+    decode_rates,
+    hot_customer_cost_ratio,
+)
 from journeys.bench.peers import PEERS, fill_peer_topic, installed, peers_summary, run_peer
 from journeys.bench.phases import (
     Progress,
@@ -219,6 +226,10 @@ async def run_bench(
     result.check_events_per_s = round(check_rate(CHECK_EVENTS, sizes.seed).events_per_s)
     progress(f"cost per event of a customer holding {HOT_EVENTS:,} events (fold + rules)")
     result.hot_customer_cost_ratio = round(hot_customer_cost_ratio(HOT_EVENTS, seed=sizes.seed), 2)
+    progress(f"reading {DECODE_EVENTS:,} of the ledger's own events back: trusted and pydantic")
+    decoding = decode_rates(DECODE_EVENTS, seed=sizes.seed)
+    result.trusted_decode_events_per_s = round(decoding.trusted_events_per_s)
+    result.pydantic_decode_events_per_s = round(decoding.pydantic_events_per_s)
     result.seconds = round(time.perf_counter() - started, 1)
     return result
 

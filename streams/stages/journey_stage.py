@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import cast
 
 import orjson
-from pydantic import TypeAdapter
 
 from projections import journey as journey_fold
 from projections.flag_changes import flag_statuses, flag_transitions, withdraw_all
@@ -24,7 +23,7 @@ from projections.flags import Flag
 from projections.journey import Journey
 from projections.rules import Detector, detect, next_deadline
 from projections.settings import FoldSettings
-from schemas.codec import decode_trusted, encode_event
+from schemas.codec import decode_trusted, decode_trusted_events, encode_event
 from schemas.errors import EventConflictError
 from schemas.events import Event
 from schemas.outputs import (
@@ -40,8 +39,6 @@ from streams.stages.recent import RecentEvents
 from streams.store import keys
 from streams.store.keys import CustomerRef
 from streams.store.state import BatchState
-
-_EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 RECORD_FRAMING_BYTES = 512
 """Room left in the record limit for a state record's framing: the batch and record headers."""
@@ -68,7 +65,7 @@ def split_journey(value: bytes) -> list[bytes]:
 
 def decode_journey(ref: CustomerRef, value: bytes) -> Journey:
     """Read a stored journey back."""
-    return Journey(ref[0], ref[1], tuple(_EVENTS.validate_json(value)))
+    return Journey(ref[0], ref[1], tuple(decode_trusted_events(value)))
 
 
 class JourneyCache:

@@ -18,7 +18,7 @@ from journeys.bench.load import (
     skewed_lines,
     skewed_load,
 )
-from journeys.bench.offline import check_rate, hot_customer_cost_ratio, hot_events
+from journeys.bench.offline import check_rate, decode_rates, hot_customer_cost_ratio, hot_events
 from journeys.bench.result import (
     REQUIRED_KEYS,
     BenchResult,
@@ -267,3 +267,9 @@ def test_hot_events_fold_into_one_journey() -> None:
 
 def test_hot_customer_cost_ratio_is_a_positive_ratio() -> None:
     assert hot_customer_cost_ratio(hot=60, measured=5, seed=2) > 0
+
+
+def test_decode_rates_reads_with_both_decoders() -> None:
+    rates = decode_rates(300, seed=2, repeat=1)
+    assert rates.trusted_events_per_s > 0
+    assert rates.pydantic_events_per_s > 0

@@ -5,7 +5,8 @@ The stream worker and replay decode every event they read from the ledger's topi
 encoded, as validation builds it: equal, with the same concrete type in every field (a date slot
 stays a date, an offset stays that offset, amounts stay `Decimal`, lists become tuples, the
 channel an enum member), the producer's extra payload fields kept, re-encoding to the same
-bytes, and still frozen. Anything else must fail exactly as validation fails.
+bytes, and still frozen. Anything of another shape must fail exactly as validation fails (the
+content of values the door checked is trusted: see `test_trusted_codec.py`).
 """
 
 from __future__ import annotations
