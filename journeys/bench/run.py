@@ -42,7 +42,14 @@ import orjson
 from rich.console import Console
 
 from journeys.bench.load import BENCH_TENANTS, skewed_load
-from journeys.bench.offline import CHECK_EVENTS, HOT_EVENTS, check_rate, hot_customer_cost_ratio
+from journeys.bench.offline import (
+    CHECK_EVENTS,
+    CRYPTO_EVENTS,
+    HOT_EVENTS,
+    check_rate,
+    encryption_cost,
+    hot_customer_cost_ratio,
+)
 from journeys.bench.peers import PEERS, fill_peer_topic, installed, peers_summary, run_peer
 from journeys.bench.phases import (
     Progress,
@@ -219,6 +226,10 @@ async def run_bench(
     result.check_events_per_s = round(check_rate(CHECK_EVENTS, sizes.seed).events_per_s)
     progress(f"cost per event of a customer holding {HOT_EVENTS:,} events (fold + rules)")
     result.hot_customer_cost_ratio = round(hot_customer_cost_ratio(HOT_EVENTS, seed=sizes.seed), 2)
+    progress(f"encrypting personal fields of {CRYPTO_EVENTS:,} events, against checking them")
+    result.encryption_share_of_event_cpu = round(
+        encryption_cost(CRYPTO_EVENTS, sizes.seed).share, 3
+    )
     result.seconds = round(time.perf_counter() - started, 1)
     return result
 
