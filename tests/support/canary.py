@@ -56,7 +56,8 @@ def _views(blob: bytes) -> dict[str, bytes]:
 
 
 def scan_blob(blob: bytes, markers: Iterable[str], where: str = "") -> Iterator[Hit]:
-    """Every occurrence of every marker's forms in one blob."""
+    """Every occurrence of every marker's forms in one blob (an occurrence in clear is also
+    found case-folded: one hit per form that matches it)."""
     views = _views(blob)
     for marker in markers:
         seen: set[tuple[str, bytes]] = set()

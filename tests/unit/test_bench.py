@@ -18,7 +18,13 @@ from journeys.bench.load import (
     skewed_lines,
     skewed_load,
 )
-from journeys.bench.offline import check_rate, hot_customer_cost_ratio, hot_events
+from journeys.bench.offline import (
+    EncryptionCost,
+    check_rate,
+    encryption_cost,
+    hot_customer_cost_ratio,
+    hot_events,
+)
 from journeys.bench.result import (
     REQUIRED_KEYS,
     BenchResult,
@@ -113,6 +119,7 @@ def test_result_has_the_keys_the_issue_requires() -> None:
     assert {"producer_events_per_s", "pipeline_two_workers_events_per_s"} <= document.keys()
     assert {"rocksdb_mb_per_million_events", "machine", "sizes"} <= document.keys()
     assert {"check_events_per_s", "hot_customer_cost_ratio"} <= document.keys()
+    assert "encryption_share_of_event_cpu" in document
     assert {"single_tenant_events_per_s", "processes_auto_events_per_s"} <= document.keys()
     assert {"peers", "pipeline_vs_peers"} <= document.keys()
     assert document["peers"] == {}
@@ -267,3 +274,16 @@ def test_hot_events_fold_into_one_journey() -> None:
 
 def test_hot_customer_cost_ratio_is_a_positive_ratio() -> None:
     assert hot_customer_cost_ratio(hot=60, measured=5, seed=2) > 0
+
+
+def test_encryption_cost_measures_the_same_events_it_checks() -> None:
+    cost = encryption_cost(200, seed=2)
+    assert cost.events == 200
+    assert cost.crypto_s > 0
+    assert cost.check_s > 0
+    assert 0 < cost.share < 1
+
+
+def test_the_encryption_share_is_crypto_over_crypto_and_check() -> None:
+    assert EncryptionCost(10, crypto_s=1.0, check_s=3.0).share == 0.25
+    assert EncryptionCost(0, crypto_s=0.0, check_s=0.0).share == 0.0
