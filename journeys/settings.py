@@ -18,7 +18,9 @@ from projections.identifiers import normalise
 from projections.identity import PRIORITY, IdentityPolicy, blocked_key
 from projections.settings import RULES, FoldSettings, RuleSettings
 from schemas.errors import JourneyLedgerError
+from schemas.privacy.personal import tenant_path_problem
 from streams.config import KafkaSettings
+from streams.crypto.keys import MASTER_KEY_ENV, LocalKeyProvider, master_key_problem
 from streams.notify.config import (
     CHANGE_KINDS,
     NOTIFIED_BY_DEFAULT,
@@ -135,6 +137,16 @@ class TenantSettings(_Section):
 
     default_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     identity: IdentitySection = IdentitySection()
+    personal: tuple[str, ...] = ()
+    """More fields this tenant's events hold personal data in: `payload.<field>`, `source.actor`."""
+
+    @field_validator("personal")
+    @classmethod
+    def _markable(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problems = [p for path in value if (p := tenant_path_problem(path))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
 
 class RuleThresholds(_Section):
@@ -244,6 +256,20 @@ class ApiSection(_Section):
     peer_secret: str | None = Field(default=None, min_length=32, repr=False)
     """The workers' shared secret: signs forwarded requests and seals members records. Every
     worker of a deployment with more than one API needs the same one."""
+
+
+class PrivacySection(_Section):
+    """`[privacy]`: the master key (base64 of 32 bytes) that wraps every customer's data key."""
+
+    master_key: str | None = Field(default=None, repr=False)
+
+    @field_validator("master_key")
+    @classmethod
+    def _usable(cls, value: str | None) -> str | None:
+        problem = master_key_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)  # the reason never holds the key (see _load_file)
+        return value
 
 
 Severity = Literal["low", "medium", "high"]
@@ -411,6 +437,7 @@ class Settings(_Section):
     client: ClientSection = ClientSection()
     api: ApiSection = ApiSection()
     notify: NotifySection = NotifySection()
+    privacy: PrivacySection = PrivacySection()
     source: str | None = None
 
     @property
@@ -453,6 +480,11 @@ class Settings(_Section):
             log_size=notify.log_size,
         )
 
+    def key_provider(self) -> LocalKeyProvider | None:
+        """The master key's provider, or None when no master key is set (nothing encrypted)."""
+        key = self.privacy.master_key
+        return LocalKeyProvider.from_setting(key) if key is not None else None
+
     def fold_settings(self) -> FoldSettings:
         """What the pure folds need."""
         rules = RuleSettings(
@@ -477,7 +509,8 @@ def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
 
     `JOURNEYS_BOOTSTRAP_SERVERS`, when set, overrides `[kafka] bootstrap_servers`;
     `JOURNEYS_API` and `JOURNEYS_TOKEN` override `[client] api` and `token`;
-    `JOURNEYS_PEER_SECRET` overrides `[api] peer_secret`.
+    `JOURNEYS_PEER_SECRET` overrides `[api] peer_secret`; `JOURNEYS_MASTER_KEY` overrides
+    `[privacy] master_key`.
     """
     settings = _load_file(config, environ)
     bootstrap = environ.get(BOOTSTRAP_ENV, "").strip()
@@ -496,6 +529,16 @@ def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
             raise ConfigError(f"{PEER_SECRET_ENV}: the peer secret needs at least 32 characters")
         api = settings.api.model_copy(update={"peer_secret": peer_secret})
         settings = settings.model_copy(update={"api": api})
+    master_key = environ.get(MASTER_KEY_ENV, "").strip()
+    if master_key:
+        problem = master_key_problem(master_key)
+        if problem is not None:
+            raise ConfigError(
+                f"{MASTER_KEY_ENV}: the master key {problem}",
+                hint=f"set {MASTER_KEY_ENV} to the deployment's master key, or unset it",
+            )
+        privacy = settings.privacy.model_copy(update={"master_key": master_key})
+        settings = settings.model_copy(update={"privacy": privacy})
     tokens = environ.get(TOKENS_ENV, "").strip()
     if tokens:
         api = settings.api.model_copy(update={"tokens": settings.api.tokens + parse_tokens(tokens)})

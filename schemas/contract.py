@@ -8,6 +8,10 @@ A few rules the models enforce in code are added to the export so that any draft
 validator applies them (`format` is only an annotation there): a date-time must carry a UTC
 offset, a date must look like one, and a customer needs at least one identifier other than
 `name`. What the schema still cannot say is documented in `description`.
+
+Each property of `customer`, `source` and the payloads carries `x-personal` (an annotation,
+which validators ignore): whether the ledger encrypts it with the customer's key (issue 16,
+`schemas.privacy.personal`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from schemas.codec import EVENT_ADAPTER
 from schemas.events import CURRENT_SCHEMA_VERSION, IDENTIFIER_KINDS
+from schemas.privacy.personal import CUSTOMER_FIELDS, PAYLOAD_FIELDS, SOURCE_FIELDS
 
 SCHEMA_FILE = "event.schema.json"
 """The name of the committed schema file inside the `schemas` package."""
@@ -41,7 +46,9 @@ _DESCRIPTION = (
     "Also enforced by the ledger but not expressible here: identifiers must not be blank "
     "once trimmed; a phone number needs at least 6 digits; dates must exist on the calendar; "
     "card numbers anywhere in an event are masked and the event marked `redacted`; "
-    "the same `event_id` with different content is rejected as a conflict."
+    "the same `event_id` with different content is rejected as a conflict. "
+    "`x-personal` marks the fields encrypted with the customer's key; a payload field of "
+    "the producer's own is personal too, and a tenant may mark more."
 )
 
 
@@ -69,11 +76,24 @@ def _customer_needs_identifier(schema: dict[str, Any]) -> None:
     ).strip()
 
 
+def _personal_annotations(schema: dict[str, Any]) -> None:
+    definitions = schema["$defs"]
+    for name, definition in definitions.items():
+        table = {"Customer": CUSTOMER_FIELDS, "Source": SOURCE_FIELDS}.get(name)
+        if table is None and name.endswith("Payload"):
+            table = PAYLOAD_FIELDS
+        if table is None:
+            continue
+        for field, node in definition.get("properties", {}).items():
+            node["x-personal"] = table[field] == "personal"
+
+
 def event_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of one event of the contract."""
     exported = copy.deepcopy(EVENT_ADAPTER.json_schema())
     _with_patterns(exported)
     _customer_needs_identifier(exported)
+    _personal_annotations(exported)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -1,5 +1,6 @@
-"""Phases of the benchmark that need no broker: `journeys check`, the per-event fold cost, and
-the cost of reading the ledger's own events back (trusted reader and pydantic validation)."""
+"""Phases of the benchmark that need no broker: `journeys check`, the per-event fold cost, the
+cost of reading the ledger's own events back (trusted reader and pydantic validation) and the
+share of CPU that encrypting personal fields would add."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from projections.settings import FoldSettings
 from schemas.codec import EVENT_ADAPTER, decode_event, encode_event
 from schemas.events import Event
 from schemas.trusted import read_event
+from streams.crypto.fields import decrypt_personal, encrypt_personal
+from streams.crypto.keys import DataKey, new_data_key
 
 CHECK_EVENTS = 50_000
 """Events of the generated file `check_events_per_s` checks (the issue's size)."""
@@ -27,6 +30,8 @@ HOT_EVENTS = 10_000
 
 DECODE_EVENTS = 20_000
 """Events of the load read back by each decoder in `decode_rates`."""
+CRYPTO_EVENTS = 10_000
+"""Events of the generated load `encryption_share_of_event_cpu` is measured on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +142,42 @@ def _decode_seconds(decode: Callable[[bytes], Event], raws: Sequence[bytes]) -> 
             gc.enable()
     del decoded
     return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionCost:
+    """CPU seconds to encrypt and decrypt the personal fields of a load, and to check it."""
+
+    events: int
+    crypto_s: float
+    check_s: float
+
+    @property
+    def share(self) -> float:
+        """Encryption's share of the CPU per event: crypto ÷ (check + crypto); target < 0.15."""
+        return self.crypto_s / max(self.check_s + self.crypto_s, 1e-12)
+
+
+def encryption_cost(events: int = CRYPTO_EVENTS, seed: int = 1) -> EncryptionCost:
+    """Time, in one run, encrypt + decrypt of each event's personal fields (one data key per
+    customer, AES-GCM) and `check_lines` (decode, validate, fold, rules, views) of the same load.
+
+    The fold stands for the pipeline's work per event: encryption is not wired into the stages
+    yet, so this is what it would add, measured on the same events.
+    """
+    lines = skewed_lines(events, max(1, events // 5), seed)
+    documents = [orjson.loads(line) for line in lines]
+    keys: dict[bytes, DataKey] = {}
+    for document in documents:
+        owner = orjson.dumps([document["tenant"], document["customer"]])
+        keys.setdefault(owner, new_data_key())
+    owners = [keys[orjson.dumps([d["tenant"], d["customer"]])] for d in documents]
+    started = time.process_time()
+    for document, key in zip(documents, owners, strict=True):
+        sealed = encrypt_personal(document, key.key, key.key_id)
+        decrypt_personal(sealed, {key.key_id: key.key})
+    crypto_s = time.process_time() - started
+    started = time.process_time()
+    report = check_lines(lines, FoldSettings())
+    check_s = time.process_time() - started
+    return EncryptionCost(report.accepted, crypto_s, check_s)

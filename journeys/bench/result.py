@@ -182,6 +182,8 @@ class BenchResult:
     """`journeys check` on a generated 50,000-event file (decode, fold, rules, views)."""
     hot_customer_cost_ratio: float = 0.0
     """CPU per event (fold + rules) of a customer holding 10,000 events ÷ fresh customers'."""
+    encryption_share_of_event_cpu: float = 0.0
+    """Encrypt + decrypt of personal fields ÷ (that + `journeys check`'s work), same events."""
     processes_auto_events_per_s: float = 0.0
     """The load through `journeys worker --processes auto` (a child worker per core)."""
     single_tenant_events_per_s: float = 0.0
@@ -278,6 +280,11 @@ def render_result(console: Console, result: BenchResult) -> None:
         "trusted decode",
         rate(r.trusted_decode_events_per_s),
         f"own events read back (CPU); pydantic {rate(r.pydantic_decode_events_per_s)}",
+    )
+    table.add_row(
+        "encryption share of event CPU",
+        f"{r.encryption_share_of_event_cpu:.1%}",
+        "personal fields, AES-GCM, not yet wired; target < 15%",
     )
     table.add_row("worker peak RSS", f"{r.rss_mb:,.0f} MiB", "largest worker process (VmHWM)")
     table.add_row(

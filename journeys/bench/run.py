@@ -44,10 +44,12 @@ from rich.console import Console
 from journeys.bench.load import BENCH_TENANTS, skewed_load
 from journeys.bench.offline import (
     CHECK_EVENTS,
+    CRYPTO_EVENTS,
     DECODE_EVENTS,
     HOT_EVENTS,
     check_rate,
     decode_rates,
+    encryption_cost,
     hot_customer_cost_ratio,
 )
 from journeys.bench.peers import PEERS, fill_peer_topic, installed, peers_summary, run_peer
@@ -230,6 +232,10 @@ async def run_bench(
     decoding = decode_rates(DECODE_EVENTS, seed=sizes.seed)
     result.trusted_decode_events_per_s = round(decoding.trusted_events_per_s)
     result.pydantic_decode_events_per_s = round(decoding.pydantic_events_per_s)
+    progress(f"encrypting personal fields of {CRYPTO_EVENTS:,} events, against checking them")
+    result.encryption_share_of_event_cpu = round(
+        encryption_cost(CRYPTO_EVENTS, sizes.seed).share, 3
+    )
     result.seconds = round(time.perf_counter() - started, 1)
     return result
 

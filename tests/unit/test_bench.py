@@ -18,7 +18,14 @@ from journeys.bench.load import (
     skewed_lines,
     skewed_load,
 )
-from journeys.bench.offline import check_rate, decode_rates, hot_customer_cost_ratio, hot_events
+from journeys.bench.offline import (
+    EncryptionCost,
+    check_rate,
+    decode_rates,
+    encryption_cost,
+    hot_customer_cost_ratio,
+    hot_events,
+)
 from journeys.bench.result import (
     REQUIRED_KEYS,
     BenchResult,
@@ -113,6 +120,7 @@ def test_result_has_the_keys_the_issue_requires() -> None:
     assert {"producer_events_per_s", "pipeline_two_workers_events_per_s"} <= document.keys()
     assert {"rocksdb_mb_per_million_events", "machine", "sizes"} <= document.keys()
     assert {"check_events_per_s", "hot_customer_cost_ratio"} <= document.keys()
+    assert "encryption_share_of_event_cpu" in document
     assert {"single_tenant_events_per_s", "processes_auto_events_per_s"} <= document.keys()
     assert {"peers", "pipeline_vs_peers"} <= document.keys()
     assert document["peers"] == {}
@@ -273,3 +281,16 @@ def test_decode_rates_reads_with_both_decoders() -> None:
     rates = decode_rates(300, seed=2, repeat=1)
     assert rates.trusted_events_per_s > 0
     assert rates.pydantic_events_per_s > 0
+
+
+def test_encryption_cost_measures_the_same_events_it_checks() -> None:
+    cost = encryption_cost(200, seed=2)
+    assert cost.events == 200
+    assert cost.crypto_s > 0
+    assert cost.check_s > 0
+    assert 0 < cost.share < 1
+
+
+def test_the_encryption_share_is_crypto_over_crypto_and_check() -> None:
+    assert EncryptionCost(10, crypto_s=1.0, check_s=3.0).share == 0.25
+    assert EncryptionCost(0, crypto_s=0.0, check_s=0.0).share == 0.0

@@ -1,0 +1,1 @@
+"""What in an event is personal: the data the per-customer keys protect (issue 16)."""

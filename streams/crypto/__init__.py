@@ -1,0 +1,1 @@
+"""Per-customer crypto-shredding: data keys wrapped by a master key, field encryption, keyed hashes."""

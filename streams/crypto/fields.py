@@ -1,0 +1,135 @@
+"""Encrypt an event document's personal fields with the customer's data key, and back.
+
+Each personal value (`schemas.privacy.personal`) becomes `enc:v1:<data key id>:<base64>`: the
+96-bit random nonce, then the AES-GCM ciphertext and tag. The associated data binds the tenant,
+the event id and the field's path, so a ciphertext moved to another event or field does not
+decrypt. A string is encrypted as its UTF-8 bytes, anything else (a producer's own number,
+list or object) as JSON, so decryption gives back the same JSON type.
+
+Decryption without the key is a normal state (the customer was erased): the field reads
+`[erased]` and the caller is told, never an exception and never a retry.
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from schemas.errors import JourneyLedgerError
+from schemas.privacy.personal import personal_paths
+from streams.crypto.keys import NONCE_BYTES, Random
+
+PREFIX = "enc:v1:"
+"""How an encrypted field value starts."""
+
+ERASED = "[erased]"
+"""What a personal field reads once its customer's data key is gone."""
+
+SECTIONS = ("customer", "source", "payload")
+"""The blocks whose fields may be encrypted."""
+
+_ENVELOPE = re.compile(r"^enc:v1:(dk_[0-9a-f]{16}):([A-Za-z0-9+/]+={0,2})$")
+_TEXT, _JSON = b"s", b"j"
+
+
+class UndecryptableFieldError(JourneyLedgerError, ValueError):
+    """An encrypted field does not decrypt with its key: altered, or moved from elsewhere."""
+
+    hint = "the event was altered after it was encrypted: keep the original record"
+
+
+def field_context(tenant: str, event_id: str, path: str) -> bytes:
+    """The associated data of one field: what a ciphertext is bound to (lengths first, so no
+    two (tenant, event id, path) triples give the same bytes)."""
+    return f"journeys field v1|{len(tenant)}|{len(event_id)}|{tenant}{event_id}{path}".encode()
+
+
+def is_encrypted(value: object) -> bool:
+    """Whether a field value is an encrypted envelope."""
+    return isinstance(value, str) and _ENVELOPE.match(value) is not None
+
+
+def encrypt_personal(
+    document: Mapping[str, Any],
+    data_key: bytes,
+    key_id: str,
+    tenant_paths: Iterable[str] = (),
+    random: Random = os.urandom,
+) -> dict[str, Any]:
+    """A copy of the event document with every personal value encrypted under the data key."""
+    out = dict(document)
+    paths = personal_paths(document, tenant_paths)
+    if not paths:
+        return out
+    aead = AESGCM(data_key)
+    tenant, event_id = str(document["tenant"]), str(document["event_id"])
+    copied: set[str] = set()
+    nonces = random(NONCE_BYTES * len(paths))  # one call: a system call per field costs
+    for number, path in enumerate(paths):
+        section, _, name = path.partition(".")
+        if section not in copied:
+            out[section] = dict(out[section])
+            copied.add(section)
+        value = out[section][name]
+        plain = _TEXT + value.encode() if isinstance(value, str) else _JSON + orjson.dumps(value)
+        nonce = nonces[number * NONCE_BYTES : (number + 1) * NONCE_BYTES]
+        sealed = aead.encrypt(nonce, plain, field_context(tenant, event_id, path))
+        encoded = binascii.b2a_base64(nonce + sealed, newline=False).decode()
+        out[section][name] = f"{PREFIX}{key_id}:{encoded}"
+    return out
+
+
+def decrypt_personal(
+    document: Mapping[str, Any], keys: Mapping[str, bytes]
+) -> tuple[dict[str, Any], bool]:
+    """The document with its encrypted fields decrypted, and whether any read `[erased]`.
+
+    `keys` maps data key ids to keys: after a merge, the survivor's set (each customer merged
+    into it kept its own key). A field whose key is absent reads `[erased]`.
+    """
+    out = dict(document)
+    erased = False
+    tenant, event_id = str(document.get("tenant")), str(document.get("event_id"))
+    ciphers: dict[str, AESGCM] = {}
+    for section in SECTIONS:
+        block = document.get(section)
+        if not isinstance(block, Mapping):
+            continue
+        copy: dict[str, Any] | None = None
+        for name, value in block.items():
+            # The prefix test first: most values are clear, and it is cheaper than the regex.
+            if not isinstance(value, str) or not value.startswith(PREFIX):
+                continue
+            match = _ENVELOPE.match(value)
+            if match is None:
+                continue
+            copy = copy if copy is not None else dict(block)
+            key_id, encoded = match.groups()
+            key = keys.get(key_id)
+            if key is None:
+                copy[name] = ERASED
+                erased = True
+                continue
+            aead = ciphers.get(key_id) or ciphers.setdefault(key_id, AESGCM(key))
+            path = f"{section}.{name}"
+            copy[name] = _open(aead, encoded, field_context(tenant, event_id, path), path)
+        if copy is not None:
+            out[section] = copy
+    return out, erased
+
+
+def _open(aead: AESGCM, encoded: str, context: bytes, path: str) -> Any:
+    try:
+        raw = binascii.a2b_base64(encoded, strict_mode=True)
+        plain = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context)
+    except (binascii.Error, ValueError, InvalidTag):
+        raise UndecryptableFieldError(f"{path} does not decrypt with its data key") from None
+    kind, body = plain[:1], plain[1:]
+    return body.decode() if kind == _TEXT else orjson.loads(body)
