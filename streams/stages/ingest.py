@@ -121,7 +121,10 @@ def ingest(
             out.append(dead_letter(record, failure_reason("decode", exc), exc))
             continue
         if record.key != tenant.encode():
-            out.append(OutRecord("touchpoints", tenant.encode(), body))
+            # The bytes as sent, not `body`: decoding them again gives the same event, whereas
+            # the canonical bytes of a masked event would come back unmarked (`redacted` is the
+            # door's to set), and the copy would then clash with the same event sent keyed.
+            out.append(OutRecord("touchpoints", tenant.encode(), record.value))
             continue
         digest = hashlib.blake2b(body, digest_size=16).digest()
         seen_key = keys.seen_key(tenant, event.event_id)

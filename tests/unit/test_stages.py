@@ -339,3 +339,22 @@ def test_same_cut_with_no_record_before_the_cut_lets_go_instead_of_seeking_forev
     cut.expect(0, 10)  # 5..9 was the batch, but the broker has no records there (a hole)
     assert cut.take(0, [_Rec(10), _Rec(11)]) == ([], 10)
     assert _offsets(cut.take(0, [_Rec(10), _Rec(11)])[0]) == [10, 11]  # not ([], 10) again
+
+
+def test_a_masked_event_sent_unkeyed_and_keyed_is_one_event(tmp_path: Path) -> None:
+    """A producer retry that lost its key must not clash with the keyed copy (redacted kept)."""
+    pipeline = Pipeline(tmp_path)
+    event = raw(
+        "call.logged",
+        {"direction": "inbound", "reason": "card 4111 1111 1111 1111 charged twice"},
+        event_id="masked-1",
+        customer={"email": "a@b.co"},
+    )
+    line = orjson.dumps(event)
+    pipeline.append("touchpoints", None, line)
+    pipeline.append("touchpoints", b"acme", line)
+    pipeline.append("touchpoints", b"random", line)
+    pipeline.drain()
+    assert pipeline.dead == []
+    (ids,) = pipeline.stored().values()
+    assert sorted(ids) == ["masked-1"]
