@@ -112,16 +112,26 @@ def flag_changed(
 
 
 def flag_withdrawn(
-    tenant: str, customer_id: str, flag_id: str, merged_into: str | None = None
+    tenant: str,
+    customer_id: str,
+    flag_id: str,
+    merged_into: str | None = None,
+    reason: str | None = None,
 ) -> FlagChange:
-    """The record of a flag taken back (it never held, or its customer merged into another)."""
+    """The record of a flag taken back (it never held, its customer merged, or was split).
+
+    A withdrawal with a reason gets its own change id: a value blocked, unblocked and blocked
+    again withdraws the same flag twice, and consumers drop repeats by change id.
+    """
+    kind = "withdrawn" if reason is None else f"withdrawn#{reason}"
     return FlagChange.model_construct(
-        change_id=change_id(customer_id, flag_id, "withdrawn"),
+        change_id=change_id(customer_id, flag_id, kind),
         change="withdrawn",
         tenant=tenant,
         customer_id=customer_id,
         flag=WithdrawnFlag.model_construct(flag_id=flag_id),
         merged_into=merged_into,
+        reason=reason,
     )
 
 
@@ -138,13 +148,18 @@ def flag_statuses(flags: Iterable[Flag]) -> dict[str, str]:
 
 
 def flag_transitions(
-    tenant: str, customer_id: str, previous: Mapping[str, str], flags: Iterable[Flag]
+    tenant: str,
+    customer_id: str,
+    previous: Mapping[str, str],
+    flags: Iterable[Flag],
+    reason: str | None = None,
 ) -> list[FlagChange]:
     """The changes from the flags last emitted (`previous`: id -> status) to `flags`.
 
     New flags open (and resolve at once if already resolved); a flag resolves or reopens when
     its status moves; a flag no longer found is withdrawn: late events showed it never held.
-    A flag whose handling changed while its status stood is `handled`.
+    A flag whose handling changed while its status stood is `handled`. `reason` says why
+    flags are withdrawn when a person's decision (a split) is the cause.
     """
     flags = list(flags)
     out: list[FlagChange] = []
@@ -163,16 +178,22 @@ def flag_transitions(
             out.append(flag_changed(tenant, customer_id, flag, "handled", mark))
     current = flag_statuses(flags)
     out.extend(
-        flag_withdrawn(tenant, customer_id, flag_id) for flag_id in previous.keys() - current.keys()
+        flag_withdrawn(tenant, customer_id, flag_id, reason=reason)
+        for flag_id in sorted(previous.keys() - current.keys())
     )
     return out
 
 
 def withdraw_all(
-    tenant: str, customer_id: str, previous: Iterable[str], merged_into: str
+    tenant: str,
+    customer_id: str,
+    previous: Iterable[str],
+    merged_into: str | None,
+    reason: str | None = None,
 ) -> list[FlagChange]:
-    """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
+    """Withdraw every flag of a customer that is no more: merged into `merged_into`, or split
+    away entirely (`reason`)."""
     return [
-        flag_withdrawn(tenant, customer_id, flag_id, merged_into=merged_into)
+        flag_withdrawn(tenant, customer_id, flag_id, merged_into=merged_into, reason=reason)
         for flag_id in sorted(previous)
     ]

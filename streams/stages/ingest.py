@@ -13,13 +13,21 @@ from collections.abc import Iterable
 import orjson
 
 from projections.identifiers import NormalisedId, identity_ids
-from projections.identity import IdentityChange, IdentityPolicy, blocked_key, decision_writes, link
+from projections.identity import (
+    IdentityChange,
+    IdentityPolicy,
+    blocked_key,
+    decision_writes,
+    link,
+    stitch_keys,
+)
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.recent import RecentEvents
+from streams.stages.regrouping import edge_of, keep_edges, split_on_decision
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -140,6 +148,7 @@ def ingest(
             refuse = DecidedBlocks(state, tenant, policy)
             ids = identity_ids(event, settings.region_for(tenant), refuse)
             change = link(view, tenant, ids, policy)
+            edge = edge_of(stitch_keys(view, ids), change)
             decided = decision_writes(event, settings.region_for(tenant))
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("stitch", exc), exc))
@@ -155,6 +164,7 @@ def ingest(
         if state.get(tenant_key) is None:
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         view.apply(change)
+        keep_edges(state, tenant, change, edge)
         for old in change.absorbed:
             out.append(
                 OutRecord(
@@ -172,6 +182,14 @@ def ingest(
                 ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, change.customer_id.encode())),
             )
         )
+        if decided:
+            before = dict(state.changes)
+            try:
+                region = settings.region_for(tenant)
+                out.extend(split_on_decision(state, view, tenant, event, region, decided))
+            except Exception as exc:  # the decision stays recorded; the split is reported
+                state.changes = before  # no half-written split
+                out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None:
             recent.remember(body, event)
     return out

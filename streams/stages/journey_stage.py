@@ -6,6 +6,14 @@ deadline of a time-based rule. Hot journeys stay decoded in memory between batch
 changed journey is evaluated and written once per batch. Events arrive as the canonical bytes
 ingest wrote, so a journey that only grew at its end is written by appending those bytes to
 the stored array: nothing is encoded again.
+
+A `regroup` record (a person blocked a value that had joined customers: see
+`streams.stages.regrouping`) is the only thing that walks a whole journey: the customer's
+events are dealt out to the customers ingest's graph now has (`projections.regroup.split`,
+pure), those for other customers go to them as `moved` events, and the customer keeps its own
+part; the flags it no longer has are withdrawn with the decision as the reason. The customers
+it leaves get a `regroup` record from ingest too, which drops their pointer to the customer
+they had merged into, so they hold their events again.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from projections import journey as journey_fold
 from projections.flag_changes import flag_statuses, flag_transitions, withdraw_all
 from projections.flags import Flag
 from projections.journey import Journey
+from projections.regroup import split, split_reason
 from projections.rules import Detector, detect, next_deadline
 from projections.settings import FoldSettings
 from schemas.codec import decode_trusted, encode_event
@@ -32,8 +41,11 @@ from schemas.outputs import (
     HEADER_KIND,
     KIND_EVENT,
     KIND_MERGE,
+    KIND_MOVED,
+    KIND_REGROUP,
     FlagChange,
     MergeRecord,
+    RegroupRecord,
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.recent import RecentEvents
@@ -171,6 +183,8 @@ class JourneyBatch:
         """Each changed journey as the batch first loaded it."""
         self.sources: dict[CustomerRef, list[tuple[Event, InRecord | None]]] = {}
         """The events each journey gained in this batch, with the records they came in."""
+        self.reasons: dict[CustomerRef, str] = {}
+        """Why each customer split in this batch was split (flags withdrawn give it)."""
         self.out: list[OutRecord] = []
 
     def load(self, ref: CustomerRef) -> Journey | None:
@@ -192,8 +206,13 @@ class JourneyBatch:
         event: Event,
         raw: bytes | None = None,
         record: InRecord | None = None,
+        split_from: str | None = None,
     ) -> None:
         forward = self.forward_of(ref)
+        if split_from is not None and forward == (ref[0], split_from):
+            # Dealt out by a split before ingest's word that the customer stands again came.
+            self.state.delete(keys.forward_key(ref))
+            forward = None
         if forward is not None:
             # The customer merged into another, perhaps on another partition: pass it on.
             self.out.append(_event_record(forward, event, raw))
@@ -225,11 +244,55 @@ class JourneyBatch:
         self.dirty[ref] = None
         self.merged[ref] = into
 
+    def on_regroup(self, ref: CustomerRef, regroup: RegroupRecord, region: str | None) -> None:
+        """A customer split by a person's decision, or one a split left standing again."""
+        if ref[1] != regroup.customer:
+            if self.forward_of(ref) == (ref[0], regroup.customer):
+                self.state.delete(keys.forward_key(ref))
+            return
+        journey = self.load(ref)
+        if journey is None:
+            return
+        raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
+        raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
+        parts = {customer: frozenset(held) for customer, held in regroup.parts.items()}
+        pieces = split(journey, parts, region)
+        kept = Journey(*ref)
+        for piece in pieces:
+            if piece.customer_id == ref[1]:
+                kept = piece
+                continue
+            target = (ref[0], piece.customer_id)
+            for event in piece.events:
+                self.out.append(_event_record(target, event, raw_of[event.event_id], ref[1]))
+        self.reasons[ref] = split_reason(regroup.reason, ref[1], (p.customer_id for p in pieces))
+        # The journey starts again from its part: stored now, so that later events of this
+        # batch append to it as to any stored journey.
+        for book in (self.added, self.sources):
+            book.pop(ref, None)
+        self.before[ref] = kept
+        self.held[ref] = len(kept.events)
+        if kept.events:
+            kept_raws = [raw_of[e.event_id] for e in kept.events]
+            encoded = (
+                encode_journey(kept)
+                if None in kept_raws
+                else b"[" + b",".join(cast(list[bytes], kept_raws)) + b"]"
+            )
+            self.state.put(keys.journey_key(ref), encoded)
+            self.dirty[ref] = kept
+        else:
+            self.state.delete(keys.journey_key(ref))
+            self.dirty[ref] = None
+
     def finish(self, now: datetime, settings: FoldSettings) -> list[OutRecord]:
         """Write every changed journey, emit its flag changes; return all outputs."""
         for ref, journey in self.dirty.items():
             if journey is None:
-                self.withdraw_all(ref, self.merged[ref])
+                if ref in self.merged:
+                    self.withdraw_all(ref, self.merged[ref])
+                else:  # split away entirely: none of its events is its own any more
+                    self.withdraw_all(ref, None, self.reasons.get(ref))
                 for key in (keys.journey_key(ref), keys.flags_key(ref), keys.deadline_key(ref)):
                     self.state.delete(key)
                 self.cache.forget(self.state.partition, ref)
@@ -355,11 +418,14 @@ class JourneyBatch:
         ]
         return None if None in raws else cast(list[bytes], raws)
 
-    def withdraw_all(self, ref: CustomerRef, into: CustomerRef) -> None:
-        """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
+    def withdraw_all(
+        self, ref: CustomerRef, into: CustomerRef | None, reason: str | None = None
+    ) -> None:
+        """Withdraw every flag of a customer that merged into another or was split away."""
         previous_raw = self.state.get(keys.flags_key(ref))
         previous = orjson.loads(previous_raw) if previous_raw else {}
-        self.out.extend(_flag_record(c) for c in withdraw_all(*ref, previous, merged_into=into[1]))
+        merged_into = None if into is None else into[1]
+        self.out.extend(_flag_record(c) for c in withdraw_all(*ref, previous, merged_into, reason))
 
     def evaluate(self, journey: Journey, now: datetime, settings: FoldSettings) -> None:
         """Run the rules as of `now` and emit what changed since the last evaluation."""
@@ -378,7 +444,8 @@ class JourneyBatch:
         flags, deadline = verdict
         previous_raw = self.state.get(keys.flags_key(ref))
         previous: dict[str, str] = orjson.loads(previous_raw) if previous_raw else {}
-        self.out.extend(_flag_record(c) for c in flag_transitions(*ref, previous, flags))
+        reason = self.reasons.get(ref)
+        self.out.extend(_flag_record(c) for c in flag_transitions(*ref, previous, flags, reason))
         current = flag_statuses(flags)
         if current != previous:
             self.state.put(keys.flags_key(ref), orjson.dumps(current))
@@ -391,12 +458,25 @@ class JourneyBatch:
             self.state.put(keys.deadline_key(ref), deadline.isoformat().encode())
 
 
-def _event_record(ref: CustomerRef, event: Event, raw: bytes | None = None) -> OutRecord:
+HEADER_SPLIT_FROM = "split_from"
+"""On a `moved` event: the customer whose split dealt it out."""
+
+
+def _event_record(
+    ref: CustomerRef, event: Event, raw: bytes | None = None, split_from: str | None = None
+) -> OutRecord:
+    headers: tuple[tuple[str, bytes], ...] = (
+        (HEADER_KIND, KIND_EVENT),
+        (HEADER_CUSTOMER_ID, ref[1].encode()),
+    )
+    if split_from is not None:
+        headers = (
+            (HEADER_KIND, KIND_MOVED),
+            (HEADER_CUSTOMER_ID, ref[1].encode()),
+            (HEADER_SPLIT_FROM, split_from.encode()),
+        )
     return OutRecord(
-        "events",
-        customer_key(*ref),
-        encode_event(event) if raw is None else raw,
-        ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, ref[1].encode())),
+        "events", customer_key(*ref), encode_event(event) if raw is None else raw, headers
     )
 
 
@@ -427,15 +507,24 @@ def process_events(
     for record in records:
         try:
             kind = record.header(HEADER_KIND)
-            if kind == KIND_EVENT and record.value is not None:
+            if kind in (KIND_EVENT, KIND_MOVED) and record.value is not None:
                 customer = record.header(HEADER_CUSTOMER_ID)
                 event = decode(record.value)
                 if customer is None:
                     continue
-                batch.on_event((event.tenant, customer.decode()), event, record.value, record)
+                origin = record.header(HEADER_SPLIT_FROM) if kind == KIND_MOVED else None
+                ref = (event.tenant, customer.decode())
+                split_from = origin.decode() if origin is not None else None
+                batch.on_event(ref, event, record.value, record, split_from)
             elif kind == KIND_MERGE and record.value is not None:
                 merge = MergeRecord.from_bytes(record.value)
                 batch.on_merge((merge.tenant, merge.from_), (merge.tenant, merge.into))
+            elif kind == KIND_REGROUP and record.value is not None:
+                regroup = RegroupRecord.from_bytes(record.value)
+                customer = record.header(HEADER_CUSTOMER_ID)
+                target = customer.decode() if customer is not None else regroup.customer
+                region = settings.region_for(regroup.tenant)
+                batch.on_regroup((regroup.tenant, target), regroup, region)
         except Exception as exc:  # one record must never stop the stage: it goes aside
             batch.out.append(dead_letter(record, failure_reason("fold", exc), exc))
     return batch.finish(now, settings)

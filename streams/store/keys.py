@@ -8,7 +8,9 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``p/<tenant>/<national number>`` -> the country codes seen with it (JSON array),
 - ``s/<tenant>/<event id>`` -> a digest of the event first seen under that id,
 - ``t/<tenant>`` -> nothing: the tenants this partition holds,
-- ``b/<tenant>/<blocked key>`` -> why a person blocked the value (``identity.blocked``).
+- ``b/<tenant>/<blocked key>`` -> why a person blocked the value (``identity.blocked``),
+- ``h/<tenant>/<customer id>/<digest>`` -> one edge of the customer: identifier keys one event
+  linked together (JSON array), stored once per distinct set, so a split can be recomputed.
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
@@ -36,6 +38,7 @@ class Prefix(bytes, Enum):
     SEEN = b"s/"
     TENANT = b"t/"
     BLOCKED = b"b/"
+    EDGE = b"h/"
     JOURNEY = b"j/"
     FLAGS = b"f/"
     FORWARD = b"fw/"
@@ -87,6 +90,16 @@ def seen_key(tenant: str, event_id: str) -> bytes:
 def blocked_value_key(tenant: str, key: str) -> bytes:
     """Where a person's block of an identifier value (its blocked key) is kept."""
     return _tenant_key(Prefix.BLOCKED, tenant, key)
+
+
+def edge_key(tenant: str, customer_id: str, digest: str) -> bytes:
+    """Where one edge of a customer (a distinct set of keys linked by one event) is kept."""
+    return _tenant_key(Prefix.EDGE, tenant, f"{customer_id}/{digest}")
+
+
+def edges_prefix(tenant: str, customer_id: str) -> bytes:
+    """The prefix under which every edge of a customer is kept."""
+    return _tenant_key(Prefix.EDGE, tenant, f"{customer_id}/")
 
 
 def tenant_key(tenant: str) -> bytes:

@@ -91,6 +91,17 @@ class BatchState:
             return self.changes[key]
         return self.store.get(self.partition, key)
 
+    def items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """The entries under a key prefix as of this batch's writes so far, by key."""
+        found = dict(self.store.items(self.partition, prefix))
+        for key, value in self.changes.items():
+            if key.startswith(prefix):
+                if value is None:
+                    found.pop(key, None)
+                else:
+                    found[key] = value
+        return sorted(found.items())
+
     def put(self, key: bytes, value: bytes) -> None:
         """Write a value at the end of the batch."""
         self.changes[key] = value

@@ -1,0 +1,239 @@
+"""Undoing a wrong merge live: a block splits the customers its value joined, flags withdrawn.
+
+The pure parts (`projections.regroup`) are held equal to the offline fold with the decision;
+the stages, driven over in-memory topics with real RocksDB files, are held equal to
+`journeys check` of the same lines, whatever order they arrive in.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from journeys.cli.check import check_lines
+from projections.flag_changes import flag_transitions
+from projections.identifiers import identity_ids
+from projections.ledger import fold_all
+from projections.regroup import components, decided_form, split, split_graph, split_reason
+from projections.rules import detect
+from schemas.codec import decode_event
+from streams.store import keys
+from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
+from tests.unit.test_stages import NOW, Pipeline
+
+SWITCHBOARD = "phone:1134960000"
+"""The decided form of the shop's switchboard number, `0113 496 0000`."""
+
+CAROL_AGAIN = _line(
+    "s-3",
+    "form.submitted",
+    "2024-03-09T13:00:00Z",
+    {"email": "carol@example.com", "phone": "0113 496 0000"},
+    form="contact",
+)
+SWITCHBOARD_ONLY = _line(
+    "s-4",
+    "form.submitted",
+    "2024-03-09T09:00:00Z",
+    {"phone": "0113 496 0000"},
+    form="callback",
+)
+
+
+def _edges(lines: list[bytes]) -> list[frozenset[str]]:
+    settings = _settings()
+    return [
+        frozenset(
+            i.key for i in identity_ids(decode_event(line), "GB", settings.identity_for("acme"))
+        )
+        for line in lines
+    ]
+
+
+def _refused(key: str) -> bool:
+    return decided_form(key) == SWITCHBOARD
+
+
+def test_components_leave_the_blocked_value_out() -> None:
+    parts = components("acme", _edges([*SHOP, SWITCHBOARD_ONLY]), _refused)
+    assert sorted(parts.values(), key=min) == [
+        frozenset({"email:carol@example.com"}),
+        frozenset({"email:dave@example.com"}),
+    ]
+
+
+@pytest.mark.parametrize("extra", [[], [CAROL_AGAIN], [CAROL_AGAIN, SWITCHBOARD_ONLY]])
+def test_a_split_equals_the_offline_fold_with_the_decision(extra: list[bytes]) -> None:
+    lines = [*SHOP, *extra]
+    events = [decode_event(line) for line in lines]
+    (merged,) = fold_all(events, _settings())
+    members = frozenset().union(*_edges(lines))
+    found = split_graph("acme", merged.customer_id, members, _edges(lines), _refused)
+    assert found is not None
+    assert SWITCHBOARD in {decided_form(key) for key in found.dropped}
+    pieces = split(merged, found.parts, "GB")
+    offline = fold_all([*events, decode_event(BLOCK)], _settings())
+    assert pieces == tuple(offline)
+
+
+def test_nothing_to_split_when_no_key_is_refused_or_edges_are_missing() -> None:
+    members = frozenset().union(*_edges(SHOP))
+    (merged,) = fold_all([decode_event(line) for line in SHOP], _settings())
+    assert split_graph("acme", merged.customer_id, members, _edges(SHOP), lambda _: False) is None
+    assert split_graph("acme", merged.customer_id, members, [], _refused) is None
+
+
+def test_the_split_customer_withdraws_the_flags_no_part_has_with_the_reason() -> None:
+    events = [decode_event(line) for line in SHOP]
+    (merged,) = fold_all(events, _settings())
+    now = datetime.fromisoformat("2024-03-10T00:00:00+00:00")
+    rules = _settings().rules
+    before = detect(merged.events, now, rules)
+    assert [f.rule for f in before] == ["DUPLICATE_ORDER"]
+    members = frozenset().union(*_edges(SHOP))
+    found = split_graph("acme", merged.customer_id, members, _edges(SHOP), _refused)
+    assert found is not None
+    pieces = split(merged, found.parts, "GB")
+    assert all(detect(p.events, now, rules) == () for p in pieces)
+    kept = next((p for p in pieces if p.customer_id == merged.customer_id), None)
+    reason = split_reason("blocked by r.khan", merged.customer_id, found.parts)
+    previous = {before[0].flag_id: "open"}
+    changes = flag_transitions(
+        "acme",
+        merged.customer_id,
+        previous,
+        detect(kept.events, now, rules) if kept else (),
+        reason,
+    )
+    assert [(c.change, c.flag_id, c.reason) for c in changes] == [
+        ("withdrawn", before[0].flag_id, reason)
+    ]
+    assert b'"reason":"blocked by r.khan; ' in changes[0].to_bytes()
+
+
+# --- the stages ---------------------------------------------------------------------------
+
+
+def _pipeline(root: Path) -> Pipeline:
+    pipeline = Pipeline(root)
+    pipeline.settings = _settings()
+    return pipeline
+
+
+def _journeys(pipeline: Pipeline) -> dict[str, list[str]]:
+    """Customer id -> event ids, decisions (a journey of their own live) left out."""
+    return {
+        customer: events
+        for (_, customer), events in pipeline.stored().items()
+        if not any(e.startswith("dec-") for e in events)
+    }
+
+
+def _offline(lines: list[bytes]) -> dict[str, list[str]]:
+    report = check_lines(lines, _settings(), NOW)
+    return {j.customer_id: [e.event_id for e in j.events] for j in report.journeys}
+
+
+def _graph(pipeline: Pipeline) -> dict[str, list[str]]:
+    """Ingest's customers that hold an identifier (decisions' own customers left out)."""
+    found: dict[str, list[str]] = {}
+    for partition in range(3):
+        for key, value in pipeline.identity.items(partition, keys.Prefix.MEMBERS.value):
+            members = orjson.loads(value)
+            if not all(m.startswith("event:") for m in members):
+                found[key.decode().rsplit("/", 1)[1]] = members
+    return found
+
+
+def _standing(pipeline: Pipeline) -> dict[str, str]:
+    last: dict[tuple[str, str], str] = {}
+    for change in pipeline.flags:
+        last[(change.customer_id, change.flag_id)] = change.change
+    return {f"{c}/{f}": s for (c, f), s in last.items() if s != "withdrawn"}
+
+
+def test_a_block_while_running_splits_the_customer_and_withdraws_the_duplicate_order(
+    tmp_path: Path,
+) -> None:
+    pipeline = _pipeline(tmp_path)
+    for line in SHOP:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert sorted(_journeys(pipeline).values()) == [["s-1", "s-2"]]
+    (opened,) = [f for f in pipeline.flags if f.change == "opened"]
+    assert opened.flag.to_document()["rule"] == "DUPLICATE_ORDER"
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline([*SHOP, BLOCK])
+    assert sorted(_journeys(pipeline).values()) == [["s-1"], ["s-2"]]
+    (withdrawn,) = [f for f in pipeline.flags if f.change == "withdrawn"]
+    assert (withdrawn.flag_id, withdrawn.customer_id) == (opened.flag_id, opened.customer_id)
+    assert withdrawn.reason is not None
+    assert withdrawn.reason.startswith("blocked by r.khan on 2024-03-09: the shop's switchboard")
+    assert _standing(pipeline) == {}
+    graph = _graph(pipeline)
+    assert sorted(graph.values()) == [["email:carol@example.com"], ["email:dave@example.com"]]
+    assert pipeline.dead == []
+    # A later event of Carol's joins Carol only: the switchboard links nothing now.
+    pipeline.append("touchpoints", b"acme", CAROL_AGAIN)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline([*SHOP, BLOCK, CAROL_AGAIN])
+    assert sorted(_journeys(pipeline).values()) == [["s-1", "s-3"], ["s-2"]]
+
+
+def test_a_customer_whose_smallest_key_was_blocked_is_split_away_entirely(tmp_path: Path) -> None:
+    """A block of `customer_ref:A` (the smallest key) leaves no part with the old id."""
+    ref_a = {"customer_ref": "A-1", "email": "erin@example.com"}
+    lines = [
+        _line("r-1", "order.placed", "2024-03-09T10:00:00Z", ref_a, order_id="X1", items=["S"]),
+        _line(
+            "r-2",
+            "order.placed",
+            "2024-03-09T10:30:00Z",
+            {"customer_ref": "A-1", "email": "finn@example.com"},
+            order_id="X2",
+            items=["S"],
+        ),
+    ]
+    block = orjson.loads(_decision("identity.blocked", "dec-9", "2024-03-09T12:00:00Z"))
+    block["customer"] = {"customer_ref": "A-1"}
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    (merged,) = _journeys(pipeline)
+    assert [f.customer_id for f in pipeline.flags if f.change == "opened"] == [merged]
+    pipeline.append("touchpoints", b"acme", orjson.dumps(block))
+    pipeline.drain()
+    assert merged not in _journeys(pipeline)
+    assert _journeys(pipeline) == _offline([*lines, orjson.dumps(block)])
+    assert len(_journeys(pipeline)) == 2
+    assert _standing(pipeline) == {}
+    withdrawn = [f for f in pipeline.flags if f.change == "withdrawn"]
+    assert {f.customer_id for f in withdrawn} == {merged}
+    assert all(f.reason for f in withdrawn)
+
+
+SCENARIO = [*SHOP, CAROL_AGAIN, SWITCHBOARD_ONLY, BLOCK]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_arrival_order_never_changes_customers_or_flags_with_a_block_in_the_log(
+    tmp_path: Path, seed: int
+) -> None:
+    lines = list(SCENARIO)
+    random.Random(seed).shuffle(lines)
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline(SCENARIO)
+    report = check_lines(SCENARIO, _settings(), NOW)
+    pure = {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
+    as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
+    assert {k: as_status[v] for k, v in _standing(pipeline).items()} == pure
+    assert pipeline.dead == []
