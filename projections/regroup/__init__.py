@@ -7,6 +7,7 @@ customers those components name. The stream stages only decode, apply, store and
 
 from __future__ import annotations
 
+from projections.regroup import conflicts
 from projections.regroup.components import (
     Edge,
     GraphSplit,
@@ -22,6 +23,7 @@ __all__ = [
     "GraphSplit",
     "assign",
     "components",
+    "conflicts",
     "decided_form",
     "edge_digest",
     "split",

@@ -27,7 +27,13 @@ from schemas.errors import InvalidEventError
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.recent import RecentEvents
-from streams.stages.regrouping import edge_of, keep_edges, split_on_decision
+from streams.stages.regrouping import (
+    edge_of,
+    keep_edges,
+    open_conflicts,
+    resolve_conflicts,
+    split_on_decision,
+)
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -165,6 +171,7 @@ def ingest(
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         view.apply(change)
         keep_edges(state, tenant, change, edge)
+        out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
         for old in change.absorbed:
             out.append(
                 OutRecord(
@@ -186,6 +193,7 @@ def ingest(
             before = dict(state.changes)
             try:
                 region = settings.region_for(tenant)
+                out.extend(resolve_conflicts(state, tenant, event, decided))
                 out.extend(split_on_decision(state, view, tenant, event, region, decided))
             except Exception as exc:  # the decision stays recorded; the split is reported
                 state.changes = before  # no half-written split

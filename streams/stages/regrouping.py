@@ -10,6 +10,10 @@ deals its events out) and to each other customer it leaves (which stands again: 
 forwards to the customer it had merged into). Ingest's graph is right before the records go:
 a later event of Carol's is already sent to Carol's customer.
 
+A link held by a tenant's limit opens `IDENTITY_CONFLICT` on each customer it would have
+joined, straight onto the flag topic (ingest knows the link, the journey stage does not); a
+person's decision about the value resolves it (`projections.regroup.conflicts`).
+
 Limits, kept honest in the README: an unblock or a confirmed merge links later events again
 but does not merge back customers a block split (a rebuild from the log does).
 """
@@ -20,11 +24,18 @@ from collections.abc import Iterable
 
 import orjson
 
+from projections.flag_changes import flag_changed
 from projections.identifiers import NormalisedId, normalise
 from projections.identity import IdentityChange, IdentityView, stitch_keys
-from projections.regroup import Edge, decided_form, edge_digest, split_graph
+from projections.regroup import Edge, conflicts, decided_form, edge_digest, split_graph
 from schemas.events import Event
-from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_REGROUP, RegroupRecord
+from schemas.outputs import (
+    HEADER_CUSTOMER_ID,
+    HEADER_KIND,
+    KIND_REGROUP,
+    FlagChange,
+    RegroupRecord,
+)
 from streams.kafka.records import OutRecord, customer_key
 from streams.store import keys
 from streams.store.state import BatchState
@@ -123,4 +134,43 @@ def split_on_decision(
                     ((HEADER_KIND, KIND_REGROUP), (HEADER_CUSTOMER_ID, target.encode())),
                 )
             )
+    return out
+
+
+def _flag_record(change: FlagChange) -> OutRecord:
+    return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
+
+
+def open_conflicts(
+    state: BatchState, tenant: str, change: IdentityChange, event: Event, region: str | None
+) -> list[OutRecord]:
+    """Open IDENTITY_CONFLICT on each customer a held link names, once per flag and customer."""
+    out: list[OutRecord] = []
+    for key, customer, flag in conflicts.held(change, event, region):
+        stored = keys.conflicts_key(tenant, key)
+        value = state.get(stored)
+        kept: list[dict[str, object]] = orjson.loads(value) if value is not None else []
+        if any(d["customer"] == customer and d["flag_id"] == flag.flag_id for d in kept):
+            continue
+        kept.append(conflicts.to_document(customer, flag))
+        state.put(stored, orjson.dumps(kept))
+        out.append(_flag_record(flag_changed(tenant, customer, flag, "opened")))
+    return out
+
+
+def resolve_conflicts(
+    state: BatchState, tenant: str, decision: Event, decided: Iterable[tuple[str, str | None]]
+) -> list[OutRecord]:
+    """Resolve the conflict flags opened on the values a person decided about."""
+    out: list[OutRecord] = []
+    for key, _ in decided:
+        stored = keys.conflicts_key(tenant, key)
+        value = state.get(stored)
+        if value is None:
+            continue
+        state.delete(stored)
+        for document in orjson.loads(value):
+            customer, flag = conflicts.from_document(document)
+            (done,) = conflicts.resolved([flag], decision)
+            out.append(_flag_record(flag_changed(tenant, customer, done, "resolved")))
     return out

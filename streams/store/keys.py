@@ -10,7 +10,9 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``t/<tenant>`` -> nothing: the tenants this partition holds,
 - ``b/<tenant>/<blocked key>`` -> why a person blocked the value (``identity.blocked``),
 - ``h/<tenant>/<customer id>/<digest>`` -> one edge of the customer: identifier keys one event
-  linked together (JSON array), stored once per distinct set, so a split can be recomputed.
+  linked together (JSON array), stored once per distinct set, so a split can be recomputed,
+- ``k/<tenant>/<blocked key>`` -> the IDENTITY_CONFLICT flags a held link on the value opened
+  (JSON array), until a person's decision about the value resolves them.
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
@@ -39,6 +41,7 @@ class Prefix(bytes, Enum):
     TENANT = b"t/"
     BLOCKED = b"b/"
     EDGE = b"h/"
+    CONFLICTS = b"k/"
     JOURNEY = b"j/"
     FLAGS = b"f/"
     FORWARD = b"fw/"
@@ -95,6 +98,11 @@ def blocked_value_key(tenant: str, key: str) -> bytes:
 def edge_key(tenant: str, customer_id: str, digest: str) -> bytes:
     """Where one edge of a customer (a distinct set of keys linked by one event) is kept."""
     return _tenant_key(Prefix.EDGE, tenant, f"{customer_id}/{digest}")
+
+
+def conflicts_key(tenant: str, key: str) -> bytes:
+    """Where the conflict flags opened on an identifier value (its blocked key) are kept."""
+    return _tenant_key(Prefix.CONFLICTS, tenant, key)
 
 
 def edges_prefix(tenant: str, customer_id: str) -> bytes:

@@ -17,6 +17,7 @@ import pytest
 from journeys.cli.check import check_lines
 from projections.flag_changes import flag_transitions
 from projections.identifiers import identity_ids
+from projections.identity import IDENTITY_CONFLICT
 from projections.ledger import fold_all
 from projections.regroup import components, decided_form, split, split_graph, split_reason
 from projections.rules import detect
@@ -236,4 +237,49 @@ def test_arrival_order_never_changes_customers_or_flags_with_a_block_in_the_log(
     pure = {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
     as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
     assert {k: as_status[v] for k, v in _standing(pipeline).items()} == pure
+    assert pipeline.dead == []
+
+
+# --- IDENTITY_CONFLICT live ---------------------------------------------------------------
+
+DAVE_AGAIN = _line(
+    "s-5",
+    "form.submitted",
+    "2024-03-09T11:30:00Z",
+    {"email": "dave@example.com", "phone": "0113 496 0000"},
+    form="contact",
+)
+
+
+def test_a_held_link_opens_identity_conflict_on_both_live_and_a_decision_resolves_it(
+    tmp_path: Path,
+) -> None:
+    limited = _settings({"limits": {"email": 1}})
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = limited
+    for line in SHOP:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    report = check_lines(SHOP, limited, NOW)
+    pure = {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
+    assert sorted(pure.values()) == ["open", "open"]
+    as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
+    assert {k: as_status[v] for k, v in _standing(pipeline).items()} == pure
+    opened = [f for f in pipeline.flags if f.change == "opened"]
+    assert [f.flag.to_document()["rule"] for f in opened] == ["IDENTITY_CONFLICT"] * 2
+    # The same link held again by a later event opens nothing again.
+    pipeline.append("touchpoints", b"acme", DAVE_AGAIN)
+    pipeline.drain()
+    conflicts = [f for f in pipeline.flags if f.flag.to_document().get("rule") == IDENTITY_CONFLICT]
+    assert conflicts == opened
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    resolved = [f for f in pipeline.flags if f.change == "resolved"]
+    assert {(f.customer_id, f.flag_id) for f in resolved} == {
+        (f.customer_id, f.flag_id) for f in opened
+    }
+    for change in resolved:
+        document = change.flag.to_document()
+        assert document["status"] == "resolved"
+        assert document["resolution"] == "blocked by r.khan on 2024-03-09: the shop's switchboard"
     assert pipeline.dead == []
