@@ -214,6 +214,8 @@ class RegroupRecord(_Record):
     """Customer id -> its identifier keys, as ingest's graph now holds them."""
     reason: str
     """The decision, in words (`blocked by r.khan on 2026-12-02: switchboard`)."""
+    decision_id: str
+    """The event id of the decision."""
 
     def to_bytes(self) -> bytes:
         """The record's value on the events topic."""

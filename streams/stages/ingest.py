@@ -28,9 +28,13 @@ from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_ME
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.recent import RecentEvents
 from streams.stages.regrouping import (
+    current_reason,
     edge_of,
     keep_edges,
+    merge_back,
     open_conflicts,
+    record_decisions,
+    refused_by_decision,
     resolve_conflicts,
     split_on_decision,
 )
@@ -86,9 +90,9 @@ class DecidedBlocks:
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why the identifier must not link, or None."""
-        reason = self.state.get(keys.blocked_value_key(self.tenant, blocked_key(ident)))
+        reason = current_reason(self.state, self.tenant, blocked_key(ident))
         if reason is not None:
-            return reason.decode()
+            return reason
         return self.policy(ident)
 
 
@@ -154,18 +158,14 @@ def ingest(
             refuse = DecidedBlocks(state, tenant, policy)
             ids = identity_ids(event, settings.region_for(tenant), refuse)
             change = link(view, tenant, ids, policy)
-            edge = edge_of(stitch_keys(view, ids), change)
+            refused = refused_by_decision(state, tenant, event, settings.region_for(tenant))
+            edge = edge_of(stitch_keys(view, ids), change, refused)
             decided = decision_writes(event, settings.region_for(tenant))
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("stitch", exc), exc))
             continue
         state.put(seen_key, digest)
-        for key, why in decided:
-            blocked = keys.blocked_value_key(tenant, key)
-            if why is None:
-                state.delete(blocked)
-            else:
-                state.put(blocked, why.encode())
+        decided = record_decisions(state, tenant, event, decided)
         tenant_key = keys.tenant_key(tenant)
         if state.get(tenant_key) is None:
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
@@ -195,6 +195,7 @@ def ingest(
                 region = settings.region_for(tenant)
                 out.extend(resolve_conflicts(state, tenant, event, decided))
                 out.extend(split_on_decision(state, view, tenant, event, region, decided))
+                out.extend(merge_back(state, view, tenant, (k for k, why in decided if not why)))
             except Exception as exc:  # the decision stays recorded; the split is reported
                 state.changes = before  # no half-written split
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))

@@ -18,6 +18,7 @@ they had merged into, so they hold their events again.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -27,7 +28,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from projections import journey as journey_fold
-from projections.flag_changes import flag_statuses, flag_transitions, withdraw_all
+from projections.flag_changes import GENERATION, flag_statuses, flag_transitions, withdraw_all
 from projections.flags import Flag
 from projections.journey import Journey
 from projections.regroup import split, split_reason
@@ -185,6 +186,8 @@ class JourneyBatch:
         """The events each journey gained in this batch, with the records they came in."""
         self.reasons: dict[CustomerRef, str] = {}
         """Why each customer split in this batch was split (flags withdrawn give it)."""
+        self.generations: dict[CustomerRef, str] = {}
+        """The generation a split in this batch began for a customer (see `statuses`)."""
         self.out: list[OutRecord] = []
 
     def load(self, ref: CustomerRef) -> Journey | None:
@@ -209,8 +212,11 @@ class JourneyBatch:
         split_from: str | None = None,
     ) -> None:
         forward = self.forward_of(ref)
-        if split_from is not None and forward == (ref[0], split_from):
-            # Dealt out by a split before ingest's word that the customer stands again came.
+        origin, _, generation = (split_from or "").partition("/")
+        if forward == (ref[0], origin) and self.statuses(ref)[1] != generation:
+            # Dealt out by a split before ingest's word that the customer stands again came
+            # (that word sets the split's generation): the pointer is from before the split.
+            # After it, a pointer is a merge since, and the event follows it.
             self.state.delete(keys.forward_key(ref))
             forward = None
         if forward is not None:
@@ -246,10 +252,15 @@ class JourneyBatch:
 
     def on_regroup(self, ref: CustomerRef, regroup: RegroupRecord, region: str | None) -> None:
         """A customer split by a person's decision, or one a split left standing again."""
+        generation = hashlib.blake2b(regroup.to_bytes(), digest_size=6).hexdigest()
         if ref[1] != regroup.customer:
             if self.forward_of(ref) == (ref[0], regroup.customer):
                 self.state.delete(keys.forward_key(ref))
+            # It may have held flags in an earlier life: those opening now get new change ids.
+            statuses, _ = self.statuses(ref)
+            self.state.put(keys.flags_key(ref), orjson.dumps({**statuses, GENERATION: generation}))
             return
+        self.generations[ref] = generation
         journey = self.load(ref)
         if journey is None:
             return
@@ -264,7 +275,8 @@ class JourneyBatch:
                 continue
             target = (ref[0], piece.customer_id)
             for event in piece.events:
-                self.out.append(_event_record(target, event, raw_of[event.event_id], ref[1]))
+                raw = raw_of[event.event_id]
+                self.out.append(_event_record(target, event, raw, f"{ref[1]}/{generation}"))
         self.reasons[ref] = split_reason(regroup.reason, ref[1], (p.customer_id for p in pieces))
         # The journey starts again from its part: stored now, so that later events of this
         # batch append to it as to any stored journey.
@@ -295,6 +307,9 @@ class JourneyBatch:
                     self.withdraw_all(ref, None, self.reasons.get(ref))
                 for key in (keys.journey_key(ref), keys.flags_key(ref), keys.deadline_key(ref)):
                     self.state.delete(key)
+                if ref in self.generations:  # the id may come back: keep its generation
+                    generation = {GENERATION: self.generations[ref]}
+                    self.state.put(keys.flags_key(ref), orjson.dumps(generation))
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
@@ -422,10 +437,23 @@ class JourneyBatch:
         self, ref: CustomerRef, into: CustomerRef | None, reason: str | None = None
     ) -> None:
         """Withdraw every flag of a customer that merged into another or was split away."""
-        previous_raw = self.state.get(keys.flags_key(ref))
-        previous = orjson.loads(previous_raw) if previous_raw else {}
+        previous, generation = self.statuses(ref)
         merged_into = None if into is None else into[1]
-        self.out.extend(_flag_record(c) for c in withdraw_all(*ref, previous, merged_into, reason))
+        self.out.extend(
+            _flag_record(c) for c in withdraw_all(*ref, previous, merged_into, reason, generation)
+        )
+
+    def statuses(self, ref: CustomerRef) -> tuple[dict[str, str], str]:
+        """The status of each flag last emitted for a customer, and the customer's generation.
+
+        The generation is set when a split touches the customer (kept beside the statuses, under
+        `GENERATION`); a flag withdrawn by a split that opens again later gets a change id of its
+        own, which a consumer dropping repeats by change id would otherwise swallow.
+        """
+        raw = self.state.get(keys.flags_key(ref))
+        stored: dict[str, str] = orjson.loads(raw) if raw else {}
+        generation = stored.pop(GENERATION, "")
+        return stored, self.generations.get(ref, generation)
 
     def evaluate(self, journey: Journey, now: datetime, settings: FoldSettings) -> None:
         """Run the rules as of `now` and emit what changed since the last evaluation."""
@@ -442,12 +470,16 @@ class JourneyBatch:
         del now, settings
         ref = (journey.tenant, journey.customer_id)
         flags, deadline = verdict
-        previous_raw = self.state.get(keys.flags_key(ref))
-        previous: dict[str, str] = orjson.loads(previous_raw) if previous_raw else {}
+        raw = self.state.get(keys.flags_key(ref))
+        previous, generation = self.statuses(ref)
         reason = self.reasons.get(ref)
-        self.out.extend(_flag_record(c) for c in flag_transitions(*ref, previous, flags, reason))
+        self.out.extend(
+            _flag_record(c) for c in flag_transitions(*ref, previous, flags, reason, generation)
+        )
         current = flag_statuses(flags)
-        if current != previous:
+        if generation:
+            current[GENERATION] = generation
+        if current != (orjson.loads(raw) if raw else {}):
             self.state.put(keys.flags_key(ref), orjson.dumps(current))
         if self.mirrored and deadline == self.deadlines.get(self.state.partition, ref):
             return
@@ -459,7 +491,7 @@ class JourneyBatch:
 
 
 HEADER_SPLIT_FROM = "split_from"
-"""On a `moved` event: the customer whose split dealt it out."""
+"""On a `moved` event: `<customer id>/<generation>` of the split that dealt it out."""
 
 
 def _event_record(

@@ -14,26 +14,43 @@ A link held by a tenant's limit opens `IDENTITY_CONFLICT` on each customer it wo
 joined, straight onto the flag topic (ingest knows the link, the journey stage does not); a
 person's decision about the value resolves it (`projections.regroup.conflicts`).
 
-Limits, kept honest in the README: an unblock or a confirmed merge links later events again
-but does not merge back customers a block split (a rebuild from the log does).
+An unblock or a confirmed merge of a value merges back the customers whose edges hold it:
+an event's edge keeps the values a block refused as well (they do not link while refused),
+and a marker per value and customer (`r/`) finds those customers without a scan. Their edges
+are recomputed with the value linking again, and each customer that is now part of another
+gets an ordinary merge record: the journey stage merges them as it merges any customers.
+
+Limits, kept honest in the README: an event that carried nothing but the blocked value when
+the block split its customer stands alone and is not merged back by an unblock (ingest keeps
+edges, not events, and does not know it; a rebuild does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 import orjson
 
 from projections.flag_changes import flag_changed
-from projections.identifiers import NormalisedId, normalise
+from projections.identifiers import NormalisedId, customer_ids, normalise
 from projections.identity import IdentityChange, IdentityView, stitch_keys
-from projections.regroup import Edge, conflicts, decided_form, edge_digest, split_graph
-from schemas.events import Event
+from projections.regroup import (
+    Edge,
+    components,
+    conflicts,
+    decided_form,
+    edge_digest,
+    split_graph,
+)
+from schemas.events import DECISION_TYPES, Event
 from schemas.outputs import (
     HEADER_CUSTOMER_ID,
     HEADER_KIND,
+    KIND_MERGE,
     KIND_REGROUP,
     FlagChange,
+    MergeRecord,
     RegroupRecord,
 )
 from streams.kafka.records import OutRecord, customer_key
@@ -41,9 +58,70 @@ from streams.store import keys
 from streams.store.state import BatchState
 
 
-def edge_of(stitched: Iterable[str], change: IdentityChange) -> Edge:
-    """The keys an event linked: those it stitched to that its customer now holds."""
-    return frozenset(key for key in stitched if key in change.members and _links(key))
+def edge_of(stitched: Iterable[str], change: IdentityChange, refused: Iterable[str]) -> Edge:
+    """The keys an event linked (those it stitched to that its customer now holds), with the
+    values a person's block kept from linking (`refused`): they link again on an unblock."""
+    linked = {key for key in stitched if key in change.members and _links(key)}
+    return frozenset(linked.union(refused))
+
+
+def refused_by_decision(
+    state: BatchState, tenant: str, event: Event, region: str | None
+) -> frozenset[str]:
+    """The event's own identifier keys a person's block keeps from linking."""
+    if event.type in DECISION_TYPES:
+        return frozenset()
+    return frozenset(
+        ident.key
+        for ident in customer_ids(event.customer, region)
+        if ident.unusable is None and _is_refused(state, tenant, ident.key)
+    )
+
+
+def _is_refused(state: BatchState, tenant: str, key: str) -> bool:
+    return current_reason(state, tenant, decided_form(key)) is not None
+
+
+def current_reason(state: BatchState, tenant: str, value: str) -> str | None:
+    """Why a person's latest decision about a value (its blocked key) blocks it, or None."""
+    stored = state.get(keys.blocked_value_key(tenant, value))
+    if stored is None:
+        return None
+    if not stored.startswith(b"{"):
+        return stored.decode()  # written before decisions were kept with their moment
+    why = orjson.loads(stored)["why"]
+    return None if why is None else str(why)
+
+
+def record_decisions(
+    state: BatchState, tenant: str, event: Event, writes: Iterable[tuple[str, str | None]]
+) -> list[tuple[str, str | None]]:
+    """Keep a decision's writes, each unless a later decision (by time, then event id) about
+    the same value is kept already; the writes that took effect.
+
+    A lift is kept too (why None), so that an older block arriving after it stays lifted: the
+    pure fold applies decisions in time order, and so does this, whatever order they arrive in.
+    """
+    moment = (event.occurred_at, event.event_id)
+    applied = []
+    for value, why in writes:
+        key = keys.blocked_value_key(tenant, value)
+        stored = state.get(key)
+        if stored is not None and stored.startswith(b"{"):
+            kept = orjson.loads(stored)
+            if (datetime.fromisoformat(kept["at"]), kept["event_id"]) > moment:
+                continue
+        document = {"why": why, "at": event.occurred_at.isoformat(), "event_id": event.event_id}
+        state.put(key, orjson.dumps(document))
+        applied.append((value, why))
+    return applied
+
+
+def _put_edge(state: BatchState, tenant: str, customer: str, edge: Edge) -> None:
+    state.put(keys.edge_key(tenant, customer, edge_digest(edge)), orjson.dumps(sorted(edge)))
+    for key in edge:
+        if _is_refused(state, tenant, key):
+            state.put(keys.refused_key(tenant, decided_form(key), customer), b"")
 
 
 def _links(key: str) -> bool:
@@ -63,13 +141,12 @@ def keep_edges(state: BatchState, tenant: str, change: IdentityChange, edge: Edg
     for old in change.absorbed:
         for key, value in state.items(keys.edges_prefix(tenant, old)):
             state.delete(key)
-            digest = key.rsplit(b"/", 1)[1].decode()
-            state.put(keys.edge_key(tenant, change.customer_id, digest), value)
+            _put_edge(state, tenant, change.customer_id, frozenset(orjson.loads(value)))
     if not edge:
         return
     key = keys.edge_key(tenant, change.customer_id, edge_digest(edge))
     if state.get(key) is None:
-        state.put(key, orjson.dumps(sorted(edge)))
+        _put_edge(state, tenant, change.customer_id, edge)
 
 
 def split_on_decision(
@@ -89,7 +166,7 @@ def split_on_decision(
         return []
 
     def is_refused(key: str) -> bool:
-        return state.get(keys.blocked_value_key(tenant, decided_form(key))) is not None
+        return _is_refused(state, tenant, key)
 
     idents: list[NormalisedId] = [
         normalise(kind, raw, region) for kind, raw in event.customer.identifiers()
@@ -119,9 +196,14 @@ def split_on_decision(
             for kept in held:
                 state.put(keys.identifier_key(tenant, kept), part.encode())
             for edge in found.edges[part]:
-                value = orjson.dumps(sorted(edge))
-                state.put(keys.edge_key(tenant, part, edge_digest(edge)), value)
-        record = RegroupRecord(tenant=tenant, customer=customer, parts=parts, reason=reason)
+                _put_edge(state, tenant, part, edge)
+        record = RegroupRecord(
+            tenant=tenant,
+            customer=customer,
+            parts=parts,
+            reason=reason,
+            decision_id=event.event_id,
+        )
         value = record.to_bytes()
         # The customer split first, then each other part: they stand again before any later
         # event ingest sends them (same producer, same partition, in order).
@@ -173,4 +255,62 @@ def resolve_conflicts(
             customer, flag = conflicts.from_document(document)
             (done,) = conflicts.resolved([flag], decision)
             out.append(_flag_record(flag_changed(tenant, customer, done, "resolved")))
+    return out
+
+
+def merge_back(
+    state: BatchState, view: IdentityView, tenant: str, lifted: Iterable[str]
+) -> list[OutRecord]:
+    """Merge back the customers whose edges hold values a decision lifted; the merge records.
+
+    `lifted` are the values (blocked keys) an unblock or a confirmed merge let link again,
+    already lifted in the state.
+    """
+    out: list[OutRecord] = []
+    for value in sorted(lifted):
+        markers = state.items(keys.refused_prefix(tenant, value))
+        for marker, _ in markers:
+            state.delete(marker)
+        held: dict[str, list[Edge]] = {}
+        for marker, _ in markers:
+            customer = marker.rsplit(b"/", 1)[1].decode()
+            found = edges(state, tenant, customer)
+            members = view.members(customer)
+            linking = {k for k in members if _links(k) and not _is_refused(state, tenant, k)}
+            if members and found and linking <= frozenset().union(*found):
+                held[customer] = found  # a customer without (all) its edges stays as it is
+        parts = components(
+            tenant,
+            (edge for found in held.values() for edge in found),
+            lambda key: _is_refused(state, tenant, key),
+        )
+        owner = {key: part for part, keys_ in parts.items() for key in keys_}
+        joined: dict[str, list[str]] = {}
+        for customer, found in sorted(held.items()):
+            kept = sorted(k for edge in found for k in edge if k in owner)
+            if kept:
+                joined.setdefault(owner[kept[0]], []).append(customer)
+        for part, customers in sorted(joined.items()):
+            if customers == [part] and view.members(part) == parts[part]:
+                continue
+            for customer in customers:
+                for stored, _ in state.items(keys.edges_prefix(tenant, customer)):
+                    state.delete(stored)
+                state.delete(keys.members_key(tenant, customer))
+            state.put(keys.members_key(tenant, part), orjson.dumps(sorted(parts[part])))
+            for key in parts[part]:
+                state.put(keys.identifier_key(tenant, key), part.encode())
+            for customer in customers:
+                for edge in held[customer]:
+                    _put_edge(state, tenant, part, edge)
+            out.extend(
+                OutRecord(
+                    "events",
+                    customer_key(tenant, customer),
+                    MergeRecord(tenant=tenant, from_=customer, into=part).to_bytes(),
+                    ((HEADER_KIND, KIND_MERGE),),
+                )
+                for customer in customers
+                if customer != part
+            )
     return out

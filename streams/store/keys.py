@@ -11,6 +11,8 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``b/<tenant>/<blocked key>`` -> why a person blocked the value (``identity.blocked``),
 - ``h/<tenant>/<customer id>/<digest>`` -> one edge of the customer: identifier keys one event
   linked together (JSON array), stored once per distinct set, so a split can be recomputed,
+- ``r/<tenant>/<blocked key>/<customer id>`` -> nothing: the customer holds an edge with the
+  value while a person's block keeps it from linking (an unblock merges those customers back),
 - ``k/<tenant>/<blocked key>`` -> the IDENTITY_CONFLICT flags a held link on the value opened
   (JSON array), until a person's decision about the value resolves them.
 
@@ -42,6 +44,7 @@ class Prefix(bytes, Enum):
     BLOCKED = b"b/"
     EDGE = b"h/"
     CONFLICTS = b"k/"
+    REFUSED = b"r/"
     JOURNEY = b"j/"
     FLAGS = b"f/"
     FORWARD = b"fw/"
@@ -103,6 +106,16 @@ def edge_key(tenant: str, customer_id: str, digest: str) -> bytes:
 def conflicts_key(tenant: str, key: str) -> bytes:
     """Where the conflict flags opened on an identifier value (its blocked key) are kept."""
     return _tenant_key(Prefix.CONFLICTS, tenant, key)
+
+
+def refused_key(tenant: str, key: str, customer_id: str) -> bytes:
+    """The marker of a customer holding an edge with a value a person blocked."""
+    return _tenant_key(Prefix.REFUSED, tenant, f"{key}/{customer_id}")
+
+
+def refused_prefix(tenant: str, key: str) -> bytes:
+    """The prefix of the markers of every customer holding an edge with a blocked value."""
+    return _tenant_key(Prefix.REFUSED, tenant, f"{key}/")
 
 
 def edges_prefix(tenant: str, customer_id: str) -> bytes:

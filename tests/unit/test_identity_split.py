@@ -283,3 +283,70 @@ def test_a_held_link_opens_identity_conflict_on_both_live_and_a_decision_resolve
         assert document["status"] == "resolved"
         assert document["resolution"] == "blocked by r.khan on 2024-03-09: the shop's switchboard"
     assert pipeline.dead == []
+
+
+# --- unblock and confirmed merge live -----------------------------------------------------
+
+UNBLOCK = _decision("identity.unblocked", "dec-2", "2024-03-09T13:00:00Z")
+SPLIT = _decision("identity.split", "dec-3", "2024-03-09T12:00:00Z")
+CONFIRM = _decision("identity.merge_confirmed", "dec-4", "2024-03-09T13:00:00Z")
+
+
+def _pure_flags(lines: list[bytes]) -> dict[str, str]:
+    report = check_lines(lines, _settings(), NOW)
+    return {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
+
+
+def _standing_status(pipeline: Pipeline) -> dict[str, str]:
+    as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
+    return {k: as_status[v] for k, v in _standing(pipeline).items()}
+
+
+@pytest.mark.parametrize(("undo", "lift"), [(BLOCK, UNBLOCK), (SPLIT, CONFIRM)])
+def test_blocking_then_unblocking_live_returns_exactly_the_previous_journeys(
+    tmp_path: Path, undo: bytes, lift: bytes
+) -> None:
+    pipeline = _pipeline(tmp_path)
+    for line in SHOP:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    before = _journeys(pipeline)
+    (first,) = [f for f in pipeline.flags if f.change == "opened"]
+    for decision in (undo, lift):
+        pipeline.append("touchpoints", b"acme", decision)
+        pipeline.drain()
+    assert _journeys(pipeline) == before == _offline(SHOP)
+    assert _standing_status(pipeline) == _pure_flags(SHOP)
+    opened = [f for f in pipeline.flags if f.change == "opened"]
+    assert [(f.customer_id, f.flag_id) for f in opened] == [(first.customer_id, first.flag_id)] * 2
+    # Opened again after the split withdrew it: a change id of its own, or a consumer dropping
+    # repeats by change id would keep it withdrawn.
+    assert opened[0].change_id != opened[1].change_id
+    assert pipeline.dead == []
+    # And blocked once more, it splits again and is withdrawn again, with another change id.
+    again = orjson.loads(_decision("identity.blocked", "dec-8", "2024-03-09T14:00:00Z"))
+    pipeline.append("touchpoints", b"acme", orjson.dumps(again))
+    pipeline.drain()
+    assert sorted(_journeys(pipeline).values()) == [["s-1"], ["s-2"]]
+    withdrawn = [f for f in pipeline.flags if f.change == "withdrawn"]
+    assert len({f.change_id for f in withdrawn}) == len(withdrawn) == 2
+    assert _standing_status(pipeline) == {}
+
+
+LIFTED = [*SHOP, CAROL_AGAIN, BLOCK, UNBLOCK]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_arrival_order_never_changes_customers_or_flags_with_a_block_and_an_unblock(
+    tmp_path: Path, seed: int
+) -> None:
+    """The unblock is later in time than the block: whichever arrives first, it wins."""
+    lines = list(LIFTED)
+    random.Random(seed).shuffle(lines)
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline(LIFTED)
+    assert _standing_status(pipeline) == _pure_flags(LIFTED)
+    assert pipeline.dead == []
