@@ -1,5 +1,6 @@
 """Done when: a block issued while the stack runs splits a merged customer and withdraws the
-false DUPLICATE_ORDER, with a reason on the flag topic (issue 13, the shop's switchboard)."""
+false DUPLICATE_ORDER, with a reason on the flag topic (issue 13, the shop's switchboard);
+an unblock then merges them back and the flag opens again."""
 
 from __future__ import annotations
 
@@ -66,6 +67,15 @@ def test_a_block_sent_while_the_worker_runs_splits_carol_and_dave(
         datetime(2024, 3, 9, 12, tzinfo=UTC),
     )
 
+    unblock = decision_line(
+        "identity.unblocked",
+        "phone:0113 496 0000",
+        "acme",
+        "not the switchboard after all",
+        "r.khan",
+        datetime(2024, 3, 9, 13, tzinfo=UTC),
+    )
+
     async def scenario() -> list[FlagChange]:
         names = await create_topics(kafka)
         worker = Worker(kafka, _settings(), tmp_path, clock=lambda: NOW)
@@ -102,14 +112,23 @@ def test_a_block_sent_while_the_worker_runs_splits_carol_and_dave(
                 return any(c.change == "withdrawn" for c in await flags())
 
             await _until("the DUPLICATE_ORDER being withdrawn", withdrawn)
+            assert (await send_lines([unblock], kafka)).sent == 1
+
+            async def merged_again() -> bool:
+                opened = [c for c in await flags() if c.change == "opened"]
+                return await merged() and len(opened) == 2
+
+            await _until("the unblock merging them back and opening the flag again", merged_again)
             return await flags()
         finally:
             stop.set()
             await task
 
     changes = asyncio.run(scenario())
-    (opened,) = [c for c in changes if c.change == "opened"]
+    opened, again = [c for c in changes if c.change == "opened"]
     assert opened.flag.to_document()["rule"] == "DUPLICATE_ORDER"
+    assert (again.customer_id, again.flag_id) == (opened.customer_id, opened.flag_id)
+    assert again.change_id != opened.change_id
     (withdrawn,) = [c for c in changes if c.change == "withdrawn"]
     assert (withdrawn.customer_id, withdrawn.flag_id) == (opened.customer_id, opened.flag_id)
     assert withdrawn.reason is not None
