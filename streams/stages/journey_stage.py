@@ -18,7 +18,6 @@ they had merged into, so they hold their events again.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -31,7 +30,6 @@ from projections import journey as journey_fold
 from projections.flag_changes import GENERATION, flag_statuses, flag_transitions, withdraw_all
 from projections.flags import Flag
 from projections.journey import Journey
-from projections.regroup import split, split_reason
 from projections.rules import Detector, detect, next_deadline
 from projections.settings import FoldSettings
 from schemas.codec import decode_trusted, encode_event
@@ -49,6 +47,7 @@ from schemas.outputs import (
     RegroupRecord,
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.stages.journey_split import HEADER_SPLIT_FROM, deal_out, generation_of
 from streams.stages.recent import RecentEvents
 from streams.store import keys
 from streams.store.keys import CustomerRef
@@ -252,7 +251,7 @@ class JourneyBatch:
 
     def on_regroup(self, ref: CustomerRef, regroup: RegroupRecord, region: str | None) -> None:
         """A customer split by a person's decision, or one a split left standing again."""
-        generation = hashlib.blake2b(regroup.to_bytes(), digest_size=6).hexdigest()
+        generation = generation_of(regroup)
         if ref[1] != regroup.customer:
             if self.forward_of(ref) == (ref[0], regroup.customer):
                 self.state.delete(keys.forward_key(ref))
@@ -266,33 +265,18 @@ class JourneyBatch:
             return
         raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
         raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
-        parts = {customer: frozenset(held) for customer, held in regroup.parts.items()}
-        pieces = split(journey, parts, region)
-        kept = Journey(*ref)
-        for piece in pieces:
-            if piece.customer_id == ref[1]:
-                kept = piece
-                continue
-            target = (ref[0], piece.customer_id)
-            for event in piece.events:
-                raw = raw_of[event.event_id]
-                self.out.append(_event_record(target, event, raw, f"{ref[1]}/{generation}"))
-        self.reasons[ref] = split_reason(regroup.reason, ref[1], (p.customer_id for p in pieces))
+        dealt = deal_out(journey, regroup, region, raw_of)
+        self.out.extend(dealt.moved)
+        self.reasons[ref] = dealt.reason
         # The journey starts again from its part: stored now, so that later events of this
         # batch append to it as to any stored journey.
         for book in (self.added, self.sources):
             book.pop(ref, None)
-        self.before[ref] = kept
-        self.held[ref] = len(kept.events)
-        if kept.events:
-            kept_raws = [raw_of[e.event_id] for e in kept.events]
-            encoded = (
-                encode_journey(kept)
-                if None in kept_raws
-                else b"[" + b",".join(cast(list[bytes], kept_raws)) + b"]"
-            )
-            self.state.put(keys.journey_key(ref), encoded)
-            self.dirty[ref] = kept
+        self.before[ref] = dealt.kept
+        self.held[ref] = len(dealt.kept.events)
+        if dealt.encoded is not None:
+            self.state.put(keys.journey_key(ref), dealt.encoded)
+            self.dirty[ref] = dealt.kept
         else:
             self.state.delete(keys.journey_key(ref))
             self.dirty[ref] = None
@@ -490,25 +474,12 @@ class JourneyBatch:
             self.state.put(keys.deadline_key(ref), deadline.isoformat().encode())
 
 
-HEADER_SPLIT_FROM = "split_from"
-"""On a `moved` event: `<customer id>/<generation>` of the split that dealt it out."""
-
-
-def _event_record(
-    ref: CustomerRef, event: Event, raw: bytes | None = None, split_from: str | None = None
-) -> OutRecord:
-    headers: tuple[tuple[str, bytes], ...] = (
-        (HEADER_KIND, KIND_EVENT),
-        (HEADER_CUSTOMER_ID, ref[1].encode()),
-    )
-    if split_from is not None:
-        headers = (
-            (HEADER_KIND, KIND_MOVED),
-            (HEADER_CUSTOMER_ID, ref[1].encode()),
-            (HEADER_SPLIT_FROM, split_from.encode()),
-        )
+def _event_record(ref: CustomerRef, event: Event, raw: bytes | None = None) -> OutRecord:
     return OutRecord(
-        "events", customer_key(*ref), encode_event(event) if raw is None else raw, headers
+        "events",
+        customer_key(*ref),
+        encode_event(event) if raw is None else raw,
+        ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, ref[1].encode())),
     )
 
 

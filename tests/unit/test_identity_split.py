@@ -15,14 +15,19 @@ import orjson
 import pytest
 
 from journeys.cli.check import check_lines
-from projections.flag_changes import flag_transitions
+from projections.flag_changes import GENERATION, flag_transitions
 from projections.identifiers import identity_ids
 from projections.identity import IDENTITY_CONFLICT
 from projections.ledger import fold_all
 from projections.regroup import components, decided_form, split, split_graph, split_reason
 from projections.rules import detect
-from schemas.codec import decode_event
+from schemas.codec import decode_event, encode_event
+from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_MOVED
+from streams.kafka.records import InRecord, OutRecord
+from streams.stages.journey_split import HEADER_SPLIT_FROM
+from streams.stages.journey_stage import JourneyCache, decode_journey, process_events
 from streams.store import keys
+from streams.store.state import BatchState, LocalStore
 from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
 from tests.unit.test_stages import NOW, Pipeline
 
@@ -350,3 +355,47 @@ def test_arrival_order_never_changes_customers_or_flags_with_a_block_and_an_unbl
     assert _journeys(pipeline) == _offline(LIFTED)
     assert _standing_status(pipeline) == _pure_flags(LIFTED)
     assert pipeline.dead == []
+
+
+# --- a moved event and the pointer of the customer it reaches -----------------------------
+
+
+def _moved_to_dave(
+    tmp_path: Path, generation_seen: str | None
+) -> tuple[list[str], list[OutRecord]]:
+    """Dave's stored events, and the event records passed on, after a moved event reached him."""
+    store = LocalStore(tmp_path / "journeys")
+    state = BatchState(store, 0)
+    dave = ("acme", "cus_dave")
+    state.put(keys.forward_key(dave), b"cus_carol")
+    if generation_seen is not None:
+        state.put(keys.flags_key(dave), orjson.dumps({GENERATION: generation_seen}))
+    store.write(0, state.changes)
+    event = decode_event(SHOP[1])
+    headers = (
+        (HEADER_KIND, KIND_MOVED),
+        (HEADER_CUSTOMER_ID, b"cus_dave"),
+        (HEADER_SPLIT_FROM, b"cus_carol/g1"),
+    )
+    record = InRecord("events", 0, 0, b"acme/cus_dave", encode_event(event), 0, headers)
+    state = BatchState(store, 0)
+    outs = process_events(state, JourneyCache(), [record], NOW, _settings())
+    store.write(0, state.changes)
+    stored = store.get(0, keys.journey_key(dave))
+    store.close()
+    held = [] if stored is None else [e.event_id for e in decode_journey(dave, stored).events]
+    return held, [o for o in outs if o.destination == "events"]
+
+
+def test_a_moved_event_ahead_of_ingest_s_word_stays_with_the_customer_it_was_dealt_to(
+    tmp_path: Path,
+) -> None:
+    """Dave still points at Carol (from before the split): the event is his, not passed back."""
+    assert _moved_to_dave(tmp_path, None) == (["s-2"], [])
+
+
+def test_a_moved_event_follows_a_merge_made_after_the_split(tmp_path: Path) -> None:
+    """Dave saw the split (its generation) and merged into Carol since: the event follows."""
+    held, (passed,) = _moved_to_dave(tmp_path, "g1")
+    assert held == []
+    assert dict(passed.headers)[HEADER_CUSTOMER_ID] == b"cus_carol"
