@@ -216,6 +216,8 @@ class RegroupRecord(_Record):
     """The decision, in words (`blocked by r.khan on 2026-12-02: switchboard`)."""
     decision_id: str
     """The event id of the decision."""
+    dropped: tuple[str, ...] = ()
+    """The customer's identifier keys no customer holds after the split (refused now)."""
 
     def to_bytes(self) -> bytes:
         """The record's value on the events topic."""

@@ -27,6 +27,29 @@ def assign(
     return customer_id_for(tenant, [f"event:{event.event_id}"])
 
 
+def assign_late(
+    tenant: str,
+    event: Event,
+    customer: str,
+    parts: Mapping[str, frozenset[str]],
+    dropped: frozenset[str],
+    region: str | None,
+) -> str:
+    """The customer an event forwarded to `customer` after its split belongs to.
+
+    A merge from before the split may still be forwarding events to it: such an event goes
+    where the split put its keys (alone, if it held only keys the split dropped). An event whose
+    keys the split did not know came by a merge made since, and stays.
+    """
+    own = {i.key for i in customer_ids(event.customer, region) if i.unusable is None}
+    for part, keys in sorted(parts.items()):
+        if own & keys:
+            return part
+    if own and own <= dropped:
+        return customer_id_for(tenant, [f"event:{event.event_id}"])
+    return customer
+
+
 def split(
     journey: Journey, parts: Mapping[str, frozenset[str]], region: str | None
 ) -> tuple[Journey, ...]:

@@ -34,7 +34,6 @@ from streams.stages.regrouping import (
     merge_back,
     open_conflicts,
     record_decisions,
-    refused_by_decision,
     resolve_conflicts,
     split_on_decision,
 )
@@ -87,11 +86,14 @@ class DecidedBlocks:
         self.state = state
         self.tenant = tenant
         self.policy = policy
+        self.decided: set[str] = set()
+        """The keys asked about that a person's block refused (they go in the event's edge)."""
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why the identifier must not link, or None."""
         reason = current_reason(self.state, self.tenant, blocked_key(ident))
         if reason is not None:
+            self.decided.add(ident.key)
             return reason
         return self.policy(ident)
 
@@ -158,7 +160,7 @@ def ingest(
             refuse = DecidedBlocks(state, tenant, policy)
             ids = identity_ids(event, settings.region_for(tenant), refuse)
             change = link(view, tenant, ids, policy)
-            refused = refused_by_decision(state, tenant, event, settings.region_for(tenant))
+            refused = frozenset(refuse.decided)
             edge = edge_of(stitch_keys(view, ids), change, refused)
             decided = decision_writes(event, settings.region_for(tenant))
         except Exception as exc:  # one record must never stop the stage: it goes aside
@@ -170,7 +172,7 @@ def ingest(
         if state.get(tenant_key) is None:
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         view.apply(change)
-        keep_edges(state, tenant, change, edge)
+        keep_edges(state, tenant, change, edge, refused)
         out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
         for old in change.absorbed:
             out.append(

@@ -5,6 +5,12 @@ calls `deal_out` and stores what it keeps. The events for other customers go to 
 `moved` records, each naming the split that dealt it out (`<customer id>/<generation>`): the
 receiving customer may still forward to the customer split, if ingest's word that it stands
 again has not reached it yet; the generation tells that stale pointer from a merge since.
+
+Events can also reach the split customer after its split, passed on by a customer that merged
+into it before the split (the merge's events were in flight). The customer keeps its last split
+(`x/`: the parts' keys and the keys dropped) and deals such an event out as the split would
+have (`assign_late`); forwarded events carry the generation of the customer that passed them
+on, so one merged after the split (it saw the split) is not sent back and forth.
 """
 
 from __future__ import annotations
@@ -13,16 +19,35 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
+
 from projections.journey import Journey
-from projections.regroup import split, split_reason
+from projections.regroup import assign_late, split, split_reason
 from schemas.codec import encode_event
 from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_MOVED, RegroupRecord
 from streams.kafka.records import OutRecord, customer_key
 from streams.store.keys import CustomerRef
 
+HEADER_FORWARDED = "forwarded"
+"""On an event a merged customer passed on to the customer it merged into: the generation of
+the customer that passed it on ("" if no split ever touched it)."""
+
 HEADER_SPLIT_FROM = "split_from"
 """On a `moved` event: `<customer id>/<generation>` of the split that dealt it out."""
+
+
+def split_document(regroup: RegroupRecord) -> bytes:
+    """What the journey stage keeps of a customer's last split (`keys.split_key`)."""
+    return orjson.dumps({"parts": regroup.parts, "dropped": regroup.dropped})
+
+
+def late_target(ref: CustomerRef, event: Event, stored: bytes, region: str | None) -> str:
+    """Where an event forwarded to a split customer belongs (`assign_late`)."""
+    document = orjson.loads(stored)
+    parts = {part: frozenset(held) for part, held in document["parts"].items()}
+    dropped = frozenset(document["dropped"])
+    return assign_late(ref[0], event, ref[1], parts, dropped, region)
 
 
 def generation_of(regroup: RegroupRecord) -> str:

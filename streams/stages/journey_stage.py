@@ -47,7 +47,15 @@ from schemas.outputs import (
     RegroupRecord,
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
-from streams.stages.journey_split import HEADER_SPLIT_FROM, deal_out, generation_of
+from streams.stages.journey_split import (
+    HEADER_FORWARDED,
+    HEADER_SPLIT_FROM,
+    deal_out,
+    generation_of,
+    late_target,
+    moved_record,
+    split_document,
+)
 from streams.stages.recent import RecentEvents
 from streams.store import keys
 from streams.store.keys import CustomerRef
@@ -209,7 +217,10 @@ class JourneyBatch:
         raw: bytes | None = None,
         record: InRecord | None = None,
         split_from: str | None = None,
+        late: tuple[str, str | None] | None = None,
     ) -> None:
+        """Fold an event in (`late`: forwarded by a merge; the generation of the customer that
+        passed it on, and the tenant's region)."""
         forward = self.forward_of(ref)
         origin, _, generation = (split_from or "").partition("/")
         if forward == (ref[0], origin) and self.statuses(ref)[1] != generation:
@@ -220,8 +231,19 @@ class JourneyBatch:
             forward = None
         if forward is not None:
             # The customer merged into another, perhaps on another partition: pass it on.
-            self.out.append(_event_record(forward, event, raw))
+            self.out.append(_event_record(forward, event, raw, self.statuses(ref)[1]))
             return
+        split_of = self.state.get(keys.split_key(ref)) if late is not None else None
+        generation = self.statuses(ref)[1] if split_of is not None else ""
+        if split_of is not None and late is not None and late[0] != generation:
+            # Passed on by a customer that had not seen the split (a merge from before it,
+            # still forwarding): deal it out as the split would have. One that had seen it
+            # merged since, and its events stay.
+            target = late_target(ref, event, split_of, late[1])
+            if target != ref[1]:
+                origin = f"{ref[1]}/{generation}"
+                self.out.append(moved_record((ref[0], target), event, raw, origin))
+                return
         journey = self.load(ref) or Journey(ref[0], ref[1])
         try:
             updated = journey_fold.apply(journey, event)
@@ -241,7 +263,7 @@ class JourneyBatch:
                 journey.events
             )
             passed_on = [
-                _event_record(into, event, raw)
+                _event_record(into, event, raw, self.statuses(ref)[1])
                 for event, raw in zip(journey.events, raws, strict=True)
             ]
             self.out.extend(passed_on)
@@ -260,6 +282,7 @@ class JourneyBatch:
             self.state.put(keys.flags_key(ref), orjson.dumps({**statuses, GENERATION: generation}))
             return
         self.generations[ref] = generation
+        self.state.put(keys.split_key(ref), split_document(regroup))
         journey = self.load(ref)
         if journey is None:
             return
@@ -287,13 +310,14 @@ class JourneyBatch:
             if journey is None:
                 if ref in self.merged:
                     self.withdraw_all(ref, self.merged[ref])
+                    self.state.delete(keys.split_key(ref))  # its events follow the merge now
                 else:  # split away entirely: none of its events is its own any more
                     self.withdraw_all(ref, None, self.reasons.get(ref))
+                _, generation = self.statuses(ref)
                 for key in (keys.journey_key(ref), keys.flags_key(ref), keys.deadline_key(ref)):
                     self.state.delete(key)
-                if ref in self.generations:  # the id may come back: keep its generation
-                    generation = {GENERATION: self.generations[ref]}
-                    self.state.put(keys.flags_key(ref), orjson.dumps(generation))
+                if generation:  # a split touched it: its id may come back, moved events too
+                    self.state.put(keys.flags_key(ref), orjson.dumps({GENERATION: generation}))
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
@@ -474,12 +498,19 @@ class JourneyBatch:
             self.state.put(keys.deadline_key(ref), deadline.isoformat().encode())
 
 
-def _event_record(ref: CustomerRef, event: Event, raw: bytes | None = None) -> OutRecord:
+def _event_record(
+    ref: CustomerRef, event: Event, raw: bytes | None = None, generation: str = ""
+) -> OutRecord:
+    """An event passed on to customer `ref` by a customer of that `generation`."""
     return OutRecord(
         "events",
         customer_key(*ref),
         encode_event(event) if raw is None else raw,
-        ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, ref[1].encode())),
+        (
+            (HEADER_KIND, KIND_EVENT),
+            (HEADER_CUSTOMER_ID, ref[1].encode()),
+            (HEADER_FORWARDED, generation.encode()),
+        ),
     )
 
 
@@ -518,7 +549,10 @@ def process_events(
                 origin = record.header(HEADER_SPLIT_FROM) if kind == KIND_MOVED else None
                 ref = (event.tenant, customer.decode())
                 split_from = origin.decode() if origin is not None else None
-                batch.on_event(ref, event, record.value, record, split_from)
+                forwarded = record.header(HEADER_FORWARDED)
+                region = settings.region_for(event.tenant)
+                late = None if forwarded is None else (forwarded.decode(), region)
+                batch.on_event(ref, event, record.value, record, split_from, late)
             elif kind == KIND_MERGE and record.value is not None:
                 merge = MergeRecord.from_bytes(record.value)
                 batch.on_merge((merge.tenant, merge.from_), (merge.tenant, merge.into))

@@ -33,7 +33,7 @@ from datetime import datetime
 import orjson
 
 from projections.flag_changes import flag_changed
-from projections.identifiers import NormalisedId, customer_ids, normalise
+from projections.identifiers import NormalisedId, normalise
 from projections.identity import IdentityChange, IdentityView, stitch_keys
 from projections.regroup import (
     Edge,
@@ -43,7 +43,7 @@ from projections.regroup import (
     edge_digest,
     split_graph,
 )
-from schemas.events import DECISION_TYPES, Event
+from schemas.events import Event
 from schemas.outputs import (
     HEADER_CUSTOMER_ID,
     HEADER_KIND,
@@ -63,19 +63,6 @@ def edge_of(stitched: Iterable[str], change: IdentityChange, refused: Iterable[s
     values a person's block kept from linking (`refused`): they link again on an unblock."""
     linked = {key for key in stitched if key in change.members and _links(key)}
     return frozenset(linked.union(refused))
-
-
-def refused_by_decision(
-    state: BatchState, tenant: str, event: Event, region: str | None
-) -> frozenset[str]:
-    """The event's own identifier keys a person's block keeps from linking."""
-    if event.type in DECISION_TYPES:
-        return frozenset()
-    return frozenset(
-        ident.key
-        for ident in customer_ids(event.customer, region)
-        if ident.unusable is None and _is_refused(state, tenant, ident.key)
-    )
 
 
 def _is_refused(state: BatchState, tenant: str, key: str) -> bool:
@@ -117,11 +104,20 @@ def record_decisions(
     return applied
 
 
-def _put_edge(state: BatchState, tenant: str, customer: str, edge: Edge) -> None:
+def _put_edge(
+    state: BatchState,
+    tenant: str,
+    customer: str,
+    edge: Edge,
+    refused: Iterable[str] | None = None,
+) -> None:
+    """Keep an edge, and a marker for each value in it a block refuses (`refused`, when the
+    caller knows them: else each key is looked up)."""
     state.put(keys.edge_key(tenant, customer, edge_digest(edge)), orjson.dumps(sorted(edge)))
-    for key in edge:
-        if _is_refused(state, tenant, key):
-            state.put(keys.refused_key(tenant, decided_form(key), customer), b"")
+    if refused is None:
+        refused = [key for key in edge if _is_refused(state, tenant, key)]
+    for key in refused:
+        state.put(keys.refused_key(tenant, decided_form(key), customer), b"")
 
 
 def _links(key: str) -> bool:
@@ -136,8 +132,11 @@ def edges(state: BatchState, tenant: str, customer: str) -> list[Edge]:
     ]
 
 
-def keep_edges(state: BatchState, tenant: str, change: IdentityChange, edge: Edge) -> None:
-    """Move absorbed customers' edges to the customer they are now; add the event's edge."""
+def keep_edges(
+    state: BatchState, tenant: str, change: IdentityChange, edge: Edge, refused: Iterable[str]
+) -> None:
+    """Move absorbed customers' edges to the customer they are now; add the event's edge
+    (`refused`: its values a block keeps from linking)."""
     for old in change.absorbed:
         for key, value in state.items(keys.edges_prefix(tenant, old)):
             state.delete(key)
@@ -146,7 +145,7 @@ def keep_edges(state: BatchState, tenant: str, change: IdentityChange, edge: Edg
         return
     key = keys.edge_key(tenant, change.customer_id, edge_digest(edge))
     if state.get(key) is None:
-        _put_edge(state, tenant, change.customer_id, edge)
+        _put_edge(state, tenant, change.customer_id, edge, refused)
 
 
 def split_on_decision(
@@ -203,6 +202,7 @@ def split_on_decision(
             parts=parts,
             reason=reason,
             decision_id=event.event_id,
+            dropped=tuple(sorted(found.dropped)),
         )
         value = record.to_bytes()
         # The customer split first, then each other part: they stand again before any later

@@ -19,7 +19,9 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
 - ``j/`` the journey's events, ``f/`` the status of each flag last emitted,
-- ``fw/`` the customer it merged into, ``d/`` the next deadline of a time-based rule.
+- ``fw/`` the customer it merged into, ``d/`` the next deadline of a time-based rule,
+- ``x/`` the last split of the customer (its parts' keys and the keys it dropped), to deal out
+  the events still forwarded to it by merges from before the split.
 
 Positions (``__offset__``, ``__changelog__``, ``__inflight__``) sit beside them, and every key
 is stored in RocksDB behind its input partition's prefix.
@@ -49,6 +51,7 @@ class Prefix(bytes, Enum):
     FLAGS = b"f/"
     FORWARD = b"fw/"
     DEADLINE = b"d/"
+    SPLIT = b"x/"
 
 
 OFFSET_KEY = b"__offset__"
@@ -159,6 +162,11 @@ def forward_key(ref: CustomerRef) -> bytes:
 def deadline_key(ref: CustomerRef) -> bytes:
     """Where a customer's next rule deadline is kept."""
     return customer_state_key(Prefix.DEADLINE, ref)
+
+
+def split_key(ref: CustomerRef) -> bytes:
+    """Where the last split of a customer is kept."""
+    return customer_state_key(Prefix.SPLIT, ref)
 
 
 def customer_of(prefix: Prefix, key: bytes) -> CustomerRef | None:

@@ -399,3 +399,61 @@ def test_a_moved_event_follows_a_merge_made_after_the_split(tmp_path: Path) -> N
     held, (passed,) = _moved_to_dave(tmp_path, "g1")
     assert held == []
     assert dict(passed.headers)[HEADER_CUSTOMER_ID] == b"cus_carol"
+
+
+def test_batch_state_items_overlay_the_batch_s_writes_on_the_store(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "state")
+    state = BatchState(store, 1)
+    for name in (b"h/acme/cus_1/a", b"h/acme/cus_1/b", b"h/acme/cus_10/a"):
+        state.put(name, name)
+    store.write(1, state.changes)
+    state = BatchState(store, 1)
+    state.delete(b"h/acme/cus_1/a")
+    state.put(b"h/acme/cus_1/c", b"new")
+    state.put(b"h/acme/cus_10/b", b"other customer")
+    assert state.items(b"h/acme/cus_1/") == [
+        (b"h/acme/cus_1/b", b"h/acme/cus_1/b"),
+        (b"h/acme/cus_1/c", b"new"),
+    ]
+    assert [k for k, _ in state.items(b"h/acme/cus_1")] == [
+        b"h/acme/cus_1/b",
+        b"h/acme/cus_1/c",
+        b"h/acme/cus_10/a",
+        b"h/acme/cus_10/b",
+    ]
+    store.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_split_and_a_merge_back_survive_workers_dying_after_sending(
+    tmp_path: Path, seed: int
+) -> None:
+    """Journey batches are sent, then their worker dies and reads them again: same result."""
+    lines = list(LIFTED)
+    random.Random(seed).shuffle(lines)
+    pipeline = Pipeline(tmp_path, batch_size=2, crash_rate=0.5, seed=seed)
+    pipeline.settings = _settings()
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert pipeline.crashes > 0
+    assert _journeys(pipeline) == _offline(LIFTED)
+    assert _standing_status(pipeline) == _pure_flags(LIFTED)
+    assert pipeline.dead == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 5])
+def test_an_event_still_forwarded_by_a_merge_from_before_the_split_is_dealt_out(
+    tmp_path: Path, batch_size: int
+) -> None:
+    """The switchboard-only customer merged into Carol's just before the block: its event is
+    passed on to Carol after her split, and goes where the split would have put it (alone)."""
+    lines = [SWITCHBOARD_ONLY, CAROL_AGAIN, SHOP[1], SHOP[0], BLOCK]
+    pipeline = _pipeline(tmp_path)
+    pipeline.batch_size = batch_size
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline(lines)
+    assert ["s-4"] in _journeys(pipeline).values()
+    assert _standing_status(pipeline) == _pure_flags(lines)
