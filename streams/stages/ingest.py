@@ -172,8 +172,11 @@ def ingest(
         if state.get(tenant_key) is None:
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         view.apply(change)
-        keep_edges(state, tenant, change, edge, refused)
-        out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
+        try:
+            keep_edges(state, tenant, change, edge, refused)
+            out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
+        except Exception as exc:  # the event stands; without its edge its customer is not split
+            out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
         for old in change.absorbed:
             out.append(
                 OutRecord(

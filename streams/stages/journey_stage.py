@@ -281,14 +281,12 @@ class JourneyBatch:
             statuses, _ = self.statuses(ref)
             self.state.put(keys.flags_key(ref), orjson.dumps({**statuses, GENERATION: generation}))
             return
-        self.generations[ref] = generation
-        self.state.put(keys.split_key(ref), split_document(regroup))
-        journey = self.load(ref)
-        if journey is None:
-            return
+        journey = self.load(ref) or Journey(*ref)
         raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
         raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
         dealt = deal_out(journey, regroup, region, raw_of)
+        self.generations[ref] = generation
+        self.state.put(keys.split_key(ref), split_document(regroup))
         self.out.extend(dealt.moved)
         self.reasons[ref] = dealt.reason
         # The journey starts again from its part: stored now, so that later events of this

@@ -22,7 +22,7 @@ from projections.ledger import fold_all
 from projections.regroup import components, decided_form, split, split_graph, split_reason
 from projections.rules import detect
 from schemas.codec import decode_event, encode_event
-from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_MOVED
+from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_MOVED, KIND_REGROUP
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.journey_split import HEADER_SPLIT_FROM
 from streams.stages.journey_stage import JourneyCache, decode_journey, process_events
@@ -457,3 +457,21 @@ def test_an_event_still_forwarded_by_a_merge_from_before_the_split_is_dealt_out(
     assert _journeys(pipeline) == _offline(lines)
     assert ["s-4"] in _journeys(pipeline).values()
     assert _standing_status(pipeline) == _pure_flags(lines)
+
+
+def test_a_regroup_record_that_cannot_be_read_goes_to_dead_letters_and_the_stage_goes_on(
+    tmp_path: Path,
+) -> None:
+    pipeline = _pipeline(tmp_path)
+    pipeline.append(
+        "events",
+        b"acme/cus_x",
+        b'{"tenant": "acme", "customer": 5}',
+        ((HEADER_KIND, KIND_REGROUP), (HEADER_CUSTOMER_ID, b"cus_x")),
+    )
+    for line in SHOP:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    (dead,) = pipeline.dead
+    assert str(dead["reason"]).startswith("could not fold this record: ValidationError")
+    assert sorted(_journeys(pipeline).values()) == [["s-1", "s-2"]]
