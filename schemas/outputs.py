@@ -4,8 +4,9 @@ The events topic carries each event under header ``kind: event`` (with the custo
 ``customer_id`` header) and each merge of two customers under ``kind: merge``. A person's
 decision that splits a customer is ``kind: regroup`` (to the customer split and to each
 customer it leaves), and the events the split deals out to other customers go to them under
-``kind: moved``. The flag topic
-carries one `FlagChange` per change of a flag. These records are built and read here, typed;
+``kind: moved``; an unblock that merges them back tells a customer split before ``kind:
+rejoin``, for the events its split left alone. The flag topic carries one `FlagChange` per
+change of a flag. These records are built and read here, typed;
 their bytes on the wire are pinned by a test.
 """
 
@@ -26,6 +27,7 @@ KIND_EVENT = b"event"
 KIND_MERGE = b"merge"
 KIND_REGROUP = b"regroup"
 KIND_MOVED = b"moved"
+KIND_REJOIN = b"rejoin"
 
 FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn", "handled"]
 """What happened to a flag: opened; resolved, reopened; withdrawn (it never held, or merged);
@@ -226,4 +228,27 @@ class RegroupRecord(_Record):
     @classmethod
     def from_bytes(cls, value: bytes) -> RegroupRecord:
         """Read a regroup record back; pydantic's ValidationError when it is not one."""
+        return cls.model_validate_json(value)
+
+
+class RejoinRecord(_Record):
+    """An events-topic record: values a split of `customer` dropped link again (an unblock).
+
+    The events the split left standing alone because they held nothing but those values merge
+    into `into`, the customer that now holds them.
+    """
+
+    tenant: str
+    customer: str
+    lifted: tuple[str, ...]
+    """The values (blocked keys, `phone:<number>`) that link again."""
+    into: str
+
+    def to_bytes(self) -> bytes:
+        """The record's value on the events topic."""
+        return orjson.dumps(self.model_dump())
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> RejoinRecord:
+        """Read a rejoin record back; pydantic's ValidationError when it is not one."""
         return cls.model_validate_json(value)

@@ -55,6 +55,18 @@ def components(
         kept = sorted(key for key in edge if not refused(key))
         for key in kept:
             parent[find(key)] = find(kept[0])
+    # A phone written nationally joins its international spellings when they agree on the
+    # country, as `stitch_keys` links it (and `fold_all` groups it).
+    spellings: dict[str, list[str]] = {}
+    for key in list(parent):
+        kind, number = identity_number(key)
+        if kind == "phone":
+            spellings.setdefault(number, []).append(key)
+    for same in spellings.values():
+        countries = {key.split(":")[1] for key in same if key.count(":") == 2}
+        if len(countries) == 1 and len(same) > len([k for k in same if k.count(":") == 2]):
+            for key in same:
+                parent[find(key)] = find(same[0])
     grouped: dict[str, set[str]] = {}
     for key in list(parent):
         grouped.setdefault(find(key), set()).add(key)

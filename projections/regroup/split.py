@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from projections.identifiers import customer_ids
 from projections.identity import customer_id_for
 from projections.journey import Journey
+from projections.regroup.components import decided_form
 from schemas.events import Event
 
 
@@ -34,17 +35,23 @@ def assign_late(
     parts: Mapping[str, frozenset[str]],
     dropped: frozenset[str],
     region: str | None,
+    rejoined: Mapping[str, str] | None = None,
 ) -> str:
     """The customer an event forwarded to `customer` after its split belongs to.
 
     A merge from before the split may still be forwarding events to it: such an event goes
     where the split put its keys (alone, if it held only keys the split dropped). An event whose
-    keys the split did not know came by a merge made since, and stays.
+    keys the split did not know came by a merge made since, and stays. `rejoined`: values the
+    split dropped that an unblock let link again (value -> the customer holding it now).
     """
     own = {i.key for i in customer_ids(event.customer, region) if i.unusable is None}
     for part, keys in sorted(parts.items()):
         if own & keys:
             return part
+    rejoined = rejoined or {}
+    forms = {decided_form(key) for key in own}
+    if forms and forms <= rejoined.keys():
+        return rejoined[min(forms)]
     if own and own <= dropped:
         return customer_id_for(tenant, [f"event:{event.event_id}"])
     return customer

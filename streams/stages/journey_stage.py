@@ -42,18 +42,21 @@ from schemas.outputs import (
     KIND_MERGE,
     KIND_MOVED,
     KIND_REGROUP,
+    KIND_REJOIN,
     FlagChange,
     MergeRecord,
     RegroupRecord,
+    RejoinRecord,
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.journey_split import (
     HEADER_FORWARDED,
     HEADER_SPLIT_FROM,
+    deal_late,
     deal_out,
+    forwarded_record,
     generation_of,
-    late_target,
-    moved_record,
+    rejoin,
     split_document,
 )
 from streams.stages.recent import RecentEvents
@@ -231,19 +234,14 @@ class JourneyBatch:
             forward = None
         if forward is not None:
             # The customer merged into another, perhaps on another partition: pass it on.
-            self.out.append(_event_record(forward, event, raw, self.statuses(ref)[1]))
+            self.out.append(forwarded_record(forward, event, raw, self.statuses(ref)[1]))
             return
-        split_of = self.state.get(keys.split_key(ref)) if late is not None else None
-        generation = self.statuses(ref)[1] if split_of is not None else ""
-        if split_of is not None and late is not None and late[0] != generation:
-            # Passed on by a customer that had not seen the split (a merge from before it,
-            # still forwarding): deal it out as the split would have. One that had seen it
-            # merged since, and its events stay.
-            target = late_target(ref, event, split_of, late[1])
-            if target != ref[1]:
-                origin = f"{ref[1]}/{generation}"
-                self.out.append(moved_record((ref[0], target), event, raw, origin))
-                return
+        moved = (
+            None if late is None else deal_late(self.state, ref, event, raw, late, self.statuses)
+        )
+        if moved is not None:
+            self.out.append(moved)  # forwarded by a merge from before this customer's split
+            return
         journey = self.load(ref) or Journey(ref[0], ref[1])
         try:
             updated = journey_fold.apply(journey, event)
@@ -263,7 +261,7 @@ class JourneyBatch:
                 journey.events
             )
             passed_on = [
-                _event_record(into, event, raw, self.statuses(ref)[1])
+                forwarded_record(into, event, raw, self.statuses(ref)[1])
                 for event, raw in zip(journey.events, raws, strict=True)
             ]
             self.out.extend(passed_on)
@@ -286,7 +284,7 @@ class JourneyBatch:
         raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
         dealt = deal_out(journey, regroup, region, raw_of)
         self.generations[ref] = generation
-        self.state.put(keys.split_key(ref), split_document(regroup))
+        self.state.put(keys.split_key(ref), split_document(regroup, dealt.alone))
         self.out.extend(dealt.moved)
         self.reasons[ref] = dealt.reason
         # The journey starts again from its part: stored now, so that later events of this
@@ -496,22 +494,6 @@ class JourneyBatch:
             self.state.put(keys.deadline_key(ref), deadline.isoformat().encode())
 
 
-def _event_record(
-    ref: CustomerRef, event: Event, raw: bytes | None = None, generation: str = ""
-) -> OutRecord:
-    """An event passed on to customer `ref` by a customer of that `generation`."""
-    return OutRecord(
-        "events",
-        customer_key(*ref),
-        encode_event(event) if raw is None else raw,
-        (
-            (HEADER_KIND, KIND_EVENT),
-            (HEADER_CUSTOMER_ID, ref[1].encode()),
-            (HEADER_FORWARDED, generation.encode()),
-        ),
-    )
-
-
 def _flag_record(change: FlagChange) -> OutRecord:
     return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
 
@@ -560,6 +542,10 @@ def process_events(
                 target = customer.decode() if customer is not None else regroup.customer
                 region = settings.region_for(regroup.tenant)
                 batch.on_regroup((regroup.tenant, target), regroup, region)
+            elif kind == KIND_REJOIN and record.value is not None:
+                back = RejoinRecord.from_bytes(record.value)
+                ref = (back.tenant, back.customer)
+                batch.out.extend(rejoin(state, ref, frozenset(back.lifted), back.into))
         except Exception as exc:  # one record must never stop the stage: it goes aside
             batch.out.append(dead_letter(record, failure_reason("fold", exc), exc))
     return batch.finish(now, settings)

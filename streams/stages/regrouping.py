@@ -20,9 +20,10 @@ and a marker per value and customer (`r/`) finds those customers without a scan.
 are recomputed with the value linking again, and each customer that is now part of another
 gets an ordinary merge record: the journey stage merges them as it merges any customers.
 
-Limits, kept honest in the README: an event that carried nothing but the blocked value when
-the block split its customer stands alone and is not merged back by an unblock (ingest keeps
-edges, not events, and does not know it; a rebuild does).
+An event that carried nothing but the blocked value stands alone after the split; ingest keeps
+edges, not events, and does not know it, but the customer split does (the journey stage keeps
+its last split): on the unblock ingest sends that customer a `rejoin` record (the value, and
+the customer now holding it), and the journey stage merges those events back.
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ from schemas.outputs import (
     HEADER_KIND,
     KIND_MERGE,
     KIND_REGROUP,
+    KIND_REJOIN,
     FlagChange,
     MergeRecord,
     RegroupRecord,
+    RejoinRecord,
 )
 from streams.kafka.records import OutRecord, customer_key
 from streams.store import keys
@@ -189,6 +192,8 @@ def split_on_decision(
         state.delete(keys.members_key(tenant, customer))
         for dropped in sorted(found.dropped):
             state.delete(keys.identifier_key(tenant, dropped))
+            # The split may leave events alone on the value: an unblock tells this customer.
+            state.put(keys.refused_key(tenant, decided_form(dropped), customer), b"")
         parts = {part: tuple(sorted(held)) for part, held in found.parts.items()}
         for part, held in parts.items():
             state.put(keys.members_key(tenant, part), orjson.dumps(list(held)))
@@ -285,6 +290,11 @@ def merge_back(
             lambda key: _is_refused(state, tenant, key),
         )
         owner = {key: part for part, keys_ in parts.items() for key in keys_}
+        into = next((owner[k] for k in sorted(owner) if decided_form(k) == value), None)
+        if into is not None:
+            # Customers split on the value first hear it links again (before they merge).
+            back = [marker.rsplit(b"/", 1)[1].decode() for marker, _ in markers]
+            out.extend(_rejoin_record(tenant, customer, value, into) for customer in back)
         joined: dict[str, list[str]] = {}
         for customer, found in sorted(held.items()):
             kept = sorted(k for edge in found for k in edge if k in owner)
@@ -314,3 +324,13 @@ def merge_back(
                 if customer != part
             )
     return out
+
+
+def _rejoin_record(tenant: str, customer: str, value: str, into: str) -> OutRecord:
+    record = RejoinRecord(tenant=tenant, customer=customer, lifted=(value,), into=into)
+    return OutRecord(
+        "events",
+        customer_key(tenant, customer),
+        record.to_bytes(),
+        ((HEADER_KIND, KIND_REJOIN), (HEADER_CUSTOMER_ID, customer.encode())),
+    )

@@ -338,7 +338,7 @@ def test_blocking_then_unblocking_live_returns_exactly_the_previous_journeys(
     assert _standing_status(pipeline) == {}
 
 
-LIFTED = [*SHOP, CAROL_AGAIN, BLOCK, UNBLOCK]
+LIFTED = [*SHOP, CAROL_AGAIN, SWITCHBOARD_ONLY, BLOCK, UNBLOCK]
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -475,3 +475,22 @@ def test_a_regroup_record_that_cannot_be_read_goes_to_dead_letters_and_the_stage
     (dead,) = pipeline.dead
     assert str(dead["reason"]).startswith("could not fold this record: ValidationError")
     assert sorted(_journeys(pipeline).values()) == [["s-1", "s-2"]]
+
+
+def test_an_unblock_merges_back_the_events_the_block_left_alone(tmp_path: Path) -> None:
+    """The callback form gave only the switchboard: the block left it alone, the unblock
+    brings it back to the customer that holds the switchboard again."""
+    lines = [*SHOP, SWITCHBOARD_ONLY, CAROL_AGAIN]
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    before = _journeys(pipeline)
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    assert ["s-4"] in _journeys(pipeline).values()
+    pipeline.append("touchpoints", b"acme", UNBLOCK)
+    pipeline.drain()
+    assert _journeys(pipeline) == before == _offline(lines)
+    assert _standing_status(pipeline) == _pure_flags(lines)
+    assert pipeline.dead == []
