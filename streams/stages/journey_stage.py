@@ -278,6 +278,8 @@ class JourneyBatch:
             # It may have held flags in an earlier life: those opening now get new change ids.
             statuses, _ = self.statuses(ref)
             self.state.put(keys.flags_key(ref), orjson.dumps({**statuses, GENERATION: generation}))
+            # Merges from before the split may still forward events here too: deal them out.
+            self.state.put(keys.split_key(ref), split_document(regroup, {}))
             return
         journey = self.load(ref) or Journey(*ref)
         raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
@@ -306,7 +308,8 @@ class JourneyBatch:
             if journey is None:
                 if ref in self.merged:
                     self.withdraw_all(ref, self.merged[ref])
-                    self.state.delete(keys.split_key(ref))  # its events follow the merge now
+                    if self.forward_of(ref) is not None:  # not split off again since
+                        self.state.delete(keys.split_key(ref))  # its events follow the merge
                 else:  # split away entirely: none of its events is its own any more
                     self.withdraw_all(ref, None, self.reasons.get(ref))
                 _, generation = self.statuses(ref)

@@ -494,3 +494,46 @@ def test_an_unblock_merges_back_the_events_the_block_left_alone(tmp_path: Path) 
     assert _journeys(pipeline) == before == _offline(lines)
     assert _standing_status(pipeline) == _pure_flags(lines)
     assert pipeline.dead == []
+
+
+BLOCKED_AGAIN = _decision("identity.blocked", "dec-7", "2024-03-09T14:00:00Z")
+DECIDED = {
+    "block, unblock, split, confirm": [
+        *SHOP,
+        CAROL_AGAIN,
+        SWITCHBOARD_ONLY,
+        BLOCK,
+        UNBLOCK,
+        SPLIT,
+        CONFIRM,
+    ],
+    "block, unblock, block again": [
+        *SHOP,
+        CAROL_AGAIN,
+        SWITCHBOARD_ONLY,
+        BLOCK,
+        UNBLOCK,
+        BLOCKED_AGAIN,
+    ],
+    "split, confirm, block": [*SHOP, SWITCHBOARD_ONLY, SPLIT, CONFIRM, BLOCKED_AGAIN, DAVE_AGAIN],
+}
+
+
+@pytest.mark.parametrize("name", sorted(DECIDED))
+@pytest.mark.parametrize("seed", range(6))
+def test_any_arrival_order_batch_cut_and_crash_give_the_pure_fold_with_decisions(
+    tmp_path: Path, name: str, seed: int
+) -> None:
+    """Decisions in the log, lines shuffled, batches cut anywhere, workers dying after sending:
+    the live customers, ids and flags equal `journeys check` (decisions in time order)."""
+    lines = list(DECIDED[name])
+    rng = random.Random(seed)
+    rng.shuffle(lines)
+    pipeline = Pipeline(tmp_path, batch_size=rng.randint(1, 4), crash_rate=0.25, seed=seed)
+    pipeline.settings = _settings()
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline(DECIDED[name])
+    assert _standing_status(pipeline) == _pure_flags(DECIDED[name])
+    assert pipeline.dead == []
