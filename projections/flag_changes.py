@@ -97,11 +97,25 @@ def handling_mark(flag: Flag) -> str:
     return hashlib.blake2b(orjson.dumps(document), digest_size=6).hexdigest()
 
 
+GENERATION = "~"
+"""The key under which the journey stage keeps a customer's generation among its flag statuses."""
+
+
 def flag_changed(
-    tenant: str, customer_id: str, flag: Flag, change: FlagChangeKind, mark: str = ""
+    tenant: str,
+    customer_id: str,
+    flag: Flag,
+    change: FlagChangeKind,
+    mark: str = "",
+    generation: str = "",
 ) -> FlagChange:
-    """The record of a flag opened, resolved, reopened or handled."""
+    """The record of a flag opened, resolved, reopened or handled.
+
+    `generation` (set once a split touched the customer) gives a flag that opens again after a
+    split withdrew it a change id of its own: consumers drop repeats by change id.
+    """
     kind = change if not mark else f"{change}#{mark}"
+    kind = kind if not generation else f"{kind}~{generation}"
     return FlagChange.model_construct(
         change_id=change_id(customer_id, flag.flag_id, kind, flag.opened_at, flag.resolved_at),
         change=change,
@@ -112,16 +126,29 @@ def flag_changed(
 
 
 def flag_withdrawn(
-    tenant: str, customer_id: str, flag_id: str, merged_into: str | None = None
+    tenant: str,
+    customer_id: str,
+    flag_id: str,
+    merged_into: str | None = None,
+    reason: str | None = None,
+    generation: str = "",
 ) -> FlagChange:
-    """The record of a flag taken back (it never held, or its customer merged into another)."""
+    """The record of a flag taken back (it never held, its customer merged, or was split).
+
+    A withdrawal with a reason, or in a later `generation`, gets its own change id: a value
+    blocked, unblocked and blocked again withdraws the same flag twice, and consumers drop
+    repeats by change id.
+    """
+    kind = "withdrawn" if reason is None else f"withdrawn#{reason}"
+    kind = kind if not generation else f"{kind}~{generation}"
     return FlagChange.model_construct(
-        change_id=change_id(customer_id, flag_id, "withdrawn"),
+        change_id=change_id(customer_id, flag_id, kind),
         change="withdrawn",
         tenant=tenant,
         customer_id=customer_id,
         flag=WithdrawnFlag.model_construct(flag_id=flag_id),
         merged_into=merged_into,
+        reason=reason,
     )
 
 
@@ -138,13 +165,19 @@ def flag_statuses(flags: Iterable[Flag]) -> dict[str, str]:
 
 
 def flag_transitions(
-    tenant: str, customer_id: str, previous: Mapping[str, str], flags: Iterable[Flag]
+    tenant: str,
+    customer_id: str,
+    previous: Mapping[str, str],
+    flags: Iterable[Flag],
+    reason: str | None = None,
+    generation: str = "",
 ) -> list[FlagChange]:
     """The changes from the flags last emitted (`previous`: id -> status) to `flags`.
 
     New flags open (and resolve at once if already resolved); a flag resolves or reopens when
     its status moves; a flag no longer found is withdrawn: late events showed it never held.
-    A flag whose handling changed while its status stood is `handled`.
+    A flag whose handling changed while its status stood is `handled`. `reason` says why
+    flags are withdrawn when a person's decision (a split) is the cause.
     """
     flags = list(flags)
     out: list[FlagChange] = []
@@ -154,25 +187,32 @@ def flag_transitions(
         mark = handling_mark(flag)
         moved = len(out)
         if before is None:
-            out.append(flag_changed(tenant, customer_id, flag, "opened"))
+            out.append(flag_changed(tenant, customer_id, flag, "opened", "", generation))
         if flag.status == "resolved" and before != "resolved":
-            out.append(flag_changed(tenant, customer_id, flag, "resolved", mark))
+            out.append(flag_changed(tenant, customer_id, flag, "resolved", mark, generation))
         elif flag.status == "open" and before == "resolved":
-            out.append(flag_changed(tenant, customer_id, flag, "reopened", mark))
+            out.append(flag_changed(tenant, customer_id, flag, "reopened", mark, generation))
         if len(out) == moved and mark != before_mark:
-            out.append(flag_changed(tenant, customer_id, flag, "handled", mark))
+            out.append(flag_changed(tenant, customer_id, flag, "handled", mark, generation))
     current = flag_statuses(flags)
     out.extend(
-        flag_withdrawn(tenant, customer_id, flag_id) for flag_id in previous.keys() - current.keys()
+        flag_withdrawn(tenant, customer_id, flag_id, reason=reason, generation=generation)
+        for flag_id in sorted(previous.keys() - current.keys())
     )
     return out
 
 
 def withdraw_all(
-    tenant: str, customer_id: str, previous: Iterable[str], merged_into: str
+    tenant: str,
+    customer_id: str,
+    previous: Iterable[str],
+    merged_into: str | None,
+    reason: str | None = None,
+    generation: str = "",
 ) -> list[FlagChange]:
-    """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
+    """Withdraw every flag of a customer that is no more: merged into `merged_into`, or split
+    away entirely (`reason`)."""
     return [
-        flag_withdrawn(tenant, customer_id, flag_id, merged_into=merged_into)
+        flag_withdrawn(tenant, customer_id, flag_id, merged_into, reason, generation)
         for flag_id in sorted(previous)
     ]

@@ -1,8 +1,12 @@
 """What the ledger writes to Kafka besides touchpoints: flag changes, merges and their headers.
 
 The events topic carries each event under header ``kind: event`` (with the customer id in a
-``customer_id`` header) and each merge of two customers under ``kind: merge``. The flag topic
-carries one `FlagChange` per change of a flag. These records are built and read here, typed;
+``customer_id`` header) and each merge of two customers under ``kind: merge``. A person's
+decision that splits a customer is ``kind: regroup`` (to the customer split and to each
+customer it leaves), and the events the split deals out to other customers go to them under
+``kind: moved``; an unblock that merges them back tells a customer split before ``kind:
+rejoin``, for the events its split left alone. The flag topic carries one `FlagChange` per
+change of a flag. These records are built and read here, typed;
 their bytes on the wire are pinned by a test.
 """
 
@@ -21,6 +25,9 @@ HEADER_CUSTOMER_ID = "customer_id"
 
 KIND_EVENT = b"event"
 KIND_MERGE = b"merge"
+KIND_REGROUP = b"regroup"
+KIND_MOVED = b"moved"
+KIND_REJOIN = b"rejoin"
 
 FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn", "handled"]
 """What happened to a flag: opened; resolved, reopened; withdrawn (it never held, or merged);
@@ -143,6 +150,8 @@ class FlagChange(_Record):
     flag: FlagSnapshot | WithdrawnFlag
     merged_into: str | None = None
     """For a flag withdrawn because its customer merged: the surviving customer id."""
+    reason: str | None = None
+    """For a flag withdrawn by a person's decision (a split): why, in words."""
 
     @property
     def flag_id(self) -> str:
@@ -150,7 +159,7 @@ class FlagChange(_Record):
         return self.flag.flag_id
 
     def to_document(self) -> dict[str, object]:
-        """The JSON-ready dict, keys in their wire order (`merged_into` only when set)."""
+        """The JSON-ready dict, keys in their wire order (`merged_into`, `reason` only when set)."""
         document: dict[str, object] = {
             "change_id": self.change_id,
             "change": self.change,
@@ -160,6 +169,8 @@ class FlagChange(_Record):
         }
         if self.merged_into is not None:
             document["merged_into"] = self.merged_into
+        if self.reason is not None:
+            document["reason"] = self.reason
         return document
 
     def to_bytes(self) -> bytes:
@@ -188,4 +199,56 @@ class MergeRecord(_Record):
     @classmethod
     def from_bytes(cls, value: bytes) -> MergeRecord:
         """Read a merge record back; pydantic's ValidationError when it is not one."""
+        return cls.model_validate_json(value)
+
+
+class RegroupRecord(_Record):
+    """An events-topic record: customer `customer` of `tenant` is split into `parts`.
+
+    Keyed by `customer`, it tells the journey stage to deal that customer's events out to the
+    parts; keyed by another customer of `parts`, that this customer stands again (it no longer
+    forwards to the one it had merged into).
+    """
+
+    tenant: str
+    customer: str
+    parts: dict[str, tuple[str, ...]]
+    """Customer id -> its identifier keys, as ingest's graph now holds them."""
+    reason: str
+    """The decision, in words (`blocked by r.khan on 2026-12-02: switchboard`)."""
+    decision_id: str
+    """The event id of the decision."""
+    dropped: tuple[str, ...] = ()
+    """The customer's identifier keys no customer holds after the split (refused now)."""
+
+    def to_bytes(self) -> bytes:
+        """The record's value on the events topic."""
+        return orjson.dumps(self.model_dump())
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> RegroupRecord:
+        """Read a regroup record back; pydantic's ValidationError when it is not one."""
+        return cls.model_validate_json(value)
+
+
+class RejoinRecord(_Record):
+    """An events-topic record: values a split of `customer` dropped link again (an unblock).
+
+    The events the split left standing alone because they held nothing but those values merge
+    into `into`, the customer that now holds them.
+    """
+
+    tenant: str
+    customer: str
+    lifted: tuple[str, ...]
+    """The values (blocked keys, `phone:<number>`) that link again."""
+    into: str
+
+    def to_bytes(self) -> bytes:
+        """The record's value on the events topic."""
+        return orjson.dumps(self.model_dump())
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> RejoinRecord:
+        """Read a rejoin record back; pydantic's ValidationError when it is not one."""
         return cls.model_validate_json(value)

@@ -13,13 +13,31 @@ from collections.abc import Iterable, MutableMapping
 import orjson
 
 from projections.identifiers import NormalisedId, identity_ids
-from projections.identity import IdentityChange, IdentityPolicy, blocked_key, decision_writes, link
+from projections.identity import (
+    IdentityChange,
+    IdentityPolicy,
+    blocked_key,
+    decision_writes,
+    link,
+    stitch_keys,
+)
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
+from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.recent import RecentEvents
+from streams.stages.regrouping import (
+    current_reason,
+    edge_of,
+    keep_edges,
+    merge_back,
+    open_conflicts,
+    record_decisions,
+    resolve_conflicts,
+    split_on_decision,
+)
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -69,13 +87,26 @@ class DecidedBlocks:
         self.state = state
         self.tenant = tenant
         self.policy = policy
+        self.decided: set[str] = set()
+        """The keys asked about that a person's block refused (they go in the event's edge)."""
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why the identifier must not link, or None."""
-        reason = self.state.get(keys.blocked_value_key(self.tenant, blocked_key(ident)))
+        reason = current_reason(self.state, self.tenant, blocked_key(ident))
         if reason is not None:
-            return reason.decode()
+            self.decided.add(ident.key)
+            return reason
         return self.policy(ident)
+
+
+def content_digest(event: Event, body: bytes) -> bytes:
+    """What makes two arrivals of an event id the same event: its canonical bytes, `redacted`
+    aside. A masked event re-keyed by tenant is sent on in its canonical (masked) bytes, which
+    the door reads back unmarked (only the door's own masking marks an event), so the marker
+    must not make the copy a different event."""
+    if event.redacted:
+        body = encode_event(event.model_copy(update={"redacted": False}))
+    return hashlib.blake2b(body, digest_size=16).digest()
 
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -121,12 +152,9 @@ def ingest(
             out.append(dead_letter(record, failure_reason("decode", exc), exc))
             continue
         if record.key != tenant.encode():
-            # The bytes as sent, not `body`: decoding them again gives the same event, whereas
-            # the canonical bytes of a masked event would come back unmarked (`redacted` is the
-            # door's to set), and the copy would then clash with the same event sent keyed.
-            out.append(OutRecord("touchpoints", tenant.encode(), record.value))
+            out.append(OutRecord("touchpoints", tenant.encode(), body))
             continue
-        digest = hashlib.blake2b(body, digest_size=16).digest()
+        digest = content_digest(event, body)
         seen_key = keys.seen_key(tenant, event.event_id)
         seen = state.get(seen_key)
         if seen == digest:
@@ -147,21 +175,23 @@ def ingest(
             change = link(view, tenant, ids, policy)
             if refused is not None and change.conflicts:
                 refused["limit"] += len(change.conflicts)
+            blocked = frozenset(refuse.decided)
+            edge = edge_of(stitch_keys(view, ids), change, blocked)
             decided = decision_writes(event, settings.region_for(tenant))
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("stitch", exc), exc))
             continue
         state.put(seen_key, digest)
-        for key, why in decided:
-            blocked = keys.blocked_value_key(tenant, key)
-            if why is None:
-                state.delete(blocked)
-            else:
-                state.put(blocked, why.encode())
+        decided = record_decisions(state, tenant, event, decided)
         tenant_key = keys.tenant_key(tenant)
         if state.get(tenant_key) is None:
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         view.apply(change)
+        try:
+            keep_edges(state, tenant, change, edge, blocked)
+            out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
+        except Exception as exc:  # the event stands; without its edge its customer is not split
+            out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
         for old in change.absorbed:
             out.append(
                 OutRecord(
@@ -179,6 +209,16 @@ def ingest(
                 ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, change.customer_id.encode())),
             )
         )
+        if decided:
+            before = dict(state.changes)
+            try:
+                region = settings.region_for(tenant)
+                out.extend(resolve_conflicts(state, tenant, event, decided))
+                out.extend(split_on_decision(state, view, tenant, event, region, decided))
+                out.extend(merge_back(state, view, tenant, (k for k, why in decided if not why)))
+            except Exception as exc:  # the decision stays recorded; the split is reported
+                state.changes = before  # no half-written split
+                out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None:
             recent.remember(body, event)
     return out

@@ -6,6 +6,14 @@ deadline of a time-based rule. Hot journeys stay decoded in memory between batch
 changed journey is evaluated and written once per batch. Events arrive as the canonical bytes
 ingest wrote, so a journey that only grew at its end is written by appending those bytes to
 the stored array: nothing is encoded again.
+
+A `regroup` record (a person blocked a value that had joined customers: see
+`streams.stages.regrouping`) is the only thing that walks a whole journey: the customer's
+events are dealt out to the customers ingest's graph now has (`projections.regroup.split`,
+pure), those for other customers go to them as `moved` events, and the customer keeps its own
+part; the flags it no longer has are withdrawn with the decision as the reason. The customers
+it leaves get a `regroup` record from ingest too, which drops their pointer to the customer
+they had merged into, so they hold their events again.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import cast
 import orjson
 
 from projections import journey as journey_fold
-from projections.flag_changes import flag_statuses, flag_transitions, withdraw_all
+from projections.flag_changes import GENERATION, flag_statuses, flag_transitions, withdraw_all
 from projections.flags import Flag
 from projections.journey import Journey
 from projections.rules import Detector, detect, next_deadline
@@ -31,10 +39,25 @@ from schemas.outputs import (
     HEADER_KIND,
     KIND_EVENT,
     KIND_MERGE,
+    KIND_MOVED,
+    KIND_REGROUP,
+    KIND_REJOIN,
     FlagChange,
     MergeRecord,
+    RegroupRecord,
+    RejoinRecord,
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.stages.journey_split import (
+    HEADER_FORWARDED,
+    HEADER_SPLIT_FROM,
+    deal_late,
+    deal_out,
+    forwarded_record,
+    generation_of,
+    rejoin,
+    split_document,
+)
 from streams.stages.recent import RecentEvents
 from streams.store import keys
 from streams.store.keys import CustomerRef
@@ -168,6 +191,10 @@ class JourneyBatch:
         """Each changed journey as the batch first loaded it."""
         self.sources: dict[CustomerRef, list[tuple[Event, InRecord | None]]] = {}
         """The events each journey gained in this batch, with the records they came in."""
+        self.reasons: dict[CustomerRef, str] = {}
+        """Why each customer split in this batch was split (flags withdrawn give it)."""
+        self.generations: dict[CustomerRef, str] = {}
+        """The generation a split in this batch began for a customer (see `statuses`)."""
         self.out: list[OutRecord] = []
 
     def load(self, ref: CustomerRef) -> Journey | None:
@@ -189,11 +216,28 @@ class JourneyBatch:
         event: Event,
         raw: bytes | None = None,
         record: InRecord | None = None,
+        split_from: str | None = None,
+        late: tuple[str, str | None] | None = None,
     ) -> None:
+        """Fold an event in (`late`: forwarded by a merge; the generation of the customer that
+        passed it on, and the tenant's region)."""
         forward = self.forward_of(ref)
+        origin, _, generation = (split_from or "").partition("/")
+        if forward == (ref[0], origin) and self.statuses(ref)[1] != generation:
+            # Dealt out by a split before ingest's word that the customer stands again came
+            # (that word sets the split's generation): the pointer is from before the split.
+            # After it, a pointer is a merge since, and the event follows it.
+            self.state.delete(keys.forward_key(ref))
+            forward = None
         if forward is not None:
             # The customer merged into another, perhaps on another partition: pass it on.
-            self.out.append(_event_record(forward, event, raw))
+            self.out.append(forwarded_record(forward, event, raw, self.statuses(ref)[1]))
+            return
+        moved = (
+            None if late is None else deal_late(self.state, ref, event, raw, late, self.statuses)
+        )
+        if moved is not None:
+            self.out.append(moved)  # forwarded by a merge from before this customer's split
             return
         journey = self.load(ref) or Journey(ref[0], ref[1])
         try:
@@ -214,7 +258,7 @@ class JourneyBatch:
                 journey.events
             )
             passed_on = [
-                _event_record(into, event, raw)
+                forwarded_record(into, event, raw, self.statuses(ref)[1])
                 for event, raw in zip(journey.events, raws, strict=True)
             ]
             self.out.extend(passed_on)
@@ -222,13 +266,54 @@ class JourneyBatch:
         self.dirty[ref] = None
         self.merged[ref] = into
 
+    def on_regroup(self, ref: CustomerRef, regroup: RegroupRecord, region: str | None) -> None:
+        """A customer split by a person's decision, or one a split left standing again."""
+        generation = generation_of(regroup)
+        if ref[1] != regroup.customer:
+            if self.forward_of(ref) == (ref[0], regroup.customer):
+                self.state.delete(keys.forward_key(ref))
+            # It may have held flags in an earlier life: those opening now get new change ids.
+            statuses, _ = self.statuses(ref)
+            self.state.put(keys.flags_key(ref), orjson.dumps({**statuses, GENERATION: generation}))
+            # Merges from before the split may still forward events here too: deal them out.
+            self.state.put(keys.split_key(ref), split_document(regroup, {}))
+            return
+        journey = self.load(ref) or Journey(*ref)
+        raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
+        raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
+        dealt = deal_out(journey, regroup, region, raw_of)
+        self.generations[ref] = generation
+        self.state.put(keys.split_key(ref), split_document(regroup, dealt.alone))
+        self.out.extend(dealt.moved)
+        self.reasons[ref] = dealt.reason
+        # The journey starts again from its part: stored now, so that later events of this
+        # batch append to it as to any stored journey.
+        for book in (self.added, self.sources):
+            book.pop(ref, None)
+        self.before[ref] = dealt.kept
+        self.held[ref] = len(dealt.kept.events)
+        if dealt.encoded is not None:
+            self.state.put(keys.journey_key(ref), dealt.encoded)
+            self.dirty[ref] = dealt.kept
+        else:
+            self.state.delete(keys.journey_key(ref))
+            self.dirty[ref] = None
+
     def finish(self, now: datetime, settings: FoldSettings) -> list[OutRecord]:
         """Write every changed journey, emit its flag changes; return all outputs."""
         for ref, journey in self.dirty.items():
             if journey is None:
-                self.withdraw_all(ref, self.merged[ref])
+                if ref in self.merged:
+                    self.withdraw_all(ref, self.merged[ref])
+                    if self.forward_of(ref) is not None:  # not split off again since
+                        self.state.delete(keys.split_key(ref))  # its events follow the merge
+                else:  # split away entirely: none of its events is its own any more
+                    self.withdraw_all(ref, None, self.reasons.get(ref))
+                _, generation = self.statuses(ref)
                 for key in (keys.journey_key(ref), keys.flags_key(ref), keys.deadline_key(ref)):
                     self.state.delete(key)
+                if generation:  # a split touched it: its id may come back, moved events too
+                    self.state.put(keys.flags_key(ref), orjson.dumps({GENERATION: generation}))
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
@@ -352,11 +437,27 @@ class JourneyBatch:
         ]
         return None if None in raws else cast(list[bytes], raws)
 
-    def withdraw_all(self, ref: CustomerRef, into: CustomerRef) -> None:
-        """Withdraw an absorbed customer's flags: the survivor's journey carries them now."""
-        previous_raw = self.state.get(keys.flags_key(ref))
-        previous = orjson.loads(previous_raw) if previous_raw else {}
-        self.out.extend(_flag_record(c) for c in withdraw_all(*ref, previous, merged_into=into[1]))
+    def withdraw_all(
+        self, ref: CustomerRef, into: CustomerRef | None, reason: str | None = None
+    ) -> None:
+        """Withdraw every flag of a customer that merged into another or was split away."""
+        previous, generation = self.statuses(ref)
+        merged_into = None if into is None else into[1]
+        self.out.extend(
+            _flag_record(c) for c in withdraw_all(*ref, previous, merged_into, reason, generation)
+        )
+
+    def statuses(self, ref: CustomerRef) -> tuple[dict[str, str], str]:
+        """The status of each flag last emitted for a customer, and the customer's generation.
+
+        The generation is set when a split touches the customer (kept beside the statuses, under
+        `GENERATION`); a flag withdrawn by a split that opens again later gets a change id of its
+        own, which a consumer dropping repeats by change id would otherwise swallow.
+        """
+        raw = self.state.get(keys.flags_key(ref))
+        stored: dict[str, str] = orjson.loads(raw) if raw else {}
+        generation = stored.pop(GENERATION, "")
+        return stored, self.generations.get(ref, generation)
 
     def evaluate(self, journey: Journey, now: datetime, settings: FoldSettings) -> None:
         """Run the rules as of `now` and emit what changed since the last evaluation."""
@@ -373,11 +474,16 @@ class JourneyBatch:
         del now, settings
         ref = (journey.tenant, journey.customer_id)
         flags, deadline = verdict
-        previous_raw = self.state.get(keys.flags_key(ref))
-        previous: dict[str, str] = orjson.loads(previous_raw) if previous_raw else {}
-        self.out.extend(_flag_record(c) for c in flag_transitions(*ref, previous, flags))
+        raw = self.state.get(keys.flags_key(ref))
+        previous, generation = self.statuses(ref)
+        reason = self.reasons.get(ref)
+        self.out.extend(
+            _flag_record(c) for c in flag_transitions(*ref, previous, flags, reason, generation)
+        )
         current = flag_statuses(flags)
-        if current != previous:
+        if generation:
+            current[GENERATION] = generation
+        if current != (orjson.loads(raw) if raw else {}):
             self.state.put(keys.flags_key(ref), orjson.dumps(current))
         if self.mirrored and deadline == self.deadlines.get(self.state.partition, ref):
             return
@@ -386,15 +492,6 @@ class JourneyBatch:
             self.state.delete(keys.deadline_key(ref))
         else:
             self.state.put(keys.deadline_key(ref), deadline.isoformat().encode())
-
-
-def _event_record(ref: CustomerRef, event: Event, raw: bytes | None = None) -> OutRecord:
-    return OutRecord(
-        "events",
-        customer_key(*ref),
-        encode_event(event) if raw is None else raw,
-        ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, ref[1].encode())),
-    )
 
 
 def _flag_record(change: FlagChange) -> OutRecord:
@@ -424,15 +521,31 @@ def process_events(
     for record in records:
         try:
             kind = record.header(HEADER_KIND)
-            if kind == KIND_EVENT and record.value is not None:
+            if kind in (KIND_EVENT, KIND_MOVED) and record.value is not None:
                 customer = record.header(HEADER_CUSTOMER_ID)
                 event = decode(record.value)
                 if customer is None:
                     continue
-                batch.on_event((event.tenant, customer.decode()), event, record.value, record)
+                origin = record.header(HEADER_SPLIT_FROM) if kind == KIND_MOVED else None
+                ref = (event.tenant, customer.decode())
+                split_from = origin.decode() if origin is not None else None
+                forwarded = record.header(HEADER_FORWARDED)
+                region = settings.region_for(event.tenant)
+                late = None if forwarded is None else (forwarded.decode(), region)
+                batch.on_event(ref, event, record.value, record, split_from, late)
             elif kind == KIND_MERGE and record.value is not None:
                 merge = MergeRecord.from_bytes(record.value)
                 batch.on_merge((merge.tenant, merge.from_), (merge.tenant, merge.into))
+            elif kind == KIND_REGROUP and record.value is not None:
+                regroup = RegroupRecord.from_bytes(record.value)
+                customer = record.header(HEADER_CUSTOMER_ID)
+                target = customer.decode() if customer is not None else regroup.customer
+                region = settings.region_for(regroup.tenant)
+                batch.on_regroup((regroup.tenant, target), regroup, region)
+            elif kind == KIND_REJOIN and record.value is not None:
+                back = RejoinRecord.from_bytes(record.value)
+                ref = (back.tenant, back.customer)
+                batch.out.extend(rejoin(state, ref, frozenset(back.lifted), back.into))
         except Exception as exc:  # one record must never stop the stage: it goes aside
             batch.out.append(dead_letter(record, failure_reason("fold", exc), exc))
     return batch.finish(now, settings)

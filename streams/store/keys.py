@@ -8,12 +8,20 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``p/<tenant>/<national number>`` -> the country codes seen with it (JSON array),
 - ``s/<tenant>/<event id>`` -> a digest of the event first seen under that id,
 - ``t/<tenant>`` -> nothing: the tenants this partition holds,
-- ``b/<tenant>/<blocked key>`` -> why a person blocked the value (``identity.blocked``).
+- ``b/<tenant>/<blocked key>`` -> why a person blocked the value (``identity.blocked``),
+- ``h/<tenant>/<customer id>/<digest>`` -> one edge of the customer: identifier keys one event
+  linked together (JSON array), stored once per distinct set, so a split can be recomputed,
+- ``r/<tenant>/<blocked key>/<customer id>`` -> nothing: the customer holds an edge with the
+  value while a person's block keeps it from linking (an unblock merges those customers back),
+- ``k/<tenant>/<blocked key>`` -> the IDENTITY_CONFLICT flags a held link on the value opened
+  (JSON array), until a person's decision about the value resolves them.
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
 - ``j/`` the journey's events, ``f/`` the status of each flag last emitted,
-- ``fw/`` the customer it merged into, ``d/`` the next deadline of a time-based rule.
+- ``fw/`` the customer it merged into, ``d/`` the next deadline of a time-based rule,
+- ``x/`` the last split of the customer (its parts' keys and the keys it dropped), to deal out
+  the events still forwarded to it by merges from before the split.
 
 Positions (``__offset__``, ``__changelog__``, ``__inflight__``) sit beside them, and every key
 is stored in RocksDB behind its input partition's prefix.
@@ -36,10 +44,14 @@ class Prefix(bytes, Enum):
     SEEN = b"s/"
     TENANT = b"t/"
     BLOCKED = b"b/"
+    EDGE = b"h/"
+    CONFLICTS = b"k/"
+    REFUSED = b"r/"
     JOURNEY = b"j/"
     FLAGS = b"f/"
     FORWARD = b"fw/"
     DEADLINE = b"d/"
+    SPLIT = b"x/"
 
 
 OFFSET_KEY = b"__offset__"
@@ -89,6 +101,31 @@ def blocked_value_key(tenant: str, key: str) -> bytes:
     return _tenant_key(Prefix.BLOCKED, tenant, key)
 
 
+def edge_key(tenant: str, customer_id: str, digest: str) -> bytes:
+    """Where one edge of a customer (a distinct set of keys linked by one event) is kept."""
+    return _tenant_key(Prefix.EDGE, tenant, f"{customer_id}/{digest}")
+
+
+def conflicts_key(tenant: str, key: str) -> bytes:
+    """Where the conflict flags opened on an identifier value (its blocked key) are kept."""
+    return _tenant_key(Prefix.CONFLICTS, tenant, key)
+
+
+def refused_key(tenant: str, key: str, customer_id: str) -> bytes:
+    """The marker of a customer holding an edge with a value a person blocked."""
+    return _tenant_key(Prefix.REFUSED, tenant, f"{key}/{customer_id}")
+
+
+def refused_prefix(tenant: str, key: str) -> bytes:
+    """The prefix of the markers of every customer holding an edge with a blocked value."""
+    return _tenant_key(Prefix.REFUSED, tenant, f"{key}/")
+
+
+def edges_prefix(tenant: str, customer_id: str) -> bytes:
+    """The prefix under which every edge of a customer is kept."""
+    return _tenant_key(Prefix.EDGE, tenant, f"{customer_id}/")
+
+
 def tenant_key(tenant: str) -> bytes:
     """The marker of a tenant this partition holds."""
     return Prefix.TENANT.value + tenant.encode()
@@ -125,6 +162,11 @@ def forward_key(ref: CustomerRef) -> bytes:
 def deadline_key(ref: CustomerRef) -> bytes:
     """Where a customer's next rule deadline is kept."""
     return customer_state_key(Prefix.DEADLINE, ref)
+
+
+def split_key(ref: CustomerRef) -> bytes:
+    """Where the last split of a customer is kept."""
+    return customer_state_key(Prefix.SPLIT, ref)
 
 
 def customer_of(prefix: Prefix, key: bytes) -> CustomerRef | None:

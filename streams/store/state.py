@@ -84,6 +84,9 @@ class BatchState:
         self.store = store
         self.partition = partition
         self.changes: dict[bytes, bytes | None] = {}
+        self._children: dict[bytes, set[bytes]] = {}
+        """Changed keys by what comes before their last `/`: `items` finds a customer's
+        entries among a large batch's changes without scanning them all."""
 
     def get(self, key: bytes) -> bytes | None:
         """The value as of this batch's writes so far."""
@@ -91,10 +94,32 @@ class BatchState:
             return self.changes[key]
         return self.store.get(self.partition, key)
 
+    def items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """The entries under a key prefix as of this batch's writes so far, by key."""
+        found = dict(self.store.items(self.partition, prefix))
+        changed = (
+            self._children.get(prefix[:-1], ())
+            if prefix.endswith(b"/")
+            else [key for key in self.changes if key.startswith(prefix)]
+        )
+        for key in changed:
+            if key.startswith(prefix) and key in self.changes:
+                value = self.changes[key]
+                if value is None:
+                    found.pop(key, None)
+                else:
+                    found[key] = value
+        return sorted(found.items())
+
+    def _note(self, key: bytes) -> None:
+        self._children.setdefault(key.rpartition(b"/")[0], set()).add(key)
+
     def put(self, key: bytes, value: bytes) -> None:
         """Write a value at the end of the batch."""
         self.changes[key] = value
+        self._note(key)
 
     def delete(self, key: bytes) -> None:
         """Delete a key at the end of the batch."""
         self.changes[key] = None
+        self._note(key)

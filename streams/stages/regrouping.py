@@ -1,0 +1,336 @@
+"""Ingest's side of undoing a merge: keep each customer's edges, split on a person's block.
+
+Ingest is the single writer of a tenant's identity graph, so it decides splits as it decides
+merges: in the batch that reads the decision, before any later event. For that it keeps, per
+customer, the distinct sets of identifier keys one event linked (`projections.regroup`'s
+edges; a point write per event, and a set seen again is not written again). A block or split
+recomputes the customer from its edges without the refused keys (`split_graph`, pure), writes
+the customers it leaves, and emits a `regroup` record to the customer split (the journey stage
+deals its events out) and to each other customer it leaves (which stands again: it no longer
+forwards to the customer it had merged into). Ingest's graph is right before the records go:
+a later event of Carol's is already sent to Carol's customer.
+
+A link held by a tenant's limit opens `IDENTITY_CONFLICT` on each customer it would have
+joined, straight onto the flag topic (ingest knows the link, the journey stage does not); a
+person's decision about the value resolves it (`projections.regroup.conflicts`).
+
+An unblock or a confirmed merge of a value merges back the customers whose edges hold it:
+an event's edge keeps the values a block refused as well (they do not link while refused),
+and a marker per value and customer (`r/`) finds those customers without a scan. Their edges
+are recomputed with the value linking again, and each customer that is now part of another
+gets an ordinary merge record: the journey stage merges them as it merges any customers.
+
+An event that carried nothing but the blocked value stands alone after the split; ingest keeps
+edges, not events, and does not know it, but the customer split does (the journey stage keeps
+its last split): on the unblock ingest sends that customer a `rejoin` record (the value, and
+the customer now holding it), and the journey stage merges those events back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import orjson
+
+from projections.flag_changes import flag_changed
+from projections.identifiers import NormalisedId, normalise
+from projections.identity import IdentityChange, IdentityView, stitch_keys
+from projections.regroup import (
+    Edge,
+    components,
+    conflicts,
+    decided_form,
+    edge_digest,
+    split_graph,
+)
+from schemas.events import Event
+from schemas.outputs import (
+    HEADER_CUSTOMER_ID,
+    HEADER_KIND,
+    KIND_MERGE,
+    KIND_REGROUP,
+    KIND_REJOIN,
+    FlagChange,
+    MergeRecord,
+    RegroupRecord,
+    RejoinRecord,
+)
+from streams.kafka.records import OutRecord, customer_key
+from streams.store import keys
+from streams.store.state import BatchState
+
+
+def edge_of(stitched: Iterable[str], change: IdentityChange, refused: Iterable[str]) -> Edge:
+    """The keys an event linked (those it stitched to that its customer now holds), with the
+    values a person's block kept from linking (`refused`): they link again on an unblock."""
+    linked = {key for key in stitched if key in change.members and _links(key)}
+    return frozenset(linked.union(refused))
+
+
+def _is_refused(state: BatchState, tenant: str, key: str) -> bool:
+    return current_reason(state, tenant, decided_form(key)) is not None
+
+
+def current_reason(state: BatchState, tenant: str, value: str) -> str | None:
+    """Why a person's latest decision about a value (its blocked key) blocks it, or None."""
+    stored = state.get(keys.blocked_value_key(tenant, value))
+    if stored is None:
+        return None
+    if not stored.startswith(b"{"):
+        return stored.decode()  # written before decisions were kept with their moment
+    why = orjson.loads(stored)["why"]
+    return None if why is None else str(why)
+
+
+def record_decisions(
+    state: BatchState, tenant: str, event: Event, writes: Iterable[tuple[str, str | None]]
+) -> list[tuple[str, str | None]]:
+    """Keep a decision's writes, each unless a later decision (by time, then event id) about
+    the same value is kept already; the writes that took effect.
+
+    A lift is kept too (why None), so that an older block arriving after it stays lifted: the
+    pure fold applies decisions in time order, and so does this, whatever order they arrive in.
+    """
+    moment = (event.occurred_at, event.event_id)
+    applied = []
+    for value, why in writes:
+        key = keys.blocked_value_key(tenant, value)
+        stored = state.get(key)
+        if stored is not None and stored.startswith(b"{"):
+            kept = orjson.loads(stored)
+            if (datetime.fromisoformat(kept["at"]), kept["event_id"]) > moment:
+                continue
+        document = {"why": why, "at": event.occurred_at.isoformat(), "event_id": event.event_id}
+        state.put(key, orjson.dumps(document))
+        applied.append((value, why))
+    return applied
+
+
+def _put_edge(
+    state: BatchState,
+    tenant: str,
+    customer: str,
+    edge: Edge,
+    refused: Iterable[str] | None = None,
+) -> None:
+    """Keep an edge, and a marker for each value in it a block refuses (`refused`, when the
+    caller knows them: else each key is looked up)."""
+    state.put(keys.edge_key(tenant, customer, edge_digest(edge)), orjson.dumps(sorted(edge)))
+    if refused is None:
+        refused = [key for key in edge if _is_refused(state, tenant, key)]
+    for key in refused:
+        state.put(keys.refused_key(tenant, decided_form(key), customer), b"")
+
+
+def _links(key: str) -> bool:
+    return not key.startswith("event:")  # an event standing alone is nobody's edge
+
+
+def edges(state: BatchState, tenant: str, customer: str) -> list[Edge]:
+    """A customer's edges."""
+    return [
+        frozenset(orjson.loads(value))
+        for _, value in state.items(keys.edges_prefix(tenant, customer))
+    ]
+
+
+def keep_edges(
+    state: BatchState, tenant: str, change: IdentityChange, edge: Edge, refused: Iterable[str]
+) -> None:
+    """Move absorbed customers' edges to the customer they are now; add the event's edge
+    (`refused`: its values a block keeps from linking)."""
+    for old in change.absorbed:
+        for key, value in state.items(keys.edges_prefix(tenant, old)):
+            state.delete(key)
+            _put_edge(state, tenant, change.customer_id, frozenset(orjson.loads(value)))
+    if not edge:
+        return
+    key = keys.edge_key(tenant, change.customer_id, edge_digest(edge))
+    if state.get(key) is None:
+        _put_edge(state, tenant, change.customer_id, edge, refused)
+
+
+def split_on_decision(
+    state: BatchState,
+    view: IdentityView,
+    tenant: str,
+    event: Event,
+    region: str | None,
+    reasons: Iterable[tuple[str, str | None]],
+) -> list[OutRecord]:
+    """Split every customer holding a value the decision blocked; the records to emit.
+
+    `reasons` are the decision's writes (`decision_writes`), already in the state.
+    """
+    blocked = {key: why for key, why in reasons if why is not None}
+    if not blocked:
+        return []
+
+    def is_refused(key: str) -> bool:
+        return _is_refused(state, tenant, key)
+
+    idents: list[NormalisedId] = [
+        normalise(kind, raw, region) for kind, raw in event.customer.identifiers()
+    ]
+    owners = sorted(
+        {
+            owner
+            for key in stitch_keys(view, idents)
+            if decided_form(key) in blocked and (owner := view.customer_of(key)) is not None
+        }
+    )
+    reason = next(iter(blocked.values()))
+    out: list[OutRecord] = []
+    for customer in owners:
+        members = view.members(customer)
+        found = split_graph(tenant, customer, members, edges(state, tenant, customer), is_refused)
+        if found is None:
+            continue
+        for stored, _ in state.items(keys.edges_prefix(tenant, customer)):
+            state.delete(stored)
+        state.delete(keys.members_key(tenant, customer))
+        for dropped in sorted(found.dropped):
+            state.delete(keys.identifier_key(tenant, dropped))
+            # The split may leave events alone on the value: an unblock tells this customer.
+            state.put(keys.refused_key(tenant, decided_form(dropped), customer), b"")
+        parts = {part: tuple(sorted(held)) for part, held in found.parts.items()}
+        for part, held in parts.items():
+            state.put(keys.members_key(tenant, part), orjson.dumps(list(held)))
+            for kept in held:
+                state.put(keys.identifier_key(tenant, kept), part.encode())
+            for edge in found.edges[part]:
+                _put_edge(state, tenant, part, edge)
+        record = RegroupRecord(
+            tenant=tenant,
+            customer=customer,
+            parts=parts,
+            reason=reason,
+            decision_id=event.event_id,
+            dropped=tuple(sorted(found.dropped)),
+        )
+        value = record.to_bytes()
+        # The customer split first, then each other part: they stand again before any later
+        # event ingest sends them (same producer, same partition, in order).
+        for target in [customer, *(part for part in parts if part != customer)]:
+            out.append(
+                OutRecord(
+                    "events",
+                    customer_key(tenant, target),
+                    value,
+                    ((HEADER_KIND, KIND_REGROUP), (HEADER_CUSTOMER_ID, target.encode())),
+                )
+            )
+    return out
+
+
+def _flag_record(change: FlagChange) -> OutRecord:
+    return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
+
+
+def open_conflicts(
+    state: BatchState, tenant: str, change: IdentityChange, event: Event, region: str | None
+) -> list[OutRecord]:
+    """Open IDENTITY_CONFLICT on each customer a held link names, once per flag and customer."""
+    out: list[OutRecord] = []
+    for key, customer, flag in conflicts.held(change, event, region):
+        stored = keys.conflicts_key(tenant, key)
+        value = state.get(stored)
+        kept: list[dict[str, object]] = orjson.loads(value) if value is not None else []
+        if any(d["customer"] == customer and d["flag_id"] == flag.flag_id for d in kept):
+            continue
+        kept.append(conflicts.to_document(customer, flag))
+        state.put(stored, orjson.dumps(kept))
+        out.append(_flag_record(flag_changed(tenant, customer, flag, "opened")))
+    return out
+
+
+def resolve_conflicts(
+    state: BatchState, tenant: str, decision: Event, decided: Iterable[tuple[str, str | None]]
+) -> list[OutRecord]:
+    """Resolve the conflict flags opened on the values a person decided about."""
+    out: list[OutRecord] = []
+    for key, _ in decided:
+        stored = keys.conflicts_key(tenant, key)
+        value = state.get(stored)
+        if value is None:
+            continue
+        state.delete(stored)
+        for document in orjson.loads(value):
+            customer, flag = conflicts.from_document(document)
+            (done,) = conflicts.resolved([flag], decision)
+            out.append(_flag_record(flag_changed(tenant, customer, done, "resolved")))
+    return out
+
+
+def merge_back(
+    state: BatchState, view: IdentityView, tenant: str, lifted: Iterable[str]
+) -> list[OutRecord]:
+    """Merge back the customers whose edges hold values a decision lifted; the merge records.
+
+    `lifted` are the values (blocked keys) an unblock or a confirmed merge let link again,
+    already lifted in the state.
+    """
+    out: list[OutRecord] = []
+    for value in sorted(lifted):
+        markers = state.items(keys.refused_prefix(tenant, value))
+        for marker, _ in markers:
+            state.delete(marker)
+        held: dict[str, list[Edge]] = {}
+        for marker, _ in markers:
+            customer = marker.rsplit(b"/", 1)[1].decode()
+            found = edges(state, tenant, customer)
+            members = view.members(customer)
+            linking = {k for k in members if _links(k) and not _is_refused(state, tenant, k)}
+            if members and found and linking <= frozenset().union(*found):
+                held[customer] = found  # a customer without (all) its edges stays as it is
+        parts = components(
+            tenant,
+            (edge for found in held.values() for edge in found),
+            lambda key: _is_refused(state, tenant, key),
+        )
+        owner = {key: part for part, keys_ in parts.items() for key in keys_}
+        into = next((owner[k] for k in sorted(owner) if decided_form(k) == value), None)
+        if into is not None:
+            # Customers split on the value first hear it links again (before they merge).
+            back = [marker.rsplit(b"/", 1)[1].decode() for marker, _ in markers]
+            out.extend(_rejoin_record(tenant, customer, value, into) for customer in back)
+        joined: dict[str, list[str]] = {}
+        for customer, found in sorted(held.items()):
+            kept = sorted(k for edge in found for k in edge if k in owner)
+            if kept:
+                joined.setdefault(owner[kept[0]], []).append(customer)
+        for part, customers in sorted(joined.items()):
+            if customers == [part] and view.members(part) == parts[part]:
+                continue
+            for customer in customers:
+                for stored, _ in state.items(keys.edges_prefix(tenant, customer)):
+                    state.delete(stored)
+                state.delete(keys.members_key(tenant, customer))
+            state.put(keys.members_key(tenant, part), orjson.dumps(sorted(parts[part])))
+            for key in parts[part]:
+                state.put(keys.identifier_key(tenant, key), part.encode())
+            for customer in customers:
+                for edge in held[customer]:
+                    _put_edge(state, tenant, part, edge)
+            out.extend(
+                OutRecord(
+                    "events",
+                    customer_key(tenant, customer),
+                    MergeRecord(tenant=tenant, from_=customer, into=part).to_bytes(),
+                    ((HEADER_KIND, KIND_MERGE),),
+                )
+                for customer in customers
+                if customer != part
+            )
+    return out
+
+
+def _rejoin_record(tenant: str, customer: str, value: str, into: str) -> OutRecord:
+    record = RejoinRecord(tenant=tenant, customer=customer, lifted=(value,), into=into)
+    return OutRecord(
+        "events",
+        customer_key(tenant, customer),
+        record.to_bytes(),
+        ((HEADER_KIND, KIND_REJOIN), (HEADER_CUSTOMER_ID, customer.encode())),
+    )

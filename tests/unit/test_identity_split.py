@@ -1,0 +1,539 @@
+"""Undoing a wrong merge live: a block splits the customers its value joined, flags withdrawn.
+
+The pure parts (`projections.regroup`) are held equal to the offline fold with the decision;
+the stages, driven over in-memory topics with real RocksDB files, are held equal to
+`journeys check` of the same lines, whatever order they arrive in.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from journeys.cli.check import check_lines
+from projections.flag_changes import GENERATION, flag_transitions
+from projections.identifiers import identity_ids
+from projections.identity import IDENTITY_CONFLICT
+from projections.ledger import fold_all
+from projections.regroup import components, decided_form, split, split_graph, split_reason
+from projections.rules import detect
+from schemas.codec import decode_event, encode_event
+from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_MOVED, KIND_REGROUP
+from streams.kafka.records import InRecord, OutRecord
+from streams.stages.journey_split import HEADER_SPLIT_FROM
+from streams.stages.journey_stage import JourneyCache, decode_journey, process_events
+from streams.store import keys
+from streams.store.state import BatchState, LocalStore
+from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
+from tests.unit.test_stages import NOW, Pipeline
+
+SWITCHBOARD = "phone:1134960000"
+"""The decided form of the shop's switchboard number, `0113 496 0000`."""
+
+CAROL_AGAIN = _line(
+    "s-3",
+    "form.submitted",
+    "2024-03-09T13:00:00Z",
+    {"email": "carol@example.com", "phone": "0113 496 0000"},
+    form="contact",
+)
+SWITCHBOARD_ONLY = _line(
+    "s-4",
+    "form.submitted",
+    "2024-03-09T09:00:00Z",
+    {"phone": "0113 496 0000"},
+    form="callback",
+)
+
+
+def _edges(lines: list[bytes]) -> list[frozenset[str]]:
+    settings = _settings()
+    return [
+        frozenset(
+            i.key for i in identity_ids(decode_event(line), "GB", settings.identity_for("acme"))
+        )
+        for line in lines
+    ]
+
+
+def _refused(key: str) -> bool:
+    return decided_form(key) == SWITCHBOARD
+
+
+def test_components_leave_the_blocked_value_out() -> None:
+    parts = components("acme", _edges([*SHOP, SWITCHBOARD_ONLY]), _refused)
+    assert sorted(parts.values(), key=min) == [
+        frozenset({"email:carol@example.com"}),
+        frozenset({"email:dave@example.com"}),
+    ]
+
+
+@pytest.mark.parametrize("extra", [[], [CAROL_AGAIN], [CAROL_AGAIN, SWITCHBOARD_ONLY]])
+def test_a_split_equals_the_offline_fold_with_the_decision(extra: list[bytes]) -> None:
+    lines = [*SHOP, *extra]
+    events = [decode_event(line) for line in lines]
+    (merged,) = fold_all(events, _settings())
+    members = frozenset().union(*_edges(lines))
+    found = split_graph("acme", merged.customer_id, members, _edges(lines), _refused)
+    assert found is not None
+    assert SWITCHBOARD in {decided_form(key) for key in found.dropped}
+    pieces = split(merged, found.parts, "GB")
+    offline = fold_all([*events, decode_event(BLOCK)], _settings())
+    assert pieces == tuple(offline)
+
+
+def test_nothing_to_split_when_no_key_is_refused_or_edges_are_missing() -> None:
+    members = frozenset().union(*_edges(SHOP))
+    (merged,) = fold_all([decode_event(line) for line in SHOP], _settings())
+    assert split_graph("acme", merged.customer_id, members, _edges(SHOP), lambda _: False) is None
+    assert split_graph("acme", merged.customer_id, members, [], _refused) is None
+
+
+def test_the_split_customer_withdraws_the_flags_no_part_has_with_the_reason() -> None:
+    events = [decode_event(line) for line in SHOP]
+    (merged,) = fold_all(events, _settings())
+    now = datetime.fromisoformat("2024-03-10T00:00:00+00:00")
+    rules = _settings().rules
+    before = detect(merged.events, now, rules)
+    assert [f.rule for f in before] == ["DUPLICATE_ORDER"]
+    members = frozenset().union(*_edges(SHOP))
+    found = split_graph("acme", merged.customer_id, members, _edges(SHOP), _refused)
+    assert found is not None
+    pieces = split(merged, found.parts, "GB")
+    assert all(detect(p.events, now, rules) == () for p in pieces)
+    kept = next((p for p in pieces if p.customer_id == merged.customer_id), None)
+    reason = split_reason("blocked by r.khan", merged.customer_id, found.parts)
+    previous = {before[0].flag_id: "open"}
+    changes = flag_transitions(
+        "acme",
+        merged.customer_id,
+        previous,
+        detect(kept.events, now, rules) if kept else (),
+        reason,
+    )
+    assert [(c.change, c.flag_id, c.reason) for c in changes] == [
+        ("withdrawn", before[0].flag_id, reason)
+    ]
+    assert b'"reason":"blocked by r.khan; ' in changes[0].to_bytes()
+
+
+# --- the stages ---------------------------------------------------------------------------
+
+
+def _pipeline(root: Path) -> Pipeline:
+    pipeline = Pipeline(root)
+    pipeline.settings = _settings()
+    return pipeline
+
+
+def _journeys(pipeline: Pipeline) -> dict[str, list[str]]:
+    """Customer id -> event ids, decisions (a journey of their own live) left out."""
+    return {
+        customer: events
+        for (_, customer), events in pipeline.stored().items()
+        if not any(e.startswith("dec-") for e in events)
+    }
+
+
+def _offline(lines: list[bytes]) -> dict[str, list[str]]:
+    report = check_lines(lines, _settings(), NOW)
+    return {j.customer_id: [e.event_id for e in j.events] for j in report.journeys}
+
+
+def _graph(pipeline: Pipeline) -> dict[str, list[str]]:
+    """Ingest's customers that hold an identifier (decisions' own customers left out)."""
+    found: dict[str, list[str]] = {}
+    for partition in range(3):
+        for key, value in pipeline.identity.items(partition, keys.Prefix.MEMBERS.value):
+            members = orjson.loads(value)
+            if not all(m.startswith("event:") for m in members):
+                found[key.decode().rsplit("/", 1)[1]] = members
+    return found
+
+
+def _standing(pipeline: Pipeline) -> dict[str, str]:
+    last: dict[tuple[str, str], str] = {}
+    for change in pipeline.flags:
+        last[(change.customer_id, change.flag_id)] = change.change
+    return {f"{c}/{f}": s for (c, f), s in last.items() if s != "withdrawn"}
+
+
+def test_a_block_while_running_splits_the_customer_and_withdraws_the_duplicate_order(
+    tmp_path: Path,
+) -> None:
+    pipeline = _pipeline(tmp_path)
+    for line in SHOP:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert sorted(_journeys(pipeline).values()) == [["s-1", "s-2"]]
+    (opened,) = [f for f in pipeline.flags if f.change == "opened"]
+    assert opened.flag.to_document()["rule"] == "DUPLICATE_ORDER"
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline([*SHOP, BLOCK])
+    assert sorted(_journeys(pipeline).values()) == [["s-1"], ["s-2"]]
+    (withdrawn,) = [f for f in pipeline.flags if f.change == "withdrawn"]
+    assert (withdrawn.flag_id, withdrawn.customer_id) == (opened.flag_id, opened.customer_id)
+    assert withdrawn.reason is not None
+    assert withdrawn.reason.startswith("blocked by r.khan on 2024-03-09: the shop's switchboard")
+    assert _standing(pipeline) == {}
+    graph = _graph(pipeline)
+    assert sorted(graph.values()) == [["email:carol@example.com"], ["email:dave@example.com"]]
+    assert pipeline.dead == []
+    # A later event of Carol's joins Carol only: the switchboard links nothing now.
+    pipeline.append("touchpoints", b"acme", CAROL_AGAIN)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline([*SHOP, BLOCK, CAROL_AGAIN])
+    assert sorted(_journeys(pipeline).values()) == [["s-1", "s-3"], ["s-2"]]
+
+
+def test_a_customer_whose_smallest_key_was_blocked_is_split_away_entirely(tmp_path: Path) -> None:
+    """A block of `customer_ref:A` (the smallest key) leaves no part with the old id."""
+    ref_a = {"customer_ref": "A-1", "email": "erin@example.com"}
+    lines = [
+        _line("r-1", "order.placed", "2024-03-09T10:00:00Z", ref_a, order_id="X1", items=["S"]),
+        _line(
+            "r-2",
+            "order.placed",
+            "2024-03-09T10:30:00Z",
+            {"customer_ref": "A-1", "email": "finn@example.com"},
+            order_id="X2",
+            items=["S"],
+        ),
+    ]
+    block = orjson.loads(_decision("identity.blocked", "dec-9", "2024-03-09T12:00:00Z"))
+    block["customer"] = {"customer_ref": "A-1"}
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    (merged,) = _journeys(pipeline)
+    assert [f.customer_id for f in pipeline.flags if f.change == "opened"] == [merged]
+    pipeline.append("touchpoints", b"acme", orjson.dumps(block))
+    pipeline.drain()
+    assert merged not in _journeys(pipeline)
+    assert _journeys(pipeline) == _offline([*lines, orjson.dumps(block)])
+    assert len(_journeys(pipeline)) == 2
+    assert _standing(pipeline) == {}
+    withdrawn = [f for f in pipeline.flags if f.change == "withdrawn"]
+    assert {f.customer_id for f in withdrawn} == {merged}
+    assert all(f.reason for f in withdrawn)
+
+
+SCENARIO = [*SHOP, CAROL_AGAIN, SWITCHBOARD_ONLY, BLOCK]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_arrival_order_never_changes_customers_or_flags_with_a_block_in_the_log(
+    tmp_path: Path, seed: int
+) -> None:
+    lines = list(SCENARIO)
+    random.Random(seed).shuffle(lines)
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline(SCENARIO)
+    report = check_lines(SCENARIO, _settings(), NOW)
+    pure = {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
+    as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
+    assert {k: as_status[v] for k, v in _standing(pipeline).items()} == pure
+    assert pipeline.dead == []
+
+
+# --- IDENTITY_CONFLICT live ---------------------------------------------------------------
+
+DAVE_AGAIN = _line(
+    "s-5",
+    "form.submitted",
+    "2024-03-09T11:30:00Z",
+    {"email": "dave@example.com", "phone": "0113 496 0000"},
+    form="contact",
+)
+
+
+def test_a_held_link_opens_identity_conflict_on_both_live_and_a_decision_resolves_it(
+    tmp_path: Path,
+) -> None:
+    limited = _settings({"limits": {"email": 1}})
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = limited
+    for line in SHOP:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    report = check_lines(SHOP, limited, NOW)
+    pure = {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
+    assert sorted(pure.values()) == ["open", "open"]
+    as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
+    assert {k: as_status[v] for k, v in _standing(pipeline).items()} == pure
+    opened = [f for f in pipeline.flags if f.change == "opened"]
+    assert [f.flag.to_document()["rule"] for f in opened] == ["IDENTITY_CONFLICT"] * 2
+    # The same link held again by a later event opens nothing again.
+    pipeline.append("touchpoints", b"acme", DAVE_AGAIN)
+    pipeline.drain()
+    conflicts = [f for f in pipeline.flags if f.flag.to_document().get("rule") == IDENTITY_CONFLICT]
+    assert conflicts == opened
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    resolved = [f for f in pipeline.flags if f.change == "resolved"]
+    assert {(f.customer_id, f.flag_id) for f in resolved} == {
+        (f.customer_id, f.flag_id) for f in opened
+    }
+    for change in resolved:
+        document = change.flag.to_document()
+        assert document["status"] == "resolved"
+        assert document["resolution"] == "blocked by r.khan on 2024-03-09: the shop's switchboard"
+    assert pipeline.dead == []
+
+
+# --- unblock and confirmed merge live -----------------------------------------------------
+
+UNBLOCK = _decision("identity.unblocked", "dec-2", "2024-03-09T13:00:00Z")
+SPLIT = _decision("identity.split", "dec-3", "2024-03-09T12:00:00Z")
+CONFIRM = _decision("identity.merge_confirmed", "dec-4", "2024-03-09T13:00:00Z")
+
+
+def _pure_flags(lines: list[bytes]) -> dict[str, str]:
+    report = check_lines(lines, _settings(), NOW)
+    return {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
+
+
+def _standing_status(pipeline: Pipeline) -> dict[str, str]:
+    as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
+    return {k: as_status[v] for k, v in _standing(pipeline).items()}
+
+
+@pytest.mark.parametrize(("undo", "lift"), [(BLOCK, UNBLOCK), (SPLIT, CONFIRM)])
+def test_blocking_then_unblocking_live_returns_exactly_the_previous_journeys(
+    tmp_path: Path, undo: bytes, lift: bytes
+) -> None:
+    pipeline = _pipeline(tmp_path)
+    for line in SHOP:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    before = _journeys(pipeline)
+    (first,) = [f for f in pipeline.flags if f.change == "opened"]
+    for decision in (undo, lift):
+        pipeline.append("touchpoints", b"acme", decision)
+        pipeline.drain()
+    assert _journeys(pipeline) == before == _offline(SHOP)
+    assert _standing_status(pipeline) == _pure_flags(SHOP)
+    opened = [f for f in pipeline.flags if f.change == "opened"]
+    assert [(f.customer_id, f.flag_id) for f in opened] == [(first.customer_id, first.flag_id)] * 2
+    # Opened again after the split withdrew it: a change id of its own, or a consumer dropping
+    # repeats by change id would keep it withdrawn.
+    assert opened[0].change_id != opened[1].change_id
+    assert pipeline.dead == []
+    # And blocked once more, it splits again and is withdrawn again, with another change id.
+    again = orjson.loads(_decision("identity.blocked", "dec-8", "2024-03-09T14:00:00Z"))
+    pipeline.append("touchpoints", b"acme", orjson.dumps(again))
+    pipeline.drain()
+    assert sorted(_journeys(pipeline).values()) == [["s-1"], ["s-2"]]
+    withdrawn = [f for f in pipeline.flags if f.change == "withdrawn"]
+    assert len({f.change_id for f in withdrawn}) == len(withdrawn) == 2
+    assert _standing_status(pipeline) == {}
+
+
+LIFTED = [*SHOP, CAROL_AGAIN, SWITCHBOARD_ONLY, BLOCK, UNBLOCK]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_arrival_order_never_changes_customers_or_flags_with_a_block_and_an_unblock(
+    tmp_path: Path, seed: int
+) -> None:
+    """The unblock is later in time than the block: whichever arrives first, it wins."""
+    lines = list(LIFTED)
+    random.Random(seed).shuffle(lines)
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline(LIFTED)
+    assert _standing_status(pipeline) == _pure_flags(LIFTED)
+    assert pipeline.dead == []
+
+
+# --- a moved event and the pointer of the customer it reaches -----------------------------
+
+
+def _moved_to_dave(
+    tmp_path: Path, generation_seen: str | None
+) -> tuple[list[str], list[OutRecord]]:
+    """Dave's stored events, and the event records passed on, after a moved event reached him."""
+    store = LocalStore(tmp_path / "journeys")
+    state = BatchState(store, 0)
+    dave = ("acme", "cus_dave")
+    state.put(keys.forward_key(dave), b"cus_carol")
+    if generation_seen is not None:
+        state.put(keys.flags_key(dave), orjson.dumps({GENERATION: generation_seen}))
+    store.write(0, state.changes)
+    event = decode_event(SHOP[1])
+    headers = (
+        (HEADER_KIND, KIND_MOVED),
+        (HEADER_CUSTOMER_ID, b"cus_dave"),
+        (HEADER_SPLIT_FROM, b"cus_carol/g1"),
+    )
+    record = InRecord("events", 0, 0, b"acme/cus_dave", encode_event(event), 0, headers)
+    state = BatchState(store, 0)
+    outs = process_events(state, JourneyCache(), [record], NOW, _settings())
+    store.write(0, state.changes)
+    stored = store.get(0, keys.journey_key(dave))
+    store.close()
+    held = [] if stored is None else [e.event_id for e in decode_journey(dave, stored).events]
+    return held, [o for o in outs if o.destination == "events"]
+
+
+def test_a_moved_event_ahead_of_ingest_s_word_stays_with_the_customer_it_was_dealt_to(
+    tmp_path: Path,
+) -> None:
+    """Dave still points at Carol (from before the split): the event is his, not passed back."""
+    assert _moved_to_dave(tmp_path, None) == (["s-2"], [])
+
+
+def test_a_moved_event_follows_a_merge_made_after_the_split(tmp_path: Path) -> None:
+    """Dave saw the split (its generation) and merged into Carol since: the event follows."""
+    held, (passed,) = _moved_to_dave(tmp_path, "g1")
+    assert held == []
+    assert dict(passed.headers)[HEADER_CUSTOMER_ID] == b"cus_carol"
+
+
+def test_batch_state_items_overlay_the_batch_s_writes_on_the_store(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "state")
+    state = BatchState(store, 1)
+    for name in (b"h/acme/cus_1/a", b"h/acme/cus_1/b", b"h/acme/cus_10/a"):
+        state.put(name, name)
+    store.write(1, state.changes)
+    state = BatchState(store, 1)
+    state.delete(b"h/acme/cus_1/a")
+    state.put(b"h/acme/cus_1/c", b"new")
+    state.put(b"h/acme/cus_10/b", b"other customer")
+    assert state.items(b"h/acme/cus_1/") == [
+        (b"h/acme/cus_1/b", b"h/acme/cus_1/b"),
+        (b"h/acme/cus_1/c", b"new"),
+    ]
+    assert [k for k, _ in state.items(b"h/acme/cus_1")] == [
+        b"h/acme/cus_1/b",
+        b"h/acme/cus_1/c",
+        b"h/acme/cus_10/a",
+        b"h/acme/cus_10/b",
+    ]
+    store.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_split_and_a_merge_back_survive_workers_dying_after_sending(
+    tmp_path: Path, seed: int
+) -> None:
+    """Journey batches are sent, then their worker dies and reads them again: same result."""
+    lines = list(LIFTED)
+    random.Random(seed).shuffle(lines)
+    pipeline = Pipeline(tmp_path, batch_size=2, crash_rate=0.5, seed=seed)
+    pipeline.settings = _settings()
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert pipeline.crashes > 0
+    assert _journeys(pipeline) == _offline(LIFTED)
+    assert _standing_status(pipeline) == _pure_flags(LIFTED)
+    assert pipeline.dead == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 5])
+def test_an_event_still_forwarded_by_a_merge_from_before_the_split_is_dealt_out(
+    tmp_path: Path, batch_size: int
+) -> None:
+    """The switchboard-only customer merged into Carol's just before the block: its event is
+    passed on to Carol after her split, and goes where the split would have put it (alone)."""
+    lines = [SWITCHBOARD_ONLY, CAROL_AGAIN, SHOP[1], SHOP[0], BLOCK]
+    pipeline = _pipeline(tmp_path)
+    pipeline.batch_size = batch_size
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline(lines)
+    assert ["s-4"] in _journeys(pipeline).values()
+    assert _standing_status(pipeline) == _pure_flags(lines)
+
+
+def test_a_regroup_record_that_cannot_be_read_goes_to_dead_letters_and_the_stage_goes_on(
+    tmp_path: Path,
+) -> None:
+    pipeline = _pipeline(tmp_path)
+    pipeline.append(
+        "events",
+        b"acme/cus_x",
+        b'{"tenant": "acme", "customer": 5}',
+        ((HEADER_KIND, KIND_REGROUP), (HEADER_CUSTOMER_ID, b"cus_x")),
+    )
+    for line in SHOP:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    (dead,) = pipeline.dead
+    assert str(dead["reason"]).startswith("could not fold this record: ValidationError")
+    assert sorted(_journeys(pipeline).values()) == [["s-1", "s-2"]]
+
+
+def test_an_unblock_merges_back_the_events_the_block_left_alone(tmp_path: Path) -> None:
+    """The callback form gave only the switchboard: the block left it alone, the unblock
+    brings it back to the customer that holds the switchboard again."""
+    lines = [*SHOP, SWITCHBOARD_ONLY, CAROL_AGAIN]
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    before = _journeys(pipeline)
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    assert ["s-4"] in _journeys(pipeline).values()
+    pipeline.append("touchpoints", b"acme", UNBLOCK)
+    pipeline.drain()
+    assert _journeys(pipeline) == before == _offline(lines)
+    assert _standing_status(pipeline) == _pure_flags(lines)
+    assert pipeline.dead == []
+
+
+BLOCKED_AGAIN = _decision("identity.blocked", "dec-7", "2024-03-09T14:00:00Z")
+DECIDED = {
+    "block, unblock, split, confirm": [
+        *SHOP,
+        CAROL_AGAIN,
+        SWITCHBOARD_ONLY,
+        BLOCK,
+        UNBLOCK,
+        SPLIT,
+        CONFIRM,
+    ],
+    "block, unblock, block again": [
+        *SHOP,
+        CAROL_AGAIN,
+        SWITCHBOARD_ONLY,
+        BLOCK,
+        UNBLOCK,
+        BLOCKED_AGAIN,
+    ],
+    "split, confirm, block": [*SHOP, SWITCHBOARD_ONLY, SPLIT, CONFIRM, BLOCKED_AGAIN, DAVE_AGAIN],
+}
+
+
+@pytest.mark.parametrize("name", sorted(DECIDED))
+@pytest.mark.parametrize("seed", range(6))
+def test_any_arrival_order_batch_cut_and_crash_give_the_pure_fold_with_decisions(
+    tmp_path: Path, name: str, seed: int
+) -> None:
+    """Decisions in the log, lines shuffled, batches cut anywhere, workers dying after sending:
+    the live customers, ids and flags equal `journeys check` (decisions in time order)."""
+    lines = list(DECIDED[name])
+    rng = random.Random(seed)
+    rng.shuffle(lines)
+    pipeline = Pipeline(tmp_path, batch_size=rng.randint(1, 4), crash_rate=0.25, seed=seed)
+    pipeline.settings = _settings()
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _journeys(pipeline) == _offline(DECIDED[name])
+    assert _standing_status(pipeline) == _pure_flags(DECIDED[name])
+    assert pipeline.dead == []
