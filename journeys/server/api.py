@@ -34,6 +34,7 @@ from projections.journey import Journey
 from projections.replay import parse_query
 from projections.settings import FoldSettings
 from projections.view import view, view_to_dict
+from projections.why import linked_by
 from schemas.codec import MAX_DEPTH
 from schemas.errors import InvalidEventError, JourneyLedgerError
 from schemas.events import DECISION_TYPES, HANDLING_TYPES, IDENTIFIER_KINDS
@@ -264,7 +265,11 @@ def _local_journey(
 
 
 def _view_dict(context: ApiContext, journey: Journey) -> dict[str, Any]:
-    return view_to_dict(view(journey, context.clock(), context.fold))
+    fold = context.fold
+    tenant = journey.tenant
+    # worked out from the journey, as `journeys check` does: the same answer on both paths
+    links = linked_by(journey, fold.identity_for(tenant), fold.region_for(tenant))
+    return view_to_dict(view(journey, context.clock(), fold, why=(links, None)))
 
 
 # --- handlers --------------------------------------------------------------------------------
