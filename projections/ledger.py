@@ -96,9 +96,11 @@ class Ledger:
         for old in (*change.absorbed, change.customer_id):
             history.extend(self.merges.pop((tenant, old), []))
         history.sort(key=lambda m: (m.at, m.event_id, m.from_customer))
+        # the customers merged away (the one keeping its id is the journey itself), as live
         history.extend(
             Merge(event.occurred_at, event.event_id, identifier, old, change.customer_id)
             for old, identifier in why.merged
+            if old != change.customer_id
         )
         if history:
             self.merges[(tenant, change.customer_id)] = history
