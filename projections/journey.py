@@ -36,6 +36,8 @@ class Merge:
     """`kind value` of the identifier that reached `from_customer`."""
     from_customer: str
     into: str
+    decision: str | None = None
+    """A person's decision that let the merge happen (who, when, why), or None."""
 
 
 @dataclass(frozen=True, slots=True)

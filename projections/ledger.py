@@ -26,6 +26,7 @@ from projections.identity import (
 )
 from projections.journey import Journey, Merge, same_content
 from projections.settings import FoldSettings
+from projections.why import linked_by
 from schemas.errors import EventConflictError
 from schemas.events import DECISION_TYPES, Event
 
@@ -40,12 +41,10 @@ class Ledger:
     seen: dict[tuple[str, str], Event] = field(default_factory=dict)
     conflicts: dict[tuple[str, str], dict[tuple[str, str], Flag]] = field(default_factory=dict)
     """(tenant, customer id) -> the IDENTITY_CONFLICT flag of each held link, by kind and value."""
-    linked_by: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(tenant, event id) -> `kind value` of the identifier that joined the event to its customer."""
     merges: dict[tuple[str, str], list[Merge]] = field(default_factory=dict)
+    """(tenant, customer id) -> the merges that made the customer, in the order they happened."""
     refused: dict[str, dict[str, int]] = field(default_factory=dict)
     """Tenant -> identifiers refused for linking: `junk`, `blocked`, and links a `limit` held."""
-    """(tenant, customer id) -> the merges that made the customer, in the order they happened."""
 
     def add(self, event: Event) -> IdentityChange | None:
         """Fold one event in; None when it was a duplicate.
@@ -93,26 +92,28 @@ class Ledger:
 
     def _note_why(self, event: Event, change: IdentityChange, why: Why) -> None:
         tenant = event.tenant
-        if why.linked_by is not None:
-            self.linked_by[(tenant, event.event_id)] = why.linked_by
         history: list[Merge] = []
         for old in (*change.absorbed, change.customer_id):
             history.extend(self.merges.pop((tenant, old), []))
         history.sort(key=lambda m: (m.at, m.event_id, m.from_customer))
+        # the customers merged away (the one keeping its id is the journey itself), as live
         history.extend(
             Merge(event.occurred_at, event.event_id, identifier, old, change.customer_id)
             for old, identifier in why.merged
+            if old != change.customer_id
         )
         if history:
             self.merges[(tenant, change.customer_id)] = history
 
     def why(self, journey: Journey) -> tuple[dict[str, str], tuple[Merge, ...]]:
-        """The identifier that linked each of the journey's events, and the journey's merges."""
-        links = {
-            e.event_id: by
-            for e in journey.events
-            if (by := self.linked_by.get((journey.tenant, e.event_id))) is not None
-        }
+        """The identifier that linked each of the journey's events, and the journey's merges.
+
+        Which identifier linked an event is worked out from the journey (`why.linked_by`), as
+        the live API does, so it does not depend on the order the events arrived in.
+        """
+        tenant = journey.tenant
+        policy = self.settings.identity_for(tenant)
+        links = linked_by(journey, policy, self.settings.region_for(tenant))
         return links, tuple(self.merges.get((journey.tenant, journey.customer_id), ()))
 
     def _note_conflicts(self, event: Event, change: IdentityChange) -> None:

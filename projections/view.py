@@ -41,7 +41,7 @@ class JourneyView:
     names: tuple[str, ...] = ()
     linked_by: Mapping[str, str] | None = None
     """Event id -> `kind value` of the identifier that joined it (absent: it came first);
-    None where the reader does not know (the live API does not record it yet)."""
+    None where the reader did not ask (`projections.why.linked_by` works it out)."""
     merges: tuple[Merge, ...] | None = None
 
 
@@ -90,14 +90,14 @@ def view(
     settings: FoldSettings,
     extra_rules: dict[str, Detector] | None = None,
     held: Iterable[Flag] = (),
-    why: tuple[Mapping[str, str], Iterable[Merge]] | None = None,
+    why: tuple[Mapping[str, str], Iterable[Merge] | None] | None = None,
 ) -> JourneyView:
     """Evaluate a journey's flags as of a moment and gather what readers need.
 
     Only events that had occurred by `as_of` count: later ones are neither shown nor evaluated.
     `held` are the journey's `IDENTITY_CONFLICT` flags (links a limit held back), shown when
     they had opened by `as_of`. `why` gives the identifier that linked each event and the
-    journey's merges, as the ledger recorded them.
+    journey's merges, as the ledger recorded them (None where the reader does not know them).
     """
     if journey.events and journey.events[-1].occurred_at > as_of:
         journey = replace(
@@ -120,7 +120,7 @@ def view(
         linked_by=None
         if why is None
         else {e.event_id: why[0][e.event_id] for e in journey.events if e.event_id in why[0]},
-        merges=None if why is None else tuple(m for m in why[1] if m.at <= as_of),
+        merges=None if why is None or why[1] is None else tuple(m for m in why[1] if m.at <= as_of),
     )
 
 
@@ -154,14 +154,19 @@ def view_to_dict(journey_view: JourneyView) -> dict[str, Any]:
     if journey_view.linked_by is not None:
         document["linked_by"] = dict(journey_view.linked_by)
     if journey_view.merges is not None:
-        document["merges"] = [
-            {
-                "at": m.at.isoformat(),
-                "event_id": m.event_id,
-                "identifier": m.identifier,
-                "from_customer": m.from_customer,
-                "into": m.into,
-            }
-            for m in journey_view.merges
-        ]
+        document["merges"] = [merge_to_dict(m) for m in journey_view.merges]
+    return document
+
+
+def merge_to_dict(merge: Merge) -> dict[str, Any]:
+    """A merge as a JSON-ready dict (`decision` only when one applied)."""
+    document: dict[str, Any] = {
+        "at": merge.at.isoformat(),
+        "event_id": merge.event_id,
+        "identifier": merge.identifier,
+        "from_customer": merge.from_customer,
+        "into": merge.into,
+    }
+    if merge.decision is not None:
+        document["decision"] = merge.decision
     return document

@@ -5,13 +5,15 @@ The events topic carries each event under header ``kind: event`` (with the custo
 decision that splits a customer is ``kind: regroup`` (to the customer split and to each
 customer it leaves), and the events the split deals out to other customers go to them under
 ``kind: moved``; an unblock that merges them back tells a customer split before ``kind:
-rejoin``, for the events its split left alone. The flag topic carries one `FlagChange` per
+rejoin``, for the events its split left alone. A merged customer's journey stage sends its
+merges on to the customer it merged into under ``kind: merges``. The flag topic carries one `FlagChange` per
 change of a flag. These records are built and read here, typed;
 their bytes on the wire are pinned by a test.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 import orjson
@@ -28,6 +30,7 @@ KIND_MERGE = b"merge"
 KIND_REGROUP = b"regroup"
 KIND_MOVED = b"moved"
 KIND_REJOIN = b"rejoin"
+KIND_MERGES = b"merges"
 
 FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn", "handled"]
 """What happened to a flag: opened; resolved, reopened; withdrawn (it never held, or merged);
@@ -184,21 +187,66 @@ class FlagChange(_Record):
 
 
 class MergeRecord(_Record):
-    """An events-topic record saying customer `from_` of `tenant` is now `into`."""
+    """An events-topic record saying customer `from_` of `tenant` is now `into`.
+
+    `at`, `event_id` and `identifier` say which event merged them and through which identifier
+    (`kind value`); `decision`, a person's decision that let it. Written only when set (a
+    customer renamed, or a record from before they were carried, has none).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     tenant: str
     from_: str = Field(alias="from")
     into: str
+    at: datetime | None = None
+    event_id: str | None = None
+    identifier: str | None = None
+    decision: str | None = None
+
+    def to_document(self) -> dict[str, object]:
+        """The JSON-ready dict, keys in their wire order (the optional ones only when set)."""
+        document: dict[str, object] = {"tenant": self.tenant, "from": self.from_, "into": self.into}
+        for name in ("at", "event_id", "identifier", "decision"):
+            value = getattr(self, name)
+            if value is not None:
+                document[name] = value
+        return document
 
     def to_bytes(self) -> bytes:
         """The record's value on the events topic."""
-        return orjson.dumps({"tenant": self.tenant, "from": self.from_, "into": self.into})
+        return orjson.dumps(self.to_document())
 
     @classmethod
     def from_bytes(cls, value: bytes) -> MergeRecord:
         """Read a merge record back; pydantic's ValidationError when it is not one."""
+        return cls.model_validate_json(value)
+
+
+class MergeHistory(_Record):
+    """An events-topic record (`kind: merges`): the merges a customer carries into `customer`.
+
+    The journey stage of a merged customer sends its merges on to the customer it merged into;
+    the journey stage keeps the latest of them per customer (`journey_merges`).
+    """
+
+    tenant: str
+    customer: str
+    merges: tuple[MergeRecord, ...]
+
+    def to_bytes(self) -> bytes:
+        """The record's value on the events topic (and in the journey stage's state)."""
+        return orjson.dumps(
+            {
+                "tenant": self.tenant,
+                "customer": self.customer,
+                "merges": [m.to_document() for m in self.merges],
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> MergeHistory:
+        """Read a merge history back; pydantic's ValidationError when it is not one."""
         return cls.model_validate_json(value)
 
 

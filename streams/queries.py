@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from projections.journey import Journey
+from projections.journey import Journey, Merge
+from schemas.outputs import MergeHistory
 from streams.kafka.records import customer_key
 from streams.kafka.sender import partition_of
+from streams.stages.journey_merges import as_merges
 from streams.stages.journey_stage import decode_journey
 from streams.store import keys
 from streams.worker import Worker
@@ -48,3 +50,10 @@ def read_journey(worker: Worker, tenant: str, customer_id: str) -> Journey | For
         return decode_journey(ref, value)
     forward = worker.journey_store.get(partition, keys.forward_key(ref))
     return Forwarded(forward.decode()) if forward is not None else None
+
+
+def read_merges(worker: Worker, tenant: str, customer_id: str) -> tuple[Merge, ...]:
+    """The latest merges that made a customer, oldest first (owned partition)."""
+    partition = journey_partition(worker, tenant, customer_id)
+    value = worker.journey_store.get(partition, keys.merges_key((tenant, customer_id)))
+    return () if value is None else as_merges(MergeHistory.from_bytes(value).merges)

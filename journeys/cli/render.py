@@ -72,6 +72,8 @@ def journey_panel(journey: JourneyView) -> Panel:
         for event_id, merges in by_event.items():
             line = Text(f"{format_moment(merges[0].at)}  event {event_id} joined ", style="dim")
             line.append(" and ".join(f"{m.from_customer} ({m.identifier})" for m in merges))
+            for decided in sorted({m.decision for m in merges if m.decision}):
+                line.append(f"; {decided}", style="dim")
             parts.append(line)
     if journey.flags:
         parts.append(Text("flags", style="bold underline"))

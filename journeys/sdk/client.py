@@ -22,6 +22,7 @@ import httpx
 
 from projections.flags import Flag, Severity
 from projections.handling.handling import handling_from_document
+from projections.journey import Merge
 from projections.replay import CUSTOMER_ID, parse_query
 from projections.view import IdentifierSeen, JourneyView
 from schemas.codec import EVENT_ADAPTER
@@ -299,6 +300,8 @@ def view_from_dict(data: dict[str, Any]) -> JourneyView:
             events=tuple(EVENT_ADAPTER.validate_python(e) for e in data["events"]),
             flags=tuple(flag_from_dict(f) for f in data["flags"]),
             names=tuple(data.get("names", ())),
+            linked_by=dict(data["linked_by"]) if "linked_by" in data else None,
+            merges=tuple(_merge_from_dict(m) for m in data["merges"]) if "merges" in data else None,
         )
     except (KeyError, TypeError, ValueError, InvalidEventError) as exc:
         raise ApiError(
@@ -306,6 +309,17 @@ def view_from_dict(data: dict[str, Any]) -> JourneyView:
             code="bad_response",
             hint="use --format json, or a journeys CLI of the same version as the API",
         ) from None
+
+
+def _merge_from_dict(data: dict[str, Any]) -> Merge:
+    return Merge(
+        parse_timestamp(data["at"]),
+        data["event_id"],
+        data["identifier"],
+        data["from_customer"],
+        data["into"],
+        data.get("decision"),
+    )
 
 
 def flag_from_dict(data: dict[str, Any]) -> Flag:

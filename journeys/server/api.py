@@ -30,10 +30,11 @@ from journeys.server import peers
 from journeys.server.metrics import render_metrics
 from journeys.server.problems import HttpProblem, Relayed, errors_middleware
 from journeys.settings import ROLES, Role, TokenEntry
-from projections.journey import Journey
+from projections.journey import Journey, Merge
 from projections.replay import parse_query
 from projections.settings import FoldSettings
 from projections.view import view, view_to_dict
+from projections.why import linked_by
 from schemas.codec import MAX_DEPTH
 from schemas.errors import InvalidEventError, JourneyLedgerError
 from schemas.events import DECISION_TYPES, HANDLING_TYPES, IDENTIFIER_KINDS
@@ -49,6 +50,7 @@ from streams.queries import (
     journey_partition,
     lookup_customer,
     read_journey,
+    read_merges,
 )
 from streams.stages.ingest import MAX_EVENT_BYTES
 from streams.worker import Worker
@@ -260,11 +262,16 @@ def _local_journey(
     """A journey of an owned partition as the API shows it (decoding and the rules: costly for
     a long journey, so callers run it off the event loop)."""
     found = read_journey(context.worker, tenant, customer_id)
-    return found if found is None or isinstance(found, Forwarded) else _view_dict(context, found)
+    if found is None or isinstance(found, Forwarded):
+        return found
+    return _view_dict(context, found, read_merges(context.worker, tenant, customer_id))
 
 
-def _view_dict(context: ApiContext, journey: Journey) -> dict[str, Any]:
-    return view_to_dict(view(journey, context.clock(), context.fold))
+def _view_dict(context: ApiContext, journey: Journey, merges: tuple[Merge, ...]) -> dict[str, Any]:
+    fold, tenant = context.fold, journey.tenant
+    # worked out from the journey, as `journeys check` does: the same answer on both paths
+    links = linked_by(journey, fold.identity_for(tenant), fold.region_for(tenant))
+    return view_to_dict(view(journey, context.clock(), fold, why=(links, merges)))
 
 
 # --- handlers --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from projections.identity import (
     IdentityPolicy,
     blocked_key,
     decision_writes,
+    explain,
     link,
     stitch_keys,
 )
@@ -173,6 +174,8 @@ def ingest(
             refuse = DecidedBlocks(state, tenant, policy)
             ids = identity_ids(event, settings.region_for(tenant), refuse, refused)
             change = link(view, tenant, ids, policy)
+            # which identifier reached each customer merged (read before the change is applied)
+            reached = dict(explain(view, ids, change, policy).merged) if change.absorbed else {}
             if refused is not None and change.conflicts:
                 refused["limit"] += len(change.conflicts)
             blocked = frozenset(refuse.decided)
@@ -197,7 +200,7 @@ def ingest(
                 OutRecord(
                     "events",
                     customer_key(tenant, old),
-                    MergeRecord(tenant=tenant, from_=old, into=change.customer_id).to_bytes(),
+                    _merge_record(event, old, change.customer_id, reached.get(old)).to_bytes(),
                     ((HEADER_KIND, KIND_MERGE),),
                 )
             )
@@ -215,10 +218,27 @@ def ingest(
                 region = settings.region_for(tenant)
                 out.extend(resolve_conflicts(state, tenant, event, decided))
                 out.extend(split_on_decision(state, view, tenant, event, region, decided))
-                out.extend(merge_back(state, view, tenant, (k for k, why in decided if not why)))
+                out.extend(
+                    merge_back(state, view, tenant, (k for k, why in decided if not why), event)
+                )
             except Exception as exc:  # the decision stays recorded; the split is reported
                 state.changes = before  # no half-written split
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None:
             recent.remember(body, event)
     return out
+
+
+def _merge_record(event: Event, old: str, into: str, identifier: str | None) -> MergeRecord:
+    """The merge of `old` into `into` by `event`; a rename (no identifier reached `old`) says
+    no more than that."""
+    if identifier is None:
+        return MergeRecord(tenant=event.tenant, from_=old, into=into)
+    return MergeRecord(
+        tenant=event.tenant,
+        from_=old,
+        into=into,
+        at=event.occurred_at,
+        event_id=event.event_id,
+        identifier=identifier,
+    )

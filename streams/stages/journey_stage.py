@@ -39,15 +39,18 @@ from schemas.outputs import (
     HEADER_KIND,
     KIND_EVENT,
     KIND_MERGE,
+    KIND_MERGES,
     KIND_MOVED,
     KIND_REGROUP,
     KIND_REJOIN,
     FlagChange,
+    MergeHistory,
     MergeRecord,
     RegroupRecord,
     RejoinRecord,
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.stages.journey_merges import pass_on, reset, take
 from streams.stages.journey_split import (
     HEADER_FORWARDED,
     HEADER_SPLIT_FROM,
@@ -278,6 +281,7 @@ class JourneyBatch:
             # Merges from before the split may still forward events here too: deal them out.
             self.state.put(keys.split_key(ref), split_document(regroup, {}))
             return
+        reset(self.state, ref)  # its merges start again (`journey_merges`)
         journey = self.load(ref) or Journey(*ref)
         raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
         raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
@@ -536,6 +540,11 @@ def process_events(
             elif kind == KIND_MERGE and record.value is not None:
                 merge = MergeRecord.from_bytes(record.value)
                 batch.on_merge((merge.tenant, merge.from_), (merge.tenant, merge.into))
+                batch.out.extend(pass_on(state, (merge.tenant, merge.from_), merge))
+            elif kind == KIND_MERGES and record.value is not None:
+                history = MergeHistory.from_bytes(record.value)
+                ref = (history.tenant, history.customer)
+                batch.out.extend(take(state, ref, history, batch.forward_of(ref)))
             elif kind == KIND_REGROUP and record.value is not None:
                 regroup = RegroupRecord.from_bytes(record.value)
                 customer = record.header(HEADER_CUSTOMER_ID)

@@ -264,12 +264,16 @@ def resolve_conflicts(
 
 
 def merge_back(
-    state: BatchState, view: IdentityView, tenant: str, lifted: Iterable[str]
+    state: BatchState,
+    view: IdentityView,
+    tenant: str,
+    lifted: Iterable[str],
+    decision: Event | None = None,
 ) -> list[OutRecord]:
     """Merge back the customers whose edges hold values a decision lifted; the merge records.
 
     `lifted` are the values (blocked keys) an unblock or a confirmed merge let link again,
-    already lifted in the state.
+    already lifted in the state. With the `decision`, each merge record says it applied.
     """
     out: list[OutRecord] = []
     for value in sorted(lifted):
@@ -317,13 +321,39 @@ def merge_back(
                 OutRecord(
                     "events",
                     customer_key(tenant, customer),
-                    MergeRecord(tenant=tenant, from_=customer, into=part).to_bytes(),
+                    _merged_back(tenant, customer, part, value, decision).to_bytes(),
                     ((HEADER_KIND, KIND_MERGE),),
                 )
                 for customer in customers
                 if customer != part
             )
     return out
+
+
+def _merged_back(
+    tenant: str, customer: str, into: str, value: str, decision: Event | None
+) -> MergeRecord:
+    if decision is None:
+        return MergeRecord(tenant=tenant, from_=customer, into=into)
+    kind, _, shown = value.partition(":")
+    return MergeRecord(
+        tenant=tenant,
+        from_=customer,
+        into=into,
+        at=decision.occurred_at,
+        event_id=decision.event_id,
+        identifier=f"{kind} {shown}",
+        decision=decision_text(decision),
+    )
+
+
+def decision_text(decision: Event) -> str:
+    """A person's decision in words: `merge confirmed by r.khan on 2026-12-02: same person`."""
+    verb = decision.type.removeprefix("identity.").replace("_", " ")
+    who = getattr(decision.payload, "decided_by", "?")
+    why = getattr(decision.payload, "reason", "")
+    day = decision.occurred_at.date().isoformat()
+    return f"{verb} by {who} on {day}: {why}" if why else f"{verb} by {who} on {day}"
 
 
 def _rejoin_record(tenant: str, customer: str, value: str, into: str) -> OutRecord:

@@ -21,7 +21,9 @@ The journey stage keeps, per customer (``<tenant>/<customer id>``):
 - ``j/`` the journey's events, ``f/`` the status of each flag last emitted,
 - ``fw/`` the customer it merged into, ``d/`` the next deadline of a time-based rule,
 - ``x/`` the last split of the customer (its parts' keys and the keys it dropped), to deal out
-  the events still forwarded to it by merges from before the split.
+  the events still forwarded to it by merges from before the split,
+- ``mg/`` the latest merges that made the customer (a `MergeHistory`, bounded), carried on
+  to the customer it merges into; a split starts them again.
 
 Positions (``__offset__``, ``__changelog__``, ``__inflight__``) sit beside them, and every key
 is stored in RocksDB behind its input partition's prefix.
@@ -52,6 +54,7 @@ class Prefix(bytes, Enum):
     FORWARD = b"fw/"
     DEADLINE = b"d/"
     SPLIT = b"x/"
+    MERGES = b"mg/"
 
 
 OFFSET_KEY = b"__offset__"
@@ -167,6 +170,11 @@ def deadline_key(ref: CustomerRef) -> bytes:
 def split_key(ref: CustomerRef) -> bytes:
     """Where the last split of a customer is kept."""
     return customer_state_key(Prefix.SPLIT, ref)
+
+
+def merges_key(ref: CustomerRef) -> bytes:
+    """Where the latest merges that made a customer are kept."""
+    return customer_state_key(Prefix.MERGES, ref)
 
 
 def customer_of(prefix: Prefix, key: bytes) -> CustomerRef | None:

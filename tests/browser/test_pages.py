@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,7 +19,8 @@ from playwright.sync_api import Browser, Page, expect
 from projections.settings import RULES
 from schemas.types import parse_timestamp
 from tests.browser.conftest import BROWSER_NOW, PAGE_LIMIT, PageErrors, new_context
-from tests.browser.demo_api import TOKEN, Demo, ServerThread
+from tests.browser.demo_api import AS_OF, TOKEN, Demo, ServerThread, load_demo, make_app
+from tests.factories import raw
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -468,3 +470,51 @@ def test_a_wrong_token_shows_sign_in_with_an_error(
     # The journey page handles it the same way.
     page.goto(f"{server.url}{journey_path(demo.open_flags()[0])}#token=wrong")
     expect(page.locator("#signin-error")).to_be_visible()
+
+
+def test_the_journey_page_says_why_each_event_is_here_and_lists_its_merges(
+    browser: Browser, artifacts: Path
+) -> None:
+    demo = load_demo()  # its own copy: the event below merges two of the demo's customers
+    joining = raw(
+        "form.submitted",
+        {"form": "contact"},
+        event_id="why-1",
+        tenant="acme-motors",
+        when=AS_OF - timedelta(hours=1),
+        customer={"email": "aisha.khan@example.com", "phone": "0113 496 0000"},
+    )
+    demo.add_event(joining)
+    (journey,) = (
+        demo.journey_dict(v.customer_id)
+        for v in demo.views.values()
+        if v.events[-1].event_id == "why-1"
+    )
+    assert len(journey["merges"]) == 1
+    context = new_context(browser)
+    page = context.new_page()
+    page.clock.set_fixed_time(BROWSER_NOW)
+    errors = PageErrors(page)
+    with ServerThread(make_app(demo, max_limit=PAGE_LIMIT)) as server:
+        sign_in(page, server, journey_path(journey["customer_id"]))
+        check_journey_page(page, journey)
+        for n, event in enumerate(journey["events"]):
+            linked = page.locator(
+                f'article.event[data-event-id="{event["event_id"]}"] .event-linked'
+            )
+            by = journey["linked_by"].get(event["event_id"])
+            if by is not None:
+                expect(linked).to_have_text(f"linked by {by}")
+            elif n == 0:
+                expect(linked).to_have_text("first of this customer")
+            else:
+                expect(linked).to_have_text("shares no identifier with an earlier event")
+        (merge,) = journey["merges"]
+        item = page.locator("#merges li.merge")
+        expect(item).to_have_count(1)
+        expect(item.locator(".merge-from")).to_have_text(merge["from_customer"])
+        expect(item.locator(".merge-identifier")).to_have_text(merge["identifier"])
+        expect(item).to_contain_text("why-1")
+        page.screenshot(path=artifacts / "journey-merges.png", full_page=True)
+    context.close()
+    assert errors.messages == []

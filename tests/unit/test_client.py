@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 from journeys.cli import app
 from journeys.sdk.client import ApiClient, ApiError, api_base, view_from_dict
 from journeys.settings import API_ENV, TOKEN_ENV, load_settings
+from projections.view import view_to_dict
 from schemas.errors import JourneyLedgerError, UnknownIdentifierError
 from tests.browser.demo_api import TOKEN, Demo, ServerThread, load_demo, make_app
 
@@ -325,3 +326,34 @@ def test_the_client_keeps_why_an_identifier_is_not_used_for_matching(demo: Demo)
     document["identifiers"][0]["not_used_for_matching"] = "placeholder number (a run of one digit)"
     seen = view_from_dict(document).identifiers[0]
     assert seen.not_matched == "placeholder number (a run of one digit)"
+
+
+def test_journey_text_says_which_identifier_linked_each_event(
+    server: ServerThread, demo: Demo
+) -> None:
+    customer = customer_holding(demo, "phone", "+44 7700 900123")
+    links = demo.journey_dict(customer)["linked_by"]
+    assert links
+    env = {API_ENV: server.url, TOKEN_ENV: TOKEN, "COLUMNS": "300"}  # no cell cut short
+    result = CliRunner().invoke(app, ["journey", "phone:+44 7700 900123"], env=env)
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    for by in set(links.values()):
+        assert f"via {by}" in out
+
+
+def test_a_journey_s_links_and_merges_read_back_from_the_api_s_json(demo: Demo) -> None:
+    customer = customer_holding(demo, "phone", "+44 7700 900123")
+    document = demo.journey_dict(customer)
+    merge = {
+        "at": "2026-11-05T17:00:00+00:00",
+        "event_id": "why-1",
+        "identifier": "phone 01134960000",
+        "from_customer": "cus_other",
+        "into": customer,
+        "decision": "merge confirmed by r.khan on 2026-11-05: same person",
+    }
+    view = view_from_dict({**document, "merges": [merge]})
+    assert view.linked_by == document["linked_by"]
+    assert view_to_dict(view)["merges"] == [merge]
+    assert view_from_dict({k: v for k, v in document.items() if k != "linked_by"}).linked_by is None

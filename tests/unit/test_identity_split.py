@@ -29,6 +29,7 @@ from streams.stages.journey_stage import JourneyCache, decode_journey, process_e
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
+from tests.unit.test_journey_merges import merge_histories
 from tests.unit.test_stages import NOW, Pipeline
 
 SWITCHBOARD = "phone:1134960000"
@@ -494,6 +495,9 @@ def test_an_unblock_merges_back_the_events_the_block_left_alone(tmp_path: Path) 
     assert _journeys(pipeline) == before == _offline(lines)
     assert _standing_status(pipeline) == _pure_flags(lines)
     assert pipeline.dead == []
+    # the journey lists the merge back with the decision that applied
+    decided = {m.decision for merges in merge_histories(pipeline).values() for m in merges}
+    assert "unblocked by r.khan on 2024-03-09: the shop's switchboard" in decided
 
 
 BLOCKED_AGAIN = _decision("identity.blocked", "dec-7", "2024-03-09T14:00:00Z")

@@ -8,7 +8,7 @@ import pytest
 
 from projections.flag_changes import flag_changed, flag_transitions, flag_withdrawn, withdraw_all
 from projections.flags import Flag, Severity
-from schemas.outputs import FlagChange, FlagSnapshot, MergeRecord, WithdrawnFlag
+from schemas.outputs import FlagChange, FlagSnapshot, MergeHistory, MergeRecord, WithdrawnFlag
 
 T = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 OPEN = Flag(
@@ -95,3 +95,26 @@ def test_transitions_between_two_flag_sets() -> None:
     assert changes({"flg_1": "open"}, []) == ["withdrawn"]
     merged = withdraw_all("acme", "cus_1", ["flg_2", "flg_1"], merged_into="cus_2")
     assert [(c.flag_id, c.merged_into) for c in merged] == [("flg_1", "cus_2"), ("flg_2", "cus_2")]
+
+
+def test_a_merge_record_says_when_and_through_what_only_when_it_knows() -> None:
+    old = b'{"tenant":"acme","from":"cus_1","into":"cus_2"}'
+    assert MergeRecord.from_bytes(old).at is None  # records from before still read
+    record = MergeRecord(
+        tenant="acme",
+        from_="cus_1",
+        into="cus_2",
+        at=T,
+        event_id="e-3",
+        identifier="email priya@example.com",
+        decision="merge confirmed by r.khan on 2026-03-01: same person",
+    )
+    wire = (
+        b'{"tenant":"acme","from":"cus_1","into":"cus_2","at":"2026-03-01T09:30:00+00:00",'
+        b'"event_id":"e-3","identifier":"email priya@example.com",'
+        b'"decision":"merge confirmed by r.khan on 2026-03-01: same person"}'
+    )
+    assert record.to_bytes() == wire
+    assert MergeRecord.from_bytes(wire) == record
+    history = MergeHistory(tenant="acme", customer="cus_2", merges=(record,))
+    assert MergeHistory.from_bytes(history.to_bytes()) == history

@@ -258,7 +258,47 @@ function header(view, matched) {
       el("p", { class: "as-of muted" }, "Flags evaluated as of ", el("time", { datetime: view.as_of }, formatDateTime(view.as_of))),
     ),
     identifiers(view),
+    merges(view),
   );
+}
+
+/** The merges that made the customer: when, through which identifier, from which customer. */
+function merges(view) {
+  if (!view.merges?.length) return null;
+  return el(
+    "div",
+    { class: "merges", id: "merges" },
+    el("h2", { id: "merges-title" }, "Merges"),
+    el(
+      "ol",
+      { class: "merge-list", "aria-labelledby": "merges-title" },
+      view.merges.map((m) =>
+        el(
+          "li",
+          { class: "merge", dataset: { eventId: m.event_id } },
+          el("time", { datetime: m.at }, formatDateTime(m.at)),
+          " ",
+          el("code", { class: "merge-from" }, m.from_customer),
+          " joined through ",
+          el("strong", { class: "merge-identifier" }, m.identifier),
+          " (event ",
+          el("span", { class: "event-id" }, m.event_id),
+          ")",
+          m.decision ? el("span", { class: "merge-decision" }, ": ", m.decision) : null,
+        ),
+      ),
+    ),
+  );
+}
+
+/** Why the event is in this journey: the identifier it shares with an earlier event. */
+function linkedBy(event) {
+  const links = page.view.linked_by;
+  if (!links) return null;
+  const by = links[event.event_id];
+  if (by) return el("p", { class: "event-linked" }, "linked by ", el("span", { class: "linked-identifier" }, by));
+  const first = page.view.events[0]?.event_id === event.event_id;
+  return el("p", { class: "event-linked muted" }, first ? "first of this customer" : "shares no identifier with an earlier event");
 }
 
 function stat(label, value, className = null) {
@@ -445,6 +485,7 @@ function eventCard(event) {
       el("time", { class: "event-time", datetime: event.occurred_at, title: formatDateTime(event.occurred_at) }, formatTime(event.occurred_at)),
     ),
     el("p", { class: "event-system" }, source.system),
+    linkedBy(event),
     quote
       ? el(
           "blockquote",
