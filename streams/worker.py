@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from projections.rules import Detector
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings
+from streams.graph_health import GraphHealthCache
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.ingest import ingest
 from streams.stages.journey_stage import (
@@ -55,6 +56,8 @@ class Worker:
         self.deadlines = DeadlineIndex()
         self.runners: dict[str, StageRunner] = {}
         self.identity_store = LocalStore(self.data_dir / "identity")
+        self.graph_health = GraphHealthCache(self.identity_store, lambda: self.owned("ingest"))
+        """The identity graph's health figures, read from the state when a scrape asks."""
         # A generation's store follows its own changelog: positions never mix across them.
         generation = self.kafka.journey_generation
         journeys_dir = "journeys" if generation == 0 else f"journeys.g{generation}"

@@ -27,7 +27,6 @@ from yarl import URL
 
 from journeys.sdk.producer import JourneyProducer
 from journeys.server import peers
-from journeys.server.metrics import render_metrics
 from journeys.server.problems import HttpProblem, Relayed, errors_middleware
 from journeys.settings import ROLES, Role, TokenEntry
 from projections.journey import Journey, Merge
@@ -547,15 +546,6 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-async def metrics(request: web.Request) -> web.Response:
-    """`GET /metrics`: Prometheus text exposition (counts only, no customer data)."""
-    context = _context(request)
-    body, content_type = render_metrics(
-        context.worker, context.flags, context.followers, context.deliveries
-    )
-    return web.Response(body=body, headers={"Content-Type": content_type})
-
-
 async def openapi(request: web.Request) -> web.Response:
     """`GET /v1/openapi.json`: the API's OpenAPI document (kept in the repository)."""
     del request
@@ -565,12 +555,12 @@ async def openapi(request: web.Request) -> web.Response:
 
 def routes() -> Iterable[web.RouteDef]:
     """Every route of the API."""
-    from journeys.server import deliveries, flag_actions  # they build on this module's helpers
+    from journeys.server import deliveries, flag_actions, graph  # they build on these helpers
     from journeys.server.stats import stats_routes  # it builds on this module's helpers
 
     return [
         web.get("/health", health),
-        web.get("/metrics", metrics),
+        *graph.routes(),  # /metrics and /v1/identity/stats
         web.get("/v1/openapi.json", openapi),
         web.get("/v1/journeys", journey_by_identifier),
         web.get("/v1/journeys/{customer_id}", journey_by_id),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from projections.health.graph import GraphHealth
 from streams.flag_index import FlagIndex
 from streams.kafka.follow import Followers
 from streams.notify.delivery import DeliveryLog
@@ -26,11 +27,14 @@ class LedgerCollector(Collector):
         flags: FlagIndex,
         followers: Followers,
         deliveries: DeliveryLog | None = None,
+        health: Mapping[str, GraphHealth] | None = None,
     ) -> None:
         self.worker = worker
         self.flags = flags
         self.followers = followers
         self.deliveries = deliveries
+        self.health = health or {}
+        """The identity graph's figures by tenant (`streams.graph_health`)."""
 
     def collect(self) -> Iterator[Metric]:
         """The metric families, as of now."""
@@ -68,6 +72,7 @@ class LedgerCollector(Collector):
         for reason, count in sorted(self.worker.refused_links.items()):
             refused.add_metric([reason], count)
         yield refused
+        yield from self._graph()
         standing = GaugeMetricFamily(
             "journeys_flags", "Standing flags by rule and status", labels=["rule", "status"]
         )
@@ -81,6 +86,33 @@ class LedgerCollector(Collector):
         yield from self._followers()
         if self.deliveries is not None:
             yield from self._notifications(self.deliveries)
+
+    def _graph(self) -> Iterator[Metric]:
+        # Tenants only in labels: never a customer id or an identifier value.
+        families = {
+            "customers": "Customers of the tenant's identity graph on this worker",
+            "largest_customer_identifiers": "Identifiers held by the tenant's largest customer",
+            "suspected_shared_identifiers": "Identifiers seen with more than one distinct "
+            "strong identifier (customer_ref, membership_id, email): suspected shared values",
+            "most_strong_identifiers": "The most distinct strong identifiers one identifier "
+            "was seen with",
+            "stats_truncated": "1 when the scan stopped at its cap (partial figures), else 0",
+        }
+        gauges = {
+            name: GaugeMetricFamily(f"journeys_identity_{name}", text, labels=["tenant"])
+            for name, text in families.items()
+        }
+        for tenant, health in sorted(self.health.items()):
+            figures = {
+                "customers": health.customers,
+                "largest_customer_identifiers": health.largest[0][1] if health.largest else 0,
+                "suspected_shared_identifiers": health.shared_values,
+                "most_strong_identifiers": health.shared[0][1] if health.shared else 0,
+                "stats_truncated": int(health.truncated),
+            }
+            for name, value in figures.items():
+                gauges[name].add_metric([tenant], value)
+        yield from gauges.values()
 
     def _notifications(self, log: DeliveryLog) -> Iterator[Metric]:
         families = {
@@ -131,8 +163,10 @@ def render_metrics(
     flags: FlagIndex,
     followers: Followers | None = None,
     deliveries: DeliveryLog | None = None,
+    health: Mapping[str, GraphHealth] | None = None,
 ) -> tuple[bytes, str]:
     """The exposition text and its content type."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(worker, flags, followers or Followers(), deliveries))
+    collector = LedgerCollector(worker, flags, followers or Followers(), deliveries, health)
+    registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE

@@ -1,0 +1,1 @@
+"""The health of a tenant's identity graph, computed without holding the graph in memory."""
