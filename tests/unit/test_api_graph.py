@@ -1,0 +1,113 @@
+"""`GET /v1/identity/stats` and the graph gauges of `/metrics`, over a real RocksDB state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from journeys.server import api
+from journeys.server.metrics import render_metrics
+from journeys.settings import TokenEntry
+from projections.settings import FoldSettings
+from streams.directory import Directory
+from streams.flag_index import FlagIndex
+from streams.graph_health import GraphHealthCache, worker_health
+from streams.stages.runner import StageStats
+from tests.unit.test_identity_rules import DEALER, SHOP, _settings
+from tests.unit.test_stages import PARTITIONS, Pipeline
+
+ADMIN = "graph-test-token-admin-acme-0001"
+VIEWER = "graph-test-token-viewer-acme-001"
+OTHER = "graph-test-token-admin-other-001"
+NOW = datetime(2026, 11, 5, 18, 0, tzinfo=UTC)
+
+
+def _worker(tmp_path: Path) -> SimpleNamespace:
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = _settings()
+    for line in (*DEALER, *SHOP):
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    stats = SimpleNamespace(stats=StageStats())
+    return SimpleNamespace(
+        tenants=frozenset,
+        graph_health=GraphHealthCache(pipeline.identity, lambda: range(PARTITIONS)),
+        refused_links={"junk": 2, "blocked": 0, "limit": 0},
+        ingest=stats,
+        journeys=stats,
+        runners={},
+    )
+
+
+def _run(tmp_path: Path, scenario: Callable[[TestClient[Any, Any]], Awaitable[None]]) -> None:
+    async def main() -> None:
+        with ThreadPoolExecutor(max_workers=2) as executor:
+            context = api.ApiContext(
+                worker=_worker(tmp_path),  # type: ignore[arg-type]
+                fold=FoldSettings(),
+                flags=FlagIndex(),
+                directory=Directory(),
+                tokens=(
+                    TokenEntry(token=ADMIN, tenants=("acme",), role="admin"),
+                    TokenEntry(token=VIEWER, tenants=("acme",), role="viewer"),
+                    TokenEntry(token=OTHER, tenants=("other",), role="admin"),
+                ),
+                clock=lambda: NOW,
+                worker_id="w1",
+                executor=executor,
+            )
+            async with TestClient(TestServer(api.create_app(context))) as client:
+                await scenario(client)
+
+    asyncio.run(main())
+
+
+async def _get(client: TestClient[Any, Any], query: str, token: str) -> tuple[int, Any]:
+    response = await client.get(
+        f"/v1/identity/stats{query}", headers={"Authorization": f"Bearer {token}"}
+    )
+    return response.status, await response.json()
+
+
+def test_an_admin_sees_values_a_viewer_counts_and_another_tenant_nothing(tmp_path: Path) -> None:
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        status, admin = await _get(client, "?tenant=acme", ADMIN)
+        assert status == 200
+        assert admin["held_here"] is True
+        assert admin["largest_customer_identifiers"] == 3
+        assert admin["suspected_shared"] == [
+            {"identifier": "phone:+44:1134960000", "strong_identifiers": 2}
+        ]
+        assert "customer_id" in admin["largest_customers"][0]
+        status, viewer = await _get(client, "?tenant=acme", VIEWER)
+        assert status == 200
+        assert viewer["suspected_shared"] == [{"kind": "phone", "strong_identifiers": 2}]
+        assert "customer_id" not in viewer["largest_customers"][0]
+        assert viewer["customers"] == admin["customers"]
+        assert (await _get(client, "?tenant=acme", OTHER))[0] == 403
+        assert (await _get(client, "", ADMIN))[0] == 400
+        response = await client.get("/v1/identity/stats?tenant=acme")
+        assert response.status == 401
+
+    _run(tmp_path, scenario)
+
+
+def test_metrics_carry_counts_by_tenant_and_no_customer_data(tmp_path: Path) -> None:
+    worker = _worker(tmp_path)
+    health = worker_health(worker.graph_health.store, range(PARTITIONS))
+    body, _ = render_metrics(worker, FlagIndex(), health=health)  # type: ignore[arg-type]
+    text = body.decode()
+    assert 'journeys_identity_largest_customer_identifiers{tenant="acme"} 3.0' in text
+    assert 'journeys_identity_suspected_shared_identifiers{tenant="acme"} 1.0' in text
+    assert 'journeys_identity_most_strong_identifiers{tenant="acme"} 2.0' in text
+    assert 'journeys_identity_stats_truncated{tenant="acme"} 0.0' in text
+    assert f'journeys_identity_customers{{tenant="acme"}} {health["acme"].customers}.0' in text
+    for secret in ("1134960000", "cus_", "@"):
+        assert secret not in text
