@@ -247,6 +247,10 @@ def test_health_metrics_and_openapi(stack: Stack) -> None:
     metrics = stack.get("/metrics", token=None).text
     assert 'journeys_records_processed_total{stage="ingest"}' in metrics
     assert "journeys_flags{" in metrics
+    # The demo's tenants are each held by one of the workers: their graph figures are there.
+    every = "".join(httpx.get(url + "/metrics", timeout=30).text for url in stack.urls)
+    assert 'journeys_identity_customers{tenant="acme-motors"}' in every
+    assert 'journeys_identity_largest_customer_identifiers{tenant="northwind"}' in every
     document = stack.get("/v1/openapi.json", token=None).json()
     assert "/v1/journeys/{customer_id}" in document["paths"]
 
