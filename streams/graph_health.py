@@ -95,15 +95,22 @@ class GraphHealthCache:
         """The figures by tenant, as of the last refresh."""
         self._at: float | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     async def refresh(self) -> Mapping[str, GraphHealth]:
         """The figures, read again in a thread if older than `min_interval`."""
         async with self._lock:  # concurrent scrapes share one scan
             now = time.monotonic()
-            if self._at is None or now - self._at >= self.min_interval:
+            stale = self._at is None or now - self._at >= self.min_interval
+            if stale and not self._closed:
                 partitions = frozenset(self.owned())
                 self.latest = await asyncio.to_thread(
                     worker_health, self.store, partitions, 10, self.max_records
                 )
                 self._at = time.monotonic()
         return self.latest
+
+    async def close(self) -> None:
+        """Wait for a read under way and read no more: the store is about to close."""
+        async with self._lock:
+            self._closed = True

@@ -144,6 +144,7 @@ class Worker:
             await asyncio.gather(*(runner.run(stop) for runner in self.runners.values()))
         finally:
             await producer.stop()
+            await self.graph_health.close()  # no read of the state in a thread once it closes
             self.identity_store.close()
             self.journey_store.close()
 

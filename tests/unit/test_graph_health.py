@@ -123,3 +123,13 @@ def test_the_cache_keeps_its_figures_until_they_are_stale(tmp_path: Path) -> Non
     assert asyncio.run(cache.refresh())["acme"].customers == first  # not read again yet
     cache.min_interval = 0
     assert asyncio.run(cache.refresh())["acme"].customers > first
+
+
+def test_a_closed_cache_reads_the_state_no_more(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = _settings()
+    pipeline.append("touchpoints", b"acme", DEALER[0])
+    pipeline.drain()
+    cache = GraphHealthCache(pipeline.identity, lambda: range(PARTITIONS), min_interval=0)
+    asyncio.run(cache.close())
+    assert asyncio.run(cache.refresh()) == {}
