@@ -3,15 +3,13 @@
 // action buttons with their dialog, and the admin's identity decisions. Every user-supplied
 // string goes into the page as text (`el()` makes text nodes), never as markup.
 import {
-  API_BASE,
-  ApiError,
   AuthError,
   announce,
   apiGet,
+  apiPost,
   el,
   formatDateTime,
   formatTime,
-  getToken,
   handleError,
   humanise,
   kindWord,
@@ -69,36 +67,6 @@ export function showWho(user = me) {
 
 // ---------------------------------------------------------------------------------------------
 // Writing to the API.
-
-/** POST a JSON document; returns the answer's JSON, throws AuthError on 401, ApiError otherwise. */
-export async function apiPost(path, document) {
-  const token = getToken();
-  if (!token) throw new AuthError(401, "unauthorized", "");
-  let response;
-  try {
-    response = await fetch(`${API_BASE}${path}`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${token}`, Accept: "application/json", "Content-Type": "application/json" },
-      body: JSON.stringify(document),
-      cache: "no-store",
-    });
-  } catch {
-    throw new ApiError(0, "network", "The ledger could not be reached. Nothing was saved; try again.");
-  }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  if (response.ok && body !== null) return body;
-  const error = body?.error ?? {};
-  const message = error.message || `The ledger answered ${response.status} ${response.statusText}`.trim();
-  if (response.status === 401) throw new AuthError(401, error.code ?? "unauthorized", message);
-  const failure = new ApiError(response.status, error.code ?? "error", message);
-  failure.hint = error.hint ?? null;
-  throw failure;
-}
 
 /** Ask the ledger to record an action on a flag: 202 `{event_id, flag_id, action, tenant, customer_id}`. */
 export function postAction(flagId, action, fields = {}) {

@@ -483,6 +483,30 @@ export async function apiGet(path, params = {}) {
   } catch {
     throw new ApiError(0, "network", "The ledger could not be reached. Check that it is running, then try again.");
   }
+  return answerOf(response);
+}
+
+/** POST a JSON document to the API; the answer is read as `apiGet` reads it. */
+export async function apiPost(path, document) {
+  const token = getToken();
+  if (!token) throw new AuthError(401, "unauthorized", "");
+  let response;
+  try {
+    response = await fetch(`${API_BASE}${path}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(document),
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, "network", "The ledger could not be reached. Nothing was saved; try again.");
+  }
+  return answerOf(response);
+}
+
+/** The JSON body of a successful answer; otherwise AuthError on 401, else ApiError with the
+ * server's message and hint. */
+async function answerOf(response) {
   let body = null;
   try {
     body = await response.json();
@@ -493,7 +517,9 @@ export async function apiGet(path, params = {}) {
   const error = body?.error ?? {};
   const message = error.message || `The ledger answered ${response.status} ${response.statusText}`.trim();
   if (response.status === 401) throw new AuthError(401, error.code ?? "unauthorized", message);
-  throw new ApiError(response.status, error.code ?? "error", message);
+  const failure = new ApiError(response.status, error.code ?? "error", message);
+  failure.hint = error.hint ?? null;
+  throw failure;
 }
 
 // ---------------------------------------------------------------------------------------------
