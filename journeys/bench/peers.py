@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
-from journeys.bench.workers import WorkerFailedError
+from journeys.bench.workers import WorkerFailedError, send_raw
 from schemas.events import Event
 from streams.admin import ensure_topics
 from streams.config import KafkaSettings
-from streams.kafka.sender import BatchSender, Outgoing
+from streams.kafka.sender import Outgoing
 
 PEERS: tuple[str, ...] = ("faust", "quixstreams")
 """The peers a run measures, in the order they run."""
@@ -129,18 +128,7 @@ async def fill_peer_topic(kafka: KafkaSettings, topic: str, lines: Sequence[byte
         replication_factor=kafka.replication_factor,
         client_options=kafka.client_options(),
     )
-    producer = AIOKafkaProducer(
-        **kafka.client_options(),
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=5,
-        max_batch_size=1024 * 1024,
-    )
-    await producer.start()
-    try:
-        await BatchSender(producer).send(Outgoing(topic, peer_key(line), line) for line in lines)
-    finally:
-        await producer.stop()
+    await send_raw(kafka, (Outgoing(topic, peer_key(line), line) for line in lines))
 
 
 async def run_peer(

@@ -15,7 +15,6 @@ import httpx
 import orjson
 from aiokafka import (  # type: ignore[import-untyped]
     AIOKafkaConsumer,
-    AIOKafkaProducer,
     TopicPartition,
 )
 
@@ -24,6 +23,7 @@ from journeys.bench.workers import (
     WorkerFailedError,
     WorkerProcess,
     directory_bytes,
+    send_raw,
     wait_for_api,
     wait_for_members,
     watch_completion,
@@ -36,7 +36,7 @@ from journeys.sdk.producer import Delivery, Idempotence, JourneyProducer
 from journeys.settings import Settings
 from journeys.supervisor import process_count
 from streams.config import KafkaSettings, TopicNames
-from streams.kafka.sender import BatchSender, Outgoing
+from streams.kafka.sender import Outgoing
 from streams.store import keys
 from streams.topics import create_topics
 from streams.worker import Worker
@@ -75,21 +75,9 @@ async def produce_sdk(
 async def _produce_raw(kafka: KafkaSettings, lines: Sequence[bytes]) -> dict[int, int]:
     """Send pre-validated lines keyed by tenant as fast as aiokafka batches allow."""
     topic = TopicNames(kafka.topic_prefix).touchpoints
-    producer = AIOKafkaProducer(
-        **kafka.client_options(),
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=5,
-        max_batch_size=1024 * 1024,
+    ends = await send_raw(
+        kafka, (Outgoing(topic, orjson.loads(line)["tenant"].encode(), line) for line in lines)
     )
-    await producer.start()
-    try:
-        sender = BatchSender(producer)
-        ends = await sender.send(
-            Outgoing(topic, orjson.loads(line)["tenant"].encode(), line) for line in lines
-        )
-    finally:
-        await producer.stop()
     return {partition: end for (_topic, partition), end in ends.items()}
 
 

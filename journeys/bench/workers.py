@@ -17,18 +17,40 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
 from journeys.settings import Settings
 from streams.config import KafkaSettings, TopicNames
+from streams.kafka.sender import BatchSender, Outgoing
+
+
+async def send_raw(kafka: KafkaSettings, records: Iterable[Outgoing]) -> dict[tuple[str, int], int]:
+    """Send records as fast as aiokafka batches allow (acks=all, no idempotence: Tansu has
+    none); returns each partition's next offset."""
+    producer = AIOKafkaProducer(
+        **kafka.client_options(),
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+    )
+    await producer.start()
+    try:
+        return await BatchSender(producer).send(records)
+    finally:
+        await producer.stop()
 
 
 def _toml_value(value: Any) -> str:
