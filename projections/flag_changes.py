@@ -194,10 +194,10 @@ def flag_transitions(
             out.append(flag_changed(tenant, customer_id, flag, "reopened", mark, generation))
         if len(out) == moved and mark != before_mark:
             out.append(flag_changed(tenant, customer_id, flag, "handled", mark, generation))
-    current = flag_statuses(flags)
+    current = {flag.flag_id for flag in flags}
     out.extend(
         flag_withdrawn(tenant, customer_id, flag_id, reason=reason, generation=generation)
-        for flag_id in sorted(previous.keys() - current.keys())
+        for flag_id in sorted(previous.keys() - current)
     )
     return out
 

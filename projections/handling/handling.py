@@ -137,6 +137,8 @@ def apply_handling(
     flags: Sequence[Flag], events: Sequence[Event], as_of: datetime
 ) -> tuple[Flag, ...]:
     """The flags with people's handling laid over them (a flag nobody acted on is unchanged)."""
+    if not flags:
+        return ()  # no walk over the journey for nothing to lay it over
     by_flag = handling_events(events, as_of)
     if not by_flag:
         return tuple(flags)
