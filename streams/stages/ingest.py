@@ -34,6 +34,7 @@ from streams.stages.regrouping import (
     edge_of,
     keep_edges,
     merge_back,
+    move_conflicts,
     open_conflicts,
     record_decisions,
     resolve_conflicts,
@@ -192,6 +193,7 @@ def ingest(
         view.apply(change)
         try:
             keep_edges(state, tenant, change, edge, blocked)
+            out.extend(move_conflicts(state, tenant, change))
             out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
         except Exception as exc:  # the event stands; without its edge its customer is not split
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))

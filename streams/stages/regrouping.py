@@ -33,7 +33,7 @@ from datetime import datetime
 
 import orjson
 
-from projections.flag_changes import flag_changed
+from projections.flag_changes import flag_changed, flag_withdrawn
 from projections.identifiers import NormalisedId, normalise
 from projections.identity import IdentityChange, IdentityView, stitch_keys
 from projections.regroup import (
@@ -241,7 +241,43 @@ def open_conflicts(
             continue
         kept.append(conflicts.to_document(customer, flag))
         state.put(stored, orjson.dumps(kept))
+        state.put(keys.customer_conflict_key(tenant, customer, key), b"")
         out.append(_flag_record(flag_changed(tenant, customer, flag, "opened")))
+    return out
+
+
+def move_conflicts(state: BatchState, tenant: str, change: IdentityChange) -> list[OutRecord]:
+    """The conflict flags open on customers a merge absorbed follow the customer they merged
+    into, as their journeys do: withdrawn on each, opened on it unless it has one on the value
+    already (the pure fold keeps one conflict per value and customer)."""
+    into = change.customer_id
+    out: list[OutRecord] = []
+    for old in change.absorbed:
+        if old == into:
+            continue
+        prefix = keys.customer_conflicts_prefix(tenant, old)
+        for marker, _ in state.items(prefix):
+            state.delete(marker)
+            value = marker[len(prefix) :].decode()
+            stored = keys.conflicts_key(tenant, value)
+            raw = state.get(stored)
+            if raw is None:
+                continue
+            kept: list[dict[str, object]] = orjson.loads(raw)
+            has = any(d["customer"] == into for d in kept)
+            moved: list[dict[str, object]] = []
+            for document in kept:
+                if document["customer"] != old:
+                    moved.append(document)
+                    continue
+                _, flag = conflicts.from_document(document)
+                out.append(_flag_record(flag_withdrawn(tenant, old, flag.flag_id, into)))
+                if not has:
+                    has = True
+                    moved.append(conflicts.to_document(into, flag))
+                    out.append(_flag_record(flag_changed(tenant, into, flag, "opened")))
+            state.put(stored, orjson.dumps(moved))
+            state.put(keys.customer_conflict_key(tenant, into, value), b"")
     return out
 
 
@@ -258,6 +294,7 @@ def resolve_conflicts(
         state.delete(stored)
         for document in orjson.loads(value):
             customer, flag = conflicts.from_document(document)
+            state.delete(keys.customer_conflict_key(tenant, customer, key))
             (done,) = conflicts.resolved([flag], decision)
             out.append(_flag_record(flag_changed(tenant, customer, done, "resolved")))
     return out

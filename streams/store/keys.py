@@ -14,7 +14,9 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``r/<tenant>/<blocked key>/<customer id>`` -> nothing: the customer holds an edge with the
   value while a person's block keeps it from linking (an unblock merges those customers back),
 - ``k/<tenant>/<blocked key>`` -> the IDENTITY_CONFLICT flags a held link on the value opened
-  (JSON array), until a person's decision about the value resolves them.
+  (JSON array), until a person's decision about the value resolves them,
+- ``kc/<tenant>/<customer id>/<blocked key>`` -> nothing: a conflict flag on the value is open
+  on the customer (a merge moves it to the customer it merged into, as the pure fold does).
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
@@ -48,6 +50,7 @@ class Prefix(bytes, Enum):
     BLOCKED = b"b/"
     EDGE = b"h/"
     CONFLICTS = b"k/"
+    CUSTOMER_CONFLICTS = b"kc/"
     REFUSED = b"r/"
     JOURNEY = b"j/"
     FLAGS = b"f/"
@@ -112,6 +115,16 @@ def edge_key(tenant: str, customer_id: str, digest: str) -> bytes:
 def conflicts_key(tenant: str, key: str) -> bytes:
     """Where the conflict flags opened on an identifier value (its blocked key) are kept."""
     return _tenant_key(Prefix.CONFLICTS, tenant, key)
+
+
+def customer_conflict_key(tenant: str, customer_id: str, key: str) -> bytes:
+    """The marker of a conflict flag on a value (its blocked key) open on a customer."""
+    return _tenant_key(Prefix.CUSTOMER_CONFLICTS, tenant, f"{customer_id}/{key}")
+
+
+def customer_conflicts_prefix(tenant: str, customer_id: str) -> bytes:
+    """The prefix of the markers of every conflict flag open on a customer."""
+    return _tenant_key(Prefix.CUSTOMER_CONFLICTS, tenant, f"{customer_id}/")
 
 
 def refused_key(tenant: str, key: str, customer_id: str) -> bytes:

@@ -291,6 +291,51 @@ def test_a_held_link_opens_identity_conflict_on_both_live_and_a_decision_resolve
     assert pipeline.dead == []
 
 
+CONFLICT_THEN_MERGE = [
+    *SHOP,
+    _line("c-3", "form.submitted", "2024-03-09T11:10:00Z", {"customer_ref": "R-1"}, form="a"),
+    _line(
+        "c-4",
+        "form.submitted",
+        "2024-03-09T11:20:00Z",
+        {"customer_ref": "R-1", "email": "dave@example.com"},
+        form="a",
+    ),
+]
+"""Dave's customer holds a conflict on the switchboard, then merges into customer_ref R-1's."""
+
+
+def test_a_conflict_follows_the_customer_its_customer_merges_into_as_in_the_pure_fold(
+    tmp_path: Path,
+) -> None:
+    limited = _settings({"limits": {"email": 1}})
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = limited
+    for line in CONFLICT_THEN_MERGE:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    report = check_lines(CONFLICT_THEN_MERGE, limited, NOW)
+    pure = {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
+    assert _standing_status(pipeline) == pure
+    held = {
+        f.flag_id for f in pipeline.flags if f.flag.to_document().get("rule") == IDENTITY_CONFLICT
+    }
+    (flag_id,) = held  # one held link, named on both customers
+    changes = [
+        (f.change, f.customer_id, f.merged_into) for f in pipeline.flags if f.flag_id in held
+    ]
+    dave, survivor = changes[0][1], changes[-1][1]
+    assert changes[2:] == [("withdrawn", dave, survivor), ("opened", survivor, None)]
+    assert f"{survivor}/{flag_id}" in pure
+    assert dave not in {ref.split("/")[0] for ref in pure}  # Dave's customer merged away
+    # The decision resolves it where it now is, on both customers and nowhere else.
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    resolved = {f.customer_id for f in pipeline.flags if f.change == "resolved"}
+    assert resolved == {changes[1][1], survivor}
+    assert pipeline.dead == []
+
+
 # --- unblock and confirmed merge live -----------------------------------------------------
 
 UNBLOCK = _decision("identity.unblocked", "dec-2", "2024-03-09T13:00:00Z")
