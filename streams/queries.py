@@ -10,6 +10,7 @@ from streams.kafka.records import customer_key
 from streams.kafka.sender import partition_of
 from streams.stages.journey_merges import as_merges
 from streams.stages.journey_stage import decode_journey
+from streams.stages.regrouping import reason_in
 from streams.store import keys
 from streams.worker import Worker
 
@@ -57,3 +58,17 @@ def read_merges(worker: Worker, tenant: str, customer_id: str) -> tuple[Merge, .
     partition = journey_partition(worker, tenant, customer_id)
     value = worker.journey_store.get(partition, keys.merges_key((tenant, customer_id)))
     return () if value is None else as_merges(MergeHistory.from_bytes(value).merges)
+
+
+def decided_reasons(worker: Worker, tenant: str, values: list[str]) -> dict[str, str]:
+    """Blocked key -> why a person's decision blocks it, for those of `values` blocked now
+    (point reads; the caller owns the tenant's ingest partition)."""
+    partition = identity_partition(worker, tenant)
+    found = {}
+    for value in values:
+        reason = reason_in(
+            worker.identity_store.get(partition, keys.blocked_value_key(tenant, value))
+        )
+        if reason is not None:
+            found[value] = reason
+    return found

@@ -74,7 +74,11 @@ def _is_refused(state: BatchState, tenant: str, key: str) -> bool:
 
 def current_reason(state: BatchState, tenant: str, value: str) -> str | None:
     """Why a person's latest decision about a value (its blocked key) blocks it, or None."""
-    stored = state.get(keys.blocked_value_key(tenant, value))
+    return reason_in(state.get(keys.blocked_value_key(tenant, value)))
+
+
+def reason_in(stored: bytes | None) -> str | None:
+    """Why a stored decision (`b/`) blocks its value, or None (none, or it lifts the block)."""
     if stored is None:
         return None
     if not stored.startswith(b"{"):
