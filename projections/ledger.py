@@ -18,6 +18,7 @@ from projections.identity import (
     IdentityChange,
     MemoryIdentity,
     Why,
+    confirmed_through,
     conflict_flag,
     customer_id_for,
     explain,
@@ -97,8 +98,18 @@ class Ledger:
             history.extend(self.merges.pop((tenant, old), []))
         history.sort(key=lambda m: (m.at, m.event_id, m.from_customer))
         # the customers merged away (the one keeping its id is the journey itself), as live
+        policy, region = self.settings.identity_for(tenant), self.settings.region_for(tenant)
+        # a merge that went through a value a person confirmed says so, as live
+        confirmed = next(
+            (
+                text
+                for identifier in sorted(identifier for _, identifier in why.merged)
+                if (text := confirmed_through(policy, identifier, region))
+            ),
+            None,
+        )
         history.extend(
-            Merge(event.occurred_at, event.event_id, identifier, old, change.customer_id)
+            Merge(event.occurred_at, event.event_id, identifier, old, change.customer_id, confirmed)
             for old, identifier in why.merged
             if old != change.customer_id
         )

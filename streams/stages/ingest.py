@@ -12,7 +12,7 @@ from collections.abc import Iterable, MutableMapping
 
 import orjson
 
-from projections.identifiers import NormalisedId, identity_ids
+from projections.identifiers import NormalisedId, identity_ids, normalise
 from projections.identity import (
     IdentityChange,
     IdentityPolicy,
@@ -30,6 +30,7 @@ from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_ME
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.recent import RecentEvents
 from streams.stages.regrouping import (
+    confirmed_text,
     current_reason,
     edge_of,
     keep_edges,
@@ -169,6 +170,7 @@ def ingest(
             out.append(dead_letter(record, reason))
             continue
         view = StateIdentityView(state, tenant)
+        region = settings.region_for(tenant)
         try:
             # Only reads: a record that fails here leaves no trace in the state.
             policy = settings.identity_for(tenant)
@@ -177,6 +179,20 @@ def ingest(
             change = link(view, tenant, ids, policy)
             # which identifier reached each customer merged (read before the change is applied)
             reached = dict(explain(view, ids, change, policy).merged) if change.absorbed else {}
+            # a merge that went through a value a person confirmed says so
+            confirmed = next(
+                (
+                    text
+                    for identifier in sorted(reached.values())
+                    for kind, _, value in [identifier.partition(" ")]
+                    if (
+                        text := confirmed_text(
+                            state, tenant, blocked_key(normalise(kind, value, region))
+                        )
+                    )
+                ),
+                None,
+            )
             if refused is not None and change.conflicts:
                 refused["limit"] += len(change.conflicts)
             blocked = frozenset(refuse.decided)
@@ -198,11 +214,12 @@ def ingest(
         except Exception as exc:  # the event stands; without its edge its customer is not split
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
         for old in change.absorbed:
+            merge = _merge_record(event, old, change.customer_id, reached.get(old), confirmed)
             out.append(
                 OutRecord(
                     "events",
                     customer_key(tenant, old),
-                    _merge_record(event, old, change.customer_id, reached.get(old)).to_bytes(),
+                    merge.to_bytes(),
                     ((HEADER_KIND, KIND_MERGE),),
                 )
             )
@@ -231,9 +248,11 @@ def ingest(
     return out
 
 
-def _merge_record(event: Event, old: str, into: str, identifier: str | None) -> MergeRecord:
-    """The merge of `old` into `into` by `event`; a rename (no identifier reached `old`) says
-    no more than that."""
+def _merge_record(
+    event: Event, old: str, into: str, identifier: str | None, confirmed: str | None
+) -> MergeRecord:
+    """The merge of `old` into `into` by `event` (`confirmed`: the confirmed merge of a value
+    it went through, if one); a rename (no identifier reached `old`) says no more than that."""
     if identifier is None:
         return MergeRecord(tenant=event.tenant, from_=old, into=into)
     return MergeRecord(
@@ -243,4 +262,5 @@ def _merge_record(event: Event, old: str, into: str, identifier: str | None) -> 
         at=event.occurred_at,
         event_id=event.event_id,
         identifier=identifier,
+        decision=confirmed,
     )

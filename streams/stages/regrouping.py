@@ -35,7 +35,7 @@ import orjson
 
 from projections.flag_changes import flag_changed, flag_withdrawn
 from projections.identifiers import NormalisedId, normalise
-from projections.identity import IdentityChange, IdentityView, stitch_keys
+from projections.identity import IdentityChange, IdentityView, decision_text, stitch_keys
 from projections.regroup import (
     Edge,
     components,
@@ -106,6 +106,8 @@ def record_decisions(
             if (datetime.fromisoformat(kept["at"]), kept["event_id"]) > moment:
                 continue
         document = {"why": why, "at": event.occurred_at.isoformat(), "event_id": event.event_id}
+        if event.type == "identity.merge_confirmed":
+            document["confirmed"] = decision_text(event)  # merges through it list it
         state.put(key, orjson.dumps(document))
         applied.append((value, why))
     return applied
@@ -388,13 +390,13 @@ def _merged_back(
     )
 
 
-def decision_text(decision: Event) -> str:
-    """A person's decision in words: `merge confirmed by r.khan on 2026-12-02: same person`."""
-    verb = decision.type.removeprefix("identity.").replace("_", " ")
-    who = getattr(decision.payload, "decided_by", "?")
-    why = getattr(decision.payload, "reason", "")
-    day = decision.occurred_at.date().isoformat()
-    return f"{verb} by {who} on {day}: {why}" if why else f"{verb} by {who} on {day}"
+def confirmed_text(state: BatchState, tenant: str, value: str) -> str | None:
+    """The confirmed merge (in words) a person's latest decision about a value is, or None."""
+    stored = state.get(keys.blocked_value_key(tenant, value))
+    if stored is None or not stored.startswith(b"{"):
+        return None
+    text = orjson.loads(stored).get("confirmed")
+    return None if text is None else str(text)
 
 
 def _rejoin_record(tenant: str, customer: str, value: str, into: str) -> OutRecord:

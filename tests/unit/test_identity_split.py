@@ -586,3 +586,87 @@ def test_any_arrival_order_batch_cut_and_crash_give_the_pure_fold_with_decisions
     assert _journeys(pipeline) == _offline(DECIDED[name])
     assert _standing_status(pipeline) == _pure_flags(DECIDED[name])
     assert pipeline.dead == []
+
+
+# --- merges after a split, and merges a person's confirmation let ---------------------------
+
+MERGED_THEN_SPLIT = [
+    _line(
+        "m-1",
+        "form.submitted",
+        "2024-03-09T09:00:00Z",
+        {"email": "carol@example.com", "phone": "0113 496 0000"},
+        form="a",
+    ),
+    _line("m-2", "form.submitted", "2024-03-09T09:10:00Z", {"plate": "AB12 CDE"}, form="a"),
+    _line(
+        "m-3",
+        "form.submitted",
+        "2024-03-09T09:20:00Z",
+        {"plate": "AB12 CDE", "email": "carol@example.com"},
+        form="a",
+    ),
+    _line("m-4", "form.submitted", "2024-03-09T09:30:00Z", {"email": "dave@example.com"}, form="a"),
+    _line(
+        "m-5",
+        "form.submitted",
+        "2024-03-09T09:40:00Z",
+        {"email": "dave@example.com", "phone": "0113 496 0000"},
+        form="a",
+    ),
+]
+"""Carol's customer merges in the plate's (m-3), then Dave's through the switchboard (m-5)."""
+
+
+def _merges(pipeline: Pipeline) -> dict[str, list[tuple[str, str, str, str | None]]]:
+    return {
+        ref[1]: [(m.event_id, m.identifier, m.from_customer, m.decision) for m in merges]
+        for ref, merges in merge_histories(pipeline).items()
+        if merges
+    }
+
+
+def _pure_merges(lines: list[bytes]) -> dict[str, list[tuple[str, str, str, str | None]]]:
+    report = check_lines(lines, _settings(), NOW)
+    return {
+        j.customer_id: [(m.event_id, m.identifier, m.from_customer, m.decision) for m in j.merges]
+        for j in report.journeys
+        if j.merges
+    }
+
+
+def test_a_split_keeps_the_merges_that_still_hold_as_the_pure_fold_lists_them(
+    tmp_path: Path,
+) -> None:
+    pipeline = _pipeline(tmp_path)
+    for line in MERGED_THEN_SPLIT:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    (before,) = _merges(pipeline).values()
+    assert [m[0] for m in before] == ["m-3", "m-5"]
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    after = _merges(pipeline)
+    assert after == _pure_merges([*MERGED_THEN_SPLIT, BLOCK])
+    assert [m[0] for ms in after.values() for m in ms] == ["m-3"]  # Dave's merge is undone
+    assert pipeline.dead == []
+
+
+CONFIRMED_EARLY = _decision("identity.merge_confirmed", "dec-5", "2024-03-09T09:35:00Z")
+
+
+def test_a_merge_through_a_value_a_person_confirmed_lists_the_decision_live_and_offline(
+    tmp_path: Path,
+) -> None:
+    lines = [*MERGED_THEN_SPLIT[:4], CONFIRMED_EARLY, MERGED_THEN_SPLIT[4]]
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    live = _merges(pipeline)
+    assert live == _pure_merges(lines)
+    (merges,) = live.values()
+    assert [(m[0], m[3]) for m in merges] == [
+        ("m-3", None),
+        ("m-5", "merge confirmed by r.khan on 2024-03-09: the shop's switchboard"),
+    ]
