@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections import journey as journey_fold
+from projections.disjoint import DisjointSets
 from projections.flags import Flag
 from projections.identifiers import customer_ids, identity_ids, normalise
 from projections.identity import (
@@ -192,18 +193,8 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     for event in events:
         if event.type not in DECISION_TYPES:
             unique.setdefault((event.tenant, event.event_id), event)
-    parent: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def find(node: tuple[str, str]) -> tuple[str, str]:
-        root = node
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[node] != root:
-            parent[node], node = root, parent[node]
-        return root
-
-    def union(a: tuple[str, str], b: tuple[str, str]) -> None:
-        parent[find(a)] = find(b)
+    sets: DisjointSets[tuple[str, str]] = DisjointSets()
+    find, union = sets.find, sets.union
 
     national: dict[tuple[str, str], list[str]] = {}
     international: dict[tuple[str, str], list[str]] = {}
