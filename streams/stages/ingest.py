@@ -34,6 +34,7 @@ from streams.stages.regrouping import (
     current_reason,
     edge_of,
     keep_edges,
+    keep_held,
     merge_back,
     move_conflicts,
     open_conflicts,
@@ -210,6 +211,7 @@ def ingest(
         try:
             keep_edges(state, tenant, change, edge, blocked)
             out.extend(move_conflicts(state, tenant, change))
+            keep_held(state, tenant, change, ids)
             out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
         except Exception as exc:  # the event stands; without its edge its customer is not split
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))

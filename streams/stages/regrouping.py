@@ -252,6 +252,22 @@ def open_conflicts(
     return out
 
 
+def keep_held(
+    state: BatchState, tenant: str, change: IdentityChange, ids: Iterable[NormalisedId]
+) -> None:
+    """Keep, for each value whose link a limit held, the keys of the event that carried it
+    (once per distinct set): graph health counts the strong identifiers seen with it."""
+    if not change.conflicts:
+        return
+    ids = list(ids)
+    held = {(c.kind, c.value) for c in change.conflicts}
+    carried = sorted({i.key for i in ids if i.kind != "event"})
+    digest = edge_digest(carried)
+    for ident in ids:
+        if (ident.kind, ident.value) in held:
+            state.put(keys.held_edge_key(tenant, ident.key, digest), orjson.dumps(carried))
+
+
 def move_conflicts(state: BatchState, tenant: str, change: IdentityChange) -> list[OutRecord]:
     """The conflict flags open on customers a merge absorbed follow the customer they merged
     into, as their journeys do: withdrawn on each, opened on it unless it has one on the value
