@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections import journey as journey_fold
-from projections.disjoint import DisjointSets
 from projections.flags import Flag
 from projections.identifiers import customer_ids, identity_ids, normalise
 from projections.identity import (
@@ -27,6 +26,7 @@ from projections.identity import (
     stitch_keys,
 )
 from projections.journey import Journey, Merge, same_content
+from projections.regroup.disjoint import DisjointSets
 from projections.settings import FoldSettings
 from projections.why import linked_by
 from schemas.errors import EventConflictError

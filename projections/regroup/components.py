@@ -15,8 +15,8 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from projections.disjoint import DisjointSets
 from projections.identity import customer_id_for, identity_number
+from projections.regroup.disjoint import DisjointSets
 
 Edge = frozenset[str]
 """The identifier keys one event linked together (its own keys and those it stitched to)."""

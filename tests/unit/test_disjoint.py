@@ -1,11 +1,11 @@
-"""The one union-find of `projections`: groups equal the connected components of the links."""
+"""The one union-find of `projections` (`regroup.disjoint`): groups equal the connected components of the links."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.disjoint import DisjointSets
+from projections.regroup.disjoint import DisjointSets
 
 
 def _components(items: set[int], links: list[tuple[int, int]]) -> set[frozenset[int]]:
