@@ -274,7 +274,9 @@ def move_conflicts(state: BatchState, tenant: str, change: IdentityChange) -> li
     already (the pure fold keeps one conflict per value and customer)."""
     into = change.customer_id
     out: list[OutRecord] = []
-    for old in change.absorbed:
+    # the last customer absorbed first: where two had a conflict on the value, the pure fold
+    # keeps the merged-into customer's own, else the last one's
+    for old in reversed(change.absorbed):
         if old == into:
             continue
         prefix = keys.customer_conflicts_prefix(tenant, old)
