@@ -210,7 +210,7 @@ def ingest(
         view.apply(change)
         try:
             keep_edges(state, tenant, change, edge, blocked)
-            out.extend(move_conflicts(state, tenant, change))
+            out.extend(move_conflicts(state, tenant, change.customer_id, change.absorbed))
             keep_held(state, tenant, change, ids)
             out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
         except Exception as exc:  # the event stands; without its edge its customer is not split

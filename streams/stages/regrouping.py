@@ -268,15 +268,16 @@ def keep_held(
             state.put(keys.held_edge_key(tenant, ident.key, digest), orjson.dumps(carried))
 
 
-def move_conflicts(state: BatchState, tenant: str, change: IdentityChange) -> list[OutRecord]:
+def move_conflicts(
+    state: BatchState, tenant: str, into: str, absorbed: Iterable[str]
+) -> list[OutRecord]:
     """The conflict flags open on customers a merge absorbed follow the customer they merged
-    into, as their journeys do: withdrawn on each, opened on it unless it has one on the value
-    already (the pure fold keeps one conflict per value and customer)."""
-    into = change.customer_id
+    into (`into`), as their journeys do: withdrawn on each, opened on it unless it has one on
+    the value already (the pure fold keeps one conflict per value and customer)."""
     out: list[OutRecord] = []
     # the last customer absorbed first: where two had a conflict on the value, the pure fold
     # keeps the merged-into customer's own, else the last one's
-    for old in reversed(change.absorbed):
+    for old in reversed(list(absorbed)):
         if old == into:
             continue
         prefix = keys.customer_conflicts_prefix(tenant, old)
@@ -388,6 +389,7 @@ def merge_back(
                 for customer in customers
                 if customer != part
             )
+            out.extend(move_conflicts(state, tenant, part, (c for c in customers if c != part)))
     return out
 
 

@@ -670,3 +670,43 @@ def test_a_merge_through_a_value_a_person_confirmed_lists_the_decision_live_and_
         ("m-3", None),
         ("m-5", "merge confirmed by r.khan on 2024-03-09: the shop's switchboard"),
     ]
+
+
+def test_a_conflict_follows_its_customer_through_a_merge_back(tmp_path: Path) -> None:
+    """Dave's customer, split off by the block, holds a conflict on a plate; the unblock merges
+    it back into Carol's, and the conflict goes with it, where the pure fold has it."""
+    plates = _settings({"limits": {"plate": 1}})
+    after_block = [
+        _line(
+            "p-3",
+            "form.submitted",
+            "2024-03-09T12:10:00Z",
+            {"email": "dave@example.com", "plate": "AB12 CDE"},
+            form="a",
+        ),
+        _line("p-4", "form.submitted", "2024-03-09T12:20:00Z", {"plate": "XY34 ZZZ"}, form="a"),
+        _line(
+            "p-5",
+            "form.submitted",
+            "2024-03-09T12:30:00Z",
+            {"email": "dave@example.com", "plate": "XY34 ZZZ"},
+            form="a",
+        ),
+    ]
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = plates
+    for line in [*SHOP, BLOCK, *after_block]:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    opened = [f for f in pipeline.flags if f.flag.to_document().get("rule") == IDENTITY_CONFLICT]
+    dave = {f.customer_id for f in opened}
+    pipeline.append("touchpoints", b"acme", UNBLOCK)
+    pipeline.drain()
+    lines = [*SHOP, BLOCK, *after_block, UNBLOCK]
+    report = check_lines(lines, plates, NOW)
+    pure = {j.customer_id for j in report.journeys for f in j.flags if f.rule == IDENTITY_CONFLICT}
+    held = {f.flag_id for f in opened}
+    standing = {key.split("/")[0] for key in _standing(pipeline) if key.split("/")[1] in held}
+    assert standing == pure
+    assert standing != dave  # one of them merged away and its flag followed
+    assert pipeline.dead == []
