@@ -156,6 +156,9 @@ class IdentityChange:
     changed: bool = True
     conflicts: tuple[Conflict, ...] = ()
     """Links held back by the tenant's limits (the graph does not record them)."""
+    limited: bool = False
+    """The link pushed a limit (held, or let through by a person's confirmation): the live
+    ingest settles the customers it reaches (`projections.regroup.limits`)."""
 
 
 def customer_id_for(tenant: str, keys: Iterable[str]) -> str:
@@ -277,9 +280,12 @@ def _held_link(
             changed=bool(new_countries),
             new_phone_countries=new_countries,
             conflicts=conflicts,
+            limited=True,
         )
     absorbed = tuple(sorted(owner for owner in accepted if owner != customer_id))
-    return IdentityChange(customer_id, frozen, absorbed, new_countries, conflicts=conflicts)
+    return IdentityChange(
+        customer_id, frozen, absorbed, new_countries, conflicts=conflicts, limited=True
+    )
 
 
 @dataclass(slots=True)

@@ -184,10 +184,11 @@ def settle(
     grouped = {root: keys for root, keys in grouped.items() if root in anchored}
     ids = {root: customer_id_for(tenant, keys) for root, keys in grouped.items()}
     found: dict[tuple[str, str, str], Held] = {}
-    for key, anchor, kind in held:
+    for key, anchor, kind in sorted(held):  # one per number: spellings of a phone are one
         holder, owner = ids[find(anchor)], ids.get(find(key), "")
         if holder != owner:
-            found.setdefault((key, holder, owner), Held(key, holder, owner, kind, limited[kind]))
+            number = _decided(key)
+            found.setdefault((number, holder, owner), Held(key, holder, owner, kind, limited[kind]))
     return Settled(
         {
             ids[root]: frozenset(keys)
