@@ -19,6 +19,7 @@ from projections.regroup.limits import settle
 from projections.settings import FoldSettings
 from schemas.codec import decode_event
 from schemas.events import Event
+from tests.unit.test_identity_rules import SHOP, _settings
 from tests.unit.test_stages import NOW, PARTITIONS, Pipeline
 
 T0 = datetime(2024, 3, 11, 8, 0, tzinfo=UTC)
@@ -247,3 +248,21 @@ def test_ingest_settles_its_graph_as_the_pure_fold_whatever_the_order_and_batche
     pipeline = _live(tmp_path, lines)  # all at once: settles follow each other in a batch
     pure = fold([decode_event(raw) for raw in lines]).identities["acme"].member_sets
     assert _ingest_graph(pipeline) == pure
+
+
+def test_a_tenant_s_limits_override_the_defaults_kind_by_kind() -> None:
+    policy = _settings({"limits": {"email": 0, "plate": 2}}).identity_for("acme")
+    assert dict(policy.limits) == {"customer_ref": 1, "membership_id": 1, "phone": 3, "plate": 2}
+    assert dict(_settings().identity_for("acme").limits) == dict(DEFAULT_LIMITS)
+
+
+def test_the_reproductions_hold_with_the_default_limits() -> None:
+    assert [j.names for j in check_lines(SHOP, _settings()).journeys] == [("Carol", "Dave")]
+    limited = check_lines(SHOP, _settings({"limits": {"email": 1}}))
+    assert sorted(j.names for j in limited.journeys) == [("Carol",), ("Dave",)]
+    assert {f.rule for j in limited.journeys for f in j.flags} == {IDENTITY_CONFLICT}
+    placeholder = [
+        line("p-1", "form.submitted", 0, {"email": "alice@example.com", "phone": "00000000000"}),
+        line("p-2", "form.submitted", 9, {"email": "bob@example.com", "phone": "00000000000"}),
+    ]
+    assert len(check_lines(placeholder, FoldSettings()).journeys) == 2
