@@ -114,12 +114,14 @@ class Ledger:
         old = sorted({c for k in reach.keys(root) if (c := graph.customer_of(k)) is not None})
         settled = settle(tenant, reach.edges[root], policy)
         events = [event]
+        previous: dict[str, Journey] = {}
         for customer in old:
             journey = self.journeys.pop((tenant, customer), None)
-            events.extend(journey.events if journey is not None else ())
+            if journey is not None:
+                previous[customer] = journey
+                events.extend(journey.events)
             graph.member_sets.pop(customer, None)
             self.conflicts.pop((tenant, customer), None)
-            self.merges.pop((tenant, customer), None)  # not listed: see the README
         for customer, members in settled.parts.items():
             graph.member_sets[customer] = members
             for key in members:
@@ -137,9 +139,9 @@ class Ledger:
             found = home(own, owner, policy) or customer_id_for(tenant, [f"event:{one.event_id}"])
             dealt.setdefault(found, []).append(one)
         for customer, grouped in dealt.items():
-            self.journeys[(tenant, customer)] = journey_fold.fold(
-                tenant, customer, sorted(grouped, key=event_order)
-            )
+            self.journeys[(tenant, customer)] = self._dealt(tenant, customer, grouped, previous)
+        for customer in previous:  # its events moved: its merges are not listed (README)
+            self.merges.pop((tenant, customer), None)
         for held in settled.held:
             conflict = held.conflict()
             carrying = [
@@ -161,6 +163,19 @@ class Ledger:
         customer = mine or customer_id_for(tenant, [f"event:{event.event_id}"])
         absorbed = tuple(c for c in old if c not in settled.parts)
         return IdentityChange(customer, settled.parts.get(customer, frozenset()), absorbed)
+
+    def _dealt(
+        self, tenant: str, customer: str, events: list[Event], previous: dict[str, Journey]
+    ) -> Journey:
+        """A settled customer's journey: as it was (plus the new event) when it kept its
+        events, so a settle folds again only the journeys whose events moved."""
+        before = previous.get(customer)
+        ids = {one.event_id for one in events}
+        if before is not None and before.event_ids <= ids and len(ids - before.event_ids) <= 1:
+            del previous[customer]  # kept: its merges still hold
+            added = [one for one in events if one.event_id not in before.event_ids]
+            return journey_fold.add_new(before, added[0]) if added else before
+        return journey_fold.fold(tenant, customer, sorted(events, key=event_order))
 
     def _note_why(self, event: Event, change: IdentityChange, why: Why) -> None:
         tenant = event.tenant

@@ -13,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journeys.cli.check import check_lines
-from projections.identity import DEFAULT_LIMITS, IDENTITY_CONFLICT, IdentityPolicy, identity_number
+from projections.identity import (
+    DEFAULT_LIMITS,
+    IDENTITY_CONFLICT,
+    IdentityPolicy,
+    customer_id_for,
+    identity_number,
+)
 from projections.ledger import Ledger, fold, fold_all
 from projections.regroup.limits import settle
 from projections.settings import FoldSettings
@@ -106,7 +112,8 @@ def test_with_default_limits_and_decisions_arrival_order_does_not_matter(
 @given(events=logs(decisions=False))
 def test_no_customer_holds_more_than_the_default_limits(events: list[Event]) -> None:
     ledger = fold(events)
-    for members in ledger.identities["acme"].member_sets.values():
+    for customer, members in ledger.identities["acme"].member_sets.items():
+        assert customer == customer_id_for("acme", members)  # ids from identifiers alone
         for kind, limit in DEFAULT_LIMITS.items():
             numbers = {identity_number(key)[1] for key in members if key.startswith(kind + ":")}
             assert len(numbers) <= limit, (kind, sorted(members))
