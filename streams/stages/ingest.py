@@ -213,8 +213,7 @@ def ingest(
         if settled is not None:
             change, regroups = settled
             out.extend(regroups)
-        else:
-            view.apply(change)
+        view.apply(change)
         try:
             if settled is None:
                 keep_edges(state, tenant, change, edge, blocked)
