@@ -540,6 +540,8 @@ def sorted_ledger(events: Iterable[Event], fold: FoldSettings) -> dict[tuple[str
 def test_appending_in_order_equals_sorting_for_shuffled_input(
     scenario: Scenario, fold: FoldSettings, data: st.DataObject
 ) -> None:
+    # `sorted_ledger` follows merges only; a limit's settle moves events between customers
+    fold = replace(fold, default_identity=UNLIMITED.default_identity)
     arrival = data.draw(st.permutations(scenario.events), label="arrival order")
     # a mostly ordered stream with a few late events, and a fully shuffled one
     nearly = sorted(arrival, key=lambda e: e.occurred_at)
