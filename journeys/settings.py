@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from projections.identifiers import normalise
-from projections.identity import PRIORITY, IdentityPolicy, blocked_key
+from projections.identity import DEFAULT_LIMITS, PRIORITY, IdentityPolicy, blocked_key
 from projections.settings import RULES, FoldSettings, RuleSettings
 from schemas.errors import JourneyLedgerError
 from schemas.privacy.personal import tenant_path_problem
@@ -73,7 +73,8 @@ class IdentitySection(_Section):
     blocked: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     blocked_patterns: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     limits: dict[str, int] = Field(default_factory=dict)
-    """Distinct identifiers of a kind a merge may give one customer (0 or absent: no limit)."""
+    """Distinct identifiers of a kind a merge may give one customer, over `DEFAULT_LIMITS` kind
+    by kind (0: no limit)."""
     priority: tuple[str, ...] = PRIORITY
 
     @field_validator("blocked", "blocked_patterns", "limits")
@@ -123,7 +124,7 @@ class IdentitySection(_Section):
             for kind, texts in sorted(self.blocked_patterns.items())
             for pattern in texts
         )
-        limits = self.limits
+        limits = {**DEFAULT_LIMITS, **self.limits}
         return IdentityPolicy(
             blocked=blocked,
             blocked_patterns=patterns,

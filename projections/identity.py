@@ -37,8 +37,14 @@ NO_DECISIONS: Mapping[str, str] = MappingProxyType({})
 """No value blocked by a person's decision."""
 
 NO_LIMITS: Mapping[str, int] = MappingProxyType({})
-"""Limits apply only where a tenant sets them: holding a link is not yet independent of the
-order events arrive in (see the README, "Identity stitching")."""
+"""No limit on any kind (a tenant switches one off with `0`)."""
+
+DEFAULT_LIMITS: Mapping[str, int] = MappingProxyType(
+    {"customer_ref": 1, "membership_id": 1, "email": 3, "phone": 3}
+)
+"""Distinct identifiers of a kind one customer may hold where a tenant sets none: one
+reference and one membership, a few e-mails and phones; plates, VINs, orders, card tokens and
+sessions are unlimited (a household shares cars, a customer orders often)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,7 @@ class IdentityPolicy:
     blocked: frozenset[str] = frozenset()
     """Identifier keys that never link (phones as `phone:<national significant number>`)."""
     blocked_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
-    limits: Mapping[str, int] = field(default_factory=lambda: NO_LIMITS)
+    limits: Mapping[str, int] = field(default_factory=lambda: DEFAULT_LIMITS)
     priority: tuple[str, ...] = PRIORITY
     decided: Mapping[str, str] = field(default_factory=lambda: NO_DECISIONS)
     """Blocked key -> the decision that blocked it (who, when, why), for blocks by a person."""
@@ -98,8 +104,12 @@ def _counts(keys: Iterable[str]) -> dict[str, int]:
 def breached(policy: IdentityPolicy, parts: Iterable[frozenset[str]]) -> str | None:
     """The first kind whose limit joining these key sets would push past, or None."""
     if not policy.limits:
-        return None  # most tenants set none: counting every event's keys would be wasted
-    parts = list(parts)
+        return None
+    parts = [part for part in parts if part]
+    if len(parts) < 2:
+        return None  # one customer, nothing new: most events; no counting
+    if len(parts) == 2 and not any(identity_number(k)[0] in policy.limits for k in parts[1]):
+        return None  # one customer and new keys of no limited kind: no limit can be pushed
     total = _counts(k for part in parts for k in part)
     each = [_counts(part) for part in parts]
     for kind in policy.priority:
@@ -148,6 +158,9 @@ class IdentityChange:
     changed: bool = True
     conflicts: tuple[Conflict, ...] = ()
     """Links held back by the tenant's limits (the graph does not record them)."""
+    limited: bool = False
+    """The link pushed a limit (held, or let through by a person's confirmation): the live
+    ingest settles the customers it reaches (`projections.regroup.limits`)."""
 
 
 def customer_id_for(tenant: str, keys: Iterable[str]) -> str:
@@ -269,9 +282,12 @@ def _held_link(
             changed=bool(new_countries),
             new_phone_countries=new_countries,
             conflicts=conflicts,
+            limited=True,
         )
     absorbed = tuple(sorted(owner for owner in accepted if owner != customer_id))
-    return IdentityChange(customer_id, frozen, absorbed, new_countries, conflicts=conflicts)
+    return IdentityChange(
+        customer_id, frozen, absorbed, new_countries, conflicts=conflicts, limited=True
+    )
 
 
 @dataclass(slots=True)

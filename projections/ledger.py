@@ -13,7 +13,7 @@ from typing import Any
 
 from projections import journey as journey_fold
 from projections.flags import Flag
-from projections.identifiers import customer_ids, identity_ids, normalise
+from projections.identifiers import NormalisedId, customer_ids, identity_ids, normalise
 from projections.identity import (
     IdentityChange,
     MemoryIdentity,
@@ -25,8 +25,9 @@ from projections.identity import (
     link,
     stitch_keys,
 )
-from projections.journey import Journey, Merge, same_content
+from projections.journey import Journey, Merge, event_order, same_content
 from projections.regroup.disjoint import DisjointSets
+from projections.regroup.limits import Reach, home, over_limits, owners, settle
 from projections.settings import FoldSettings
 from projections.why import linked_by
 from schemas.errors import EventConflictError
@@ -42,11 +43,18 @@ class Ledger:
     journeys: dict[tuple[str, str], Journey] = field(default_factory=dict)
     seen: dict[tuple[str, str], Event] = field(default_factory=dict)
     conflicts: dict[tuple[str, str], dict[tuple[str, str], Flag]] = field(default_factory=dict)
-    """(tenant, customer id) -> the IDENTITY_CONFLICT flag of each held link, by kind and value."""
+    """(tenant, customer id) -> the IDENTITY_CONFLICT flag of each held link, by `kind:value`
+    and flag id."""
     merges: dict[tuple[str, str], list[Merge]] = field(default_factory=dict)
     """(tenant, customer id) -> the merges that made the customer, in the order they happened."""
     refused: dict[str, dict[str, int]] = field(default_factory=dict)
     """Tenant -> identifiers refused for linking: `junk`, `blocked`, and links a `limit` held."""
+    reach: dict[str, Reach] = field(default_factory=dict)
+    """Tenant -> its graph's components with no limit applied (settled when over a limit)."""
+    own_keys: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    """(tenant, event id) -> the keys the event links (its edge)."""
+    held: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Tenant -> links held per component over a limit (by its root in `reach`)."""
 
     def add(self, event: Event) -> IdentityChange | None:
         """Fold one event in; None when it was a duplicate.
@@ -73,6 +81,12 @@ class Ledger:
             elif policy(ident) is not None:
                 counts["blocked"] += 1
         ids = identity_ids(event, region, policy)
+        edge = frozenset(ident.key for ident in ids if ident.kind != "event")
+        self.own_keys[(event.tenant, event.event_id)] = edge
+        reach = self.reach.setdefault(event.tenant, Reach(policy))
+        root = reach.add(edge, stitch_keys(graph, ids) if edge else ())
+        if root in reach.over:
+            return self._settle(event, ids, root)
         change = link(graph, event.tenant, ids, policy)
         why = explain(graph, ids, change, policy)
         graph.apply(change)
@@ -91,6 +105,79 @@ class Ledger:
         # `seen` holds every event id of the tenant, so the journey cannot hold this one
         self.journeys[key] = journey_fold.add_new(current, event)
         return change
+
+    def _settle(self, event: Event, ids: list[NormalisedId], root: str) -> IdentityChange:
+        """Fold an event into a component over a limit: its customers settled again from its
+        edges (`projections.regroup.limits`), whatever order the events came in."""
+        tenant = event.tenant
+        graph = self.identities[tenant]
+        policy = self.settings.identity_for(tenant)
+        reach = self.reach[tenant]
+        old = sorted({c for k in reach.keys(root) if (c := graph.customer_of(k)) is not None})
+        settled = settle(tenant, reach.edges[root], policy)
+        events = [event]
+        previous: dict[str, Journey] = {}
+        for customer in old:
+            journey = self.journeys.pop((tenant, customer), None)
+            if journey is not None:
+                previous[customer] = journey
+                events.extend(journey.events)
+            graph.member_sets.pop(customer, None)
+            self.conflicts.pop((tenant, customer), None)
+        for customer, members in settled.parts.items():
+            graph.member_sets[customer] = members
+            for key in members:
+                graph.index[key] = customer
+        for ident in ids:
+            phone = ident.phone
+            if phone is not None and phone.country_code is not None and phone.national_key:
+                graph.countries[phone.nsn] = graph.countries.get(phone.nsn, frozenset()) | {
+                    phone.country_code
+                }
+        owner = owners(settled.parts)
+        dealt: dict[str, list[Event]] = {}
+        for one in events:
+            own = self.own_keys[(tenant, one.event_id)]
+            found = home(own, owner, policy) or customer_id_for(tenant, [f"event:{one.event_id}"])
+            dealt.setdefault(found, []).append(one)
+        for customer, grouped in dealt.items():
+            self.journeys[(tenant, customer)] = self._dealt(tenant, customer, grouped, previous)
+        for customer in previous:  # its events moved: its merges are not listed (README)
+            self.merges.pop((tenant, customer), None)
+        for held in settled.held:
+            conflict = held.conflict()
+            carrying = [
+                e
+                for e in dealt.get(held.holder, ())
+                if held.key in self.own_keys[(tenant, e.event_id)]
+            ]
+            opener = min(carrying or dealt[held.holder], key=event_order)
+            flag = conflict_flag(conflict, opener)
+            for customer in conflict.customers:
+                kept = self.conflicts.setdefault((tenant, customer), {})
+                kept[(f"{conflict.kind}:{conflict.value}", flag.flag_id)] = flag
+        counts = self.held.setdefault(tenant, {})
+        for gone in [r for r in counts if reach.parent[r] != r]:
+            del counts[gone]
+        counts[root] = len(settled.held)
+        self.refused[tenant]["limit"] = sum(counts.values())
+        mine = home(self.own_keys[(tenant, event.event_id)], owner, policy)
+        customer = mine or customer_id_for(tenant, [f"event:{event.event_id}"])
+        absorbed = tuple(c for c in old if c not in settled.parts)
+        return IdentityChange(customer, settled.parts.get(customer, frozenset()), absorbed)
+
+    def _dealt(
+        self, tenant: str, customer: str, events: list[Event], previous: dict[str, Journey]
+    ) -> Journey:
+        """A settled customer's journey: as it was (plus the new event) when it kept its
+        events, so a settle folds again only the journeys whose events moved."""
+        before = previous.get(customer)
+        ids = {one.event_id for one in events}
+        if before is not None and before.event_ids <= ids and len(ids - before.event_ids) <= 1:
+            del previous[customer]  # kept: its merges still hold
+            added = [one for one in events if one.event_id not in before.event_ids]
+            return journey_fold.add_new(before, added[0]) if added else before
+        return journey_fold.fold(tenant, customer, sorted(events, key=event_order))
 
     def _note_why(self, event: Event, change: IdentityChange, why: Why) -> None:
         tenant = event.tenant
@@ -138,7 +225,8 @@ class Ledger:
                 held = merged if customer == change.customer_id else None
                 if held is None:
                     held = self.conflicts.setdefault((tenant, customer), {})
-                held.setdefault((conflict.kind, conflict.value), conflict_flag(conflict, event))
+                flag = conflict_flag(conflict, event)
+                held.setdefault((f"{conflict.kind}:{conflict.value}", flag.flag_id), flag)
         if merged:
             self.conflicts[(tenant, change.customer_id)] = merged
 
@@ -222,7 +310,20 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     result = []
     for root, grouped in groups.items():
         tenant = root[0]
-        result.append(journey_fold.fold(tenant, customer_id_for(tenant, members[root]), grouped))
+        policy = settings.identity_for(tenant)
+        if not over_limits(policy, members[root]):
+            result.append(
+                journey_fold.fold(tenant, customer_id_for(tenant, members[root]), grouped)
+            )
+            continue
+        # Over a limit: the component's customers are settled from its edges.
+        edges = [frozenset(keys_of[(tenant, e.event_id)]) for e in grouped]
+        owner = owners(settle(tenant, edges, policy).parts)
+        dealt: dict[str, list[Event]] = {}
+        for event in grouped:
+            found = home(keys_of[(tenant, event.event_id)], owner, policy)
+            dealt.setdefault(found or customer_id_for(tenant, [event.event_id]), []).append(event)
+        result.extend(journey_fold.fold(tenant, c, part) for c, part in dealt.items())
     return sorted(result, key=lambda j: (j.tenant, j.customer_id))
 
 

@@ -38,10 +38,12 @@ class FoldSettings:
     rules: RuleSettings = RuleSettings()
     default_regions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     identity: Mapping[str, IdentityPolicy] = field(default_factory=lambda: MappingProxyType({}))
+    default_identity: IdentityPolicy = DEFAULT_POLICY
+    """The identity rules of a tenant not in `identity` (the default limits)."""
 
     def identity_for(self, tenant: str) -> IdentityPolicy:
         """The tenant's identity rules: blocked values, limits, priority (defaults when unset)."""
-        return self.identity.get(tenant, DEFAULT_POLICY)
+        return self.identity.get(tenant, self.default_identity)
 
     def with_decisions(self, decisions: Iterable[Event]) -> FoldSettings:
         """These settings with people's identity decisions applied (blocks, unblocks)."""

@@ -11,21 +11,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from projections.identifiers import customer_ids
-from projections.identity import customer_id_for
+from projections.identity import PRIORITY, customer_id_for
 from projections.journey import Journey
 from projections.regroup.components import decided_form
 from schemas.events import Event
 
 
 def assign(
-    tenant: str, event: Event, parts: Mapping[str, frozenset[str]], region: str | None
+    tenant: str,
+    event: Event,
+    parts: Mapping[str, frozenset[str]],
+    region: str | None,
+    priority: tuple[str, ...] = PRIORITY,
 ) -> str:
-    """The customer an event belongs to after a split."""
-    own = sorted(i.key for i in customer_ids(event.customer, region) if i.unusable is None)
-    for customer, keys in parts.items():
-        if any(key in keys for key in own):
-            return customer
+    """The customer an event belongs to after a split: that of its highest-priority key a
+    customer holds (a limit may have left its keys with several)."""
+    for key in _by_priority(event, region, priority):
+        for customer, keys in parts.items():
+            if key in keys:
+                return customer
     return customer_id_for(tenant, [f"event:{event.event_id}"])
+
+
+def _by_priority(event: Event, region: str | None, priority: tuple[str, ...]) -> list[str]:
+    own = [i for i in customer_ids(event.customer, region) if i.unusable is None]
+    rank = {kind: n for n, kind in enumerate(priority)}
+    return [i.key for i in sorted(own, key=lambda i: (rank.get(i.kind, len(rank)), i.key))]
 
 
 def assign_late(
@@ -36,6 +47,7 @@ def assign_late(
     dropped: frozenset[str],
     region: str | None,
     rejoined: Mapping[str, str] | None = None,
+    priority: tuple[str, ...] = PRIORITY,
 ) -> str:
     """The customer an event forwarded to `customer` after its split belongs to.
 
@@ -44,10 +56,12 @@ def assign_late(
     keys the split did not know came by a merge made since, and stays. `rejoined`: values the
     split dropped that an unblock let link again (value -> the customer holding it now).
     """
-    own = {i.key for i in customer_ids(event.customer, region) if i.unusable is None}
-    for part, keys in sorted(parts.items()):
-        if own & keys:
-            return part
+    ordered = _by_priority(event, region, priority)
+    own = set(ordered)
+    for key in ordered:
+        for part, keys in sorted(parts.items()):
+            if key in keys:
+                return part
     rejoined = rejoined or {}
     forms = {decided_form(key) for key in own}
     if forms and forms <= rejoined.keys():
@@ -58,12 +72,16 @@ def assign_late(
 
 
 def split(
-    journey: Journey, parts: Mapping[str, frozenset[str]], region: str | None
+    journey: Journey,
+    parts: Mapping[str, frozenset[str]],
+    region: str | None,
+    priority: tuple[str, ...] = PRIORITY,
 ) -> tuple[Journey, ...]:
     """The journeys a split makes of one journey, by customer id (journey order kept)."""
     dealt: dict[str, list[Event]] = {}
     for event in journey.events:
-        dealt.setdefault(assign(journey.tenant, event, parts, region), []).append(event)
+        target = assign(journey.tenant, event, parts, region, priority)
+        dealt.setdefault(target, []).append(event)
     return tuple(
         Journey(journey.tenant, customer, tuple(events))
         for customer, events in sorted(dealt.items())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, MutableMapping
+from dataclasses import replace
 
 import orjson
 
@@ -28,10 +29,11 @@ from schemas.errors import InvalidEventError
 from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.stages.limit_settle import settle_live
 from streams.stages.recent import RecentEvents
 from streams.stages.regrouping import (
     confirmed_text,
-    current_reason,
+    current_decision,
     edge_of,
     keep_edges,
     keep_held,
@@ -93,14 +95,24 @@ class DecidedBlocks:
         self.policy = policy
         self.decided: set[str] = set()
         """The keys asked about that a person's block refused (they go in the event's edge)."""
+        self.confirmed: set[str] = set()
+        """The values asked about that a person confirmed as one person's."""
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why the identifier must not link, or None."""
-        reason = current_reason(self.state, self.tenant, blocked_key(ident))
+        reason, confirmed = current_decision(self.state, self.tenant, blocked_key(ident))
         if reason is not None:
             self.decided.add(ident.key)
             return reason
+        if confirmed:
+            self.confirmed.add(blocked_key(ident))
         return self.policy(ident)
+
+    def lifted(self) -> IdentityPolicy:
+        """The policy with the values asked about that a person confirmed: past the limits."""
+        if not self.confirmed:
+            return self.policy
+        return replace(self.policy, confirmed=self.policy.confirmed | self.confirmed)
 
 
 def content_digest(event: Event, body: bytes) -> bytes:
@@ -177,6 +189,7 @@ def ingest(
             policy = settings.identity_for(tenant)
             refuse = DecidedBlocks(state, tenant, policy)
             ids = identity_ids(event, settings.region_for(tenant), refuse, refused)
+            policy = refuse.lifted()
             change = link(view, tenant, ids, policy)
             # which identifier reached each customer merged (read before the change is applied)
             reached = dict(explain(view, ids, change, policy).merged) if change.absorbed else {}
@@ -207,9 +220,21 @@ def ingest(
         tenant_key = keys.tenant_key(tenant)
         if state.get(tenant_key) is None:
             state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
+        settled = None
+        if change.limited:  # a limit is reached: settle the customers reached, in order
+            before = dict(state.changes)
+            try:
+                settled = settle_live(state, view, event, ids, policy, blocked)
+            except Exception as exc:  # held as found instead; reported
+                state.changes = before
+                out.append(dead_letter(record, failure_reason("settle the limits of", exc), exc))
+        if settled is not None:
+            change, regroups = settled
+            out.extend(regroups)
         view.apply(change)
         try:
-            keep_edges(state, tenant, change, edge, blocked)
+            if settled is None:
+                keep_edges(state, tenant, change, edge, blocked)
             out.extend(move_conflicts(state, tenant, change.customer_id, change.absorbed))
             keep_held(state, tenant, change, ids)
             out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
@@ -239,9 +264,8 @@ def ingest(
                 region = settings.region_for(tenant)
                 out.extend(resolve_conflicts(state, tenant, event, decided))
                 out.extend(split_on_decision(state, view, tenant, event, region, decided))
-                out.extend(
-                    merge_back(state, view, tenant, (k for k, why in decided if not why), event)
-                )
+                lifted = (k for k, why in decided if not why)
+                out.extend(merge_back(state, view, tenant, lifted, event, policy))
             except Exception as exc:  # the decision stays recorded; the split is reported
                 state.changes = before  # no half-written split
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import orjson
 
 from projections.identifiers import customer_ids
-from projections.identity import customer_id_for
+from projections.identity import PRIORITY, customer_id_for
 from projections.journey import Journey
 from projections.regroup import assign_late, decided_form, split, split_reason
 from schemas.codec import encode_event
@@ -163,10 +163,12 @@ def deal_out(
     regroup: RegroupRecord,
     region: str | None,
     raw_of: Mapping[str, bytes | None],
+    priority: tuple[str, ...] = PRIORITY,
 ) -> Dealt:
-    """Deal a journey out to the customers of a split (`projections.regroup.split`)."""
+    """Deal a journey out to the customers of a split (`projections.regroup.split`), each
+    event to the customer of its highest-priority identifier in the tenant's `priority`."""
     parts = {customer: frozenset(held) for customer, held in regroup.parts.items()}
-    pieces = split(journey, parts, region)
+    pieces = split(journey, parts, region, priority)
     origin = f"{journey.customer_id}/{generation_of(regroup)}"
     kept = Journey(journey.tenant, journey.customer_id)
     moved: list[OutRecord] = []

@@ -28,6 +28,7 @@ import orjson
 from projections import journey as journey_fold
 from projections.flag_changes import GENERATION, flag_statuses, flag_transitions, withdraw_all
 from projections.flags import Flag
+from projections.identity import PRIORITY
 from projections.journey import Journey
 from projections.rules import Detector, detect, next_deadline
 from projections.settings import FoldSettings
@@ -269,12 +270,20 @@ class JourneyBatch:
         self.dirty[ref] = None
         self.merged[ref] = into
 
-    def on_regroup(self, ref: CustomerRef, regroup: RegroupRecord, region: str | None) -> None:
-        """A customer split by a person's decision, or one a split left standing again."""
+    def on_regroup(
+        self,
+        ref: CustomerRef,
+        regroup: RegroupRecord,
+        region: str | None,
+        priority: tuple[str, ...] = PRIORITY,
+    ) -> None:
+        """A customer split by a person's decision or a limit, or one a split left standing
+        again."""
         generation = generation_of(regroup)
         if ref[1] != regroup.customer:
-            if self.forward_of(ref) == (ref[0], regroup.customer):
-                self.state.delete(keys.forward_key(ref))
+            # A customer in ingest's graph now: any merge it forwarded by is over (it may
+            # point at a customer merged on since, not the one split: that would loop).
+            self.state.delete(keys.forward_key(ref))
             # It may have held flags in an earlier life: those opening now get new change ids.
             statuses, _ = self.statuses(ref)
             self.state.put(keys.flags_key(ref), orjson.dumps({**statuses, GENERATION: generation}))
@@ -285,7 +294,7 @@ class JourneyBatch:
         journey = self.load(ref) or Journey(*ref)
         raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
         raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
-        dealt = deal_out(journey, regroup, region, raw_of)
+        dealt = deal_out(journey, regroup, region, raw_of, priority)
         self.generations[ref] = generation
         self.state.put(keys.split_key(ref), split_document(regroup, dealt.alone))
         self.out.extend(dealt.moved)
@@ -550,7 +559,8 @@ def process_events(
                 customer = record.header(HEADER_CUSTOMER_ID)
                 target = customer.decode() if customer is not None else regroup.customer
                 region = settings.region_for(regroup.tenant)
-                batch.on_regroup((regroup.tenant, target), regroup, region)
+                priority = settings.identity_for(regroup.tenant).priority
+                batch.on_regroup((regroup.tenant, target), regroup, region, priority)
             elif kind == KIND_REJOIN and record.value is not None:
                 back = RejoinRecord.from_bytes(record.value)
                 ref = (back.tenant, back.customer)

@@ -35,7 +35,13 @@ import orjson
 
 from projections.flag_changes import flag_changed, flag_withdrawn
 from projections.identifiers import NormalisedId, normalise
-from projections.identity import IdentityChange, IdentityView, decision_text, stitch_keys
+from projections.identity import (
+    IdentityChange,
+    IdentityPolicy,
+    IdentityView,
+    decision_text,
+    stitch_keys,
+)
 from projections.regroup import (
     Edge,
     components,
@@ -44,6 +50,7 @@ from projections.regroup import (
     edge_digest,
     split_graph,
 )
+from projections.regroup.limits import settle
 from schemas.events import Event
 from schemas.outputs import (
     HEADER_CUSTOMER_ID,
@@ -74,17 +81,29 @@ def _is_refused(state: BatchState, tenant: str, key: str) -> bool:
 
 def current_reason(state: BatchState, tenant: str, value: str) -> str | None:
     """Why a person's latest decision about a value (its blocked key) blocks it, or None."""
-    return reason_in(state.get(keys.blocked_value_key(tenant, value)))
+    return current_decision(state, tenant, value)[0]
+
+
+def current_decision(state: BatchState, tenant: str, value: str) -> tuple[str | None, bool]:
+    """Why a person's latest decision about a value blocks it (or None), and whether that
+    decision confirmed it as one person's (it then merges past the limits)."""
+    return decision_in(state.get(keys.blocked_value_key(tenant, value)))
 
 
 def reason_in(stored: bytes | None) -> str | None:
     """Why a stored decision (`b/`) blocks its value, or None (none, or it lifts the block)."""
+    return decision_in(stored)[0]
+
+
+def decision_in(stored: bytes | None) -> tuple[str | None, bool]:
+    """A stored decision (`b/`): why it blocks its value (or None), and whether it confirmed it."""
     if stored is None:
-        return None
+        return None, False
     if not stored.startswith(b"{"):
-        return stored.decode()  # written before decisions were kept with their moment
-    why = orjson.loads(stored)["why"]
-    return None if why is None else str(why)
+        return stored.decode(), False  # written before decisions were kept with their moment
+    document = orjson.loads(stored)
+    why = document["why"]
+    return (None if why is None else str(why)), bool(document.get("confirmed"))
 
 
 def record_decisions(
@@ -105,7 +124,11 @@ def record_decisions(
             kept = orjson.loads(stored)
             if (datetime.fromisoformat(kept["at"]), kept["event_id"]) > moment:
                 continue
-        document = {"why": why, "at": event.occurred_at.isoformat(), "event_id": event.event_id}
+        document: dict[str, object] = {
+            "why": why,
+            "at": event.occurred_at.isoformat(),
+            "event_id": event.event_id,
+        }
         if event.type == "identity.merge_confirmed":
             document["confirmed"] = decision_text(event)  # merges through it list it
         state.put(key, orjson.dumps(document))
@@ -331,11 +354,13 @@ def merge_back(
     tenant: str,
     lifted: Iterable[str],
     decision: Event | None = None,
+    policy: IdentityPolicy | None = None,
 ) -> list[OutRecord]:
     """Merge back the customers whose edges hold values a decision lifted; the merge records.
 
     `lifted` are the values (blocked keys) an unblock or a confirmed merge let link again,
-    already lifted in the state. With the `decision`, each merge record says it applied.
+    already lifted in the state. With the `decision`, each merge record says it applied;
+    with the tenant's `policy`, the customers are settled within its limits.
     """
     out: list[OutRecord] = []
     for value in sorted(lifted):
@@ -350,11 +375,13 @@ def merge_back(
             linking = {k for k in members if _links(k) and not _is_refused(state, tenant, k)}
             if members and found and linking <= frozenset().union(*found):
                 held[customer] = found  # a customer without (all) its edges stays as it is
-        parts = components(
-            tenant,
-            (edge for found in held.values() for edge in found),
-            lambda key: _is_refused(state, tenant, key),
-        )
+        every = [edge for found in held.values() for edge in found]
+        refused = lambda key: _is_refused(state, tenant, key)  # noqa: E731
+        if policy is None:
+            parts = components(tenant, every, refused)
+        else:  # the value links again, within the limits unless a person confirmed it
+            exempt = lambda key: current_decision(state, tenant, decided_form(key))[1]  # noqa: E731
+            parts = settle(tenant, every, policy, refused, exempt).parts
         owner = {key: part for part, keys_ in parts.items() for key in keys_}
         into = next((owner[k] for k in sorted(owner) if decided_form(k) == value), None)
         if into is not None:
