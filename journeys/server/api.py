@@ -48,6 +48,7 @@ from streams.queries import (
     identity_partition,
     journey_partition,
     lookup_customer,
+    opened,
     read_journey,
     read_merges,
 )
@@ -263,7 +264,10 @@ def _local_journey(
     found = read_journey(context.worker, tenant, customer_id)
     if found is None or isinstance(found, Forwarded):
         return found
-    return _view_dict(context, found, read_merges(context.worker, tenant, customer_id))
+    journey, merges = opened(
+        context.worker, found, read_merges(context.worker, tenant, customer_id)
+    )
+    return _view_dict(context, journey, merges)
 
 
 def _view_dict(context: ApiContext, journey: Journey, merges: tuple[Merge, ...]) -> dict[str, Any]:

@@ -100,6 +100,8 @@ PAYLOAD_FIELDS: Mapping[str, Class] = MappingProxyType(
         "found": "clear",
         "recall_code": "clear",
         "flag_id": "clear",
+        "customer_id": "clear",  # the ledger's own customer id (an erasure names it)
+        "grounds": "clear",  # an erasure's reference (a ticket), never the request's text
         # Staff acting on flags and identity: the operator's audit trail, as `source.actor`.
         "by": "clear",
         "decided_by": "clear",

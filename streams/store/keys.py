@@ -15,6 +15,8 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
   value while a person's block keeps it from linking (an unblock merges those customers back),
 - ``k/<tenant>/<blocked key>`` -> the IDENTITY_CONFLICT flags a held link on the value opened
   (JSON array), until a person's decision about the value resolves them.
+- ``ky/<tenant>/<customer id>`` -> the customer's key ring (`streams.crypto.ring`: wrapped data
+  keys only); its changelog record is the ring's compacted copy; erasure deletes it.
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
@@ -55,6 +57,7 @@ class Prefix(bytes, Enum):
     DEADLINE = b"d/"
     SPLIT = b"x/"
     MERGES = b"mg/"
+    RING = b"ky/"
 
 
 OFFSET_KEY = b"__offset__"
@@ -127,6 +130,11 @@ def refused_prefix(tenant: str, key: str) -> bytes:
 def edges_prefix(tenant: str, customer_id: str) -> bytes:
     """The prefix under which every edge of a customer is kept."""
     return _tenant_key(Prefix.EDGE, tenant, f"{customer_id}/")
+
+
+def ring_key(tenant: str, customer_id: str) -> bytes:
+    """Where a customer's key ring (its wrapped data keys) is kept."""
+    return _tenant_key(Prefix.RING, tenant, customer_id)
 
 
 def tenant_key(tenant: str) -> bytes:
