@@ -559,7 +559,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def routes() -> Iterable[web.RouteDef]:
     """Every route of the API."""
-    from journeys.server import deliveries, flag_actions, graph  # they build on these helpers
+    from journeys.server import deliveries, erasure, flag_actions, graph  # built on these helpers
     from journeys.server.stats import stats_routes  # it builds on this module's helpers
 
     return [
@@ -575,6 +575,7 @@ def routes() -> Iterable[web.RouteDef]:
         web.get("/v1/internal/identity", internal_identity),
         web.get("/v1/internal/journey", internal_journey),
         *flag_actions.routes(),
+        *erasure.routes(),
     ]
 
 

@@ -17,6 +17,7 @@ import pytest
 from journeys.demo import demo_lines
 from projections.identity import customer_id_for
 from schemas.codec import decode_event, encode_event
+from streams.config import KafkaSettings
 from streams.crypto.fields import ERASED, PREFIX, UndecryptableFieldError
 from streams.crypto.keys import LocalKeyProvider, WrongMasterKeyError
 from streams.crypto.opening import open_journey, stored_keys
@@ -27,6 +28,7 @@ from streams.stages.journey_erasure import erased_document
 from streams.stages.journey_stage import decode_journey
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
+from streams.topics import ledger_topics
 from tests.factories import raw
 from tests.unit.test_stages import PARTITIONS, Pipeline, partition_of
 
@@ -258,3 +260,10 @@ def test_the_erased_customer_id_is_the_ledger_s_own(tmp_path: Path) -> None:
     assert dict(record.headers)["kind"] == b"erased"
     assert b"nobody" not in (record.value or b"")
     assert orjson.loads(record.value or b"{}")["keys_destroyed"] == 0
+
+
+def test_the_raw_touchpoints_topic_keeps_records_seven_days_and_the_log_forever() -> None:
+    specs = {spec.name: spec.config for spec in ledger_topics(KafkaSettings())}
+    names = KafkaSettings().names()
+    assert specs[names.touchpoints]["retention.ms"] == str(7 * 24 * 3600 * 1000)
+    assert specs[names.events]["retention.ms"] == "-1"
