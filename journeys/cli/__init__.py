@@ -16,7 +16,7 @@ COMMANDS = (
     "up",
     "query",
     "flag",
-    "forget",
+    "privacy",
     "replay",
     "bench",
 )

@@ -24,6 +24,9 @@ from pydantic import BaseModel
 from schemas.envelope import IDENTIFIER_KINDS
 from schemas.events import Event
 
+ERASED = "[erased]"
+"""What a personal field reads once its customer's data key is gone (or the customer erased)."""
+
 Class = Literal["personal", "clear"]
 """What a field is: encrypted with the customer's data key, or left as it is."""
 

@@ -25,14 +25,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from schemas.errors import JourneyLedgerError
+from schemas.privacy.personal import ERASED as ERASED  # read `[erased]` where keys are gone
 from schemas.privacy.personal import personal_paths
 from streams.crypto.keys import NONCE_BYTES, Random
 
 PREFIX = "enc:v1:"
 """How an encrypted field value starts."""
 
-ERASED = "[erased]"
-"""What a personal field reads once its customer's data key is gone."""
 
 SECTIONS = ("customer", "source", "payload")
 """The blocks whose fields may be encrypted."""

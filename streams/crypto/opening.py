@@ -10,7 +10,7 @@ under the survivor's key, is opened the same way.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import orjson
 
@@ -63,3 +63,19 @@ def stored_keys(
     if value is None:
         return {}
     return sealer.unwrapped(KeyRing.from_bytes(value))
+
+
+def keys_from_changelog(
+    entries: Iterable[tuple[bytes | None, bytes | None]], sealer: Sealer
+) -> dict[str, bytes]:
+    """Every data key the identity changelog still holds, by id (replay opens the log with
+    them): the latest record of each ring key, in log order, a tombstone deleting it."""
+    latest: dict[bytes, bytes | None] = {}
+    for key, value in entries:
+        if key is not None and key.startswith(keys.Prefix.RING.value):
+            latest[key] = value
+    found: dict[str, bytes] = {}
+    for value in latest.values():
+        if value is not None:
+            found.update(sealer.unwrapped(KeyRing.from_bytes(value)))
+    return found

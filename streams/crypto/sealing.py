@@ -54,6 +54,8 @@ class Sealer:
         self.random = random
         self.cache_size = cache_size
         self._keys: OrderedDict[str, bytes] = OrderedDict()
+        self._rings: dict[bytes, KeyRing] = {}
+        """Rings read from the state by their stored bytes: parsing one per event costs."""
 
     def __repr__(self) -> str:
         return f"Sealer({self.provider!r})"
@@ -61,7 +63,14 @@ class Sealer:
     def ring(self, state: BatchState, tenant: str, customer_id: str) -> KeyRing | None:
         """The customer's ring as of the batch so far, if it has one."""
         value = state.get(keys.ring_key(tenant, customer_id))
-        return None if value is None else KeyRing.from_bytes(value)
+        if value is None:
+            return None
+        ring = self._rings.get(value)
+        if ring is None:
+            if len(self._rings) >= self.cache_size:
+                self._rings.clear()  # rarely reached; cheaper than ordering every hit
+            ring = self._rings[value] = KeyRing.from_bytes(value)
+        return ring
 
     def ring_for(
         self, state: BatchState, tenant: str, customer_id: str, absorbed: Iterable[str] = ()

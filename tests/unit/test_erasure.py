@@ -8,19 +8,23 @@ the ring and leaves the stored journey a skeleton of `[erased]` fields.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from journeys.demo import demo_lines
+from projections.identifiers import normalise
 from projections.identity import customer_id_for
 from schemas.codec import decode_event, encode_event
 from streams.config import KafkaSettings
 from streams.crypto.fields import ERASED, PREFIX, UndecryptableFieldError
 from streams.crypto.keys import LocalKeyProvider, WrongMasterKeyError
-from streams.crypto.opening import open_journey, stored_keys
+from streams.crypto.opening import keys_from_changelog, open_journey, stored_keys
 from streams.crypto.ring import KeyRing
 from streams.crypto.sealing import Sealer
 from streams.crypto.startup import MissingMasterKeyError, check_master_key
@@ -30,6 +34,7 @@ from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from streams.topics import ledger_topics
 from tests.factories import raw
+from tests.unit.test_properties import Scenario, scenarios
 from tests.unit.test_stages import PARTITIONS, Pipeline, partition_of
 
 MASTER = bytes(range(32))
@@ -112,13 +117,14 @@ def test_no_personal_value_reaches_the_events_log_or_the_journey_state_in_clear(
     assert any(b"zq7" in (r.value or b"") for log in pipeline.touchpoints.values() for r in log)
 
 
-def _erasure(customer: str, event_id: str = "erase-1") -> bytes:
+def _erasure(customer: str, event_id: str = "erase-1", tenant: str = "acme") -> bytes:
     document = raw(
         "identity.erased",
         {"customer_id": customer, "decided_by": "r.khan", "grounds": "DSR-1"},
         customer={"anonymous_id": customer},
         system="journeys-api",
         event_id=event_id,
+        tenant=tenant,
     )
     return orjson.dumps(document)
 
@@ -267,3 +273,54 @@ def test_the_raw_touchpoints_topic_keeps_records_seven_days_and_the_log_forever(
     names = KafkaSettings().names()
     assert specs[names.touchpoints]["retention.ms"] == str(7 * 24 * 3600 * 1000)
     assert specs[names.events]["retention.ms"] == "-1"
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(scenario=scenarios(max_events=14), pick=st.integers(0, 1000))
+def test_erasing_one_customer_changes_no_other_customer(scenario: Scenario, pick: int) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        lines = [encode_event(e) for e in scenario.events]
+        pipeline = _run(Path(root), lines, _sealer())
+        journeys, rings = _journeys(pipeline), _rings(pipeline)
+        if not journeys:
+            return
+        flags = _flags(pipeline)
+        tenant, customer = sorted(journeys)[pick % len(journeys)]
+        pipeline.append("touchpoints", tenant.encode(), _erasure(customer, tenant=tenant))
+        pipeline.drain()
+        assert not pipeline.dead
+        after = _journeys(pipeline)
+        erased = after.pop((tenant, customer))
+        assert PREFIX.encode() not in erased
+        assert after == {ref: v for ref, v in journeys.items() if ref != (tenant, customer)}
+        assert _flags(pipeline) == flags  # no flag of anyone changed
+        left = _rings(pipeline)
+        assert (tenant, customer) not in left
+        assert left == {ref: v for ref, v in rings.items() if ref != (tenant, customer)}
+
+
+def test_replay_opens_with_the_rings_the_changelog_still_holds(tmp_path: Path) -> None:
+    sealer = _sealer()
+    lines = [
+        orjson.dumps(
+            raw("message.received", {"text": "x", "medium": "email"}, customer={"email": e})
+        )
+        for e in ("a@x.org", "b@x.org")
+    ]
+    pipeline = _run(tmp_path, lines, sealer)
+    ann, bea = _customer(pipeline, "a@x.org"), _customer(pipeline, "b@x.org")
+    rings = _rings(pipeline)
+    log = [(keys.ring_key("acme", c), rings[("acme", c)]) for c in (ann, bea)]
+    log.append((keys.ring_key("acme", ann), None))  # ann erased: a tombstone
+    held = keys_from_changelog([(b"i/acme/email:a@x.org", b"x"), *log], sealer)
+    assert set(held) == set(KeyRing.from_bytes(rings[("acme", bea)]).key_ids)
+
+
+def test_erased_identifiers_never_stitch() -> None:
+    for kind in ("email", "phone", "plate", "anonymous_id"):
+        assert normalise(kind, ERASED).unusable == "erased"

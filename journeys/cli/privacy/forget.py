@@ -27,6 +27,7 @@ def forget_command(client: ApiClient, identifier: str, tenant: str, reason: str)
             if journey.get("tenant") != tenant:
                 raise ApiError(
                     f"{identifier} is a customer of tenant {journey.get('tenant')!r}, not {tenant!r}",
+                    status=404,
                     code="not_found",
                     hint="give the customer's own tenant with --tenant",
                 )
