@@ -29,13 +29,18 @@ import httpx
 import orjson
 import pytest
 from rocksdict import AccessType, Options, Rdict
+from typer.testing import CliRunner
 
+from journeys.cli import app
 from journeys.demo import demo_lines
 from journeys.devbroker import find_free_port
+from journeys.forensics.source import read_data_keys, read_events
+from schemas.codec import encode_event
 from streams.config import KafkaSettings
 from streams.crypto.fields import decrypt_personal, is_encrypted
 from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.ring import KeyRing
+from streams.crypto.sealing import Sealer
 from streams.store import keys
 from streams.topics import ledger_topics
 from tests.integration.ledger_log import (
@@ -105,6 +110,7 @@ class Stack:
     worker: WorkerProcess
     url: str
     data_dir: Path
+    config: Path
 
     def get(self, path: str, **params: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {ADMIN}"}
@@ -113,6 +119,14 @@ class Stack:
     def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {ADMIN}"}
         return httpx.post(self.url + path, json=body, headers=headers, timeout=10)
+
+    def replay(self, *args: str) -> bytes:
+        """`journeys replay ... --format json` against the log: its output."""
+        invoked = CliRunner().invoke(
+            app, ["--config", str(self.config), "replay", *args, "--format", "json"]
+        )
+        assert invoked.exit_code == 0, invoked.output
+        return invoked.stdout_bytes
 
     def topics(self) -> dict[str, list[Record]]:
         return {
@@ -135,7 +149,7 @@ def stack(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> I
     port = find_free_port()
     worker = WorkerProcess(config, tmp / "w", tmp / "w.log", api_port=port).start()
     asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(_canary_lines())))
-    result = Stack(kafka, worker, f"http://127.0.0.1:{port}", tmp / "w")
+    result = Stack(kafka, worker, f"http://127.0.0.1:{port}", tmp / "w", config)
 
     def flags_open() -> bool:
         try:
@@ -220,6 +234,8 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
     assert all(b'"enc:v1:' in (r.value or b"") for r in sealed_events)
     flags_before = sorted(f["flag_id"] for f in stack.get("/v1/flags").json()["flags"])
     assert flags_before
+    # replay opens the log with the rings the identity changelog holds
+    assert _hits(stack.replay(f"plate:{PLATE_FORMS[0]}", "--tenant", TENANT), "replay")
 
     erased = stack.post(
         f"/v1/customers/{customer_id}/erasure", {"tenant": TENANT, "grounds": "DSR-0417"}
@@ -256,6 +272,20 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
         # compaction removes the first, and the second after `delete.retention.ms`
         assert record.value is None or _superseded(changelog, record), record.key
     assert not topics[names.dead_letters]
+    # replay reads the log opened with the keys left: every event [erased], none stitched
+    sealer = Sealer(LocalKeyProvider(MASTER))
+    data_keys = asyncio.run(read_data_keys(stack.kafka, sealer))
+    replayed = asyncio.run(read_events(stack.kafka, tenant=TENANT, data_keys=data_keys))
+    assert len(replayed) == 6
+    for event in replayed:
+        assert event.customer.model_dump(exclude_none=True)
+        assert set(event.customer.model_dump(exclude_none=True).values()) == {"[erased]"}
+        assert not _hits(encode_event(event), "replay")
+    lost = CliRunner().invoke(
+        app, ["--config", str(stack.config), "replay", f"plate:{PLATE_FORMS[0]}"]
+    )
+    assert lost.exit_code == 2
+    assert "no event in the log carries it" in lost.output
 
     # No key the ledger still holds opens the customer's ciphertext: the rings left in the
     # identity changelog (latest record per key, tombstones applied) and in no store.
