@@ -13,7 +13,6 @@ Decryption without the key is a normal state (the customer was erased): the fiel
 from __future__ import annotations
 
 import binascii
-import hashlib
 import hmac
 import os
 import re
@@ -65,19 +64,20 @@ def encrypt_personal(
     random: Random = os.urandom,
     *,
     synthetic_nonces: bool = False,
+    aead: AESGCM | None = None,
 ) -> dict[str, Any]:
     """A copy of the event document with every personal value encrypted under the data key.
 
     With `synthetic_nonces`, each nonce is an HMAC of the field's context and value under the
     data key instead of random, so the same event sealed twice with the same key gives the
     same bytes (a replayed batch repeats its outputs exactly); nonces of different values
-    still differ.
+    still differ. `aead`: the data key's cipher, when the caller keeps one.
     """
     out = dict(document)
     paths = personal_paths(document, tenant_paths)
     if not paths:
         return out
-    aead = AESGCM(data_key)
+    aead = aead if aead is not None else AESGCM(data_key)
     tenant, event_id = str(document["tenant"]), str(document["event_id"])
     copied: set[str] = set()
     nonces = b"" if synthetic_nonces else random(NONCE_BYTES * len(paths))  # one system call
@@ -90,7 +90,7 @@ def encrypt_personal(
         plain = _TEXT + value.encode() if isinstance(value, str) else _JSON + orjson.dumps(value)
         context = field_context(tenant, event_id, path)
         if synthetic_nonces:
-            nonce = hmac.new(data_key, context + plain, hashlib.sha256).digest()[:NONCE_BYTES]
+            nonce = hmac.digest(data_key, context + plain, "sha256")[:NONCE_BYTES]
         else:
             nonce = nonces[number * NONCE_BYTES : (number + 1) * NONCE_BYTES]
         sealed = aead.encrypt(nonce, plain, context)

@@ -19,8 +19,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from streams.crypto.fields import encrypt_personal
+from schemas.errors import JourneyLedgerError
+from streams.crypto.fields import PREFIX, SECTIONS, encrypt_personal, is_encrypted
 from streams.crypto.keys import KeyProvider, Random
 from streams.crypto.ring import KeyRing
 from streams.store import keys
@@ -31,6 +33,12 @@ NOTE_TYPE = "ledger.note"
 
 KEY_CACHE_SIZE = 100_000
 """Unwrapped data keys kept in memory (about 100 bytes each)."""
+
+
+class LooksSealedError(JourneyLedgerError, ValueError):
+    """A producer's value reads exactly like a sealed field (`enc:v1:dk_...:...`)."""
+
+    hint = "a producer must not send values in the ledger's ciphertext form; send the clear value"
 
 
 def note_document(tenant: str, event_id: str, value: str) -> dict[str, Any]:
@@ -54,6 +62,8 @@ class Sealer:
         self.random = random
         self.cache_size = cache_size
         self._keys: OrderedDict[str, bytes] = OrderedDict()
+        self._ciphers: dict[str, AESGCM] = {}
+        """An AES-GCM cipher per cached data key (building one per event costs)."""
         self._rings: dict[bytes, KeyRing] = {}
         """Rings read from the state by their stored bytes: parsing one per event costs."""
 
@@ -88,7 +98,9 @@ class Sealer:
                 state.delete(keys.ring_key(tenant, old))
                 changed = True
         if changed:
-            state.put(keys.ring_key(tenant, customer_id), ring.to_bytes())
+            value = ring.to_bytes()
+            state.put(keys.ring_key(tenant, customer_id), value)
+            self._rings[value] = ring  # read back by the next event without parsing
         return ring
 
     def seal(
@@ -101,14 +113,23 @@ class Sealer:
     ) -> bytes:
         """The event's canonical bytes with every personal value encrypted under the customer's
         current data key (`enc:v1:...`); the ring is made or merged in the state on the way."""
-        ring = self.ring_for(state, tenant, customer_id, absorbed)
         document = orjson.loads(body)
+        for section in SECTIONS:  # served later, such a value would be taken for ciphertext
+            for name, value in (document.get(section) or {}).items():
+                if isinstance(value, str) and value.startswith(PREFIX) and is_encrypted(value):
+                    raise LooksSealedError(f"{section}.{name}: reads like a sealed value")
+        ring = self.ring_for(state, tenant, customer_id, absorbed)
+        key = self.data_key(ring, ring.current)
+        aead = self._ciphers.get(ring.current)
+        if aead is None:
+            aead = self._ciphers[ring.current] = AESGCM(key)
         sealed = encrypt_personal(
             document,
-            self.data_key(ring, ring.current),
+            key,
             ring.current,
             self.tenant_paths.get(tenant, ()),
             synthetic_nonces=True,  # a replayed batch must send the very same bytes again
+            aead=aead,
         )
         return orjson.dumps(sealed)
 
@@ -145,9 +166,11 @@ class Sealer:
         state.delete(keys.ring_key(tenant, customer_id))
         for key_id in ring.key_ids:
             self._keys.pop(key_id, None)
+            self._ciphers.pop(key_id, None)
         return ring.key_ids
 
     def _remember(self, key_id: str, key: bytes) -> None:
         self._keys[key_id] = key
         while len(self._keys) > self.cache_size:
-            self._keys.popitem(last=False)
+            dropped, _ = self._keys.popitem(last=False)
+            self._ciphers.pop(dropped, None)

@@ -128,6 +128,13 @@ class Stack:
         assert invoked.exit_code == 0, invoked.output
         return invoked.stdout_bytes
 
+    def export(self, identifier: str) -> bytes:
+        """`journeys export IDENT --tenant T` through the API: its output."""
+        args = ["export", identifier, "--tenant", TENANT, "--api", self.url, "--token", ADMIN]
+        invoked = CliRunner().invoke(app, args)
+        assert invoked.exit_code == 0, invoked.output
+        return invoked.stdout_bytes
+
     def topics(self) -> dict[str, list[Record]]:
         return {
             spec.name: read_topic_sync(self.kafka, spec.name) for spec in ledger_topics(self.kafka)
@@ -234,6 +241,8 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
     assert all(b'"enc:v1:' in (r.value or b"") for r in sealed_events)
     flags_before = sorted(f["flag_id"] for f in stack.get("/v1/flags").json()["flags"])
     assert flags_before
+    # an access request's export holds the customer's data, decrypted
+    assert len({h.marker for h in _hits(stack.export(f"plate:{PLATE_FORMS[0]}"), "export")}) >= 5
     # replay opens the log with the rings the identity changelog holds
     assert _hits(stack.replay(f"plate:{PLATE_FORMS[0]}", "--tenant", TENANT), "replay")
 
@@ -251,7 +260,7 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
     assert [e["type"] for e in after["events"]] == [e["type"] for e in journey["events"]]
     assert "[erased]" in orjson.dumps(after).decode()
     assert sorted(f["flag_id"] for f in stack.get("/v1/flags").json()["flags"]) == flags_before
-    for answer in _api_answers(stack, customer_id):
+    for answer in [*_api_answers(stack, customer_id), stack.export(customer_id)]:
         assert not _hits(answer, "api"), answer[:500]
     # the identifier no longer finds anyone (the 404 quotes the caller's own query back)
     assert stack.get("/v1/journeys", plate=PLATE_FORMS[0]).status_code == 404

@@ -324,3 +324,16 @@ def test_replay_opens_with_the_rings_the_changelog_still_holds(tmp_path: Path) -
 def test_erased_identifiers_never_stitch() -> None:
     for kind in ("email", "phone", "plate", "anonymous_id"):
         assert normalise(kind, ERASED).unusable == "erased"
+
+
+def test_a_value_that_reads_like_ciphertext_is_dead_lettered_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    fake = "enc:v1:dk_0123456789abcdef:AAAA"
+    line = orjson.dumps(
+        raw("message.received", {"text": "x", "medium": "email", "ref": fake}, event_id="f-1")
+    )
+    pipeline = _run(tmp_path, [line], _sealer())
+    (dead,) = pipeline.dead
+    assert "payload.ref: reads like a sealed value" in str(dead["reason"])
+    assert not _journeys(pipeline)

@@ -1,12 +1,15 @@
-"""`journeys forget`: looks the customer up, then posts the erasure naming only its id."""
+"""`journeys forget` looks the customer up, then posts the erasure naming only its id;
+`journeys export` writes what the API serves of the customer."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 
+from journeys.cli.privacy.export import export_command
 from journeys.cli.privacy.forget import forget_command
 from journeys.sdk.client import ApiClient
 
@@ -53,3 +56,24 @@ def test_forget_refuses_a_customer_of_another_tenant(capsys: pytest.CaptureFixtu
     assert status == 1
     assert [r.method for r in seen] == ["GET"]
     assert "northwind" in capsys.readouterr().err
+
+
+def test_export_writes_the_served_journey_under_a_header(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+    target = tmp_path / "export.json"
+    assert export_command(_client(seen), "email:ann@example.org", "acme", target) == 0
+    document = json.loads(target.read_text())
+    assert document["export_version"] == 1
+    assert (document["tenant"], document["customer_id"]) == ("acme", "cus_00000000000000aa")
+    assert document["journey"]["customer_id"] == "cus_00000000000000aa"
+    assert [r.method for r in seen] == ["GET"]
+
+
+def test_export_refuses_another_tenant_s_customer(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+    target = tmp_path / "export.json"
+    assert (
+        export_command(_client(seen, tenant="northwind"), "cus_00000000000000aa", "acme", target)
+        == 1
+    )
+    assert not target.exists()
