@@ -17,9 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
 from projections.identifiers import normalise
 from projections.identity import customer_id_for
+from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from streams.config import KafkaSettings
 from streams.crypto.fields import ERASED, PREFIX, UndecryptableFieldError
@@ -35,7 +37,7 @@ from streams.store.state import BatchState, LocalStore
 from streams.topics import ledger_topics
 from tests.factories import raw
 from tests.unit.test_properties import Scenario, scenarios
-from tests.unit.test_stages import PARTITIONS, Pipeline, partition_of
+from tests.unit.test_stages import NOW, PARTITIONS, Pipeline, partition_of
 
 MASTER = bytes(range(32))
 
@@ -337,3 +339,11 @@ def test_a_value_that_reads_like_ciphertext_is_dead_lettered_naming_the_field(
     (dead,) = pipeline.dead
     assert "payload.ref: reads like a sealed value" in str(dead["reason"])
     assert not _journeys(pipeline)
+
+
+def test_journeys_check_lets_an_erasure_join_no_journey() -> None:
+    line = orjson.dumps(raw("message.received", {"text": "x", "medium": "email"}))
+    report = check_lines([line, _erasure("cus_00000000000000aa")], FoldSettings(), NOW)
+    assert [j.customer_id for j in report.journeys] == [
+        customer_id_for("acme", ["email:sam@example.com"])
+    ]
