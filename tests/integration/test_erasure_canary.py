@@ -13,13 +13,15 @@ state and its changelog hold them only as ciphertext. After forgetting: no marke
 the raw touchpoints topic (a 7-day retention removes them) and the identity changelog, only in
 records a later tombstone supersedes (compaction removes them) and in the tombstones' own keys
 (identity-graph keys, removed `delete.retention.ms` after compaction); the ring is gone from
-every store, and no key the ledger still holds opens the customer's ciphertext.
+every store, and no key the ledger still holds opens the customer's ciphertext. Replay and a
+rebuilt generation read the log without finding a marker either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,6 +292,21 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
         assert event.customer.model_dump(exclude_none=True)
         assert set(event.customer.model_dump(exclude_none=True).values()) == {"[erased]"}
         assert not _hits(encode_event(event), "replay")
+    # a new generation rebuilt from the log after the erasure holds no marker either
+    rebuilt_dir = stack.data_dir.parent / "rebuilt"
+    args = ["--config", str(stack.config), "rebuild", "--output", str(rebuilt_dir)]
+    rebuilt = CliRunner().invoke(app, [*args, "--generation", "1"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    generation = dataclasses.replace(stack.kafka, journey_generation=1).names()
+    for topic in (generation.journey_changelog, generation.flags):
+        for record in read_topic_sync(stack.kafka, topic):
+            assert not _hits(_record_blob(record), topic)
+    stores = _store_blobs(rebuilt_dir)
+    journey_key = keys.journey_key((TENANT, customer_id))
+    assert any(key.endswith(journey_key) for items in stores.values() for key, _ in items)
+    for store, items in stores.items():
+        for key, value in items:
+            assert not _hits(key + b"\x00" + value, store), (store, key)
     lost = CliRunner().invoke(
         app, ["--config", str(stack.config), "replay", f"plate:{PLATE_FORMS[0]}"]
     )
