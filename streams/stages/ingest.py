@@ -184,7 +184,8 @@ def ingest(
             continue
         view = StateIdentityView(state, tenant)
         try:
-            # Only reads: a record that fails here leaves no trace in the state.
+            # Only reads until the seal, which comes last and writes no more than the ring of
+            # the event's customer: a record that fails here leaves no other trace in the state.
             policy = settings.identity_for(tenant)
             refuse = DecidedBlocks(state, tenant, policy)
             ids = identity_ids(event, settings.region_for(tenant), refuse, refused)
