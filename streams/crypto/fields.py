@@ -13,10 +13,10 @@ Decryption without the key is a normal state (the customer was erased): the fiel
 from __future__ import annotations
 
 import binascii
-import hmac
 import os
 import re
 from collections.abc import Iterable, Mapping
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -68,8 +68,8 @@ def encrypt_personal(
 ) -> dict[str, Any]:
     """A copy of the event document with every personal value encrypted under the data key.
 
-    With `synthetic_nonces`, each nonce is an HMAC of the field's context and value under the
-    data key instead of random, so the same event sealed twice with the same key gives the
+    With `synthetic_nonces`, each nonce is a keyed hash (BLAKE2b, keyed by the data key) of the
+    field's context and value instead of random, so the same event sealed twice with the same key gives the
     same bytes (a replayed batch repeats its outputs exactly); nonces of different values
     still differ. `aead`: the data key's cipher, when the caller keeps one.
     """
@@ -90,7 +90,8 @@ def encrypt_personal(
         plain = _TEXT + value.encode() if isinstance(value, str) else _JSON + orjson.dumps(value)
         context = field_context(tenant, event_id, path)
         if synthetic_nonces:
-            nonce = hmac.digest(data_key, context + plain, "sha256")[:NONCE_BYTES]
+            # keyed BLAKE2b: a PRF like HMAC, at about half its cost here
+            nonce = blake2b(context + plain, key=data_key, digest_size=NONCE_BYTES).digest()
         else:
             nonce = nonces[number * NONCE_BYTES : (number + 1) * NONCE_BYTES]
         sealed = aead.encrypt(nonce, plain, context)
