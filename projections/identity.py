@@ -54,6 +54,8 @@ class IdentityPolicy:
     """Blocked key -> the decision that blocked it (who, when, why), for blocks by a person."""
     confirmed: frozenset[str] = frozenset()
     """Blocked keys a person confirmed as one person's: they merge past the limits."""
+    confirmed_by: Mapping[str, str] = field(default_factory=lambda: NO_DECISIONS)
+    """Blocked key -> the confirmed merge in words (`decision_text`), listed with its merges."""
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why this tenant never links on the identifier, or None."""
@@ -375,6 +377,7 @@ def decide(
     blocked = set(policy.blocked)
     decided = dict(policy.decided)
     confirmed = set(policy.confirmed)
+    confirmed_by = dict(policy.confirmed_by)
     for event in sorted(decisions, key=lambda e: (e.occurred_at, e.event_id)):
         for kind, raw in event.customer.identifiers():
             key = blocked_key(normalise(kind, raw, region))
@@ -385,17 +388,37 @@ def decide(
                 verb = "blocked" if event.type == "identity.blocked" else "split"
                 decided[key] = f"{verb} by {who} on {day}: {why}"
                 confirmed.discard(key)
+                confirmed_by.pop(key, None)
             else:
                 blocked.discard(key)
                 decided.pop(key, None)
                 if event.type == "identity.merge_confirmed":
                     confirmed.add(key)
+                    confirmed_by[key] = decision_text(event)
     return replace(
         policy,
         blocked=frozenset(blocked),
         decided=MappingProxyType(decided),
         confirmed=frozenset(confirmed),
+        confirmed_by=MappingProxyType(confirmed_by),
     )
+
+
+def decision_text(decision: Event) -> str:
+    """A person's decision in words: `merge confirmed by r.khan on 2026-12-02: same person`."""
+    verb = decision.type.removeprefix("identity.").replace("_", " ")
+    who = getattr(decision.payload, "decided_by", "?")
+    why = getattr(decision.payload, "reason", "")
+    day = decision.occurred_at.date().isoformat()
+    return f"{verb} by {who} on {day}: {why}" if why else f"{verb} by {who} on {day}"
+
+
+def confirmed_through(policy: IdentityPolicy, identifier: str, region: str | None) -> str | None:
+    """The confirmed merge (in words) of the value a merge went through (`kind value`), or None."""
+    if not policy.confirmed_by:
+        return None
+    kind, _, value = identifier.partition(" ")
+    return policy.confirmed_by.get(blocked_key(normalise(kind, value, region)))
 
 
 def decision_writes(event: Event, region: str | None) -> list[tuple[str, str | None]]:

@@ -18,6 +18,7 @@ from projections.identity import (
     IdentityChange,
     MemoryIdentity,
     Why,
+    confirmed_through,
     conflict_flag,
     customer_id_for,
     explain,
@@ -25,6 +26,7 @@ from projections.identity import (
     stitch_keys,
 )
 from projections.journey import Journey, Merge, same_content
+from projections.regroup.disjoint import DisjointSets
 from projections.settings import FoldSettings
 from projections.why import linked_by
 from schemas.errors import EventConflictError
@@ -97,8 +99,18 @@ class Ledger:
             history.extend(self.merges.pop((tenant, old), []))
         history.sort(key=lambda m: (m.at, m.event_id, m.from_customer))
         # the customers merged away (the one keeping its id is the journey itself), as live
+        policy, region = self.settings.identity_for(tenant), self.settings.region_for(tenant)
+        # a merge that went through a value a person confirmed says so, as live
+        confirmed = next(
+            (
+                text
+                for identifier in sorted(identifier for _, identifier in why.merged)
+                if (text := confirmed_through(policy, identifier, region))
+            ),
+            None,
+        )
         history.extend(
-            Merge(event.occurred_at, event.event_id, identifier, old, change.customer_id)
+            Merge(event.occurred_at, event.event_id, identifier, old, change.customer_id, confirmed)
             for old, identifier in why.merged
             if old != change.customer_id
         )
@@ -181,18 +193,8 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     for event in events:
         if event.type not in DECISION_TYPES and event.type != ERASURE_TYPE:
             unique.setdefault((event.tenant, event.event_id), event)
-    parent: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def find(node: tuple[str, str]) -> tuple[str, str]:
-        root = node
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[node] != root:
-            parent[node], node = root, parent[node]
-        return root
-
-    def union(a: tuple[str, str], b: tuple[str, str]) -> None:
-        parent[find(a)] = find(b)
+    sets: DisjointSets[tuple[str, str]] = DisjointSets()
+    find, union = sets.find, sets.union
 
     national: dict[tuple[str, str], list[str]] = {}
     international: dict[tuple[str, str], list[str]] = {}

@@ -56,6 +56,14 @@ class FoldSettings:
             identity[tenant] = decide(self.identity_for(tenant), events, self.region_for(tenant))
         return replace(self, identity=MappingProxyType(identity))
 
+    def with_decided(self, tenant: str, decided: Mapping[str, str]) -> FoldSettings:
+        """These settings with values a person blocked (blocked key -> why) for one tenant, as
+        a live reader learns them from ingest's state."""
+        policy = self.identity_for(tenant)
+        both = MappingProxyType({**policy.decided, **decided})
+        identity = {**self.identity, tenant: replace(policy, decided=both)}
+        return replace(self, identity=MappingProxyType(identity))
+
     def region_for(self, tenant: str) -> str | None:
         """The tenant's default phone region (ISO 3166 alpha-2), if one is configured."""
         return self.default_regions.get(tenant)

@@ -14,7 +14,9 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 
 import orjson
 
-from projections.health.graph import GraphHealth, graph_health
+from projections.health.graph import GraphHealth, graph_health, strong_sets
+from projections.regroup import decided_form
+from streams.stages.regrouping import reason_in
 from streams.store import keys
 from streams.store.state import LocalStore
 
@@ -60,9 +62,46 @@ def tenant_health(
                 edges.append(orjson.loads(edge))
             yield customer, len(orjson.loads(value)), edges
 
-    health = graph_health(customers(), top)
-    health.truncated = truncated
+    refused = _refused(store, partition, tenant, budget)
+    held = _held(store, partition, tenant, budget, refused)
+    health = graph_health(customers(), top, held, refused)
+    health.truncated = truncated or (budget is not None and budget.left < 0)
     return health
+
+
+def _refused(
+    store: LocalStore, partition: int, tenant: str, budget: _Budget | None
+) -> Callable[[str], bool]:
+    """Whether a graph key is a value a person's decision blocks now (they are few: people
+    decide them one by one)."""
+    prefix = keys.blocked_values_prefix(tenant)
+    blocked = set()
+    for key, value in store.items(partition, prefix):
+        if budget is not None and not budget.take():
+            break
+        if reason_in(value) is not None:
+            blocked.add(key[len(prefix) :].decode())
+    return lambda key: bool(blocked) and decided_form(key) in blocked
+
+
+def _held(
+    store: LocalStore,
+    partition: int,
+    tenant: str,
+    budget: _Budget | None,
+    refused: Callable[[str], bool],
+) -> dict[str, set[str]]:
+    """Per value whose link a limit held: the strong identifiers seen with it on the events
+    that carried it (`hh/`)."""
+    prefix = keys.held_edges_prefix(tenant)
+    held: dict[str, set[str]] = {}
+    for key, value in store.items(partition, prefix):
+        if budget is not None and not budget.take():
+            break
+        value_key = key[len(prefix) :].decode().rpartition("/")[0]
+        found = strong_sets([orjson.loads(value)], refused).get(value_key, set())
+        held.setdefault(value_key, set()).update(found)
+    return held
 
 
 def worker_health(

@@ -11,6 +11,7 @@ from streams.kafka.records import customer_key
 from streams.kafka.sender import partition_of
 from streams.stages.journey_merges import as_merges
 from streams.stages.journey_stage import decode_journey
+from streams.stages.regrouping import reason_in
 from streams.store import keys
 from streams.worker import Worker
 
@@ -75,3 +76,17 @@ def opened(
         worker.identity_store, partition, tenant, journey.customer_id, worker.sealer
     )
     return open_journey(journey, data_keys), open_merges(merges, tenant, data_keys)
+
+
+def decided_reasons(worker: Worker, tenant: str, values: list[str]) -> dict[str, str]:
+    """Blocked key -> why a person's decision blocks it, for those of `values` blocked now
+    (point reads; the caller owns the tenant's ingest partition)."""
+    partition = identity_partition(worker, tenant)
+    found = {}
+    for value in values:
+        reason = reason_in(
+            worker.identity_store.get(partition, keys.blocked_value_key(tenant, value))
+        )
+        if reason is not None:
+            found[value] = reason
+    return found

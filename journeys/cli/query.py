@@ -267,3 +267,36 @@ def identity_command(client: ApiClient, identifier: str, *, as_json: bool) -> in
             f"  {ident.kind} {ident.value} ({systems}): {status}", markup=False, soft_wrap=True
         )
     return EXIT_OK
+
+
+def identity_stats_command(client: ApiClient, tenant: str, *, as_json: bool) -> int:
+    """Print a tenant's identity graph health as the running stack holds it."""
+    try:
+        with client:
+            document = client.identity_stats(tenant)
+    except JourneyLedgerError as exc:
+        return api_failure(exc)
+    if as_json:
+        _print_json(document)
+        return EXIT_OK
+    out = SafeConsole(highlight=False)
+    partial = " (partial: the read stopped at its cap)" if document.get("truncated") else ""
+    out.print(f"{tenant}: {document.get('customers', 0)} customers{partial}", markup=False)
+    refused = document.get("refused_links_this_worker", {})
+    out.print(
+        f"refused links on worker {document.get('worker_id', '?')} since it started (every "
+        f"tenant): {refused.get('junk', 0)} junk, {refused.get('blocked', 0)} blocked, "
+        f"{refused.get('limit', 0)} held by a limit",
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print("largest customers:", markup=False)
+    for row in document.get("largest_customers", []):
+        who = row.get("customer_id", "(customer ids: admin only)")
+        out.print(f"  {who}  {row['identifiers']} identifiers", markup=False)
+    out.print("suspected shared values (distinct strong identifiers seen with them):", markup=False)
+    for row in document.get("suspected_shared", []):
+        out.print(
+            f"  {row.get('identifier', row.get('kind'))}  {row['strong_identifiers']}", markup=False
+        )
+    return EXIT_OK

@@ -32,7 +32,7 @@ from journeys.cli.errors import (
     api_failure,
     print_error,
 )
-from journeys.cli.query import identity_command, open_client
+from journeys.cli.query import identity_command, identity_stats_command, open_client
 from journeys.clock import wall_clock
 from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.producer import BrokerUnavailableError, Delivery, JourneyProducer
@@ -229,16 +229,29 @@ def show(
 @identity_app.command()
 def stats(
     ctx: typer.Context,
-    file: Annotated[str, typer.Argument(help="JSON Lines file of events, or - for stdin.")],
     tenant: TenantOption,
+    file: Annotated[
+        str | None,
+        typer.Argument(help="JSON Lines file of events, or - for stdin; left out: ask the API."),
+    ] = None,
+    api: ApiOption = None,
+    token: TokenOption = None,
     output: FormatOption = OutputFormat.TEXT,
 ) -> None:
-    """The health of a tenant's identity graph, folded from a file of events.
+    """The health of a tenant's identity graph, folded from a file of events, or without a
+    file as the running stack holds it (`GET /v1/identity/stats` at --api / $JOURNEYS_API).
 
     The largest customers by identifier count, the identifiers seen with the most distinct
     strong identifiers (suspected shared values), and the links refused as junk, blocked or
     held by a limit.
     """
+    if file is None:
+        try:
+            client = open_client(settings_of(ctx).client, api, token)
+        except JourneyLedgerError as exc:
+            raise typer.Exit(api_failure(exc)) from None
+        as_json = output is OutputFormat.JSON
+        raise typer.Exit(identity_stats_command(client, tenant, as_json=as_json))
     settings = settings_of(ctx).fold_settings()
     with open_input(file) as handle:
         lines = handle.readlines()

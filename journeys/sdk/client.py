@@ -160,6 +160,12 @@ class ApiClient:
         missing = (f"{self.base_url} has no /v1/flags", "check JOURNEYS_API / --api")
         return self._get("/v1/flags", chosen, missing)
 
+    def identity_stats(self, tenant: str) -> dict[str, Any]:
+        """A tenant's identity graph health as the running stack holds it
+        (`GET /v1/identity/stats`): customers, the largest, suspected shared values."""
+        missing = (f"{self.base_url} has no /v1/identity/stats", "check JOURNEYS_API / --api")
+        return self._get("/v1/identity/stats", {"tenant": tenant}, missing)
+
     def me(self) -> dict[str, Any]:
         """Who the token acts as: `{"user", "role", "tenants", …}`."""
         return self._get("/v1/me", {}, (f"{self.base_url} has no /v1/me", "check JOURNEYS_API"))

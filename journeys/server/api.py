@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -237,15 +237,31 @@ async def _customer_for(
 async def _journey_dict(
     context: ApiContext, request: web.Request, tenant: str, customer_id: str
 ) -> dict[str, Any] | None:
+    """A journey as shown, with people's decisions about its identifiers (held by ingest)
+    applied to its `linked_by` and identifiers, as `journeys check` applies them."""
+    from journeys.server.internal import decided_for  # it builds on this module's helpers
+
+    found = await _journey_at_owner(context, request, tenant, customer_id, {})
+    decided = {} if found is None else await decided_for(context, request, tenant, found)
+    if not decided or found is None:
+        return found
+    return await _journey_at_owner(context, request, tenant, found["customer_id"], decided)
+
+
+async def _journey_at_owner(
+    context: ApiContext, request: web.Request, tenant: str, customer_id: str, decided: Any
+) -> dict[str, Any] | None:
     for _ in range(8):  # merges chain rarely; a loop would be a bug
         partition = journey_partition(context.worker, tenant, customer_id)
         if partition in context.worker.owned("journeys"):
-            found = await _off_loop(context, _local_journey, context, tenant, customer_id)
+            found = await _off_loop(context, _local_journey, context, tenant, customer_id, decided)
             if isinstance(found, Forwarded):
                 customer_id = found.customer_id
                 continue
             return found
         params = {"tenant": tenant, "customer_id": customer_id}
+        if decided:
+            params["decided"] = orjson.dumps(decided).decode()
         answer = await _ask_owner(
             context, request, "journeys", partition, "/v1/internal/journey", params
         )
@@ -257,21 +273,23 @@ async def _journey_dict(
 
 
 def _local_journey(
-    context: ApiContext, tenant: str, customer_id: str
+    context: ApiContext, tenant: str, customer_id: str, decided: Mapping[str, str]
 ) -> dict[str, Any] | Forwarded | None:
     """A journey of an owned partition as the API shows it (decoding and the rules: costly for
-    a long journey, so callers run it off the event loop)."""
+    a long journey, so callers run it off the event loop); `decided`: blocked key -> reason."""
     found = read_journey(context.worker, tenant, customer_id)
     if found is None or isinstance(found, Forwarded):
         return found
-    journey, merges = opened(
-        context.worker, found, read_merges(context.worker, tenant, customer_id)
-    )
-    return _view_dict(context, journey, merges)
+    merges = read_merges(context.worker, tenant, customer_id)
+    journey, merges = opened(context.worker, found, merges)
+    return _view_dict(context, journey, merges, decided)
 
 
-def _view_dict(context: ApiContext, journey: Journey, merges: tuple[Merge, ...]) -> dict[str, Any]:
-    fold, tenant = context.fold, journey.tenant
+def _view_dict(
+    context: ApiContext, journey: Journey, merges: tuple[Merge, ...], decided: Mapping[str, str]
+) -> dict[str, Any]:
+    tenant = journey.tenant
+    fold = context.fold.with_decided(tenant, decided) if decided else context.fold
     # worked out from the journey, as `journeys check` does: the same answer on both paths
     links = linked_by(journey, fold.identity_for(tenant), fold.region_for(tenant))
     return view_to_dict(view(journey, context.clock(), fold, why=(links, merges)))
@@ -485,52 +503,6 @@ _SIGNED_TYPES = {
 _TOO_DEEP = f"nested too deep: at most {MAX_DEPTH} levels of objects and arrays (the event is one)"
 
 
-async def _peer_tenants(context: ApiContext, request: web.Request) -> frozenset[str] | None:
-    """The tenants a request forwarded by another worker may see; 401 unless it is signed."""
-    body = await request.read()
-    now = time.time()
-    try:
-        return peers.verify(
-            context.peer_secret, request.method, request.raw_path, request.headers, now, body
-        )
-    except peers.PeerAuthError as exc:
-        raise HttpProblem(401, "unauthorized", str(exc), exc.hint) from None
-
-
-async def internal_identity(request: web.Request) -> web.Response:
-    """Forwarded lookup: the customer holding identity keys, on the owning worker."""
-    context = _context(request)
-    allowed = await _peer_tenants(context, request)
-    tenant = request.query.get("tenant", "")
-    if allowed is not None and tenant not in allowed:
-        _not_found("that identifier")
-    if identity_partition(context.worker, tenant) not in context.worker.owned("ingest"):
-        raise HttpProblem(503, "unavailable", "this worker no longer owns that partition", "retry")
-    found = lookup_customer(context.worker, tenant, request.query.getall("key", []))
-    if found is None:
-        _not_found("that identifier")
-    return _json({"customer_id": found})
-
-
-async def internal_journey(request: web.Request) -> web.Response:
-    """Forwarded read: a journey (or where it was merged to), on the owning worker."""
-    context = _context(request)
-    allowed = await _peer_tenants(context, request)
-    tenant = request.query.get("tenant", "")
-    customer_id = request.query.get("customer_id", "")
-    if allowed is not None and tenant not in allowed:
-        _not_found(customer_id)
-    partition = journey_partition(context.worker, tenant, customer_id)
-    if partition not in context.worker.owned("journeys"):
-        raise HttpProblem(503, "unavailable", "this worker no longer owns that partition", "retry")
-    found = await _off_loop(context, _local_journey, context, tenant, customer_id)
-    if found is None:
-        _not_found(customer_id)
-    if isinstance(found, Forwarded):
-        return _json({"forwarded_to": found.customer_id})
-    return _json(found)
-
-
 async def health(request: web.Request) -> web.Response:
     """`GET /health`: liveness and what this worker serves (no customer data)."""
     context = _context(request)
@@ -559,7 +531,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def routes() -> Iterable[web.RouteDef]:
     """Every route of the API."""
-    from journeys.server import deliveries, erasure, flag_actions, graph  # built on these helpers
+    from journeys.server import deliveries, erasure, flag_actions, graph, internal  # built on these
     from journeys.server.stats import stats_routes  # it builds on this module's helpers
 
     return [
@@ -572,8 +544,7 @@ def routes() -> Iterable[web.RouteDef]:
         *stats_routes(),
         web.post("/v1/events", post_events),
         *deliveries.routes(),
-        web.get("/v1/internal/identity", internal_identity),
-        web.get("/v1/internal/journey", internal_journey),
+        *internal.routes(),  # /v1/internal/...: what one worker asks another
         *flag_actions.routes(),
         *erasure.routes(),
     ]

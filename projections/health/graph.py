@@ -8,7 +8,7 @@ customer's edges and `top` rows at a time.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from projections.ledger import STRONG_KINDS
@@ -33,15 +33,25 @@ def distinct_values(edge: Collection[str]) -> set[str]:
     }
 
 
-def strong_counts(edges: Iterable[Collection[str]]) -> dict[str, int]:
-    """Per identifier key of these edges: how many distinct strong identifiers (other than
-    itself) were seen with it on one event."""
+def strong_sets(
+    edges: Iterable[Collection[str]], refused: Callable[[str], bool] = lambda _key: False
+) -> dict[str, set[str]]:
+    """Per identifier key of these edges: the distinct strong identifiers (other than itself)
+    seen with it on one event. Keys `refused` (a person blocked them) count for nothing, as
+    in the pure fold, where they never link."""
     seen_with: dict[str, set[str]] = {}
     for edge in map(distinct_values, edges):
+        edge = {key for key in edge if not refused(key)}
         strong = {key for key in edge if kind_of(key) in STRONG_KINDS}
         for key in edge:
             seen_with.setdefault(key, set()).update(strong - {key})
-    return {key: len(strong) for key, strong in seen_with.items()}
+    return seen_with
+
+
+def strong_counts(edges: Iterable[Collection[str]]) -> dict[str, int]:
+    """Per identifier key of these edges: how many distinct strong identifiers (other than
+    itself) were seen with it on one event."""
+    return {key: len(strong) for key, strong in strong_sets(edges).items()}
 
 
 def _ranked(rows: Iterable[tuple[str, int]], top: int) -> list[tuple[str, int]]:
@@ -84,19 +94,36 @@ class GraphHealth:
 
 
 def graph_health(
-    customers: Iterable[tuple[str, int, Iterable[Collection[str]]]], top: int = 10
+    customers: Iterable[tuple[str, int, Iterable[Collection[str]]]],
+    top: int = 10,
+    held: Mapping[str, Collection[str]] | None = None,
+    refused: Callable[[str], bool] = lambda _key: False,
 ) -> GraphHealth:
-    """The figures from each customer's (id, identifier count, edges), read once in order."""
+    """The figures from each customer's (id, identifier count, edges), read once in order.
+
+    `held`: per value whose link a limit held, the strong identifiers seen with it on the
+    events that carried it (they are in no customer's edges); its count joins those with the
+    strong identifiers its own customer's edges show, across customers, as the pure fold
+    counts it. `refused`: keys a person blocked, counted for nothing.
+    """
     top = max(0, min(top, MAX_TOP))
     health = GraphHealth()
     shared: list[tuple[str, int]] = []
     sizes: list[tuple[str, int]] = []
+    across = {key: set(strong) for key, strong in (held or {}).items() if not refused(key)}
     for customer, size, edges in customers:
         health.customers += 1
         sizes = _ranked([*sizes, (customer, size)], top)
-        counts = [(key, n) for key, n in strong_counts(edges).items() if n > 1]
+        counts = []
+        for key, strong in strong_sets(edges, refused).items():
+            if key in across:
+                across[key] |= strong  # counted once all customers are read
+            elif len(strong) > 1:
+                counts.append((key, len(strong)))
         health.shared_values += len(counts)
         shared = _ranked([*shared, *counts], top)
+    counts = [(key, n) for key, strong in across.items() if (n := len(strong - {key})) > 1]
+    health.shared_values += len(counts)
     health.largest = sizes
-    health.shared = shared
+    health.shared = _ranked([*shared, *counts], top)
     return health

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from projections.identity import customer_id_for, identity_number
+from projections.regroup.disjoint import DisjointSets
 
 Edge = frozenset[str]
 """The identifier keys one event linked together (its own keys and those it stitched to)."""
@@ -41,24 +42,15 @@ def components(
     `refused` takes a graph key. An edge left with no key (every key refused) makes no
     component: its events stand alone, which is the journey stage's business, not the graph's.
     """
-    parent: dict[str, str] = {}
-
-    def find(key: str) -> str:
-        root = key
-        while parent.setdefault(root, root) != root:
-            root = parent[root]
-        while parent[key] != root:
-            parent[key], key = root, parent[key]
-        return root
-
+    sets: DisjointSets[str] = DisjointSets()
     for edge in edges:
         kept = sorted(key for key in edge if not refused(key))
         for key in kept:
-            parent[find(key)] = find(kept[0])
+            sets.union(key, kept[0])
     # A phone written nationally joins its international spellings when they agree on the
     # country, as `stitch_keys` links it (and `fold_all` groups it).
     spellings: dict[str, list[str]] = {}
-    for key in list(parent):
+    for key in sets.items():
         kind, number = identity_number(key)
         if kind == "phone":
             spellings.setdefault(number, []).append(key)
@@ -66,13 +58,9 @@ def components(
         countries = {key.split(":")[1] for key in same if key.count(":") == 2}
         if len(countries) == 1 and len(same) > len([k for k in same if k.count(":") == 2]):
             for key in same:
-                parent[find(key)] = find(same[0])
-    grouped: dict[str, set[str]] = {}
-    for key in list(parent):
-        grouped.setdefault(find(key), set()).add(key)
-    return {
-        customer_id_for(tenant, keys): frozenset(keys) for keys in sorted(grouped.values(), key=min)
-    }
+                sets.union(key, same[0])
+    grouped = sets.groups().values()
+    return {customer_id_for(tenant, keys): frozenset(keys) for keys in sorted(grouped, key=min)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ touchpoint stream like any event. Ingest then, in the same batch:
 - deletes the customer's key ring (`Sealer.destroy`): every field sealed under its keys, on
   the events topic, in journey state and in any copy, can no longer be decrypted;
 - deletes the customer's part of the identity graph: its identifier keys, its member list,
-  its edges and the country codes kept under its phone numbers (they hold identifiers);
+  its edges, its open-conflict markers, the held-link keys kept under its values and the
+  country codes kept under its phone numbers (they hold identifiers);
 - sends an `ErasureRecord` (`kind: erased`) to the customer's events partition, so the journey
   stage drops the personal fields of the stored journey.
 
@@ -44,8 +45,15 @@ def erase_customer(state: BatchState, event: Event, sealer: Sealer | None) -> li
         if key.startswith("phone:"):  # `phone:<nsn>` or `phone:+<cc>:<nsn>`
             state.delete(keys.phone_countries_key(tenant, key.rpartition(":")[2]))
     state.delete(members_key)
-    for edge, _ in state.items(keys.edges_prefix(tenant, customer)):
-        state.delete(edge)
+    prefixes = [
+        keys.edges_prefix(tenant, customer),
+        keys.customer_conflicts_prefix(tenant, customer),
+    ]
+    # the keys of events whose links a limit held on one of its values (they hold identifiers)
+    prefixes += [keys.held_edge_key(tenant, key, "") for key in members]
+    for prefix in prefixes:
+        for entry, _ in state.items(prefix):
+            state.delete(entry)
     destroyed = sealer.destroy(state, tenant, customer) if sealer is not None else ()
     record = ErasureRecord(
         tenant=tenant,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, MutableMapping
 
 import orjson
 
-from projections.identifiers import NormalisedId, identity_ids
+from projections.identifiers import NormalisedId, identity_ids, normalise
 from projections.identity import (
     IdentityChange,
     IdentityPolicy,
@@ -33,10 +33,13 @@ from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter
 from streams.stages.erasure import erase_customer
 from streams.stages.recent import RecentEvents
 from streams.stages.regrouping import (
+    confirmed_text,
     current_reason,
     edge_of,
     keep_edges,
+    keep_held,
     merge_back,
+    move_conflicts,
     open_conflicts,
     record_decisions,
     resolve_conflicts,
@@ -183,6 +186,7 @@ def ingest(
             state.put(seen_key, digest)
             continue
         view = StateIdentityView(state, tenant)
+        region = settings.region_for(tenant)
         try:
             # Only reads until the seal, which comes last and writes no more than the ring of
             # the event's customer: a record that fails here leaves no other trace in the state.
@@ -192,6 +196,20 @@ def ingest(
             change = link(view, tenant, ids, policy)
             # which identifier reached each customer merged (read before the change is applied)
             reached = dict(explain(view, ids, change, policy).merged) if change.absorbed else {}
+            # a merge that went through a value a person confirmed says so
+            confirmed = next(
+                (
+                    text
+                    for identifier in sorted(reached.values())
+                    for kind, _, value in [identifier.partition(" ")]
+                    if (
+                        text := confirmed_text(
+                            state, tenant, blocked_key(normalise(kind, value, region))
+                        )
+                    )
+                ),
+                None,
+            )
             if refused is not None and change.conflicts:
                 refused["limit"] += len(change.conflicts)
             blocked = frozenset(refuse.decided)
@@ -213,6 +231,8 @@ def ingest(
         view.apply(change)
         try:
             keep_edges(state, tenant, change, edge, blocked)
+            out.extend(move_conflicts(state, tenant, change.customer_id, change.absorbed))
+            keep_held(state, tenant, change, ids)
             out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
         except Exception as exc:  # the event stands; without its edge its customer is not split
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
@@ -221,11 +241,12 @@ def ingest(
             if sealer is not None and identifier is not None:  # an identifier: personal
                 ring = sealer.ring_for(state, tenant, change.customer_id)
                 identifier = sealer.seal_note(ring, tenant, event.event_id, identifier)
+            merge = _merge_record(event, old, change.customer_id, identifier, confirmed)
             out.append(
                 OutRecord(
                     "events",
                     customer_key(tenant, old),
-                    _merge_record(event, old, change.customer_id, identifier).to_bytes(),
+                    merge.to_bytes(),
                     ((HEADER_KIND, KIND_MERGE),),
                 )
             )
@@ -254,9 +275,11 @@ def ingest(
     return out
 
 
-def _merge_record(event: Event, old: str, into: str, identifier: str | None) -> MergeRecord:
-    """The merge of `old` into `into` by `event`; a rename (no identifier reached `old`) says
-    no more than that."""
+def _merge_record(
+    event: Event, old: str, into: str, identifier: str | None, confirmed: str | None
+) -> MergeRecord:
+    """The merge of `old` into `into` by `event` (`confirmed`: the confirmed merge of a value
+    it went through, if one); a rename (no identifier reached `old`) says no more than that."""
     if identifier is None:
         return MergeRecord(tenant=event.tenant, from_=old, into=into)
     return MergeRecord(
@@ -266,4 +289,5 @@ def _merge_record(event: Event, old: str, into: str, identifier: str | None) -> 
         at=event.occurred_at,
         event_id=event.event_id,
         identifier=identifier,
+        decision=confirmed,
     )

@@ -5,8 +5,9 @@ identifier. The stage of the customer merged away keeps nothing: it sends its me
 this one, on to the customer it merged into (`kind: merges`; that customer may live on
 another partition), which keeps the latest `MAX_MERGES` of them (`mg/`), so a customer's
 state stays bounded however often it merges. A history arriving for a customer that merged on
-since follows it. A split starts the split customer's merges again: which of them still
-apply would take the events that made them, and the split itself is told by its own record.
+since follows it. A split deals the split customer's merges out to its parts, each with the
+identifier that reached the customer merged in (`deal_merges`); those through the refused
+value, and those whose customer merged in stands again, are dropped.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from projections.identifiers import normalise
 from projections.journey import Merge
-from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_MERGES, MergeHistory, MergeRecord
+from schemas.outputs import (
+    HEADER_CUSTOMER_ID,
+    HEADER_KIND,
+    KIND_MERGES,
+    MergeHistory,
+    MergeRecord,
+    RegroupRecord,
+)
 from streams.kafka.records import OutRecord, customer_key
 from streams.store import keys
 from streams.store.keys import CustomerRef
@@ -77,9 +86,34 @@ def take(
     return []
 
 
-def reset(state: BatchState, ref: CustomerRef) -> None:
-    """A split: the customer's merges start again."""
+def deal_merges(
+    state: BatchState, ref: CustomerRef, regroup: RegroupRecord, region: str | None
+) -> list[OutRecord]:
+    """A split: each of the customer's merges goes with the identifier that reached the
+    customer merged in. The part holding it keeps the merge (sent to it when it is another
+    customer); a merge through a value no part holds now, or whose part is the customer merged
+    in standing again, no longer holds and is dropped."""
+    kept = merges_of(state, ref)
     state.delete(keys.merges_key(ref))
+    owner = {key: part for part, held in regroup.parts.items() for key in held}
+    dealt: dict[str, list[MergeRecord]] = {}
+    for merge in kept:
+        if merge.identifier is None:
+            continue
+        kind, _, value = merge.identifier.partition(" ")
+        ident = normalise(kind, value, region)
+        spellings = (ident.key, ident.phone.national_key if ident.phone else None)
+        part = next((owner[k] for k in spellings if k is not None and k in owner), None)
+        if part is not None and part != merge.from_:
+            dealt.setdefault(part, []).append(merge)
+    out = []
+    for part, merges in sorted(dealt.items()):
+        if part == ref[1]:
+            history = MergeHistory(tenant=ref[0], customer=ref[1], merges=latest(merges))
+            state.put(keys.merges_key(ref), history.to_bytes())
+        else:
+            out.append(history_record((ref[0], part), merges))
+    return out
 
 
 def as_merges(records: Iterable[MergeRecord]) -> tuple[Merge, ...]:

@@ -53,7 +53,7 @@ from schemas.outputs import (
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.journey_erasure import erase_stored
-from streams.stages.journey_merges import pass_on, reset, take
+from streams.stages.journey_merges import deal_merges, pass_on, take
 from streams.stages.journey_split import (
     HEADER_FORWARDED,
     HEADER_SPLIT_FROM,
@@ -284,7 +284,7 @@ class JourneyBatch:
             # Merges from before the split may still forward events here too: deal them out.
             self.state.put(keys.split_key(ref), split_document(regroup, {}))
             return
-        reset(self.state, ref)  # its merges start again (`journey_merges`)
+        self.out.extend(deal_merges(self.state, ref, regroup, region))  # to the parts holding them
         journey = self.load(ref) or Journey(*ref)
         raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
         raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}

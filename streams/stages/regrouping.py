@@ -33,9 +33,9 @@ from datetime import datetime
 
 import orjson
 
-from projections.flag_changes import flag_changed
+from projections.flag_changes import flag_changed, flag_withdrawn
 from projections.identifiers import NormalisedId, normalise
-from projections.identity import IdentityChange, IdentityView, stitch_keys
+from projections.identity import IdentityChange, IdentityView, decision_text, stitch_keys
 from projections.regroup import (
     Edge,
     components,
@@ -74,7 +74,11 @@ def _is_refused(state: BatchState, tenant: str, key: str) -> bool:
 
 def current_reason(state: BatchState, tenant: str, value: str) -> str | None:
     """Why a person's latest decision about a value (its blocked key) blocks it, or None."""
-    stored = state.get(keys.blocked_value_key(tenant, value))
+    return reason_in(state.get(keys.blocked_value_key(tenant, value)))
+
+
+def reason_in(stored: bytes | None) -> str | None:
+    """Why a stored decision (`b/`) blocks its value, or None (none, or it lifts the block)."""
     if stored is None:
         return None
     if not stored.startswith(b"{"):
@@ -102,6 +106,8 @@ def record_decisions(
             if (datetime.fromisoformat(kept["at"]), kept["event_id"]) > moment:
                 continue
         document = {"why": why, "at": event.occurred_at.isoformat(), "event_id": event.event_id}
+        if event.type == "identity.merge_confirmed":
+            document["confirmed"] = decision_text(event)  # merges through it list it
         state.put(key, orjson.dumps(document))
         applied.append((value, why))
     return applied
@@ -241,7 +247,62 @@ def open_conflicts(
             continue
         kept.append(conflicts.to_document(customer, flag))
         state.put(stored, orjson.dumps(kept))
+        state.put(keys.customer_conflict_key(tenant, customer, key), b"")
         out.append(_flag_record(flag_changed(tenant, customer, flag, "opened")))
+    return out
+
+
+def keep_held(
+    state: BatchState, tenant: str, change: IdentityChange, ids: Iterable[NormalisedId]
+) -> None:
+    """Keep, for each value whose link a limit held, the keys of the event that carried it
+    (once per distinct set): graph health counts the strong identifiers seen with it."""
+    if not change.conflicts:
+        return
+    ids = list(ids)
+    held = {(c.kind, c.value) for c in change.conflicts}
+    carried = sorted({i.key for i in ids if i.kind != "event"})
+    digest = edge_digest(carried)
+    for ident in ids:
+        if (ident.kind, ident.value) in held:
+            state.put(keys.held_edge_key(tenant, ident.key, digest), orjson.dumps(carried))
+
+
+def move_conflicts(
+    state: BatchState, tenant: str, into: str, absorbed: Iterable[str]
+) -> list[OutRecord]:
+    """The conflict flags open on customers a merge absorbed follow the customer they merged
+    into (`into`), as their journeys do: withdrawn on each, opened on it unless it has one on
+    the value already (the pure fold keeps one conflict per value and customer)."""
+    out: list[OutRecord] = []
+    # the last customer absorbed first: where two had a conflict on the value, the pure fold
+    # keeps the merged-into customer's own, else the last one's
+    for old in reversed(list(absorbed)):
+        if old == into:
+            continue
+        prefix = keys.customer_conflicts_prefix(tenant, old)
+        for marker, _ in state.items(prefix):
+            state.delete(marker)
+            value = marker[len(prefix) :].decode()
+            stored = keys.conflicts_key(tenant, value)
+            raw = state.get(stored)
+            if raw is None:
+                continue
+            kept: list[dict[str, object]] = orjson.loads(raw)
+            has = any(d["customer"] == into for d in kept)
+            moved: list[dict[str, object]] = []
+            for document in kept:
+                if document["customer"] != old:
+                    moved.append(document)
+                    continue
+                _, flag = conflicts.from_document(document)
+                out.append(_flag_record(flag_withdrawn(tenant, old, flag.flag_id, into)))
+                if not has:
+                    has = True
+                    moved.append(conflicts.to_document(into, flag))
+                    out.append(_flag_record(flag_changed(tenant, into, flag, "opened")))
+            state.put(stored, orjson.dumps(moved))
+            state.put(keys.customer_conflict_key(tenant, into, value), b"")
     return out
 
 
@@ -258,6 +319,7 @@ def resolve_conflicts(
         state.delete(stored)
         for document in orjson.loads(value):
             customer, flag = conflicts.from_document(document)
+            state.delete(keys.customer_conflict_key(tenant, customer, key))
             (done,) = conflicts.resolved([flag], decision)
             out.append(_flag_record(flag_changed(tenant, customer, done, "resolved")))
     return out
@@ -327,6 +389,7 @@ def merge_back(
                 for customer in customers
                 if customer != part
             )
+            out.extend(move_conflicts(state, tenant, part, (c for c in customers if c != part)))
     return out
 
 
@@ -347,13 +410,13 @@ def _merged_back(
     )
 
 
-def decision_text(decision: Event) -> str:
-    """A person's decision in words: `merge confirmed by r.khan on 2026-12-02: same person`."""
-    verb = decision.type.removeprefix("identity.").replace("_", " ")
-    who = getattr(decision.payload, "decided_by", "?")
-    why = getattr(decision.payload, "reason", "")
-    day = decision.occurred_at.date().isoformat()
-    return f"{verb} by {who} on {day}: {why}" if why else f"{verb} by {who} on {day}"
+def confirmed_text(state: BatchState, tenant: str, value: str) -> str | None:
+    """The confirmed merge (in words) a person's latest decision about a value is, or None."""
+    stored = state.get(keys.blocked_value_key(tenant, value))
+    if stored is None or not stored.startswith(b"{"):
+        return None
+    text = orjson.loads(stored).get("confirmed")
+    return None if text is None else str(text)
 
 
 def _rejoin_record(tenant: str, customer: str, value: str, into: str) -> OutRecord:

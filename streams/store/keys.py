@@ -14,7 +14,12 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``r/<tenant>/<blocked key>/<customer id>`` -> nothing: the customer holds an edge with the
   value while a person's block keeps it from linking (an unblock merges those customers back),
 - ``k/<tenant>/<blocked key>`` -> the IDENTITY_CONFLICT flags a held link on the value opened
-  (JSON array), until a person's decision about the value resolves them.
+  (JSON array), until a person's decision about the value resolves them,
+- ``hh/<tenant>/<identifier key>/<digest>`` -> the keys of an event that carried the value
+  when a limit held its link (JSON array, once per distinct set): graph health counts the
+  strong identifiers seen with a held value across the customers it would have joined,
+- ``kc/<tenant>/<customer id>/<blocked key>`` -> nothing: a conflict flag on the value is open
+  on the customer (a merge moves it to the customer it merged into, as the pure fold does),
 - ``ky/<tenant>/<customer id>`` -> the customer's key ring (`streams.crypto.ring`: wrapped data
   keys only); its changelog record is the ring's compacted copy; erasure deletes it.
 
@@ -50,6 +55,8 @@ class Prefix(bytes, Enum):
     BLOCKED = b"b/"
     EDGE = b"h/"
     CONFLICTS = b"k/"
+    CUSTOMER_CONFLICTS = b"kc/"
+    HELD = b"hh/"
     REFUSED = b"r/"
     JOURNEY = b"j/"
     FLAGS = b"f/"
@@ -115,6 +122,31 @@ def edge_key(tenant: str, customer_id: str, digest: str) -> bytes:
 def conflicts_key(tenant: str, key: str) -> bytes:
     """Where the conflict flags opened on an identifier value (its blocked key) are kept."""
     return _tenant_key(Prefix.CONFLICTS, tenant, key)
+
+
+def held_edge_key(tenant: str, key: str, digest: str) -> bytes:
+    """Where the keys of one event that carried a held value (by its identifier key) are kept."""
+    return _tenant_key(Prefix.HELD, tenant, f"{key}/{digest}")
+
+
+def held_edges_prefix(tenant: str) -> bytes:
+    """The prefix of every held value's event keys of a tenant."""
+    return _tenant_key(Prefix.HELD, tenant, "")
+
+
+def blocked_values_prefix(tenant: str) -> bytes:
+    """The prefix of every value a person decided about, of a tenant."""
+    return _tenant_key(Prefix.BLOCKED, tenant, "")
+
+
+def customer_conflict_key(tenant: str, customer_id: str, key: str) -> bytes:
+    """The marker of a conflict flag on a value (its blocked key) open on a customer."""
+    return _tenant_key(Prefix.CUSTOMER_CONFLICTS, tenant, f"{customer_id}/{key}")
+
+
+def customer_conflicts_prefix(tenant: str, customer_id: str) -> bytes:
+    """The prefix of the markers of every conflict flag open on a customer."""
+    return _tenant_key(Prefix.CUSTOMER_CONFLICTS, tenant, f"{customer_id}/")
 
 
 def refused_key(tenant: str, key: str, customer_id: str) -> bytes:

@@ -10,13 +10,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
 from journeys.server import api
 from journeys.server.metrics import render_metrics
 from journeys.settings import TokenEntry
 from projections.settings import FoldSettings
-from streams.directory import Directory
+from streams.directory import Directory, Member, sealed_record
 from streams.flag_index import FlagIndex
 from streams.graph_health import GraphHealthCache, worker_health
 from streams.stages.runner import StageStats
@@ -40,6 +41,8 @@ def _worker(tmp_path: Path) -> SimpleNamespace:
         tenants=frozenset,
         graph_health=GraphHealthCache(pipeline.identity, lambda: range(PARTITIONS)),
         refused_links={"junk": 2, "blocked": 0, "limit": 0},
+        kafka=SimpleNamespace(partitions=PARTITIONS),
+        owned=lambda _stage: frozenset(range(PARTITIONS)),
         ingest=stats,
         journeys=stats,
         runners={},
@@ -111,3 +114,57 @@ def test_metrics_carry_counts_by_tenant_and_no_customer_data(tmp_path: Path) -> 
     assert f'journeys_identity_customers{{tenant="acme"}} {health["acme"].customers}.0' in text
     for secret in ("1134960000", "cus_", "@"):
         assert secret not in text
+
+
+def test_a_worker_not_holding_the_tenant_asks_the_one_that_does(tmp_path: Path) -> None:
+    """Every worker answers `/v1/identity/stats` for every tenant: the owner's figures."""
+    secret = "peer-secret-for-the-graph-tests-0123456789"
+    answers: dict[str, list[Any]] = {}
+
+    def context(worker: Any, directory: Directory, session: Any, name: str) -> api.ApiContext:
+        return api.ApiContext(
+            worker=worker,
+            fold=FoldSettings(),
+            flags=FlagIndex(),
+            directory=directory,
+            tokens=(
+                TokenEntry(token=ADMIN, tenants=("acme",), role="admin"),
+                TokenEntry(token=VIEWER, tenants=("acme",), role="viewer"),
+            ),
+            clock=lambda: NOW,
+            worker_id=name,
+            session=session,
+            executor=ThreadPoolExecutor(1),
+            peer_secret=secret,
+        )
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            owner = context(_worker(tmp_path), Directory(secret), session, "owner")
+            async with TestClient(TestServer(api.create_app(owner))) as owner_client:
+                url = str(owner_client.make_url("")).rstrip("/")
+                directory = Directory(secret)
+                member = Member("owner", url, (0, 1, 2), (0, 1, 2), ("acme",), 1.0)
+                directory.apply(b"owner", sealed_record(secret, member))
+                idle = SimpleNamespace(
+                    kafka=SimpleNamespace(partitions=PARTITIONS),
+                    owned=lambda _stage: frozenset(),  # it holds nothing: it must ask
+                    tenants=lambda: frozenset(),
+                )
+                asker = context(idle, directory, session, "asker")
+                async with TestClient(TestServer(api.create_app(asker))) as client:
+                    for token in (ADMIN, VIEWER):
+                        answers[token] = [
+                            await _get(client, "?tenant=acme", token),
+                            await _get(owner_client, "?tenant=acme", token),
+                        ]
+
+    asyncio.run(main())
+    for token in (ADMIN, VIEWER):
+        (status, asked), (_, direct) = answers[token]
+        assert status == 200
+        assert asked == direct
+        assert asked["held_here"] is True
+        assert asked["worker_id"] == "owner"
+    assert "customer_id" in answers[ADMIN][0][1]["largest_customers"][0]
+    assert "customer_id" not in answers[VIEWER][0][1]["largest_customers"][0]

@@ -296,3 +296,12 @@ def test_encryption_cost_measures_the_same_events_it_checks() -> None:
 def test_the_encryption_share_is_crypto_over_crypto_and_check() -> None:
     assert EncryptionCost(10, crypto_s=1.0, check_s=3.0).share == 0.25
     assert EncryptionCost(0, crypto_s=0.0, check_s=0.0).share == 0.0
+
+
+def test_the_email_check_cost_judges_each_distinct_address_and_says_it_per_address() -> None:
+    from journeys.bench.offline import EmailCheckCost, email_check_cost
+
+    cost = email_check_cost(addresses=40, repeat=1)
+    assert cost.addresses == 40
+    assert min(cost.validator_s, cost.problem_s, cost.normalise_s) >= 0
+    assert EmailCheckCost(4, 0.0, 0.0, 0.0002).per_address_us(0.0002) == pytest.approx(50.0)

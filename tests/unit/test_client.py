@@ -357,3 +357,49 @@ def test_a_journey_s_links_and_merges_read_back_from_the_api_s_json(demo: Demo) 
     assert view.linked_by == document["linked_by"]
     assert view_to_dict(view)["merges"] == [merge]
     assert view_from_dict({k: v for k, v in document.items() if k != "linked_by"}).linked_by is None
+
+
+# --- identity stats from the running stack ------------------------------------------------------
+
+
+def test_identity_stats_without_a_file_asks_the_api(capsys: pytest.CaptureFixture[str]) -> None:
+    import httpx
+
+    from journeys.cli.query import identity_stats_command
+
+    figures = {
+        "tenant": "acme",
+        "worker_id": "w1",
+        "held_here": True,
+        "customers": 7,
+        "largest_customer_identifiers": 3,
+        "largest_customers": [{"identifiers": 3}],
+        "suspected_shared_identifiers": 1,
+        "suspected_shared": [{"kind": "phone", "strong_identifiers": 2}],
+        "truncated": False,
+        "refused_links_this_worker": {"junk": 2, "blocked": 1, "limit": 0},
+    }
+    asked: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(200, json=figures)
+
+    def client() -> ApiClient:
+        return ApiClient("http://api", "viewer", transport=httpx.MockTransport(answer))
+
+    assert identity_stats_command(client(), "acme", as_json=True) == 0
+    assert orjson.loads(capsys.readouterr().out) == figures
+    assert asked[0].url.path == "/v1/identity/stats"
+    assert asked[0].url.params["tenant"] == "acme"
+    assert identity_stats_command(client(), "acme", as_json=False) == 0
+    text = capsys.readouterr().out
+    assert "acme: 7 customers" in text
+    assert "2 junk, 1 blocked, 0" in text
+    assert "phone  2" in text
+
+
+def test_identity_stats_without_a_file_or_an_api_says_how_to_give_one() -> None:
+    result = invoke(None, "identity", "stats", "--tenant", "acme")
+    assert result.exit_code == 2, result.output
+    assert "--api" in result.output

@@ -13,7 +13,8 @@ from projections.health.graph import MAX_TOP, graph_health, strong_counts
 from projections.ledger import fold, identity_stats
 from schemas.codec import decode_event
 from streams.graph_health import GraphHealthCache, worker_health
-from tests.unit.test_identity_rules import DEALER, SHOP, _settings
+from tests.unit.test_identity_rules import BLOCK, DEALER, SHOP, _line, _settings
+from tests.unit.test_identity_split import DAVE_AGAIN
 from tests.unit.test_stages import PARTITIONS, Pipeline
 
 
@@ -133,3 +134,42 @@ def test_a_closed_cache_reads_the_state_no_more(tmp_path: Path) -> None:
     cache = GraphHealthCache(pipeline.identity, lambda: range(PARTITIONS), min_interval=0)
     asyncio.run(cache.close())
     assert asyncio.run(cache.refresh()) == {}
+
+
+def test_a_value_whose_links_a_limit_held_is_counted_across_customers_as_the_pure_fold(
+    tmp_path: Path,
+) -> None:
+    """The switchboard is in Carol's edges only (Dave's link to it was held): it was still
+    seen with both e-mails, and the live figures say so, as `journeys identity stats` does."""
+    lines = [*SHOP, DAVE_AGAIN]
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = _settings({"limits": {"email": 1}})
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _compare(pipeline, lines) == 1
+    (health,) = worker_health(pipeline.identity, range(PARTITIONS)).values()
+    assert health.shared == [("phone:+44:1134960000", 2)]
+
+
+def test_a_value_a_person_blocked_is_not_a_suspected_shared_value(tmp_path: Path) -> None:
+    """Carol's customer keeps the blocked switchboard in its edges, beside two strong
+    identifiers; the pure fold never counts a blocked value, nor does the live scan."""
+    both = _line(
+        "g-1",
+        "form.submitted",
+        "2024-03-09T09:00:00Z",
+        {"email": "carol@example.com", "customer_ref": "C-9", "phone": "0113 496 0000"},
+        form="a",
+    )
+    lines = [both, BLOCK]
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = _settings()
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    ledger = fold([decode_event(line) for line in lines], pipeline.settings)
+    assert identity_stats(ledger, "acme")["suspected_shared"] == []
+    health = worker_health(pipeline.identity, range(PARTITIONS))["acme"]
+    assert health.shared == []  # without the decision: the switchboard with two
+    # (the decision is a customer of its own live, not offline: customers are not compared)

@@ -291,6 +291,51 @@ def test_a_held_link_opens_identity_conflict_on_both_live_and_a_decision_resolve
     assert pipeline.dead == []
 
 
+CONFLICT_THEN_MERGE = [
+    *SHOP,
+    _line("c-3", "form.submitted", "2024-03-09T11:10:00Z", {"customer_ref": "R-1"}, form="a"),
+    _line(
+        "c-4",
+        "form.submitted",
+        "2024-03-09T11:20:00Z",
+        {"customer_ref": "R-1", "email": "dave@example.com"},
+        form="a",
+    ),
+]
+"""Dave's customer holds a conflict on the switchboard, then merges into customer_ref R-1's."""
+
+
+def test_a_conflict_follows_the_customer_its_customer_merges_into_as_in_the_pure_fold(
+    tmp_path: Path,
+) -> None:
+    limited = _settings({"limits": {"email": 1}})
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = limited
+    for line in CONFLICT_THEN_MERGE:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    report = check_lines(CONFLICT_THEN_MERGE, limited, NOW)
+    pure = {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
+    assert _standing_status(pipeline) == pure
+    held = {
+        f.flag_id for f in pipeline.flags if f.flag.to_document().get("rule") == IDENTITY_CONFLICT
+    }
+    (flag_id,) = held  # one held link, named on both customers
+    changes = [
+        (f.change, f.customer_id, f.merged_into) for f in pipeline.flags if f.flag_id in held
+    ]
+    dave, survivor = changes[0][1], changes[-1][1]
+    assert changes[2:] == [("withdrawn", dave, survivor), ("opened", survivor, None)]
+    assert f"{survivor}/{flag_id}" in pure
+    assert dave not in {ref.split("/")[0] for ref in pure}  # Dave's customer merged away
+    # The decision resolves it where it now is, on both customers and nowhere else.
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    resolved = {f.customer_id for f in pipeline.flags if f.change == "resolved"}
+    assert resolved == {changes[1][1], survivor}
+    assert pipeline.dead == []
+
+
 # --- unblock and confirmed merge live -----------------------------------------------------
 
 UNBLOCK = _decision("identity.unblocked", "dec-2", "2024-03-09T13:00:00Z")
@@ -540,4 +585,128 @@ def test_any_arrival_order_batch_cut_and_crash_give_the_pure_fold_with_decisions
     pipeline.drain()
     assert _journeys(pipeline) == _offline(DECIDED[name])
     assert _standing_status(pipeline) == _pure_flags(DECIDED[name])
+    assert pipeline.dead == []
+
+
+# --- merges after a split, and merges a person's confirmation let ---------------------------
+
+MERGED_THEN_SPLIT = [
+    _line(
+        "m-1",
+        "form.submitted",
+        "2024-03-09T09:00:00Z",
+        {"email": "carol@example.com", "phone": "0113 496 0000"},
+        form="a",
+    ),
+    _line("m-2", "form.submitted", "2024-03-09T09:10:00Z", {"plate": "AB12 CDE"}, form="a"),
+    _line(
+        "m-3",
+        "form.submitted",
+        "2024-03-09T09:20:00Z",
+        {"plate": "AB12 CDE", "email": "carol@example.com"},
+        form="a",
+    ),
+    _line("m-4", "form.submitted", "2024-03-09T09:30:00Z", {"email": "dave@example.com"}, form="a"),
+    _line(
+        "m-5",
+        "form.submitted",
+        "2024-03-09T09:40:00Z",
+        {"email": "dave@example.com", "phone": "0113 496 0000"},
+        form="a",
+    ),
+]
+"""Carol's customer merges in the plate's (m-3), then Dave's through the switchboard (m-5)."""
+
+
+def _merges(pipeline: Pipeline) -> dict[str, list[tuple[str, str, str, str | None]]]:
+    return {
+        ref[1]: [(m.event_id, m.identifier, m.from_customer, m.decision) for m in merges]
+        for ref, merges in merge_histories(pipeline).items()
+        if merges
+    }
+
+
+def _pure_merges(lines: list[bytes]) -> dict[str, list[tuple[str, str, str, str | None]]]:
+    report = check_lines(lines, _settings(), NOW)
+    return {
+        j.customer_id: [(m.event_id, m.identifier, m.from_customer, m.decision) for m in j.merges]
+        for j in report.journeys
+        if j.merges
+    }
+
+
+def test_a_split_keeps_the_merges_that_still_hold_as_the_pure_fold_lists_them(
+    tmp_path: Path,
+) -> None:
+    pipeline = _pipeline(tmp_path)
+    for line in MERGED_THEN_SPLIT:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    (before,) = _merges(pipeline).values()
+    assert [m[0] for m in before] == ["m-3", "m-5"]
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    after = _merges(pipeline)
+    assert after == _pure_merges([*MERGED_THEN_SPLIT, BLOCK])
+    assert [m[0] for ms in after.values() for m in ms] == ["m-3"]  # Dave's merge is undone
+    assert pipeline.dead == []
+
+
+CONFIRMED_EARLY = _decision("identity.merge_confirmed", "dec-5", "2024-03-09T09:35:00Z")
+
+
+def test_a_merge_through_a_value_a_person_confirmed_lists_the_decision_live_and_offline(
+    tmp_path: Path,
+) -> None:
+    lines = [*MERGED_THEN_SPLIT[:4], CONFIRMED_EARLY, MERGED_THEN_SPLIT[4]]
+    pipeline = _pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    live = _merges(pipeline)
+    assert live == _pure_merges(lines)
+    (merges,) = live.values()
+    assert [(m[0], m[3]) for m in merges] == [
+        ("m-3", None),
+        ("m-5", "merge confirmed by r.khan on 2024-03-09: the shop's switchboard"),
+    ]
+
+
+def test_a_conflict_follows_its_customer_through_a_merge_back(tmp_path: Path) -> None:
+    """Dave's customer, split off by the block, holds a conflict on a plate; the unblock merges
+    it back into Carol's, and the conflict goes with it, where the pure fold has it."""
+    plates = _settings({"limits": {"plate": 1}})
+    after_block = [
+        _line(
+            "p-3",
+            "form.submitted",
+            "2024-03-09T12:10:00Z",
+            {"email": "dave@example.com", "plate": "AB12 CDE"},
+            form="a",
+        ),
+        _line("p-4", "form.submitted", "2024-03-09T12:20:00Z", {"plate": "XY34 ZZZ"}, form="a"),
+        _line(
+            "p-5",
+            "form.submitted",
+            "2024-03-09T12:30:00Z",
+            {"email": "dave@example.com", "plate": "XY34 ZZZ"},
+            form="a",
+        ),
+    ]
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = plates
+    for line in [*SHOP, BLOCK, *after_block]:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    opened = [f for f in pipeline.flags if f.flag.to_document().get("rule") == IDENTITY_CONFLICT]
+    dave = {f.customer_id for f in opened}
+    pipeline.append("touchpoints", b"acme", UNBLOCK)
+    pipeline.drain()
+    lines = [*SHOP, BLOCK, *after_block, UNBLOCK]
+    report = check_lines(lines, plates, NOW)
+    pure = {j.customer_id for j in report.journeys for f in j.flags if f.rule == IDENTITY_CONFLICT}
+    held = {f.flag_id for f in opened}
+    standing = {key.split("/")[0] for key in _standing(pipeline) if key.split("/")[1] in held}
+    assert standing == pure
+    assert standing != dave  # one of them merged away and its flag followed
     assert pipeline.dead == []

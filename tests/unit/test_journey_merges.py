@@ -141,19 +141,28 @@ def test_a_merged_customer_carries_its_merges_to_the_one_it_merged_into(tmp_path
     assert MergeHistory.from_bytes(renamed.value or b"").merges == carried.merges
 
 
-def test_a_split_starts_the_split_customer_s_merges_again(tmp_path: Path) -> None:
+def test_a_split_deals_each_merge_to_the_part_holding_its_identifier(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "journeys")
     state = BatchState(store, 0)
     ref = ("acme", "cus_b")
-    take(state, ref, MergeHistory(tenant="acme", customer="cus_b", merges=(_merge(1),)), None)
+    merges = tuple(_merge(n) for n in (1, 2, 3, 4))
+    take(state, ref, MergeHistory(tenant="acme", customer="cus_b", merges=merges), None)
     regroup = RegroupRecord(
         tenant="acme",
         customer="cus_b",
-        parts={"cus_b": ("email:c1@garage.co.uk",), "cus_c": ("phone:1134960000",)},
+        parts={
+            "cus_b": ("email:c1@garage.co.uk",),
+            "cus_c": ("email:c3@garage.co.uk",),
+            "cus_004": ("email:c4@garage.co.uk",),
+        },
         reason="blocked by r.khan on 2026-03-01: switchboard",
         decision_id="dec-1",
+        dropped=("email:c2@garage.co.uk",),
     )
     headers = ((HEADER_KIND, KIND_REGROUP), (HEADER_CUSTOMER_ID, b"cus_b"))
     record = InRecord("events", 0, 0, b"acme/cus_b", regroup.to_bytes(), 0, headers)
-    process_events(state, JourneyCache(), [record], NOW, FoldSettings())
-    assert merges_of(state, ref) == ()
+    out = process_events(state, JourneyCache(), [record], NOW, FoldSettings())
+    assert merges_of(state, ref) == (merges[0],)  # c2 is refused now; cus_004 stands again
+    (sent,) = [o for o in out if (HEADER_KIND, KIND_MERGES) in o.headers]
+    assert sent.key == b"acme/cus_c"
+    assert MergeHistory.from_bytes(sent.value or b"").merges == (merges[2],)

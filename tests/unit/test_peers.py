@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -191,3 +192,50 @@ def test_journeys_up_generates_a_peer_secret_unless_one_is_set(
     assert generated is not None
     assert len(generated) >= 32
     assert given == SECRET
+
+
+def test_a_forwarded_journey_read_carries_the_decisions_the_ingest_owner_holds() -> None:
+    """Journey and ingest partitions on another worker: the asker reads the journey, asks for
+    the decisions about its identifiers, and reads it again with them (all signed)."""
+    seen: list[tuple[str, dict[str, str]]] = []
+    reason = "blocked by r.khan on 2024-03-09: the shop's switchboard"
+
+    async def owner(request: web.Request) -> web.Response:
+        peers.verify(SECRET, request.method, request.raw_path, request.headers, time.time())
+        seen.append((request.path, dict(request.query)))
+        if request.path == "/v1/internal/decided":
+            assert request.query.getall("value") == ["email:c@x.example", "phone:1134960000"]
+            return web.json_response({"decided": {"phone:1134960000": reason}})
+        identifiers = [
+            {"kind": "email", "value": "c@x.example", "systems": ["shop"]},
+            {"kind": "phone", "value": "+441134960000", "systems": ["shop"]},
+        ]
+        return web.json_response(
+            {"customer_id": "cus_0123456789abcdef", "identifiers": identifiers}
+        )
+
+    async def main() -> int:
+        listener = web.Application()
+        listener.router.add_get("/v1/internal/journey", owner)
+        listener.router.add_get("/v1/internal/decided", owner)
+        async with TestServer(listener) as server, aiohttp.ClientSession() as session:
+            url = str(server.make_url("")).rstrip("/")
+            directory = Directory(SECRET)
+            member = Member("owner", url, (0,), (0,), ("acme-motors",), 1.0)
+            directory.apply(b"owner", sealed_record(SECRET, member))
+            context = _context(directory, session)
+            async with TestClient(TestServer(api.create_app(context))) as client:
+                response = await client.get(
+                    "/v1/journeys/cus_0123456789abcdef?tenant=acme-motors",
+                    headers={"Authorization": f"Bearer {ACME}"},
+                )
+                return response.status
+
+    assert asyncio.run(main()) == 200
+    assert [path for path, _ in seen] == [
+        "/v1/internal/journey",
+        "/v1/internal/decided",
+        "/v1/internal/journey",
+    ]
+    assert "decided" not in seen[0][1]
+    assert orjson.loads(seen[2][1]["decided"]) == {"phone:1134960000": reason}
