@@ -21,6 +21,7 @@ from schemas.errors import JourneyLedgerError
 from schemas.privacy.personal import tenant_path_problem
 from streams.config import KafkaSettings
 from streams.crypto.keys import MASTER_KEY_ENV, LocalKeyProvider, master_key_problem
+from streams.crypto.sealing import Sealer
 from streams.notify.config import (
     CHANGE_KINDS,
     NOTIFIED_BY_DEFAULT,
@@ -485,6 +486,13 @@ class Settings(_Section):
         """The master key's provider, or None when no master key is set (nothing encrypted)."""
         key = self.privacy.master_key
         return LocalKeyProvider.from_setting(key) if key is not None else None
+
+    def sealer(self) -> Sealer | None:
+        """What encrypts events' personal fields at ingest; None when no master key is set."""
+        provider = self.key_provider()
+        if provider is None:
+            return None
+        return Sealer(provider, {t: s.personal for t, s in self.tenants.items() if s.personal})
 
     def fold_settings(self) -> FoldSettings:
         """What the pure folds need."""

@@ -12,6 +12,7 @@ import email_validator
 import phonenumbers
 
 from schemas.events import DECISION_TYPES, Customer, Event
+from schemas.privacy.personal import ERASED
 
 MASK_RUN = "****"
 """What a masked card number looks like inside an identifier."""
@@ -202,6 +203,8 @@ def value_problem(kind: str, value: str) -> str | None:
 @lru_cache(maxsize=65_536)
 def normalise(kind: str, raw: str, region: str | None = None) -> NormalisedId:
     """Normalise one identifier of the given kind, noting when it is junk."""
+    if raw == ERASED:  # an erased customer's events must never stitch to each other
+        return NormalisedId(kind, raw, f"{kind}:{raw}", unusable="erased")
     if kind == "phone":
         phone = normalise_phone(raw, region)
         return NormalisedId(kind, phone.display, phone.key, phone, phone_problem(phone, region))

@@ -31,7 +31,7 @@ from projections.regroup.limits import Reach, home, over_limits, owners, settle
 from projections.settings import FoldSettings
 from projections.why import linked_by
 from schemas.errors import EventConflictError
-from schemas.events import DECISION_TYPES, Event
+from schemas.events import DECISION_TYPES, ERASURE_TYPE, Event
 
 
 @dataclass(slots=True)
@@ -69,7 +69,7 @@ class Ledger:
                 f"event_id {event.event_id!r} was already used for a different event"
             )
         self.seen[(event.tenant, event.event_id)] = event
-        if event.type in DECISION_TYPES:
+        if event.type in DECISION_TYPES or event.type == ERASURE_TYPE:
             return None  # a person's decision joins no journey; `fold` applies it to the settings
         graph = self.identities.setdefault(event.tenant, MemoryIdentity())
         policy = self.settings.identity_for(event.tenant)
@@ -279,7 +279,7 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     settings = settings.with_decisions(events)
     unique: dict[tuple[str, str], Event] = {}
     for event in events:
-        if event.type not in DECISION_TYPES:
+        if event.type not in DECISION_TYPES and event.type != ERASURE_TYPE:
             unique.setdefault((event.tenant, event.event_id), event)
     sets: DisjointSets[tuple[str, str]] = DisjointSets()
     find, union = sets.find, sets.union

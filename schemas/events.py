@@ -25,6 +25,7 @@ from schemas.people import (
     FlagResolvedByHand,
     FlagSnoozed,
     IdentityBlocked,
+    IdentityErased,
     IdentityMergeConfirmed,
     IdentitySplit,
     IdentityUnblocked,
@@ -385,6 +386,7 @@ Event = Annotated[
     | IdentityUnblocked
     | IdentitySplit
     | IdentityMergeConfirmed
+    | IdentityErased
     | FlagAcknowledged
     | FlagAssigned
     | FlagNoted
@@ -424,6 +426,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "identity.unblocked",
     "identity.split",
     "identity.merge_confirmed",
+    "identity.erased",
     "flag.acknowledged",
     "flag.assigned",
     "flag.noted",
@@ -437,6 +440,9 @@ DECISION_TYPES: frozenset[str] = frozenset(
     {"identity.blocked", "identity.unblocked", "identity.split", "identity.merge_confirmed"}
 )
 """A person's identity decisions: they change how events link and join no journey."""
+
+ERASURE_TYPE = "identity.erased"
+"""A person's order to erase a customer: ingest destroys its keys; it joins no journey."""
 
 HANDLING_TYPES: frozenset[str] = frozenset(
     {

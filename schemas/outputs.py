@@ -31,6 +31,7 @@ KIND_REGROUP = b"regroup"
 KIND_MOVED = b"moved"
 KIND_REJOIN = b"rejoin"
 KIND_MERGES = b"merges"
+KIND_ERASED = b"erased"
 
 FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn", "handled"]
 """What happened to a flag: opened; resolved, reopened; withdrawn (it never held, or merged);
@@ -220,6 +221,33 @@ class MergeRecord(_Record):
     @classmethod
     def from_bytes(cls, value: bytes) -> MergeRecord:
         """Read a merge record back; pydantic's ValidationError when it is not one."""
+        return cls.model_validate_json(value)
+
+
+class ErasureRecord(_Record):
+    """An events-topic record (`kind: erased`): customer `customer` of `tenant` was erased.
+
+    Written by ingest once it destroyed the customer's keys; the journey stage then drops the
+    personal fields of the stored journey. It holds no personal data: the ledger's customer
+    id, the erasure event's id and time, who ordered it, its grounds (a reference) and how
+    many data keys were destroyed.
+    """
+
+    tenant: str
+    customer: str
+    event_id: str
+    at: datetime
+    decided_by: str
+    grounds: str
+    keys_destroyed: int
+
+    def to_bytes(self) -> bytes:
+        """The record's value on the events topic."""
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> ErasureRecord:
+        """Read an erasure record back; pydantic's ValidationError when it is not one."""
         return cls.model_validate_json(value)
 
 

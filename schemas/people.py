@@ -21,6 +21,19 @@ class IdentityDecisionPayload(_Payload):
     decided_by: Name
 
 
+CustomerId = Annotated[str, StringConstraints(pattern=r"^cus_[0-9a-f]{16}$")]
+"""A customer's id as the ledger makes them (`projections.identity.customer_id_for`)."""
+
+
+class ErasurePayload(_Payload):
+    """A person's order to erase a customer: which customer (the ledger's id), who, on what
+    grounds. It holds no personal data: the grounds are a reference, not the request's text."""
+
+    customer_id: CustomerId
+    decided_by: Name
+    grounds: Name
+
+
 FlagId = Annotated[str, StringConstraints(pattern=r"^flg_[0-9a-f]{16}$")]
 """A flag's id as the ledger makes them (`projections.flags.flag_id`)."""
 
@@ -86,6 +99,17 @@ class IdentityMergeConfirmed(_Envelope):
 
     type: Literal["identity.merge_confirmed"]
     payload: IdentityDecisionPayload
+
+
+class IdentityErased(_Envelope):
+    """A person erased a customer (a data subject's request): ingest destroys its keys.
+
+    The envelope's `customer` names the same customer id as an `anonymous_id` (an envelope
+    needs an identifier); ingest never links it. The event joins no journey.
+    """
+
+    type: Literal["identity.erased"]
+    payload: ErasurePayload
 
 
 class FlagAcknowledged(_Envelope):

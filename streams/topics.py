@@ -8,6 +8,14 @@ from streams.config import KafkaSettings
 KEEP_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
 """Config of the append-only topics: nothing is ever deleted."""
 
+RAW_RETENTION_MS = 7 * 24 * 3600 * 1000
+"""How long the raw touchpoints topic keeps a record: 7 days. It holds personal data in clear
+(before the door seals it), and nothing reads it after ingest (replay and rebuild read the
+events topic), so it is kept only long enough to re-run ingest after an outage."""
+
+RAW = {"retention.ms": str(RAW_RETENTION_MS), "cleanup.policy": "delete"}
+"""Config of the raw touchpoints topic."""
+
 COMPACTED = {"cleanup.policy": "compact"}
 """Config of the state changelogs: the latest value per key is kept."""
 
@@ -17,7 +25,7 @@ def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
     names = settings.names()
     count = settings.partitions
     return [
-        TopicSpec(names.touchpoints, count, dict(KEEP_FOREVER)),
+        TopicSpec(names.touchpoints, count, dict(RAW)),
         TopicSpec(names.dead_letters, count, dict(KEEP_FOREVER)),
         TopicSpec(names.events, count, dict(KEEP_FOREVER)),
         TopicSpec(names.flags, count, dict(KEEP_FOREVER)),

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from projections.rules import Detector
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings
+from streams.crypto.sealing import Sealer
 from streams.graph_health import GraphHealthCache
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.ingest import ingest
@@ -46,6 +47,8 @@ class Worker:
     stages: tuple[str, ...] = ("ingest", "journeys")
     extra_rules: Mapping[str, Detector] | None = None
     """Rules beyond the built-in ones (a rebuild trying a new rule)."""
+    sealer: Sealer | None = None
+    """Encrypts events' personal fields at ingest (None: no master key, stored in clear)."""
 
     def __post_init__(self) -> None:
         names = self.kafka.names()
@@ -67,7 +70,13 @@ class Worker:
             names.touchpoints,
             names.identity_changelog,
             self.identity_store,
-            partial(_ingest, settings=self.fold, recent=self.recent, refused=self.refused_links),
+            partial(
+                _ingest,
+                settings=self.fold,
+                recent=self.recent,
+                refused=self.refused_links,
+                sealer=self.sealer,
+            ),
         )
         self.journeys = Stage(
             "journeys",
@@ -183,5 +192,6 @@ def _ingest(
     settings: FoldSettings,
     recent: RecentEvents,
     refused: dict[str, int],
+    sealer: Sealer | None,
 ) -> list[OutRecord]:
-    return ingest(state, records, settings, recent=recent, refused=refused)
+    return ingest(state, records, settings, recent=recent, refused=refused, sealer=sealer)

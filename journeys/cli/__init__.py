@@ -8,7 +8,18 @@ from journeys.cli.app import app
 
 __all__ = ["COMMANDS", "app", "main"]
 
-COMMANDS = ("check", "topics", "send", "worker", "up", "query", "flag", "replay", "bench")
+COMMANDS = (
+    "check",
+    "topics",
+    "send",
+    "worker",
+    "up",
+    "query",
+    "flag",
+    "privacy",
+    "replay",
+    "bench",
+)
 """The command modules, in the order `journeys --help` lists their commands."""
 
 for _module in COMMANDS:

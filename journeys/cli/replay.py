@@ -37,7 +37,7 @@ from journeys.forensics.live_diff import (
 )
 from journeys.forensics.rebuild import check_target, describe_rebuild, rebuild
 from journeys.forensics.report import ReportFormat, print_report, render, write_report
-from journeys.forensics.source import ReadStats, read_events
+from journeys.forensics.source import ReadStats, read_data_keys, read_events
 from journeys.forensics.terminal import SafeConsole, terminal_safe
 from journeys.settings import Settings
 from projections.replay import replay
@@ -104,7 +104,14 @@ def replay_command(
     stats = ReadStats()
     try:
         with _progress(err, "reading events") as progress:
-            events = asyncio.run(read_events(kafka, tenant=tenant, stats=stats, progress=progress))
+            sealer = settings.sealer()
+            # sealed events are opened with the rings the identity changelog still holds
+            data_keys = None if sealer is None else asyncio.run(read_data_keys(kafka, sealer))
+            events = asyncio.run(
+                read_events(
+                    kafka, tenant=tenant, stats=stats, progress=progress, data_keys=data_keys
+                )
+            )
     except (KafkaError, JourneyLedgerError) as exc:
         return broker_failure(exc)
     _throughput(err, stats, "read")

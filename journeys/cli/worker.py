@@ -15,13 +15,15 @@ import mode
 import typer
 
 from journeys.cli.app import LogLevel, app, settings_of
-from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
+from journeys.cli.errors import EXIT_UNAVAILABLE, EXIT_USAGE, print_error
 from journeys.clock import wall_clock
 from journeys.server.serve import ApiService
 from journeys.settings import CHECK_BROKER, Settings
 from journeys.supervisor import Supervisor, child_command, plan_children, process_count
+from schemas.errors import JourneyLedgerError
 from streams.admin import BrokerError
 from streams.app import build_app
+from streams.crypto.startup import check_master_key
 from streams.notify.delivery import DeliveryLog
 from streams.notify.notifier import NotifierService
 from streams.topics import create_topics
@@ -59,9 +61,29 @@ def worker_command(
     """Run a worker in the foreground until SIGINT/SIGTERM; return an exit status on failure."""
     if not ensure_topics_or_explain(settings):
         return EXIT_UNAVAILABLE
+    sealer = settings.sealer()
     worker = Worker(
-        settings.kafka_settings(), settings.fold_settings(), data_dir, wall_clock, stages=stages
+        settings.kafka_settings(),
+        settings.fold_settings(),
+        data_dir,
+        wall_clock,
+        stages=stages,
+        sealer=sealer,
     )
+    try:
+        check_master_key(
+            worker.identity_store,
+            settings.kafka.partitions,
+            None if sealer is None else sealer.provider,
+        )
+    except JourneyLedgerError as exc:
+        print_error(str(exc))
+        return EXIT_USAGE
+    if sealer is None:
+        logging.getLogger("journeys.privacy").warning(
+            "no master key ([privacy] master_key / JOURNEYS_MASTER_KEY): personal fields are "
+            "stored in clear and erasure cannot make copies unreadable"
+        )
     hosted = build_app(worker)
     port = api_port if api_port is not None else settings.api.port
     services: list[mode.ServiceT] = []

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,8 @@ from schemas.errors import JourneyLedgerError
 from schemas.events import Event
 from schemas.outputs import HEADER_KIND, KIND_EVENT
 from streams.config import KafkaSettings, TopicNames
+from streams.crypto.opening import keys_from_changelog, open_event
+from streams.crypto.sealing import Sealer
 from streams.kafka.records import InRecord
 
 FETCH_BYTES = 16 * 1024 * 1024
@@ -202,18 +204,29 @@ async def read_batches(
         await consumer.stop()
 
 
+async def read_data_keys(kafka: KafkaSettings, sealer: Sealer) -> dict[str, bytes]:
+    """The data keys of every ring left on the identity changelog (none of erased customers)."""
+    topic = TopicNames(kafka.topic_prefix).identity_changelog
+    entries: list[tuple[bytes | None, bytes | None]] = []
+    async for _partition, records in read_batches(kafka, topic):
+        entries.extend((r.key, r.value) for r in records)
+    return keys_from_changelog(entries, sealer)
+
+
 async def read_events(
     kafka: KafkaSettings,
     *,
     tenant: str | None = None,
     stats: ReadStats | None = None,
     progress: Progress | None = None,
+    data_keys: Mapping[str, bytes] | None = None,
 ) -> list[Event]:
     """Every event of the events topic (records of kind `event`), decoded, duplicates kept.
 
     The same event can appear more than once (written again on a merge or after a crash);
     the pure replay drops repeats by event id. With `tenant`, other tenants' records are
-    skipped before decoding.
+    skipped before decoding. With `data_keys`, sealed events are opened (`[erased]` where a
+    key is gone).
     """
     stats = stats if stats is not None else ReadStats()
     prefix = None if tenant is None else f"{tenant}/".encode()
@@ -232,7 +245,10 @@ async def read_events(
                     continue
                 event = decoded.get(record.value)
                 if event is None:
-                    event = decoded[record.value] = decode_trusted(record.value)
+                    event = decode_trusted(record.value)
+                    if data_keys is not None:
+                        event = open_event(event, data_keys)
+                    decoded[record.value] = event
                 events.append(event)
     stats.events = len(events)
     return events

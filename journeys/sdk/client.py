@@ -190,6 +190,16 @@ class ApiClient:
         missing = (f"no flag {flag_id} among the token's tenants", FLAG_NOT_FOUND_HINT)
         return self._send(path, {k: v for k, v in body.items() if v is not None}, missing)
 
+    def erase(self, customer_id: str, tenant: str, grounds: str) -> dict[str, Any]:
+        """Erase a customer (admin role): `{"event_id", "tenant", "customer_id"}`.
+
+        Raises `ApiError`: 403 when the token's role may not erase, 404 when the token reads
+        no such customer in the tenant.
+        """
+        path = f"/v1/customers/{quote(customer_id, safe='')}/erasure"
+        missing = (f"no customer {customer_id} in tenant {tenant}", NOT_FOUND_HINT)
+        return self._send(path, {"tenant": tenant, "grounds": grounds}, missing)
+
     def iter_flags(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every flag matching the filters of `flags`, following `next_cursor` page by page."""
         cursor = filters.pop("cursor", None)

@@ -48,6 +48,7 @@ from streams.queries import (
     identity_partition,
     journey_partition,
     lookup_customer,
+    opened,
     read_journey,
     read_merges,
 )
@@ -280,7 +281,8 @@ def _local_journey(
     if found is None or isinstance(found, Forwarded):
         return found
     merges = read_merges(context.worker, tenant, customer_id)
-    return _view_dict(context, found, merges, decided)
+    journey, merges = opened(context.worker, found, merges)
+    return _view_dict(context, journey, merges, decided)
 
 
 def _view_dict(
@@ -529,7 +531,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 def routes() -> Iterable[web.RouteDef]:
     """Every route of the API."""
-    from journeys.server import deliveries, flag_actions, graph, internal  # built on these
+    from journeys.server import deliveries, erasure, flag_actions, graph, internal  # built on these
     from journeys.server.stats import stats_routes  # it builds on this module's helpers
 
     return [
@@ -544,6 +546,7 @@ def routes() -> Iterable[web.RouteDef]:
         *deliveries.routes(),
         *internal.routes(),  # /v1/internal/...: what one worker asks another
         *flag_actions.routes(),
+        *erasure.routes(),
     ]
 
 

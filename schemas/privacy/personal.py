@@ -24,6 +24,9 @@ from pydantic import BaseModel
 from schemas.envelope import IDENTIFIER_KINDS
 from schemas.events import Event
 
+ERASED = "[erased]"
+"""What a personal field reads once its customer's data key is gone (or the customer erased)."""
+
 Class = Literal["personal", "clear"]
 """What a field is: encrypted with the customer's data key, or left as it is."""
 
@@ -100,6 +103,8 @@ PAYLOAD_FIELDS: Mapping[str, Class] = MappingProxyType(
         "found": "clear",
         "recall_code": "clear",
         "flag_id": "clear",
+        "customer_id": "clear",  # the ledger's own customer id (an erasure names it)
+        "grounds": "clear",  # an erasure's reference (a ticket), never the request's text
         # Staff acting on flags and identity: the operator's audit trail, as `source.actor`.
         "by": "clear",
         "decided_by": "clear",

@@ -34,8 +34,9 @@ from typing import Any, cast
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import SchemaValidator, core_schema
 
+from schemas.envelope import MAX_TEXT_LENGTH
 from schemas.events import Customer, Event
-from schemas.types import _check_phone, _lengths, _strip
+from schemas.types import _EMAIL_PATTERN, _check_phone, _lengths, _strip
 
 _TRUSTED_CHECKS: frozenset[CodeType] = frozenset(
     {
@@ -52,6 +53,11 @@ changes nothing for the bytes `encode_event` wrote."""
 
 _WRAPPERS = frozenset({"function-before", "function-after"})
 
+_SEALABLE_BOUNDS = {"pattern": _EMAIL_PATTERN, "max_length": MAX_TEXT_LENGTH}
+"""The string bounds a personal value's ciphertext (`enc:v1:...`, `streams.crypto.fields`) or
+`[erased]` does not meet: the e-mail pattern and the longest text. The door checked the clear
+values against them; what the ledger stored since may be sealed, so its reads leave them out."""
+
 
 def without_content_checks(schema: Any) -> Any:
     """A copy of a pydantic core schema with the trusted checks taken out, all else kept."""
@@ -62,10 +68,20 @@ def without_content_checks(schema: Any) -> Any:
     kind = schema.get("type")  # a mapping of fields may hold a field named `type`
     if isinstance(kind, str) and kind in _WRAPPERS and _check_code(schema) in _TRUSTED_CHECKS:
         return without_content_checks(schema["schema"])
+    if kind == "chain" and schema["steps"][-1] == {"type": "str", "pattern": _EMAIL_PATTERN}:
+        return without_content_checks(schema["steps"][0])  # `_ThenPattern`'s e-mail step
     return {
         key: value if key in _OPAQUE else without_content_checks(value)
         for key, value in schema.items()
+        if not _sealable_bound(kind, key, value)
     }
+
+
+def _sealable_bound(kind: object, key: str, value: object) -> bool:
+    """Whether a schema entry is a bound that sealed values do not meet (left out)."""
+    if key == "str_max_length":  # a model config's bound on every string, extras included
+        return True
+    return kind == "str" and _SEALABLE_BOUNDS.get(key) == value
 
 
 _OPAQUE = frozenset({"cls", "function", "serialization", "metadata", "ref", "default"})

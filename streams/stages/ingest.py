@@ -26,9 +26,12 @@ from projections.identity import (
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
-from schemas.events import Event
+from schemas.events import ERASURE_TYPE, Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
+from streams.crypto.keys import WrongMasterKeyError
+from streams.crypto.sealing import Sealer
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.stages.erasure import erase_customer
 from streams.stages.limit_settle import settle_live
 from streams.stages.recent import RecentEvents
 from streams.stages.regrouping import (
@@ -137,13 +140,17 @@ def ingest(
     max_bytes: int = MAX_EVENT_BYTES,
     recent: RecentEvents | None = None,
     refused: MutableMapping[str, int] | None = None,
+    sealer: Sealer | None = None,
 ) -> list[OutRecord]:
     """Process one partition's batch of raw touchpoints; return what to produce.
 
     With `recent`, each event emitted is kept under its bytes for a journey stage in this
     process to reuse. With `refused`, identifiers refused for linking are counted there (`junk`,
-    `blocked`, and `limit`: links a tenant's limit held), for metrics. A record that cannot be processed, whatever the exception, goes to dead
-    letters with the reason and the exception type; the batch goes on.
+    `blocked`, and `limit`: links a tenant's limit held), for metrics. With `sealer`, each
+    event's personal fields are encrypted with its customer's data key before it is emitted
+    (`streams.crypto.sealing`), and an `identity.erased` event destroys the customer's keys.
+    A record that cannot be processed, whatever the exception, goes to dead letters with the
+    reason and the exception type; the batch goes on.
     """
     out: list[OutRecord] = []
     for record in records:
@@ -182,10 +189,19 @@ def ingest(
             )
             out.append(dead_letter(record, reason))
             continue
+        if event.type == ERASURE_TYPE:
+            try:
+                out.extend(erase_customer(state, event, sealer))
+            except Exception as exc:  # one record must never stop the stage: it goes aside
+                out.append(dead_letter(record, failure_reason("erase", exc), exc))
+                continue
+            state.put(seen_key, digest)
+            continue
         view = StateIdentityView(state, tenant)
         region = settings.region_for(tenant)
         try:
-            # Only reads: a record that fails here leaves no trace in the state.
+            # Only reads until the seal, which comes last and writes no more than the ring of
+            # the event's customer: a record that fails here leaves no other trace in the state.
             policy = settings.identity_for(tenant)
             refuse = DecidedBlocks(state, tenant, policy)
             ids = identity_ids(event, settings.region_for(tenant), refuse, refused)
@@ -212,6 +228,11 @@ def ingest(
             blocked = frozenset(refuse.decided)
             edge = edge_of(stitch_keys(view, ids), change, blocked)
             decided = decision_writes(event, settings.region_for(tenant))
+            emitted = body
+            if sealer is not None:  # after stitching: only now is the customer known
+                emitted = sealer.seal(state, tenant, change.customer_id, body, change.absorbed)
+        except WrongMasterKeyError:
+            raise  # the deployment's master key is wrong: no record can be processed
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("stitch", exc), exc))
             continue
@@ -231,6 +252,12 @@ def ingest(
         if settled is not None:
             change, regroups = settled
             out.extend(regroups)
+            if sealer is not None:  # sealed again for the customer the settle gave the event
+                try:
+                    emitted = sealer.seal(state, tenant, change.customer_id, body, change.absorbed)
+                except Exception as exc:  # the graph stands; the event goes aside to be re-sent
+                    out.append(dead_letter(record, failure_reason("seal", exc), exc))
+                    continue
         view.apply(change)
         try:
             if settled is None:
@@ -241,7 +268,11 @@ def ingest(
         except Exception as exc:  # the event stands; without its edge its customer is not split
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
         for old in change.absorbed:
-            merge = _merge_record(event, old, change.customer_id, reached.get(old), confirmed)
+            identifier = reached.get(old)
+            if sealer is not None and identifier is not None:  # an identifier: personal
+                ring = sealer.ring_for(state, tenant, change.customer_id)
+                identifier = sealer.seal_note(ring, tenant, event.event_id, identifier)
+            merge = _merge_record(event, old, change.customer_id, identifier, confirmed)
             out.append(
                 OutRecord(
                     "events",
@@ -254,7 +285,7 @@ def ingest(
             OutRecord(
                 "events",
                 customer_key(tenant, change.customer_id),
-                body,
+                emitted,
                 ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, change.customer_id.encode())),
             )
         )
@@ -269,7 +300,7 @@ def ingest(
             except Exception as exc:  # the decision stays recorded; the split is reported
                 state.changes = before  # no half-written split
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
-        if recent is not None:
+        if recent is not None and emitted is body:  # a sealed event is read back from its bytes
             recent.remember(body, event)
     return out
 

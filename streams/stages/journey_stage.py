@@ -38,12 +38,14 @@ from schemas.events import Event
 from schemas.outputs import (
     HEADER_CUSTOMER_ID,
     HEADER_KIND,
+    KIND_ERASED,
     KIND_EVENT,
     KIND_MERGE,
     KIND_MERGES,
     KIND_MOVED,
     KIND_REGROUP,
     KIND_REJOIN,
+    ErasureRecord,
     FlagChange,
     MergeHistory,
     MergeRecord,
@@ -51,6 +53,7 @@ from schemas.outputs import (
     RejoinRecord,
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.stages.journey_erasure import erase_stored
 from streams.stages.journey_merges import deal_merges, pass_on, take
 from streams.stages.journey_split import (
     HEADER_FORWARDED,
@@ -561,6 +564,9 @@ def process_events(
                 region = settings.region_for(regroup.tenant)
                 priority = settings.identity_for(regroup.tenant).priority
                 batch.on_regroup((regroup.tenant, target), regroup, region, priority)
+            elif kind == KIND_ERASED and record.value is not None:
+                erasure = ErasureRecord.from_bytes(record.value)
+                erase_stored(batch, (erasure.tenant, erasure.customer))
             elif kind == KIND_REJOIN and record.value is not None:
                 back = RejoinRecord.from_bytes(record.value)
                 ref = (back.tenant, back.customer)

@@ -19,7 +19,9 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
   when a limit held its link (JSON array, once per distinct set): graph health counts the
   strong identifiers seen with a held value across the customers it would have joined,
 - ``kc/<tenant>/<customer id>/<blocked key>`` -> nothing: a conflict flag on the value is open
-  on the customer (a merge moves it to the customer it merged into, as the pure fold does).
+  on the customer (a merge moves it to the customer it merged into, as the pure fold does),
+- ``ky/<tenant>/<customer id>`` -> the customer's key ring (`streams.crypto.ring`: wrapped data
+  keys only); its changelog record is the ring's compacted copy; erasure deletes it.
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
@@ -62,6 +64,7 @@ class Prefix(bytes, Enum):
     DEADLINE = b"d/"
     SPLIT = b"x/"
     MERGES = b"mg/"
+    RING = b"ky/"
 
 
 OFFSET_KEY = b"__offset__"
@@ -159,6 +162,11 @@ def refused_prefix(tenant: str, key: str) -> bytes:
 def edges_prefix(tenant: str, customer_id: str) -> bytes:
     """The prefix under which every edge of a customer is kept."""
     return _tenant_key(Prefix.EDGE, tenant, f"{customer_id}/")
+
+
+def ring_key(tenant: str, customer_id: str) -> bytes:
+    """Where a customer's key ring (its wrapped data keys) is kept."""
+    return _tenant_key(Prefix.RING, tenant, customer_id)
 
 
 def tenant_key(tenant: str) -> bytes:

@@ -67,6 +67,7 @@ def _journey(tmp_path: Path, lines: list[bytes], monkeypatch: pytest.MonkeyPatch
         kafka=SimpleNamespace(partitions=PARTITIONS),
         identity_store=pipeline.identity,
         journey_store=pipeline.journeys,
+        sealer=None,  # events stored in clear
         owned=lambda _stage: frozenset(range(PARTITIONS)),
     )
     found: dict[str, Any] = {}

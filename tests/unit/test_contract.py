@@ -259,7 +259,7 @@ def test_event_json_schema_does_not_alter_the_adapter_schema() -> None:
 
 def test_there_is_one_golden_file_per_event_type() -> None:
     assert sorted(path.stem for path in GOLDEN_FILES) == sorted(EVENT_TYPES)
-    assert len(GOLDEN_FILES) == 34
+    assert len(GOLDEN_FILES) == 35
 
 
 @pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.stem)

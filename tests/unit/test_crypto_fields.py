@@ -77,6 +77,8 @@ DUPLICATED_IN_CLEAR = {
     ("customer.order_id", "payload.order_id"),
     # a chat session id used as the correlation id the asks rule groups a conversation by
     ("customer.anonymous_id", "correlation_id"),
+    # an erasure names the ledger's customer id (pseudonymous) as its envelope identifier
+    ("customer.anonymous_id", "payload.customer_id"),
 }
 """Where a golden event holds a personal value in a clear field too (README: open questions)."""
 

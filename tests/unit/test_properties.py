@@ -38,7 +38,7 @@ from projections.settings import FoldSettings
 from projections.view import view, view_to_dict
 from schemas.codec import decode_event, encode_event, event_to_dict, validate_document
 from schemas.errors import EventConflictError
-from schemas.events import DECISION_TYPES, EVENT_TYPES, HANDLING_TYPES, Event
+from schemas.events import DECISION_TYPES, ERASURE_TYPE, EVENT_TYPES, HANDLING_TYPES, Event
 from tests import factories
 
 T0 = datetime(2024, 3, 11, 8, 0, tzinfo=UTC)
@@ -53,7 +53,8 @@ UNLIMITED = FoldSettings(default_identity=IdentityPolicy(limits=NO_LIMITS))
 test_identity_limits: a held link leaves a key on an event that its customer does not hold)."""
 GB_ACME = FoldSettings(default_regions=MappingProxyType({"acme": "GB"}))
 
-TOUCHPOINTS = tuple(t for t in EVENT_TYPES if t not in DECISION_TYPES)
+# an erasure is an order to ingest, like a decision: it joins no journey
+TOUCHPOINTS = tuple(t for t in EVENT_TYPES if t not in DECISION_TYPES | {ERASURE_TYPE})
 
 ANCHOR_SYSTEMS = ("booking", "sms-gateway", "shop", "payments", "crm", "dms", "head-office")
 """Systems of the generated events, for flag ids that may match a generated flag."""

@@ -22,6 +22,7 @@ from projections.journey import Journey
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.outputs import FlagChange
+from streams.crypto.sealing import Sealer
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.cut import SameCut
 from streams.stages.ingest import ingest
@@ -55,8 +56,10 @@ class Pipeline:
         recent: RecentEvents | None = None,
         crash_rate: float = 0.0,
         seed: int = 0,
+        sealer: Sealer | None = None,
     ) -> None:
         self.settings = FoldSettings()
+        self.sealer = sealer
         self.recent = recent
         self.crash_rate = crash_rate
         """The share of journey batches whose worker dies after sending their outputs."""
@@ -112,7 +115,9 @@ class Pipeline:
                         return True
                 if name == "touchpoints":
                     state = BatchState(self.identity, partition)
-                    outs = ingest(state, batch, self.settings, recent=self.recent)
+                    outs = ingest(
+                        state, batch, self.settings, recent=self.recent, sealer=self.sealer
+                    )
                     self.identity.write(partition, state.changes)
                 else:
                     state = BatchState(self.journeys, partition)

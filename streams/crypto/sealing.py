@@ -1,0 +1,186 @@
+"""Ingest's side of crypto-shredding: each customer's key ring in the state, events sealed with it.
+
+Called from ingest's emit path, after stitching (only then is the customer known): the ring of
+the event's customer is read from the batch state (created on first sight; on a merge the
+survivor's ring takes the absorbed customers' keys, whose own rings are deleted), and every
+personal field of the event's canonical bytes is encrypted with the ring's current data key.
+The ring lives under `streams.store.keys.ring_key`; its changelog record on the compacted
+identity changelog is its durable copy (there is no separate keys topic: README, "Privacy").
+
+Unwrapped data keys are kept in a bounded in-process cache so that an event costs one AES-GCM
+encryption per personal field, not an unwrap as well.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from schemas.errors import JourneyLedgerError
+from streams.crypto.fields import PREFIX, SECTIONS, encrypt_personal, is_encrypted
+from streams.crypto.keys import KeyProvider, Random
+from streams.crypto.ring import KeyRing
+from streams.store import keys
+from streams.store.state import BatchState
+
+NOTE_TYPE = "ledger.note"
+"""The `type` of the small document a sealed note (a merge's identifier) is encrypted as."""
+
+KEY_CACHE_SIZE = 100_000
+"""Unwrapped data keys kept in memory (about 100 bytes each)."""
+
+
+class LooksSealedError(JourneyLedgerError, ValueError):
+    """A producer's value reads exactly like a sealed field (`enc:v1:dk_...:...`)."""
+
+    hint = "a producer must not send values in the ledger's ciphertext form; send the clear value"
+
+
+_SEALED_QUOTED = b'"' + PREFIX.encode()
+
+
+def _refuse_sealed_values(document: Mapping[str, Any]) -> None:
+    """`LooksSealedError` naming a field whose value reads like ciphertext: served later, it
+    would be taken for one."""
+    for section in SECTIONS:
+        for name, value in (document.get(section) or {}).items():
+            if is_encrypted(value):
+                raise LooksSealedError(f"{section}.{name}: reads like a sealed value")
+
+
+def note_document(tenant: str, event_id: str, value: str) -> dict[str, Any]:
+    """A value outside an event (a merge record's identifier) as a document to seal: its
+    associated data binds it to the tenant and the event that merged (path `payload.note`)."""
+    return {"tenant": tenant, "event_id": event_id, "type": NOTE_TYPE, "payload": {"note": value}}
+
+
+class Sealer:
+    """Encrypts events' personal fields with their customer's data key, kept in a key ring."""
+
+    def __init__(
+        self,
+        provider: KeyProvider,
+        tenant_paths: Mapping[str, tuple[str, ...]] | None = None,
+        random: Random = os.urandom,
+        cache_size: int = KEY_CACHE_SIZE,
+    ) -> None:
+        self.provider = provider
+        self.tenant_paths: Mapping[str, tuple[str, ...]] = tenant_paths or {}
+        self.random = random
+        self.cache_size = cache_size
+        self._keys: OrderedDict[str, bytes] = OrderedDict()
+        self._ciphers: dict[str, AESGCM] = {}
+        """An AES-GCM cipher per cached data key (building one per event costs)."""
+        self._rings: dict[bytes, KeyRing] = {}
+        """Rings read from the state by their stored bytes: parsing one per event costs."""
+
+    def __repr__(self) -> str:
+        return f"Sealer({self.provider!r})"
+
+    def ring(self, state: BatchState, tenant: str, customer_id: str) -> KeyRing | None:
+        """The customer's ring as of the batch so far, if it has one."""
+        value = state.get(keys.ring_key(tenant, customer_id))
+        if value is None:
+            return None
+        ring = self._rings.get(value)
+        if ring is None:
+            if len(self._rings) >= self.cache_size:
+                self._rings.clear()  # rarely reached; cheaper than ordering every hit
+            ring = self._rings[value] = KeyRing.from_bytes(value)
+        return ring
+
+    def ring_for(
+        self, state: BatchState, tenant: str, customer_id: str, absorbed: Iterable[str] = ()
+    ) -> KeyRing:
+        """The customer's ring, made on first sight and joined with the absorbed customers'."""
+        ring = self.ring(state, tenant, customer_id)
+        changed = ring is None
+        if ring is None:
+            ring, data = KeyRing.new(self.provider, self.random)
+            self._remember(data.key_id, data.key)
+        for old in absorbed:
+            other = self.ring(state, tenant, old)
+            if other is not None:
+                ring = ring.merged(other)
+                state.delete(keys.ring_key(tenant, old))
+                changed = True
+        if changed:
+            value = ring.to_bytes()
+            state.put(keys.ring_key(tenant, customer_id), value)
+            self._rings[value] = ring  # read back by the next event without parsing
+        return ring
+
+    def seal(
+        self,
+        state: BatchState,
+        tenant: str,
+        customer_id: str,
+        body: bytes,
+        absorbed: Iterable[str] = (),
+    ) -> bytes:
+        """The event's canonical bytes with every personal value encrypted under the customer's
+        current data key (`enc:v1:...`); the ring is made or merged in the state on the way."""
+        document = orjson.loads(body)
+        if _SEALED_QUOTED in body:  # rare: one scan of the bytes spares a look at every value
+            _refuse_sealed_values(document)
+        ring = self.ring_for(state, tenant, customer_id, absorbed)
+        key = self.data_key(ring, ring.current)
+        aead = self._ciphers.get(ring.current)
+        if aead is None:
+            aead = self._ciphers[ring.current] = AESGCM(key)
+        sealed = encrypt_personal(
+            document,
+            key,
+            ring.current,
+            self.tenant_paths.get(tenant, ()),
+            synthetic_nonces=True,  # a replayed batch must send the very same bytes again
+            aead=aead,
+        )
+        return orjson.dumps(sealed)
+
+    def seal_note(self, ring: KeyRing, tenant: str, event_id: str, value: str) -> str:
+        """A value outside an event sealed under the ring's current key (`note_document`)."""
+        document = note_document(tenant, event_id, value)
+        key = self.data_key(ring, ring.current)
+        sealed = encrypt_personal(document, key, ring.current, synthetic_nonces=True)
+        return str(sealed["payload"]["note"])
+
+    def data_key(self, ring: KeyRing, key_id: str) -> bytes:
+        """One of the ring's data keys, unwrapped (cached; `WrongMasterKeyError` if foreign)."""
+        key = self._keys.get(key_id)
+        if key is not None:
+            self._keys.move_to_end(key_id)
+            return key
+        for wrapped in ring.wrapped:
+            if wrapped.key_id == key_id:
+                key = self.provider.unwrap(wrapped)
+                self._remember(key_id, key)
+                return key
+        raise KeyError(key_id)
+
+    def unwrapped(self, ring: KeyRing) -> dict[str, bytes]:
+        """Every data key of the ring by id (what decrypting the customer's events needs)."""
+        return {key_id: self.data_key(ring, key_id) for key_id in ring.key_ids}
+
+    def destroy(self, state: BatchState, tenant: str, customer_id: str) -> tuple[str, ...]:
+        """Erase: delete the customer's ring (a tombstone on its changelog) and forget its
+        keys in memory; the ids of the keys destroyed (none when it had no ring)."""
+        ring = self.ring(state, tenant, customer_id)
+        if ring is None:
+            return ()
+        state.delete(keys.ring_key(tenant, customer_id))
+        for key_id in ring.key_ids:
+            self._keys.pop(key_id, None)
+            self._ciphers.pop(key_id, None)
+        return ring.key_ids
+
+    def _remember(self, key_id: str, key: bytes) -> None:
+        self._keys[key_id] = key
+        while len(self._keys) > self.cache_size:
+            dropped, _ = self._keys.popitem(last=False)
+            self._ciphers.pop(dropped, None)

@@ -1,0 +1,74 @@
+"""Ingest's side of erasing a customer: destroy its keys, forget its identifiers, tell the journey.
+
+An `identity.erased` event (written by `journeys forget` or the API's erasure route, with no
+personal data: the ledger's customer id, who, on what grounds) reaches ingest on the
+touchpoint stream like any event. Ingest then, in the same batch:
+
+- deletes the customer's key ring (`Sealer.destroy`): every field sealed under its keys, on
+  the events topic, in journey state and in any copy, can no longer be decrypted;
+- deletes the customer's part of the identity graph: its identifier keys, its member list,
+  its edges, its open-conflict markers, the held-link keys kept under its values and the
+  country codes kept under its phone numbers (they hold identifiers);
+- sends an `ErasureRecord` (`kind: erased`) to the customer's events partition, so the journey
+  stage drops the personal fields of the stored journey.
+
+Each deletion is a tombstone on the compacted identity changelog; the records it supersedes
+stay there until the broker's log cleaner compacts the segment (README, "Privacy").
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from schemas.events import Event
+from schemas.outputs import HEADER_KIND, KIND_ERASED, ErasureRecord
+from schemas.people import ErasurePayload
+from streams.crypto.sealing import Sealer
+from streams.kafka.records import OutRecord, customer_key
+from streams.store import keys
+from streams.store.state import BatchState
+
+
+def erase_customer(state: BatchState, event: Event, sealer: Sealer | None) -> list[OutRecord]:
+    """Carry out an `identity.erased` event in the batch; the erasure record to send."""
+    tenant, payload = event.tenant, event.payload
+    if not isinstance(payload, ErasurePayload):
+        raise TypeError(f"{event.type} is not an erasure")
+    customer = payload.customer_id
+    members_key = keys.members_key(tenant, customer)
+    value = state.get(members_key)
+    members: list[str] = orjson.loads(value) if value is not None else []
+    owner = customer.encode()
+    for key in members:
+        if state.get(keys.identifier_key(tenant, key)) == owner:
+            state.delete(keys.identifier_key(tenant, key))
+        if key.startswith("phone:"):  # `phone:<nsn>` or `phone:+<cc>:<nsn>`
+            state.delete(keys.phone_countries_key(tenant, key.rpartition(":")[2]))
+    state.delete(members_key)
+    prefixes = [
+        keys.edges_prefix(tenant, customer),
+        keys.customer_conflicts_prefix(tenant, customer),
+    ]
+    # the keys of events whose links a limit held on one of its values (they hold identifiers)
+    prefixes += [keys.held_edge_key(tenant, key, "") for key in members]
+    for prefix in prefixes:
+        for entry, _ in state.items(prefix):
+            state.delete(entry)
+    destroyed = sealer.destroy(state, tenant, customer) if sealer is not None else ()
+    record = ErasureRecord(
+        tenant=tenant,
+        customer=customer,
+        event_id=event.event_id,
+        at=event.occurred_at,
+        decided_by=payload.decided_by,
+        grounds=payload.grounds,
+        keys_destroyed=len(destroyed),
+    )
+    return [
+        OutRecord(
+            "events",
+            customer_key(tenant, customer),
+            record.to_bytes(),
+            ((HEADER_KIND, KIND_ERASED),),
+        )
+    ]
