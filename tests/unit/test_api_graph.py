@@ -40,6 +40,7 @@ def _worker(tmp_path: Path) -> SimpleNamespace:
         tenants=frozenset,
         graph_health=GraphHealthCache(pipeline.identity, lambda: range(PARTITIONS)),
         refused_links={"junk": 2, "blocked": 0, "limit": 0},
+        validate=stats,
         ingest=stats,
         journeys=stats,
         runners={},
