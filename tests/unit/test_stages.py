@@ -78,7 +78,11 @@ class Pipeline:
         self.valid: dict[int, list[InRecord]] = defaultdict(list)
         """The validated topic: what the validate stage accepted, keyed by tenant."""
         self.events: dict[int, list[InRecord]] = defaultdict(list)
-        self.logs = {"touchpoints": self.touchpoints, "validated": self.valid, "events": self.events}
+        self.logs = {
+            "touchpoints": self.touchpoints,
+            "validated": self.valid,
+            "events": self.events,
+        }
         self.read: dict[str, dict[int, int]] = {name: defaultdict(int) for name in self.logs}
         self.flags: list[FlagChange] = []
         self.dead: list[dict[str, object]] = []
