@@ -31,7 +31,7 @@ from tests.integration.ledger_log import (
     create,
     kafka_for_test,
     produce,
-    tenant_keyed,
+    sdk_keyed,
     wait_for,
     write_config,
 )
@@ -79,7 +79,7 @@ def stack(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> I
         for i, port in enumerate(ports)
     ]
     lines = demo_lines()
-    asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(lines)))
+    asyncio.run(produce(kafka, names.touchpoints, sdk_keyed(lines)))
     result = Stack(kafka, [f"http://127.0.0.1:{p}" for p in ports], lines)
     expected = result.expected()
 
