@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from journeys.bench.serial import serial_cost
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, decode_trusted, encode_event
 from schemas.errors import InvalidEventError
@@ -156,3 +157,10 @@ def test_ingest_sends_a_record_under_another_key_on_to_its_tenant(tmp_path: Path
     finally:
         store.close()
     assert (again.destination, again.key, again.value) == ("validated", b"acme", out.value)
+
+
+def test_the_serial_section_harness_measures_every_stage() -> None:
+    cost = serial_cost(events=200, repeat=1)
+    assert cost.events == 200
+    assert min(cost.validate_us, cost.ingest_us, cost.ingest_kept_us, cost.journeys_us) > 0
+    assert 0 < cost.serial_share < 1
