@@ -11,6 +11,7 @@ costs (fetching, producing, the changelog) are not in these figures.
 
 from __future__ import annotations
 
+import gc
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from streams.stages.journey_stage import JourneyCache, process_events
 from streams.stages.recent import RecentEvents
 from streams.stages.validate import validate
 from streams.store.state import BatchState, LocalStore
+from streams.worker import tune_gc
 
 BATCH = 500
 """Records per batch: about what one partition's share of a `getmany` holds under load."""
@@ -100,30 +102,39 @@ def serial_cost(events: int = 20_000, seed: int = 1, repeat: int = 3) -> SerialC
 
     Each stage runs `repeat` times on fresh stores, taking turns, and keeps its best run: on a
     shared machine the least disturbed run is the closest to its cost, and the first round
-    also fills the caches (identifier normalisation) that a live worker has warm.
+    also fills the caches (identifier normalisation) that a live worker has warm. The garbage
+    collector is tuned as the worker tunes it (`streams.worker.tune_gc`), then set back.
     """
     lines = skewed_load(events, max(1, events // 5), seed, tenants=BENCH_TENANTS[:1]).lines
     raw = [InRecord("touchpoints", 0, n, None, line) for n, line in enumerate(lines)]
-    best = dict.fromkeys(("validate", "ingest", "kept", "journeys"), float("inf"))
-    with tempfile.TemporaryDirectory() as work:
-        for round_ in range(repeat):
-            kept = RecentEvents(capacity=len(raw) + 1)
-            seconds, door = _timed(partial(_validate_all, raw))
-            best["validate"] = min(best["validate"], seconds)
-            validate(raw, recent=kept)  # untimed: the events ingest may take
-            validated = _as_input(door, "validated", "validated")
-            stores = {name: LocalStore(Path(work) / f"{name}-{round_}") for name in best}
-            try:
-                seconds, emitted = _timed(partial(_ingest_all, stores["ingest"], validated, None))
-                best["ingest"] = min(best["ingest"], seconds)
-                seconds, _ = _timed(partial(_ingest_all, stores["kept"], validated, kept))
-                best["kept"] = min(best["kept"], seconds)
-                stream = _as_input(emitted, "events", "events")
-                seconds, _ = _timed(partial(_journeys_all, stores["journeys"], stream))
-                best["journeys"] = min(best["journeys"], seconds)
-            finally:
-                for store in stores.values():
-                    store.close()
+    thresholds = gc.get_threshold()
+    tune_gc()  # the collector as a worker sets it: the load itself is frozen, not walked
+    try:
+        best = dict.fromkeys(("validate", "ingest", "kept", "journeys"), float("inf"))
+        with tempfile.TemporaryDirectory() as work:
+            for round_ in range(repeat):
+                kept = RecentEvents(capacity=len(raw) + 1)
+                seconds, door = _timed(partial(_validate_all, raw))
+                best["validate"] = min(best["validate"], seconds)
+                validate(raw, recent=kept)  # untimed: the events ingest may take
+                validated = _as_input(door, "validated", "validated")
+                stores = {name: LocalStore(Path(work) / f"{name}-{round_}") for name in best}
+                try:
+                    seconds, emitted = _timed(
+                        partial(_ingest_all, stores["ingest"], validated, None)
+                    )
+                    best["ingest"] = min(best["ingest"], seconds)
+                    seconds, _ = _timed(partial(_ingest_all, stores["kept"], validated, kept))
+                    best["kept"] = min(best["kept"], seconds)
+                    stream = _as_input(emitted, "events", "events")
+                    seconds, _ = _timed(partial(_journeys_all, stores["journeys"], stream))
+                    best["journeys"] = min(best["journeys"], seconds)
+                finally:
+                    for store in stores.values():
+                        store.close()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
     per_event = {name: seconds / max(len(raw), 1) * 1e6 for name, seconds in best.items()}
     return SerialCost(
         events=len(raw),
