@@ -1,6 +1,6 @@
 """`journeys worker --processes N`: one supervisor, N child workers, one API port, one shutdown.
 
-Every child runs both stages and the Kafka consumer groups spread the partitions of each stage
+Every child runs every stage and the Kafka consumer groups spread the partitions of each stage
 over the children. That gives every core work whatever the load's shape (splitting by stage
 leaves a core idle when one stage is the bottleneck, and an odd N would give one stage twice the
 processes of the other). Child 0 serves the API on the port the user chose; the others serve it

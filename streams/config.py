@@ -86,8 +86,13 @@ class TopicNames:
 
     @property
     def touchpoints(self) -> str:
-        """Raw touchpoints as producers send them, keyed by tenant."""
+        """Raw touchpoints as producers send them, keyed by anything (the SDK: event id)."""
         return f"{self.prefix}.touchpoints.v1"
+
+    @property
+    def validated(self) -> str:
+        """Touchpoints the validate stage accepted, canonical and masked, keyed by tenant."""
+        return f"{self.prefix}.validated.v1"
 
     @property
     def dead_letters(self) -> str:

@@ -21,11 +21,12 @@ COMPACTED = {"cleanup.policy": "compact"}
 
 
 def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
-    """The eight topics of the ledger, with partition counts and configs from `settings`."""
+    """The nine topics of the ledger, with partition counts and configs from `settings`."""
     names = settings.names()
     count = settings.partitions
     return [
         TopicSpec(names.touchpoints, count, dict(RAW)),
+        TopicSpec(names.validated, count, dict(RAW)),  # clear text too: kept as briefly
         TopicSpec(names.dead_letters, count, dict(KEEP_FOREVER)),
         TopicSpec(names.events, count, dict(KEEP_FOREVER)),
         TopicSpec(names.flags, count, dict(KEEP_FOREVER)),

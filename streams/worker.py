@@ -1,4 +1,4 @@
-"""A worker: both stages in one process, sharing a producer; several workers share partitions."""
+"""A worker: the three stages in one process, sharing a producer; several workers share partitions."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from streams.stages.journey_stage import (
 )
 from streams.stages.recent import RecentEvents
 from streams.stages.runner import Stage, StageRunner
+from streams.stages.stateless import StatelessRunner, StatelessStage
+from streams.stages.validate import validate
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 
@@ -38,13 +40,13 @@ Clock = Callable[[], datetime]
 
 @dataclass
 class Worker:
-    """The ingest and journey stages with their stores under one data directory."""
+    """The validate, ingest and journey stages, with their stores under one data directory."""
 
     kafka: KafkaSettings
     fold: FoldSettings
     data_dir: Path
     clock: Clock
-    stages: tuple[str, ...] = ("ingest", "journeys")
+    stages: tuple[str, ...] = ("validate", "ingest", "journeys")
     extra_rules: Mapping[str, Detector] | None = None
     """Rules beyond the built-in ones (a rebuild trying a new rule)."""
     sealer: Sealer | None = None
@@ -54,10 +56,12 @@ class Worker:
         names = self.kafka.names()
         self.cache = JourneyCache()
         self.recent = RecentEvents()
+        self.validated = RecentEvents()
+        """Events the validate stage decoded, for ingest in this process to take (not decode)."""
         self.refused_links: dict[str, int] = {"junk": 0, "blocked": 0, "limit": 0}
         """Identifiers ingest refused for linking since this process started, by reason."""
         self.deadlines = DeadlineIndex()
-        self.runners: dict[str, StageRunner] = {}
+        self.runners: dict[str, StageRunner | StatelessRunner] = {}
         self.identity_store = LocalStore(self.data_dir / "identity")
         self.graph_health = GraphHealthCache(self.identity_store, lambda: self.owned("ingest"))
         """The identity graph's health figures, read from the state when a scrape asks."""
@@ -65,9 +69,12 @@ class Worker:
         generation = self.kafka.journey_generation
         journeys_dir = "journeys" if generation == 0 else f"journeys.g{generation}"
         self.journey_store = LocalStore(self.data_dir / journeys_dir)
+        self.validate = StatelessStage(
+            "validate", names.touchpoints, partial(validate, recent=self.validated)
+        )
         self.ingest = Stage(
             "ingest",
-            names.touchpoints,
+            names.validated,
             names.identity_changelog,
             self.identity_store,
             partial(
@@ -76,6 +83,7 @@ class Worker:
                 recent=self.recent,
                 refused=self.refused_links,
                 sealer=self.sealer,
+                validated=self.validated,
             ),
         )
         self.journeys = Stage(
@@ -112,7 +120,7 @@ class Worker:
         return reevaluate(state, self.cache, due, now, self.fold, self.deadlines, self.extra_rules)
 
     def owned(self, stage: str) -> frozenset[int]:
-        """The partitions of a stage ("ingest" or "journeys") this worker processes now."""
+        """The partitions of a stage ("validate", "ingest", "journeys") this worker processes now."""
         runner = self.runners.get(stage)
         return frozenset(runner.owned) if runner is not None else frozenset()
 
@@ -134,7 +142,7 @@ class Worker:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run both stages until `stop` is set, then close the stores."""
+        """Run the stages until `stop` is set, then close the stores."""
         tune_gc()
         producer = AIOKafkaProducer(
             **self.kafka.client_options(),
@@ -150,6 +158,10 @@ class Worker:
                 for s in (self.ingest, self.journeys)
                 if s.name in self.stages
             }
+            if self.validate.name in self.stages:
+                self.runners[self.validate.name] = StatelessRunner(
+                    self.validate, self.kafka, producer
+                )
             await asyncio.gather(*(runner.run(stop) for runner in self.runners.values()))
         finally:
             await producer.stop()
@@ -193,5 +205,14 @@ def _ingest(
     recent: RecentEvents,
     refused: dict[str, int],
     sealer: Sealer | None,
+    validated: RecentEvents,
 ) -> list[OutRecord]:
-    return ingest(state, records, settings, recent=recent, refused=refused, sealer=sealer)
+    return ingest(
+        state,
+        records,
+        settings,
+        recent=recent,
+        refused=refused,
+        sealer=sealer,
+        validated=validated,
+    )

@@ -73,10 +73,11 @@ async def produce_sdk(
 
 
 async def _produce_raw(kafka: KafkaSettings, lines: Sequence[bytes]) -> dict[int, int]:
-    """Send pre-validated lines keyed by tenant as fast as aiokafka batches allow."""
+    """Send pre-validated lines keyed by event id (as the SDK does) as fast as aiokafka
+    batches allow."""
     topic = TopicNames(kafka.topic_prefix).touchpoints
     ends = await send_raw(
-        kafka, (Outgoing(topic, orjson.loads(line)["tenant"].encode(), line) for line in lines)
+        kafka, (Outgoing(topic, orjson.loads(line)["event_id"].encode(), line) for line in lines)
     )
     return {partition: end for (_topic, partition), end in ends.items()}
 
@@ -156,16 +157,18 @@ async def pipeline_one(
                 task.result()  # raises what stopped it
                 raise WorkerFailedError("the in-process worker stopped early")
             now = time.perf_counter()
-            if first is None and worker.ingest.stats.records:
+            if first is None and worker.validate.stats.records:
                 first = now
             if journeys_first is None and worker.journeys.stats.records:
                 journeys_first = now
-            if ingest_done is None and worker.ingest.stats.records >= total:
+            # every touchpoint stitched, or refused by the validate stage
+            stitched = worker.ingest.stats.records + worker.validate.stats.dead_letters
+            if ingest_done is None and stitched >= total:
                 ingest_done = now
             seen = worker.journeys.stats.records
             if seen != last_seen:
                 last_seen, changed_at = seen, now
-            if worker.ingest.stats.records >= total and seen and now - changed_at >= settle_s:
+            if stitched >= total and seen and now - changed_at >= settle_s:
                 break
             if time.monotonic() > deadline:
                 raise WorkerFailedError(
@@ -190,7 +193,7 @@ async def pipeline_one(
         ingest_records=worker.ingest.stats.records,
         journey_records=worker.journeys.stats.records,
         outputs=worker.ingest.stats.outputs + worker.journeys.stats.outputs,
-        dead_letters=worker.ingest.stats.dead_letters,
+        dead_letters=worker.validate.stats.dead_letters + worker.ingest.stats.dead_letters,
         store_bytes=directory_bytes(data_dir),
     )
 
@@ -204,8 +207,8 @@ async def pipeline_two(
 ) -> tuple[float, list[float]]:
     """Two worker processes, joined first; returns events per second and their peak RSS.
 
-    `stages` gives each process's `--stages`: both stages in each (two workers), or one
-    stage in each (one worker split into a process per stage, one per core).
+    `stages` gives each process's `--stages`: every stage in each (two workers), or the
+    stages split over them (one worker split into two processes, one per core).
     """
     await create_topics(kafka)
     name = "two" if stages[0] is None else "split"
@@ -234,7 +237,7 @@ async def pipeline_auto(
     settings: Settings, kafka: KafkaSettings, lines: Sequence[bytes], work: Path, name: str
 ) -> float:
     """`journeys worker --processes auto` (a supervisor and a child per core), joined first;
-    events per second from the first ingest commit to the journey stage's last."""
+    events per second from the first validate commit to the journey stage's last."""
     await create_topics(kafka)
     config = work / f"{name}.toml"
     config.write_text(worker_config(settings, kafka.topic_prefix), encoding="utf-8")

@@ -13,8 +13,8 @@ topics of its own under a fresh prefix (runs never mix):
 5. replay (`journeys.forensics.source.read_events`) and rebuild (`journeys.forensics.rebuild.rebuild`) of
    the events topic phase 4 wrote; RocksDB bytes of phase 4's worker per million events;
 6. pipeline, two workers: two `journeys worker` subprocesses, joined before the load is sent,
-   from the first ingest commit to the journey stage's last; then one worker split into a
-   process per stage (`--stages ingest`, `--stages journeys`), timed the same way;
+   from the first validate commit to the journey stage's last; then one worker split into
+   two processes (`--stages validate,ingest`, `--stages journeys`), timed the same way;
 7. `journeys worker --processes auto` (a supervisor, a child worker per core) on the load, then
    on the same skewed load with one tenant, timed like phase 6;
 8. peers: the load on a topic of its own per peer, keyed by customer, folded per customer with
@@ -178,7 +178,7 @@ async def run_bench(
 
     progress("pipeline with one worker split into a process per stage")
     rate_split, rss_split = await pipeline_two(
-        settings, split, lines, work, stages=("ingest", "journeys")
+        settings, split, lines, work, stages=("validate,ingest", "journeys")
     )
     result.pipeline_stage_processes_events_per_s = round(rate_split)
     result.rss_mb_stage_processes = [round(r, 1) for r in rss_split]

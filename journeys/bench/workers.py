@@ -177,7 +177,7 @@ class WorkerFailedError(RuntimeError):
 
 
 def _groups(prefix: str) -> list[str]:
-    return [f"{prefix}.ingest", f"{prefix}.journeys"]
+    return [f"{prefix}.validate", f"{prefix}.ingest", f"{prefix}.journeys"]
 
 
 async def wait_for_members(
@@ -186,7 +186,7 @@ async def wait_for_members(
     workers: list[WorkerProcess],
     timeout_s: float = 90.0,
 ) -> None:
-    """Wait until both stage groups are stable with `members` members each."""
+    """Wait until the stage groups are stable with `members` members each."""
     admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     deadline = time.monotonic() + timeout_s
@@ -241,7 +241,7 @@ class Completion:
     """When the stages of a run started and finished processing a known input."""
 
     first_s: float | None = None
-    """perf_counter() when the first ingest commit was seen."""
+    """perf_counter() when the first validate commit was seen."""
     last_s: float | None = None
     """perf_counter() of the journey stage's last commit (after ingest was complete)."""
     journey_records: int = 0
@@ -249,7 +249,7 @@ class Completion:
 
     @property
     def seconds(self) -> float:
-        """From the first ingest commit to the journey stage's last."""
+        """From the first validate commit to the journey stage's last."""
         if self.first_s is None or self.last_s is None:
             return 0.0
         return max(self.last_s - self.first_s, 1e-9)
@@ -260,6 +260,16 @@ async def _committed(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> d
     for tp in tps:
         found[tp.partition] = int(await consumer.committed(tp) or 0)
     return found
+
+
+def _group_reader(kafka: KafkaSettings, stage: str) -> AIOKafkaConsumer:
+    """A member of a stage's group in name only: never subscribed, it never joins, commits or
+    rebalances; it reads the group's committed offsets."""
+    return AIOKafkaConsumer(
+        **kafka.client_options(),
+        group_id=f"{kafka.topic_prefix}.{stage}",
+        enable_auto_commit=False,
+    )
 
 
 async def watch_completion(
@@ -274,25 +284,23 @@ async def watch_completion(
 ) -> Completion:
     """Watch the stage groups' commits until `produced` (touchpoints per partition) is through.
 
-    Ingest is complete when its commits reach `produced`; the journey stage when its commits
-    reach the events topic's reported ends and stay unchanged for `settle_s`.
+    Validation is complete when its commits reach `produced`; ingest and the journey stage when
+    their commits reach the validated and events topics' reported ends and the journey stage's
+    stay unchanged for `settle_s`.
     """
     names = TopicNames(kafka.topic_prefix)
-    options = kafka.client_options()
-    # Group members in name only: never subscribed, they never join, commit or rebalance.
-    ingest = AIOKafkaConsumer(
-        **options, group_id=f"{kafka.topic_prefix}.ingest", enable_auto_commit=False
-    )
-    journeys = AIOKafkaConsumer(
-        **options, group_id=f"{kafka.topic_prefix}.journeys", enable_auto_commit=False
-    )
-    reader = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
-    for consumer in (ingest, journeys, reader):
+    validate = _group_reader(kafka, "validate")
+    ingest = _group_reader(kafka, "ingest")
+    journeys = _group_reader(kafka, "journeys")
+    reader = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
+    consumers = (validate, ingest, journeys, reader)
+    for consumer in consumers:
         await consumer.start()
     result = Completion()
     try:
         partitions = range(kafka.partitions)
         touch = [TopicPartition(names.touchpoints, p) for p in partitions]
+        valid = [TopicPartition(names.validated, p) for p in partitions]
         events = [TopicPartition(names.events, p) for p in partitions]
         last: dict[int, int] = {}
         changed_at = time.perf_counter()
@@ -300,7 +308,7 @@ async def watch_completion(
         while True:
             now = time.perf_counter()
             on_sample()
-            done = await _committed(ingest, touch)
+            done = await _committed(validate, touch)
             if result.first_s is None and any(done.values()):
                 result.first_s = now
             stage = await _committed(journeys, events)
@@ -309,8 +317,11 @@ async def watch_completion(
                 result.journey_records = sum(stage.values())
             through = all(done.get(p, 0) >= n for p, n in produced.items())
             if through and now - changed_at >= settle_s:
-                ends = await reader.end_offsets(events)
-                if all(stage.get(tp.partition, 0) >= int(ends[tp]) for tp in events):
+                stitched = await _committed(ingest, valid)
+                ends = await reader.end_offsets(valid + events)
+                if all(stitched.get(tp.partition, 0) >= int(ends[tp]) for tp in valid) and all(
+                    stage.get(tp.partition, 0) >= int(ends[tp]) for tp in events
+                ):
                     result.last_s = changed_at
                     return result
             if not alive():
@@ -318,9 +329,9 @@ async def watch_completion(
             if time.monotonic() > deadline:
                 raise WorkerFailedError(
                     f"the workers did not get through the load within {timeout_s:.0f}s "
-                    f"(ingest at {done}, expected {dict(produced)})"
+                    f"(validate at {done}, expected {dict(produced)})"
                 )
             await asyncio.sleep(poll_s)
     finally:
-        for consumer in (ingest, journeys, reader):
+        for consumer in consumers:
             await consumer.stop()

@@ -29,7 +29,7 @@ from streams.notify.notifier import NotifierService
 from streams.topics import create_topics
 from streams.worker import Worker
 
-STAGES = ("ingest", "journeys")
+STAGES = ("validate", "ingest", "journeys")
 """The stages a worker runs unless told otherwise."""
 
 
@@ -155,10 +155,10 @@ def worker(
     stages: Annotated[
         str,
         typer.Option(
-            help="Comma-separated stages to run: ingest, journeys (run them in separate "
-            "processes to use more cores)."
+            help="Comma-separated stages to run: validate, ingest, journeys (run them in "
+            "separate processes to use more cores)."
         ),
-    ] = "ingest,journeys",
+    ] = "validate,ingest,journeys",
     processes: Annotated[
         str,
         typer.Option(

@@ -89,7 +89,11 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class PreparedRecord:
-    """A validated event as it goes on the wire: tenant key and canonical bytes."""
+    """A validated event as it goes on the wire: its key (the event id) and canonical bytes.
+
+    Keyed by event id, not by tenant: the ledger's validate stage runs on every partition, so
+    one tenant's traffic spreads over all of them, and a repeat of an event id (a retry, or a
+    reuse the ledger refuses) follows the first on the same partition."""
 
     event: Event
     key: bytes
@@ -108,7 +112,7 @@ def prepare(event: EventLike) -> PreparedRecord:
         valid = validate_document(event)
     else:
         valid = decode_event(event)
-    return PreparedRecord(valid, valid.tenant.encode(), encode_event(valid))
+    return PreparedRecord(valid, valid.event_id.encode(), encode_event(valid))
 
 
 class JourneyProducer:

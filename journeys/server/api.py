@@ -52,7 +52,7 @@ from streams.queries import (
     read_journey,
     read_merges,
 )
-from streams.stages.ingest import MAX_EVENT_BYTES
+from streams.stages.validate import MAX_EVENT_BYTES
 from streams.worker import Worker
 
 MAX_EVENTS_PER_REQUEST = 500
@@ -477,7 +477,7 @@ async def _send_one(
     except orjson.JSONEncodeError:  # orjson stops at 255 levels: far past the door's limit
         problems = [{"field": "", "reason": _TOO_DEEP}]
         return {**result, "status": "rejected", "problems": problems}
-    if len(raw) > MAX_EVENT_BYTES:  # the limit ingest dead-letters at: refused here instead
+    if len(raw) > MAX_EVENT_BYTES:  # the validate stage dead-letters at this limit: refuse here
         reason = (
             f"too large: {len(raw):,} bytes, the limit is {MAX_EVENT_BYTES:,}; keep documents "
             "and attachments out of events (send a reference instead)"

@@ -51,7 +51,13 @@ class LedgerCollector(Collector):
         lag = GaugeMetricFamily(
             "journeys_consumer_lag", "Records waiting", labels=["stage", "partition"]
         )
-        for name, stage in (("ingest", self.worker.ingest), ("journeys", self.worker.journeys)):
+        worker = self.worker
+        stages = (
+            ("validate", worker.validate),
+            ("ingest", worker.ingest),
+            ("journeys", worker.journeys),
+        )
+        for name, stage in stages:
             processed.add_metric([name], stage.stats.records)
             produced.add_metric([name], stage.stats.outputs)
             batches.add_metric([name], stage.stats.batches)
@@ -61,7 +67,7 @@ class LedgerCollector(Collector):
                 lag.add_metric([name, str(partition)], waiting)
         yield from (processed, produced, batches, restored, lag)
         dead = CounterMetricFamily("journeys_dead_letters", "Records sent to dead letters")
-        dead.add_metric([], self.worker.ingest.stats.dead_letters)
+        dead.add_metric([], worker.validate.stats.dead_letters + worker.ingest.stats.dead_letters)
         yield dead
         refused = CounterMetricFamily(
             "journeys_identity_links_refused",

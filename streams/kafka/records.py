@@ -14,7 +14,7 @@ from schemas.redaction import mask_text, mask_value
 Headers = tuple[tuple[str, bytes], ...]
 """Kafka record headers."""
 
-Destination = Literal["touchpoints", "events", "flags", "dead_letters"]
+Destination = Literal["touchpoints", "validated", "events", "flags", "dead_letters"]
 """Which of the ledger's topics an output goes to."""
 
 

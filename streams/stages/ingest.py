@@ -1,8 +1,10 @@
-"""Stage 1, ingest and identity: validate, mask, dead-letter, stitch, emit keyed events.
+"""Stage 1, ingest and identity: stitch validated events, dedupe, emit keyed events.
 
-Raw touchpoints are keyed by tenant, so one partition (and one worker) owns each tenant's
-identity graph: merges are decided by a single writer. A record keyed otherwise is re-sent
-under its tenant key once it is valid.
+The validate stage (`streams.stages.validate`) has already decoded, masked and canonically
+encoded every touchpoint, on any worker; it writes them to the validated topic keyed by
+tenant, so one partition (and one worker) owns each tenant's identity graph: merges are
+decided by a single writer. Ingest reads those bytes with the trusted reader; a record keyed
+otherwise is re-sent under its tenant key.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable, MutableMapping
 from dataclasses import replace
 
 import orjson
+from pydantic import ValidationError
 
 from projections.identifiers import NormalisedId, identity_ids, normalise
 from projections.identity import (
@@ -24,7 +27,7 @@ from projections.identity import (
     stitch_keys,
 )
 from projections.settings import FoldSettings
-from schemas.codec import decode_event, encode_event
+from schemas.codec import decode_event, decode_trusted, encode_event
 from schemas.errors import InvalidEventError
 from schemas.events import ERASURE_TYPE, Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
@@ -47,6 +50,7 @@ from streams.stages.regrouping import (
     resolve_conflicts,
     split_on_decision,
 )
+from streams.stages.validate import MAX_EVENT_BYTES, refusal
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -128,9 +132,20 @@ def content_digest(event: Event, body: bytes) -> bytes:
     return hashlib.blake2b(body, digest_size=16).digest()
 
 
-MAX_EVENT_BYTES = 256 * 1024
-"""The largest touchpoint accepted: a journey holds its events in one state record, and Kafka's
-default record limit is 1 MiB."""
+def read_validated(raw: bytes, validated: RecentEvents | None = None) -> tuple[Event, bytes]:
+    """The event of a validated record and its canonical bytes.
+
+    The validate stage wrote them with `encode_event`, so they are read with the trusted
+    reader (or taken from `validated`, where that stage in this process kept the event). Bytes
+    the trusted reader refuses are not the validate stage's: they go through the door again,
+    which names the fields wrong (`InvalidEventError`) or accepts them, masked and upcast.
+    """
+    try:
+        event = decode_trusted(raw) if validated is None else validated.decode(raw)
+    except ValidationError:
+        event = decode_event(raw)
+        return event, encode_event(event)
+    return event, raw
 
 
 def ingest(
@@ -141,33 +156,31 @@ def ingest(
     recent: RecentEvents | None = None,
     refused: MutableMapping[str, int] | None = None,
     sealer: Sealer | None = None,
+    validated: RecentEvents | None = None,
 ) -> list[OutRecord]:
-    """Process one partition's batch of raw touchpoints; return what to produce.
+    """Process one partition's batch of validated touchpoints; return what to produce.
 
     With `recent`, each event emitted is kept under its bytes for a journey stage in this
-    process to reuse. With `refused`, identifiers refused for linking are counted there (`junk`,
-    `blocked`, and `limit`: links a tenant's limit held), for metrics. With `sealer`, each
-    event's personal fields are encrypted with its customer's data key before it is emitted
-    (`streams.crypto.sealing`), and an `identity.erased` event destroys the customer's keys.
-    A record that cannot be processed, whatever the exception, goes to dead letters with the
-    reason and the exception type; the batch goes on.
+    process to reuse; with `validated`, the events a validate stage in this process kept are
+    taken instead of decoded. With `refused`, identifiers refused for linking are counted there
+    (`junk`, `blocked`, and `limit`: links a tenant's limit held), for metrics. With `sealer`,
+    each event's personal fields are encrypted with its customer's data key before it is
+    emitted (`streams.crypto.sealing`), and an `identity.erased` event destroys the customer's
+    keys. A record that cannot be processed, whatever the exception, goes to dead letters with
+    the reason and the exception type; the batch goes on.
     """
     out: list[OutRecord] = []
     for record in records:
-        if not record.value:
-            out.append(dead_letter(record, "empty record: a touchpoint is one JSON object"))
-            continue
-        if len(record.value) > max_bytes:
-            reason = (
-                f"record too large: {len(record.value):,} bytes, the limit is {max_bytes:,}; "
-                "keep documents and attachments out of events (send a reference instead)"
-            )
+        # The validate stage refused these already: checked again, cheaply, for any record
+        # that reached this topic another way.
+        reason = refusal(record, max_bytes)
+        if reason is not None:
             out.append(dead_letter(record, reason))
             continue
+        assert record.value is not None  # refusal() turned empty records away
         try:
-            event = decode_event(record.value)
+            event, body = read_validated(record.value, validated)
             tenant = event.tenant
-            body = encode_event(event)
         except InvalidEventError as exc:
             out.append(dead_letter(record, "; ".join(str(p) for p in exc.problems)))
             continue
@@ -175,7 +188,7 @@ def ingest(
             out.append(dead_letter(record, failure_reason("decode", exc), exc))
             continue
         if record.key != tenant.encode():
-            out.append(OutRecord("touchpoints", tenant.encode(), body))
+            out.append(OutRecord("validated", tenant.encode(), body))
             continue
         digest = content_digest(event, body)
         seen_key = keys.seen_key(tenant, event.event_id)

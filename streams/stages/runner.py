@@ -32,8 +32,8 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
     RebalanceInProgressError,
 )
 
-from streams.config import KafkaSettings
-from streams.kafka.records import InRecord, OutRecord
+from streams.config import KafkaSettings, TopicNames
+from streams.kafka.records import Destination, InRecord, OutRecord
 from streams.kafka.sender import BatchSender, Outgoing
 from streams.stages.cut import Gaps, SameCut
 from streams.stages.fetch_wait import FetchWait
@@ -53,6 +53,33 @@ _REPORT_INTERVAL_S = 10.0
 _TAKE_OVER_RETRY_S = 1.0
 _GAP_CONFIRM_S = 3.0
 _RESTORE_PATIENCE_S = 10.0
+
+
+def destination_topic(names: TopicNames, destination: Destination) -> str:
+    """The topic of this ledger an output goes to."""
+    return {
+        "touchpoints": names.touchpoints,
+        "validated": names.validated,
+        "events": names.events,
+        "flags": names.flags,
+        "dead_letters": names.dead_letters,
+    }[destination]
+
+
+def in_records(messages: Sequence[Any]) -> list[InRecord]:
+    """aiokafka's consumer records as the stages' `InRecord`s."""
+    return [
+        InRecord(
+            m.topic,
+            m.partition,
+            m.offset,
+            m.key,
+            m.value,
+            m.timestamp,
+            tuple((k, bytes(v)) for k, v in (m.headers or ())),
+        )
+        for m in messages
+    ]
 
 
 @dataclass(slots=True)
@@ -153,12 +180,7 @@ class StageRunner:
         )
 
     def _topic(self, record: OutRecord) -> str:
-        return {
-            "touchpoints": self.names.touchpoints,
-            "events": self.names.events,
-            "flags": self.names.flags,
-            "dead_letters": self.names.dead_letters,
-        }[record.destination]
+        return destination_topic(self.names, record.destination)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and process until `stop` is set."""
@@ -289,18 +311,7 @@ class StageRunner:
                     self.consumer.seek(tp, seek)  # past the cut: read those again next
                 if not messages:
                     continue
-                records = [
-                    InRecord(
-                        m.topic,
-                        m.partition,
-                        m.offset,
-                        m.key,
-                        m.value,
-                        m.timestamp,
-                        tuple((k, bytes(v)) for k, v in (m.headers or ())),
-                    )
-                    for m in messages
-                ]
+                records = in_records(messages)
                 touched.append(tp.partition)
                 state = BatchState(self.stage.store, tp.partition)
                 outs = self.stage.process(state, records)

@@ -265,9 +265,9 @@ async def produce(
     return count
 
 
-def tenant_keyed(lines: Iterable[bytes]) -> list[tuple[bytes | None, bytes | None]]:
-    """Lines keyed by their tenant, as the producer SDK keys them."""
-    return [(orjson.loads(line)["tenant"].encode(), line) for line in lines]
+def sdk_keyed(lines: Iterable[bytes]) -> list[tuple[bytes | None, bytes | None]]:
+    """Lines keyed by their event id, as the producer SDK keys them (spread over partitions)."""
+    return [(orjson.loads(line)["event_id"].encode(), line) for line in lines]
 
 
 def write_config(path: Path, kafka: KafkaSettings, **worker: Any) -> Path:
@@ -413,7 +413,7 @@ class EventFlow:
             lines = self.lines[start : start + self.chunk]
             while True:
                 try:
-                    self.sent += asyncio.run(produce(self.kafka, topic, tenant_keyed(lines)))
+                    self.sent += asyncio.run(produce(self.kafka, topic, sdk_keyed(lines)))
                     break
                 except (KafkaError, OSError, TimeoutError):
                     if not self.retry:

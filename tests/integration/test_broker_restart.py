@@ -80,7 +80,8 @@ def where_the_stages_are(kafka: KafkaSettings, worker: WorkerProcess) -> str:
     names = kafka.names()
     lines = [f"worker alive: {worker.alive()}"]
     for stage, group, topic in (
-        ("ingest", f"{kafka.topic_prefix}.ingest", names.touchpoints),
+        ("validate", f"{kafka.topic_prefix}.validate", names.touchpoints),
+        ("ingest", f"{kafka.topic_prefix}.ingest", names.validated),
         ("journeys", names.journey_group, names.events),
     ):
         ends: dict[int, int] = {}

@@ -52,7 +52,7 @@ from tests.integration.ledger_log import (
     kafka_for_test,
     produce,
     read_topic_sync,
-    tenant_keyed,
+    sdk_keyed,
     wait_for,
     write_config,
 )
@@ -157,7 +157,7 @@ def stack(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> I
         )
     port = find_free_port()
     worker = WorkerProcess(config, tmp / "w", tmp / "w.log", api_port=port).start()
-    asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(_canary_lines())))
+    asyncio.run(produce(kafka, names.touchpoints, sdk_keyed(_canary_lines())))
     result = Stack(kafka, worker, f"http://127.0.0.1:{port}", tmp / "w", config)
 
     def flags_open() -> bool:
@@ -232,8 +232,10 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
     # served decrypted: the API opens the sealed fields with the customer's ring
     assert _hits(served.content, "api")
     before = _topic_hits(stack.topics())
-    assert set(before) == {names.touchpoints, names.identity_changelog}, sorted(before)
+    clear = {names.touchpoints, names.validated}  # before the door and the seal: kept 7 days
+    assert set(before) == {*clear, names.identity_changelog}, sorted(before)
     assert len(before[names.touchpoints]) == 6  # the scan finds clear text where it is
+    assert len(before[names.validated]) == 6
     sealed_events = [
         r
         for r in read_topic_sync(stack.kafka, names.events)
@@ -276,7 +278,7 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
 
     topics = stack.topics()
     remaining = _topic_hits(topics)
-    assert set(remaining) <= {names.touchpoints, names.identity_changelog}, sorted(remaining)
+    assert set(remaining) <= {*clear, names.identity_changelog}, sorted(remaining)
     changelog = topics[names.identity_changelog]
     for record in remaining.get(names.identity_changelog, []):
         # a record a tombstone supersedes, or the tombstone itself (its key is a graph key):

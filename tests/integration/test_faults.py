@@ -37,7 +37,7 @@ from tests.integration.ledger_log import (
     kafka_for_test,
     produce,
     pure_fold,
-    tenant_keyed,
+    sdk_keyed,
     touchpoints_in_log,
     wait_for,
     wait_for_progress,
@@ -163,7 +163,7 @@ def test_a_batch_held_past_the_session_timeout_is_fenced_and_nothing_lands_twice
                 )
                 for n in range(16)
             ]
-            asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(triggers)))
+            asyncio.run(produce(kafka, names.touchpoints, sdk_keyed(triggers)))
             wait_for(hold.held.is_set, 60, "a worker holding a batch", 0.2)
             wait_for(
                 lambda: "belong to another worker now" in caplog.text,

@@ -23,7 +23,7 @@ from tests.integration.ledger_log import (
     create,
     kafka_for_test,
     produce,
-    tenant_keyed,
+    sdk_keyed,
     wait_for,
     write_config,
 )
@@ -78,7 +78,7 @@ def api(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         )
     port = find_free_port()
     worker = WorkerProcess(config, tmp / "w", tmp / "w.log", api_port=port).start()
-    asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(demo_lines())))
+    asyncio.run(produce(kafka, names.touchpoints, sdk_keyed(demo_lines())))
     result = Api(f"http://127.0.0.1:{port}")
 
     def served() -> bool:

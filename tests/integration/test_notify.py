@@ -36,7 +36,7 @@ from tests.integration.ledger_log import (
     pure_fold,
     read_topic,
     read_topic_sync,
-    tenant_keyed,
+    sdk_keyed,
     wait_for,
     write_config,
 )
@@ -255,7 +255,7 @@ def test_a_worker_notifies_every_high_flag_of_the_demo_and_shows_its_deliveries(
         port = find_free_port()
         worker = WorkerProcess(config, tmp_path / "w", tmp_path / "w.log", api_port=port).start()
         try:
-            asyncio.run(produce(kafka, kafka.names().touchpoints, tenant_keyed(lines)))
+            asyncio.run(produce(kafka, kafka.names().touchpoints, sdk_keyed(lines)))
             converge(kafka, lambda: pure_fold(lines, datetime.now(UTC)), 90)
             wanted = set()
             for record in read_topic_sync(kafka, kafka.names().flags):

@@ -20,7 +20,7 @@ from tests.integration.ledger_log import (
     kafka_for_test,
     produce,
     pure_fold,
-    tenant_keyed,
+    sdk_keyed,
     touchpoints_in_log,
     wait_for,
     write_config,
@@ -80,7 +80,7 @@ def test_two_processes_fold_like_one_restart_a_dead_child_and_stop_together(
         wait_for(lambda: len(children_of(supervisor.pid)) >= 2, 60, "two worker processes")
         first = children_of(supervisor.pid)
         seen |= first
-        asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(demo_lines())))
+        asyncio.run(produce(kafka, names.touchpoints, sdk_keyed(demo_lines())))
 
         victim = min(first)
         os.kill(victim, signal.SIGKILL)

@@ -74,7 +74,7 @@ async def _partition_counts(settings: KafkaSettings) -> dict[str, int]:
 
 def _expected(documents: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
     events = [validate_document(d) for d in documents]
-    return sorted((e.tenant.encode(), encode_event(e)) for e in events)
+    return sorted((e.event_id.encode(), encode_event(e)) for e in events)
 
 
 def _assert_masked(records: list[tuple[bytes, bytes]]) -> None:
@@ -100,7 +100,7 @@ def test_topics_create_is_idempotent_with_the_right_partitions(bootstrap_servers
 
 
 @pytest.mark.timeout(30)
-def test_async_producer_delivers_keyed_by_tenant_and_masked(
+def test_async_producer_delivers_keyed_by_event_id_and_masked(
     bootstrap_servers: str, broker_kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = _settings(bootstrap_servers)
@@ -190,7 +190,7 @@ def test_journeys_send_reports_bad_lines_and_delivers_good_ones(
     for _ in range(2):
         created = runner.invoke(app, [*base, "topics", "create"])
         assert created.exit_code == 0, created.output
-        assert created.output.count("partitions=3") == 7  # every topic but members (one)
+        assert created.output.count("partitions=3") == 8  # every topic but members (one)
 
     result = runner.invoke(app, [*base, "send", str(events)])
     assert result.exit_code == 1, result.output

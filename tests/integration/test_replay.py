@@ -51,7 +51,7 @@ from tests.integration.ledger_log import (
     produce,
     pure_fold,
     read_topic_sync,
-    tenant_keyed,
+    sdk_keyed,
     wait_for,
     write_config,
 )
@@ -106,7 +106,7 @@ def ledger(bootstrap_servers: str, tmp_path_factory: pytest.TempPathFactory) -> 
     kafka = kafka_for_test(bootstrap_servers)
     names = create(kafka)
     lines = input_lines()
-    asyncio.run(produce(kafka, names.touchpoints, tenant_keyed(lines)))
+    asyncio.run(produce(kafka, names.touchpoints, sdk_keyed(lines)))
     base = tmp_path_factory.mktemp("replay")
     data_dir = base / "worker"
     expected = pure_fold(lines, NOW)

@@ -36,7 +36,13 @@ async def create_topics(kafka: KafkaSettings) -> TopicNames:
     names = TopicNames(kafka.topic_prefix)
     specs = [
         TopicSpec(name, kafka.partitions)
-        for name in (names.touchpoints, names.events, names.flags, names.dead_letters)
+        for name in (
+            names.touchpoints,
+            names.validated,
+            names.events,
+            names.flags,
+            names.dead_letters,
+        )
     ] + [
         TopicSpec(name, kafka.partitions, {"cleanup.policy": "compact"})
         for name in (names.identity_changelog, names.journey_changelog)
@@ -72,9 +78,9 @@ def test_demo_round_trip_equals_the_pure_fold(kafka: KafkaSettings, tmp_path: Pa
         producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
         await producer.start()
         try:
-            for line in lines:
+            for line in lines:  # keyed as the SDK keys them: one tenant over every partition
                 await producer.send(
-                    names.touchpoints, line, key=orjson.loads(line)["tenant"].encode()
+                    names.touchpoints, line, key=orjson.loads(line)["event_id"].encode()
                 )
             await producer.flush()
         finally:

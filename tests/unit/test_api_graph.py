@@ -43,6 +43,7 @@ def _worker(tmp_path: Path) -> SimpleNamespace:
         refused_links={"junk": 2, "blocked": 0, "limit": 0},
         kafka=SimpleNamespace(partitions=PARTITIONS),
         owned=lambda _stage: frozenset(range(PARTITIONS)),
+        validate=stats,
         ingest=stats,
         journeys=stats,
         runners={},

@@ -34,6 +34,7 @@ from schemas.redaction import _SEPARATORS
 from streams.kafka.records import InRecord, OutRecord, _unescaped
 from streams.stages.ingest import ingest
 from streams.stages.journey_stage import JourneyCache, process_events
+from streams.stages.validate import validate
 from tests.factories import raw
 
 FUZZ = settings(
@@ -292,10 +293,17 @@ def test_the_stages_take_any_records_and_keep_no_card(batch: list[tuple[bytes, b
     records = [
         InRecord("touchpoints", 0, offset, key, value) for offset, (key, value) in enumerate(batch)
     ]
+    door = validate(records)
+    assert_outputs_hold_no_card(door)
+    assert {o.destination for o in door} <= {"validated", "dead_letters"}
+    accepted = [
+        InRecord("validated", 0, offset, out.key, out.value)
+        for offset, out in enumerate(o for o in door if o.destination == "validated")
+    ]
     touchpoints = DictState()
-    outs = ingest(touchpoints, records, settings_)  # type: ignore[arg-type]
+    outs = ingest(touchpoints, accepted, settings_)  # type: ignore[arg-type]
     assert_outputs_hold_no_card(outs)
-    assert {o.destination for o in outs} <= {"touchpoints", "events", "dead_letters"}
+    assert {o.destination for o in outs} <= {"events", "dead_letters"}
     for value in touchpoints.changes.values():
         assert_no_card(value or b"")
 
@@ -400,9 +408,12 @@ def test_the_decoder_costs_at_most_linear_in_its_input() -> None:
         assert _ratio(_decode_quietly, small, large) < 3.2, name
 
 
-def test_ingest_costs_at_most_linear_in_its_input() -> None:
+def test_the_door_and_ingest_cost_at_most_linear_in_their_input() -> None:
     def run(value: bytes) -> None:
-        ingest(DictState(), [InRecord("touchpoints", 0, 0, b"acme", value)], FoldSettings())  # type: ignore[arg-type]
+        for out in validate([InRecord("touchpoints", 0, 0, b"acme", value)]):
+            if out.destination == "validated":
+                record = InRecord("validated", 0, 0, out.key, out.value)
+                ingest(DictState(), [record], FoldSettings())  # type: ignore[arg-type]
 
     small, large = _family("dotted digits", 4), _family("dotted digits", 8)
     assert _ratio(run, small, large) < 3.2

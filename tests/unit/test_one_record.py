@@ -23,8 +23,10 @@ from schemas.codec import MAX_DEPTH, decode_event, encode_event
 from schemas.errors import InvalidEventError
 from streams.kafka.records import InRecord
 from streams.stages import ingest as ingest_module
+from streams.stages import validate as validate_module
 from streams.stages.ingest import KIND_EVENT, ingest
 from streams.stages.journey_stage import JourneyCache, process_events
+from streams.stages.validate import validate
 from streams.store.state import BatchState, LocalStore
 from tests.factories import ev, raw
 
@@ -209,6 +211,18 @@ def _emitted(outs: list[Any]) -> list[str]:
     return [orjson.loads(o.value)["event_id"] for o in outs if o.destination == "events"]
 
 
+def _door_then_ingest(state: BatchState, records: list[InRecord]) -> list[Any]:
+    """The validate stage on raw records, then ingest on what it accepted: both stages' outputs."""
+    door = validate(records)
+    accepted = [
+        InRecord("validated", 0, offset, o.key, o.value)
+        for offset, o in enumerate(o for o in door if o.destination == "validated")
+    ]
+    return [o for o in door if o.destination != "validated"] + ingest(
+        state, accepted, FoldSettings()
+    )
+
+
 def test_ingest_sets_the_reported_touchpoints_aside_and_goes_on(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "identity")
     records = [
@@ -217,7 +231,7 @@ def test_ingest_sets_the_reported_touchpoints_aside_and_goes_on(tmp_path: Path) 
         _good(2, "after"),
     ]
     try:
-        outs = ingest(BatchState(store, 0), records, FoldSettings())
+        outs = _door_then_ingest(BatchState(store, 0), records)
     finally:
         store.close()
 
@@ -228,11 +242,14 @@ def test_ingest_sets_the_reported_touchpoints_aside_and_goes_on(tmp_path: Path) 
     assert _emitted(outs) == ["after"]
 
 
-@pytest.mark.parametrize("where", ["encode_event", "link", "identity_ids"])
-def test_ingest_sends_a_record_aside_whatever_it_raises(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+@pytest.mark.parametrize(
+    ("module", "where"),
+    [(validate_module, "encode_event"), (ingest_module, "link"), (ingest_module, "identity_ids")],
+)
+def test_the_stages_send_a_record_aside_whatever_it_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: Any, where: str
 ) -> None:
-    original = getattr(ingest_module, where)
+    original = getattr(module, where)
 
     def failing(*args: Any) -> Any:
         text = args[0].event_id if where != "link" else args[2]
@@ -240,7 +257,7 @@ def test_ingest_sends_a_record_aside_whatever_it_raises(
             raise RecursionError("maximum recursion depth exceeded")
         return original(*args)
 
-    monkeypatch.setattr(ingest_module, where, failing)
+    monkeypatch.setattr(module, where, failing)
     boom = raw(
         "message.received",
         {"medium": "sms"},
@@ -250,7 +267,7 @@ def test_ingest_sends_a_record_aside_whatever_it_raises(
     store = LocalStore(tmp_path / "identity")
     state = BatchState(store, 0)
     try:
-        outs = ingest(state, [_record(orjson.dumps(boom), 0), _good(1, "after")], FoldSettings())
+        outs = _door_then_ingest(state, [_record(orjson.dumps(boom), 0), _good(1, "after")])
     finally:
         store.close()
 
@@ -338,7 +355,9 @@ def _escaped(text: str) -> str:
     ],
 )
 def test_a_dead_letter_never_holds_a_card_however_it_was_spelled(value: bytes) -> None:
-    (out,) = ingest(None, [_record(value)], FoldSettings())  # type: ignore[arg-type]
+    (out,) = validate([_record(value)])
+    # ingest, reading a record no validate stage wrote, sends it aside the same way
+    assert ingest(None, [_record(value)], FoldSettings()) == [out]  # type: ignore[arg-type]
 
     letter = orjson.loads(out.value or b"")
     original = letter["original"]

@@ -1,4 +1,4 @@
-"""The worker's two stages chained over an in-memory log, with real RocksDB files.
+"""The worker's three stages chained over an in-memory log, with real RocksDB files.
 
 No broker here: records are routed between the stages as Kafka would route them (same key,
 same partition, in order). The stored journeys must equal the pure fold of the same events.
@@ -34,6 +34,7 @@ from streams.stages.journey_stage import (
     split_journey,
 )
 from streams.stages.recent import RecentEvents
+from streams.stages.validate import validate
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from tests.factories import raw
@@ -47,7 +48,8 @@ def partition_of(key: bytes) -> int:
 
 
 class Pipeline:
-    """Both stages over in-memory topics, each partition processed in small batches."""
+    """The three stages (validate, ingest, journeys) over in-memory topics, each partition
+    processed in small batches."""
 
     def __init__(
         self,
@@ -57,10 +59,13 @@ class Pipeline:
         crash_rate: float = 0.0,
         seed: int = 0,
         sealer: Sealer | None = None,
+        validated: RecentEvents | None = None,
     ) -> None:
         self.settings = FoldSettings()
         self.sealer = sealer
         self.recent = recent
+        self.validated = validated
+        """Events the validate stage kept for ingest (as when both run in one process)."""
         self.crash_rate = crash_rate
         """The share of journey batches whose worker dies after sending their outputs."""
         self.rng = random.Random(seed)
@@ -73,13 +78,20 @@ class Pipeline:
         self.cache = JourneyCache()
         self.batch_size = batch_size
         self.touchpoints: dict[int, list[InRecord]] = defaultdict(list)
+        self.valid: dict[int, list[InRecord]] = defaultdict(list)
+        """The validated topic: what the validate stage accepted, keyed by tenant."""
         self.events: dict[int, list[InRecord]] = defaultdict(list)
-        self.read = {"touchpoints": defaultdict(int), "events": defaultdict(int)}
+        self.logs = {
+            "touchpoints": self.touchpoints,
+            "validated": self.valid,
+            "events": self.events,
+        }
+        self.read: dict[str, dict[int, int]] = {name: defaultdict(int) for name in self.logs}
         self.flags: list[FlagChange] = []
         self.dead: list[dict[str, object]] = []
 
     def append(self, topic: str, key: bytes | None, value: bytes | None, headers=()) -> None:  # type: ignore[no-untyped-def]
-        log = self.touchpoints if topic == "touchpoints" else self.events
+        log = self.logs[topic]
         partition = partition_of(key or b"")
         log[partition].append(
             InRecord(topic, partition, len(log[partition]), key, value, 0, headers)
@@ -87,7 +99,7 @@ class Pipeline:
 
     def route(self, outs: list[OutRecord]) -> None:
         for out in outs:
-            if out.destination in ("touchpoints", "events"):
+            if out.destination in self.logs:
                 self.append(out.destination, out.key, out.value, out.headers)
             elif out.destination == "flags":
                 self.flags.append(FlagChange.from_bytes(out.value or b"{}"))
@@ -96,7 +108,7 @@ class Pipeline:
 
     def step(self) -> bool:
         """Process one batch of some partition; False when every log is drained."""
-        for name, log in (("touchpoints", self.touchpoints), ("events", self.events)):
+        for name, log in self.logs.items():
             for partition, records in sorted(log.items()):
                 start = self.read[name][partition]
                 size = self.batch_size
@@ -114,9 +126,16 @@ class Pipeline:
                     if not batch:
                         return True
                 if name == "touchpoints":
+                    outs = validate(batch, recent=self.validated)
+                elif name == "validated":
                     state = BatchState(self.identity, partition)
                     outs = ingest(
-                        state, batch, self.settings, recent=self.recent, sealer=self.sealer
+                        state,
+                        batch,
+                        self.settings,
+                        recent=self.recent,
+                        sealer=self.sealer,
+                        validated=self.validated,
                     )
                     self.identity.write(partition, state.changes)
                 else:

@@ -1,0 +1,170 @@
+"""The batch loop of a stage without state: consume, process, produce, then commit.
+
+A stateless stage (the validate stage) keeps nothing between records, so the consumer group's
+committed offset is where reading resumes: a batch's outputs are produced and acknowledged
+(acks=all) before its next offsets are committed. A crash, or a commit the group refuses (the
+partition moved while the batch was processed), has the batch read again: at-least-once, which
+the next stage absorbs (ingest drops an event id it has seen with the same content). No
+store, no changelog, no restore: a partition moving to another worker costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
+from aiokafka.errors import (  # type: ignore[import-untyped]
+    CommitFailedError,
+    IllegalStateError,
+    RebalanceInProgressError,
+)
+
+from streams.config import KafkaSettings
+from streams.kafka.records import InRecord, OutRecord
+from streams.kafka.sender import BatchSender, Outgoing
+from streams.stages.runner import StageStats, destination_topic, in_records
+
+log = logging.getLogger(__name__)
+
+StatelessProcess = Callable[[list[InRecord]], list[OutRecord]]
+"""A stateless stage's batch function: one partition's records in, records to produce out."""
+
+_REPORT_INTERVAL_S = 10.0
+
+
+@dataclass
+class StatelessStage:
+    """A processor without state: its input topic, its batch function and its counters."""
+
+    name: str
+    input_topic: str
+    process: StatelessProcess
+    group: str | None = None
+    stats: StageStats = field(default_factory=StageStats)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: StatelessRunner) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        async with self.runner.lock:  # let the batch in flight finish and commit
+            for tp in revoked:
+                self.runner.owned.discard(tp.partition)
+                self.runner.done.pop(tp.partition, None)
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        log.info("%s: assigned %s", self.runner.stage.name, sorted(tp.partition for tp in assigned))
+        self.runner.owned.update(tp.partition for tp in assigned)
+
+
+class StatelessRunner:
+    """Runs a stateless stage in a consumer group until asked to stop."""
+
+    def __init__(
+        self, stage: StatelessStage, settings: KafkaSettings, producer: AIOKafkaProducer
+    ) -> None:
+        self.stage = stage
+        self.settings = settings
+        self.sender = BatchSender(producer)
+        self.names = settings.names()
+        self.lock = asyncio.Lock()
+        self.owned: set[int] = set()
+        self.done: dict[int, int] = {}
+        """Per owned partition, the next offset to process (as far as this worker knows)."""
+        self.consumer = AIOKafkaConsumer(
+            **settings.client_options(),
+            group_id=stage.group or f"{settings.topic_prefix}.{stage.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.session_timeout_ms,
+            rebalance_timeout_ms=settings.rebalance_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            max_poll_records=settings.max_batch_records,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume and process until `stop` is set."""
+        self.consumer.subscribe([self.stage.input_topic], listener=_Listener(self))
+        await self.consumer.start()
+        loop = asyncio.get_running_loop()
+        next_report = loop.time() + _REPORT_INTERVAL_S
+        try:
+            while not stop.is_set():
+                batches = await self.consumer.getmany(timeout_ms=200)
+                if loop.time() >= next_report:
+                    next_report = loop.time() + _REPORT_INTERVAL_S
+                    self.report()
+                async with self.lock:
+                    owned = [
+                        (tp, messages)
+                        for tp, messages in sorted(batches.items(), key=lambda b: b[0].partition)
+                        if messages
+                    ]
+                    if owned:
+                        await self._handle(owned)
+        finally:
+            await self.consumer.stop()
+
+    async def _handle(self, batches: list[tuple[TopicPartition, list[Any]]]) -> None:
+        """Process one `getmany`: every partition's batch, one produce, then one commit."""
+        outs: list[OutRecord] = []
+        offsets: dict[TopicPartition, int] = {}
+        count = 0
+        for tp, messages in batches:
+            outs.extend(self.stage.process(in_records(messages)))
+            offsets[tp] = messages[-1].offset + 1
+            count += len(messages)
+        await self.sender.send(
+            Outgoing(
+                destination_topic(self.names, out.destination), out.key, out.value, out.headers
+            )
+            for out in outs
+        )
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+            log.warning(
+                "%s: partitions %s belong to another worker now (%r): their new owner reads "
+                "the batch again (its events are dropped as repeats downstream)",
+                self.stage.name,
+                sorted(tp.partition for tp in offsets),
+                exc,
+            )
+            return
+        for tp, offset in offsets.items():
+            self.done[tp.partition] = offset
+        stats = self.stage.stats
+        stats.records += count
+        stats.batches += len(batches)
+        stats.outputs += len(outs)
+        stats.dead_letters += sum(1 for o in outs if o.destination == "dead_letters")
+
+    def lag(self) -> dict[int, int]:
+        """Records not yet processed, per owned partition (from the last fetch's high water)."""
+        lags: dict[int, int] = {}
+        for partition in sorted(self.owned):
+            highwater = self.consumer.highwater(TopicPartition(self.stage.input_topic, partition))
+            if highwater is not None:
+                lags[partition] = max(0, highwater - self.done.get(partition, 0))
+        return lags
+
+    def report(self) -> None:
+        """Log what this stage has processed and how far behind each owned partition is."""
+        log.info(
+            "%s: %d records in %d batches; lag by partition %s",
+            self.stage.name,
+            self.stage.stats.records,
+            self.stage.stats.batches,
+            self.lag() or "none",
+        )
