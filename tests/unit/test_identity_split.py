@@ -315,19 +315,26 @@ def test_a_conflict_follows_the_customer_its_customer_merges_into_as_in_the_pure
         pipeline.append("touchpoints", b"acme", line)
     pipeline.drain()
     report = check_lines(CONFLICT_THEN_MERGE, limited, NOW)
-    pure = {f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags}
-    assert _standing_status(pipeline) == pure
+    pure = {(j.customer_id, f.rule): f.status for j in report.journeys for f in j.flags}
     held = {
         f.flag_id for f in pipeline.flags if f.flag.to_document().get("rule") == IDENTITY_CONFLICT
     }
-    (flag_id,) = held  # one held link, named on both customers
+    assert len(held) == 1  # one held link, named on both customers
+    # Live, a conflict's id names the customers as they stood when the link was held; the pure
+    # fold's names the settled ones (README: what identity does not do yet): compared by rule.
+    rule_of = {f.flag_id: f.flag.to_document().get("rule") for f in pipeline.flags}
+    live = {
+        (ref.split("/")[0], rule_of[ref.split("/")[1]]): status
+        for ref, status in _standing_status(pipeline).items()
+    }
+    assert live == pure
     changes = [
         (f.change, f.customer_id, f.merged_into) for f in pipeline.flags if f.flag_id in held
     ]
     dave, survivor = changes[0][1], changes[-1][1]
     assert changes[2:] == [("withdrawn", dave, survivor), ("opened", survivor, None)]
-    assert f"{survivor}/{flag_id}" in pure
-    assert dave not in {ref.split("/")[0] for ref in pure}  # Dave's customer merged away
+    assert (survivor, IDENTITY_CONFLICT) in pure
+    assert dave not in {customer for customer, _ in pure}  # Dave's customer merged away
     # The decision resolves it where it now is, on both customers and nowhere else.
     pipeline.append("touchpoints", b"acme", BLOCK)
     pipeline.drain()
