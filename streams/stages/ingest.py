@@ -131,6 +131,7 @@ def ingest(
     letters with the reason and the exception type; the batch goes on.
     """
     out: list[OutRecord] = []
+    marked: set[str] = set()  # tenants whose marker this batch has checked
     for record in records:
         if not record.value:
             out.append(dead_letter(record, "empty record: a touchpoint is one JSON object"))
@@ -186,9 +187,11 @@ def ingest(
             continue
         state.put(seen_key, digest)
         decided = record_decisions(state, tenant, event, decided)
-        tenant_key = keys.tenant_key(tenant)
-        if state.get(tenant_key) is None:
-            state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
+        if tenant not in marked:  # read once a batch, not once an event
+            marked.add(tenant)
+            tenant_key = keys.tenant_key(tenant)
+            if state.get(tenant_key) is None:
+                state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         view.apply(change)
         try:
             keep_edges(state, tenant, change, edge, blocked)

@@ -74,7 +74,10 @@ def _is_refused(state: BatchState, tenant: str, key: str) -> bool:
 
 def current_reason(state: BatchState, tenant: str, value: str) -> str | None:
     """Why a person's latest decision about a value (its blocked key) blocks it, or None."""
-    stored = state.get(keys.blocked_value_key(tenant, value))
+    key = keys.blocked_value_key(tenant, value)
+    if key not in state.changes and not state.stored_any(keys.blocked_prefix(tenant)):
+        return None  # no person decided about any value of the tenant: no read per identifier
+    stored = state.get(key)
     if stored is None:
         return None
     if not stored.startswith(b"{"):

@@ -87,6 +87,16 @@ class BatchState:
         self._children: dict[bytes, set[bytes]] = {}
         """Changed keys by what comes before their last `/`: `items` finds a customer's
         entries among a large batch's changes without scanning them all."""
+        self._stored_any: dict[bytes, bool] = {}
+
+    def stored_any(self, prefix: bytes) -> bool:
+        """Whether the store held any entry under a key prefix when the batch began (asked
+        once a batch per prefix: the store is not written until the batch is persisted)."""
+        held = self._stored_any.get(prefix)
+        if held is None:
+            held = next(self.store.items(self.partition, prefix), None) is not None
+            self._stored_any[prefix] = held
+        return held
 
     def get(self, key: bytes) -> bytes | None:
         """The value as of this batch's writes so far."""

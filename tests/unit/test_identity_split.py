@@ -541,3 +541,25 @@ def test_any_arrival_order_batch_cut_and_crash_give_the_pure_fold_with_decisions
     assert _journeys(pipeline) == _offline(DECIDED[name])
     assert _standing_status(pipeline) == _pure_flags(DECIDED[name])
     assert pipeline.dead == []
+
+
+def test_a_block_is_found_whether_stored_before_the_batch_or_written_in_it(
+    tmp_path: Path,
+) -> None:
+    from streams.stages.regrouping import current_reason
+
+    store = LocalStore(tmp_path / "state")
+    state = BatchState(store, 1)
+    assert current_reason(state, "acme", "email:a@b.co") is None
+    assert not state.stored_any(keys.blocked_prefix("acme"))
+    state.put(keys.blocked_value_key("acme", "email:a@b.co"), b"shared inbox")
+    assert current_reason(state, "acme", "email:a@b.co") == "shared inbox"  # this batch's write
+    assert current_reason(state, "acme", "email:c@d.co") is None
+    store.write(1, state.changes)
+    state = BatchState(store, 1)
+    assert state.stored_any(keys.blocked_prefix("acme"))
+    assert not state.stored_any(keys.blocked_prefix("acm"))  # another tenant's prefix
+    assert current_reason(state, "acme", "email:a@b.co") == "shared inbox"  # stored before
+    assert current_reason(state, "acme", "email:c@d.co") is None
+    assert current_reason(BatchState(store, 2), "acme", "email:a@b.co") is None  # partition
+    store.close()
