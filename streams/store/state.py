@@ -77,6 +77,10 @@ class LocalStore:
         self._db.close()
 
 
+_READ_CACHED_BYTES = 4096
+"""Values up to this size are kept once read in a batch (journeys, larger, are not)."""
+
+
 class BatchState:
     """Reads through to the store, collects a batch's writes for one partition."""
 
@@ -88,6 +92,10 @@ class BatchState:
         """Changed keys by what comes before their last `/`: `items` finds a customer's
         entries among a large batch's changes without scanning them all."""
         self._stored_any: dict[bytes, bool] = {}
+        self._read: dict[bytes, bytes | None] = {}
+        """Small values (and absences) read from the store in this batch: a customer's keys
+        are read again for each of its events, and the store does not change until the batch
+        is persisted."""
 
     def stored_any(self, prefix: bytes) -> bool:
         """Whether the store held any entry under a key prefix when the batch began (asked
@@ -102,7 +110,12 @@ class BatchState:
         """The value as of this batch's writes so far."""
         if key in self.changes:
             return self.changes[key]
-        return self.store.get(self.partition, key)
+        if key in self._read:
+            return self._read[key]
+        value = self.store.get(self.partition, key)
+        if value is None or len(value) <= _READ_CACHED_BYTES:
+            self._read[key] = value
+        return value
 
     def items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         """The entries under a key prefix as of this batch's writes so far, by key."""
