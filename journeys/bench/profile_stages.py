@@ -3,7 +3,8 @@
 Drives ingest and the journey stage over real RocksDB files the way a worker does (records
 routed by key to 4 partitions, batches of up to `--batch` records per partition, one
 `BatchState` and one store write per batch, `RecentEvents` shared as in a one-worker process)
-and reports `time.process_time()` per event of each stage, so that figures from a shared
+with the worker's collector settings (`streams.worker.tune_gc`) and reports
+`time.process_time()` per event of each stage, so that figures from a shared
 machine can be compared. `--profile FILE` also writes a cProfile of the whole drain, and
 `--top N` prints its top functions by own time. `--lines FILE` reads the load (one JSON
 touchpoint a line) instead of generating `skewed_load(events, customers, seed)`; written with
@@ -153,6 +154,8 @@ def _one_run(lines: list[bytes], batch: int, profiler: cProfile.Profile | None) 
             tenant = orjson.loads(line).get("tenant", "")
             run.append("touchpoints", str(tenant).encode(), line)
         gc.collect()
+        gc.freeze()  # as `streams.worker.tune_gc` does in a worker
+        gc.set_threshold(50_000, 20, 100)
         if profiler is not None:
             profiler.enable()
         run.drain()
