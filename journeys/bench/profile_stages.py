@@ -21,7 +21,9 @@ import gc
 import importlib
 import io
 import pstats
+import sys
 import tempfile
+import threading
 import time
 import zlib
 from collections import defaultdict
@@ -140,7 +142,55 @@ def load_lines(args: argparse.Namespace) -> list[bytes]:
     return skewed_load(args.events, args.customers, args.seed).lines
 
 
-def _one_run(lines: list[bytes], batch: int, profiler: cProfile.Profile | None) -> StageRun:
+class Sampler:
+    """A statistical profile of the main thread: its stack every millisecond or so, counted
+    per function (each function once a sample, whatever its depth), which unlike cProfile does
+    not slow down code that makes many small calls more than code that makes few."""
+
+    def __init__(self, interval_s: float = 0.001) -> None:
+        self.interval_s = interval_s
+        self.samples = 0
+        self.counts: dict[str, int] = defaultdict(int)
+        self._stop = threading.Event()
+        self._main = threading.get_ident()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(self.interval_s)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        sys.setswitchinterval(self._switch)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            frame = sys._current_frames().get(self._main)
+            seen: set[str] = set()
+            while frame is not None:
+                code = frame.f_code
+                seen.add(f"{Path(code.co_filename).name}:{code.co_firstlineno}({code.co_name})")
+                frame = frame.f_back
+            self.samples += 1
+            for name in seen:
+                self.counts[name] += 1
+
+    def report(self, top: int) -> str:
+        """The `top` functions by share of samples (inclusive)."""
+        ranked = sorted(self.counts.items(), key=lambda item: -item[1])[:top]
+        total = max(1, self.samples)
+        return "\n".join(f"{100 * n / total:5.1f}%  {name}" for name, n in ranked)
+
+
+def _one_run(
+    lines: list[bytes],
+    batch: int,
+    profiler: cProfile.Profile | None,
+    sampler: Sampler | None = None,
+) -> StageRun:
     """Both stages over `lines` on fresh stores; profiled when a profiler is given.
 
     Every `lru_cache` is emptied first, so that a run does not profit from the one before.
@@ -158,7 +208,11 @@ def _one_run(lines: list[bytes], batch: int, profiler: cProfile.Profile | None) 
         gc.set_threshold(50_000, 20, 100)
         if profiler is not None:
             profiler.enable()
-        run.drain()
+        if sampler is not None:
+            with sampler:
+                run.drain()
+        else:
+            run.drain()
         if profiler is not None:
             profiler.disable()
     return run
@@ -175,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lines", help="read the load from this file (JSON lines)")
     parser.add_argument("--save", help="write the load to this file and stop")
     parser.add_argument("--profile", help="write a cProfile of the drain to this file")
+    parser.add_argument("--sample", type=int, default=0, help="sample; print the top N")
     parser.add_argument("--top", type=int, default=0, help="print the top N functions (own time)")
     args = parser.parse_args(argv)
     lines = load_lines(args)
@@ -182,7 +237,11 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.save).write_bytes(b"\n".join(lines) + b"\n")
         return
     profiler = cProfile.Profile() if (args.profile or args.top) else None
-    runs = [_one_run(lines, args.batch, profiler if i == 0 else None) for i in range(args.repeat)]
+    sampler = Sampler() if args.sample else None
+    runs = [
+        _one_run(lines, args.batch, profiler if i == 0 else None, sampler if i == 0 else None)
+        for i in range(args.repeat)
+    ]
     events = len(lines)
     run = runs[0]
     print(f"touchpoints {events}, outputs {dict(run.outputs)}; best of {len(runs)} runs")
@@ -194,6 +253,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     total = min(r.cpu["touchpoints"] + r.cpu["events"] for r in runs)
     print(f"{'both':14s} {total:7.2f} s CPU  {total / max(1, events) * 1e6:7.1f} us per touchpoint")
+    if sampler is not None:
+        print(f"{sampler.samples} samples, share of the drain (inclusive):")
+        print(sampler.report(args.sample))
     if profiler is not None:
         if args.profile:
             profiler.dump_stats(args.profile)

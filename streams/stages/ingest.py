@@ -46,9 +46,14 @@ from streams.store.state import BatchState
 class StateIdentityView:
     """One tenant's identity graph read through a batch's state."""
 
-    def __init__(self, state: BatchState, tenant: str) -> None:
+    def __init__(
+        self, state: BatchState, tenant: str, parsed: dict[bytes, frozenset[str]] | None = None
+    ) -> None:
         self.state = state
         self.tenant = tenant
+        self.parsed = {} if parsed is None else parsed
+        """Member lists already parsed in this batch, by their stored bytes (linking one event
+        reads its customer's members more than once, and the customer's next event again)."""
 
     def customer_of(self, key: str) -> str | None:
         """The customer that holds this identifier key, if any."""
@@ -58,7 +63,12 @@ class StateIdentityView:
     def members(self, customer_id: str) -> frozenset[str]:
         """The identifier keys a customer holds."""
         value = self.state.get(keys.members_key(self.tenant, customer_id))
-        return frozenset() if value is None else frozenset(orjson.loads(value))
+        if value is None:
+            return frozenset()
+        members = self.parsed.get(value)
+        if members is None:
+            members = self.parsed[value] = frozenset(orjson.loads(value))
+        return members
 
     def phone_countries(self, nsn: str) -> frozenset[int]:
         """Country codes of international phone keys registered with this national number."""
@@ -84,15 +94,21 @@ class StateIdentityView:
 class DecidedBlocks:
     """A tenant's refusals: its settings, then the values people blocked (kept in the state)."""
 
-    def __init__(self, state: BatchState, tenant: str, policy: IdentityPolicy) -> None:
+    def __init__(
+        self, state: BatchState, tenant: str, policy: IdentityPolicy, any_decided: bool = True
+    ) -> None:
         self.state = state
         self.tenant = tenant
         self.policy = policy
+        self.any_decided = any_decided
+        """False when no person decided about any value of the tenant: nothing to look up."""
         self.decided: set[str] = set()
         """The keys asked about that a person's block refused (they go in the event's edge)."""
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why the identifier must not link, or None."""
+        if not self.any_decided:
+            return self.policy(ident)
         reason = current_reason(self.state, self.tenant, blocked_key(ident))
         if reason is not None:
             self.decided.add(ident.key)
@@ -132,6 +148,8 @@ def ingest(
     """
     out: list[OutRecord] = []
     marked: set[str] = set()  # tenants whose marker this batch has checked
+    deciding: set[str] = set()  # tenants whose values a person decided about in this batch
+    parsed: dict[bytes, frozenset[str]] = {}  # member lists by their bytes, for the batch
     for record in records:
         if not record.value:
             out.append(dead_letter(record, "empty record: a touchpoint is one JSON object"))
@@ -168,11 +186,12 @@ def ingest(
             )
             out.append(dead_letter(record, reason))
             continue
-        view = StateIdentityView(state, tenant)
+        view = StateIdentityView(state, tenant, parsed)
         try:
             # Only reads: a record that fails here leaves no trace in the state.
             policy = settings.identity_for(tenant)
-            refuse = DecidedBlocks(state, tenant, policy)
+            any_decided = tenant in deciding or state.stored_any(keys.blocked_prefix(tenant))
+            refuse = DecidedBlocks(state, tenant, policy, any_decided)
             ids = identity_ids(event, settings.region_for(tenant), refuse, refused)
             change = link(view, tenant, ids, policy)
             # which identifier reached each customer merged (read before the change is applied)
@@ -187,6 +206,8 @@ def ingest(
             continue
         state.put(seen_key, digest)
         decided = record_decisions(state, tenant, event, decided)
+        if decided:
+            deciding.add(tenant)
         if tenant not in marked:  # read once a batch, not once an event
             marked.add(tenant)
             tenant_key = keys.tenant_key(tenant)
