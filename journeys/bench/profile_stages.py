@@ -41,6 +41,7 @@ _NAMES = {
     "InRecord": ("streams.kafka.records", "streams.records"),
     "ingest": ("streams.stages.ingest", "streams.ingest"),
     "JourneyCache": ("streams.stages.journey_stage", "streams.journey_stage"),
+    "DeadlineIndex": ("streams.stages.journey_stage", "streams.journey_stage"),
     "process_events": ("streams.stages.journey_stage", "streams.journey_stage"),
     "RecentEvents": ("streams.stages.recent", "streams.recent"),
     "BatchState": ("streams.store.state", "streams.state"),
@@ -75,6 +76,7 @@ class StageRun:
         self.journeys = self.api["LocalStore"](root / "journeys")
         self.cache = self.api["JourneyCache"]()
         self.recent = self.api["RecentEvents"]()
+        self.deadlines = self.api["DeadlineIndex"]()  # the worker keeps one, as here
         self.logs: dict[str, dict[int, list[Any]]] = {
             "touchpoints": defaultdict(list),
             "events": defaultdict(list),
@@ -115,7 +117,13 @@ class StageRun:
                     outs = self.api["ingest"](state, batch, self.settings, recent=self.recent)
                 else:
                     outs = self.api["process_events"](
-                        state, self.cache, batch, NOW, self.settings, recent=self.recent
+                        state,
+                        self.cache,
+                        batch,
+                        NOW,
+                        self.settings,
+                        deadlines=self.deadlines,
+                        recent=self.recent,
                     )
                 store.write(partition, state.changes)
                 self.cpu[name] += time.process_time() - began
