@@ -190,9 +190,10 @@ def ingest(
         try:
             # Only reads: a record that fails here leaves no trace in the state.
             policy = settings.identity_for(tenant)
+            region = settings.region_for(tenant)
             any_decided = tenant in deciding or state.stored_any(keys.blocked_prefix(tenant))
             refuse = DecidedBlocks(state, tenant, policy, any_decided)
-            ids = identity_ids(event, settings.region_for(tenant), refuse, refused)
+            ids = identity_ids(event, region, refuse, refused)
             change = link(view, tenant, ids, policy)
             # which identifier reached each customer merged (read before the change is applied)
             reached = dict(explain(view, ids, change, policy).merged) if change.absorbed else {}
@@ -200,7 +201,7 @@ def ingest(
                 refused["limit"] += len(change.conflicts)
             blocked = frozenset(refuse.decided)
             edge = edge_of(stitch_keys(view, ids), change, blocked)
-            decided = decision_writes(event, settings.region_for(tenant))
+            decided = decision_writes(event, region)
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("stitch", exc), exc))
             continue
@@ -216,7 +217,7 @@ def ingest(
         view.apply(change)
         try:
             keep_edges(state, tenant, change, edge, blocked)
-            out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
+            out.extend(open_conflicts(state, tenant, change, event, region))
         except Exception as exc:  # the event stands; without its edge its customer is not split
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
         for old in change.absorbed:
@@ -239,7 +240,6 @@ def ingest(
         if decided:
             before = dict(state.changes)
             try:
-                region = settings.region_for(tenant)
                 out.extend(resolve_conflicts(state, tenant, event, decided))
                 out.extend(split_on_decision(state, view, tenant, event, region, decided))
                 out.extend(
