@@ -193,7 +193,9 @@ def ingest(
             region = settings.region_for(tenant)
             any_decided = tenant in deciding or state.stored_any(keys.blocked_prefix(tenant))
             refuse = DecidedBlocks(state, tenant, policy, any_decided)
-            ids = identity_ids(event, region, refuse, refused)
+            blocks = any_decided or policy.blocked or policy.blocked_patterns or policy.decided
+            # Nothing blocked in the tenant: nothing to ask about each identifier.
+            ids = identity_ids(event, region, refuse if blocks else None, refused)
             change = link(view, tenant, ids, policy)
             # which identifier reached each customer merged (read before the change is applied)
             reached = dict(explain(view, ids, change, policy).merged) if change.absorbed else {}
