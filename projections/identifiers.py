@@ -166,14 +166,25 @@ def phone_problem(phone: PhoneNumber, region: str | None) -> str | None:
             return f"placeholder number ({problem})"
     if phone.country_code is None:
         return None  # no region to judge it by: only placeholders are refused
-    try:
-        number = phonenumbers.parse(f"+{phone.country_code}{phone.nsn}", None)
-    except phonenumbers.NumberParseException:
+    possible = _possible_number(phone.country_code, phone.nsn)
+    if possible is None:
         return f"not a possible number for +{phone.country_code}"
-    if not phonenumbers.is_possible_number(number):
+    if not possible:
         where = f"region {region}" if region else f"+{phone.country_code}"
         return f"not a possible number for {where}"
     return None
+
+
+# Cached: each way a system writes a number is normalised once, but parsing the number again
+# to judge it is as dear as the first parse, and the spellings of one number share its answer.
+@lru_cache(maxsize=65_536)
+def _possible_number(country_code: int, nsn: str) -> bool | None:
+    """Whether libphonenumber finds +country_code nsn a possible number (None: unparseable)."""
+    try:
+        number = phonenumbers.parse(f"+{country_code}{nsn}", None)
+    except phonenumbers.NumberParseException:
+        return None
+    return bool(phonenumbers.is_possible_number(number))
 
 
 def email_problem(value: str) -> str | None:
