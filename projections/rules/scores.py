@@ -99,12 +99,14 @@ def detect(
     """
     if not flags:
         return []  # the common case: nothing to read, no need to walk the events
-    by_id: dict[str, Event] = {}
-    surveys: list[SurveyResponded] = []
-    for event in events:
-        by_id[event.event_id] = event
-        if isinstance(event, SurveyResponded) and is_low(event.payload.score, event.payload.scale):
-            surveys.append(event)
+    surveys = [
+        event
+        for event in events
+        if isinstance(event, SurveyResponded) and is_low(event.payload.score, event.payload.scale)
+    ]
+    if not surveys:
+        return []  # no low score: no index of the journey's events to build
+    by_id = {event.event_id: event for event in events}
     window = rules.low_score_window
     base = iter(f for f in flags if f.rule != RULE.name)
     upcoming = next(base, None)

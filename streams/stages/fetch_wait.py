@@ -13,6 +13,8 @@ returns as soon as records are there, so a longer wait costs nothing while the s
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable
+
 
 class FetchWait:
     """The fetch wait to ask for next, from whether each poll found a partition stalled."""
@@ -40,3 +42,26 @@ class FetchWait:
         else:
             self._stalled = 0
         return self.wait_ms
+
+
+def poll_outcome(
+    partitions: Iterable[tuple[int, int | None, int]],
+    got: Container[int],
+    returned: int,
+    cap: int,
+) -> tuple[bool, bool]:
+    """(behind, stalled) of one poll, from each owned partition's (partition, high water,
+    stored offset), the partitions the poll brought records and how many it brought.
+
+    A poll that brought `cap` records (the consumer's `max_poll_records`) was cut short by the
+    consumer, not by the broker: a partition it left out has records waiting in the consumer's
+    buffer, so that is no stall (counted as one, every backlog larger than a poll doubled the
+    wait up to its maximum, and Tansu on memory then holds each fetch that finds nothing new for
+    the whole wait: the flags of the next events waited with it).
+    """
+    behind = stalled = False
+    for partition, highwater, stored in partitions:
+        if highwater is not None and highwater > stored:
+            behind = True
+            stalled = stalled or partition not in got
+    return behind, stalled and returned < cap

@@ -58,9 +58,14 @@ from streams.store.state import BatchState
 class StateIdentityView:
     """One tenant's identity graph read through a batch's state."""
 
-    def __init__(self, state: BatchState, tenant: str) -> None:
+    def __init__(
+        self, state: BatchState, tenant: str, parsed: dict[bytes, frozenset[str]] | None = None
+    ) -> None:
         self.state = state
         self.tenant = tenant
+        self.parsed = {} if parsed is None else parsed
+        """Member lists already parsed in this batch, by their stored bytes (linking one event
+        reads its customer's members more than once, and the customer's next event again)."""
 
     def customer_of(self, key: str) -> str | None:
         """The customer that holds this identifier key, if any."""
@@ -70,7 +75,12 @@ class StateIdentityView:
     def members(self, customer_id: str) -> frozenset[str]:
         """The identifier keys a customer holds."""
         value = self.state.get(keys.members_key(self.tenant, customer_id))
-        return frozenset() if value is None else frozenset(orjson.loads(value))
+        if value is None:
+            return frozenset()
+        members = self.parsed.get(value)
+        if members is None:
+            members = self.parsed[value] = frozenset(orjson.loads(value))
+        return members
 
     def phone_countries(self, nsn: str) -> frozenset[int]:
         """Country codes of international phone keys registered with this national number."""
@@ -96,10 +106,14 @@ class StateIdentityView:
 class DecidedBlocks:
     """A tenant's refusals: its settings, then the values people blocked (kept in the state)."""
 
-    def __init__(self, state: BatchState, tenant: str, policy: IdentityPolicy) -> None:
+    def __init__(
+        self, state: BatchState, tenant: str, policy: IdentityPolicy, any_decided: bool = True
+    ) -> None:
         self.state = state
         self.tenant = tenant
         self.policy = policy
+        self.any_decided = any_decided
+        """False when no person decided about any value of the tenant: nothing to look up."""
         self.decided: set[str] = set()
         """The keys asked about that a person's block refused (they go in the event's edge)."""
         self.confirmed: set[str] = set()
@@ -107,6 +121,8 @@ class DecidedBlocks:
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why the identifier must not link, or None."""
+        if not self.any_decided:
+            return self.policy(ident)
         reason, confirmed = current_decision(self.state, self.tenant, blocked_key(ident))
         if reason is not None:
             self.decided.add(ident.key)
@@ -170,6 +186,9 @@ def ingest(
     the reason and the exception type; the batch goes on.
     """
     out: list[OutRecord] = []
+    marked: set[str] = set()  # tenants whose marker this batch has checked
+    deciding: set[str] = set()  # tenants whose values a person decided about in this batch
+    parsed: dict[bytes, frozenset[str]] = {}  # member lists by their bytes, for the batch
     for record in records:
         # The validate stage refused these already: checked again, cheaply, for any record
         # that reached this topic another way.
@@ -210,14 +229,18 @@ def ingest(
                 continue
             state.put(seen_key, digest)
             continue
-        view = StateIdentityView(state, tenant)
+        view = StateIdentityView(state, tenant, parsed)
         region = settings.region_for(tenant)
         try:
             # Only reads until the seal, which comes last and writes no more than the ring of
             # the event's customer: a record that fails here leaves no other trace in the state.
             policy = settings.identity_for(tenant)
-            refuse = DecidedBlocks(state, tenant, policy)
-            ids = identity_ids(event, settings.region_for(tenant), refuse, refused)
+            policy = settings.identity_for(tenant)
+            any_decided = tenant in deciding or state.stored_any(keys.blocked_prefix(tenant))
+            refuse = DecidedBlocks(state, tenant, policy, any_decided)
+            blocks = any_decided or policy.blocked or policy.blocked_patterns or policy.decided
+            # Nothing blocked in the tenant: nothing to ask about each identifier.
+            ids = identity_ids(event, region, refuse if blocks else None, refused)
             policy = refuse.lifted()
             change = link(view, tenant, ids, policy)
             # which identifier reached each customer merged (read before the change is applied)
@@ -240,7 +263,7 @@ def ingest(
                 refused["limit"] += len(change.conflicts)
             blocked = frozenset(refuse.decided)
             edge = edge_of(stitch_keys(view, ids), change, blocked)
-            decided = decision_writes(event, settings.region_for(tenant))
+            decided = decision_writes(event, region)
             emitted = body
             if sealer is not None:  # after stitching: only now is the customer known
                 emitted = sealer.seal(state, tenant, change.customer_id, body, change.absorbed)
@@ -251,9 +274,13 @@ def ingest(
             continue
         state.put(seen_key, digest)
         decided = record_decisions(state, tenant, event, decided)
-        tenant_key = keys.tenant_key(tenant)
-        if state.get(tenant_key) is None:
-            state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
+        if decided:
+            deciding.add(tenant)
+        if tenant not in marked:  # read once a batch, not once an event
+            marked.add(tenant)
+            tenant_key = keys.tenant_key(tenant)
+            if state.get(tenant_key) is None:
+                state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         settled = None
         if change.limited:  # a limit is reached: settle the customers reached, in order
             before = dict(state.changes)
@@ -277,7 +304,7 @@ def ingest(
                 keep_edges(state, tenant, change, edge, blocked)
             out.extend(move_conflicts(state, tenant, change.customer_id, change.absorbed))
             keep_held(state, tenant, change, ids)
-            out.extend(open_conflicts(state, tenant, change, event, settings.region_for(tenant)))
+            out.extend(open_conflicts(state, tenant, change, event, region))
         except Exception as exc:  # the event stands; without its edge its customer is not split
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
         for old in change.absorbed:
@@ -305,7 +332,6 @@ def ingest(
         if decided:
             before = dict(state.changes)
             try:
-                region = settings.region_for(tenant)
                 out.extend(resolve_conflicts(state, tenant, event, decided))
                 out.extend(split_on_decision(state, view, tenant, event, region, decided))
                 lifted = (k for k, why in decided if not why)

@@ -87,7 +87,10 @@ def current_reason(state: BatchState, tenant: str, value: str) -> str | None:
 def current_decision(state: BatchState, tenant: str, value: str) -> tuple[str | None, bool]:
     """Why a person's latest decision about a value blocks it (or None), and whether that
     decision confirmed it as one person's (it then merges past the limits)."""
-    return decision_in(state.get(keys.blocked_value_key(tenant, value)))
+    key = keys.blocked_value_key(tenant, value)
+    if key not in state.changes and not state.stored_any(keys.blocked_prefix(tenant)):
+        return None, False  # no person decided about any value of the tenant: no read
+    return decision_in(state.get(key))
 
 
 def reason_in(stored: bytes | None) -> str | None:
@@ -142,10 +145,14 @@ def _put_edge(
     customer: str,
     edge: Edge,
     refused: Iterable[str] | None = None,
+    stored_as: bytes | None = None,
 ) -> None:
-    """Keep an edge, and a marker for each value in it a block refuses (`refused`, when the
-    caller knows them: else each key is looked up)."""
-    state.put(keys.edge_key(tenant, customer, edge_digest(edge)), orjson.dumps(sorted(edge)))
+    """Keep an edge (under `stored_as` when the caller has its key), and a marker for each
+    value in it a block refuses (`refused`, when the caller knows them: else each key is
+    looked up)."""
+    if stored_as is None:
+        stored_as = keys.edge_key(tenant, customer, edge_digest(edge))
+    state.put(stored_as, orjson.dumps(sorted(edge)))
     if refused is None:
         refused = [key for key in edge if _is_refused(state, tenant, key)]
     for key in refused:
@@ -177,7 +184,7 @@ def keep_edges(
         return
     key = keys.edge_key(tenant, change.customer_id, edge_digest(edge))
     if state.get(key) is None:
-        _put_edge(state, tenant, change.customer_id, edge, refused)
+        _put_edge(state, tenant, change.customer_id, edge, refused, key)
 
 
 def split_on_decision(

@@ -36,7 +36,7 @@ from streams.config import KafkaSettings, TopicNames
 from streams.kafka.records import Destination, InRecord, OutRecord
 from streams.kafka.sender import BatchSender, Outgoing
 from streams.stages.cut import Gaps, SameCut
-from streams.stages.fetch_wait import FetchWait
+from streams.stages.fetch_wait import FetchWait, poll_outcome
 from streams.store.keys import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY
 from streams.store.state import BatchState, LocalStore
 
@@ -379,13 +379,19 @@ class StageRunner:
     def _adapt_fetch_wait(self, batches: dict[TopicPartition, list[Any]]) -> None:
         """Wait longer in each fetch while an owned partition is behind and gets nothing."""
         got = {tp.partition for tp, messages in batches.items() if messages}
-        behind = stalled = False
-        for partition in self.owned:
-            highwater = self.consumer.highwater(TopicPartition(self.stage.input_topic, partition))
-            stored = self.stage.store.position(partition, OFFSET_KEY) or 0
-            if highwater is not None and highwater > stored:
-                behind = True
-                stalled = stalled or partition not in got
+        behind, stalled = poll_outcome(
+            [
+                (
+                    partition,
+                    self.consumer.highwater(TopicPartition(self.stage.input_topic, partition)),
+                    self.stage.store.position(partition, OFFSET_KEY) or 0,
+                )
+                for partition in self.owned
+            ],
+            got,
+            sum(len(messages) for messages in batches.values()),
+            self.settings.max_batch_records,
+        )
         before = self.fetch_wait.wait_ms
         wait = self.fetch_wait.observe(behind=behind, stalled=stalled)
         if wait == before:

@@ -77,6 +77,10 @@ class LocalStore:
         self._db.close()
 
 
+_READ_CACHED_BYTES = 4096
+"""Values up to this size are kept once read in a batch (journeys, larger, are not)."""
+
+
 class BatchState:
     """Reads through to the store, collects a batch's writes for one partition."""
 
@@ -87,12 +91,31 @@ class BatchState:
         self._children: dict[bytes, set[bytes]] = {}
         """Changed keys by what comes before their last `/`: `items` finds a customer's
         entries among a large batch's changes without scanning them all."""
+        self._stored_any: dict[bytes, bool] = {}
+        self._read: dict[bytes, bytes | None] = {}
+        """Small values (and absences) read from the store in this batch: a customer's keys
+        are read again for each of its events, and the store does not change until the batch
+        is persisted."""
+
+    def stored_any(self, prefix: bytes) -> bool:
+        """Whether the store held any entry under a key prefix when the batch began (asked
+        once a batch per prefix: the store is not written until the batch is persisted)."""
+        held = self._stored_any.get(prefix)
+        if held is None:
+            held = next(self.store.items(self.partition, prefix), None) is not None
+            self._stored_any[prefix] = held
+        return held
 
     def get(self, key: bytes) -> bytes | None:
         """The value as of this batch's writes so far."""
         if key in self.changes:
             return self.changes[key]
-        return self.store.get(self.partition, key)
+        if key in self._read:
+            return self._read[key]
+        value = self.store.get(self.partition, key)
+        if value is None or len(value) <= _READ_CACHED_BYTES:
+            self._read[key] = value
+        return value
 
     def items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         """The entries under a key prefix as of this batch's writes so far, by key."""

@@ -213,3 +213,76 @@ def test_short_national_numbers_do_not_stitch_to_international_ones(
 
 def test_short_numbers_written_the_same_way_still_stitch() -> None:
     assert _customers(["0900 123", "0900-123"]) == 1
+
+
+# --- the plain-address fast path agrees with email_validator ---------------------------------
+
+
+def _validator_accepts(value: str) -> bool:
+    import email_validator
+
+    try:
+        email_validator.validate_email(value, check_deliverability=False)
+    except email_validator.EmailNotValidError:
+        return False
+    return True
+
+
+_LOCAL = st.text(alphabet="abcz019_+-.!#~\"'é", min_size=0, max_size=12)
+_LABEL = st.text(alphabet="abyz0189-_", min_size=0, max_size=8) | st.sampled_from(
+    ["xn--abc", "ab--cd", "a" * 63, "a" * 64, "local", "onion", "arpa", "test", "com", "c0m", "1"]
+)
+_DOMAIN = st.lists(_LABEL, min_size=1, max_size=4).map(".".join)
+
+
+@settings(max_examples=600, deadline=None, database=None, derandomize=True)
+@given(local=_LOCAL, domain=_DOMAIN, at=st.sampled_from(["@", "@@", ""]))
+def test_plain_addresses_are_those_email_validator_accepts(
+    local: str, domain: str, at: str
+) -> None:
+    from projections.identifiers import _plainly_valid
+
+    value = f"{local}{at}{domain}"
+    if _plainly_valid(value, value.rpartition("@")[2]):
+        assert _validator_accepts(value), value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sam@example.com",
+        "sam.smith+x@mail.example.co.uk",
+        "a_b-c@a-b.io",
+        "x@" + "a" * 63 + ".com",
+        "x@" + "a" * 64 + ".com",
+        "x@ab--cd.com",
+        "x@mail.local",
+        "x@host.onion",
+        "x@1.2.3.4",
+        "x@example.c0",
+        ".x@example.com",
+        "x..y@example.com",
+        "x@example",
+        "x@-example.com",
+        "x@exa_mple.com",
+        "o'neil@example.com",
+        "é@example.com",
+        "x@é.com",
+        ("a" * 250) + "@example.com",
+    ],
+)
+def test_email_problem_answers_as_email_validator(value: str) -> None:
+    from projections.identifiers import _plainly_valid, email_problem
+
+    plain = _plainly_valid(value, value.rpartition("@")[2])
+    assert not plain or _validator_accepts(value)
+    assert (email_problem(value) is None) == _validator_accepts(value)
+
+
+def test_everyday_addresses_take_the_fast_path() -> None:
+    from projections.identifiers import _plainly_valid
+
+    for value in ("sam@example.com", "sam.smith+x@mail.example.co.uk", "a_b-c@a-b.io"):
+        assert _plainly_valid(value, value.rpartition("@")[2]), value
+    for value in ("x@ab--cd.com", "x@mail.local", "x@example.c0", "x@example"):
+        assert not _plainly_valid(value, value.rpartition("@")[2]), value

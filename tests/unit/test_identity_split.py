@@ -717,3 +717,46 @@ def test_a_conflict_follows_its_customer_through_a_merge_back(tmp_path: Path) ->
     assert standing == pure
     assert standing != dave  # one of them merged away and its flag followed
     assert pipeline.dead == []
+
+
+def test_a_block_is_found_whether_stored_before_the_batch_or_written_in_it(
+    tmp_path: Path,
+) -> None:
+    from streams.stages.regrouping import current_reason
+
+    store = LocalStore(tmp_path / "state")
+    state = BatchState(store, 1)
+    assert current_reason(state, "acme", "email:a@b.co") is None
+    assert not state.stored_any(keys.blocked_prefix("acme"))
+    state.put(keys.blocked_value_key("acme", "email:a@b.co"), b"shared inbox")
+    assert current_reason(state, "acme", "email:a@b.co") == "shared inbox"  # this batch's write
+    assert current_reason(state, "acme", "email:c@d.co") is None
+    store.write(1, state.changes)
+    state = BatchState(store, 1)
+    assert state.stored_any(keys.blocked_prefix("acme"))
+    assert not state.stored_any(keys.blocked_prefix("acm"))  # another tenant's prefix
+    assert current_reason(state, "acme", "email:a@b.co") == "shared inbox"  # stored before
+    assert current_reason(state, "acme", "email:c@d.co") is None
+    assert current_reason(BatchState(store, 2), "acme", "email:a@b.co") is None  # partition
+    store.close()
+
+
+def test_batch_state_reads_see_the_batch_s_writes_after_a_read_was_kept(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "state")
+    state = BatchState(store, 1)
+    state.put(b"i/acme/email:a", b"cus_1")
+    state.put(b"j/acme/cus_1", b"x" * 10_000)
+    store.write(1, state.changes)
+    state = BatchState(store, 1)
+    assert state.get(b"i/acme/email:a") == b"cus_1"
+    assert state.get(b"i/acme/email:b") is None
+    assert state.get(b"j/acme/cus_1") == b"x" * 10_000
+    state.put(b"i/acme/email:b", b"cus_2")
+    state.delete(b"i/acme/email:a")
+    assert state.get(b"i/acme/email:a") is None
+    assert state.get(b"i/acme/email:b") == b"cus_2"
+    store.write(1, state.changes)
+    state = BatchState(store, 1)  # a new batch reads the store again
+    assert state.get(b"i/acme/email:a") is None
+    assert state.get(b"i/acme/email:b") == b"cus_2"
+    store.close()

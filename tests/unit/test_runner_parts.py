@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.stages.cut import Gaps
-from streams.stages.fetch_wait import FetchWait
+from streams.stages.fetch_wait import FetchWait, poll_outcome
 
 
 def test_a_gap_is_read_again_until_the_broker_keeps_confirming_it() -> None:
@@ -35,3 +35,16 @@ def test_fetches_wait_longer_while_a_partition_behind_gets_nothing() -> None:
     assert wait.observe(behind=True, stalled=False) == 400  # fed but behind: keeps waiting
     assert wait.observe(behind=False, stalled=False) == 50  # caught up: the configured wait
     assert wait.observe(behind=True, stalled=True) == 50  # one empty poll is no stall yet
+
+
+def test_a_poll_cut_by_the_consumer_s_own_limit_is_no_stall() -> None:
+    partitions = [(0, 5_000, 1_000), (1, 3_000, 1_000), (2, 700, 700), (3, None, 0)]
+    # the broker brought partition 0 only while 1 is behind too: a stall (S3 listing late)
+    assert poll_outcome(partitions, {0}, returned=300, cap=2_000) == (True, True)
+    # the consumer handed out its 2,000 records from partition 0: 1's wait in its buffer
+    assert poll_outcome(partitions, {0}, returned=2_000, cap=2_000) == (True, False)
+    assert poll_outcome(partitions, {0, 1}, returned=600, cap=2_000) == (True, False)
+    assert poll_outcome([(2, 700, 700), (3, None, 0)], set(), returned=0, cap=2_000) == (
+        False,
+        False,
+    )
