@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+from projections.evaluation import Evaluation
 from projections.journey import Journey
+from projections.rules import Detector
+from projections.settings import RuleSettings
 from streams.store import keys
 from streams.store.keys import CustomerRef
 
@@ -15,13 +18,39 @@ class JourneyCache:
     """Decoded journeys kept between batches, least recently used dropped first.
 
     Beside each journey, the ids of its events (`ids`), so that a new event is told from a
-    repeat without a look through the whole journey.
+    repeat without a look through the whole journey, and the incremental evaluation of its
+    rules (`evaluation`), so that a batch costs the rules a step per new event. Both are
+    rebuilt from the journey on a miss (once per load, not per event); nothing of them is
+    stored.
     """
 
     def __init__(self, capacity: int = 50_000) -> None:
         self.capacity = capacity
         self._items: OrderedDict[tuple[int, CustomerRef], Journey] = OrderedDict()
         self._ids: dict[tuple[int, CustomerRef], set[str]] = {}
+        self._evaluations: dict[tuple[int, CustomerRef], Evaluation] = {}
+
+    def evaluation(
+        self,
+        partition: int,
+        ref: CustomerRef,
+        rules: RuleSettings,
+        extra: Mapping[str, Detector] | None,
+    ) -> Evaluation:
+        """The incremental evaluation of a customer's rules kept with its journey (a new one
+        the first time, which walks the whole journey once), for these rules."""
+        key = (partition, ref)
+        evaluation = self._evaluations.get(key)
+        if evaluation is None or evaluation.rules != rules or evaluation.extra != dict(extra or {}):
+            evaluation = Evaluation(rules, extra)
+            if key in self._items:
+                self._evaluations[key] = evaluation
+        return evaluation
+
+    def keep(self, partition: int, ref: CustomerRef, evaluation: Evaluation) -> None:
+        """Keep an evaluation beside its hot journey (none is kept for a journey not held)."""
+        if (partition, ref) in self._items:
+            self._evaluations[(partition, ref)] = evaluation
 
     def ids(self, partition: int, journey: Journey) -> set[str]:
         """A set holding at least the ids of the journey's events, kept with the journey.
@@ -50,17 +79,21 @@ class JourneyCache:
         else:
             self._ids[key] = ids
         while len(self._items) > self.capacity:
-            self._ids.pop(self._items.popitem(last=False)[0], None)
+            dropped = self._items.popitem(last=False)[0]
+            self._ids.pop(dropped, None)
+            self._evaluations.pop(dropped, None)
 
     def forget(self, partition: int, ref: CustomerRef | None = None) -> None:
         """Drop one journey, or a whole partition's (after a failure or a revoke)."""
         if ref is not None:
             self._items.pop((partition, ref), None)
             self._ids.pop((partition, ref), None)
+            self._evaluations.pop((partition, ref), None)
             return
         for key in [k for k in self._items if k[0] == partition]:
             del self._items[key]
             self._ids.pop(key, None)
+            self._evaluations.pop(key, None)
 
 
 class DeadlineIndex:

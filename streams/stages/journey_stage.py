@@ -2,10 +2,12 @@
 
 State per customer (keys under the input partition): the journey's events, the status of each
 flag last emitted, a forward pointer once the customer merged into another, and the next
-deadline of a time-based rule. Hot journeys stay decoded in memory between batches; each
-changed journey is evaluated and written once per batch. Events arrive as the canonical bytes
-ingest wrote, so a journey that only grew at its end is written by appending those bytes to
-the stored array: nothing is encoded again.
+deadline of a time-based rule. A journey is stored as bounded segments
+(`journey_segments`). Hot journeys stay decoded in memory between batches, each with the
+incremental evaluation of its rules (`projections.evaluation`); each changed journey is
+evaluated and written once per batch. Events arrive as the canonical bytes ingest wrote, so a
+journey that only grew at its end is written by appending those bytes to its stored tail:
+nothing is encoded again.
 
 A `regroup` record (a person blocked a value that had joined customers: see
 `streams.stages.regrouping`) is the only thing that walks a whole journey: the customer's
@@ -28,7 +30,7 @@ from projections import journey as journey_fold
 from projections.flag_changes import GENERATION, flag_statuses, flag_transitions, withdraw_all
 from projections.flags import Flag
 from projections.journey import Journey
-from projections.rules import Detector, detect, next_deadline
+from projections.rules import Detector
 from projections.settings import FoldSettings
 from schemas.codec import decode_trusted
 from schemas.errors import EventConflictError
@@ -219,6 +221,7 @@ class JourneyBatch:
             self.state.put(keys.split_key(ref), split_document(regroup, {}))
             return
         reset(self.state, ref)  # its merges start again (`journey_merges`)
+        self.cache.forget(self.state.partition, ref)  # its rules are evaluated afresh
         journey = self.load(ref) or Journey(*ref)
         raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
         raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
@@ -275,9 +278,19 @@ class JourneyBatch:
     def judge(
         self, journey: Journey, now: datetime, settings: FoldSettings
     ) -> tuple[tuple[Flag, ...], datetime | None]:
-        """The journey's flags and next deadline as of `now` (pure: nothing written)."""
-        flags = detect(journey.events, now, settings.rules, self.extra_rules)
-        return flags, next_deadline(journey.events, now, settings.rules)
+        """The journey's flags and next deadline as of `now` (nothing written): what
+        `rules.detect` and `rules.next_deadline` give, from the customer's incremental
+        evaluation (`projections.evaluation`) kept with its hot journey."""
+        ref, partition = (journey.tenant, journey.customer_id), self.state.partition
+        evaluation = self.cache.evaluation(partition, ref, settings.rules, self.extra_rules)
+        try:
+            evaluation.sync(journey.events)
+            verdict = evaluation.flags(now), evaluation.deadline(now)
+        except Exception:
+            self.cache.forget(partition, ref)  # half stepped: never used again
+            raise
+        self.cache.keep(partition, ref, evaluation)
+        return verdict
 
     def set_aside(
         self, ref: CustomerRef, now: datetime, settings: FoldSettings
