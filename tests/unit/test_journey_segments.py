@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -222,3 +223,34 @@ def test_the_limit_is_a_setting_defaulting_to_kafkas(tmp_path: Path) -> None:
     path = tmp_path / "journeys.toml"
     path.write_text("[kafka]\nmax_record_bytes = 8388608\n", encoding="utf-8")
     assert load_settings(path, {}).kafka_settings().max_record_bytes == 8_388_608
+
+
+def test_the_stage_steps_each_event_through_the_rules_once_when_events_come_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluation kept with a hot journey is carried on, not walked again per batch."""
+    from projections.evaluation import Evaluation
+
+    steps: list[str] = []
+    original = Evaluation._step
+
+    def counted(self: Evaluation, event: Event) -> None:
+        steps.append(event.event_id)
+        original(self, event)
+
+    monkeypatch.setattr(Evaluation, "_step", counted)
+    store, cache = LocalStore(tmp_path / "journeys"), JourneyCache()
+    events = [_event(i) for i in range(30)]
+    for start in range(0, 30, 10):
+        batch = events[start : start + 10]
+        state = BatchState(store, 0)
+        process_events(
+            state, cache, [_record(e, start + n) for n, e in enumerate(batch)], NOW, FoldSettings()
+        )
+        store.write(0, state.changes)
+    # The first batch's journey is not cached when it is judged: the second batch walks it once.
+    assert len(steps) == 10 + 20 + 10
+    late = _event(-1)  # before every stored event: the walks start again, once
+    state = BatchState(store, 0)
+    process_events(state, cache, [_record(late, 30)], NOW, FoldSettings())
+    assert len(steps) == 40 + 31
