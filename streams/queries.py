@@ -10,7 +10,7 @@ from streams.crypto.opening import open_journey, open_merges, stored_keys
 from streams.kafka.records import customer_key
 from streams.kafka.sender import partition_of
 from streams.stages.journey_merges import as_merges
-from streams.stages.journey_stage import decode_journey
+from streams.stages.journey_segments import read_journey as read_stored
 from streams.stages.regrouping import reason_in
 from streams.store import keys
 from streams.worker import Worker
@@ -47,9 +47,9 @@ def read_journey(worker: Worker, tenant: str, customer_id: str) -> Journey | For
     """A customer's stored journey, where it was forwarded to, or None (owned partition)."""
     partition = journey_partition(worker, tenant, customer_id)
     ref = (tenant, customer_id)
-    value = worker.journey_store.get(partition, keys.journey_key(ref))
-    if value is not None:
-        return decode_journey(ref, value)
+    journey = read_stored(lambda key: worker.journey_store.get(partition, key), ref)
+    if journey is not None:
+        return journey
     forward = worker.journey_store.get(partition, keys.forward_key(ref))
     return Forwarded(forward.decode()) if forward is not None else None
 

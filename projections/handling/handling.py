@@ -144,14 +144,25 @@ def apply_handling(
         return tuple(flags)
     wanted = {event_id for flag in flags if flag.flag_id in by_flag for event_id in flag.event_ids}
     moments = {e.event_id: e for e in events if e.event_id in wanted}
+    return lay_over(flags, by_flag, moments, as_of)
+
+
+def lay_over(
+    flags: Sequence[Flag],
+    by_flag: Mapping[str, list[FlagAction]],
+    events: Mapping[str, Event],
+    as_of: datetime,
+) -> tuple[Flag, ...]:
+    """`apply_handling` given the handling events up to `as_of` by flag id, and the journey's
+    events by id (at least those of the flags acted on): no walk over the journey."""
     return tuple(
-        _handled(flag, by_flag[flag.flag_id], moments, as_of) if flag.flag_id in by_flag else flag
+        _handled(flag, by_flag[flag.flag_id], events, as_of) if flag.flag_id in by_flag else flag
         for flag in flags
     )
 
 
 def _handled(
-    flag: Flag, actions: list[FlagAction], events: dict[str, Event], as_of: datetime
+    flag: Flag, actions: list[FlagAction], events: Mapping[str, Event], as_of: datetime
 ) -> Flag:
     fold = _Fold()
     for action in actions:

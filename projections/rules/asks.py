@@ -56,25 +56,38 @@ class _Held:
         return self.fields.get(name)
 
 
-def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> list[FlagDraft]:
+class _Walk:
     """Each business-side ask for something held before that moment is flagged once."""
-    del as_of, rules
-    held = _Held()
-    drafts: list[FlagDraft] = []
-    for event in events:
+
+    stale = False
+
+    def __init__(self, rules: RuleSettings, ahead: Sequence[Event] = ()) -> None:
+        del ahead  # looks only back
+        del rules  # no thresholds
+        self.held = _Held()
+        self.found: list[FlagDraft] = []
+
+    def step(self, event: Event) -> None:
         # The asking event's own site counts: the conversation itself names it.
-        held.learn_site(event)
+        self.held.learn_site(event)
         repeated: list[str] = []
         for asked in asked_for(event):
-            supplier = held.supplier(field_name(asked), event.correlation_id)
+            supplier = self.held.supplier(field_name(asked), event.correlation_id)
             if supplier is not None:
                 repeated.append(f"{asked} (held from {supplier})")
         if repeated:
             message = f"{event.source.system} asked the customer for {', '.join(repeated)}"
-            drafts.append(RULE.draft(event.event_id, message, event.occurred_at, [event]))
-        held.learn(event)
-    return drafts
+            self.found.append(RULE.draft(event.event_id, message, event.occurred_at, [event]))
+        self.held.learn(event)
+
+    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
+        del as_of  # not time-based
+        return self.found
+
+    def deadline(self, as_of: datetime) -> datetime | None:
+        del as_of
+        return None
 
 
-RULE = Rule("REPEATED_ASK", Severity.LOW, detect)
+RULE = Rule.walking("REPEATED_ASK", Severity.LOW, _Walk)
 RULES = (RULE,)

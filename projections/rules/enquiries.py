@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
 from projections.moments import later
-from projections.rules.rule import Rule
+from projections.rules.rule import Rule, walk
 from schemas.events import (
     BookingChanged,
     BookingCreated,
@@ -62,42 +62,58 @@ def _unanswered(run: list[Event], rules: RuleSettings) -> FlagDraft:
     return RULE.draft(first.event_id, message, later(first.occurred_at, window), run)
 
 
-def pending_deadline(
-    events: Sequence[Event], as_of: datetime, rules: RuleSettings
-) -> datetime | None:
-    """When the waiting enquiry will be flagged if nobody answers, if that is after `as_of`."""
-    run_start: datetime | None = None
-    for event in events:
-        if is_response(event):
-            run_start = None
-        elif is_enquiry(event) and run_start is None:
-            run_start = event.occurred_at
-    if run_start is None:
-        return None
-    deadline = later(run_start, rules.enquiry_response_window)
-    return deadline if deadline >= as_of else None
-
-
-def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> list[FlagDraft]:
+class _Walk:
     """Enquiries with no response within the window; flagged once the window has passed."""
-    drafts: list[FlagDraft] = []
-    run: list[Event] = []
-    for event in events:
+
+    stale = False
+
+    def __init__(self, rules: RuleSettings, ahead: Sequence[Event] = ()) -> None:
+        del ahead  # looks only back
+        self.rules = rules
+        self.run: list[Event] = []
+        """The enquiries waiting for a response, oldest first."""
+        self.found: list[FlagDraft] = []
+
+    def step(self, event: Event) -> None:
+        window = self.rules.enquiry_response_window
         if is_response(event):
-            if run and event.occurred_at - run[0].occurred_at > rules.enquiry_response_window:
-                draft = _unanswered(run, rules)
+            run = self.run
+            if run and event.occurred_at - run[0].occurred_at > window:
+                draft = _unanswered(run, self.rules)
                 late = format_duration(event.occurred_at - run[0].occurred_at)
                 draft.resolve(
                     event.occurred_at, f"{event.source.system} responded after {late}", event
                 )
-                drafts.append(draft)
-            run = []
+                self.found.append(draft)
+            self.run = []
         elif is_enquiry(event):
-            run.append(event)
-    if run and as_of - run[0].occurred_at > rules.enquiry_response_window:
-        drafts.append(_unanswered(run, rules))
-    return drafts
+            self.run.append(event)
+
+    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
+        run = self.run
+        if run and as_of - run[0].occurred_at > self.rules.enquiry_response_window:
+            return [*self.found, _unanswered(run, self.rules)]
+        return self.found
+
+    def deadline(self, as_of: datetime) -> datetime | None:
+        """When the waiting enquiry will be flagged if nobody answers, if that is after `as_of`."""
+        if not self.run:
+            return None
+        deadline = later(self.run[0].occurred_at, self.rules.enquiry_response_window)
+        return deadline if deadline >= as_of else None
 
 
-RULE = Rule("UNANSWERED_ENQUIRY", Severity.MEDIUM, detect, deadline=pending_deadline)
+RULE = Rule.walking("UNANSWERED_ENQUIRY", Severity.MEDIUM, _Walk, timed=True)
 RULES = (RULE,)
+
+
+def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> list[FlagDraft]:
+    """Enquiries with no response within the window (the rule's whole walk)."""
+    return RULE.detect(events, as_of, rules)
+
+
+def pending_deadline(
+    events: Sequence[Event], as_of: datetime, rules: RuleSettings
+) -> datetime | None:
+    """When the waiting enquiry will be flagged if nobody answers, if that is after `as_of`."""
+    return walk(_Walk, events, rules).deadline(as_of)

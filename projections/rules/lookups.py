@@ -31,47 +31,60 @@ def _in_effect(confirmed: EnrolmentConfirmed, at: datetime) -> bool:
     return at.date() >= start
 
 
-def _walk(
-    events: Sequence[Event],
-    rule: Rule,
-    written: Callable[[Event], str | None],
-    looked_up: Callable[[Event], tuple[str, bool] | None],
-    describe: Callable[[Event, Event], str],
-    in_effect: Callable[[Event, datetime], bool] = lambda _write, _at: True,
-) -> list[FlagDraft]:
+class _Walk:
     """Open a flag when a lookup fails after the fact was written; resolve on a found lookup."""
-    writes: dict[str, list[Event]] = {}
-    open_: dict[str, FlagDraft] = {}
-    drafts: list[FlagDraft] = []
-    for event in events:
-        if (key := written(event)) is not None:
-            writes.setdefault(key, []).append(event)
-            continue
-        if (lookup := looked_up(event)) is None:
-            continue
+
+    stale = False
+
+    def __init__(
+        self,
+        rule: Rule,
+        written: Callable[[Event], str | None],
+        looked_up: Callable[[Event], tuple[str, bool] | None],
+        describe: Callable[[Event, Event], str],
+        in_effect: Callable[[Event, datetime], bool] = lambda _write, _at: True,
+    ) -> None:
+        self.rule, self.written, self.looked_up = rule, written, looked_up
+        self.describe, self.in_effect = describe, in_effect
+        self.writes: dict[str, list[Event]] = {}
+        self.open: dict[str, FlagDraft] = {}
+        self.found: list[FlagDraft] = []
+
+    def step(self, event: Event) -> None:
+        if (key := self.written(event)) is not None:
+            self.writes.setdefault(key, []).append(event)
+            return
+        if (lookup := self.looked_up(event)) is None:
+            return
         key, found = lookup
         if found:
-            if (draft := open_.pop(key, None)) is not None:
+            if (draft := self.open.pop(key, None)) is not None:
                 how = f"{event.source.system} found it on {format_day(event.occurred_at)}"
                 draft.resolve(event.occurred_at, how, event)
-        elif key in open_:
-            open_[key].involve(event)
+        elif key in self.open:
+            self.open[key].involve(event)
         else:
             at = event.occurred_at
-            cause = next((w for w in writes.get(key, ()) if in_effect(w, at)), None)
+            writes = self.writes.get(key, ())
+            cause = next((w for w in writes if self.in_effect(w, at)), None)
             if cause is not None:
-                message = describe(cause, event)
-                draft = rule.draft(event.event_id, message, at, [cause, event])
-                open_[key] = draft
-                drafts.append(draft)
-    return drafts
+                message = self.describe(cause, event)
+                draft = self.rule.draft(event.event_id, message, at, [cause, event])
+                self.open[key] = draft
+                self.found.append(draft)
+
+    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
+        del as_of  # not time-based
+        return self.found
+
+    def deadline(self, as_of: datetime) -> datetime | None:
+        del as_of
+        return None
 
 
-def detect_enrolments(
-    events: Sequence[Event], as_of: datetime, rules: RuleSettings
-) -> list[FlagDraft]:
+def _enrolments(rules: RuleSettings, ahead: Sequence[Event] = ()) -> _Walk:
     """A programme lookup finds nothing after an enrolment that is in effect."""
-    del as_of, rules
+    del rules, ahead
 
     def written(event: Event) -> str | None:
         if isinstance(event, EnrolmentConfirmed):
@@ -96,14 +109,12 @@ def detect_enrolments(
             f"find them on {format_day(lookup.occurred_at)}"
         )
 
-    return _walk(events, UNRECOGNISED_ENROLMENT, written, looked_up, describe, in_effect)
+    return _Walk(UNRECOGNISED_ENROLMENT, written, looked_up, describe, in_effect)
 
 
-def detect_recalls(
-    events: Sequence[Event], as_of: datetime, rules: RuleSettings
-) -> list[FlagDraft]:
+def _recalls(rules: RuleSettings, ahead: Sequence[Event] = ()) -> _Walk:
     """A recall lookup finds nothing after head office recorded the recall."""
-    del as_of, rules
+    del rules, ahead
 
     def written(event: Event) -> str | None:
         if isinstance(event, RecallNotified):
@@ -123,9 +134,9 @@ def detect_recalls(
             f"{format_day(lookup.occurred_at)}"
         )
 
-    return _walk(events, RECALL_NOT_VISIBLE, written, looked_up, describe)
+    return _Walk(RECALL_NOT_VISIBLE, written, looked_up, describe)
 
 
-UNRECOGNISED_ENROLMENT = Rule("UNRECOGNISED_ENROLMENT", Severity.HIGH, detect_enrolments)
-RECALL_NOT_VISIBLE = Rule("RECALL_NOT_VISIBLE", Severity.HIGH, detect_recalls)
+UNRECOGNISED_ENROLMENT = Rule.walking("UNRECOGNISED_ENROLMENT", Severity.HIGH, _enrolments)
+RECALL_NOT_VISIBLE = Rule.walking("RECALL_NOT_VISIBLE", Severity.HIGH, _recalls)
 RULES = (UNRECOGNISED_ENROLMENT, RECALL_NOT_VISIBLE)

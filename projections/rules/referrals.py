@@ -29,19 +29,22 @@ def _party(name: str) -> str:
     return " ".join(name.casefold().split())
 
 
+def handoff(event: Event) -> Handoff | None:
+    """The referral or call transfer an event records, if any."""
+    if isinstance(event, ReferralMade):
+        target = event.payload.to
+    elif isinstance(event, CallLogged) and event.payload.transferred_to:
+        target = event.payload.transferred_to
+    else:
+        return None
+    if _party(target) == _party(event.source.system):
+        return None
+    return Handoff(event.source.system, target, event)
+
+
 def handoffs(events: Sequence[Event]) -> list[Handoff]:
     """Every referral and call transfer in the timeline, in order."""
-    found: list[Handoff] = []
-    for event in events:
-        if isinstance(event, ReferralMade):
-            target = event.payload.to
-        elif isinstance(event, CallLogged) and event.payload.transferred_to:
-            target = event.payload.transferred_to
-        else:
-            continue
-        if _party(target) != _party(event.source.system):
-            found.append(Handoff(event.source.system, target, event))
-    return found
+    return [move for event in events if (move := handoff(event)) is not None]
 
 
 def _describe(chain: list[Handoff]) -> str:
@@ -52,21 +55,30 @@ def _describe(chain: list[Handoff]) -> str:
     return f"customer sent back and forth {len(chain)} times in {format_duration(span)}: {steps}"
 
 
-def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> list[FlagDraft]:
+class _Walk:
     """A party refers the customer back to one that referred them on, or too many handoffs."""
-    del as_of
-    moves = handoffs(events)
-    window = rules.referral_window
-    drafts: list[FlagDraft] = []
-    current: tuple[FlagDraft, list[Handoff]] | None = None
-    for index, move in enumerate(moves):
+
+    stale = False
+
+    def __init__(self, rules: RuleSettings, ahead: Sequence[Event] = ()) -> None:
+        del ahead  # looks only back
+        self.rules = rules
+        self.moves: list[Handoff] = []
+        self.current: tuple[FlagDraft, list[Handoff]] | None = None
+        self.found: list[FlagDraft] = []
+
+    def step(self, event: Event) -> None:
+        move = handoff(event)
+        if move is None:
+            return
+        earlier, current, window = self.moves, self.current, self.rules.referral_window
         at = move.event.occurred_at
         if current is not None and at - current[1][-1].event.occurred_at <= window:
             current[1].append(move)
             current[0].involve(move.event)
             current[0].message = _describe(current[1])
-            continue
-        earlier = moves[:index]
+            earlier.append(move)
+            return
         back = next(
             (
                 h
@@ -77,22 +89,25 @@ def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> lis
             None,
         )
         recent = [h for h in earlier if at - h.event.occurred_at <= window] + [move]
+        earlier.append(move)
         if back is not None:
-            chain = [h for h in earlier if h.event.occurred_at >= back.event.occurred_at] + [move]
-        elif len(recent) >= rules.referral_count:
+            chain = [h for h in earlier if h.event.occurred_at >= back.event.occurred_at]
+        elif len(recent) >= self.rules.referral_count:
             chain = recent
         else:
-            continue
-        draft = RULE.draft(
-            move.event.event_id,
-            _describe(chain),
-            at,
-            [h.event for h in chain],
-        )
-        drafts.append(draft)
-        current = (draft, chain)
-    return drafts
+            return
+        draft = RULE.draft(move.event.event_id, _describe(chain), at, [h.event for h in chain])
+        self.found.append(draft)
+        self.current = (draft, chain)
+
+    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
+        del as_of  # not time-based
+        return self.found
+
+    def deadline(self, as_of: datetime) -> datetime | None:
+        del as_of
+        return None
 
 
-RULE = Rule("REFERRAL_LOOP", Severity.MEDIUM, detect)
+RULE = Rule.walking("REFERRAL_LOOP", Severity.MEDIUM, _Walk)
 RULES = (RULE,)

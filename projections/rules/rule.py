@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from projections.flags import Flag, FlagDraft, Severity
 from schemas.events import Event
@@ -26,6 +26,39 @@ FlagDetector = Callable[
 moment of evaluation, the thresholds."""
 
 
+class Walker(Protocol):
+    """A rule's walk, resumable: events are stepped in journey order, one at a time, and the
+    flags read at any moment without changing the walk. A rule's `detect` is a fresh walker
+    stepped over the whole journey, so walking on event by event gives the same flags.
+    """
+
+    stale: bool
+    """Set when an event showed that the walk so far would have gone otherwise had it known
+    that event (a message naming a booking made later): walk the journey again from the start."""
+
+    def step(self, event: Event) -> None:
+        """Take the next event in journey order."""
+
+    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
+        """The flags found so far as of a moment (read only: they change as the walk goes on)."""
+
+    def deadline(self, as_of: datetime) -> datetime | None:
+        """When the rule could next open a flag with no new event (None: never)."""
+
+
+WalkerFactory = Callable[["RuleSettings", Sequence[Event]], Walker]
+"""A fresh walker of one rule: the thresholds, and the events it is about to step, for a rule
+that looks ahead (empty when the events come one at a time)."""
+
+
+def walk(factory: WalkerFactory, events: Sequence[Event], rules: RuleSettings) -> Walker:
+    """A fresh walker stepped over every event."""
+    walker = factory(rules, events)
+    for event in events:
+        walker.step(event)
+    return walker
+
+
 @dataclass(frozen=True, slots=True)
 class _Declared:
     name: str
@@ -44,6 +77,27 @@ class Rule(_Declared):
 
     detect: Detector
     deadline: Deadline | None = None
+    walker: WalkerFactory | None = None
+    """The rule's resumable walk (`detect` is a whole walk of it)."""
+
+    @classmethod
+    def walking(
+        cls, name: str, severity: Severity, factory: WalkerFactory, timed: bool = False
+    ) -> Rule:
+        """A rule declared by its walker: `detect` (and `deadline` if `timed`) walk it whole."""
+
+        def detect(
+            events: Sequence[Event], as_of: datetime, rules: RuleSettings
+        ) -> list[FlagDraft]:
+            return list(walk(factory, events, rules).drafts(as_of))
+
+        def deadline(
+            events: Sequence[Event], as_of: datetime, rules: RuleSettings
+        ) -> datetime | None:
+            return walk(factory, events, rules).deadline(as_of)
+
+        detect.__module__ = deadline.__module__ = factory.__module__  # declared there
+        return cls(name, severity, detect, deadline if timed else None, factory)
 
 
 @dataclass(frozen=True, slots=True)

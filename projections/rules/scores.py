@@ -7,10 +7,11 @@ resolved by then; later events do not rewrite what the customer had lived throug
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from projections.flags import Flag, FlagDraft, Severity
 from projections.formatting import format_elapsed
@@ -63,7 +64,7 @@ def _describe(flag: Flag, at: datetime, systems: Sequence[str]) -> str:
 def _draft(
     survey: SurveyResponded,
     preceding: Sequence[Flag],
-    by_id: dict[str, Event],
+    by_id: Mapping[str, Event],
     window: timedelta,
 ) -> FlagDraft:
     at = survey.occurred_at
@@ -99,14 +100,27 @@ def detect(
     """
     if not flags:
         return []  # the common case: nothing to read, no need to walk the events
-    surveys = [
-        event
-        for event in events
-        if isinstance(event, SurveyResponded) and is_low(event.payload.score, event.payload.scale)
-    ]
+    surveys = [event for event in events if is_low_survey(event)]
     if not surveys:
         return []  # no low score: no index of the journey's events to build
     by_id = {event.event_id: event for event in events}
+    return detect_from(surveys, by_id, flags, as_of, rules)
+
+
+def is_low_survey(event: Event) -> TypeGuard[SurveyResponded]:
+    """A survey answer scored in the bottom band of its scale (the surveys this rule reads)."""
+    return isinstance(event, SurveyResponded) and is_low(event.payload.score, event.payload.scale)
+
+
+def detect_from(
+    surveys: Sequence[SurveyResponded],
+    by_id: Mapping[str, Event],
+    flags: Sequence[Flag],
+    as_of: datetime,
+    rules: RuleSettings,
+) -> list[FlagDraft]:
+    """`detect` given the journey's low surveys in journey order and its events by id (at
+    least those of the flags): no walk over the journey."""
     window = rules.low_score_window
     base = iter(f for f in flags if f.rule != RULE.name)
     upcoming = next(base, None)
@@ -122,6 +136,24 @@ def detect(
         if active:
             drafts.append(_draft(survey, active, by_id, window))
     return drafts
+
+
+def survey_flag(
+    survey: SurveyResponded,
+    flags: Sequence[Flag],
+    by_id: Mapping[str, Event],
+    as_of: datetime,
+    rules: RuleSettings,
+) -> FlagDraft | None:
+    """The flag of one low survey, as `detect` finds it (`flags`: in the order they opened)."""
+    at, window = survey.occurred_at, rules.low_score_window
+    before = bisect.bisect_left(flags, at, key=lambda flag: flag.opened_at)
+    active = [
+        flag
+        for flag in flags[:before]
+        if flag.rule != RULE.name and _overlaps(flag, at, window, as_of)
+    ]
+    return _draft(survey, active, by_id, window) if active else None
 
 
 RULE = DerivedRule("LOW_SCORE_AFTER_FLAGS", Severity.MEDIUM, detect)

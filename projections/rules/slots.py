@@ -38,26 +38,63 @@ class _Mismatch:
     expected: SlotValue  # what the customer believes: the slot they asked for or were told
 
 
-class _Walk:
-    """One pass over the timeline, keeping bookings and the open mismatches."""
+def _first_known(events: Sequence[Event]) -> dict[str, _Booking]:
+    first_known: dict[str, _Booking] = {}
+    for event in events:
+        if isinstance(event, BookingCreated | BookingChanged):
+            booking_id = event.payload.booking_id
+            first_known.setdefault(booking_id, _Booking(booking_id, event.payload.slot, event))
+    return first_known
 
-    def __init__(self, events: Sequence[Event]) -> None:
-        self.first_known: dict[str, _Booking] = {}
-        for event in events:
-            if isinstance(event, BookingCreated | BookingChanged):
-                booking_id = event.payload.booking_id
-                self.first_known.setdefault(
-                    booking_id, _Booking(booking_id, event.payload.slot, event)
-                )
+
+class _Walk:
+    """One pass over the timeline, keeping bookings and the open mismatches.
+
+    A message may name a booking the journey shows only later: the whole walk knows every
+    booking's first slot beforehand (`first_known`). A walk stepped event by event learns them
+    as it goes, and marks itself `stale` when a booking arrives that an earlier message named
+    without knowing it (the caller walks the journey again).
+    """
+
+    def __init__(self, rules: RuleSettings, ahead: Sequence[Event] = ()) -> None:
+        del rules  # no thresholds
+        self.first_known: dict[str, _Booking] = _first_known(ahead)
+        self.unknown: set[str] = set()
+        """Bookings messages named before any event of theirs."""
+        self.stale = False
         self.bookings: dict[str, _Booking] = {}
         self.open: list[_Mismatch] = []
-        self.done: list[FlagDraft] = []
+        self.found: list[FlagDraft] = []
+        """Every mismatch, in the order they opened."""
         self.last_request: tuple[SlotValue, Event] | None = None
+
+    def step(self, event: Event) -> None:
+        wanted = requested_slot(event)
+        if wanted is not None:
+            self.last_request = (wanted, event)
+        if isinstance(event, BookingCreated | BookingChanged):
+            booking_id = event.payload.booking_id
+            if booking_id in self.unknown:
+                self.stale = True
+            self.first_known.setdefault(booking_id, _Booking(booking_id, event.payload.slot, event))
+            self.on_booking(event)
+        elif isinstance(event, BookingCancelled):
+            if (booking := self.bookings.get(event.payload.booking_id)) is not None:
+                booking.active = False
+        elif isinstance(event, MessageSent) and event.payload.stated_slot is not None:
+            self.on_message(event, event.payload.stated_slot)
+
+    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
+        del as_of  # not time-based
+        return self.found
+
+    def deadline(self, as_of: datetime) -> datetime | None:
+        del as_of
+        return None
 
     def resolve(self, mismatch: _Mismatch, event: Event, how: str) -> None:
         mismatch.draft.resolve(event.occurred_at, how, event)
         self.open.remove(mismatch)
-        self.done.append(mismatch.draft)
 
     def open_for(self, booking_ids: set[str] | frozenset[str]) -> list[_Mismatch]:
         return [m for m in self.open if m.booking_ids & booking_ids]
@@ -90,12 +127,15 @@ class _Walk:
                     [asked, event],
                 )
                 self.open.append(_Mismatch(draft, frozenset({booking_id}), wanted))
+                self.found.append(draft)
 
     def on_message(self, event: MessageSent, stated: SlotValue) -> None:
         named = event.payload.booking_id
         if named is not None:
             booking = self.bookings.get(named) or self.first_known.get(named)
             targets = [booking] if booking is not None else []
+            if booking is None:
+                self.unknown.add(named)
         else:
             targets = [b for b in self.bookings.values() if b.active]
         if not targets:
@@ -123,25 +163,8 @@ class _Walk:
             [*(b.event for b in targets), event],
         )
         self.open.append(_Mismatch(draft, frozenset(target_ids), stated))
+        self.found.append(draft)
 
 
-def detect(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> list[FlagDraft]:
-    """Flag messages and bookings whose slots disagree; resolve when they agree again."""
-    del as_of, rules  # not time-based, no thresholds
-    walk = _Walk(events)
-    for event in events:
-        wanted = requested_slot(event)
-        if wanted is not None:
-            walk.last_request = (wanted, event)
-        if isinstance(event, BookingCreated | BookingChanged):
-            walk.on_booking(event)
-        elif isinstance(event, BookingCancelled):
-            if (booking := walk.bookings.get(event.payload.booking_id)) is not None:
-                booking.active = False
-        elif isinstance(event, MessageSent) and event.payload.stated_slot is not None:
-            walk.on_message(event, event.payload.stated_slot)
-    return walk.done + [m.draft for m in walk.open]
-
-
-RULE = Rule("DATE_MISMATCH", Severity.HIGH, detect)
+RULE = Rule.walking("DATE_MISMATCH", Severity.HIGH, _Walk)
 RULES = (RULE,)

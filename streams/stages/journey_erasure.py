@@ -21,7 +21,6 @@ from schemas.codec import decode_trusted, encode_event
 from schemas.events import Event
 from schemas.privacy.personal import personal_paths
 from streams.crypto.fields import ERASED, SECTIONS, is_encrypted
-from streams.store import keys
 from streams.store.keys import CustomerRef
 
 
@@ -67,8 +66,6 @@ def erase_stored(batch: Any, ref: CustomerRef) -> None:
         book.pop(ref, None)
     batch.before[ref] = erased
     batch.held[ref] = len(erased.events)
-    batch.state.put(
-        keys.journey_key(ref), b"[" + b",".join(map(encode_event, erased.events)) + b"]"
-    )
+    batch.segments.write_all(ref, [encode_event(event) for event in erased.events])
     batch.cache.forget(batch.state.partition, ref)
     batch.dirty[ref] = erased

@@ -2,10 +2,12 @@
 
 State per customer (keys under the input partition): the journey's events, the status of each
 flag last emitted, a forward pointer once the customer merged into another, and the next
-deadline of a time-based rule. Hot journeys stay decoded in memory between batches; each
-changed journey is evaluated and written once per batch. Events arrive as the canonical bytes
-ingest wrote, so a journey that only grew at its end is written by appending those bytes to
-the stored array: nothing is encoded again.
+deadline of a time-based rule. A journey is stored as bounded segments
+(`journey_segments`). Hot journeys stay decoded in memory between batches, each with the
+incremental evaluation of its rules (`projections.evaluation`); each changed journey is
+evaluated and written once per batch. Events arrive as the canonical bytes ingest wrote, so a
+journey that only grew at its end is written by appending those bytes to its stored tail:
+nothing is encoded again.
 
 A `regroup` record (a person blocked a value that had joined customers: see
 `streams.stages.regrouping`) is the only thing that walks a whole journey: the customer's
@@ -18,7 +20,6 @@ they had merged into, so they hold their events again.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import cast
@@ -30,9 +31,9 @@ from projections.flag_changes import GENERATION, flag_statuses, flag_transitions
 from projections.flags import Flag
 from projections.identity import PRIORITY
 from projections.journey import Journey
-from projections.rules import Detector, detect, next_deadline
+from projections.rules import Detector
 from projections.settings import FoldSettings
-from schemas.codec import decode_trusted, decode_trusted_events, encode_event
+from schemas.codec import decode_trusted
 from schemas.errors import EventConflictError
 from schemas.events import Event
 from schemas.outputs import (
@@ -54,7 +55,19 @@ from schemas.outputs import (
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.journey_erasure import erase_stored
+from streams.stages.journey_memory import DeadlineIndex, JourneyCache
 from streams.stages.journey_merges import deal_merges, pass_on, take
+from streams.stages.journey_segments import (
+    RECORD_FRAMING_BYTES,
+    SegmentBounds,
+    SegmentWriter,
+    append_to_journey,
+    decode_journey,
+    encode_journey,
+    read_journey,
+    read_raws,
+    split_journey,
+)
 from streams.stages.journey_split import (
     HEADER_FORWARDED,
     HEADER_SPLIT_FROM,
@@ -70,102 +83,19 @@ from streams.store import keys
 from streams.store.keys import CustomerRef
 from streams.store.state import BatchState
 
-RECORD_FRAMING_BYTES = 512
-"""Room left in the record limit for a state record's framing: the batch and record headers."""
-
-
-def encode_journey(journey: Journey) -> bytes:
-    """A journey's events as stored: a JSON array in journey order."""
-    return b"[" + b",".join(encode_event(e) for e in journey.events) + b"]"
-
-
-def append_to_journey(stored: bytes | None, raws: list[bytes]) -> bytes:
-    """The stored array with more encoded events at its end (`stored` None: a new journey)."""
-    body = b",".join(raws)
-    if stored is None or stored == b"[]":
-        return b"[" + body + b"]"
-    return stored[:-1] + b"," + body + b"]"
-
-
-def split_journey(value: bytes) -> list[bytes]:
-    """A stored journey's events, each as its own canonical bytes."""
-    # orjson writes back what it read from `encode_event` byte for byte (tested).
-    return [orjson.dumps(document) for document in orjson.loads(value)]
-
-
-def decode_journey(ref: CustomerRef, value: bytes) -> Journey:
-    """Read a stored journey back."""
-    return Journey(ref[0], ref[1], tuple(decode_trusted_events(value)))
-
-
-class JourneyCache:
-    """Decoded journeys kept between batches, least recently used dropped first."""
-
-    def __init__(self, capacity: int = 50_000) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[tuple[int, CustomerRef], Journey] = OrderedDict()
-
-    def get(self, partition: int, ref: CustomerRef) -> Journey | None:
-        """A cached journey, if hot."""
-        journey = self._items.get((partition, ref))
-        if journey is not None:
-            self._items.move_to_end((partition, ref))
-        return journey
-
-    def put(self, partition: int, journey: Journey) -> None:
-        """Keep a journey hot."""
-        self._items[(partition, (journey.tenant, journey.customer_id))] = journey
-        self._items.move_to_end((partition, (journey.tenant, journey.customer_id)))
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def forget(self, partition: int, ref: CustomerRef | None = None) -> None:
-        """Drop one journey, or a whole partition's (after a failure or a revoke)."""
-        if ref is not None:
-            self._items.pop((partition, ref), None)
-            return
-        for key in [k for k in self._items if k[0] == partition]:
-            del self._items[key]
-
-
-class DeadlineIndex:
-    """When each customer's next time-based rule falls due, per partition, kept in memory.
-
-    Loaded from the deadline keys when a partition is assigned and kept current by every
-    evaluation, so the timer looks only at customers that are due instead of scanning state.
-    """
-
-    def __init__(self) -> None:
-        self._due: dict[int, dict[CustomerRef, datetime]] = {}
-
-    def load(self, partition: int, entries: Iterable[tuple[bytes, bytes]]) -> None:
-        """Read a partition's deadlines from its stored deadline entries."""
-        due = self._due.setdefault(partition, {})
-        due.clear()
-        for key, value in entries:
-            ref = keys.customer_of(keys.Prefix.DEADLINE, key)
-            if ref is not None:
-                due[ref] = datetime.fromisoformat(value.decode())
-
-    def get(self, partition: int, ref: CustomerRef) -> datetime | None:
-        """A customer's next deadline as last recorded."""
-        return self._due.get(partition, {}).get(ref)
-
-    def set(self, partition: int, ref: CustomerRef, deadline: datetime | None) -> None:
-        """Record a customer's next deadline, or that it has none."""
-        due = self._due.setdefault(partition, {})
-        if deadline is None:
-            due.pop(ref, None)
-        else:
-            due[ref] = deadline
-
-    def due(self, partition: int, now: datetime) -> list[CustomerRef]:
-        """Customers of a partition whose deadline has passed by `now`."""
-        return sorted(ref for ref, at in self._due.get(partition, {}).items() if at < now)
-
-    def forget(self, partition: int) -> None:
-        """Drop a partition (it moved to another worker)."""
-        self._due.pop(partition, None)
+__all__ = [  # the storage helpers are re-exported: readers and tests import them from here
+    "RECORD_FRAMING_BYTES",
+    "DeadlineIndex",
+    "JourneyBatch",
+    "JourneyCache",
+    "append_to_journey",
+    "decode_journey",
+    "encode_journey",
+    "process_events",
+    "read_journey",
+    "reevaluate",
+    "split_journey",
+]
 
 
 class JourneyBatch:
@@ -181,8 +111,8 @@ class JourneyBatch:
     ) -> None:
         self.state = state
         self.cache = cache
-        self.max_record_bytes = max_record_bytes
-        """The record limit a journey's state record must stay within (None: no limit)."""
+        self.segments = SegmentWriter(state, SegmentBounds.within(max_record_bytes))
+        """Writes each journey as bounded segments, so no record passes the record limit."""
         self.extra_rules = dict(extra_rules) if extra_rules else None
         # A worker's index mirrors the stored deadlines, so an unchanged one is not written
         # again; without one (offline), every evaluation writes its deadline.
@@ -202,6 +132,9 @@ class JourneyBatch:
         """Why each customer split in this batch was split (flags withdrawn give it)."""
         self.generations: dict[CustomerRef, str] = {}
         """The generation a split in this batch began for a customer (see `statuses`)."""
+        self.ids: dict[CustomerRef, set[str]] = {}
+        """Per journey folded in this batch, a set holding at least its event ids (see
+        `JourneyCache.ids`): a new event is appended without a look through the journey."""
         self.out: list[OutRecord] = []
 
     def load(self, ref: CustomerRef) -> Journey | None:
@@ -210,8 +143,7 @@ class JourneyBatch:
         cached = self.cache.get(self.state.partition, ref)
         if cached is not None:
             return cached
-        value = self.state.get(keys.journey_key(ref))
-        return None if value is None else decode_journey(ref, value)
+        return read_journey(self.state.get, ref)
 
     def forward_of(self, ref: CustomerRef) -> CustomerRef | None:
         target = self.state.get(keys.forward_key(ref))
@@ -247,10 +179,17 @@ class JourneyBatch:
             self.out.append(moved)  # forwarded by a merge from before this customer's split
             return
         journey = self.load(ref) or Journey(ref[0], ref[1])
+        ids = self.ids.get(ref)
+        if ids is None:
+            ids = self.ids[ref] = self.cache.ids(self.state.partition, journey)
         try:
-            updated = journey_fold.apply(journey, event)
+            if event.event_id in ids:  # a repeat, or an id held with other content
+                updated = journey_fold.apply(journey, event)
+            else:  # certainly new: what `apply` gives, without its look for the id
+                updated = journey_fold.add_new(journey, event)
         except EventConflictError:
             return  # ingest rejects conflicting ids; a stored journey keeps the first
+        ids.add(event.event_id)
         if updated is not journey:
             self.before.setdefault(ref, journey)
             self.sources.setdefault(ref, []).append((event, record))
@@ -294,6 +233,7 @@ class JourneyBatch:
             self.state.put(keys.split_key(ref), split_document(regroup, {}))
             return
         self.out.extend(deal_merges(self.state, ref, regroup, region))  # to the parts holding them
+        self.cache.forget(self.state.partition, ref)  # its rules are evaluated afresh
         journey = self.load(ref) or Journey(*ref)
         raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(journey.events)
         raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
@@ -309,10 +249,10 @@ class JourneyBatch:
         self.before[ref] = dealt.kept
         self.held[ref] = len(dealt.kept.events)
         if dealt.encoded is not None:
-            self.state.put(keys.journey_key(ref), dealt.encoded)
+            self.segments.write_all(ref, split_journey(dealt.encoded))
             self.dirty[ref] = dealt.kept
         else:
-            self.state.delete(keys.journey_key(ref))
+            self.segments.delete(ref)
             self.dirty[ref] = None
 
     def finish(self, now: datetime, settings: FoldSettings) -> list[OutRecord]:
@@ -326,72 +266,43 @@ class JourneyBatch:
                 else:  # split away entirely: none of its events is its own any more
                     self.withdraw_all(ref, None, self.reasons.get(ref))
                 _, generation = self.statuses(ref)
-                for key in (keys.journey_key(ref), keys.flags_key(ref), keys.deadline_key(ref)):
+                self.segments.delete(ref)
+                for key in (keys.flags_key(ref), keys.deadline_key(ref)):
                     self.state.delete(key)
                 if generation:  # a split touched it: its id may come back, moved events too
                     self.state.put(keys.flags_key(ref), orjson.dumps({GENERATION: generation}))
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
-            encoded: bytes | None = self.encoded(ref, journey)
-            if encoded is not None and len(encoded) > self.budget(ref):
-                journey, encoded = self.fit(ref), None  # too large for one record
             verdict: tuple[tuple[Flag, ...], datetime | None] | None
             try:
                 verdict = self.judge(journey, now, settings)
             except Exception:  # an event the rules cannot take: find it, set it aside
                 journey, verdict = self.set_aside(ref, now, settings)
-                encoded = None
-            if journey is not self.before.get(ref) and journey.events:
-                self.state.put(keys.journey_key(ref), encoded or self.encoded(ref, journey))
-            self.cache.put(self.state.partition, journey)
+            before = self.before.get(ref) or Journey(*ref)
+            if journey is not before and journey.events:
+                self.segments.update(ref, before, journey, self.added.get(ref, {}))
+            self.cache.put(self.state.partition, journey, self.ids.get(ref))
             if verdict is not None:
                 self.emit(journey, now, settings, verdict)
         return self.out
 
-    def budget(self, ref: CustomerRef) -> int | float:
-        """The most bytes the journey's stored events may take in one state record."""
-        if self.max_record_bytes is None:
-            return float("inf")
-        return self.max_record_bytes - RECORD_FRAMING_BYTES - len(keys.journey_key(ref))
-
-    def fit(self, ref: CustomerRef) -> Journey:
-        """The journey as first loaded, with the batch's events that keep it within the record
-        limit, in arrival order; the others go to dead letters with a reason naming the limit."""
-        kept = self.before.get(ref) or Journey(*ref)
-        held = self.held.get(ref, 0)
-        stored = self.state.get(keys.journey_key(ref)) if held else None
-        size = len(stored) if stored is not None else len(encode_journey(kept))
-        budget, added, fitting = self.budget(ref), self.added.get(ref, {}), []
-        for event, record in self.sources.get(ref, []):
-            raw = added.get(event.event_id) or encode_event(event)
-            grow = len(raw) + (1 if kept.events else 0)
-            if size + grow <= budget:
-                try:
-                    kept, size = journey_fold.apply(kept, event), size + grow
-                    fitting.append((event, record))
-                    continue
-                except EventConflictError:
-                    pass
-            added.pop(event.event_id, None)
-            if record is not None and size + grow > budget:
-                reason = (
-                    f"journey too large: with this event the customer's state record would "
-                    f"take {size + grow:,} bytes, over the record limit of "
-                    f"{self.max_record_bytes:,} ([kafka] max_record_bytes); the journey "
-                    "keeps the events it has"
-                )
-                self.out.append(dead_letter(record, reason))
-        self.sources[ref] = fitting
-        self.dirty[ref] = kept
-        return kept
-
     def judge(
         self, journey: Journey, now: datetime, settings: FoldSettings
     ) -> tuple[tuple[Flag, ...], datetime | None]:
-        """The journey's flags and next deadline as of `now` (pure: nothing written)."""
-        flags = detect(journey.events, now, settings.rules, self.extra_rules)
-        return flags, next_deadline(journey.events, now, settings.rules)
+        """The journey's flags and next deadline as of `now` (nothing written): what
+        `rules.detect` and `rules.next_deadline` give, from the customer's incremental
+        evaluation (`projections.evaluation`) kept with its hot journey."""
+        ref, partition = (journey.tenant, journey.customer_id), self.state.partition
+        evaluation = self.cache.evaluation(partition, ref, settings.rules, self.extra_rules)
+        try:
+            evaluation.sync(journey.events)
+            verdict = evaluation.flags(now), evaluation.deadline(now)
+        except Exception:
+            self.cache.forget(partition, ref)  # half stepped: never used again
+            raise
+        self.cache.keep(partition, ref, evaluation)
+        return verdict
 
     def set_aside(
         self, ref: CustomerRef, now: datetime, settings: FoldSettings
@@ -421,21 +332,6 @@ class JourneyBatch:
         except Exception:
             return kept, None  # stored before this batch as it is: its flags stay as they were
 
-    def encoded(self, ref: CustomerRef, journey: Journey) -> bytes:
-        """The journey's stored bytes, built from the bytes events arrived in and were stored in.
-
-        Usually the batch only added events at the end: the stored array gets them appended.
-        """
-        held = self.held.get(ref, 0)
-        added = self.added.get(ref, {})
-        tail = [added.get(event.event_id) for event in journey.events[held:]]
-        if None not in tail:
-            stored = self.state.get(keys.journey_key(ref)) if held else None
-            if not held or stored is not None:
-                return append_to_journey(stored, cast(list[bytes], tail))
-        raws = self.raws_of(ref, journey)  # a late event sorted in among the stored ones
-        return encode_journey(journey) if raws is None else b"[" + b",".join(raws) + b"]"
-
     def raws_of(self, ref: CustomerRef, journey: Journey) -> list[bytes] | None:
         """Each event's bytes, in journey order: as arrived in this batch, or as stored.
 
@@ -443,8 +339,7 @@ class JourneyBatch:
         """
         added = self.added.get(ref, {})
         held = self.held.get(ref, len(journey.events) - len(added))
-        stored = self.state.get(keys.journey_key(ref)) if held else None
-        stored_raws = split_journey(stored) if stored is not None else []
+        stored_raws = read_raws(self.state.get, ref) if held else []
         if len(stored_raws) != held:
             return None
         kept = iter(stored_raws)
@@ -529,8 +424,8 @@ def process_events(
 
     With `recent`, events ingest built in this process are taken as they are, not decoded.
     A record that cannot be decoded or folded, or that the rules fail on, goes to dead letters
-    with the reason and the exception type; the batch goes on. With `max_record_bytes`, the
-    events that would make a journey's state record larger go to dead letters too.
+    with the reason and the exception type; the batch goes on. Journeys are stored as segments
+    each within `max_record_bytes` (see `journey_segments`), however many events they hold.
     """
     batch = JourneyBatch(state, cache, deadlines, extra_rules, max_record_bytes)
     decode = decode_trusted if recent is None else recent.decode

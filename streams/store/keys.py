@@ -25,7 +25,10 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
-- ``j/`` the journey's events, ``f/`` the status of each flag last emitted,
+- ``j/`` the journey's latest events (its tail), ``jh/`` the index of its sealed segments and
+  ``js/<tenant>/<customer id>/<n>`` each sealed segment (see `streams.stages.journey_segments`;
+  a journey stored before segments existed is all tail), ``f/`` the status of each flag last
+  emitted,
 - ``fw/`` the customer it merged into, ``d/`` the next deadline of a time-based rule,
 - ``x/`` the last split of the customer (its parts' keys and the keys it dropped), to deal out
   the events still forwarded to it by merges from before the split,
@@ -59,6 +62,8 @@ class Prefix(bytes, Enum):
     HELD = b"hh/"
     REFUSED = b"r/"
     JOURNEY = b"j/"
+    JOURNEY_INDEX = b"jh/"
+    JOURNEY_SEGMENT = b"js/"
     FLAGS = b"f/"
     FORWARD = b"fw/"
     DEADLINE = b"d/"
@@ -197,6 +202,16 @@ def customer_state_key(prefix: Prefix, ref: CustomerRef) -> bytes:
 def journey_key(ref: CustomerRef) -> bytes:
     """Where a customer's journey (its events) is kept."""
     return customer_state_key(Prefix.JOURNEY, ref)
+
+
+def journey_index_key(ref: CustomerRef) -> bytes:
+    """Where the index of a customer's sealed journey segments is kept."""
+    return customer_state_key(Prefix.JOURNEY_INDEX, ref)
+
+
+def journey_segment_key(ref: CustomerRef, number: int) -> bytes:
+    """Where one sealed segment of a customer's journey is kept."""
+    return _tenant_key(Prefix.JOURNEY_SEGMENT, ref[0], f"{ref[1]}/{number}")
 
 
 def flags_key(ref: CustomerRef) -> bytes:

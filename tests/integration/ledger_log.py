@@ -29,8 +29,7 @@ from projections.rules import Detector
 from projections.settings import FoldSettings
 from schemas.outputs import FlagChange
 from streams.config import KafkaSettings, TopicNames
-from streams.stages.journey_stage import decode_journey
-from streams.store import keys
+from streams.stages.journey_segments import journeys_in
 from streams.topics import create_topics
 
 Journeys = dict[tuple[str, str], list[str]]
@@ -120,17 +119,13 @@ def journeys_in_changelog(records: Iterable[Record]) -> Journeys:
     """The journeys the journey stage's compacted state topic holds (latest value per key)."""
     latest: dict[bytes, bytes | None] = {}
     for record in records:
-        if record.key is not None and keys.journey_of(record.key) is not None:
+        if record.key is not None:
             latest[record.key] = record.value
-    found: Journeys = {}
-    for key, value in latest.items():
-        if value is None:
-            continue
-        ref = keys.journey_of(key)
-        assert ref is not None
-        journey = decode_journey(ref, value)
-        found[ref] = [event.event_id for event in journey.events]
-    return found
+    entries = {key: value for key, value in latest.items() if value is not None}
+    return {
+        ref: [event.event_id for event in journey.events]
+        for ref, journey in journeys_in(entries).items()
+    }
 
 
 def standing_flags(records: Iterable[Record]) -> Flags:

@@ -15,8 +15,7 @@ import pytest
 from journeys.cli.send import decision_line, send_lines
 from schemas.outputs import FlagChange
 from streams.config import KafkaSettings
-from streams.stages.journey_stage import decode_journey
-from streams.store import keys
+from streams.stages.journey_segments import journeys_in
 from streams.worker import Worker
 from tests.integration.ledger_log import read_topic
 from tests.integration.test_worker import NOW, create_topics
@@ -36,12 +35,10 @@ def kafka(bootstrap_servers: str) -> KafkaSettings:
 def _journeys(worker: Worker) -> list[list[str]]:
     found = []
     for partition in range(worker.kafka.partitions):
-        for key, value in worker.journey_store.items(partition, keys.Prefix.JOURNEY.value):
-            ref = keys.journey_of(key)
-            if ref is not None:
-                events = [e.event_id for e in decode_journey(ref, value).events]
-                if not any(e.startswith("decision-") for e in events):
-                    found.append(events)
+        for journey in journeys_in(dict(worker.journey_store.items(partition))).values():
+            events = [e.event_id for e in journey.events]
+            if not any(e.startswith("decision-") for e in events):
+                found.append(events)
     return sorted(found)
 
 

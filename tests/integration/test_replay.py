@@ -40,7 +40,7 @@ from schemas.events import IDENTIFIER_KINDS, Event
 from schemas.outputs import FlagChange, FlagSnapshot
 from schemas.redaction import mask_text
 from streams.config import KafkaSettings, TopicNames
-from streams.stages.journey_stage import decode_journey
+from streams.stages.journey_segments import journeys_in
 from streams.store import keys
 from streams.store.state import LocalStore
 from tests.integration.ledger_log import (
@@ -484,11 +484,8 @@ def store_items(path: Path, partitions: int) -> dict[int, dict[bytes, bytes]]:
 def journeys_of(items: dict[int, dict[bytes, bytes]]) -> dict[tuple[str, str], list[str]]:
     found = {}
     for entries in items.values():
-        for key, value in entries.items():
-            ref = keys.journey_of(key)
-            if ref is not None:
-                journey = decode_journey(ref, value)
-                found[ref] = [e.event_id for e in journey.events]
+        for ref, journey in journeys_in(entries).items():
+            found[ref] = [e.event_id for e in journey.events]
     return found
 
 

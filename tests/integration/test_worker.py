@@ -16,8 +16,7 @@ from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from streams.admin import TopicSpec, ensure_topics
 from streams.config import KafkaSettings, TopicNames
-from streams.stages.journey_stage import decode_journey
-from streams.store import keys
+from streams.stages.journey_segments import journeys_in
 from streams.store.state import LocalStore
 from streams.worker import Worker
 from tests.integration.ledger_log import read_topic, standing_flags
@@ -56,11 +55,8 @@ def stored_journeys(data_dir: Path, partitions: int) -> dict[tuple[str, str], li
     try:
         found = {}
         for partition in range(partitions):
-            for key, value in store.items(partition):
-                ref = keys.journey_of(key)
-                if ref is not None:
-                    journey = decode_journey(ref, value)
-                    found[ref] = [e.event_id for e in journey.events]
+            for ref, journey in journeys_in(dict(store.items(partition))).items():
+                found[ref] = [e.event_id for e in journey.events]
         return found
     finally:
         store.close()
@@ -109,8 +105,6 @@ def test_demo_round_trip_equals_the_pure_fold(kafka: KafkaSettings, tmp_path: Pa
 def _settled(worker: Worker, expected: dict[tuple[str, str], list[str]]) -> bool:
     found = {}
     for partition in range(worker.kafka.partitions):
-        for key, value in worker.journey_store.items(partition):
-            ref = keys.journey_of(key)
-            if ref is not None:
-                found[ref] = [e.event_id for e in decode_journey(ref, value).events]
+        for ref, journey in journeys_in(dict(worker.journey_store.items(partition))).items():
+            found[ref] = [e.event_id for e in journey.events]
     return found == expected

@@ -24,8 +24,9 @@ from projections.rules import detect
 from schemas.codec import decode_event, encode_event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_MOVED, KIND_REGROUP
 from streams.kafka.records import InRecord, OutRecord
+from streams.stages.journey_segments import read_journey
 from streams.stages.journey_split import HEADER_SPLIT_FROM
-from streams.stages.journey_stage import JourneyCache, decode_journey, process_events
+from streams.stages.journey_stage import JourneyCache, process_events
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
@@ -434,9 +435,9 @@ def _moved_to_dave(
     state = BatchState(store, 0)
     outs = process_events(state, JourneyCache(), [record], NOW, _settings())
     store.write(0, state.changes)
-    stored = store.get(0, keys.journey_key(dave))
+    stored = read_journey(lambda key: store.get(0, key), dave)
     store.close()
-    held = [] if stored is None else [e.event_id for e in decode_journey(dave, stored).events]
+    held = [] if stored is None else [e.event_id for e in stored.events]
     return held, [o for o in outs if o.destination == "events"]
 
 

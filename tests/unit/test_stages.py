@@ -26,6 +26,7 @@ from streams.crypto.sealing import Sealer
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.cut import SameCut
 from streams.stages.ingest import ingest
+from streams.stages.journey_segments import journeys_in
 from streams.stages.journey_stage import (
     JourneyCache,
     decode_journey,
@@ -171,11 +172,8 @@ class Pipeline:
     def stored(self) -> dict[tuple[str, str], list[str]]:
         journeys = {}
         for partition in range(PARTITIONS):
-            for key, value in self.journeys.items(partition):
-                ref = keys.journey_of(key)
-                if ref is not None:
-                    journey = decode_journey(ref, value)
-                    journeys[ref] = [e.event_id for e in journey.events]
+            for ref, journey in journeys_in(dict(self.journeys.items(partition))).items():
+                journeys[ref] = [e.event_id for e in journey.events]
         return journeys
 
 

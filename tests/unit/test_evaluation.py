@@ -1,0 +1,127 @@
+"""Incremental evaluation equals evaluating the whole journey at once, for every rule.
+
+An `Evaluation` carries each rule's walk on as events are added; `rules.detect` walks the whole
+journey. Fed the generated journeys of `test_properties` one event at a time or in batches of
+any size, in journey order or in any order (late events), both must give the same flags (with
+people's handling laid over them) and the same next deadline, at several moments.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from projections.evaluation import Evaluation
+from projections.journey import Journey, add_new, event_order
+from projections.rules import RULE_NAMES, detect, next_deadline
+from projections.settings import RuleSettings
+from schemas.events import Event
+from tests.factories import at, ev
+from tests.unit.test_properties import AS_OF, PROPERTY, T0, scenarios
+
+RULE_SETS = st.sampled_from(
+    [RuleSettings(), *(RuleSettings(enabled=frozenset({name})) for name in RULE_NAMES)]
+)
+"""Every rule together, and each rule alone."""
+
+
+def _check(evaluation: Evaluation, journey: Journey, rules: RuleSettings) -> None:
+    evaluation.sync(journey.events)
+    last = journey.events[-1].occurred_at if journey.events else T0
+    for moment in (last, last + timedelta(hours=25), *AS_OF):
+        assert evaluation.flags(moment) == detect(journey.events, moment, rules)
+        assert evaluation.deadline(moment) == next_deadline(journey.events, moment, rules)
+
+
+def _feed(events: list[Event], cuts: list[int], rules: RuleSettings) -> None:
+    evaluation = Evaluation(rules)
+    journey = Journey("acme", "cus_1")
+    position = 0
+    for size in [*cuts, len(events)]:
+        batch = events[position : position + size]
+        position += size
+        for event in batch:
+            journey = add_new(journey, event)
+        _check(evaluation, journey, rules)
+        if position >= len(events):
+            break
+
+
+@PROPERTY
+@given(
+    scenario=scenarios(max_events=40),
+    rules=RULE_SETS,
+    cuts=st.lists(st.integers(1, 6), max_size=40),
+)
+def test_events_in_journey_order_one_batch_at_a_time_give_what_the_whole_journey_gives(
+    scenario: object, rules: RuleSettings, cuts: list[int]
+) -> None:
+    events = sorted(scenario.events, key=event_order)  # type: ignore[attr-defined]
+    _feed(events, cuts, rules)
+
+
+@PROPERTY
+@given(scenario=scenarios(max_events=40), rules=RULE_SETS)
+def test_events_one_by_one_give_what_the_whole_journey_gives(
+    scenario: object, rules: RuleSettings
+) -> None:
+    events = sorted(scenario.events, key=event_order)  # type: ignore[attr-defined]
+    _feed(events, [1] * len(events), rules)
+
+
+@PROPERTY
+@given(
+    scenario=scenarios(max_events=40),
+    rules=RULE_SETS,
+    cuts=st.lists(st.integers(1, 6), max_size=40),
+)
+def test_late_events_in_any_batches_give_what_the_whole_journey_gives(
+    scenario: object, rules: RuleSettings, cuts: list[int]
+) -> None:
+    _feed(list(scenario.events), cuts, rules)  # type: ignore[attr-defined]
+
+
+def test_a_message_naming_a_booking_made_later_walks_the_journey_again() -> None:
+    """The whole walk knows a booking's first slot before it is made; the stepped one learns
+    it late and walks again."""
+    message = ev(
+        "message.sent",
+        {"medium": "sms", "booking_id": "b1", "stated_slot": "2024-03-15T10:00:00+00:00"},
+        when=at(1),
+        event_id="m1",
+    )
+    booking = ev(
+        "booking.created",
+        {"booking_id": "b1", "slot": "2024-03-16T10:00:00+00:00"},
+        when=at(2),
+        event_id="b1",
+    )
+    rules = RuleSettings()
+    evaluation = Evaluation(rules)
+    evaluation.sync((message,))
+    assert evaluation.flags(at(3)) == detect((message,), at(3), rules) == ()
+    evaluation.sync((message, booking))
+    flags = evaluation.flags(at(3))
+    assert flags == detect((message, booking), at(3), rules)
+    assert [flag.rule for flag in flags] == ["DATE_MISMATCH"]
+
+
+def test_an_unchanged_flag_is_not_built_again() -> None:
+    def call(n: int) -> Event:
+        asks = {"direction": "inbound", "asked_for": ["phone"]}
+        customer = {"phone": "07700 900123", "email": "sam@example.com"}
+        return ev("call.logged", asks, when=at(n), event_id=f"c{n}", customer=customer)
+
+    rules = RuleSettings()
+    evaluation = Evaluation(rules)
+    events = (call(0), call(1))
+    evaluation.sync(events)
+    flags = evaluation.flags(at(2))
+    assert [flag.rule for flag in flags] == ["REPEATED_ASK"]
+    events = (*events, ev("survey.responded", {"score": 9, "scale": 10}, when=at(3)))
+    evaluation.sync(events)
+    again = evaluation.flags(at(4))
+    assert again == detect(events, at(4), rules)
+    assert again[0] is flags[0]
