@@ -16,7 +16,7 @@ import orjson
 
 from projections.health.graph import GraphHealth, graph_health, strong_sets
 from projections.regroup import decided_form
-from streams.stages.regrouping import reason_in
+from streams.stages.identity.regrouping import reason_in
 from streams.store import keys
 from streams.store.state import LocalStore
 

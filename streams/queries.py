@@ -9,9 +9,9 @@ from schemas.outputs import MergeHistory
 from streams.crypto.opening import open_journey, open_merges, stored_keys
 from streams.kafka.records import customer_key
 from streams.kafka.sender import partition_of
-from streams.stages.journey_merges import as_merges
-from streams.stages.journey_segments import read_journey as read_stored
-from streams.stages.regrouping import reason_in
+from streams.stages.identity.regrouping import reason_in
+from streams.stages.journey.merges import as_merges
+from streams.stages.journey.segments import read_journey as read_stored
 from streams.store import keys
 from streams.worker import Worker
 

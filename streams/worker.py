@@ -20,7 +20,7 @@ from streams.crypto.sealing import Sealer
 from streams.graph_health import GraphHealthCache
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.ingest import ingest
-from streams.stages.journey_stage import (
+from streams.stages.journey.stage import (
     RECORD_FRAMING_BYTES,
     DeadlineIndex,
     JourneyCache,

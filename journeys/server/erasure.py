@@ -4,7 +4,7 @@ The route writes an `identity.erased` event on the touchpoint stream, with no pe
 the ledger's customer id (the journey's own, after following merges), the admin's user from
 the token, and the grounds (a reference such as a ticket number, not the request's text).
 Ingest then destroys the customer's keys and the journey stage keeps only a skeleton
-(`streams.stages.erasure`, `streams.stages.journey_erasure`). 202 once the log has the event.
+(`streams.stages.identity.erasure`, `streams.stages.journey.erasure`). 202 once the log has the event.
 """
 
 from __future__ import annotations

@@ -34,10 +34,8 @@ from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_ME
 from streams.crypto.keys import WrongMasterKeyError
 from streams.crypto.sealing import Sealer
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
-from streams.stages.erasure import erase_customer
-from streams.stages.limit_settle import settle_live
-from streams.stages.recent import RecentEvents
-from streams.stages.regrouping import (
+from streams.stages.identity.erasure import erase_customer
+from streams.stages.identity.regrouping import (
     confirmed_text,
     current_decision,
     edge_of,
@@ -50,6 +48,8 @@ from streams.stages.regrouping import (
     resolve_conflicts,
     split_on_decision,
 )
+from streams.stages.identity.settle import settle_live
+from streams.stages.recent import RecentEvents
 from streams.stages.validate import MAX_EVENT_BYTES, refusal
 from streams.store import keys
 from streams.store.state import BatchState

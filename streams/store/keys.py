@@ -26,7 +26,7 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
 - ``j/`` the journey's latest events (its tail), ``jh/`` the index of its sealed segments and
-  ``js/<tenant>/<customer id>/<n>`` each sealed segment (see `streams.stages.journey_segments`;
+  ``js/<tenant>/<customer id>/<n>`` each sealed segment (see `streams.stages.journey.segments`;
   a journey stored before segments existed is all tail), ``f/`` the status of each flag last
   emitted,
 - ``fw/`` the customer it merged into, ``d/`` the next deadline of a time-based rule,

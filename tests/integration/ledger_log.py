@@ -29,7 +29,7 @@ from projections.rules import Detector
 from projections.settings import FoldSettings
 from schemas.outputs import FlagChange
 from streams.config import KafkaSettings, TopicNames
-from streams.stages.journey_segments import journeys_in
+from streams.stages.journey.segments import journeys_in
 from streams.topics import create_topics
 
 Journeys = dict[tuple[str, str], list[str]]

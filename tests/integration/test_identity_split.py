@@ -15,7 +15,7 @@ import pytest
 from journeys.cli.send import decision_line, send_lines
 from schemas.outputs import FlagChange
 from streams.config import KafkaSettings
-from streams.stages.journey_segments import journeys_in
+from streams.stages.journey.segments import journeys_in
 from streams.worker import Worker
 from tests.integration.ledger_log import read_topic
 from tests.integration.test_worker import NOW, create_topics

@@ -40,7 +40,7 @@ from schemas.events import IDENTIFIER_KINDS, Event
 from schemas.outputs import FlagChange, FlagSnapshot
 from schemas.redaction import mask_text
 from streams.config import KafkaSettings, TopicNames
-from streams.stages.journey_segments import journeys_in
+from streams.stages.journey.segments import journeys_in
 from streams.store import keys
 from streams.store.state import LocalStore
 from tests.integration.ledger_log import (

@@ -16,7 +16,7 @@ from journeys.demo import demo_lines
 from projections.settings import FoldSettings
 from streams.admin import TopicSpec, ensure_topics
 from streams.config import KafkaSettings, TopicNames
-from streams.stages.journey_segments import journeys_in
+from streams.stages.journey.segments import journeys_in
 from streams.store.state import LocalStore
 from streams.worker import Worker
 from tests.integration.ledger_log import read_topic, standing_flags

@@ -30,8 +30,8 @@ from streams.crypto.opening import keys_from_changelog, open_journey, stored_key
 from streams.crypto.ring import KeyRing
 from streams.crypto.sealing import Sealer
 from streams.crypto.startup import MissingMasterKeyError, check_master_key
-from streams.stages.journey_erasure import erased_document
-from streams.stages.journey_stage import decode_journey
+from streams.stages.journey.erasure import erased_document
+from streams.stages.journey.stage import decode_journey
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from streams.topics import ledger_topics

@@ -33,7 +33,7 @@ from schemas.errors import InvalidEventError
 from schemas.redaction import _SEPARATORS
 from streams.kafka.records import InRecord, OutRecord, _unescaped
 from streams.stages.ingest import ingest
-from streams.stages.journey_stage import JourneyCache, process_events
+from streams.stages.journey.stage import JourneyCache, process_events
 from streams.stages.validate import validate
 from tests.factories import raw
 

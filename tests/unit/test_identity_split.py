@@ -24,9 +24,9 @@ from projections.rules import detect
 from schemas.codec import decode_event, encode_event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_MOVED, KIND_REGROUP
 from streams.kafka.records import InRecord, OutRecord
-from streams.stages.journey_segments import read_journey
-from streams.stages.journey_split import HEADER_SPLIT_FROM
-from streams.stages.journey_stage import JourneyCache, process_events
+from streams.stages.journey.segments import read_journey
+from streams.stages.journey.split import HEADER_SPLIT_FROM
+from streams.stages.journey.stage import JourneyCache, process_events
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
@@ -723,7 +723,7 @@ def test_a_conflict_follows_its_customer_through_a_merge_back(tmp_path: Path) ->
 def test_a_block_is_found_whether_stored_before_the_batch_or_written_in_it(
     tmp_path: Path,
 ) -> None:
-    from streams.stages.regrouping import current_reason
+    from streams.stages.identity.regrouping import current_reason
 
     store = LocalStore(tmp_path / "state")
     state = BatchState(store, 1)

@@ -23,8 +23,8 @@ from schemas.outputs import (
     RegroupRecord,
 )
 from streams.kafka.records import InRecord
-from streams.stages.journey_merges import MAX_MERGES, as_merges, merges_of, pass_on, take
-from streams.stages.journey_stage import JourneyCache, process_events
+from streams.stages.journey.merges import MAX_MERGES, as_merges, merges_of, pass_on, take
+from streams.stages.journey.stage import JourneyCache, process_events
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from tests.factories import raw

@@ -20,7 +20,7 @@ from schemas.codec import decode_event, encode_event
 from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
 from streams.kafka.records import InRecord, customer_key
-from streams.stages.journey_segments import (
+from streams.stages.journey.segments import (
     RECORD_FRAMING_BYTES,
     SEGMENT_EVENTS,
     SegmentBounds,
@@ -29,7 +29,7 @@ from streams.stages.journey_segments import (
     encode_journey,
     read_journey,
 )
-from streams.stages.journey_stage import JourneyCache, process_events
+from streams.stages.journey.stage import JourneyCache, process_events
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from tests.factories import raw

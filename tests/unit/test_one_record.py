@@ -25,7 +25,7 @@ from streams.kafka.records import InRecord
 from streams.stages import ingest as ingest_module
 from streams.stages import validate as validate_module
 from streams.stages.ingest import KIND_EVENT, ingest
-from streams.stages.journey_stage import JourneyCache, process_events
+from streams.stages.journey.stage import JourneyCache, process_events
 from streams.stages.validate import validate
 from streams.store.state import BatchState, LocalStore
 from tests.factories import ev, raw
@@ -391,7 +391,7 @@ def test_the_timer_goes_on_past_a_journey_the_rules_fail_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from projections import rules
-    from streams.stages.journey_stage import DeadlineIndex, reevaluate
+    from streams.stages.journey.stage import DeadlineIndex, reevaluate
 
     enquiry = ev("message.received", {"medium": "sms"}, event_id="waiting")
     store = LocalStore(tmp_path / "journeys")

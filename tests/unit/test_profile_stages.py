@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from journeys.bench.cpu.stages import StageRun, main
 from journeys.bench.load import skewed_lines
-from journeys.bench.profile_stages import StageRun, main
 
 
 def test_every_touchpoint_goes_through_both_stages(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ from streams.crypto.sealing import Sealer
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.cut import SameCut
 from streams.stages.ingest import ingest
-from streams.stages.journey_segments import journeys_in
-from streams.stages.journey_stage import (
+from streams.stages.journey.segments import journeys_in
+from streams.stages.journey.stage import (
     JourneyCache,
     decode_journey,
     encode_journey,

@@ -33,7 +33,7 @@ from schemas.errors import InvalidEventError
 from schemas.events import DECISION_TYPES, ERASURE_TYPE, EVENT_TYPES, HANDLING_TYPES, Event, Source
 from schemas.trusted import read_event, read_events, without_content_checks
 from schemas.types import parse_slot, parse_timestamp
-from streams.stages.journey_stage import append_to_journey, decode_journey, encode_journey
+from streams.stages.journey.stage import append_to_journey, decode_journey, encode_journey
 from tests.factories import ev
 from tests.unit.test_fuzz import documents
 from tests.unit.test_properties import Scenario, scenarios

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from journeys.bench.serial import serial_cost
+from journeys.bench.cpu.serial import serial_cost
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, decode_trusted, encode_event
 from schemas.errors import InvalidEventError

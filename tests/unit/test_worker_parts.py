@@ -9,7 +9,7 @@ import pytest
 
 from journeys.settings import ConfigError, load_settings, parse_tokens
 from projections.flag_changes import change_id
-from streams.stages.journey_stage import DeadlineIndex
+from streams.stages.journey.stage import DeadlineIndex
 from streams.store import keys
 
 T = datetime(2026, 1, 1, tzinfo=UTC)

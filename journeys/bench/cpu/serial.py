@@ -1,6 +1,6 @@
 """How small one tenant's serial section is: CPU per event of each stage, without a broker.
 
-`python -m journeys.bench.serial [events]` runs the three stages' batch functions over the
+`python -m journeys.bench.cpu.serial [events]` runs the three stages' batch functions over the
 benchmark's skewed load with all its customers in one tenant, in batches as the worker takes
 them, on real RocksDB files in a temporary directory, and prints CPU microseconds per event of
 each (`time.process_time`): the validate stage (any number of workers share it), ingest (one
@@ -25,7 +25,7 @@ from journeys.bench.load import BENCH_TENANTS, skewed_load
 from projections.settings import FoldSettings
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.ingest import ingest
-from streams.stages.journey_stage import JourneyCache, process_events
+from streams.stages.journey.stage import JourneyCache, process_events
 from streams.stages.recent import RecentEvents
 from streams.stages.validate import validate
 from streams.store.state import BatchState, LocalStore

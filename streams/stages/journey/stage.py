@@ -3,14 +3,14 @@
 State per customer (keys under the input partition): the journey's events, the status of each
 flag last emitted, a forward pointer once the customer merged into another, and the next
 deadline of a time-based rule. A journey is stored as bounded segments
-(`journey_segments`). Hot journeys stay decoded in memory between batches, each with the
+(`segments`). Hot journeys stay decoded in memory between batches, each with the
 incremental evaluation of its rules (`projections.evaluation`); each changed journey is
 evaluated and written once per batch. Events arrive as the canonical bytes ingest wrote, so a
 journey that only grew at its end is written by appending those bytes to its stored tail:
 nothing is encoded again.
 
 A `regroup` record (a person blocked a value that had joined customers: see
-`streams.stages.regrouping`) is the only thing that walks a whole journey: the customer's
+`streams.stages.identity.regrouping`) is the only thing that walks a whole journey: the customer's
 events are dealt out to the customers ingest's graph now has (`projections.regroup.split`,
 pure), those for other customers go to them as `moved` events, and the customer keeps its own
 part; the flags it no longer has are withdrawn with the decision as the reason. The customers
@@ -54,10 +54,10 @@ from schemas.outputs import (
     RejoinRecord,
 )
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
-from streams.stages.journey_erasure import erase_stored
-from streams.stages.journey_memory import DeadlineIndex, JourneyCache
-from streams.stages.journey_merges import deal_merges, pass_on, take
-from streams.stages.journey_segments import (
+from streams.stages.journey.erasure import erase_stored
+from streams.stages.journey.memory import DeadlineIndex, JourneyCache
+from streams.stages.journey.merges import deal_merges, pass_on, take
+from streams.stages.journey.segments import (
     RECORD_FRAMING_BYTES,
     SegmentBounds,
     SegmentWriter,
@@ -68,7 +68,7 @@ from streams.stages.journey_segments import (
     read_raws,
     split_journey,
 )
-from streams.stages.journey_split import (
+from streams.stages.journey.split import (
     HEADER_FORWARDED,
     HEADER_SPLIT_FROM,
     deal_late,
@@ -425,7 +425,7 @@ def process_events(
     With `recent`, events ingest built in this process are taken as they are, not decoded.
     A record that cannot be decoded or folded, or that the rules fail on, goes to dead letters
     with the reason and the exception type; the batch goes on. Journeys are stored as segments
-    each within `max_record_bytes` (see `journey_segments`), however many events they hold.
+    each within `max_record_bytes` (see `segments`), however many events they hold.
     """
     batch = JourneyBatch(state, cache, deadlines, extra_rules, max_record_bytes)
     decode = decode_trusted if recent is None else recent.decode

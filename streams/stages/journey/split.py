@@ -1,6 +1,6 @@
 """The journey stage's side of a split: deal a customer's events out, as records to send.
 
-Kept apart from `journey_stage` so that the stage reads as it did: `JourneyBatch.on_regroup`
+Kept apart from `stage` so that the stage reads as it did: `JourneyBatch.on_regroup`
 calls `deal_out` and stores what it keeps. The events for other customers go to them as
 `moved` records, each naming the split that dealt it out (`<customer id>/<generation>`): the
 receiving customer may still forward to the customer split, if ingest's word that it stands

@@ -52,7 +52,7 @@ def erased_journey(journey: Journey) -> Journey:
 
 
 def erase_stored(batch: Any, ref: CustomerRef) -> None:
-    """Rewrite a customer's journey in a `JourneyBatch` (streams.stages.journey_stage) erased.
+    """Rewrite a customer's journey in a `JourneyBatch` (streams.stages.journey.stage) erased.
 
     Stored at once, as a split's part is, so that later events of the batch append to it; the
     rules then run over it as over any changed journey (their inputs are clear, so its flags

@@ -1,4 +1,4 @@
-"""CPU per event of each live stage, without a broker: `python -m journeys.bench.profile_stages`.
+"""CPU per event of each live stage, without a broker: `python -m journeys.bench.cpu.stages`.
 
 Drives ingest and the journey stage over real RocksDB files the way a worker does (records
 routed by key to 4 partitions, batches of up to `--batch` records per partition, one
@@ -40,9 +40,9 @@ NOW = datetime(2026, 11, 22, tzinfo=UTC)
 _NAMES = {
     "InRecord": ("streams.kafka.records", "streams.records"),
     "ingest": ("streams.stages.ingest", "streams.ingest"),
-    "JourneyCache": ("streams.stages.journey_stage", "streams.journey_stage"),
-    "DeadlineIndex": ("streams.stages.journey_stage", "streams.journey_stage"),
-    "process_events": ("streams.stages.journey_stage", "streams.journey_stage"),
+    "JourneyCache": ("streams.stages.journey.stage", "streams.journey_stage"),
+    "DeadlineIndex": ("streams.stages.journey.stage", "streams.journey_stage"),
+    "process_events": ("streams.stages.journey.stage", "streams.journey_stage"),
     "RecentEvents": ("streams.stages.recent", "streams.recent"),
     "BatchState": ("streams.store.state", "streams.state"),
     "LocalStore": ("streams.store.state", "streams.state"),

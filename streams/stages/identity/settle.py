@@ -29,7 +29,7 @@ from projections.regroup.limits import Settled, home, owners, settle
 from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_REGROUP, RegroupRecord
 from streams.kafka.records import OutRecord, customer_key
-from streams.stages.regrouping import _put_edge, current_decision, edges
+from streams.stages.identity.regrouping import _put_edge, current_decision, edges
 from streams.store import keys
 from streams.store.state import BatchState
 
