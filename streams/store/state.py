@@ -89,9 +89,8 @@ class BatchState:
         self.partition = partition
         self.changes: dict[bytes, bytes | None] = {}
         self._children: dict[bytes, set[bytes]] = {}
-        """Changed keys under each of their `/`-separated prefixes (without the `/`): `items`
-        finds a customer's entries, or a value's at any depth, among a large batch's changes
-        without scanning them all."""
+        """Changed keys by what comes before their last `/`: `items` finds a customer's
+        entries among a large batch's changes without scanning them all."""
         self._stored_any: dict[bytes, bool] = {}
         self._read: dict[bytes, bytes | None] = {}
         """Small values (and absences) read from the store in this batch: a customer's keys
@@ -118,12 +117,14 @@ class BatchState:
             self._read[key] = value
         return value
 
-    def items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        """The entries under a key prefix as of this batch's writes so far, by key."""
+    def items(self, prefix: bytes, deep: bool = False) -> list[tuple[bytes, bytes]]:
+        """The entries under a key prefix as of this batch's writes so far, by key; `deep`
+        when they lie more than one `/` below a prefix ending in `/` (the batch's changes are
+        then all looked through: for rare reads, as a decision's)."""
         found = dict(self.store.items(self.partition, prefix))
         changed = (
             self._children.get(prefix[:-1], ())
-            if prefix.endswith(b"/")
+            if prefix.endswith(b"/") and not deep
             else [key for key in self.changes if key.startswith(prefix)]
         )
         for key in changed:
@@ -136,22 +137,14 @@ class BatchState:
         return sorted(found.items())
 
     def any_under(self, prefix: bytes) -> bool:
-        """Whether any entry is under a key prefix ending in `/` as of this batch's writes
-        (stops at the first: the entries are not listed)."""
+        """Whether any entry lies one `/` below a key prefix ending in `/`, as of this batch's
+        writes (stops at the first: the entries are not listed)."""
         if any(self.changes[key] is not None for key in self._children.get(prefix[:-1], ())):
             return True
         return any(key not in self.changes for key, _ in self.store.items(self.partition, prefix))
 
     def _note(self, key: bytes) -> None:
-        # Under every ancestor, deepest first: a key noted under its parent already is noted
-        # under all of them.
-        end = key.rfind(b"/")
-        while end > 0:
-            children = self._children.setdefault(key[:end], set())
-            if key in children:
-                return
-            children.add(key)
-            end = key.rfind(b"/", 0, end)
+        self._children.setdefault(key.rpartition(b"/")[0], set()).add(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         """Write a value at the end of the batch."""

@@ -154,7 +154,9 @@ def test_move_and_resolve_see_conflicts_opened_in_the_same_batch(tmp_path: Path)
     together.close()
 
 
-def test_a_prefix_scan_sees_the_batch_s_writes_and_deletes_at_any_depth(tmp_path: Path) -> None:
+def test_a_deep_prefix_scan_and_any_under_see_the_batch_s_writes_and_deletes(
+    tmp_path: Path,
+) -> None:
     store = LocalStore(tmp_path / "state")
     state = BatchState(store, 0)
     state.put(b"k/acme/phone:1/cus_a/flg_1", b"{}")
@@ -163,7 +165,7 @@ def test_a_prefix_scan_sees_the_batch_s_writes_and_deletes_at_any_depth(tmp_path
     state = BatchState(store, 0)
     state.delete(b"k/acme/phone:1/cus_a/flg_1")
     state.put(b"k/acme/phone:1/cus_c/flg_3", b"{}")
-    assert [k for k, _ in state.items(b"k/acme/phone:1/")] == [
+    assert [k for k, _ in state.items(b"k/acme/phone:1/", deep=True)] == [
         b"k/acme/phone:1/cus_b/flg_2",
         b"k/acme/phone:1/cus_c/flg_3",
     ]

@@ -307,7 +307,7 @@ def _conflicts_under(
     number of `/` after the prefix in their keys (a longer value's records share the prefix)."""
     found = [
         (key, orjson.loads(raw))
-        for key, raw in state.items(prefix)
+        for key, raw in state.items(prefix, deep=depth > 0)
         if raw.startswith(b"{") and key.count(b"/", len(prefix)) == depth
     ]
     return sorted(found, key=lambda entry: int(entry[1]["n"]))
