@@ -3,9 +3,9 @@ resolved by the person's decision about the identifier.
 
 Offline the fold applies decisions from the start, so a held link a person later decided on
 never shows a conflict; live, the flag opened when the link was held and resolves (with the
-decision as its resolution) when the decision arrives. Ingest keeps, per identifier, the
-conflict flags it opened (bounded by the held identifiers and the customers each names), so a
-later event holding the same link opens nothing again.
+decision as its resolution) when the decision arrives. Ingest keeps each conflict flag it
+opened (`to_document`) as a record of its own per identifier, customer and flag, so a later
+event holding the same link opens nothing again.
 """
 
 from __future__ import annotations

@@ -13,8 +13,13 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
   linked together (JSON array), stored once per distinct set, so a split can be recomputed,
 - ``r/<tenant>/<blocked key>/<customer id>`` -> nothing: the customer holds an edge with the
   value while a person's block keeps it from linking (an unblock merges those customers back),
-- ``k/<tenant>/<blocked key>`` -> the IDENTITY_CONFLICT flags a held link on the value opened
-  (JSON array), until a person's decision about the value resolves them,
+- ``k/<tenant>/<blocked key>/<customer id>/<flag id>`` -> one IDENTITY_CONFLICT flag a held
+  link on the value opened on the customer (its document, JSON, with its number ``n`` in the
+  order opened), until a person's decision about the value resolves it; a record per flag, so
+  none grows with the customers sharing a value (a decision reads the value's by prefix),
+- ``k/<tenant>/<blocked key>`` -> the next conflict number of the value; written by earlier
+  versions: every conflict flag on the value in one JSON array, moved to the records above
+  the first time the value's conflicts are written,
 - ``hh/<tenant>/<identifier key>/<digest>`` -> the keys of an event that carried the value
   when a limit held its link (JSON array, once per distinct set): graph health counts the
   strong identifiers seen with a held value across the customers it would have joined,
@@ -132,8 +137,23 @@ def edge_key(tenant: str, customer_id: str, digest: str) -> bytes:
 
 
 def conflicts_key(tenant: str, key: str) -> bytes:
-    """Where the conflict flags opened on an identifier value (its blocked key) are kept."""
+    """Where a value's (its blocked key's) next conflict number, or its legacy list, is kept."""
     return _tenant_key(Prefix.CONFLICTS, tenant, key)
+
+
+def conflict_key(tenant: str, key: str, customer_id: str, flag_id: str) -> bytes:
+    """Where one conflict flag opened on a customer over a value (its blocked key) is kept."""
+    return _tenant_key(Prefix.CONFLICTS, tenant, f"{key}/{customer_id}/{flag_id}")
+
+
+def value_conflicts_prefix(tenant: str, key: str) -> bytes:
+    """The prefix of every conflict flag opened over a value (its blocked key)."""
+    return _tenant_key(Prefix.CONFLICTS, tenant, f"{key}/")
+
+
+def customer_value_conflicts_prefix(tenant: str, key: str, customer_id: str) -> bytes:
+    """The prefix of every conflict flag opened on a customer over a value (its blocked key)."""
+    return _tenant_key(Prefix.CONFLICTS, tenant, f"{key}/{customer_id}/")
 
 
 def held_edge_key(tenant: str, key: str, digest: str) -> bytes:

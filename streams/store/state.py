@@ -117,12 +117,14 @@ class BatchState:
             self._read[key] = value
         return value
 
-    def items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        """The entries under a key prefix as of this batch's writes so far, by key."""
+    def items(self, prefix: bytes, deep: bool = False) -> list[tuple[bytes, bytes]]:
+        """The entries under a key prefix as of this batch's writes so far, by key; `deep`
+        when they lie more than one `/` below a prefix ending in `/` (the batch's changes are
+        then all looked through: for rare reads, as a decision's)."""
         found = dict(self.store.items(self.partition, prefix))
         changed = (
             self._children.get(prefix[:-1], ())
-            if prefix.endswith(b"/")
+            if prefix.endswith(b"/") and not deep
             else [key for key in self.changes if key.startswith(prefix)]
         )
         for key in changed:
@@ -133,6 +135,13 @@ class BatchState:
                 else:
                     found[key] = value
         return sorted(found.items())
+
+    def any_under(self, prefix: bytes) -> bool:
+        """Whether any entry lies one `/` below a key prefix ending in `/`, as of this batch's
+        writes (stops at the first: the entries are not listed)."""
+        if any(self.changes[key] is not None for key in self._children.get(prefix[:-1], ())):
+            return True
+        return any(key not in self.changes for key, _ in self.store.items(self.partition, prefix))
 
     def _note(self, key: bytes) -> None:
         self._children.setdefault(key.rpartition(b"/")[0], set()).add(key)

@@ -12,7 +12,9 @@ a later event of Carol's is already sent to Carol's customer.
 
 A link held by a tenant's limit opens `IDENTITY_CONFLICT` on each customer it would have
 joined, straight onto the flag topic (ingest knows the link, the journey stage does not); a
-person's decision about the value resolves it (`projections.regroup.conflicts`).
+person's decision about the value resolves it (`projections.regroup.conflicts`). Each flag is
+kept as a record of its own (value, customer, flag id), numbered in the order opened, so a
+value shared by thousands of customers costs an event a few point reads, not a growing list.
 
 An unblock or a confirmed merge of a value merges back the customers whose edges hold it:
 an event's edge keeps the values a block refused as well (they do not link while refused),
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -270,16 +273,44 @@ def open_conflicts(
     """Open IDENTITY_CONFLICT on each customer a held link names, once per flag and customer."""
     out: list[OutRecord] = []
     for key, customer, flag in conflicts.held(change, event, region):
-        stored = keys.conflicts_key(tenant, key)
-        value = state.get(stored)
-        kept: list[dict[str, object]] = orjson.loads(value) if value is not None else []
-        if any(d["customer"] == customer and d["flag_id"] == flag.flag_id for d in kept):
+        number = _conflict_number(state, tenant, key) or 0
+        stored = keys.conflict_key(tenant, key, customer, flag.flag_id)
+        if state.get(stored) is not None:
             continue
-        kept.append(conflicts.to_document(customer, flag))
-        state.put(stored, orjson.dumps(kept))
+        state.put(stored, orjson.dumps({**conflicts.to_document(customer, flag), "n": number}))
+        state.put(keys.conflicts_key(tenant, key), str(number + 1).encode())
         state.put(keys.customer_conflict_key(tenant, customer, key), b"")
         out.append(_flag_record(flag_changed(tenant, customer, flag, "opened")))
     return out
+
+
+def _conflict_number(state: BatchState, tenant: str, value: str) -> int | None:
+    """The value's next conflict number (None: no conflict on it), once a list an earlier
+    version kept under the value is moved to a record per flag (numbered in its order)."""
+    stored = keys.conflicts_key(tenant, value)
+    raw = state.get(stored)
+    if raw is None or not raw.startswith(b"["):
+        return None if raw is None else int(raw)
+    kept: list[dict[str, object]] = orjson.loads(raw)
+    for number, document in enumerate(kept):
+        customer, flag_id = str(document["customer"]), str(document["flag_id"])
+        moved = orjson.dumps({**document, "n": number})
+        state.put(keys.conflict_key(tenant, value, customer, flag_id), moved)
+    state.put(stored, str(len(kept)).encode())
+    return len(kept)
+
+
+def _conflicts_under(
+    state: BatchState, prefix: bytes, depth: int
+) -> list[tuple[bytes, dict[str, Any]]]:
+    """The conflict flags kept under a prefix, in the order they were opened; `depth` is the
+    number of `/` after the prefix in their keys (a longer value's records share the prefix)."""
+    found = [
+        (key, orjson.loads(raw))
+        for key, raw in state.items(prefix, deep=depth > 0)
+        if raw.startswith(b"{") and key.count(b"/", len(prefix)) == depth
+    ]
+    return sorted(found, key=lambda entry: int(entry[1]["n"]))
 
 
 def keep_held(
@@ -314,24 +345,21 @@ def move_conflicts(
         for marker, _ in state.items(prefix):
             state.delete(marker)
             value = marker[len(prefix) :].decode()
-            stored = keys.conflicts_key(tenant, value)
-            raw = state.get(stored)
-            if raw is None:
+            if _conflict_number(state, tenant, value) is None:
                 continue
-            kept: list[dict[str, object]] = orjson.loads(raw)
-            has = any(d["customer"] == into for d in kept)
-            moved: list[dict[str, object]] = []
-            for document in kept:
-                if document["customer"] != old:
-                    moved.append(document)
-                    continue
+            has = state.any_under(keys.customer_value_conflicts_prefix(tenant, value, into))
+            mine = keys.customer_value_conflicts_prefix(tenant, value, old)
+            for stored, document in _conflicts_under(state, mine, 0):
+                state.delete(stored)
                 _, flag = conflicts.from_document(document)
                 out.append(_flag_record(flag_withdrawn(tenant, old, flag.flag_id, into)))
                 if not has:
-                    has = True
-                    moved.append(conflicts.to_document(into, flag))
+                    has = True  # it takes the place (number) of the flag it follows
+                    moved = {**conflicts.to_document(into, flag), "n": document["n"]}
+                    state.put(
+                        keys.conflict_key(tenant, value, into, flag.flag_id), orjson.dumps(moved)
+                    )
                     out.append(_flag_record(flag_changed(tenant, into, flag, "opened")))
-            state.put(stored, orjson.dumps(moved))
             state.put(keys.customer_conflict_key(tenant, into, value), b"")
     return out
 
@@ -342,12 +370,12 @@ def resolve_conflicts(
     """Resolve the conflict flags opened on the values a person decided about."""
     out: list[OutRecord] = []
     for key, _ in decided:
-        stored = keys.conflicts_key(tenant, key)
-        value = state.get(stored)
-        if value is None:
+        if _conflict_number(state, tenant, key) is None:
             continue
-        state.delete(stored)
-        for document in orjson.loads(value):
+        state.delete(keys.conflicts_key(tenant, key))
+        opened = _conflicts_under(state, keys.value_conflicts_prefix(tenant, key), 1)
+        for stored, document in opened:
+            state.delete(stored)
             customer, flag = conflicts.from_document(document)
             state.delete(keys.customer_conflict_key(tenant, customer, key))
             (done,) = conflicts.resolved([flag], decision)
