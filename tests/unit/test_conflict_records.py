@@ -175,3 +175,21 @@ def test_a_deep_prefix_scan_and_any_under_see_the_batch_s_writes_and_deletes(
     state.delete(b"k/acme/phone:1/cus_c/flg_3")
     assert not state.any_under(b"k/acme/phone:1/cus_c/")
     store.close()
+
+
+def test_erasing_a_customer_deletes_its_conflict_flags_and_leaves_the_others(
+    tmp_path: Path,
+) -> None:
+    from tests.unit.test_erasure import _erasure
+
+    store = LocalStore(tmp_path / "state")
+    _ingest(store, _sharing(3), batch=64)
+    entries = _conflict_entries(store)
+    owners = {key.split(b"/")[3].decode() for key in entries if key.count(b"/") == 4}
+    assert len(owners) == 3  # the three customers each hold a conflict on the phone
+    erased = sorted(owners)[0]
+    _ingest(store, [_erasure(erased)], batch=1)
+    after = _conflict_entries(store)
+    left = {key.split(b"/")[3].decode() for key in after if key.count(b"/") == 4}
+    assert left == owners - {erased}  # its documents quote the value: gone with it
+    assert not dict(store.items(0, keys.customer_conflicts_prefix("acme", erased)))

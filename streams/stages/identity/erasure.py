@@ -7,7 +7,7 @@ touchpoint stream like any event. Ingest then, in the same batch:
 - deletes the customer's key ring (`Sealer.destroy`): every field sealed under its keys, on
   the events topic, in journey state and in any copy, can no longer be decrypted;
 - deletes the customer's part of the identity graph: its identifier keys, its member list,
-  its edges, its open-conflict markers, the held-link keys kept under its values and the
+  its edges, its conflict flags and their markers, the held-link keys kept under its values and the
   country codes kept under its phone numbers (they hold identifiers);
 - sends an `ErasureRecord` (`kind: erased`) to the customer's events partition, so the journey
   stage drops the personal fields of the stored journey.
@@ -25,6 +25,7 @@ from schemas.outputs import HEADER_KIND, KIND_ERASED, ErasureRecord
 from schemas.people import ErasurePayload
 from streams.crypto.sealing import Sealer
 from streams.kafka.records import OutRecord, customer_key
+from streams.stages.identity.regrouping import forget_conflicts
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -45,6 +46,7 @@ def erase_customer(state: BatchState, event: Event, sealer: Sealer | None) -> li
         if key.startswith("phone:"):  # `phone:<nsn>` or `phone:+<cc>:<nsn>`
             state.delete(keys.phone_countries_key(tenant, key.rpartition(":")[2]))
     state.delete(members_key)
+    forget_conflicts(state, tenant, customer)  # before their markers, which lead to them
     prefixes = [
         keys.edges_prefix(tenant, customer),
         keys.customer_conflicts_prefix(tenant, customer),

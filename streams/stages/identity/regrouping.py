@@ -313,6 +313,18 @@ def _conflicts_under(
     return sorted(found, key=lambda entry: int(entry[1]["n"]))
 
 
+def forget_conflicts(state: BatchState, tenant: str, customer: str) -> None:
+    """Delete the conflict flags kept for a customer (erasure: their documents quote the
+    value), found through its markers (`kc/`), each value's old list split first."""
+    markers = keys.customer_conflicts_prefix(tenant, customer)
+    for marker, _ in state.items(markers):
+        value = marker[len(markers) :].decode()
+        _conflict_number(state, tenant, value)
+        flags = keys.customer_value_conflicts_prefix(tenant, value, customer)
+        for entry, _ in state.items(flags, deep=True):
+            state.delete(entry)
+
+
 def keep_held(
     state: BatchState, tenant: str, change: IdentityChange, ids: Iterable[NormalisedId]
 ) -> None:
