@@ -240,8 +240,11 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
         r
         for r in read_topic_sync(stack.kafka, names.events)
         if r.headers.get("customer_id") == customer_id.encode()
+        and r.headers.get("kind") == b"event"
     ]
-    assert len(sealed_events) == 6
+    # Touchpoints keyed by event id reach ingest in any order: the customer may have been two
+    # that merged, whose events were forwarded to it again (the same events, once more).
+    assert len({orjson.loads(r.value or b"{}")["event_id"] for r in sealed_events}) == 6
     assert all(b'"enc:v1:' in (r.value or b"") for r in sealed_events)
     flags_before = sorted(f["flag_id"] for f in stack.get("/v1/flags").json()["flags"])
     assert flags_before
@@ -289,7 +292,7 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
     sealer = Sealer(LocalKeyProvider(MASTER))
     data_keys = asyncio.run(read_data_keys(stack.kafka, sealer))
     replayed = asyncio.run(read_events(stack.kafka, tenant=TENANT, data_keys=data_keys))
-    assert len(replayed) == 6
+    assert len({event.event_id for event in replayed}) == 6  # forwarded copies aside
     for event in replayed:
         assert event.customer.model_dump(exclude_none=True)
         assert set(event.customer.model_dump(exclude_none=True).values()) == {"[erased]"}

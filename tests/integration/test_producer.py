@@ -19,7 +19,7 @@ from journeys.cli import app
 from journeys.sdk.producer import BufferFullError, JourneyProducer, SyncJourneyProducer
 from schemas.codec import encode_event, validate_document
 from streams.config import KafkaSettings, TopicNames
-from streams.topics import create_topics, ledger_topics
+from streams.topics import RAW_RETENTION_MS, create_topics, ledger_topics
 from tests.factories import raw
 
 CARD = "4929 1234 5678 9015"
@@ -96,7 +96,10 @@ def test_topics_create_is_idempotent_with_the_right_partitions(bootstrap_servers
     names = TopicNames(settings.topic_prefix)
     assert configs[names.identity_changelog]["cleanup.policy"] == "compact"
     assert configs[names.journey_changelog]["cleanup.policy"] == "compact"
-    assert configs[names.touchpoints]["retention.ms"] == "-1"
+    # clear text before the door and before the seal: kept a week (README, "Privacy")
+    assert configs[names.touchpoints]["retention.ms"] == str(RAW_RETENTION_MS)
+    assert configs[names.validated]["retention.ms"] == str(RAW_RETENTION_MS)
+    assert RAW_RETENTION_MS == 7 * 24 * 3600 * 1000
 
 
 @pytest.mark.timeout(30)
