@@ -186,6 +186,8 @@ class KafkaSection(_Section):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    dead_letter_retention_days: int = Field(default=30, ge=1)
+    """How long the dead-letter topics keep a record (`retention.ms`, set when created)."""
     max_record_bytes: int = Field(default=1_048_576, ge=300 * 1024)
     """The brokers' record size limit (`max.message.bytes`; Kafka's default is 1 MiB)."""
 

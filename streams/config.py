@@ -34,6 +34,9 @@ class KafkaSettings:
     """How long a fetch waits for data: low, so a flag follows its event quickly."""
     journey_generation: int = 0
     """Which generation of the journey projection this worker serves (see `journeys rebuild`)."""
+    dead_letter_retention_days: int = 30
+    """How long the dead-letter topics keep a record: long enough to repair and re-send it;
+    they hold the refused bytes (card numbers masked, other personal data in clear)."""
     max_record_bytes: int = 1_048_576
     """The largest record the ledger produces (Kafka's default `max.message.bytes`): a journey
     whose state record would grow past it keeps what it had, the rest goes to dead letters."""

@@ -20,20 +20,27 @@ COMPACTED = {"cleanup.policy": "compact"}
 """Config of the state changelogs: the latest value per key is kept."""
 
 
+def dead_letter_config(settings: KafkaSettings) -> dict[str, str]:
+    """Config of the dead-letter topics: kept `dead_letter_retention_days`, then deleted."""
+    days = settings.dead_letter_retention_days
+    return {"retention.ms": str(days * 24 * 3600 * 1000), "cleanup.policy": "delete"}
+
+
 def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
     """The nine topics of the ledger, with partition counts and configs from `settings`."""
     names = settings.names()
     count = settings.partitions
+    dead = dead_letter_config(settings)
     return [
         TopicSpec(names.touchpoints, count, dict(RAW)),
         TopicSpec(names.validated, count, dict(RAW)),  # clear text too: kept as briefly
-        TopicSpec(names.dead_letters, count, dict(KEEP_FOREVER)),
+        TopicSpec(names.dead_letters, count, dict(dead)),
         TopicSpec(names.events, count, dict(KEEP_FOREVER)),
         TopicSpec(names.flags, count, dict(KEEP_FOREVER)),
         TopicSpec(names.identity_changelog, count, dict(COMPACTED)),
         TopicSpec(names.journey_changelog, count, dict(COMPACTED)),
         TopicSpec(names.members, 1, dict(COMPACTED)),
-        TopicSpec(names.notification_dead_letters, count, dict(KEEP_FOREVER)),
+        TopicSpec(names.notification_dead_letters, count, dict(dead)),
     ]
 
 

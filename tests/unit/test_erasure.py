@@ -277,6 +277,23 @@ def test_the_raw_touchpoints_topic_keeps_records_seven_days_and_the_log_forever(
     assert specs[names.events]["retention.ms"] == "-1"
 
 
+def test_the_dead_letter_topics_keep_records_thirty_days_or_as_set(tmp_path: Path) -> None:
+    from journeys.settings import load_settings
+
+    path = tmp_path / "journeys.toml"
+    path.write_text("[kafka]\ndead_letter_retention_days = 3\n", encoding="utf-8")
+    assert load_settings(path, {}).kafka_settings().dead_letter_retention_days == 3
+    day = 24 * 3600 * 1000
+    for settings_, days in (
+        (KafkaSettings(), 30),
+        (KafkaSettings(dead_letter_retention_days=3), 3),
+    ):
+        specs = {spec.name: spec.config for spec in ledger_topics(settings_)}
+        names = settings_.names()
+        assert specs[names.dead_letters]["retention.ms"] == str(days * day)
+        assert specs[names.notification_dead_letters]["retention.ms"] == str(days * day)
+
+
 @settings(
     max_examples=15,
     deadline=None,
