@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.rules.readers import field_name, requested_slot
-from projections.rules.rule import Rule
+from projections.rules.rule import Rule, Untimed
 from schemas.events import IDENTIFIER_KINDS, CallLogged, ChatMessage, Event
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ class _Held:
         return self.fields.get(name)
 
 
-class _Walk:
+class _Walk(Untimed):
     """Each business-side ask for something held before that moment is flagged once."""
 
     stale = False
@@ -79,14 +78,6 @@ class _Walk:
             message = f"{event.source.system} asked the customer for {', '.join(repeated)}"
             self.found.append(RULE.draft(event.event_id, message, event.occurred_at, [event]))
         self.held.learn(event)
-
-    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
-        del as_of  # not time-based
-        return self.found
-
-    def deadline(self, as_of: datetime) -> datetime | None:
-        del as_of
-        return None
 
 
 RULE = Rule.walking("REPEATED_ASK", Severity.LOW, _Walk)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_day, format_slot
 from projections.rules.readers import subject_key
-from projections.rules.rule import Rule
+from projections.rules.rule import Rule, Untimed
 from schemas.events import (
     EnrolmentConfirmed,
     EnrolmentLookup,
@@ -31,7 +31,7 @@ def _in_effect(confirmed: EnrolmentConfirmed, at: datetime) -> bool:
     return at.date() >= start
 
 
-class _Walk:
+class _Walk(Untimed):
     """Open a flag when a lookup fails after the fact was written; resolve on a found lookup."""
 
     stale = False
@@ -72,14 +72,6 @@ class _Walk:
                 draft = self.rule.draft(event.event_id, message, at, [cause, event])
                 self.open[key] = draft
                 self.found.append(draft)
-
-    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
-        del as_of  # not time-based
-        return self.found
-
-    def deadline(self, as_of: datetime) -> datetime | None:
-        del as_of
-        return None
 
 
 def _enrolments(rules: RuleSettings, ahead: Sequence[Event] = ()) -> _Walk:

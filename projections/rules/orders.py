@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
 from projections.rules.readers import money
-from projections.rules.rule import Rule
+from projections.rules.rule import NoDeadline, Rule
 from schemas.events import (
     Event,
     OrderCancelled,
@@ -65,7 +65,7 @@ def _pair(
     return draft
 
 
-class _Duplicates:
+class _Duplicates(NoDeadline):
     """Two orders alike within the window, both live at some moment; resolved by a cancel.
 
     Each pair is found when its second order is placed (looking back only over the orders
@@ -114,10 +114,6 @@ class _Duplicates:
         del as_of  # not time-based
         return list(self.found.values())
 
-    def deadline(self, as_of: datetime) -> datetime | None:
-        del as_of
-        return None
-
 
 @dataclass(slots=True)
 class _Payment:
@@ -127,7 +123,7 @@ class _Payment:
     released: list[PaymentVoided | PaymentRefunded] = field(default_factory=list)
 
 
-class _Payments:
+class _Payments(NoDeadline):
     """A payment held or taken for a cancelled order, with no void or refund.
 
     A payment's flag is made again only when an event of that payment, or the cancel of its
@@ -171,10 +167,6 @@ class _Payments:
     def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
         del as_of  # not time-based
         return list(self.found.values())
-
-    def deadline(self, as_of: datetime) -> datetime | None:
-        del as_of
-        return None
 
 
 def _payment_flag(payment: _Payment, cancels: dict[str, OrderCancelled]) -> FlagDraft | None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
-from projections.rules.rule import Rule
+from projections.rules.rule import Rule, Untimed
 from schemas.events import CallLogged, Event, ReferralMade
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ def _describe(chain: list[Handoff]) -> str:
     return f"customer sent back and forth {len(chain)} times in {format_duration(span)}: {steps}"
 
 
-class _Walk:
+class _Walk(Untimed):
     """A party refers the customer back to one that referred them on, or too many handoffs."""
 
     stale = False
@@ -99,14 +98,6 @@ class _Walk:
         draft = RULE.draft(move.event.event_id, _describe(chain), at, [h.event for h in chain])
         self.found.append(draft)
         self.current = (draft, chain)
-
-    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
-        del as_of  # not time-based
-        return self.found
-
-    def deadline(self, as_of: datetime) -> datetime | None:
-        del as_of
-        return None
 
 
 RULE = Rule.walking("REFERRAL_LOOP", Severity.MEDIUM, _Walk)

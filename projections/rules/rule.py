@@ -46,6 +46,27 @@ class Walker(Protocol):
         """When the rule could next open a flag with no new event (None: never)."""
 
 
+class NoDeadline:
+    """The deadline of a walker whose rule opens flags only when an event comes: none."""
+
+    def deadline(self, as_of: datetime) -> datetime | None:
+        """Never: the rule opens flags only when an event comes."""
+        del as_of
+        return None
+
+
+class Untimed(NoDeadline):
+    """A walker's untimed part when its flags are the drafts it found (`found`), in order:
+    the same at every moment, with no deadline."""
+
+    found: list[FlagDraft]
+
+    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
+        """The flags found so far (not time-based: the same at every moment)."""
+        del as_of
+        return self.found
+
+
 WalkerFactory = Callable[["RuleSettings", Sequence[Event]], Walker]
 """A fresh walker of one rule: the thresholds, and the events it is about to step, for a rule
 that looks ahead (empty when the events come one at a time)."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_slot, same_slot
 from projections.rules.readers import SlotValue, requested_slot
-from projections.rules.rule import Rule
+from projections.rules.rule import Rule, Untimed
 from schemas.events import (
     BookingCancelled,
     BookingChanged,
@@ -47,7 +46,7 @@ def _first_known(events: Sequence[Event]) -> dict[str, _Booking]:
     return first_known
 
 
-class _Walk:
+class _Walk(Untimed):
     """One pass over the timeline, keeping bookings and the open mismatches.
 
     A message may name a booking the journey shows only later: the whole walk knows every
@@ -83,14 +82,6 @@ class _Walk:
                 booking.active = False
         elif isinstance(event, MessageSent) and event.payload.stated_slot is not None:
             self.on_message(event, event.payload.stated_slot)
-
-    def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
-        del as_of  # not time-based
-        return self.found
-
-    def deadline(self, as_of: datetime) -> datetime | None:
-        del as_of
-        return None
 
     def resolve(self, mismatch: _Mismatch, event: Event, how: str) -> None:
         mismatch.draft.resolve(event.occurred_at, how, event)
