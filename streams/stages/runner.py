@@ -93,6 +93,29 @@ class StageStats:
     restore_seconds: float = 0.0
     dead_letters: int = 0
 
+    def count(self, records: int, batches: int, outs: Sequence[OutRecord]) -> None:
+        """Count batches processed: their input records and what they produced."""
+        self.records += records
+        self.batches += batches
+        self.outputs += len(outs)
+        self.dead_letters += sum(1 for out in outs if out.destination == "dead_letters")
+
+
+def stage_consumer(name: str, group: str | None, settings: KafkaSettings) -> AIOKafkaConsumer:
+    """A stage's consumer: its own group (`<prefix>.<stage>` unless named), offsets committed
+    by the stage, batches of at most `max_batch_records`."""
+    return AIOKafkaConsumer(
+        **settings.client_options(),
+        group_id=group or f"{settings.topic_prefix}.{name}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.session_timeout_ms,
+        rebalance_timeout_ms=settings.rebalance_timeout_ms,
+        heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        max_poll_records=settings.max_batch_records,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+    )
+
 
 @dataclass
 class Stage:
@@ -167,17 +190,7 @@ class StageRunner:
         self.cut = SameCut()
         self.gaps = Gaps(_GAP_CONFIRM_S)
         self.fetch_wait = FetchWait(settings.fetch_max_wait_ms)
-        self.consumer = AIOKafkaConsumer(
-            **settings.client_options(),
-            group_id=stage.group or f"{settings.topic_prefix}.{stage.name}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            rebalance_timeout_ms=settings.rebalance_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            max_poll_records=settings.max_batch_records,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        )
+        self.consumer = stage_consumer(stage.name, stage.group, settings)
 
     def _topic(self, record: OutRecord) -> str:
         return destination_topic(self.names, record.destination)
@@ -327,12 +340,7 @@ class StageRunner:
                 self.stage.on_revoke(partition)  # drop hot copies built from these batches
             raise
         for item in done:
-            self.stage.stats.records += item.records
-            self.stage.stats.batches += 1
-            self.stage.stats.outputs += len(item.outs)
-            self.stage.stats.dead_letters += sum(
-                1 for o in item.outs if o.destination == "dead_letters"
-            )
+            self.stage.stats.count(item.records, 1, item.outs)
 
     def _read_again(self, partitions: list[int]) -> None:
         """Position partitions whose batches were dropped at their stored offsets again.

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import (  # type: ignore[import-untyped]
-    AIOKafkaConsumer,
     AIOKafkaProducer,
     ConsumerRebalanceListener,
     TopicPartition,
@@ -31,7 +30,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 from streams.config import KafkaSettings
 from streams.kafka.records import InRecord, OutRecord
 from streams.kafka.sender import BatchSender, Outgoing
-from streams.stages.runner import StageStats, destination_topic, in_records
+from streams.stages.runner import StageStats, destination_topic, in_records, stage_consumer
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +80,7 @@ class StatelessRunner:
         self.owned: set[int] = set()
         self.done: dict[int, int] = {}
         """Per owned partition, the next offset to process (as far as this worker knows)."""
-        self.consumer = AIOKafkaConsumer(
-            **settings.client_options(),
-            group_id=stage.group or f"{settings.topic_prefix}.{stage.name}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.session_timeout_ms,
-            rebalance_timeout_ms=settings.rebalance_timeout_ms,
-            heartbeat_interval_ms=settings.heartbeat_interval_ms,
-            max_poll_records=settings.max_batch_records,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        )
+        self.consumer = stage_consumer(stage.name, stage.group, settings)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and process until `stop` is set."""
@@ -144,11 +133,7 @@ class StatelessRunner:
             return
         for tp, offset in offsets.items():
             self.done[tp.partition] = offset
-        stats = self.stage.stats
-        stats.records += count
-        stats.batches += len(batches)
-        stats.outputs += len(outs)
-        stats.dead_letters += sum(1 for o in outs if o.destination == "dead_letters")
+        self.stage.stats.count(count, len(batches), outs)
 
     def lag(self) -> dict[int, int]:
         """Records not yet processed, per owned partition (from the last fetch's high water)."""
