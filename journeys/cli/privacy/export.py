@@ -16,8 +16,9 @@ import typer
 
 from journeys.cli.app import ApiOption, TokenOption, app, settings_of
 from journeys.cli.errors import EXIT_OK, EXIT_USAGE, api_failure, print_error
+from journeys.cli.privacy.lookup import tenant_journey
 from journeys.cli.query import open_client
-from journeys.sdk.client import ApiClient, ApiError
+from journeys.sdk.client import ApiClient
 from schemas.errors import JourneyLedgerError
 
 EXPORT_VERSION = 1
@@ -38,14 +39,7 @@ def export_command(client: ApiClient, identifier: str, tenant: str, output: Path
     """Look the customer up and write its export; the exit status."""
     try:
         with client:
-            journey = client.journey(identifier)
-        if journey.get("tenant") != tenant:
-            raise ApiError(
-                f"{identifier} is a customer of tenant {journey.get('tenant')!r}, not {tenant!r}",
-                status=404,
-                code="not_found",
-                hint="give the customer's own tenant with --tenant",
-            )
+            journey = tenant_journey(client, identifier, tenant)
     except JourneyLedgerError as exc:
         return api_failure(exc)
     data = orjson.dumps(export_document(journey), option=orjson.OPT_INDENT_2) + b"\n"

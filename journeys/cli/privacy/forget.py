@@ -13,8 +13,9 @@ import typer
 
 from journeys.cli.app import ApiOption, TokenOption, app, settings_of
 from journeys.cli.errors import EXIT_OK, api_failure
+from journeys.cli.privacy.lookup import tenant_journey
 from journeys.cli.query import open_client
-from journeys.sdk.client import ApiClient, ApiError
+from journeys.sdk.client import ApiClient
 from schemas.errors import JourneyLedgerError
 from schemas.printable import printable
 
@@ -23,14 +24,7 @@ def forget_command(client: ApiClient, identifier: str, tenant: str, reason: str)
     """Look the customer up, then ask the API to erase it; print what was written."""
     try:
         with client:
-            journey = client.journey(identifier)
-            if journey.get("tenant") != tenant:
-                raise ApiError(
-                    f"{identifier} is a customer of tenant {journey.get('tenant')!r}, not {tenant!r}",
-                    status=404,
-                    code="not_found",
-                    hint="give the customer's own tenant with --tenant",
-                )
+            journey = tenant_journey(client, identifier, tenant)
             answer = client.erase(str(journey["customer_id"]), tenant, reason)
     except JourneyLedgerError as exc:
         return api_failure(exc)
