@@ -188,6 +188,23 @@ def stitch_keys(view: IdentityView, ids: Iterable[NormalisedId]) -> set[str]:
     return keys
 
 
+def new_phone_countries(
+    view: IdentityView, ids: Iterable[NormalisedId]
+) -> tuple[tuple[str, int], ...]:
+    """The (national number, country code) pairs of the nationally keyed phones among `ids`
+    whose country the graph has not yet seen with that number, sorted."""
+    return tuple(
+        sorted(
+            (ident.phone.nsn, ident.phone.country_code)
+            for ident in ids
+            if ident.phone is not None
+            and ident.phone.country_code is not None
+            and ident.phone.national_key is not None
+            and ident.phone.country_code not in view.phone_countries(ident.phone.nsn)
+        )
+    )
+
+
 def _owners(view: IdentityView, ids: Iterable[NormalisedId]) -> list[str]:
     return sorted(
         {owner for key in stitch_keys(view, ids) if (owner := view.customer_of(key)) is not None}
@@ -216,16 +233,7 @@ def link(
     members = set(own_keys).union(*member_sets)
     frozen = frozenset(members)
     customer_id = customer_id_for(tenant, frozen)
-    new_countries = tuple(
-        sorted(
-            (ident.phone.nsn, ident.phone.country_code)
-            for ident in ids
-            if ident.phone is not None
-            and ident.phone.country_code is not None
-            and ident.phone.national_key is not None
-            and ident.phone.country_code not in view.phone_countries(ident.phone.nsn)
-        )
-    )
+    new_countries = new_phone_countries(view, ids)
     if len(owners) == 1 and owners[0] == customer_id and own_keys <= view.members(customer_id):
         return IdentityChange(
             customer_id, frozen, changed=bool(new_countries), new_phone_countries=new_countries
@@ -264,17 +272,7 @@ def _held_link(
         )
         for ident, owners, kind in held
     )
-    new_countries = tuple(
-        sorted(
-            (ident.phone.nsn, ident.phone.country_code)
-            for ident in ids
-            if ident.key in frozen
-            and ident.phone is not None
-            and ident.phone.country_code is not None
-            and ident.phone.national_key is not None
-            and ident.phone.country_code not in view.phone_countries(ident.phone.nsn)
-        )
-    )
+    new_countries = new_phone_countries(view, (i for i in ids if i.key in frozen))
     if accepted == {customer_id} and frozen == view.members(customer_id):
         return IdentityChange(
             customer_id,

@@ -22,6 +22,7 @@ from projections.identity import (
     IdentityChange,
     IdentityPolicy,
     IdentityView,
+    new_phone_countries,
     stitch_keys,
 )
 from projections.regroup import Edge, decided_form
@@ -82,16 +83,7 @@ def settle_live(
         out.extend(_regroup(tenant, customer, before, settled, reason, event.event_id))
     # Every link the settle holds (a flag already open for it is not opened again).
     conflicts = tuple(held.conflict() for held in settled.held)
-    countries = tuple(
-        sorted(
-            (i.phone.nsn, i.phone.country_code)
-            for i in ids
-            if i.phone is not None
-            and i.phone.country_code is not None
-            and i.phone.national_key is not None
-            and i.phone.country_code not in view.phone_countries(i.phone.nsn)
-        )
-    )
+    countries = new_phone_countries(view, ids)
     # Applied as any change (its members again, and the countries of its phones).
     change = IdentityChange(mine, settled.parts[mine], (), countries, conflicts=conflicts)
     return change, out
