@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from aiohttp import web
 
 from journeys.server.api import ApiContext, _ask_owner, _caller, _context, _json, _require
-from journeys.server.internal import _peer_tenants
+from journeys.server.internal import peer_tenant
 from journeys.server.metrics import render_metrics
 from journeys.server.problems import HttpProblem
 from projections.health.graph import GraphHealth
@@ -51,11 +53,12 @@ async def internal_identity_stats(request: web.Request) -> web.Response:
     """Forwarded read: a tenant's graph health, on the worker holding its ingest partition
     (`values=1`: the asking worker's caller is an admin of the tenant)."""
     context = _context(request)
-    allowed = await _peer_tenants(context, request)
-    tenant = request.query.get("tenant", "")
-    if allowed is not None and tenant not in allowed:
-        raise HttpProblem(404, "not_found", "no such tenant")
+    tenant = await peer_tenant(context, request, _no_such_tenant)
     return _json(await _figures(context, tenant, request.query.get("values") == "1"))
+
+
+def _no_such_tenant() -> NoReturn:
+    raise HttpProblem(404, "not_found", "no such tenant")
 
 
 async def _figures(context: ApiContext, tenant: str, show_values: bool) -> dict[str, object]:

@@ -8,7 +8,8 @@ with the workers' shared secret (`peers`), never a client's token.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import orjson
 from aiohttp import web
@@ -51,6 +52,18 @@ async def _peer_tenants(context: ApiContext, request: web.Request) -> frozenset[
         raise HttpProblem(401, "unauthorized", str(exc), exc.hint) from None
 
 
+async def peer_tenant(
+    context: ApiContext, request: web.Request, refuse: Callable[[], NoReturn]
+) -> str:
+    """The tenant a signed forwarded request names (401 unless signed); `refuse` (a 404 that
+    says no more than an unknown name would) when the asking caller's token may not see it."""
+    allowed = await _peer_tenants(context, request)
+    tenant = request.query.get("tenant", "")
+    if allowed is not None and tenant not in allowed:
+        refuse()
+    return tenant
+
+
 def _owned_ingest(context: ApiContext, tenant: str) -> None:
     if identity_partition(context.worker, tenant) not in context.worker.owned("ingest"):
         raise HttpProblem(503, "unavailable", "this worker no longer owns that partition", "retry")
@@ -59,10 +72,7 @@ def _owned_ingest(context: ApiContext, tenant: str) -> None:
 async def internal_identity(request: web.Request) -> web.Response:
     """Forwarded lookup: the customer holding identity keys, on the owning worker."""
     context = _context(request)
-    allowed = await _peer_tenants(context, request)
-    tenant = request.query.get("tenant", "")
-    if allowed is not None and tenant not in allowed:
-        _not_found("that identifier")
+    tenant = await peer_tenant(context, request, lambda: _not_found("that identifier"))
     _owned_ingest(context, tenant)
     found = lookup_customer(context.worker, tenant, request.query.getall("key", []))
     if found is None:
@@ -73,10 +83,7 @@ async def internal_identity(request: web.Request) -> web.Response:
 async def internal_decided(request: web.Request) -> web.Response:
     """Forwarded lookup: which of these values (blocked keys) a person's decision blocks now."""
     context = _context(request)
-    allowed = await _peer_tenants(context, request)
-    tenant = request.query.get("tenant", "")
-    if allowed is not None and tenant not in allowed:
-        _not_found("that tenant")
+    tenant = await peer_tenant(context, request, lambda: _not_found("that tenant"))
     _owned_ingest(context, tenant)
     values = request.query.getall("value", [])
     return _json({"decided": decided_reasons(context.worker, tenant, values)})
@@ -85,11 +92,8 @@ async def internal_decided(request: web.Request) -> web.Response:
 async def internal_journey(request: web.Request) -> web.Response:
     """Forwarded read: a journey (or where it was merged to), on the owning worker."""
     context = _context(request)
-    allowed = await _peer_tenants(context, request)
-    tenant = request.query.get("tenant", "")
     customer_id = request.query.get("customer_id", "")
-    if allowed is not None and tenant not in allowed:
-        _not_found(customer_id)
+    tenant = await peer_tenant(context, request, lambda: _not_found(customer_id))
     partition = journey_partition(context.worker, tenant, customer_id)
     if partition not in context.worker.owned("journeys"):
         raise HttpProblem(503, "unavailable", "this worker no longer owns that partition", "retry")
