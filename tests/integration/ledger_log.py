@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -198,6 +198,11 @@ def wait_for(
     raise AssertionError(f"{what} did not happen within {timeout_s:.0f}s")
 
 
+CATCH_UP_S = 600.0
+"""How long a fault test waits for the ledger to catch up after a flow: a bound on liveness on a
+loaded machine, never a speed target (the tests print how long catching up took)."""
+
+
 def converge(kafka: KafkaSettings, expected: Callable[[], Expected], timeout_s: float) -> Expected:
     """Wait until the ledger's state equals the (recomputed) pure fold; return that state."""
     last: list[Expected] = []
@@ -217,13 +222,25 @@ def touchpoints_in_log(kafka: KafkaSettings) -> list[bytes]:
     return [r.value for r in read_topic_sync(kafka, kafka.names().touchpoints) if r.value]
 
 
+def difference(found: Mapping[Any, Any], wanted: Mapping[Any, Any], most: int = 5) -> str:
+    """How two mappings differ, shortly: keys only in one, and the first values that differ."""
+    missing = sorted(wanted.keys() - found.keys())
+    extra = sorted(found.keys() - wanted.keys())
+    changed = sorted(k for k in wanted.keys() & found.keys() if wanted[k] != found[k])
+    lines = [f"{len(missing)} missing, {len(extra)} extra, {len(changed)} different"]
+    lines += [f"  missing {k!r}: {wanted[k]!r}" for k in missing[:most]]
+    lines += [f"  extra {k!r}: {found[k]!r}" for k in extra[:most]]
+    lines += [f"  {k!r}: found {found[k]!r}, wanted {wanted[k]!r}" for k in changed[:most]]
+    return "\n".join(lines)
+
+
 def assert_once_each(kafka: KafkaSettings, state: Expected, expected: Expected) -> None:
     """Nothing lost, nothing twice: the pure fold's journeys (no event repeated) and standing
     flags, and each flag opened once on the flag topic."""
-    assert state.journeys == expected.journeys
+    assert state.journeys == expected.journeys, difference(state.journeys, expected.journeys)
     for events in state.journeys.values():
         assert len(events) == len(set(events))
-    assert state.flags == expected.flags
+    assert state.flags == expected.flags, difference(state.flags, expected.flags)
     assert set(opened_counts(read_topic_sync(kafka, kafka.names().flags)).values()) == {1}
 
 

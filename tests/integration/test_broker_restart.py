@@ -24,6 +24,7 @@ from journeys.bench.synthetic import synthetic_lines
 from streams.config import KafkaSettings
 from tests.integration.durable_broker import DurableBroker, durable_broker
 from tests.integration.ledger_log import (
+    CATCH_UP_S,
     EventFlow,
     Expected,
     WorkerProcess,
@@ -167,7 +168,7 @@ def test_a_broker_crash_and_restart_loses_and_doubles_nothing(
             assert acked <= logged  # the broker kept every acknowledged event
             expected = pure_fold(in_log, datetime.now(UTC))
             started = time.monotonic()
-            state = converge(kafka, lambda: expected, 180)
+            state = converge(kafka, lambda: expected, CATCH_UP_S)
             caught_up = time.monotonic() - started
             try:
                 assert_once_each(kafka, state, expected)

@@ -28,6 +28,7 @@ from schemas.events import Event
 from streams.config import KafkaSettings
 from tests.factories import raw
 from tests.integration.ledger_log import (
+    CATCH_UP_S,
     EventFlow,
     InProcessWorker,
     WorkerProcess,
@@ -71,7 +72,7 @@ def test_a_worker_frozen_past_its_session_timeout_loses_and_doubles_nothing(
         flow.stop()
         in_log = touchpoints_in_log(kafka)
         expected = pure_fold(in_log, datetime.now(UTC))
-        state = converge(kafka, lambda: expected, 180)
+        state = converge(kafka, lambda: expected, CATCH_UP_S)
         assert state.journeys == expected.journeys
         assert state.flags == expected.flags
     finally:
@@ -104,7 +105,7 @@ def test_scaling_one_to_two_to_one_while_events_flow(
         flow.stop()
         in_log = touchpoints_in_log(kafka)
         expected = pure_fold(in_log, datetime.now(UTC))
-        state = converge(kafka, lambda: expected, 180)
+        state = converge(kafka, lambda: expected, CATCH_UP_S)
         assert state.journeys == expected.journeys
         assert state.flags == expected.flags
         figures.append(f"scaling 1 -> 2 -> 1 while {len(in_log):,} events flowed: equal")
@@ -174,7 +175,7 @@ def test_a_batch_held_past_the_session_timeout_is_fenced_and_nothing_lands_twice
         flow.stop()
         in_log = touchpoints_in_log(kafka)
         expected = pure_fold(in_log, datetime.now(UTC))
-        assert_once_each(kafka, converge(kafka, lambda: expected, 180), expected)
+        assert_once_each(kafka, converge(kafka, lambda: expected, CATCH_UP_S), expected)
     finally:
         flow.stop()
         if b.alive():

@@ -23,6 +23,7 @@ from journeys.bench.synthetic import synthetic_lines
 from schemas.outputs import HEADER_KIND, KIND_EVENT, FlagChange, FlagSnapshot
 from streams.config import KafkaSettings
 from tests.integration.ledger_log import (
+    CATCH_UP_S,
     EventFlow,
     InProcessWorker,
     WorkerProcess,
@@ -87,7 +88,7 @@ def test_kill_nine_five_times_while_events_flow(
 ) -> None:
     create(kafka)
     config = write_config(tmp_path / "journeys.toml", kafka)
-    pool = lines_of(0, 900)  # up to 26,100 events, sent until the fifth restart
+    pool = lines_of(0, 3000)  # up to 87,000 events: sent until the fifth restart, however slow
     log = tmp_path / "worker.log"
     worker = workers.start(config, tmp_path / "data", log)
     flow = EventFlow(kafka, pool, pause_s=0.4).start()
@@ -105,7 +106,7 @@ def test_kill_nine_five_times_while_events_flow(
     assert len(in_log) == sent
     expected = pure_fold(in_log, now())  # every deadline in the synthetic data has passed
     started = time.monotonic()
-    state = converge(kafka, lambda: expected, 180)
+    state = converge(kafka, lambda: expected, CATCH_UP_S)
     figures.append(
         f"kill -9 x5 while {len(in_log):,} events flowed: caught up "
         f"{time.monotonic() - started:.1f}s after the last restart; "
