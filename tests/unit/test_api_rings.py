@@ -43,6 +43,7 @@ MASTER = bytes(range(32))
 SECRET = "peer-secret-for-the-ring-tests-0123456789"
 ADMIN = "rings-test-token-admin-acme-0001"
 OTHER = "rings-test-token-admin-other-001"
+VIEWER = "rings-test-token-viewer-acme-001"
 NOW = datetime(2026, 11, 5, 18, 0, tzinfo=UTC)
 ALL = frozenset(range(PARTITIONS))
 EMAIL = "zq7ann@example.org"
@@ -52,6 +53,7 @@ REASON = "zq7 sorted on the phone"
 TOKENS = (
     TokenEntry(token=ADMIN, tenants=("acme",), role="admin", user="dpo"),
     TokenEntry(token=OTHER, tenants=("other",), role="admin", user="someone"),
+    TokenEntry(token=VIEWER, tenants=("acme",), role="viewer", user="vic"),
 )
 
 
@@ -210,6 +212,13 @@ def test_a_worker_without_the_ring_asks_for_it_and_opens_the_journey(
         answers["export"] = await _get(server, f"/v1/customers/{customer}/export?tenant=acme")
         answers["flags"] = await _get(server, "/v1/flags?tenant=acme")
         answers["other"] = await _get(server, f"/v1/journeys/{customer}?tenant=acme", OTHER)
+        export = f"/v1/customers/{customer}/export"
+        answers["refused"] = [
+            await _get(server, f"{export}?tenant=acme", OTHER),  # the token does not cover it
+            await _get(server, f"{export}?tenant=other", OTHER),  # not a customer of `other`
+            await _get(server, f"{export}?tenant=acme", VIEWER),  # not an admin
+            await _get(server, export),  # no tenant
+        ]
 
     with caplog.at_level(logging.DEBUG):
         _two_workers(tmp_path, sealed, scenario)
@@ -243,6 +252,7 @@ def test_a_worker_without_the_ring_asks_for_it_and_opens_the_journey(
     assert REASON in flag["resolution"]
     assert PREFIX not in orjson.dumps(page).decode()
     assert answers["other"][0] == 404  # another tenant's token: not found, no ring read
+    assert [status for status, _ in answers["refused"]] == [404, 404, 403, 400]
     assert "wk:v1:" not in caplog.text
     assert PREFIX not in caplog.text
     # (the test server's access log has the request lines; a worker runs without one)
