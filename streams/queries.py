@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from projections.journey import Journey, Merge
 from schemas.outputs import MergeHistory
-from streams.crypto.opening import open_journey, open_merges, stored_keys
+from streams.crypto.opening import open_journey, open_merges
 from streams.kafka.records import customer_key
 from streams.kafka.sender import partition_of
 from streams.stages.identity.regrouping import reason_in
@@ -61,21 +62,21 @@ def read_merges(worker: Worker, tenant: str, customer_id: str) -> tuple[Merge, .
     return () if value is None else as_merges(MergeHistory.from_bytes(value).merges)
 
 
-def opened(
-    worker: Worker, journey: Journey, merges: tuple[Merge, ...]
-) -> tuple[Journey, tuple[Merge, ...]]:
-    """A journey and its merges with their sealed fields decrypted with the customer's ring
-    (kept by the tenant's ingest partition; `[erased]` where the ring is gone). The ring is
-    read from this worker's identity store: with several workers, the one serving a journey
-    may not hold the tenant's ingest partition (README, "Privacy": not done yet)."""
-    if worker.sealer is None:
-        return journey, merges
-    tenant = journey.tenant
+def ring_value(worker: Worker, tenant: str, customer_id: str) -> bytes | None:
+    """A customer's ring record (wrapped data keys only) in this worker's identity store (the
+    caller owns the tenant's ingest partition); None: no ring (erased, or never sealed)."""
     partition = identity_partition(worker, tenant)
-    data_keys = stored_keys(
-        worker.identity_store, partition, tenant, journey.customer_id, worker.sealer
-    )
-    return open_journey(journey, data_keys), open_merges(merges, tenant, data_keys)
+    return worker.identity_store.get(partition, keys.ring_key(tenant, customer_id))
+
+
+def opened(
+    journey: Journey, merges: tuple[Merge, ...], data_keys: Mapping[str, bytes] | None
+) -> tuple[Journey, tuple[Merge, ...]]:
+    """A journey and its merges with their sealed fields decrypted with the customer's data
+    keys (`[erased]` where a key is gone); unchanged when the worker does not seal (None)."""
+    if data_keys is None:
+        return journey, merges
+    return open_journey(journey, data_keys), open_merges(merges, journey.tenant, data_keys)
 
 
 def decided_reasons(worker: Worker, tenant: str, values: list[str]) -> dict[str, str]:

@@ -200,6 +200,17 @@ class ApiClient:
         missing = (f"no customer {customer_id} in tenant {tenant}", NOT_FOUND_HINT)
         return self._send(path, {"tenant": tenant, "grounds": grounds}, missing)
 
+    def export(self, customer_id: str, tenant: str) -> dict[str, Any]:
+        """A customer's export for an access request (admin role): its journey with every
+        sealed field opened, its flags and merges, under `export_version`, tenant, customer id.
+
+        Raises `ApiError`: 403 when the token's role may not export, 404 when the token reads
+        no such customer in the tenant.
+        """
+        path = f"/v1/customers/{quote(customer_id, safe='')}/export"
+        missing = (f"no customer {customer_id} in tenant {tenant}", NOT_FOUND_HINT)
+        return self._get(path, {"tenant": tenant}, missing)
+
     def iter_flags(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every flag matching the filters of `flags`, following `next_cursor` page by page."""
         cursor = filters.pop("cursor", None)

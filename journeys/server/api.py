@@ -40,7 +40,7 @@ from schemas.events import DECISION_TYPES, HANDLING_TYPES, IDENTIFIER_KINDS
 from schemas.redaction import mask_value
 from schemas.types import parse_timestamp
 from streams.directory import Directory
-from streams.flag_index import HANDLING_FILTERS, FlagIndex, FlagQuery
+from streams.flag_index import FlagIndex
 from streams.kafka.follow import Followers
 from streams.notify.delivery import DeliveryLog
 from streams.queries import (
@@ -57,9 +57,6 @@ from streams.worker import Worker
 
 MAX_EVENTS_PER_REQUEST = 500
 """The most events one `POST /v1/events` may carry."""
-
-MAX_PAGE = 500
-"""The largest page of flags."""
 
 FORWARDED = "X-Journeys-Forwarded"
 """Set on a request one worker forwards to another, so it is never forwarded twice."""
@@ -170,6 +167,23 @@ async def _ask_owner(
     context: ApiContext, request: web.Request, stage: str, partition: int, path: str, params: Any
 ) -> dict[str, Any] | None:
     """Ask the worker owning a partition, signed as a peer; None when it answers 404."""
+    forwarded = bool(request.headers.get(FORWARDED))  # never forwarded twice
+    allowed = frozenset() if forwarded else _tenants_of(context, request)
+    return await ask_peer(context, stage, partition, path, params, allowed, forwarded=forwarded)
+
+
+async def ask_peer(
+    context: ApiContext,
+    stage: str,
+    partition: int,
+    path: str,
+    params: Any,
+    allowed: frozenset[str] | None,
+    *,
+    forwarded: bool = False,
+) -> dict[str, Any] | None:
+    """Ask the worker owning a partition, signed as a peer for the tenants `allowed` (None:
+    all); None when it answers 404. A request that was itself forwarded asks nobody."""
     if context.peer_secret is None:
         raise HttpProblem(
             503,
@@ -180,7 +194,7 @@ async def _ask_owner(
         )
     owner = context.directory.owner(stage, partition)
     if (
-        request.headers.get(FORWARDED)
+        forwarded
         or owner is None
         or owner.worker_id == context.worker_id
         or not owner.api_url
@@ -196,7 +210,6 @@ async def _ask_owner(
     # carrying the tenants this caller may see.
     url = URL(owner.api_url.rstrip("/") + path + "?" + urlencode(params), encoded=True)
     now = time.time()  # the freshness window is on the wall clock, whatever the API's clock
-    allowed = _tenants_of(context, request)
     headers = {
         FORWARDED: "1",
         **peers.sign(context.peer_secret, "GET", url.raw_path_qs, allowed, now),
@@ -254,7 +267,7 @@ async def _journey_at_owner(
     for _ in range(8):  # merges chain rarely; a loop would be a bug
         partition = journey_partition(context.worker, tenant, customer_id)
         if partition in context.worker.owned("journeys"):
-            found = await _off_loop(context, _local_journey, context, tenant, customer_id, decided)
+            found = await owned_journey(context, tenant, customer_id, decided)
             if isinstance(found, Forwarded):
                 customer_id = found.customer_id
                 continue
@@ -273,16 +286,34 @@ async def _journey_at_owner(
 
 
 def _local_journey(
-    context: ApiContext, tenant: str, customer_id: str, decided: Mapping[str, str]
+    context: ApiContext,
+    tenant: str,
+    customer_id: str,
+    decided: Mapping[str, str],
+    data_keys: Mapping[str, bytes] | None,
 ) -> dict[str, Any] | Forwarded | None:
     """A journey of an owned partition as the API shows it (decoding and the rules: costly for
-    a long journey, so callers run it off the event loop); `decided`: blocked key -> reason."""
+    a long journey, so callers run it off the event loop); `decided`: blocked key -> reason;
+    `data_keys`: its customer's, to open its sealed fields with (`owned_journey`)."""
     found = read_journey(context.worker, tenant, customer_id)
     if found is None or isinstance(found, Forwarded):
         return found
     merges = read_merges(context.worker, tenant, customer_id)
-    journey, merges = opened(context.worker, found, merges)
+    journey, merges = opened(found, merges, data_keys)
     return _view_dict(context, journey, merges, decided)
+
+
+async def owned_journey(
+    context: ApiContext, tenant: str, customer_id: str, decided: Mapping[str, str]
+) -> dict[str, Any] | Forwarded | None:
+    """`_local_journey` off the event loop, opened with the customer's ring, read where the
+    tenant's ingest partition is (`rings`: another worker may hold it)."""
+    from journeys.server.privacy.rings import data_keys_of  # it builds on this module's helpers
+
+    data_keys = await data_keys_of(context, tenant, customer_id)
+    return await _off_loop(
+        context, _local_journey, context, tenant, customer_id, decided, data_keys
+    )
 
 
 def _view_dict(
@@ -364,44 +395,6 @@ def _wanted_tenants(
     if asked is None:
         return _candidate_tenants(context, allowed)
     return [asked] if allowed is None or asked in allowed else []
-
-
-async def list_flags(request: web.Request) -> web.Response:
-    """`GET /v1/flags`: standing flags across customers, newest first, paginated."""
-    context = _context(request)
-    caller = _caller(context, request)
-    q = request.query
-    status = q.get("status")
-    if status not in (None, "open", "resolved"):
-        raise HttpProblem(400, "bad_request", "status: must be open or resolved")
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        raise HttpProblem(400, "bad_request", "limit: must be a whole number") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise HttpProblem(400, "bad_request", f"limit: must be between 1 and {MAX_PAGE}")
-    handling = q.get("handling")
-    if handling not in (None, *HANDLING_FILTERS):
-        raise HttpProblem(400, "bad_request", f"handling: one of {', '.join(HANDLING_FILTERS)}")
-    query = FlagQuery(
-        tenants=caller.tenants,
-        tenant=q.get("tenant"),
-        rule=q.get("rule"),
-        status=status,
-        site=q.get("site"),
-        since=_moment(q.get("since"), "since"),
-        until=_moment(q.get("until"), "until"),
-        handling=handling,
-        assignee=q.get("assignee"),
-        user=caller.user,
-        limit=limit,
-        cursor=q.get("cursor"),
-    )
-    try:
-        page = context.flags.page(query)
-    except ValueError as exc:
-        raise HttpProblem(400, "bad_request", str(exc)) from None
-    return _json({"flags": page.flags, "next_cursor": page.next_cursor})
 
 
 def _moment(value: str | None, field: str) -> str | None:
@@ -532,6 +525,7 @@ async def openapi(request: web.Request) -> web.Response:
 def routes() -> Iterable[web.RouteDef]:
     """Every route of the API."""
     from journeys.server import deliveries, erasure, flag_actions, graph, internal  # built on these
+    from journeys.server.privacy import export, rings
     from journeys.server.stats import stats_routes  # it builds on this module's helpers
 
     return [
@@ -540,13 +534,14 @@ def routes() -> Iterable[web.RouteDef]:
         web.get("/v1/openapi.json", openapi),
         web.get("/v1/journeys", journey_by_identifier),
         web.get("/v1/journeys/{customer_id}", journey_by_id),
-        web.get("/v1/flags", list_flags),
-        *stats_routes(),
+        *stats_routes(),  # /v1/flags and /v1/stats/flags
         web.post("/v1/events", post_events),
         *deliveries.routes(),
         *internal.routes(),  # /v1/internal/...: what one worker asks another
         *flag_actions.routes(),
         *erasure.routes(),
+        *export.routes(),  # /v1/customers/{customer_id}/export
+        *rings.routes(),  # /v1/internal/rings: wrapped keys, between workers only
     ]
 
 

@@ -14,7 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
-from journeys.server.api import _caller, _context, _journey_dict, _json, _require
+from journeys.server.api import (
+    ApiContext,
+    Caller,
+    _caller,
+    _context,
+    _journey_dict,
+    _json,
+    _require,
+)
 from journeys.server.flag_actions import _body, _write
 from journeys.server.problems import HttpProblem
 from schemas.events import ERASURE_TYPE
@@ -39,6 +47,24 @@ def erasure_document(
     }
 
 
+async def tenant_customer(
+    context: ApiContext, request: web.Request, caller: Caller, tenant: str
+) -> dict[str, Any]:
+    """The journey (as served, merges followed) of the path's customer in `tenant`; 404 for
+    another tenant's customer or one the token does not cover, exactly like a missing one."""
+    customer_id = request.match_info["customer_id"].strip().lower()
+    covered = caller.tenants is None or tenant in caller.tenants
+    journey = await _journey_dict(context, request, tenant, customer_id) if covered else None
+    if journey is None or journey.get("tenant", tenant) != tenant:
+        raise HttpProblem(
+            404,
+            "not_found",
+            f"no customer {printable(customer_id[:40])} in tenant {printable(tenant[:64])}",
+            "check the customer id (cus_…) and the tenant",
+        )
+    return {**journey, "customer_id": str(journey.get("customer_id", customer_id))}
+
+
 async def erase_customer(request: web.Request) -> web.Response:
     """`POST /v1/customers/{customer_id}/erasure` with `{"tenant", "grounds"}`: admin; 202."""
     context = _context(request)
@@ -56,18 +82,8 @@ async def erase_customer(request: web.Request) -> web.Response:
             f"grounds: required, 1 to {MAX_GROUNDS} characters",
             "give the request's reference (a ticket number), not its text",
         )
-    customer_id = request.match_info["customer_id"].strip().lower()
-    # Another tenant's customer, or one the token does not cover, reads as not found.
-    covered = caller.tenants is None or tenant in caller.tenants
-    journey = await _journey_dict(context, request, tenant, customer_id) if covered else None
-    if journey is None:
-        raise HttpProblem(
-            404,
-            "not_found",
-            f"no customer {printable(customer_id[:40])} in tenant {printable(tenant[:64])}",
-            "check the customer id (cus_…) and the tenant",
-        )
-    found_id = str(journey.get("customer_id", customer_id))
+    journey = await tenant_customer(context, request, caller, tenant)
+    found_id = str(journey["customer_id"])
     event_id = f"erasure-{uuid.uuid4().hex}"
     now = context.clock().isoformat()
     await _write(

@@ -20,9 +20,8 @@ from journeys.server.api import (
     _ask_owner,
     _context,
     _json,
-    _local_journey,
     _not_found,
-    _off_loop,
+    owned_journey,
 )
 from journeys.server.problems import HttpProblem
 from projections.identifiers import normalise
@@ -98,7 +97,7 @@ async def internal_journey(request: web.Request) -> web.Response:
     if partition not in context.worker.owned("journeys"):
         raise HttpProblem(503, "unavailable", "this worker no longer owns that partition", "retry")
     decided = orjson.loads(request.query.get("decided", "{}"))  # the asking worker read them
-    found = await _off_loop(context, _local_journey, context, tenant, customer_id, decided)
+    found = await owned_journey(context, tenant, customer_id, decided)
     if found is None:
         _not_found(customer_id)
     if isinstance(found, Forwarded):

@@ -1,8 +1,11 @@
-"""`GET /v1/stats/flags`: the flags' trends for the dashboard, from the flag index in memory.
+"""Flags read from the flag index in memory: the list (`GET /v1/flags`) and the dashboard's
+trends (`GET /v1/stats/flags`).
 
-The counting is `projections.handling.stats.flag_stats` (pure); this module reads the request,
-fills in the window from the API's clock, and runs the computation off the event loop: a
-tenant may have many flags, and every other request must keep being served meanwhile.
+The list's sealed handling notes are opened with their customers' rings
+(`journeys.server.privacy.notes`). The counting is `projections.handling.stats.flag_stats`
+(pure); this module reads the request, fills in the window from the API's clock, and runs the
+computation off the event loop: a tenant may have many flags, and every other request must
+keep being served meanwhile.
 """
 
 from __future__ import annotations
@@ -13,11 +16,54 @@ from typing import Any
 
 from aiohttp import web
 
-from journeys.server.api import _context, _json, _moment, _off_loop, _tenants_of
+from journeys.server.api import _caller, _context, _json, _moment, _off_loop, _tenants_of
+from journeys.server.privacy.notes import opened_flags
 from journeys.server.problems import HttpProblem
 from projections.handling.stats import DEFAULT_WINDOW, StatsRequestError, StatsWindow, flag_stats
 from schemas.outputs import FlagSnapshot
-from streams.flag_index import FlagKey
+from streams.flag_index import HANDLING_FILTERS, FlagKey, FlagQuery
+
+MAX_PAGE = 500
+"""The largest page of flags."""
+
+
+async def list_flags(request: web.Request) -> web.Response:
+    """`GET /v1/flags`: standing flags across customers, newest first, paginated."""
+    context = _context(request)
+    caller = _caller(context, request)
+    q = request.query
+    status = q.get("status")
+    if status not in (None, "open", "resolved"):
+        raise HttpProblem(400, "bad_request", "status: must be open or resolved")
+    try:
+        limit = int(q.get("limit", "50"))
+    except ValueError:
+        raise HttpProblem(400, "bad_request", "limit: must be a whole number") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise HttpProblem(400, "bad_request", f"limit: must be between 1 and {MAX_PAGE}")
+    handling = q.get("handling")
+    if handling not in (None, *HANDLING_FILTERS):
+        raise HttpProblem(400, "bad_request", f"handling: one of {', '.join(HANDLING_FILTERS)}")
+    query = FlagQuery(
+        tenants=caller.tenants,
+        tenant=q.get("tenant"),
+        rule=q.get("rule"),
+        status=status,
+        site=q.get("site"),
+        since=_moment(q.get("since"), "since"),
+        until=_moment(q.get("until"), "until"),
+        handling=handling,
+        assignee=q.get("assignee"),
+        user=caller.user,
+        limit=limit,
+        cursor=q.get("cursor"),
+    )
+    try:
+        page = context.flags.page(query)
+    except ValueError as exc:
+        raise HttpProblem(400, "bad_request", str(exc)) from None
+    flags = await opened_flags(context, page.flags)
+    return _json({"flags": flags, "next_cursor": page.next_cursor})
 
 
 async def flag_trends(request: web.Request) -> web.Response:
@@ -60,4 +106,4 @@ def _parsed(moment: str | None) -> datetime | None:
 
 def stats_routes() -> list[web.RouteDef]:
     """The routes of this module, registered by `journeys.server.api.routes`."""
-    return [web.get("/v1/stats/flags", flag_trends)]
+    return [web.get("/v1/flags", list_flags), web.get("/v1/stats/flags", flag_trends)]

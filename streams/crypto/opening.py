@@ -10,14 +10,22 @@ under the survivor's key, is opened the same way.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import orjson
 
 from projections.journey import Journey, Merge
 from schemas.codec import decode_trusted, encode_event
 from schemas.events import Event
-from streams.crypto.fields import decrypt_personal, is_encrypted
+from streams.crypto.fields import (
+    ERASED,
+    PREFIX,
+    UndecryptableFieldError,
+    decrypt_personal,
+    is_encrypted,
+)
 from streams.crypto.ring import KeyRing
 from streams.crypto.sealing import Sealer, note_document
 from streams.store import keys
@@ -79,3 +87,53 @@ def keys_from_changelog(
         if value is not None:
             found.update(sealer.unwrapped(KeyRing.from_bytes(value)))
     return found
+
+
+SEALED_TEXT = "[sealed]"
+"""What a sealed note reads when it cannot be opened now: its customer's ring could not be
+read, or nothing tells which event carried it (its action is no longer among the flag's kept
+actions), so its ciphertext cannot be bound to its context."""
+
+_SEALED_ANYWHERE = re.compile(r"enc:v1:(dk_[0-9a-f]{16}):[A-Za-z0-9+/]+={0,2}")
+
+
+def open_flag(
+    flag: Mapping[str, Any], tenant: str, data_keys: Mapping[str, bytes] | None
+) -> dict[str, Any]:
+    """A served flag with the sealed notes of its handling opened (`[erased]` where the key is
+    gone): each action's note with the event that carried it, then every string quoting one
+    of those (the notes, `reopened_because`, `resolution`) by the same sealed value.
+    `data_keys` None: the ring could not be read now, so every sealed value reads `[sealed]`."""
+    handling = flag.get("handling")
+    if not isinstance(handling, Mapping):
+        return dict(flag)
+    if data_keys is None:
+        result: dict[str, Any] = _replaced(flag, lambda _match: SEALED_TEXT)
+        return result
+    clear: dict[str, str] = {}
+    for action in handling.get("actions") or ():
+        note = action.get("note")
+        if is_encrypted(note) and note not in clear:
+            document = note_document(tenant, str(action.get("event_id")), note)
+            try:
+                clear[note] = str(decrypt_personal(document, data_keys)[0]["payload"]["note"])
+            except UndecryptableFieldError:  # altered after sealing: never shown, never fatal
+                clear[note] = SEALED_TEXT
+
+    def swap(match: re.Match[str]) -> str:
+        if match.group(1) not in data_keys:
+            return ERASED
+        return clear.get(match.group(0), SEALED_TEXT)
+
+    opened: dict[str, Any] = _replaced(flag, swap)
+    return opened
+
+
+def _replaced(value: Any, swap: Callable[[re.Match[str]], str]) -> Any:
+    if isinstance(value, str):
+        return _SEALED_ANYWHERE.sub(swap, value) if PREFIX in value else value
+    if isinstance(value, Mapping):
+        return {k: _replaced(v, swap) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replaced(v, swap) for v in value]
+    return value

@@ -46,6 +46,7 @@ def _context(executor: ThreadPoolExecutor) -> api.ApiContext:
         kafka=SimpleNamespace(partitions=1),
         owned=lambda _stage: frozenset({0}),
         tenants=lambda: frozenset({"acme-motors"}),
+        sealer=None,  # nothing sealed: no ring to read
     )
     return api.ApiContext(
         worker=worker,  # type: ignore[arg-type]
@@ -89,9 +90,7 @@ def _nested(depth: int) -> bytes:
 def test_a_slow_journey_does_not_hold_up_other_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     started, release = threading.Event(), threading.Event()
 
-    def slow(
-        _context: api.ApiContext, tenant: str, customer_id: str, _decided: object
-    ) -> dict[str, Any]:
+    def slow(_context: api.ApiContext, tenant: str, customer_id: str, *_: object) -> dict[str, Any]:
         started.set()
         release.wait(60)  # held until /health and /v1/flags have answered
         return {"customer_id": customer_id, "tenant": tenant}

@@ -55,9 +55,7 @@ class _Producer:
         return future
 
 
-def _journey(
-    _context: api.ApiContext, tenant: str, customer_id: str, _decided: object = None
-) -> dict[str, Any]:
+def _journey(_context: api.ApiContext, tenant: str, customer_id: str, *_: object) -> dict[str, Any]:
     identifiers = [
         {"kind": "customer_ref", "value": "CR-1", "not_used_for_matching": "blocked"},
         # A link a limit held: the value is not refused, but its key is another customer's.
@@ -94,6 +92,7 @@ def _run(
                 owned=lambda _stage: frozenset({0}),
                 tenants=lambda: frozenset({"acme", "other"}),
                 identity_store=SimpleNamespace(get=lambda _partition, _key: None),  # no decisions
+                sealer=None,  # nothing sealed: no ring to read
             )
             context = api.ApiContext(
                 worker=worker,  # type: ignore[arg-type]

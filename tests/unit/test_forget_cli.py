@@ -1,5 +1,5 @@
 """`journeys forget` looks the customer up, then posts the erasure naming only its id;
-`journeys export` writes what the API serves of the customer."""
+`journeys export` looks it up, then writes what the API's export route answers."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from journeys.sdk.client import ApiClient
 def _client(seen: list[httpx.Request], tenant: str = "acme") -> ApiClient:
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
+        journey = {"tenant": tenant, "customer_id": "cus_00000000000000aa"}
+        if request.method == "GET" and request.url.path.endswith("/export"):
+            header = {"export_version": 1, "tenant": request.url.params["tenant"]}
+            return httpx.Response(200, json={**header, "customer_id": "cus_00000000000000aa"})
         if request.method == "GET":
-            return httpx.Response(
-                200, json={"tenant": tenant, "customer_id": "cus_00000000000000aa"}
-            )
+            return httpx.Response(200, json=journey)
         body = json.loads(request.content)
         return httpx.Response(
             202,
@@ -65,8 +67,11 @@ def test_export_writes_the_served_journey_under_a_header(tmp_path: Path) -> None
     document = json.loads(target.read_text())
     assert document["export_version"] == 1
     assert (document["tenant"], document["customer_id"]) == ("acme", "cus_00000000000000aa")
-    assert document["journey"]["customer_id"] == "cus_00000000000000aa"
-    assert [r.method for r in seen] == ["GET"]
+    lookup, export = seen
+    assert lookup.url.params["email"] == "ann@example.org"
+    assert export.url.path == "/v1/customers/cus_00000000000000aa/export"  # the API builds it
+    assert export.url.params["tenant"] == "acme"
+    assert b"ann@" not in export.url.raw_path
 
 
 def test_export_refuses_another_tenant_s_customer(tmp_path: Path) -> None:
@@ -77,3 +82,4 @@ def test_export_refuses_another_tenant_s_customer(tmp_path: Path) -> None:
         == 1
     )
     assert not target.exists()
+    assert [r.url.path for r in seen] == ["/v1/journeys/cus_00000000000000aa"]

@@ -1,15 +1,16 @@
 """`journeys export IDENT --tenant T`: a customer's data as JSON, for a data subject's access
 request: its journey with every event decrypted, its flags and the merges that made it.
 
-Read through the API (any role that covers the tenant), which opens the sealed fields with
-the customer's key ring; written to standard output or `--output`.
+The identifier is looked up first (its customer must be of `--tenant`), then the API's export
+route (`GET /v1/customers/{id}/export`, admin role) builds the document, opening the sealed
+fields with the customer's key ring; written to standard output or `--output`.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
@@ -21,28 +22,16 @@ from journeys.cli.query import open_client
 from journeys.sdk.client import ApiClient
 from schemas.errors import JourneyLedgerError
 
-EXPORT_VERSION = 1
-"""The version of the export document."""
-
-
-def export_document(journey: dict[str, Any]) -> dict[str, Any]:
-    """The export: what the API serves of the customer, under a small header."""
-    return {
-        "export_version": EXPORT_VERSION,
-        "tenant": journey.get("tenant"),
-        "customer_id": journey.get("customer_id"),
-        "journey": journey,
-    }
-
 
 def export_command(client: ApiClient, identifier: str, tenant: str, output: Path | None) -> int:
     """Look the customer up and write its export; the exit status."""
     try:
         with client:
             journey = tenant_journey(client, identifier, tenant)
+            document = client.export(str(journey["customer_id"]), tenant)
     except JourneyLedgerError as exc:
         return api_failure(exc)
-    data = orjson.dumps(export_document(journey), option=orjson.OPT_INDENT_2) + b"\n"
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -66,7 +55,7 @@ def export(
     api: ApiOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Export a customer's data (journey with decrypted events, flags, merges) as JSON.
+    """Export a customer's data (journey with decrypted events, flags, merges) as JSON (admin).
 
     Exit status: 0 when written, 1 when no such customer, 2 on usage, token or connection
     errors.

@@ -1,0 +1,1 @@
+"""The API's data-protection side: key rings between workers, sealed notes opened, exports."""
