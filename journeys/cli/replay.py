@@ -115,6 +115,12 @@ def replay_command(
     except (KafkaError, JourneyLedgerError) as exc:
         return broker_failure(exc)
     _throughput(err, stats, "read")
+    if stats.sealed:
+        print_warning(
+            f"{stats.sealed:,} events hold sealed personal fields and no master key is set: "
+            "their identifiers cannot be matched or shown; set JOURNEYS_MASTER_KEY "
+            "([privacy] master_key) to the workers' key"
+        )
     try:
         result = replay(
             events, identifier, moment, settings.fold_settings(), from_=from_, to=to, tenant=tenant

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import logging
 import os
 import secrets
@@ -45,6 +46,7 @@ from journeys.settings import (
 )
 from journeys.supervisor import Supervisor, child_command, plan_children, process_count
 from streams.config import KafkaSettings
+from streams.crypto.keys import KEY_BYTES, MASTER_KEY_ENV
 
 _background: set[asyncio.Task[None]] = set()
 
@@ -73,7 +75,39 @@ def activation_hint(bin_dir: Path | None = None, path: str | None = None) -> str
     return f'export PATH={shlex.quote(str(here))}:"$PATH"'
 
 
-def banner(console: Console, url: str, bootstrap: str, token: str, embedded: bool) -> None:
+def session_master_key() -> str:
+    """A master key for one run on the embedded broker, which forgets everything when it stops:
+    personal fields are sealed as in production, and the key goes with the data."""
+    return base64.b64encode(os.urandom(KEY_BYTES)).decode()
+
+
+def with_session_master_key(settings: Settings) -> tuple[Settings, str | None]:
+    """`settings` with this run's master key unless one is configured, and the key made (if any)."""
+    if settings.privacy.master_key is not None:
+        return settings, None
+    key = session_master_key()
+    privacy = settings.privacy.model_copy(update={"master_key": key})
+    return settings.model_copy(update={"privacy": privacy}), key
+
+
+def write_key_file(data_dir: Path, key: str) -> Path:
+    """Keep this run's master key in a file only its user reads (`master.key` in the state
+    directory): the banner names the file, never the key, so it stays out of logs."""
+    path = data_dir / "master.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(key)
+    return path
+
+
+def banner(
+    console: Console,
+    url: str,
+    bootstrap: str,
+    token: str,
+    embedded: bool,
+    key_file: Path | None = None,
+) -> None:
     """Print where everything is and the lines to paste into another terminal."""
     console.rule("[bold]journey-ledger is up")
     console.print(f"  web pages   {url}/ui/#token={token}", highlight=False)
@@ -81,6 +115,10 @@ def banner(console: Console, url: str, bootstrap: str, token: str, embedded: boo
     console.print(f"  metrics     {url}/metrics    health: {url}/health", highlight=False)
     broker = "embedded Tansu, in memory only" if embedded else "configured"
     console.print(f"  broker      {bootstrap} ({broker})", highlight=False)
+    if embedded:
+        console.print(
+            "  privacy     personal fields sealed with a key made for this run", highlight=False
+        )
     console.print("\n  In another terminal:", highlight=False)
     activate = activation_hint()
     if activate:
@@ -90,6 +128,12 @@ def banner(console: Console, url: str, bootstrap: str, token: str, embedded: boo
     console.print(
         f"    export JOURNEYS_TOKEN={token}   # user {SESSION_USER}, role admin", highlight=False
     )
+    if key_file is not None:
+        console.print(
+            f'    export JOURNEYS_MASTER_KEY="$(cat {shlex.quote(str(key_file))})"'
+            "   # replay and export open sealed fields with it",
+            highlight=False,
+        )
     console.print("    journeys flags --status open", highlight=False)
     console.print("\n  Ctrl-C stops everything.", highlight=False)
     console.rule()
@@ -106,16 +150,23 @@ async def send_demo(kafka: KafkaSettings, console: Console) -> None:
 
 
 def child_environment(
-    environ: Mapping[str, str], *, bootstrap: str | None, token: str, peer_secret: str
+    environ: Mapping[str, str],
+    *,
+    bootstrap: str | None,
+    token: str,
+    peer_secret: str,
+    master_key: str | None = None,
 ) -> dict[str, str]:
     """The environment of `journeys up`'s child workers: this session's token and secret (and
-    the embedded broker's address when there is one) on top of `environ`."""
+    the embedded broker's address and this run's master key when there are) on top of `environ`."""
     env = dict(environ)
     tokens = env.get(TOKENS_ENV, "").strip()
     env[TOKENS_ENV] = f"{tokens};{token}=*" if tokens else f"{token}=*"
     env[PEER_SECRET_ENV] = peer_secret
     if bootstrap is not None:
         env[BOOTSTRAP_ENV] = bootstrap
+    if master_key is not None:
+        env[MASTER_KEY_ENV] = master_key
     return env
 
 
@@ -167,11 +218,14 @@ def up_command(
             return EXIT_UNAVAILABLE
         atexit.register(broker.stop)
         settings = settings.with_bootstrap_servers(broker.bootstrap_servers)
+    # On the embedded broker (gone when it stops) the key may go too: the demo runs sealed.
+    settings, master_key = with_session_master_key(settings) if embedded else (settings, None)
     if data_dir is None:
         # The embedded broker forgets everything when it stops: so must the worker's state.
         data_dir = Path(tempfile.mkdtemp(prefix="journeys-up-"))
         atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     token = session_token()
+    key_file = None if master_key is None else write_key_file(data_dir, master_key)
     # The workers' own secret (forwarding, members records): this run's, unless one is set.
     peer_secret = settings.api.peer_secret or secrets.token_urlsafe(32)
     api = settings.api.model_copy(
@@ -187,7 +241,7 @@ def up_command(
     kafka = settings.kafka_settings()
 
     def ready(url: str) -> None:
-        banner(console, url, kafka.bootstrap_servers, token, embedded)
+        banner(console, url, kafka.bootstrap_servers, token, embedded, key_file)
         if demo:
             task = asyncio.get_running_loop().create_task(send_demo(kafka, console))
             _background.add(task)
@@ -207,7 +261,7 @@ def up_command(
     public = settings.api.advertised_url or f"http://{shown}:{port}"
 
     def announce() -> None:
-        banner(console, public, kafka.bootstrap_servers, token, embedded)
+        banner(console, public, kafka.bootstrap_servers, token, embedded, key_file)
         if demo:
             asyncio.run(send_demo(kafka, console))
 
@@ -218,6 +272,7 @@ def up_command(
         bootstrap=kafka.bootstrap_servers if embedded else None,
         token=token,
         peer_secret=peer_secret,
+        master_key=master_key,
     )
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] %(name)s: %(message)s")
     plans = plan_children(processes, STAGES, data_dir, host, port)

@@ -36,6 +36,7 @@ from schemas.errors import JourneyLedgerError
 from schemas.events import Event
 from schemas.outputs import HEADER_KIND, KIND_EVENT
 from streams.config import KafkaSettings, TopicNames
+from streams.crypto.fields import PREFIX as SEALED_PREFIX
 from streams.crypto.opening import keys_from_changelog, open_event
 from streams.crypto.sealing import Sealer
 from streams.kafka.records import InRecord
@@ -79,6 +80,8 @@ class ReadStats:
     merges: int = 0
     skipped: int = 0
     """Records of other tenants, skipped unread."""
+    sealed: int = 0
+    """Events read with sealed personal fields and no data keys to open them."""
     bytes: int = 0
     partitions: int = 0
     seconds: float = 0.0
@@ -89,6 +92,10 @@ class ReadStats:
     def events_per_second(self) -> float:
         """Events decoded per second of reading."""
         return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+_SEALED = b'"' + SEALED_PREFIX.encode()
+"""How a sealed value starts in an event's bytes."""
 
 
 @contextmanager
@@ -248,6 +255,8 @@ async def read_events(
                     event = decode_trusted(record.value)
                     if data_keys is not None:
                         event = open_event(event, data_keys)
+                    elif _SEALED in record.value:
+                        stats.sealed += 1
                     decoded[record.value] = event
                 events.append(event)
     stats.events = len(events)

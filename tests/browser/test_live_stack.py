@@ -82,6 +82,7 @@ class Live:
     journeys: dict[str, dict[str, Any]]
     bootstrap: str = ""
     receiver: Receiver | None = None
+    master_key: str = ""
 
     def open_flags(self) -> list[dict[str, Any]]:
         return [
@@ -125,13 +126,24 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         )
     try:
         token = _wait_for_token(out, proc)
-        bootstrap = re.search(r"export JOURNEYS_BOOTSTRAP_SERVERS=(\S+)", out.read_text())
+        # The demo runs sealed, with a key of its own: the banner names its file, not the key.
+        key_line = r'export JOURNEYS_MASTER_KEY="\$\(cat (\S+)\)"'
+        wait_until = time.monotonic() + 10  # the banner's lines come one by one
+        while not re.search(key_line, out.read_text()) and time.monotonic() < wait_until:
+            time.sleep(0.1)
+        printed = out.read_text()
+        bootstrap = re.search(r"export JOURNEYS_BOOTSTRAP_SERVERS=(\S+)", printed)
+        key_file = re.search(key_line, printed)
+        assert key_file, printed
+        master_key = Path(key_file.group(1)).read_text()
+        assert master_key not in printed
         live = Live(
             f"http://127.0.0.1:{port}",
             token,
             expected_journeys(),
             bootstrap.group(1) if bootstrap else "",
             receiver,
+            master_key,
         )
         want = sum(len(j["flags"]) for j in live.journeys.values())
         deadline = time.monotonic() + 60
@@ -257,6 +269,7 @@ def test_a_manager_acts_from_the_pages_a_viewer_sees_it_and_replay_shows_it(
     journeys = Path(sys.executable).with_name("journeys")
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEYS_")}
     env["JOURNEYS_BOOTSTRAP_SERVERS"] = live.bootstrap
+    env["JOURNEYS_MASTER_KEY"] = live.master_key
     replayed = subprocess.run(
         [str(journeys), "replay", identifier, "--format", "json"],
         capture_output=True,

@@ -16,6 +16,7 @@ from journeys.cli import app, up
 from journeys.cli.worker import STAGES
 from journeys.settings import load_settings
 from journeys.supervisor import Supervisor, plan_children
+from streams.crypto.keys import master_key_problem
 
 
 def test_children_get_the_session_token_the_secret_and_the_embedded_broker() -> None:
@@ -35,6 +36,28 @@ def test_children_of_a_configured_broker_keep_its_address() -> None:
     env = up.child_environment({}, bootstrap=None, token="jl-session", peer_secret="s")
     assert env["JOURNEYS_API_TOKENS"] == "jl-session=*"
     assert "JOURNEYS_BOOTSTRAP_SERVERS" not in env
+
+
+def test_a_run_on_the_embedded_broker_seals_with_a_key_of_its_own() -> None:
+    settings, key = up.with_session_master_key(load_settings(None, {}))
+    assert key is not None and master_key_problem(key) is None
+    assert settings.privacy.master_key == key
+    assert settings.sealer() is not None
+    assert key not in repr(settings)
+    env = up.child_environment({}, bootstrap=None, token="t", peer_secret="s", master_key=key)
+    assert env["JOURNEYS_MASTER_KEY"] == key
+    assert up.with_session_master_key(load_settings(None, {}))[1] != key  # one per run
+
+
+def test_a_configured_master_key_is_kept() -> None:
+    configured = up.session_master_key()
+    settings = load_settings(None, {"JOURNEYS_MASTER_KEY": configured})
+    kept, made = up.with_session_master_key(settings)
+    assert made is None
+    assert kept.privacy.master_key == configured
+    assert "JOURNEYS_MASTER_KEY" not in up.child_environment(
+        {}, bootstrap=None, token="t", peer_secret="s", master_key=made
+    )
 
 
 def test_a_supervisor_starts_its_children_with_the_environment_given(tmp_path: Path) -> None:
