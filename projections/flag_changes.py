@@ -112,24 +112,32 @@ def shape_mark(flag: Flag) -> str:
     return hashlib.blake2b(orjson.dumps(document), digest_size=6).hexdigest()
 
 
-def flag_status(flag: Flag) -> str:
-    """What the journey stage keeps of one flag it emitted: `status[#handling]@shape`.
+def flag_status(flag: Flag, stored: str | None = None) -> str:
+    """What the journey stage keeps of one flag it emitted: `status[#handling]@shape[.n]`.
 
     The handling mark (`handling_mark`) is there once people acted on the flag, so that each
     change of its handling is emitted once; the shape (`shape_mark`), so that each change of
-    its content is.
+    its content is; `n` counts the changes of shape since the flag opened (from the value kept
+    before, `stored`), so that each has a change id of its own, even one back to an earlier
+    shape.
     """
     mark = handling_mark(flag)
     head = flag.status if not mark else f"{flag.status}#{mark}"
-    return f"{head}@{shape_mark(flag)}"
+    shape = shape_mark(flag)
+    count = 0
+    if stored is not None:
+        _, _, before, count = stored_status(stored)
+        count += 1 if before and before != shape else 0
+    return f"{head}@{shape}.{count}" if count else f"{head}@{shape}"
 
 
-def stored_status(stored: str) -> tuple[str, str, str]:
-    """A kept status read back: status, handling mark and shape ("" for what it lacks; a value
-    kept before shapes were kept has none)."""
-    head, _, shape = stored.partition("@")
+def stored_status(stored: str) -> tuple[str, str, str, int]:
+    """A kept status read back: status, handling mark, shape and changes of shape ("" or 0 for
+    what it lacks; a value kept before shapes were kept has none)."""
+    head, _, kept = stored.partition("@")
     status, _, mark = head.partition("#")
-    return status, mark, shape
+    shape, _, count = kept.partition(".")
+    return status, mark, shape, int(count) if count.isdigit() else 0
 
 
 GENERATION = "~"
@@ -187,9 +195,13 @@ def flag_withdrawn(
     )
 
 
-def flag_statuses(flags: Iterable[Flag]) -> dict[str, str]:
-    """Flag id -> status: what the journey stage keeps of the flags it emitted (`flag_status`)."""
-    return {flag.flag_id: flag_status(flag) for flag in flags}
+def flag_statuses(
+    flags: Iterable[Flag], previous: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Flag id -> status: what the journey stage keeps of the flags it emitted (`flag_status`),
+    given what it kept before (`previous`)."""
+    kept = previous or {}
+    return {flag.flag_id: flag_status(flag, kept.get(flag.flag_id)) for flag in flags}
 
 
 def flag_transitions(
@@ -231,8 +243,8 @@ def flag_updates(
     out: list[FlagChange] = []
     for flag in changed:
         stored = previous.get(flag.flag_id)
-        before, before_mark, before_shape = (
-            stored_status(stored) if stored is not None else (None, "", "")
+        before, before_mark, before_shape, count = (
+            stored_status(stored) if stored is not None else (None, "", "", 0)
         )
         mark = handling_mark(flag)
         moved = len(out)
@@ -245,9 +257,9 @@ def flag_updates(
         if len(out) == moved and mark != before_mark:
             out.append(flag_changed(tenant, customer_id, flag, "handled", mark, generation))
         if len(out) == moved and before_shape and (shape := shape_mark(flag)) != before_shape:
-            # the id names both shapes: the same update replayed gets the same id, one back to
-            # the earlier shape another (only the same two shapes again, A to B twice, repeat)
-            update = f"{before_shape}>{shape}"
+            # the id names both shapes and the count of changes (`flag_status`): the same
+            # update replayed gets the same id, any later one another
+            update = f"{before_shape}>{shape}.{count + 1}"
             out.append(flag_changed(tenant, customer_id, flag, "updated", update, generation))
     out.extend(
         flag_withdrawn(tenant, customer_id, flag_id, reason=reason, generation=generation)

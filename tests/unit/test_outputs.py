@@ -128,10 +128,16 @@ def test_a_flag_whose_content_changes_while_it_stands_is_updated_once() -> None:
         replace(OPEN, event_ids=("e2", "e1")),
     ):
         assert [c.change for c in flag_transitions("acme", "c", kept, [changed])] == ["updated"]
-    # back to an earlier shape is another change, with an id of its own
-    (back,) = flag_transitions("acme", "cus_1", flag_statuses([later]), [OPEN])
-    assert back.change == "updated"
-    assert back.change_id != update.change_id
+    # back to an earlier shape, and on to the later one again: each change an id of its own
+    kept = flag_statuses([later], kept)
+    (back,) = flag_transitions("acme", "cus_1", kept, [OPEN])
+    kept = flag_statuses([OPEN], kept)
+    (forth,) = flag_transitions("acme", "cus_1", kept, [later])
+    assert (back.change, forth.change) == ("updated", "updated")
+    assert len({update.change_id, back.change_id, forth.change_id}) == 3
+    kept = flag_statuses([OPEN], flag_statuses([later], kept))  # still the same once kept
+    assert flag_transitions("acme", "cus_1", kept, [OPEN]) == []
+    kept = flag_statuses([OPEN])
     # a status move carries the new content itself: no `updated` beside it
     moved = replace(RESOLVED, message="rebooked at last")
     assert [c.change for c in flag_transitions("acme", "c", kept, [moved])] == ["resolved"]

@@ -199,9 +199,9 @@ def test_stages_store_the_pure_fold_whatever_the_arrival_order(tmp_path: Path, s
     for journey in report.journeys:
         ref = (journey.tenant, journey.customer_id)
         kept = [_kept(pipeline, p, ref) or {} for p in range(PARTITIONS)]
-        assert {k: v for statuses in kept for k, v in statuses.items()} == flag_statuses(
-            journey.flags
-        )
+        # (each with the count of its changes of content, which only the live path knows)
+        found = {k: v.split(".")[0] for statuses in kept for k, v in statuses.items()}
+        assert found == flag_statuses(journey.flags)
 
 
 def standing_snapshots(changes: list[FlagChange]) -> dict[str, FlagSnapshot]:

@@ -416,10 +416,10 @@ class JourneyBatch:
         reason = self.reasons.get(ref)
         if changes.whole:
             records = flag_transitions(*ref, previous, changes.flags, reason, generation)
-            current = flag_statuses(changes.flags)
+            current = flag_statuses(changes.flags, previous)
         else:
             records = flag_updates(*ref, previous, changes.flags, changes.gone, reason, generation)
-            current = {**previous, **flag_statuses(changes.flags)}
+            current = {**previous, **flag_statuses(changes.flags, previous)}
             for gone in changes.gone:
                 current.pop(gone, None)
         self.out.extend(_flag_record(c) for c in records)
