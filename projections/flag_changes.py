@@ -97,6 +97,49 @@ def handling_mark(flag: Flag) -> str:
     return hashlib.blake2b(orjson.dumps(document), digest_size=6).hexdigest()
 
 
+def shape_mark(flag: Flag) -> str:
+    """A short digest of what a flag says (message, events, severity, systems, sites, opening):
+    stored with its status, so a flag whose content changes while its status stands is told to
+    the flag topic once (`updated`)."""
+    document = (
+        flag.message,
+        flag.event_ids,
+        flag.severity.value,
+        flag.systems,
+        flag.sites,
+        flag.opened_at.isoformat(),
+    )
+    return hashlib.blake2b(orjson.dumps(document), digest_size=6).hexdigest()
+
+
+def flag_status(flag: Flag, stored: str | None = None) -> str:
+    """What the journey stage keeps of one flag it emitted: `status[#handling]@shape[.n]`.
+
+    The handling mark (`handling_mark`) is there once people acted on the flag, so that each
+    change of its handling is emitted once; the shape (`shape_mark`), so that each change of
+    its content is; `n` counts the changes of shape since the flag opened (from the value kept
+    before, `stored`), so that each has a change id of its own, even one back to an earlier
+    shape.
+    """
+    mark = handling_mark(flag)
+    head = flag.status if not mark else f"{flag.status}#{mark}"
+    shape = shape_mark(flag)
+    count = 0
+    if stored is not None:
+        _, _, before, count = stored_status(stored)
+        count += 1 if before and before != shape else 0
+    return f"{head}@{shape}.{count}" if count else f"{head}@{shape}"
+
+
+def stored_status(stored: str) -> tuple[str, str, str, int]:
+    """A kept status read back: status, handling mark, shape and changes of shape ("" or 0 for
+    what it lacks; a value kept before shapes were kept has none)."""
+    head, _, kept = stored.partition("@")
+    status, _, mark = head.partition("#")
+    shape, _, count = kept.partition(".")
+    return status, mark, shape, int(count) if count.isdigit() else 0
+
+
 GENERATION = "~"
 """The key under which the journey stage keeps a customer's generation among its flag statuses."""
 
@@ -109,7 +152,7 @@ def flag_changed(
     mark: str = "",
     generation: str = "",
 ) -> FlagChange:
-    """The record of a flag opened, resolved, reopened or handled.
+    """The record of a flag opened, resolved, reopened, handled or updated.
 
     `generation` (set once a split touched the customer) gives a flag that opens again after a
     split withdrew it a change id of its own: consumers drop repeats by change id.
@@ -152,16 +195,13 @@ def flag_withdrawn(
     )
 
 
-def flag_statuses(flags: Iterable[Flag]) -> dict[str, str]:
-    """Flag id -> status: what the journey stage keeps of the flags it emitted.
-
-    A flag people acted on is kept as `status#mark` (`handling_mark`), so that each change of
-    its handling is emitted once; one nobody touched is its bare status, as before handling.
-    """
-    return {
-        flag.flag_id: flag.status if not (mark := handling_mark(flag)) else f"{flag.status}#{mark}"
-        for flag in flags
-    }
+def flag_statuses(
+    flags: Iterable[Flag], previous: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Flag id -> status: what the journey stage keeps of the flags it emitted (`flag_status`),
+    given what it kept before (`previous`)."""
+    kept = previous or {}
+    return {flag.flag_id: flag_status(flag, kept.get(flag.flag_id)) for flag in flags}
 
 
 def flag_transitions(
@@ -172,18 +212,40 @@ def flag_transitions(
     reason: str | None = None,
     generation: str = "",
 ) -> list[FlagChange]:
-    """The changes from the flags last emitted (`previous`: id -> status) to `flags`.
+    """The changes from the flags last emitted (`previous`: id -> `flag_status`) to `flags`.
 
     New flags open (and resolve at once if already resolved); a flag resolves or reopens when
     its status moves; a flag no longer found is withdrawn: late events showed it never held.
-    A flag whose handling changed while its status stood is `handled`. `reason` says why
-    flags are withdrawn when a person's decision (a split) is the cause.
+    A flag whose handling changed while its status stood is `handled`; one whose content
+    (`shape_mark`) changed while its status and handling stood is `updated`: each of these
+    records carries the whole flag, so a consumer keeping the latest snapshot has its content.
+    A kept status without a shape (kept before shapes were) takes the flag's as it is: no
+    `updated` for it. `reason` says why flags are withdrawn when a person's decision (a split)
+    is the cause.
     """
     flags = list(flags)
+    gone = previous.keys() - {flag.flag_id for flag in flags}
+    return flag_updates(tenant, customer_id, previous, flags, gone, reason, generation)
+
+
+def flag_updates(
+    tenant: str,
+    customer_id: str,
+    previous: Mapping[str, str],
+    changed: Iterable[Flag],
+    gone: Iterable[str],
+    reason: str | None = None,
+    generation: str = "",
+) -> list[FlagChange]:
+    """`flag_transitions` told only the flags that changed and the ids of those gone (a flag
+    gone that was never emitted is not withdrawn): what a reading of the incremental
+    evaluation gives (`projections.evaluation.FlagChanges`), at a cost proportional to it."""
     out: list[FlagChange] = []
-    for flag in flags:
+    for flag in changed:
         stored = previous.get(flag.flag_id)
-        before, _, before_mark = stored.partition("#") if stored is not None else (None, "", "")
+        before, before_mark, before_shape, count = (
+            stored_status(stored) if stored is not None else (None, "", "", 0)
+        )
         mark = handling_mark(flag)
         moved = len(out)
         if before is None:
@@ -194,10 +256,14 @@ def flag_transitions(
             out.append(flag_changed(tenant, customer_id, flag, "reopened", mark, generation))
         if len(out) == moved and mark != before_mark:
             out.append(flag_changed(tenant, customer_id, flag, "handled", mark, generation))
-    current = {flag.flag_id for flag in flags}
+        if len(out) == moved and before_shape and (shape := shape_mark(flag)) != before_shape:
+            # the id names both shapes and the count of changes (`flag_status`): the same
+            # update replayed gets the same id, any later one another
+            update = f"{before_shape}>{shape}.{count + 1}"
+            out.append(flag_changed(tenant, customer_id, flag, "updated", update, generation))
     out.extend(
         flag_withdrawn(tenant, customer_id, flag_id, reason=reason, generation=generation)
-        for flag_id in sorted(previous.keys() - current)
+        for flag_id in sorted(set(gone) & previous.keys())
     )
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -56,9 +57,48 @@ class Flag:
         return "open" if self.resolved_at is None else "resolved"
 
 
+class DraftJournal:
+    """The drafts made, changed or dropped while the journal is open (`with journal:`).
+
+    An incremental evaluation (`projections.evaluation`) opens one around each step of the
+    rules' walks: it learns which flags a step touched without reading every draft again.
+    Outside a journal, drafts note nothing.
+    """
+
+    __slots__ = ("_token", "dropped", "touched")
+
+    def __init__(self) -> None:
+        self.touched: dict[int, FlagDraft] = {}
+        """Drafts made or changed, by `id` (they are mutable: not hashable)."""
+        self.dropped: dict[int, FlagDraft] = {}
+        """Drafts their walk no longer finds (`FlagDraft.drop`)."""
+        self._token: Token[DraftJournal | None] | None = None
+
+    def __enter__(self) -> DraftJournal:
+        self._token = _JOURNAL.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _JOURNAL.reset(self._token)
+            self._token = None
+
+    def clear(self) -> None:
+        """Forget what was noted (it was read)."""
+        self.touched.clear()
+        self.dropped.clear()
+
+
+_JOURNAL: ContextVar[DraftJournal | None] = ContextVar("draft_journal", default=None)
+
+
 @dataclass(slots=True)
 class FlagDraft:
-    """A flag under construction while a detector walks the timeline."""
+    """A flag under construction while a detector walks the timeline.
+
+    Every change (an attribute set, `involve`, `resolve`) and `drop` is noted in the open
+    `DraftJournal`, if any.
+    """
 
     rule: str
     severity: Severity
@@ -69,6 +109,11 @@ class FlagDraft:
     resolved_at: datetime | None = None
     resolution: str | None = None
 
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if (journal := _JOURNAL.get()) is not None:
+            journal.touched[id(self)] = self
+
     def involve(self, *events: Event) -> None:
         """Add events to those the flag points at (each once)."""
         held = {e.event_id for e in self.events}
@@ -76,6 +121,13 @@ class FlagDraft:
             if event.event_id not in held:
                 self.events.append(event)
                 held.add(event.event_id)
+        if (journal := _JOURNAL.get()) is not None:
+            journal.touched[id(self)] = self
+
+    def drop(self) -> None:
+        """Note that the walk no longer finds this draft (it took it back)."""
+        if (journal := _JOURNAL.get()) is not None:
+            journal.dropped[id(self)] = self
 
     def resolve(self, at: datetime, resolution: str, *events: Event) -> None:
         """Mark the contradiction removed by later events."""

@@ -33,9 +33,10 @@ KIND_REJOIN = b"rejoin"
 KIND_MERGES = b"merges"
 KIND_ERASED = b"erased"
 
-FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn", "handled"]
+FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn", "handled", "updated"]
 """What happened to a flag: opened; resolved, reopened; withdrawn (it never held, or merged);
-handled (a person acted on it: its `handling` changed)."""
+handled (a person acted on it: its `handling` changed); updated (its content changed while its
+status stood: message, events, severity, systems, sites; late events rewrote it)."""
 
 
 class _Record(BaseModel):
@@ -142,7 +143,8 @@ class WithdrawnFlag(_Record):
 
 
 class FlagChange(_Record):
-    """One record of the flag topic: a flag of a customer opened, resolved, reopened or withdrawn.
+    """One record of the flag topic: a flag of a customer opened, resolved, reopened, withdrawn,
+    handled or updated.
 
     The topic is at-least-once; consumers drop repeats by `change_id`.
     """

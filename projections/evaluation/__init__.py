@@ -6,31 +6,44 @@ comes in journey order costs each rule one step, whatever the journey's length. 
 `detect` is its walker stepped over the whole journey, so both give the same flags (property
 tests hold it for every rule, events one by one and in batches, late ones included).
 
+Reading tells what changed (`changes`): the steps note the drafts they make, change or drop
+(`flags.DraftJournal`), and only those flags are built again, with the drafts made afresh at
+each reading (`Walker.due`: an enquiry waiting past its window) and the flags people acted on
+(their handling depends on the moment). The flags are kept by id and, for the derived rule, in
+the order they opened, each moved by bisection; nothing is sorted or compared whole.
+
 Costs, plainly:
 
 - An event in journey order: one step per rule (a `REFERRAL_LOOP` step looks back over the
-  customer's handoffs, a `DUPLICATE_ORDER` step over the orders placed within its window).
+  customer's handoffs, a `DUPLICATE_ORDER` step over the orders placed within its window),
+  then reading: proportional to the flags it touched and those people acted on.
 - A late event (one that sorts before the last event stepped), a merge or a split: every walk
-  starts again over the whole journey, once.
+  starts again over the whole journey, once, and the reading gives every flag (`whole`).
 - A `DATE_MISMATCH` walk that learns of a booking an earlier message named is walked again
   over the whole journey, once (the whole walk knows each booking's first slot beforehand).
-- Reading the flags: proportional to the journey's flags (each is built again only when its
-  rule changed it; they are sorted, and laid over people's handling). The derived
-  `LOW_SCORE_AFTER_FLAGS` reads again only the surveys a new or changed flag can reach
-  (`projections.evaluation.derived`), each against the flags opened before it.
-- Memory: the walks' state, and the journey's events by id (the journey is in memory anyway).
+- The derived `LOW_SCORE_AFTER_FLAGS` reads again only the surveys a new, changed or gone
+  flag can reach (`projections.evaluation.derived`), each against the flags opened before it
+  (its flag names them all: proportional to them, by the rule's definition).
+- `flags` (every flag, sorted) is for callers that want them all; the journey stage reads
+  `changes`.
+- Memory: the walks' state, the flags by id, and the events the flags point at by id; none of
+  it holds every event (a test holds it flat for a hot customer whose events raise no flags).
+  Some walks keep what a later event may still need, each thing once: order ids and cancels,
+  payments, handoffs, bookings, written facts, and conversations that named a site.
 
-Rules given as extra detectors, or whose detector was replaced, run over the whole journey as
-`detect` runs them.
+Rules given as extra detectors, or whose detector was replaced, run over the whole journey at
+each reading, as `detect` runs them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from projections.evaluation.derived import LowScores
-from projections.flags import Flag, FlagDraft, sort_flags
+from projections.flags import DraftJournal, Flag, FlagDraft, flag_id, sort_flags
 from projections.handling.handling import lay_over, snooze_deadline
 from projections.rules import DERIVED, DETECTORS, REGISTRY, Detector, scores
 from projections.rules.rule import Walker, WalkerFactory, walk
@@ -38,8 +51,22 @@ from projections.settings import RuleSettings
 from schemas.events import HANDLING_TYPES, Event, FlagAction
 from schemas.people import FlagSnoozed
 
-_Shape = tuple[int, datetime | None, str | None, str]
-"""What of a draft can change as its walk goes on: events involved, resolution, message."""
+
+def _order(flag: Flag) -> tuple[datetime, str, str]:
+    return flag.opened_at, flag.rule, flag.flag_id
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChanges:
+    """What a reading found changed in a journey's flags since the reading before."""
+
+    flags: tuple[Flag, ...]
+    """The flags new or changed, in the order they opened (every flag when `whole`)."""
+    gone: tuple[str, ...]
+    """The ids of flags no longer found (empty when `whole`)."""
+    whole: bool
+    """Read afresh (the first reading, or after a walk from the start): `flags` is every flag,
+    and a flag the caller knows that is not among them is gone."""
 
 
 class Evaluation:
@@ -64,11 +91,32 @@ class Evaluation:
         self.walkers: dict[str, Walker] = {}
         self.events: Sequence[Event] = ()
         self.last: Event | None = None
-        self.by_id: dict[str, Event] = {}
+        self.involved: dict[str, Event] = {}
+        """The events some flag (or low survey) points at, by id: what handling and the derived
+        rule look up. Not every event: it grows with the flags, not with the journey."""
         self.actions: dict[str, list[FlagAction]] = {}
         self.snoozes: list[FlagSnoozed] = []
         self.low = LowScores()
-        self.built: dict[int, tuple[FlagDraft, _Shape, Flag]] = {}
+        self.journal = DraftJournal()
+        """The drafts the steps made, changed or dropped since the last reading."""
+        self.afresh = True
+        """The next reading gives every flag (nothing read yet, or walked from the start)."""
+        self.base: dict[str, tuple[FlagDraft, Flag]] = {}
+        """The rules' flags (before handling) with the draft behind each, by id."""
+        self.moment: dict[str, FlagDraft] = {}
+        """The drafts made afresh at the last reading (`Walker.due`, whole rules), by flag id."""
+        self.base_shown: dict[str, Flag] = {}
+        """The rules' flags as last read (handling laid over), by id."""
+        self.ordered: list[Flag] = []
+        """The same in the order they opened: what the derived rule reads."""
+        self.derived: dict[str, Flag] = {}
+        """The derived rules' flags (before handling), by id."""
+        self.handled: set[str] = set()
+        """The flags people had acted on at the last reading (handling depends on the moment)."""
+        self.shown: dict[str, Flag] = {}
+        """Every flag as last read, by id: what `changes` compares with."""
+        self.pending: set[str] = set()
+        """Flags taken out of `base` between readings (a walk done again): read them next."""
 
     def sync(self, events: Sequence[Event]) -> None:
         """Catch up with the journey's events: step the new ones, or walk again from the start
@@ -77,22 +125,34 @@ class Evaluation:
         if held and (len(events) < held or events[held - 1] is not self.last):
             held = 0  # a late event, a merge or a split: start again
         if held == 0:
-            self.walkers = {
-                name: factory(self.rules, events) for name, factory in self.factories.items()
-            }
-            self.by_id, self.actions, self.snoozes, self.low = {}, {}, [], LowScores()
-        for event in events[held:]:
-            self._step(event)
-        self.events = events
-        self.last = events[-1] if events else None
-        for name, walker in self.walkers.items():
-            if walker.stale:
-                self.walkers[name] = walk(self.factories[name], events, self.rules)
+            self._restart(events)
+        with self.journal:
+            for event in events[held:]:
+                self._step(event)
+            self.events = events
+            self.last = events[-1] if events else None
+            for name, walker in self.walkers.items():
+                if walker.stale:  # walked again: its flags are those the new walk notes
+                    for key in [k for k, (_, f) in self.base.items() if f.rule == name]:
+                        self._unbase(key)
+                    touched = self.journal.touched
+                    for ref in [r for r, d in touched.items() if d.rule == name]:
+                        del touched[ref]  # the old walk's drafts
+                    self.walkers[name] = walk(self.factories[name], events, self.rules)
+
+    def _restart(self, events: Sequence[Event]) -> None:
+        self.walkers = {
+            name: factory(self.rules, events) for name, factory in self.factories.items()
+        }
+        self.involved, self.actions, self.snoozes, self.low = {}, {}, [], LowScores()
+        self.journal.clear()
+        self.base, self.moment, self.derived, self.base_shown = {}, {}, {}, {}
+        self.ordered = []
+        self.afresh = True
 
     def _step(self, event: Event) -> None:
         for walker in self.walkers.values():
             walker.step(event)
-        self.by_id[event.event_id] = event
         if event.type in HANDLING_TYPES:
             action: FlagAction = event  # type: ignore[assignment]
             self.actions.setdefault(action.payload.flag_id, []).append(action)
@@ -100,22 +160,139 @@ class Evaluation:
                 self.snoozes.append(event)
         elif scores.is_low_survey(event):
             self.low.add(event)
+            self.involved[event.event_id] = event
 
     def flags(self, as_of: datetime) -> tuple[Flag, ...]:
-        """What `rules.detect` gives for the journey synced last, as of a moment."""
-        drafts: list[FlagDraft] = []
-        for walker in self.walkers.values():
-            drafts.extend(walker.drafts(as_of))
-        for detector in self.whole.values():
-            drafts.extend(detector(self.events, as_of, self.rules))
-        base = sort_flags(self._build(drafts))
+        """What `rules.detect` gives for the journey synced last, as of a moment (every flag:
+        this sorts them all; `changes` is the reading that costs what changed)."""
+        self.changes(as_of)
+        return sort_flags(self.shown.values())
+
+    def changes(self, as_of: datetime) -> FlagChanges:
+        """Read the flags as of a moment: those new or changed since the last reading, and the
+        ids of those gone (or every flag, the first time and after a walk from the start)."""
+        candidates = self._read_base(as_of)
         by_flag = self._handling(as_of)
-        if by_flag:
-            base = lay_over(base, by_flag, self.by_id, as_of)
-        derived = self._derived(base, as_of)
-        if by_flag and derived:
-            derived = list(lay_over(derived, by_flag, self.by_id, as_of))
-        return sort_flags((*base, *derived)) if derived else base
+        candidates.update(by_flag, self.handled)
+        self.handled = set(by_flag)
+        moved = self._show_base(candidates, by_flag, as_of)
+        candidates.update(self._read_derived(moved, as_of))
+        changed: list[Flag] = []
+        gone: list[str] = []
+        for key in candidates:
+            new = self.base_shown.get(key)
+            if new is None and (plain := self.derived.get(key)) is not None:
+                new = self._lay(plain, by_flag, as_of)
+            old = self.shown.get(key)
+            if new is None:
+                if old is not None:
+                    del self.shown[key]
+                    gone.append(key)
+            elif old is None or (new is not old and new != old):
+                self.shown[key] = new
+                changed.append(new)
+        if self.afresh:
+            self.afresh = False
+            return FlagChanges(sort_flags(self.shown.values()), (), True)
+        return FlagChanges(sort_flags(changed), tuple(sorted(gone)), False)
+
+    def _read_base(self, as_of: datetime) -> set[str]:
+        """Build the flags the steps touched and the drafts due now; the ids that may have
+        changed (all those shown before, after a walk from the start)."""
+        candidates = self.pending | set(self.shown) if self.afresh else self.pending
+        self.pending = set()
+        for key, draft in self.moment.items():  # made afresh each reading: last one's go
+            if key in self.base and self.base[key][0] is draft:
+                self._unbase(key)
+            candidates.add(key)
+        self.moment = {}
+        journal = self.journal
+        for draft in journal.dropped.values():
+            key = flag_id(draft.rule, draft.anchor)
+            if key in self.base and self.base[key][0] is draft:
+                self._unbase(key)
+            candidates.add(key)
+        for ref, draft in journal.touched.items():
+            if ref not in journal.dropped:
+                candidates.add(self._rebase(draft))
+        journal.clear()
+        due: list[FlagDraft] = []
+        for walker in self.walkers.values():
+            due.extend(walker.due(as_of))
+        for detector in self.whole.values():
+            due.extend(detector(self.events, as_of, self.rules))
+        for draft in due:
+            key = self._rebase(draft)
+            self.moment[key] = draft
+            candidates.add(key)
+        return candidates
+
+    def _rebase(self, draft: FlagDraft) -> str:
+        flag = draft.build()
+        involved = self.involved
+        for event in draft.events:
+            involved[event.event_id] = event
+        self.base[flag.flag_id] = (draft, flag)
+        return flag.flag_id
+
+    def _unbase(self, key: str) -> None:
+        del self.base[key]
+        self.pending.add(key)
+
+    def _lay(self, flag: Flag, by_flag: Mapping[str, list[FlagAction]], as_of: datetime) -> Flag:
+        if flag.flag_id not in by_flag:
+            return flag
+        return lay_over((flag,), by_flag, self.involved, as_of)[0]
+
+    def _show_base(
+        self, candidates: Iterable[str], by_flag: Mapping[str, list[FlagAction]], as_of: datetime
+    ) -> list[Flag]:
+        """Lay handling over the rules' flags that may have changed and keep them in order;
+        every version of those that did change (old and new), for the derived rule."""
+        moved: list[Flag] = []
+        for key in candidates:
+            held = self.base.get(key)
+            new = None if held is None else self._lay(held[1], by_flag, as_of)
+            old = self.base_shown.get(key)
+            if new is old or (new is not None and old is not None and new == old):
+                continue  # the same: the flag keeps its identity
+            if old is not None:
+                at = bisect.bisect_left(self.ordered, _order(old), key=_order)
+                del self.ordered[at]
+                moved.append(old)
+                del self.base_shown[key]
+            if new is not None:
+                bisect.insort(self.ordered, new, key=_order)
+                self.base_shown[key] = new
+                moved.append(new)
+        return moved
+
+    def _read_derived(self, moved: Sequence[Flag], as_of: datetime) -> set[str]:
+        """Read the derived rules again where the rules' flags moved; the ids read."""
+        read: set[str] = set()
+        for rule in DERIVED:
+            if rule.name not in self.rules.enabled:
+                continue
+            if rule is scores.RULE:
+                for survey_id in self.low.update(
+                    self.ordered, moved, self.involved, as_of, self.rules
+                ):
+                    key = flag_id(rule.name, survey_id)
+                    found = self.low.found.get(survey_id)
+                    if found is None:
+                        self.derived.pop(key, None)
+                    else:
+                        self.derived[key] = found
+                    read.add(key)
+            else:  # any other derived rule: read whole
+                for key in [k for k, f in self.derived.items() if f.rule == rule.name]:
+                    del self.derived[key]
+                    read.add(key)
+                for draft in rule.detect(self.events, self.ordered, as_of, self.rules):
+                    flag = draft.build()
+                    self.derived[flag.flag_id] = flag
+                    read.add(flag.flag_id)
+        return read
 
     def deadline(self, as_of: datetime) -> datetime | None:
         """What `rules.next_deadline` gives for the journey synced last."""
@@ -134,38 +311,10 @@ class Evaluation:
         snoozed = snooze_deadline(self.snoozes, as_of)
         return min([*deadlines, *([snoozed] if snoozed else [])], default=None)
 
-    def _build(self, drafts: list[FlagDraft]) -> list[Flag]:
-        """Each draft's flag, built again only if its walk changed it since the last time."""
-        built: dict[int, tuple[FlagDraft, _Shape, Flag]] = {}
-        flags = []
-        for draft in drafts:
-            shape = (len(draft.events), draft.resolved_at, draft.resolution, draft.message)
-            known = self.built.get(id(draft))
-            if known is not None and known[0] is draft and known[1] == shape:
-                flag = known[2]
-            else:
-                flag = draft.build()
-            built[id(draft)] = (draft, shape, flag)
-            flags.append(flag)
-        self.built = built
-        return flags
-
     def _handling(self, as_of: datetime) -> dict[str, list[FlagAction]]:
         by_flag: dict[str, list[FlagAction]] = {}
-        for flag_id, actions in self.actions.items():
+        for flag_id_, actions in self.actions.items():
             taken = [a for a in actions if a.occurred_at <= as_of]
             if taken:
-                by_flag[flag_id] = taken
+                by_flag[flag_id_] = taken
         return by_flag
-
-    def _derived(self, base: Sequence[Flag], as_of: datetime) -> list[Flag]:
-        derived: list[Flag] = []
-        for rule in DERIVED:
-            if rule.name not in self.rules.enabled:
-                continue
-            if rule is scores.RULE:
-                derived.extend(self.low.evaluate(base, self.by_id, as_of, self.rules))
-            else:
-                drafts = rule.detect(self.events, base, as_of, self.rules)
-                derived.extend(draft.build() for draft in drafts)
-        return derived

@@ -29,8 +29,6 @@ class LowScores:
         """Each survey read so far, and its flag, in journey order."""
         self.unread: dict[str, SurveyResponded] = {}
         """The surveys to read at the next evaluation."""
-        self.flags: dict[str, Flag] = {}
-        """The flags read last time, by id."""
         self.as_of: datetime | None = None
 
     def add(self, survey: SurveyResponded) -> None:
@@ -39,16 +37,22 @@ class LowScores:
         self.found[survey.event_id] = None
         self.unread[survey.event_id] = survey
 
-    def evaluate(
+    def update(
         self,
         flags: Sequence[Flag],
+        moved: Iterable[Flag],
         by_id: Mapping[str, Event],
         as_of: datetime,
         rules: RuleSettings,
-    ) -> list[Flag]:
-        """What `scores.detect` gives, built (`flags`: the base flags in the order they opened)."""
+    ) -> list[str]:
+        """Read again the surveys the flags that moved can reach, and the new ones; the ids of
+        the surveys read (their flags are in `found`).
+
+        `flags`: every base flag, built, in the order they opened; `moved`: each version (old
+        and new) of the base flags new, changed or gone since the last call. Every survey is
+        read again the first time, when the moment goes back, or while surveys lie ahead of it.
+        """
         window = rules.low_score_window
-        current = {flag.flag_id: flag for flag in flags}
         last = self.surveys[-1].occurred_at if self.surveys else None
         if (
             window <= timedelta(0)
@@ -56,23 +60,16 @@ class LowScores:
             or as_of < self.as_of
             or (last is not None and last > as_of)
         ):
-            self.unread = {s.event_id: s for s in self.surveys}  # moments went backwards, or
-            self.flags = {}  # surveys lie ahead of the moment: read them all again
+            self.unread = {s.event_id: s for s in self.surveys}
         dirty = self.unread
-        for flag in flags:
-            old = self.flags.get(flag.flag_id)
-            if old is not flag:  # new or changed: the surveys either version reaches
-                for reached in (flag, old) if old is not None else (flag,):
-                    dirty.update(self._reached(reached, window, as_of))
-        for flag_id, old in self.flags.items():
-            if flag_id not in current:  # gone (a person's handling never removes one)
-                dirty.update(self._reached(old, window, as_of))
+        for flag in moved:  # the surveys either version reaches
+            dirty.update(self._reached(flag, window, as_of))
         for survey_id, survey in dirty.items():
             draft = scores.survey_flag(survey, flags, by_id, as_of, rules) if flags else None
             self.found[survey_id] = None if draft is None else draft.build()
         self.unread = {}
-        self.flags, self.as_of = current, as_of
-        return [flag for flag in self.found.values() if flag is not None]
+        self.as_of = as_of
+        return list(dirty)
 
     def _reached(
         self, flag: Flag, window: timedelta, as_of: datetime

@@ -90,10 +90,15 @@ class _Walk:
             self.run.append(event)
 
     def drafts(self, as_of: datetime) -> Sequence[FlagDraft]:
+        due = self.due(as_of)
+        return [*self.found, *due] if due else self.found
+
+    def due(self, as_of: datetime) -> Sequence[FlagDraft]:
+        """The waiting enquiries' flag, once the window has passed with no response."""
         run = self.run
         if run and as_of - run[0].occurred_at > self.rules.enquiry_response_window:
-            return [*self.found, _unanswered(run, self.rules)]
-        return self.found
+            return [_unanswered(run, self.rules)]
+        return ()
 
     def deadline(self, as_of: datetime) -> datetime | None:
         """When the waiting enquiry will be flagged if nobody answers, if that is after `as_of`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,7 +78,8 @@ class _Duplicates(NoDeadline):
     def __init__(self, rules: RuleSettings, ahead: Sequence[Event] = ()) -> None:
         del ahead  # looks only back
         self.window = rules.duplicate_order_window
-        self.placed: list[OrderPlaced] = []
+        self.placed: deque[OrderPlaced] = deque()
+        """The orders placed within the window of the last one, in journey order."""
         self.placed_ids: set[str] = set()
         self.cancels: dict[str, OrderCancelled] = {}
         self.pairs: dict[tuple[str, str], tuple[OrderPlaced, OrderPlaced, str]] = {}
@@ -98,6 +100,10 @@ class _Duplicates(NoDeadline):
                     self._judge(key)
             self.placed.append(event)
             self.placed_ids.add(event.payload.order_id)
+            # an order out of the window of this one is out of every later one's: events come
+            # in journey order (a late one walks again from the start)
+            while event.occurred_at - self.placed[0].occurred_at > self.window:
+                self.placed.popleft()
         elif isinstance(event, OrderCancelled) and event.payload.order_id not in self.cancels:
             self.cancels[event.payload.order_id] = event
             for key in self.of_order.get(event.payload.order_id, ()):
@@ -106,7 +112,8 @@ class _Duplicates(NoDeadline):
     def _judge(self, key: tuple[str, str]) -> None:
         draft = _pair(*self.pairs[key], self.cancels)
         if draft is None:
-            self.found.pop(key, None)
+            if (gone := self.found.pop(key, None)) is not None:
+                gone.drop()  # an incremental evaluation forgets its flag
         else:
             self.found[key] = draft
 
@@ -160,7 +167,8 @@ class _Payments(NoDeadline):
     def _judge(self, payment: _Payment) -> None:
         draft = _payment_flag(payment, self.cancels)
         if draft is None:
-            self.found.pop(payment.payment_id, None)
+            if (gone := self.found.pop(payment.payment_id, None)) is not None:
+                gone.drop()  # an incremental evaluation forgets its flag
         else:
             self.found[payment.payment_id] = draft
 

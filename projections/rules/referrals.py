@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
@@ -63,6 +65,9 @@ class _Walk(Untimed):
         del ahead  # looks only back
         self.rules = rules
         self.moves: list[Handoff] = []
+        """Every handoff, in journey order (a loop's flag names those since its start)."""
+        self.latest: dict[tuple[str, str], Handoff] = {}
+        """The latest handoff between two parties, from the first to the second."""
         self.current: tuple[FlagDraft, list[Handoff]] | None = None
         self.found: list[FlagDraft] = []
 
@@ -76,21 +81,14 @@ class _Walk(Untimed):
             current[1].append(move)
             current[0].involve(move.event)
             current[0].message = _describe(current[1])
-            earlier.append(move)
+            self._remember(move)
             return
-        back = next(
-            (
-                h
-                for h in reversed(earlier)
-                if _party(h.source) == _party(move.target)
-                and _party(h.target) == _party(move.source)
-            ),
-            None,
-        )
-        recent = [h for h in earlier if at - h.event.occurred_at <= window] + [move]
-        earlier.append(move)
+        back = self.latest.get((_party(move.target), _party(move.source)))
+        # handoffs are in journey order: those within the window, or since `back`, are a tail
+        recent = [*earlier[bisect.bisect_left(earlier, at - window, key=_moment) :], move]
+        self._remember(move)
         if back is not None:
-            chain = [h for h in earlier if h.event.occurred_at >= back.event.occurred_at]
+            chain = earlier[bisect.bisect_left(earlier, back.event.occurred_at, key=_moment) :]
         elif len(recent) >= self.rules.referral_count:
             chain = recent
         else:
@@ -98,6 +96,14 @@ class _Walk(Untimed):
         draft = RULE.draft(move.event.event_id, _describe(chain), at, [h.event for h in chain])
         self.found.append(draft)
         self.current = (draft, chain)
+
+    def _remember(self, move: Handoff) -> None:
+        self.moves.append(move)
+        self.latest[(_party(move.source), _party(move.target))] = move
+
+
+def _moment(move: Handoff) -> datetime:
+    return move.event.occurred_at
 
 
 RULE = Rule.walking("REFERRAL_LOOP", Severity.MEDIUM, _Walk)

@@ -45,6 +45,11 @@ class Walker(Protocol):
     def deadline(self, as_of: datetime) -> datetime | None:
         """When the rule could next open a flag with no new event (None: never)."""
 
+    def due(self, as_of: datetime) -> Sequence[FlagDraft]:
+        """Those of `drafts` that depend on the moment, made afresh at each reading; every
+        other draft is made or changed by `step` (an incremental evaluation reads only these
+        and the drafts a step touched: `flags.DraftJournal`)."""
+
 
 class NoDeadline:
     """The deadline of a walker whose rule opens flags only when an event comes: none."""
@@ -53,6 +58,11 @@ class NoDeadline:
         """Never: the rule opens flags only when an event comes."""
         del as_of
         return None
+
+    def due(self, as_of: datetime) -> Sequence[FlagDraft]:
+        """None: every flag of the rule is found by a step."""
+        del as_of
+        return ()
 
 
 class Untimed(NoDeadline):

@@ -16,7 +16,8 @@ CHANGE_KINDS: tuple[str, ...] = tuple(get_args(FlagChangeKind))
 """The kinds of flag change the flag topic carries (a subscription may name any of them)."""
 
 NOTIFIED_BY_DEFAULT: tuple[str, ...] = ("opened", "reopened")
-"""The changes a subscription is notified of unless it names others."""
+"""The changes a subscription is notified of unless it names others (`updated`, a flag whose
+content late events rewrote, is opt-in like `resolved`, `withdrawn` and `handled`)."""
 
 ANY_SITE = "*"
 """The recipients key of e-mail that goes out whatever the flag's site."""

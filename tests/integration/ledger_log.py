@@ -27,7 +27,7 @@ from journeys.bench import workers as bench_workers
 from journeys.cli.check import check_lines
 from projections.rules import Detector
 from projections.settings import FoldSettings
-from schemas.outputs import FlagChange
+from schemas.outputs import FlagChange, FlagSnapshot
 from streams.config import KafkaSettings, TopicNames
 from streams.stages.journey.segments import journeys_in
 from streams.topics import create_topics
@@ -37,8 +37,6 @@ Journeys = dict[tuple[str, str], list[str]]
 
 Flags = dict[tuple[str, str], str]
 """(customer id, flag id) -> status."""
-
-STATUS_OF_CHANGE = {"opened": "open", "reopened": "open", "resolved": "resolved"}
 
 
 @dataclass(frozen=True)
@@ -139,10 +137,10 @@ def standing_flags(records: Iterable[Record]) -> Flags:
             continue
         seen.add(change.change_id)
         key = (change.customer_id, change.flag_id)
-        if change.change == "withdrawn":
-            standing.pop(key, None)
+        if isinstance(change.flag, FlagSnapshot):  # every change but a withdrawal carries it
+            standing[key] = change.flag.status
         else:
-            standing[key] = STATUS_OF_CHANGE[change.change]
+            standing.pop(key, None)
     return standing
 
 

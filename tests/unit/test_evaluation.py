@@ -8,12 +8,14 @@ people's handling laid over them) and the same next deadline, at several moments
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections import deque
+from datetime import datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from projections.evaluation import Evaluation
+from projections.flags import Flag, sort_flags
 from projections.journey import Journey, add_new, event_order
 from projections.rules import RULE_NAMES, detect, next_deadline
 from projections.settings import RuleSettings
@@ -27,16 +29,37 @@ RULE_SETS = st.sampled_from(
 """Every rule together, and each rule alone."""
 
 
+def _moments(journey: Journey) -> tuple[datetime, ...]:
+    last = journey.events[-1].occurred_at if journey.events else T0
+    return (last, last + timedelta(hours=25), *AS_OF)
+
+
 def _check(evaluation: Evaluation, journey: Journey, rules: RuleSettings) -> None:
     evaluation.sync(journey.events)
-    last = journey.events[-1].occurred_at if journey.events else T0
-    for moment in (last, last + timedelta(hours=25), *AS_OF):
+    for moment in _moments(journey):
         assert evaluation.flags(moment) == detect(journey.events, moment, rules)
         assert evaluation.deadline(moment) == next_deadline(journey.events, moment, rules)
 
 
+def _check_changes(
+    evaluation: Evaluation, kept: dict[str, Flag], journey: Journey, rules: RuleSettings
+) -> None:
+    """The changes read, laid over the flags a consumer kept, give every flag."""
+    evaluation.sync(journey.events)
+    for moment in _moments(journey):
+        changes = evaluation.changes(moment)
+        if changes.whole:
+            kept.clear()
+        for gone in changes.gone:
+            del kept[gone]  # only flags it had
+        for flag in changes.flags:
+            assert kept.get(flag.flag_id) != flag  # nothing unchanged is told
+            kept[flag.flag_id] = flag
+        assert sort_flags(kept.values()) == detect(journey.events, moment, rules)
+
+
 def _feed(events: list[Event], cuts: list[int], rules: RuleSettings) -> None:
-    evaluation = Evaluation(rules)
+    evaluation, reader, kept = Evaluation(rules), Evaluation(rules), {}
     journey = Journey("acme", "cus_1")
     position = 0
     for size in [*cuts, len(events)]:
@@ -45,6 +68,7 @@ def _feed(events: list[Event], cuts: list[int], rules: RuleSettings) -> None:
         for event in batch:
             journey = add_new(journey, event)
         _check(evaluation, journey, rules)
+        _check_changes(reader, kept, journey, rules)
         if position >= len(events):
             break
 
@@ -125,3 +149,52 @@ def test_an_unchanged_flag_is_not_built_again() -> None:
     again = evaluation.flags(at(4))
     assert again == detect(events, at(4), rules)
     assert again[0] is flags[0]
+
+
+# --- memory: the evaluation's state does not grow with the journey ---------------------------
+
+
+def _day(n: int) -> list[Event]:
+    """A day of a hot customer's journey that raises no flag: an enquiry answered, a chat,
+    a call, a good survey (each kind of event a rule reads)."""
+    customer = {"email": "hot@example.com"}
+    return [
+        ev("form.submitted", {"form": "contact"}, when=at(days=n), customer=customer),
+        ev("enquiry.responded", {}, when=at(days=n, hours=1), customer=customer),
+        ev("chat.message", {"speaker": "customer", "text": "hi"}, when=at(days=n, hours=2)),
+        ev("chat.message", {"speaker": "agent", "text": "hello"}, when=at(days=n, hours=2.1)),
+        ev("call.logged", {"direction": "inbound"}, when=at(days=n, hours=3), customer=customer),
+        ev("survey.responded", {"score": 9, "scale": 10}, when=at(days=n, hours=4)),
+    ]
+
+
+def _sizes(evaluation: Evaluation) -> dict[str, int]:
+    """The length of every container the evaluation and its walks hold."""
+    sizes: dict[str, int] = {}
+    owners: dict[str, object] = {"evaluation": evaluation, "low": evaluation.low}
+    owners.update({f"walk {name}": walker for name, walker in evaluation.walkers.items()})
+    for owner, value in owners.items():
+        for name in dir(value):
+            held = getattr(value, name, None)
+            if isinstance(held, list | dict | set | tuple | deque) and name != "events":
+                sizes[f"{owner}.{name}"] = len(held)
+    return sizes
+
+
+def test_a_hot_customer_s_evaluation_state_stays_flat_as_its_journey_grows() -> None:
+    rules = RuleSettings()
+    evaluation = Evaluation(rules)
+    journey = Journey("acme", "hot")
+    sizes = []
+    for n in range(300):
+        for event in _day(n):
+            journey = add_new(journey, event)
+            evaluation.sync(journey.events)
+            evaluation.changes(event.occurred_at)
+        if n in (99, 299):
+            sizes.append(_sizes(evaluation))
+    assert evaluation.flags(journey.events[-1].occurred_at) == ()
+    assert len(journey.events) == 1800
+    early, late = sizes
+    assert late == early  # 600 events and 1,800: the same state
+    assert early["evaluation.involved"] == 0  # no event held that no flag points at

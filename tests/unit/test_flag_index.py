@@ -39,6 +39,17 @@ def test_a_later_change_replaces_the_flag_and_withdrawn_removes_it() -> None:
     assert index.changes == 4
 
 
+def test_an_updated_flag_shows_its_new_message() -> None:
+    at = "2026-01-01T00:00:00+00:00"
+    first = "asked for order number (held from card-processor)"
+    later = "asked for order number (held from web-shop)"
+    index = index_of(
+        change("c1", "f1", opened_at=at, message=first),
+        change("c1", "f1", change="updated", opened_at=at, message=later),
+    )
+    assert [f["message"] for f in index.of_customer("acme", "c1")] == [later]
+
+
 def test_pages_are_newest_first_and_cover_everything_once() -> None:
     index = index_of(
         *(

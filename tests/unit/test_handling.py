@@ -198,8 +198,8 @@ def test_arrival_order_does_not_change_handling() -> None:
 def test_each_handling_change_is_told_once() -> None:
     base = _mismatch()
     (flag,) = _flags(base)
-    previous = flag_statuses([flag])
-    assert previous == {flag.flag_id: "open"}  # as stored before handling existed
+    previous = {flag.flag_id: "open"}  # as stored before handling (and shapes) existed
+    assert flag_transitions("acme", "cus_1", previous, [flag]) == []
     (acked,) = _flags([*base, act("flag.acknowledged", 2)])
     changes = flag_transitions("acme", "cus_1", previous, [acked])
     assert [c.change for c in changes] == ["handled"]

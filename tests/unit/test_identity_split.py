@@ -22,7 +22,13 @@ from projections.ledger import fold_all
 from projections.regroup import components, decided_form, split, split_graph, split_reason
 from projections.rules import detect
 from schemas.codec import decode_event, encode_event
-from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_MOVED, KIND_REGROUP
+from schemas.outputs import (
+    HEADER_CUSTOMER_ID,
+    HEADER_KIND,
+    KIND_MOVED,
+    KIND_REGROUP,
+    FlagSnapshot,
+)
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.journey.segments import read_journey
 from streams.stages.journey.split import HEADER_SPLIT_FROM
@@ -160,7 +166,10 @@ def _graph(pipeline: Pipeline) -> dict[str, list[str]]:
 def _standing(pipeline: Pipeline) -> dict[str, str]:
     last: dict[tuple[str, str], str] = {}
     for change in pipeline.flags:
-        last[(change.customer_id, change.flag_id)] = change.change
+        kind = change.change
+        if kind in ("handled", "updated") and isinstance(change.flag, FlagSnapshot):
+            kind = "opened" if change.flag.status == "open" else "resolved"  # the status stood
+        last[(change.customer_id, change.flag_id)] = kind
     return {f"{c}/{f}": s for (c, f), s in last.items() if s != "withdrawn"}
 
 

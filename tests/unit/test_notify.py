@@ -27,6 +27,7 @@ from streams.notify.compose import (
     retry_delays,
     retry_window_s,
     webhook_body,
+    webhook_document,
 )
 from streams.notify.config import EmailTarget, Filter, RetryPolicy
 from streams.notify.delivery import DeliveryLog, Notification
@@ -91,6 +92,13 @@ def test_opened_and_reopened_by_default_and_the_kinds_are_an_option() -> None:
     resolved = Filter(changes=frozenset({"resolved"}))
     assert matches(resolved, change("resolved", status="resolved"))
     assert not matches(resolved, change("opened"))
+
+
+def test_an_updated_flag_is_notified_only_to_a_subscription_that_names_it() -> None:
+    updated = change("updated", message="Two orders for one car (held from web-shop)")
+    assert not matches(Filter(), updated)
+    assert matches(Filter(changes=frozenset({"opened", "updated"})), updated)
+    assert webhook_document(updated, None)["type"] == "flag.updated"
 
 
 def test_a_withdrawn_flag_matches_only_an_unrestricted_filter() -> None:

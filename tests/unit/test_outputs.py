@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from projections.flag_changes import flag_changed, flag_transitions, flag_withdrawn, withdraw_all
+from projections.flag_changes import (
+    flag_changed,
+    flag_statuses,
+    flag_transitions,
+    flag_withdrawn,
+    withdraw_all,
+)
 from projections.flags import Flag, Severity
 from schemas.outputs import FlagChange, FlagSnapshot, MergeHistory, MergeRecord, WithdrawnFlag
 
@@ -88,13 +95,60 @@ def test_transitions_between_two_flag_sets() -> None:
 
     assert changes({}, [OPEN]) == ["opened"]
     assert changes({}, [RESOLVED]) == ["opened", "resolved"]
-    assert changes({"flg_1": "open"}, [OPEN]) == []
+    assert changes({"flg_1": "open"}, [OPEN]) == []  # kept before shapes were: adopts it
+    assert changes(flag_statuses([OPEN]), [OPEN]) == []
     assert changes({"flg_1": "open"}, [RESOLVED]) == ["resolved"]
     assert changes({"flg_1": "resolved"}, [OPEN]) == ["reopened"]
     assert changes({"flg_1": "resolved"}, [RESOLVED]) == []
     assert changes({"flg_1": "open"}, []) == ["withdrawn"]
     merged = withdraw_all("acme", "cus_1", ["flg_2", "flg_1"], merged_into="cus_2")
     assert [(c.flag_id, c.merged_into) for c in merged] == [("flg_1", "cus_2"), ("flg_2", "cus_2")]
+
+
+def test_a_flag_whose_content_changes_while_it_stands_is_updated_once() -> None:
+    later = replace(OPEN, message="booked 10:30, SMS said 12:00", event_ids=("e1", "e2", "e3"))
+    kept = flag_statuses([OPEN])
+    (update,) = flag_transitions("acme", "cus_1", kept, [later])
+    assert (update.change, update.flag) == (
+        "updated",
+        flag_changed("acme", "c", later, "opened").flag,
+    )
+    assert FlagChange.from_bytes(update.to_bytes()) == update
+    # the same change replayed (a batch read again after a crash) gets the same id
+    (again,) = flag_transitions("acme", "cus_1", kept, [later])
+    assert again.change_id == update.change_id
+    # once kept, it is not told again
+    assert flag_transitions("acme", "cus_1", flag_statuses([later]), [later]) == []
+    # every part of the shape counts
+    for changed in (
+        replace(OPEN, severity=Severity.MEDIUM),
+        replace(OPEN, systems=("booking",)),
+        replace(OPEN, sites=("york",)),
+        replace(OPEN, opened_at=T.replace(hour=8)),
+        replace(OPEN, event_ids=("e2", "e1")),
+    ):
+        assert [c.change for c in flag_transitions("acme", "c", kept, [changed])] == ["updated"]
+    # back to an earlier shape, and on to the later one again: each change an id of its own
+    kept = flag_statuses([later], kept)
+    (back,) = flag_transitions("acme", "cus_1", kept, [OPEN])
+    kept = flag_statuses([OPEN], kept)
+    (forth,) = flag_transitions("acme", "cus_1", kept, [later])
+    assert (back.change, forth.change) == ("updated", "updated")
+    assert len({update.change_id, back.change_id, forth.change_id}) == 3
+    kept = flag_statuses([OPEN], flag_statuses([later], kept))  # still the same once kept
+    assert flag_transitions("acme", "cus_1", kept, [OPEN]) == []
+    kept = flag_statuses([OPEN])
+    # a status move carries the new content itself: no `updated` beside it
+    moved = replace(RESOLVED, message="rebooked at last")
+    assert [c.change for c in flag_transitions("acme", "c", kept, [moved])] == ["resolved"]
+
+
+def test_statuses_kept_before_shapes_adopt_the_current_shape_silently() -> None:
+    later = replace(OPEN, message="another message")
+    assert flag_transitions("acme", "cus_1", {"flg_1": "open"}, [later]) == []
+    stored = flag_statuses([later])["flg_1"]
+    assert stored.startswith("open@")
+    assert len(stored) == len("open@") + 12
 
 
 def test_a_merge_record_says_when_and_through_what_only_when_it_knows() -> None:

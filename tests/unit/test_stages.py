@@ -18,10 +18,11 @@ import pytest
 from journeys.bench.load import skewed_lines
 from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
+from projections.flag_changes import flag_snapshot, flag_statuses
 from projections.journey import Journey
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
-from schemas.outputs import FlagChange
+from schemas.outputs import FlagChange, FlagSnapshot
 from streams.crypto.sealing import Sealer
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.cut import SameCut
@@ -32,6 +33,7 @@ from streams.stages.journey.stage import (
     decode_journey,
     encode_journey,
     process_events,
+    reevaluate,
     split_journey,
 )
 from streams.stages.recent import RecentEvents
@@ -191,14 +193,70 @@ def test_stages_store_the_pure_fold_whatever_the_arrival_order(tmp_path: Path, s
         pipeline.append("touchpoints", orjson.loads(line)["tenant"].encode(), line)
     pipeline.drain()
     assert pipeline.stored() == expected(lines)
-    last_change: dict[str, str] = {}
-    for change in pipeline.flags:
-        last_change[change.flag_id] = change.change
-    standing = {flag_id: c for flag_id, c in last_change.items() if c != "withdrawn"}
+    assert standing_snapshots(pipeline.flags) == pure_snapshots(lines)
+    # the statuses kept, flag by flag as the changes came, are those of the flags now
     report = check_lines(lines, FoldSettings(), NOW)
-    pure = {f.flag_id: f.status for j in report.journeys for f in j.flags}
-    as_status = {"opened": "open", "reopened": "open", "resolved": "resolved"}
-    assert {k: as_status[v] for k, v in standing.items()} == pure
+    for journey in report.journeys:
+        ref = (journey.tenant, journey.customer_id)
+        kept = [_kept(pipeline, p, ref) or {} for p in range(PARTITIONS)]
+        # (each with the count of its changes of content, which only the live path knows)
+        found = {k: v.split(".")[0] for statuses in kept for k, v in statuses.items()}
+        assert found == flag_statuses(journey.flags)
+
+
+def standing_snapshots(changes: list[FlagChange]) -> dict[str, FlagSnapshot]:
+    """Each standing flag as a consumer keeping the latest snapshot (the flag index) has it."""
+    seen: set[str] = set()
+    standing: dict[str, FlagSnapshot] = {}
+    for change in changes:
+        if change.change_id in seen:
+            continue
+        seen.add(change.change_id)
+        if isinstance(change.flag, FlagSnapshot):
+            standing[change.flag_id] = change.flag
+        else:
+            standing.pop(change.flag_id, None)
+    return standing
+
+
+def pure_snapshots(lines: list[bytes]) -> dict[str, FlagSnapshot]:
+    """Each flag of the pure fold, as the flag topic carries it."""
+    report = check_lines(lines, FoldSettings(), NOW)
+    return {f.flag_id: flag_snapshot(f) for j in report.journeys for f in j.flags}
+
+
+def test_statuses_kept_before_shapes_take_them_without_telling_the_flag_topic(
+    tmp_path: Path,
+) -> None:
+    lines = demo_lines()
+    pipeline = Pipeline(tmp_path)
+    for line in lines:
+        pipeline.append("touchpoints", orjson.loads(line)["tenant"].encode(), line)
+    pipeline.drain()
+    upgraded = 0
+    for partition in range(PARTITIONS):
+        refs = [ref for ref in pipeline.stored() if _kept(pipeline, partition, ref) is not None]
+        old = BatchState(pipeline.journeys, partition)
+        for ref in refs:  # as an older worker kept them: status and handling mark only
+            kept = _kept(pipeline, partition, ref) or {}
+            old.put(
+                keys.flags_key(ref), orjson.dumps({k: v.split("@")[0] for k, v in kept.items()})
+            )
+        pipeline.journeys.write(partition, old.changes)
+        state = BatchState(pipeline.journeys, partition)
+        outs = reevaluate(state, JourneyCache(), refs, NOW, pipeline.settings)
+        assert [o for o in outs if o.destination == "flags"] == []
+        pipeline.journeys.write(partition, state.changes)
+        for ref in refs:
+            kept = _kept(pipeline, partition, ref) or {}
+            assert all("@" in status for status in kept.values())
+            upgraded += len(kept)
+    assert upgraded
+
+
+def _kept(pipeline: Pipeline, partition: int, ref: tuple[str, str]) -> dict[str, str] | None:
+    raw = BatchState(pipeline.journeys, partition).get(keys.flags_key(ref))
+    return None if raw is None else dict(orjson.loads(raw))
 
 
 def test_duplicates_and_bad_records(tmp_path: Path) -> None:

@@ -27,8 +27,14 @@ from typing import cast
 import orjson
 
 from projections import journey as journey_fold
-from projections.flag_changes import GENERATION, flag_statuses, flag_transitions, withdraw_all
-from projections.flags import Flag
+from projections.evaluation import FlagChanges
+from projections.flag_changes import (
+    GENERATION,
+    flag_statuses,
+    flag_transitions,
+    flag_updates,
+    withdraw_all,
+)
 from projections.identity import PRIORITY
 from projections.journey import Journey
 from projections.rules import Detector
@@ -274,7 +280,7 @@ class JourneyBatch:
                 self.cache.forget(self.state.partition, ref)
                 self.deadlines.set(self.state.partition, ref, None)
                 continue
-            verdict: tuple[tuple[Flag, ...], datetime | None] | None
+            verdict: tuple[FlagChanges, datetime | None] | None
             try:
                 verdict = self.judge(journey, now, settings)
             except Exception:  # an event the rules cannot take: find it, set it aside
@@ -289,15 +295,17 @@ class JourneyBatch:
 
     def judge(
         self, journey: Journey, now: datetime, settings: FoldSettings
-    ) -> tuple[tuple[Flag, ...], datetime | None]:
-        """The journey's flags and next deadline as of `now` (nothing written): what
-        `rules.detect` and `rules.next_deadline` give, from the customer's incremental
-        evaluation (`projections.evaluation`) kept with its hot journey."""
+    ) -> tuple[FlagChanges, datetime | None]:
+        """What changed in the journey's flags and its next deadline as of `now` (nothing
+        written): from the customer's incremental evaluation (`projections.evaluation`) kept
+        with its hot journey, what `rules.detect` and `rules.next_deadline` give. The changes
+        are since the evaluation's last reading, which `emit` told: every judged verdict is
+        emitted, or its evaluation forgotten."""
         ref, partition = (journey.tenant, journey.customer_id), self.state.partition
         evaluation = self.cache.evaluation(partition, ref, settings.rules, self.extra_rules)
         try:
             evaluation.sync(journey.events)
-            verdict = evaluation.flags(now), evaluation.deadline(now)
+            verdict = evaluation.changes(now), evaluation.deadline(now)
         except Exception:
             self.cache.forget(partition, ref)  # half stepped: never used again
             raise
@@ -306,7 +314,7 @@ class JourneyBatch:
 
     def set_aside(
         self, ref: CustomerRef, now: datetime, settings: FoldSettings
-    ) -> tuple[Journey, tuple[tuple[Flag, ...], datetime | None] | None]:
+    ) -> tuple[Journey, tuple[FlagChanges, datetime | None] | None]:
         """The journey without the batch's events the rules fail on; those go to dead letters.
 
         The batch's events are added again one at a time to the journey as first loaded; one
@@ -327,6 +335,8 @@ class JourneyBatch:
                 continue
             kept = trial
         self.dirty[ref] = kept
+        # the trials were read and not emitted: the verdict is read afresh (whole)
+        self.cache.forget(self.state.partition, ref)
         try:
             return kept, self.judge(kept, now, settings)
         except Exception:
@@ -379,23 +389,18 @@ class JourneyBatch:
         journey: Journey,
         now: datetime,
         settings: FoldSettings,
-        verdict: tuple[tuple[Flag, ...], datetime | None],
+        verdict: tuple[FlagChanges, datetime | None],
     ) -> None:
-        """Emit what changed since the last evaluation and note the next deadline."""
+        """Emit what changed since the last evaluation and note the next deadline.
+
+        The kept statuses are read and written only when some flag changed: an event that
+        changes none costs nothing here, however many flags the customer has.
+        """
         del now, settings
         ref = (journey.tenant, journey.customer_id)
-        flags, deadline = verdict
-        raw = self.state.get(keys.flags_key(ref))
-        previous, generation = self.statuses(ref)
-        reason = self.reasons.get(ref)
-        self.out.extend(
-            _flag_record(c) for c in flag_transitions(*ref, previous, flags, reason, generation)
-        )
-        current = flag_statuses(flags)
-        if generation:
-            current[GENERATION] = generation
-        if current != (orjson.loads(raw) if raw else {}):
-            self.state.put(keys.flags_key(ref), orjson.dumps(current))
+        changes, deadline = verdict
+        if changes.whole or changes.flags or changes.gone:
+            self.emit_changes(ref, changes)
         if self.mirrored and deadline == self.deadlines.get(self.state.partition, ref):
             return
         self.deadlines.set(self.state.partition, ref, deadline)
@@ -403,6 +408,25 @@ class JourneyBatch:
             self.state.delete(keys.deadline_key(ref))
         else:
             self.state.put(keys.deadline_key(ref), deadline.isoformat().encode())
+
+    def emit_changes(self, ref: CustomerRef, changes: FlagChanges) -> None:
+        """Tell the flag topic what changed against the statuses kept, and keep the new ones."""
+        raw = self.state.get(keys.flags_key(ref))
+        previous, generation = self.statuses(ref)
+        reason = self.reasons.get(ref)
+        if changes.whole:
+            records = flag_transitions(*ref, previous, changes.flags, reason, generation)
+            current = flag_statuses(changes.flags, previous)
+        else:
+            records = flag_updates(*ref, previous, changes.flags, changes.gone, reason, generation)
+            current = {**previous, **flag_statuses(changes.flags, previous)}
+            for gone in changes.gone:
+                current.pop(gone, None)
+        self.out.extend(_flag_record(c) for c in records)
+        if generation:
+            current[GENERATION] = generation
+        if current != (orjson.loads(raw) if raw else {}):
+            self.state.put(keys.flags_key(ref), orjson.dumps(current))
 
 
 def _flag_record(change: FlagChange) -> OutRecord:
