@@ -40,7 +40,8 @@ def test_children_of_a_configured_broker_keep_its_address() -> None:
 
 def test_a_run_on_the_embedded_broker_seals_with_a_key_of_its_own() -> None:
     settings, key = up.with_session_master_key(load_settings(None, {}))
-    assert key is not None and master_key_problem(key) is None
+    assert key is not None
+    assert master_key_problem(key) is None
     assert settings.privacy.master_key == key
     assert settings.sealer() is not None
     assert key not in repr(settings)
