@@ -175,3 +175,77 @@ def test_the_timer_forgets_a_silent_customer_and_rotation_keeps_the_rest_readabl
     assert sealed
     current = KeyRing.from_bytes(rings[ring_key]).current
     assert all(f"enc:v1:{current}:".encode() in value for value in sealed)
+
+
+def _settings(kafka: KafkaSettings) -> Settings:
+    return Settings.model_validate(
+        {
+            "kafka": {
+                "bootstrap_servers": kafka.bootstrap_servers,
+                "topic_prefix": kafka.topic_prefix,
+                "partitions": kafka.partitions,
+            },
+            "tenants": {"acme": {"privacy": {"suppress_erased": True}}},
+            "privacy": {
+                "master_key": base64.b64encode(OLD_KEY).decode(),
+                "new_master_key": base64.b64encode(NEW_KEY).decode(),
+            },
+        }
+    )
+
+
+def _erasure(customer: str) -> bytes:
+    document = raw(
+        "identity.erased",
+        {"customer_id": customer, "decided_by": "r.khan", "grounds": "DSR-7"},
+        customer={"anonymous_id": customer},
+        system="journeys-api",
+        event_id="erase-7",
+    )
+    return orjson.dumps(document)
+
+
+def test_an_erased_identifier_is_suppressed_and_rotation_refuses_to_break_it(
+    kafka: KafkaSettings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(kafka)
+    suppression = settings.suppression()
+    assert suppression is not None
+
+    async def scenario() -> dict[tuple[str, str], int]:
+        await create_topics(kafka)
+        await _send(kafka, _line("gone@x.org", NOW, "ev-1"))
+        worker = Worker(
+            kafka,
+            FoldSettings(),
+            tmp_path,
+            clock=lambda: NOW,
+            sealer=settings.sealer(),
+            suppression=suppression,
+        )
+        seen: dict[str, str] = {}
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 90
+        try:
+            while loop.time() < deadline and not task.done() and not worker.suppressed:
+                await asyncio.sleep(0.5)
+                if "customer" not in seen and (found := _customer_of(worker, "gone@x.org")):
+                    seen["customer"] = found
+                    await _send(kafka, _erasure(found))
+                    await _send(kafka, _line("GONE@x.org", NOW, "ev-2"))
+        finally:
+            stop.set()
+            await task
+        assert worker.ingest.stats.dead_letters == 0
+        return dict(worker.suppressed)
+
+    assert asyncio.run(scenario()) == {("acme", "customer.email"): 1}
+    capsys.readouterr()
+    assert rotate_command(settings, tmp_path, forget_suppressed=False) == 2
+    err = capsys.readouterr().err
+    assert "1 suppressed identifier hashes are stored" in err
+    assert "--forget-suppressed" in err
+    assert base64.b64encode(NEW_KEY).decode() not in err
+    assert rotate_command(settings, tmp_path, forget_suppressed=True) == 0
