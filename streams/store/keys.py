@@ -30,6 +30,7 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``la/<tenant>/<customer id>`` -> the UTC day (``YYYY-MM-DD``) of the customer's latest event,
 - ``lr/<tenant>/<day>/<customer id>`` -> nothing: the same, indexed by day, so the retention
   timer reads the customers longest silent first and stops at the first one it keeps,
+- ``lc/<tenant>`` -> the customer id the retention sweep (customers not indexed yet) reached,
 - ``sx/<tenant>/<identity hash>`` -> nothing: an identifier of a customer erased in a tenant
   that suppresses them (a keyed hash, `streams.crypto.hashing`, never the identifier).
 
@@ -82,6 +83,7 @@ class Prefix(bytes, Enum):
     RING = b"ky/"
     LAST_SEEN = b"la/"
     RETENTION = b"lr/"
+    SWEEP = b"lc/"
     SUPPRESSED = b"sx/"
 
 
@@ -229,6 +231,16 @@ def retention_entry(key: bytes) -> tuple[str, str]:
     _, _, rest = _strip(Prefix.RETENTION, key).decode().partition("/")
     day, _, customer = rest.partition("/")
     return day, customer
+
+
+def members_prefix(tenant: str) -> bytes:
+    """The prefix of every customer's identifier keys in a tenant (one entry per customer)."""
+    return _tenant_key(Prefix.MEMBERS, tenant, "")
+
+
+def sweep_key(tenant: str) -> bytes:
+    """Where the retention sweep's position (the customer id it reached) is kept."""
+    return Prefix.SWEEP.value + tenant.encode()
 
 
 def suppressed_key(tenant: str, identity_hash: str) -> bytes:

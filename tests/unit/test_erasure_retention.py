@@ -4,6 +4,7 @@ erases customers silent longer than their tenant's `retention_days` (real RocksD
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,7 +26,7 @@ from schemas.outputs import HEADER_KIND, KIND_ERASED, ErasureRecord
 from streams.crypto.fields import ERASED, PREFIX
 from streams.kafka.records import OutRecord
 from streams.stages.identity.activity import note_activity
-from streams.stages.identity.retention import expire
+from streams.stages.identity.retention import SWEEP_PER_PASS, expire, sweep
 from streams.stages.journey.stage import decode_journey
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
@@ -256,13 +257,17 @@ def test_a_customer_erased_by_forget_leaves_the_index(tmp_path: Path) -> None:
 
 
 class _CountingStore(LocalStore):
-    """A store that counts the entries its scans hand out."""
+    """A store that counts the entries its scans hand out, by key family (`lr/`, `m/`...)."""
 
-    read = 0
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.read: Counter[bytes] = Counter()
 
-    def items(self, partition: int, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        for item in super().items(partition, prefix):
-            self.read += 1
+    def items(
+        self, partition: int, prefix: bytes = b"", after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        for item in super().items(partition, prefix, after):
+            self.read[prefix.partition(b"/")[0]] += 1
             yield item
 
 
@@ -276,16 +281,55 @@ def test_a_pass_reads_the_index_only_up_to_the_first_customer_it_keeps(tmp_path:
         note_activity(state, "acme", f"cus_old{n}", "2026-01-01")
         state.put(keys.members_key("acme", f"cus_old{n}"), b'["email:y"]')
     store.write(0, state.changes)
-    store.read = 0
+    store.read.clear()
     state = BatchState(store, 0)
     outs = expire(state, {"acme": 30}, NOW, None)
     assert len(outs) == 3
-    # the three due entries and the first one kept; erasing each reads its few own entries
-    assert store.read < 20
-    store.read = 0
+    assert store.read[b"lr"] == 4  # the three due entries and the first one kept
+    assert store.read[b"m"] == SWEEP_PER_PASS  # the sweep's bounded read, nothing more
     store.write(0, state.changes)
+    store.read.clear()
     assert expire(BatchState(store, 0), {"acme": 30}, NOW, None) == []
-    assert store.read == 1
+    assert store.read[b"lr"] == 1
+
+
+def test_the_sweep_indexes_customers_stored_before_the_index_as_seen_today(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path / "identity")
+    state = BatchState(store, 0)
+    for n in range(7):  # identity state from before the index existed: members only
+        state.put(keys.members_key("acme", f"cus_{n}"), b'["email:x"]')
+    note_activity(state, "acme", "cus_3", "2026-10-01")  # one indexed already
+    store.write(0, state.changes)
+    passes = []
+    for _ in range(3):
+        state = BatchState(store, 0)
+        passes.append(sweep(state, "acme", "2026-12-02", limit=3))
+        store.write(0, state.changes)
+    assert passes == [3, 2, 1]  # reads 0..2, 3..5 (3 was indexed), then 6 and the end
+    assert store.get(0, keys.sweep_key("acme")) is None  # the next sweep starts over
+    index = {customer: day for day, customer in _index(store)}
+    assert index == {
+        **{f"cus_{n}": "2026-12-02" for n in range(7)},
+        "cus_3": "2026-10-01",  # an indexed customer keeps its day
+    }
+    # indexed as of today, nobody is forgotten before the retention has run from today
+    month_on = expire(BatchState(store, 0), {"acme": 30}, NOW + timedelta(days=30), None)
+    assert [ErasureRecord.from_bytes(o.value or b"").customer for o in month_on] == ["cus_3"]
+    assert len(expire(BatchState(store, 0), {"acme": 30}, NOW + timedelta(days=31), None)) == 7
+
+
+def test_a_customer_erased_in_a_pass_is_not_indexed_again_by_its_sweep(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "identity")
+    state = BatchState(store, 0)
+    note_activity(state, "acme", "cus_a", "2026-01-01")
+    state.put(keys.members_key("acme", "cus_a"), b'["email:x"]')
+    store.write(0, state.changes)
+    state = BatchState(store, 0)
+    assert len(expire(state, {"acme": 30}, NOW, None)) == 1
+    store.write(0, state.changes)
+    assert _index(store) == []
 
 
 def test_one_tenant_s_backlog_never_starves_another(tmp_path: Path) -> None:
