@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 RETENTION_DECIDED_BY = "retention"
 """Who an erasure by retention is recorded as ordered by (no person ordered it)."""
 
@@ -16,6 +18,17 @@ RETENTION_DECIDED_BY = "retention"
 def event_day(at: datetime) -> str:
     """The UTC calendar day of an event's time, as `YYYY-MM-DD`."""
     return at.astimezone(UTC).date().isoformat()
+
+
+def activity_day(occurred_at: datetime, received_ms: int) -> str:
+    """The day an event counts for its customer: its own, but never after the day the ledger
+    received it (`received_ms`, the record's timestamp; 0 or less: unknown), so an event
+    dated in the future cannot keep its customer past the retention."""
+    day = event_day(occurred_at)
+    if received_ms <= 0:
+        return day
+    received = (_EPOCH + timedelta(milliseconds=received_ms)).date().isoformat()
+    return min(day, received)
 
 
 def later_day(stored: str | None, day: str) -> str | None:

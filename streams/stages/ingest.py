@@ -26,7 +26,7 @@ from projections.identity import (
     link,
     stitch_keys,
 )
-from projections.privacy.retention import event_day
+from projections.privacy.retention import activity_day
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, decode_trusted, encode_event
 from schemas.errors import InvalidEventError
@@ -311,9 +311,8 @@ def ingest(
                     out.append(dead_letter(record, failure_reason("seal", exc), exc))
                     continue
         view.apply(change)
-        note_activity(
-            state, tenant, change.customer_id, event_day(event.occurred_at), change.absorbed
-        )
+        day = activity_day(event.occurred_at, record.timestamp_ms)
+        note_activity(state, tenant, change.customer_id, day, change.absorbed)
         try:
             if settled is None:
                 keep_edges(state, tenant, change, edge, blocked)

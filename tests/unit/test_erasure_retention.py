@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.privacy.retention import (
+    activity_day,
     cutoff_day,
     event_day,
     is_expired,
@@ -47,6 +48,13 @@ def test_an_event_s_day_is_its_utc_date() -> None:
     assert event_day(datetime(2026, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))) == (
         "2026-02-28"
     )
+
+
+def test_an_event_dated_in_the_future_counts_for_the_day_it_was_received() -> None:
+    received = int(datetime(2026, 12, 2, 9, 0, tzinfo=UTC).timestamp() * 1000)
+    assert activity_day(datetime(9999, 1, 1, tzinfo=UTC), received) == "2026-12-02"
+    assert activity_day(datetime(2026, 11, 1, tzinfo=UTC), received) == "2026-11-01"
+    assert activity_day(datetime(9999, 1, 1, tzinfo=UTC), 0) == "9999-01-01"  # unknown
 
 
 def test_the_last_day_only_moves_forward() -> None:
