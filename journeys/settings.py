@@ -14,14 +14,23 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from journeys.privacy_settings import (
+    MASTER_KEY_VARIABLES,
+    PrivacySection,
+    TenantPrivacySection,
+    retention_days,
+    suppression,
+    suppression_problem,
+)
 from projections.identifiers import normalise
 from projections.identity import DEFAULT_LIMITS, PRIORITY, IdentityPolicy, blocked_key
 from projections.settings import RULES, FoldSettings, RuleSettings
 from schemas.errors import JourneyLedgerError
 from schemas.privacy.personal import tenant_path_problem
 from streams.config import KafkaSettings
-from streams.crypto.keys import MASTER_KEY_ENV, LocalKeyProvider, master_key_problem
+from streams.crypto.keys import LocalKeyProvider, master_key_problem
 from streams.crypto.sealing import Sealer
+from streams.crypto.suppression import Suppression
 from streams.notify.config import (
     CHANGE_KINDS,
     NOTIFIED_BY_DEFAULT,
@@ -141,6 +150,7 @@ class TenantSettings(_Section):
     identity: IdentitySection = IdentitySection()
     personal: tuple[str, ...] = ()
     """More fields this tenant's events hold personal data in: `payload.<field>`, `source.actor`."""
+    privacy: TenantPrivacySection = TenantPrivacySection()
 
     @field_validator("personal")
     @classmethod
@@ -260,20 +270,6 @@ class ApiSection(_Section):
     peer_secret: str | None = Field(default=None, min_length=32, repr=False)
     """The workers' shared secret: signs forwarded requests and seals members records. Every
     worker of a deployment with more than one API needs the same one."""
-
-
-class PrivacySection(_Section):
-    """`[privacy]`: the master key (base64 of 32 bytes) that wraps every customer's data key."""
-
-    master_key: str | None = Field(default=None, repr=False)
-
-    @field_validator("master_key")
-    @classmethod
-    def _usable(cls, value: str | None) -> str | None:
-        problem = master_key_problem(value) if value is not None else None
-        if problem is not None:
-            raise ValueError(problem)  # the reason never holds the key (see _load_file)
-        return value
 
 
 Severity = Literal["low", "medium", "high"]
@@ -486,8 +482,15 @@ class Settings(_Section):
 
     def key_provider(self) -> LocalKeyProvider | None:
         """The master key's provider, or None when no master key is set (nothing encrypted)."""
-        key = self.privacy.master_key
-        return LocalKeyProvider.from_setting(key) if key is not None else None
+        return self.privacy.provider()
+
+    def retention_days(self) -> Mapping[str, int]:
+        """Tenant -> days a silent customer is kept, for the tenants with a retention."""
+        return retention_days({t: s.privacy for t, s in self.tenants.items()})
+
+    def suppression(self) -> Suppression | None:
+        """What drops events carrying an erased customer's identifier (tenants that ask)."""
+        return suppression(self.privacy, {t: s.privacy for t, s in self.tenants.items()})
 
     def sealer(self) -> Sealer | None:
         """What encrypts events' personal fields at ingest; None when no master key is set."""
@@ -520,8 +523,8 @@ def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
 
     `JOURNEYS_BOOTSTRAP_SERVERS`, when set, overrides `[kafka] bootstrap_servers`;
     `JOURNEYS_API` and `JOURNEYS_TOKEN` override `[client] api` and `token`;
-    `JOURNEYS_PEER_SECRET` overrides `[api] peer_secret`; `JOURNEYS_MASTER_KEY` overrides
-    `[privacy] master_key`.
+    `JOURNEYS_PEER_SECRET` overrides `[api] peer_secret`; `JOURNEYS_MASTER_KEY` and
+    `JOURNEYS_NEW_MASTER_KEY` override `[privacy] master_key` and `new_master_key`.
     """
     settings = _load_file(config, environ)
     bootstrap = environ.get(BOOTSTRAP_ENV, "").strip()
@@ -540,16 +543,22 @@ def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
             raise ConfigError(f"{PEER_SECRET_ENV}: the peer secret needs at least 32 characters")
         api = settings.api.model_copy(update={"peer_secret": peer_secret})
         settings = settings.model_copy(update={"api": api})
-    master_key = environ.get(MASTER_KEY_ENV, "").strip()
-    if master_key:
-        problem = master_key_problem(master_key)
-        if problem is not None:
-            raise ConfigError(
-                f"{MASTER_KEY_ENV}: the master key {problem}",
-                hint=f"set {MASTER_KEY_ENV} to the deployment's master key, or unset it",
-            )
-        privacy = settings.privacy.model_copy(update={"master_key": master_key})
-        settings = settings.model_copy(update={"privacy": privacy})
+    for name, variable in MASTER_KEY_VARIABLES.items():
+        key = environ.get(variable, "").strip()
+        if key:
+            problem = master_key_problem(key)
+            if problem is not None:
+                raise ConfigError(
+                    f"{variable}: the master key {problem}",
+                    hint=f"set {variable} to the deployment's master key, or unset it",
+                )
+            privacy = settings.privacy.model_copy(update={name: key})
+            settings = settings.model_copy(update={"privacy": privacy})
+    problem = suppression_problem(
+        settings.privacy, {t: s.privacy for t, s in settings.tenants.items()}
+    )
+    if problem is not None:
+        raise ConfigError(problem)
     tokens = environ.get(TOKENS_ENV, "").strip()
     if tokens:
         api = settings.api.model_copy(update={"tokens": settings.api.tokens + parse_tokens(tokens)})

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -17,8 +17,10 @@ from projections.rules import Detector
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings
 from streams.crypto.sealing import Sealer
+from streams.crypto.suppression import Suppression
 from streams.graph_health import GraphHealthCache
 from streams.kafka.records import InRecord, OutRecord
+from streams.stages.identity.retention import RETENTION_PASS_S, expire
 from streams.stages.ingest import ingest
 from streams.stages.journey.stage import (
     RECORD_FRAMING_BYTES,
@@ -51,6 +53,10 @@ class Worker:
     """Rules beyond the built-in ones (a rebuild trying a new rule)."""
     sealer: Sealer | None = None
     """Encrypts events' personal fields at ingest (None: no master key, stored in clear)."""
+    retention_days: Mapping[str, int] = field(default_factory=dict)
+    """Tenant -> days after its last event a customer is forgotten (tenants with a retention)."""
+    suppression: Suppression | None = None
+    """The tenants whose erased customers' identifiers ingest suppresses."""
 
     def __post_init__(self) -> None:
         names = self.kafka.names()
@@ -60,6 +66,10 @@ class Worker:
         """Events the validate stage decoded, for ingest in this process to take (not decode)."""
         self.refused_links: dict[str, int] = {"junk": 0, "blocked": 0, "limit": 0}
         """Identifiers ingest refused for linking since this process started, by reason."""
+        self.retention_erased: dict[str, int] = {}
+        """Customers the retention timer erased since this process started, by tenant."""
+        self.suppressed: dict[tuple[str, str], int] = {}
+        """Events dropped for an erased customer's identifier, by tenant and field."""
         self.deadlines = DeadlineIndex()
         self.runners: dict[str, StageRunner | StatelessRunner] = {}
         self.identity_store = LocalStore(self.data_dir / "identity")
@@ -84,7 +94,11 @@ class Worker:
                 refused=self.refused_links,
                 sealer=self.sealer,
                 validated=self.validated,
+                suppression=self.suppression,
+                suppressed=self.suppressed,
             ),
+            tick=self._expire if self.retention_days else None,
+            tick_interval_s=RETENTION_PASS_S,
         )
         self.journeys = Stage(
             "journeys",
@@ -118,6 +132,9 @@ class Worker:
         if not due:
             return []
         return reevaluate(state, self.cache, due, now, self.fold, self.deadlines, self.extra_rules)
+
+    def _expire(self, state: BatchState) -> list[OutRecord]:
+        return expire(state, self.retention_days, self.clock(), self.sealer, self.retention_erased)
 
     def owned(self, stage: str) -> frozenset[int]:
         """The partitions of a stage ("validate", "ingest", "journeys") this worker processes now."""
@@ -206,6 +223,8 @@ def _ingest(
     refused: dict[str, int],
     sealer: Sealer | None,
     validated: RecentEvents,
+    suppression: Suppression | None,
+    suppressed: dict[tuple[str, str], int],
 ) -> list[OutRecord]:
     return ingest(
         state,
@@ -215,4 +234,6 @@ def _ingest(
         refused=refused,
         sealer=sealer,
         validated=validated,
+        suppression=suppression,
+        suppressed=suppressed,
     )

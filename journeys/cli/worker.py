@@ -69,6 +69,8 @@ def worker_command(
         wall_clock,
         stages=stages,
         sealer=sealer,
+        retention_days=settings.retention_days(),
+        suppression=settings.suppression(),
     )
     try:
         check_master_key(

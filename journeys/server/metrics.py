@@ -78,6 +78,7 @@ class LedgerCollector(Collector):
         for reason, count in sorted(self.worker.refused_links.items()):
             refused.add_metric([reason], count)
         yield refused
+        yield from self._privacy()
         yield from self._graph()
         standing = GaugeMetricFamily(
             "journeys_flags", "Standing flags by rule and status", labels=["rule", "status"]
@@ -92,6 +93,26 @@ class LedgerCollector(Collector):
         yield from self._followers()
         if self.deliveries is not None:
             yield from self._notifications(self.deliveries)
+
+    def _privacy(self) -> Iterator[Metric]:
+        # Tenants and field names only in labels: never a customer id or an identifier.
+        expired = CounterMetricFamily(
+            "journeys_retention_erased",
+            "Customers the retention timer erased (their last event older than the tenant's "
+            "retention_days)",
+            labels=["tenant"],
+        )
+        for tenant, count in sorted(self.worker.retention_erased.items()):
+            expired.add_metric([tenant], count)
+        suppressed = CounterMetricFamily(
+            "journeys_erased_identifier_events_dropped",
+            "Events ingest dropped for carrying an identifier of an erased customer "
+            "(suppress_erased), by the field that carried it",
+            labels=["tenant", "field"],
+        )
+        for (tenant, field), count in sorted(self.worker.suppressed.items()):
+            suppressed.add_metric([tenant, field], count)
+        yield from (expired, suppressed)
 
     def _graph(self) -> Iterator[Metric]:
         # Tenants only in labels: never a customer id or an identifier value.

@@ -26,6 +26,7 @@ from projections.identity import (
     link,
     stitch_keys,
 )
+from projections.privacy.retention import activity_day
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, decode_trusted, encode_event
 from schemas.errors import InvalidEventError
@@ -33,7 +34,9 @@ from schemas.events import ERASURE_TYPE, Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
 from streams.crypto.keys import WrongMasterKeyError
 from streams.crypto.sealing import Sealer
+from streams.crypto.suppression import Suppression, count_suppressed
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.stages.identity.activity import note_activity
 from streams.stages.identity.erasure import erase_customer
 from streams.stages.identity.regrouping import (
     confirmed_text,
@@ -173,6 +176,8 @@ def ingest(
     refused: MutableMapping[str, int] | None = None,
     sealer: Sealer | None = None,
     validated: RecentEvents | None = None,
+    suppression: Suppression | None = None,
+    suppressed: MutableMapping[tuple[str, str], int] | None = None,
 ) -> list[OutRecord]:
     """Process one partition's batch of validated touchpoints; return what to produce.
 
@@ -182,8 +187,11 @@ def ingest(
     (`junk`, `blocked`, and `limit`: links a tenant's limit held), for metrics. With `sealer`,
     each event's personal fields are encrypted with its customer's data key before it is
     emitted (`streams.crypto.sealing`), and an `identity.erased` event destroys the customer's
-    keys. A record that cannot be processed, whatever the exception, goes to dead letters with
-    the reason and the exception type; the batch goes on.
+    keys. With `suppression`, an event of a tenant that suppresses erased customers' identifiers
+    and carries one is dropped before stitching, counted in `suppressed` by tenant and field.
+    Each customer's last-event day is kept for the retention timer
+    (`streams.stages.identity.activity`). A record that cannot be processed, whatever the
+    exception, goes to dead letters with the reason and the exception type; the batch goes on.
     """
     out: list[OutRecord] = []
     marked: set[str] = set()  # tenants whose marker this batch has checked
@@ -223,7 +231,7 @@ def ingest(
             continue
         if event.type == ERASURE_TYPE:
             try:
-                out.extend(erase_customer(state, event, sealer))
+                out.extend(erase_customer(state, event, sealer, suppression))
             except Exception as exc:  # one record must never stop the stage: it goes aside
                 out.append(dead_letter(record, failure_reason("erase", exc), exc))
                 continue
@@ -235,12 +243,16 @@ def ingest(
             # Only reads until the seal, which comes last and writes no more than the ring of
             # the event's customer: a record that fails here leaves no other trace in the state.
             policy = settings.identity_for(tenant)
-            policy = settings.identity_for(tenant)
             any_decided = tenant in deciding or state.stored_any(keys.blocked_prefix(tenant))
             refuse = DecidedBlocks(state, tenant, policy, any_decided)
             blocks = any_decided or policy.blocked or policy.blocked_patterns or policy.decided
             # Nothing blocked in the tenant: nothing to ask about each identifier.
             ids = identity_ids(event, region, refuse if blocks else None, refused)
+            if suppression is not None and suppression.covers(tenant):
+                field = suppression.field_of(state, tenant, ids)
+                if field is not None:  # an erased customer's identifier: never stitched again
+                    count_suppressed(suppressed, tenant, field)
+                    continue
             policy = refuse.lifted()
             change = link(view, tenant, ids, policy)
             # which identifier reached each customer merged (read before the change is applied)
@@ -299,6 +311,8 @@ def ingest(
                     out.append(dead_letter(record, failure_reason("seal", exc), exc))
                     continue
         view.apply(change)
+        day = activity_day(event.occurred_at, record.timestamp_ms)
+        note_activity(state, tenant, change.customer_id, day, change.absorbed)
         try:
             if settled is None:
                 keep_edges(state, tenant, change, edge, blocked)

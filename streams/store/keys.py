@@ -26,7 +26,13 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``kc/<tenant>/<customer id>/<blocked key>`` -> nothing: a conflict flag on the value is open
   on the customer (a merge moves it to the customer it merged into, as the pure fold does),
 - ``ky/<tenant>/<customer id>`` -> the customer's key ring (`streams.crypto.ring`: wrapped data
-  keys only); its changelog record is the ring's compacted copy; erasure deletes it.
+  keys only); its changelog record is the ring's compacted copy; erasure deletes it,
+- ``la/<tenant>/<customer id>`` -> the UTC day (``YYYY-MM-DD``) of the customer's latest event,
+- ``lr/<tenant>/<day>/<customer id>`` -> nothing: the same, indexed by day, so the retention
+  timer reads the customers longest silent first and stops at the first one it keeps,
+- ``lc/<tenant>`` -> the customer id the retention sweep (customers not indexed yet) reached,
+- ``sx/<tenant>/<identity hash>`` -> nothing: an identifier of a customer erased in a tenant
+  that suppresses them (a keyed hash, `streams.crypto.hashing`, never the identifier).
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
@@ -75,6 +81,10 @@ class Prefix(bytes, Enum):
     SPLIT = b"x/"
     MERGES = b"mg/"
     RING = b"ky/"
+    LAST_SEEN = b"la/"
+    RETENTION = b"lr/"
+    SWEEP = b"lc/"
+    SUPPRESSED = b"sx/"
 
 
 OFFSET_KEY = b"__offset__"
@@ -199,6 +209,48 @@ def edges_prefix(tenant: str, customer_id: str) -> bytes:
 def ring_key(tenant: str, customer_id: str) -> bytes:
     """Where a customer's key ring (its wrapped data keys) is kept."""
     return _tenant_key(Prefix.RING, tenant, customer_id)
+
+
+def last_seen_key(tenant: str, customer_id: str) -> bytes:
+    """Where the day of a customer's latest event is kept."""
+    return _tenant_key(Prefix.LAST_SEEN, tenant, customer_id)
+
+
+def retention_key(tenant: str, day: str, customer_id: str) -> bytes:
+    """The retention index's entry of a customer last seen on `day`."""
+    return _tenant_key(Prefix.RETENTION, tenant, f"{day}/{customer_id}")
+
+
+def retention_prefix(tenant: str) -> bytes:
+    """The prefix of a tenant's retention index (its entries sort by day)."""
+    return _tenant_key(Prefix.RETENTION, tenant, "")
+
+
+def retention_entry(key: bytes) -> tuple[str, str]:
+    """The (day, customer id) of a retention index key."""
+    _, _, rest = _strip(Prefix.RETENTION, key).decode().partition("/")
+    day, _, customer = rest.partition("/")
+    return day, customer
+
+
+def members_prefix(tenant: str) -> bytes:
+    """The prefix of every customer's identifier keys in a tenant (one entry per customer)."""
+    return _tenant_key(Prefix.MEMBERS, tenant, "")
+
+
+def sweep_key(tenant: str) -> bytes:
+    """Where the retention sweep's position (the customer id it reached) is kept."""
+    return Prefix.SWEEP.value + tenant.encode()
+
+
+def suppressed_key(tenant: str, identity_hash: str) -> bytes:
+    """The marker of an erased customer's identifier (its keyed hash) a tenant suppresses."""
+    return _tenant_key(Prefix.SUPPRESSED, tenant, identity_hash)
+
+
+def suppressed_prefix(tenant: str) -> bytes:
+    """The prefix of every identifier hash a tenant suppresses."""
+    return _tenant_key(Prefix.SUPPRESSED, tenant, "")
 
 
 def tenant_key(tenant: str) -> bytes:

@@ -54,12 +54,15 @@ class LocalStore:
             batch.put(prefix + CHANGELOG_KEY, str(changelog_next).encode())
         self._db.write(batch)
 
-    def items(self, partition: int, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """The state entries of one partition (positions included), optionally by key prefix."""
+    def items(
+        self, partition: int, prefix: bytes = b"", after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """The state entries of one partition (positions included), optionally by key prefix,
+        and only those after the key `after` (a scan resumed where it stopped)."""
         start = partition_prefix(partition)
         wanted = start + prefix
         iterator = self._db.iter()
-        iterator.seek(wanted)
+        iterator.seek(wanted if after is None else start + after + b"\x00")
         while iterator.valid():
             key = bytes(iterator.key())
             if not key.startswith(wanted):

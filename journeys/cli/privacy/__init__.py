@@ -1,7 +1,8 @@
-"""The data-protection commands: `journeys forget` (erasure) and `journeys export` (access)."""
+"""The data-protection commands: `journeys forget` (erasure), `journeys export` (access) and
+`journeys keys rotate` (master-key rotation)."""
 
 from __future__ import annotations
 
-from journeys.cli.privacy import export, forget
+from journeys.cli.privacy import export, forget, keys
 
-__all__ = ["export", "forget"]
+__all__ = ["export", "forget", "keys"]

@@ -9,6 +9,8 @@ touchpoint stream like any event. Ingest then, in the same batch:
 - deletes the customer's part of the identity graph: its identifier keys, its member list,
   its edges, its conflict flags and their markers, the held-link keys kept under its values and the
   country codes kept under its phone numbers (they hold identifiers);
+- keeps the customer's identifier keys as keyed hashes when the tenant suppresses erased
+  customers' identifiers (`streams.crypto.suppression`), and drops its retention index entry;
 - sends an `ErasureRecord` (`kind: erased`) to the customer's events partition, so the journey
   stage drops the personal fields of the stored journey.
 
@@ -18,27 +20,60 @@ stay there until the broker's log cleaner compacts the segment (README, "Privacy
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 
 from schemas.events import Event
 from schemas.outputs import HEADER_KIND, KIND_ERASED, ErasureRecord
 from schemas.people import ErasurePayload
 from streams.crypto.sealing import Sealer
+from streams.crypto.suppression import Suppression
 from streams.kafka.records import OutRecord, customer_key
+from streams.stages.identity.activity import drop_activity
 from streams.stages.identity.regrouping import forget_conflicts
 from streams.store import keys
 from streams.store.state import BatchState
 
 
-def erase_customer(state: BatchState, event: Event, sealer: Sealer | None) -> list[OutRecord]:
+def erase_customer(
+    state: BatchState,
+    event: Event,
+    sealer: Sealer | None,
+    suppression: Suppression | None = None,
+) -> list[OutRecord]:
     """Carry out an `identity.erased` event in the batch; the erasure record to send."""
-    tenant, payload = event.tenant, event.payload
+    payload = event.payload
     if not isinstance(payload, ErasurePayload):
         raise TypeError(f"{event.type} is not an erasure")
-    customer = payload.customer_id
+    destroyed = forget_customer(state, event.tenant, payload.customer_id, sealer, suppression)
+    return [
+        erasure_record(
+            event.tenant,
+            payload.customer_id,
+            event_id=event.event_id,
+            at=event.occurred_at,
+            decided_by=payload.decided_by,
+            grounds=payload.grounds,
+            keys_destroyed=destroyed,
+        )
+    ]
+
+
+def forget_customer(
+    state: BatchState,
+    tenant: str,
+    customer: str,
+    sealer: Sealer | None,
+    suppression: Suppression | None,
+) -> int:
+    """Delete the customer's ring and its part of the identity graph (keeping its identifiers'
+    keyed hashes when `suppression` covers the tenant); the number of data keys destroyed."""
     members_key = keys.members_key(tenant, customer)
     value = state.get(members_key)
     members: list[str] = orjson.loads(value) if value is not None else []
+    if suppression is not None:
+        suppression.remember(state, tenant, (k for k in members if not k.startswith("event:")))
     owner = customer.encode()
     for key in members:
         if state.get(keys.identifier_key(tenant, key)) == owner:
@@ -56,21 +91,34 @@ def erase_customer(state: BatchState, event: Event, sealer: Sealer | None) -> li
     for prefix in prefixes:
         for entry, _ in state.items(prefix):
             state.delete(entry)
+    drop_activity(state, tenant, customer)  # the retention index's entry
     destroyed = sealer.destroy(state, tenant, customer) if sealer is not None else ()
+    return len(destroyed)
+
+
+def erasure_record(
+    tenant: str,
+    customer: str,
+    *,
+    event_id: str,
+    at: datetime,
+    decided_by: str,
+    grounds: str,
+    keys_destroyed: int,
+) -> OutRecord:
+    """The `kind: erased` record that tells the journey stage to erase the stored journey."""
     record = ErasureRecord(
         tenant=tenant,
         customer=customer,
-        event_id=event.event_id,
-        at=event.occurred_at,
-        decided_by=payload.decided_by,
-        grounds=payload.grounds,
-        keys_destroyed=len(destroyed),
+        event_id=event_id,
+        at=at,
+        decided_by=decided_by,
+        grounds=grounds,
+        keys_destroyed=keys_destroyed,
     )
-    return [
-        OutRecord(
-            "events",
-            customer_key(tenant, customer),
-            record.to_bytes(),
-            ((HEADER_KIND, KIND_ERASED),),
-        )
-    ]
+    return OutRecord(
+        "events",
+        customer_key(tenant, customer),
+        record.to_bytes(),
+        ((HEADER_KIND, KIND_ERASED),),
+    )

@@ -1,0 +1,88 @@
+"""The privacy settings: `[privacy]` (the master key, and a new one to rotate to) and each
+tenant's `[tenants.<name>.privacy]` (retention, suppression of erased identifiers)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from streams.crypto.keys import MASTER_KEY_ENV, LocalKeyProvider, master_key_problem
+from streams.crypto.suppression import Suppression
+
+NEW_MASTER_KEY_ENV = "JOURNEYS_NEW_MASTER_KEY"
+"""The environment variable overriding `[privacy] new_master_key` (what `journeys keys rotate`
+re-wraps the data keys with)."""
+
+NEW_MASTER_KEY_SETTING = "[privacy] new_master_key"
+"""Where the master key to rotate to is set in the settings file."""
+
+MASTER_KEY_VARIABLES = {"master_key": MASTER_KEY_ENV, "new_master_key": NEW_MASTER_KEY_ENV}
+"""`[privacy]` field -> the environment variable that overrides it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PrivacySection(_Section):
+    """`[privacy]`: the master key (base64 of 32 bytes) that wraps every customer's data key,
+    and, for a rotation only, the master key to re-wrap them with."""
+
+    master_key: str | None = Field(default=None, repr=False)
+    new_master_key: str | None = Field(default=None, repr=False)
+
+    @field_validator("master_key", "new_master_key")
+    @classmethod
+    def _usable(cls, value: str | None) -> str | None:
+        problem = master_key_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)  # the reason never holds the key (see _load_file)
+        return value
+
+    def provider(self, new: bool = False) -> LocalKeyProvider | None:
+        """The (new) master key's provider, or None when it is not set."""
+        key = self.new_master_key if new else self.master_key
+        return LocalKeyProvider.from_setting(key) if key is not None else None
+
+
+class TenantPrivacySection(_Section):
+    """`[tenants.<name>.privacy]`: how long a silent customer is kept, and whether an erased
+    customer's identifiers are refused from then on."""
+
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    """Forget a customer whose last event is older than this many days (None: keep)."""
+    suppress_erased: bool = False
+    """Drop later events carrying an identifier of a customer erased by `journeys forget` or
+    the API (kept as keyed hashes only; needs the master key)."""
+
+
+def retention_days(tenants: Mapping[str, TenantPrivacySection]) -> Mapping[str, int]:
+    """Tenant -> retention in days, for the tenants that set one."""
+    days = {t: p.retention_days for t, p in tenants.items() if p.retention_days is not None}
+    return MappingProxyType(days)
+
+
+def suppression_problem(
+    privacy: PrivacySection, tenants: Mapping[str, TenantPrivacySection]
+) -> str | None:
+    """Why the tenants' suppression cannot work (no master key to hash with), or None."""
+    asking = sorted(t for t, p in tenants.items() if p.suppress_erased)
+    if asking and privacy.master_key is None:
+        return (
+            f"tenants.{asking[0]}.privacy.suppress_erased: suppression keeps identifiers as "
+            f"keyed hashes of the master key: set [privacy] master_key or {MASTER_KEY_ENV}"
+        )
+    return None
+
+
+def suppression(
+    privacy: PrivacySection, tenants: Mapping[str, TenantPrivacySection]
+) -> Suppression | None:
+    """What suppresses erased identifiers at ingest; None when no tenant asks (or no key)."""
+    asking = [t for t, p in tenants.items() if p.suppress_erased]
+    if not asking or privacy.master_key is None:
+        return None
+    return Suppression(base64.b64decode(privacy.master_key.strip(), validate=True), asking)

@@ -1,0 +1,1 @@
+"""Pure privacy decisions: when the ledger forgets a customer by itself (retention)."""
