@@ -159,7 +159,8 @@ def _again(ledger: Ledger, event: Event, root: str) -> IdentityChange:
     graph = ledger.identities[tenant]
     policy = ledger.settings.identity_for(tenant)
     reach = ledger.reach[tenant]
-    old = sorted({c for k in reach.keys(root) if (c := graph.customer_of(k)) is not None})
+    standing = graph.member_sets  # the index may still name a customer a settle undid
+    old = sorted({c for k in reach.keys(root) if (c := graph.customer_of(k)) in standing})
     settlement = Settlement(tenant, reach.edges[root], policy)
     settled = settlement.settled()
     events = [event]
