@@ -210,6 +210,7 @@ def _again(ledger: Ledger, event: Event, root: str) -> IdentityChange:
     ledger.refused[tenant]["limit"] = sum(counts.values())
     mine = home(ledger.own_keys[(tenant, event.event_id)], owner, policy)
     customer = mine or customer_id_for(tenant, [f"event:{event.event_id}"])
+    moved.extend((tenant, gone) for gone in previous)  # left with fewer events, or none
     ledger.moved = tuple(sorted(set(moved) - {(tenant, customer)}))
     absorbed = tuple(c for c in old if c not in settled.parts)
     return IdentityChange(customer, settled.parts.get(customer, frozenset()), absorbed)

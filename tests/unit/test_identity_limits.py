@@ -373,3 +373,42 @@ def test_a_value_shared_very_widely_is_settled_one_edge_at_a_time(
     whole.add_all(shuffled)
     assert customers(ledger) == customers(whole)
     assert len(list(ledger)) == 300 - (2 if limits is None else 0)
+
+
+# --- what a settle moves: merges and journeys ----------------------------------------------------
+
+VIN = "WVWZZZ1KZAW000120"
+
+
+def _moved_lines() -> list[bytes]:
+    """Zoe's enquiry (her e-mail and the car's plate), a reply to the car's VIN, an event
+    joining VIN and plate (Zoe's customer takes the VIN's in: a merge), then Ann's event with
+    the plate: with one e-mail a customer, the plate goes to Ann (her e-mail sorts first), and
+    with it the VIN's events; Zoe keeps her enquiry alone."""
+    return [
+        line("m-1", "form.submitted", 0, {"email": "zoe@shop.net", "plate": PLATES[0]}),
+        line("m-2", "form.submitted", 60, {"vin": VIN}),
+        line("m-3", "form.submitted", 120, {"vin": VIN, "plate": PLATES[0]}),
+        line("m-4", "form.submitted", 180, {"email": "ann@shop.net", "plate": PLATES[0]}),
+    ]
+
+
+def test_a_settle_deals_the_merges_of_the_customers_whose_events_it_moved() -> None:
+    settings = _settings({"limits": {"email": 1}})
+    events = [decode_event(raw) for raw in _moved_lines()]
+    ledger = fold(events[:3], settings)
+    (zoe,) = ledger
+    (merge,) = ledger.why(zoe)[1]
+    assert (merge.event_id, merge.identifier) == ("m-3", f"vin {VIN}")
+    ledger.add(events[3])
+    assert ledger.moved == (("acme", zoe.customer_id),)
+    by_events = {tuple(e.event_id for e in j.events): j for j in ledger}
+    assert sorted(by_events) == [("m-1",), ("m-2", "m-3", "m-4")]
+    ann = by_events[("m-2", "m-3", "m-4")]
+    # the merge went through the VIN: it stays with the customer holding the VIN now (as live)
+    assert ledger.why(ann)[1] == (merge,)
+    assert ledger.why(by_events[("m-1",)])[1] == ()
+    # the same through `journeys check`
+    report = check_lines(_moved_lines(), settings)
+    listed = {tuple(e.event_id for e in j.events): j.merges for j in report.journeys}
+    assert [m.event_id for m in listed[("m-2", "m-3", "m-4")] or ()] == ["m-3"]
