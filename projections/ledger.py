@@ -28,8 +28,8 @@ from projections.identity import (
 from projections.journey import Journey, Merge, same_content
 from projections.regroup.disjoint import DisjointSets
 from projections.regroup.limits import Reach, home, over_limits, owners, settle
+from projections.regroup.settles import Component, settle_event
 from projections.settings import FoldSettings
-from projections.settles import Component, settle_event
 from projections.why import linked_by
 from schemas.errors import EventConflictError
 from schemas.events import DECISION_TYPES, ERASURE_TYPE, Event

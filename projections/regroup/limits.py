@@ -373,6 +373,9 @@ class Reach:
         self.edges: dict[str, set[Edge]] = {}
         self.counts: dict[str, dict[str, set[str]]] = {}
         self.over: set[str] = set()
+        self.gone: list[str] = []
+        """Roots of components over a limit that merged into another, until the ledger forgets
+        what it kept of them."""
 
     def find(self, key: str) -> str:
         """The root of a key's component."""
@@ -407,6 +410,7 @@ class Reach:
             if small in self.over:
                 self.over.discard(small)
                 self.over.add(large)
+                self.gone.append(small)
             root = large
         if edge:
             self.edges[root].add(edge)

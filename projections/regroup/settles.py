@@ -58,13 +58,19 @@ def settle_event(
                 phone.country_code
             }
     ledger.moved = ()
-    known = ledger.components.get(tenant, {}).get(root)
+    components = ledger.components.setdefault(tenant, {})
+    reach = ledger.reach[tenant]
+    for gone in reach.gone:  # merged into this one: what was kept of them no longer holds
+        components.pop(gone, None)
+        _count(ledger, tenant, gone, None)
+    reach.gone.clear()
+    known = components.get(root)
     if ledger.settle_whole or known is None:
         return _again(ledger, event, root)
     edge = ledger.own_keys[(tenant, event.event_id)]
     settlement = known.settlement
     seen = _canonical(settlement, edge) in settlement.edges
-    if len(ledger.reach[tenant].edges[root]) != len(settlement.edges) + (not seen):
+    if len(reach.edges[root]) != len(settlement.edges) + (not seen):
         return _again(ledger, event, root)  # the event joined this component to another
     added = settlement.add(edge)
     if added is None:
@@ -110,9 +116,7 @@ def _new_customer(
     for link in added.held:
         known.open(_found(link), event, True)
         _flag(ledger, tenant, link, event)
-    counts = ledger.held.setdefault(tenant, {})
-    counts[root] = len(known.settlement.found)
-    ledger.refused[tenant]["limit"] = sum(counts.values())
+    _count(ledger, tenant, root, len(known.settlement.found))
     return IdentityChange(customer, members)
 
 
@@ -151,6 +155,15 @@ def _flag(ledger: Ledger, tenant: str, link: Held, opener: Event) -> None:
     for customer in conflict.customers:
         kept = ledger.conflicts.setdefault((tenant, customer), {})
         kept[(f"{conflict.kind}:{conflict.value}", flag.flag_id)] = flag
+
+
+def _count(ledger: Ledger, tenant: str, root: str, held: int | None) -> None:
+    """Links held in a component (None: it merged into another); `refused` counts them all."""
+    counts = ledger.held.setdefault(tenant, {})
+    before = counts.pop(root, 0)
+    if held is not None:
+        counts[root] = held
+    ledger.refused[tenant]["limit"] += (held or 0) - before
 
 
 def _again(ledger: Ledger, event: Event, root: str) -> IdentityChange:
@@ -199,15 +212,8 @@ def _again(ledger: Ledger, event: Event, root: str) -> IdentityChange:
         opener = min(carrying or dealt[held.holder], key=event_order)
         known.open(_found(held), opener, bool(carrying))
         _flag(ledger, tenant, held, opener)
-    components = ledger.components.setdefault(tenant, {})
-    counts = ledger.held.setdefault(tenant, {})
-    for gone in [r for r in components if reach.parent[r] != r]:
-        del components[gone]  # merged into another component
-    for gone in [r for r in counts if reach.parent[r] != r]:
-        del counts[gone]
-    components[root] = known
-    counts[root] = len(settled.held)
-    ledger.refused[tenant]["limit"] = sum(counts.values())
+    ledger.components[tenant][root] = known
+    _count(ledger, tenant, root, len(settled.held))
     mine = home(ledger.own_keys[(tenant, event.event_id)], owner, policy)
     customer = mine or customer_id_for(tenant, [f"event:{event.event_id}"])
     moved.extend((tenant, gone) for gone in previous)  # left with fewer events, or none
