@@ -70,6 +70,7 @@ class Ledger:
 
         Raises `EventConflictError` when the id was seen with other content; the first stays.
         """
+        self.moved = ()
         known = self.seen.get((event.tenant, event.event_id))
         if known is not None:
             if same_content(known, event):
@@ -96,7 +97,6 @@ class Ledger:
         root = reach.add(edge, stitch_keys(graph, ids) if edge else ())
         if root in reach.over:
             return settle_event(self, event, ids, root)
-        self.moved = ()
         change = link(graph, event.tenant, ids, policy)
         why = explain(graph, ids, change, policy)
         graph.apply(change)

@@ -57,7 +57,6 @@ def settle_event(
             graph.countries[phone.nsn] = graph.countries.get(phone.nsn, frozenset()) | {
                 phone.country_code
             }
-    ledger.moved = ()
     components = ledger.components.setdefault(tenant, {})
     reach = ledger.reach[tenant]
     for gone in reach.gone:  # merged into this one: what was kept of them no longer holds
