@@ -130,12 +130,15 @@ def settle(
 
 @dataclass(frozen=True, slots=True)
 class Added:
-    """What one more edge did to a settled component: a customer of its own, or nothing."""
+    """What one more edge did to a settled component: a customer of its own, new keys for the
+    customer of its first key, or nothing."""
 
     customer: str | None
     """The customer the edge made of its new keys (its other links held), or None."""
     held: tuple[Held, ...] = ()
     """The links that customer's keys were held from."""
+    joined: frozenset[str] = frozenset()
+    """New keys the edge gave the customer of its first key."""
 
 
 class Settlement:
@@ -191,6 +194,7 @@ class Settlement:
             if root in self.anchored
         }
         self.parts = {self.ids[root]: frozenset(grouped[root]) for root in self.ids}
+        self.least: dict[str, str] = {}
         self.found: dict[tuple[str, str, str], Held] = {}
         """(decided form of the key, holder, owner) -> the held link (one per number)."""
         self._hold(self.links)
@@ -238,16 +242,8 @@ class Settlement:
             or any(number in self.known for number in numbers)  # a phone's other spelling
         ):
             return None
-        if not fresh:
-            if len({self._find_before(key, moment) for key in ordered}) > 1:
-                return None
-            if self.find(ordered[0]) not in self.anchored:
-                return None
-            self.edges.add(ordered)
-            self.anchors.append(ordered[0])
-            return Added(None)
-        if ordered[0] != fresh[0]:
-            return None
+        if not fresh or ordered[0] != fresh[0]:
+            return self._join(ordered, fresh, moment)
         mine = tuple(sum(1 for kind, _ in numbers if kind == limited) for limited in self.kinds)
         links = []
         for key in ordered:
@@ -269,6 +265,39 @@ class Settlement:
         customer = self.ids[root] = customer_id_for(self.tenant, fresh)
         self.parts[customer] = frozenset(fresh)
         return Added(customer, tuple(self._hold(links)))
+
+    def _join(self, ordered: tuple[str, ...], fresh: list[str], moment: Moment) -> Added | None:
+        """An edge whose first key a customer holds: it changes nothing else when its known
+        keys were one part already where it comes, and its new keys are of no limited kind
+        (they join that part, whose counts stay) and do not change the customer's id."""
+        known = [key for key in ordered if key not in fresh]
+        if len(parts := {self._find_before(key, moment) for key in known}) > 1:
+            return None
+        root = self.find(ordered[0])
+        if root not in self.anchored:
+            return None
+        customer = self.ids[root]
+        if fresh and (
+            any(identity_number(key)[0] in self.kinds for key in fresh)
+            or min(fresh) < self._least(customer)
+        ):
+            return None
+        (part,) = parts
+        for key in fresh:  # joined under the part as it stood then: where it stands later follows
+            self.came[key] = moment
+            self.link[key] = (part, moment)
+            self.known.add(identity_number(key))
+        self.edges.add(ordered)
+        self.anchors.append(ordered[0])
+        if fresh:
+            self.parts[customer] = self.parts[customer] | frozenset(fresh)
+        return Added(None, joined=frozenset(fresh))
+
+    def _least(self, customer: str) -> str:
+        """The smallest key of a customer (its id comes from it)."""
+        if customer not in self.least:
+            self.least[customer] = min(self.parts[customer])
+        return self.least[customer]
 
     def _pushed(self, mine: tuple[int, ...], theirs: tuple[int, ...]) -> str | None:
         """The kind joining two parts holding distinct numbers would push past its limit."""

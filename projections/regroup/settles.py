@@ -77,6 +77,10 @@ def settle_event(
     if added.customer is not None:
         return _new_customer(ledger, known, event, root, added)
     customer = _home(settlement, edge) or customer_id_for(tenant, [f"event:{event.event_id}"])
+    if added.joined:
+        graph.member_sets[customer] = settlement.parts[customer]
+        for key in added.joined:
+            graph.index[key] = customer
     if not _reopen(ledger, known, event, customer, edge):
         return _again(ledger, event, root)
     current = ledger.journeys.get((tenant, customer))

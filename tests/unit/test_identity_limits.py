@@ -282,9 +282,10 @@ WIDE = {
     "phone": ("+44 113 496 0000", "0113 496 0000", "+44 7700 900123"),
     "customer_ref": REFS,
     "plate": PLATES,
+    "order_id": tuple(f"ORD-{n:02d}" for n in range(30)),
 }
-"""Many e-mails, few phones (one of them in two spellings): most events bring a new customer
-that shares a switchboard number, as the quadratic case did."""
+"""Many e-mails and orders, few phones (one of them in two spellings): most events bring a new
+customer that shares a switchboard number, as the quadratic case did, or a new order."""
 
 
 @st.composite
@@ -295,7 +296,8 @@ def wide_logs(draw: st.DrawFn) -> list[Event]:
         customer = {"email": draw(st.sampled_from(WIDE["email"]))}
         if draw(st.integers(0, 4)):
             customer["phone"] = draw(st.sampled_from(WIDE["phone"]))
-        for kind in draw(st.sets(st.sampled_from(("customer_ref", "plate")), max_size=1)):
+        extra = ("customer_ref", "plate", "order_id")
+        for kind in draw(st.sets(st.sampled_from(extra), max_size=2)):
             customer[kind] = draw(st.sampled_from(WIDE[kind]))
         if not draw(st.integers(0, 5)):
             customer.pop("email")  # an event carrying only values others carry too
