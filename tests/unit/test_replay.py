@@ -11,15 +11,18 @@ from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
 from projections.flags import Flag
 from projections.identity import customer_id_for
+from projections.ledger import fold
 from projections.replay import (
     CUSTOMER_ID,
     Query,
     Replay,
+    first_visible,
     parse_identifier,
     parse_query,
     replay,
     replay_to_dict,
 )
+from projections.rules import detect
 from projections.settings import FoldSettings
 from projections.view import JourneyView
 from schemas.codec import decode_event, encode_event
@@ -32,6 +35,7 @@ from schemas.errors import (
 )
 from schemas.events import Event
 from tests.factories import at, ev
+from tests.unit.test_identity_rules import _settings
 
 SETTINGS = FoldSettings()
 TICK = timedelta(microseconds=1)
@@ -385,3 +389,37 @@ def test_replay_to_dict_is_json_ready_and_complete() -> None:
     flagged = {t["event_id"] for t in data["timeline"] if mismatch["flag_id"] in t["flag_ids"]}
     assert flagged == {"acm-0004", "acm-0006"}
     assert [s["system"] for s in data["knowledge"]["systems"]] == data["summary"]["systems"]
+
+
+def test_a_flag_shows_when_a_limit_s_settle_moves_another_customer_s_events() -> None:
+    """Zoe's enquiry is answered by a reply to her car's VIN until Ann's event takes the car
+    (one e-mail a customer: Ann's sorts first): the settle moves the reply away from Zoe, whose
+    enquiry is unanswered again although the event was Ann's. Replay evaluates Zoe then too."""
+    settings = _settings({"limits": {"email": 1}})
+    vin, plate = "WVWZZZ1KZAW000120", "AB12CDE"
+    zoe = {"email": "zoe@shop.net", "plate": plate}
+    events = [
+        ev("form.submitted", {"form": "contact"}, when=at(), customer=zoe, event_id="z-1"),
+        ev("enquiry.responded", {}, when=at(hours=1), customer={"vin": vin}, event_id="z-2"),
+        ev(
+            "survey.responded",
+            {"score": 9},
+            when=at(hours=2),
+            event_id="z-3",
+            customer={"vin": vin, "plate": plate},
+        ),
+        ev(
+            "survey.responded",
+            {"score": 9},
+            when=at(hours=3),
+            event_id="z-4",
+            customer={"email": "ann@shop.net", "plate": plate},
+        ),
+    ]
+    moment = at(days=2)
+    journeys = {tuple(e.event_id for e in j.events): j for j in fold(events, settings)}
+    assert sorted(journeys) == [("z-1",), ("z-2", "z-3", "z-4")]
+    (flag,) = detect(journeys[("z-1",)].events, moment, settings.rules)
+    assert flag.rule == "UNANSWERED_ENQUIRY"
+    visible = first_visible(events, [flag], moment, settings)
+    assert visible[flag.flag_id][0] == at(hours=24)
