@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -57,6 +58,31 @@ def check_lines(
     With `as_of`, events that occurred after it are validated but not folded: they neither
     join customers nor count for the flags.
     """
+    with rare_collections():
+        return _check(lines, settings, as_of)
+
+
+@contextmanager
+def rare_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely, then as before.
+
+    A check keeps every event and journey until the end, none in a reference cycle; with the
+    default thresholds the collector walks them again and again (measured: a quarter of
+    `check_lines`' CPU on a 50,000-event file). Reference counting still frees the rest.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*RARE_COLLECTIONS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+RARE_COLLECTIONS = (100_000, 50, 1_000)
+"""The collector's thresholds during a check: young collections every 100,000 allocations."""
+
+
+def _check(lines: Iterable[bytes], settings: FoldSettings, as_of: datetime | None) -> CheckReport:
     report = CheckReport(as_of=as_of)
     first_line: dict[tuple[str, str], int] = {}
     latest: datetime | None = None
