@@ -142,6 +142,14 @@ def _conflict(result: Accepted, first: int) -> Rejected:
 def report_to_dict(report: CheckReport) -> dict[str, Any]:
     """The JSON shape of `journeys check --format json`."""
     return {
+        **_head(report),
+        "journeys": [view_to_dict(j) for j in report.journeys],
+        "rejected": [{"line": r.line, "reason": r.reason} for r in report.rejected],
+    }
+
+
+def _head(report: CheckReport) -> dict[str, Any]:
+    return {
         "as_of": report.as_of.isoformat() if report.as_of else None,
         "summary": {
             "events": report.accepted,
@@ -152,9 +160,33 @@ def report_to_dict(report: CheckReport) -> dict[str, Any]:
             "journeys": len(report.journeys),
             "open_flags": report.open_flags,
         },
-        "journeys": [view_to_dict(j) for j in report.journeys],
-        "rejected": [{"line": r.line, "reason": r.reason} for r in report.rejected],
     }
+
+
+def write_report_json(out: IO[bytes], report: CheckReport) -> None:
+    """Write `report_to_dict(report)` as indented JSON, byte for byte, a journey at a time.
+
+    The whole document as one dict and one string would be about as large again as the
+    journeys it shows: each journey's JSON is made, written and dropped instead.
+    """
+    head = orjson.dumps(_head(report), option=orjson.OPT_INDENT_2)
+    out.write(head[: head.rindex(b"\n}")])  # the lists follow, in `report_to_dict`'s order
+    out.write(b',\n  "journeys": ')
+    _write_items(out, (view_to_dict(journey) for journey in report.journeys))
+    out.write(b',\n  "rejected": ')
+    _write_items(out, ({"line": r.line, "reason": r.reason} for r in report.rejected))
+    out.write(b"\n}\n")
+
+
+def _write_items(out: IO[bytes], items: Iterable[dict[str, Any]]) -> None:
+    """A list of the document's top level, indented as `orjson.OPT_INDENT_2` indents it."""
+    empty = True
+    for item in items:
+        out.write(b"[\n    " if empty else b",\n    ")
+        empty = False
+        # JSON strings hold no raw line break: each line of the item is indented two levels
+        out.write(orjson.dumps(item, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n    "))
+    out.write(b"[]" if empty else b"\n  ]")
 
 
 def render_report(console: Console, report: CheckReport) -> None:
@@ -224,8 +256,7 @@ def check(
         except OSError as exc:
             raise fail(f"cannot read {file}: {exc.strerror}") from None
     if output is OutputFormat.JSON:
-        sys.stdout.buffer.write(orjson.dumps(report_to_dict(report), option=orjson.OPT_INDENT_2))
-        sys.stdout.buffer.write(b"\n")
+        write_report_json(sys.stdout.buffer, report)
     else:
         render_report(SafeConsole(highlight=False), report)
     if report.rejected:

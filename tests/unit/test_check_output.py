@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import random
 
 import orjson
 import pytest
 
 from journeys.bench.load import skewed_lines
-from journeys.cli.check import RARE_COLLECTIONS, check_lines, rare_collections, report_to_dict
+from journeys.cli.check import (
+    RARE_COLLECTIONS,
+    CheckReport,
+    check_lines,
+    rare_collections,
+    report_to_dict,
+    write_report_json,
+)
+from projections.ledger import Ledger
 from projections.settings import FoldSettings
+from schemas.codec import decode_event
 
 EXPECTED = {
     2: "ae79a6488e4c9774f74665ca9770fcd3c8e58701189ca50d9d4f964d475bf7ef",
@@ -60,6 +70,66 @@ def test_the_generated_files_hold_what_they_are_meant_to() -> None:
     assert sum(len(j.events) for j in report.journeys) == report.accepted
     assert any(len(j.events) > 1 for j in report.journeys)
     assert any(j.flags for j in report.journeys)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        pytest.param(hostile_file(5), id="generated"),
+        pytest.param([], id="empty"),
+        pytest.param([b"{}", b"not json"], id="only-rejected"),
+        pytest.param(skewed_lines(40, 8, 3), id="no-rejected"),
+    ],
+)
+def test_json_written_a_journey_at_a_time_is_the_document_byte_for_byte(
+    lines: list[bytes],
+) -> None:
+    report = check_lines(lines, FoldSettings())
+    out = io.BytesIO()
+    write_report_json(out, report)
+    expected = orjson.dumps(report_to_dict(report), option=orjson.OPT_INDENT_2) + b"\n"
+    assert out.getvalue() == expected
+
+
+def test_an_empty_report_is_written_as_its_document() -> None:
+    out = io.BytesIO()
+    write_report_json(out, CheckReport(as_of=None))
+    assert orjson.loads(out.getvalue())["journeys"] == []
+    assert (
+        out.getvalue()
+        == orjson.dumps(report_to_dict(CheckReport(as_of=None)), option=orjson.OPT_INDENT_2) + b"\n"
+    )
+
+
+def _sizes(ledger: Ledger) -> dict[str, int]:
+    """How many entries each of the ledger's structures holds."""
+    return {
+        "seen": len(ledger.seen),
+        "own_keys": len(ledger.own_keys),
+        "journeys": len(ledger.journeys),
+        "events": sum(len(j.events) for j in ledger.journeys.values()),
+        "merges": sum(len(m) for m in ledger.merges.values()),
+        "index": sum(len(g.index) for g in ledger.identities.values()),
+        "members": sum(len(m) for g in ledger.identities.values() for m in g.member_sets.values()),
+        "edges": sum(len(e) for r in ledger.reach.values() for e in r.edges.values()),
+    }
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_what_the_fold_holds_grows_with_distinct_events_only(seed: int) -> None:
+    """Memory grows with the events a check holds, never with lines that repeat them: the
+    fold keeps one entry per distinct event (and each event once, in one journey)."""
+    events = [decode_event(line) for line in skewed_lines(1_500, 300, seed)]
+    ledger = Ledger(FoldSettings())
+    ledger.add_all(events)
+    once = _sizes(ledger)
+    assert once["seen"] == once["own_keys"] == once["events"] == len(events)
+    shuffled = list(events)
+    random.Random(seed).shuffle(shuffled)
+    ledger.add_all(shuffled)  # every one a duplicate now
+    assert _sizes(ledger) == once
+    held = [id(e) for j in ledger.journeys.values() for e in j.events]
+    assert len(set(held)) == len(held) == len(events)
 
 
 def test_rare_collections_restores_the_thresholds() -> None:
