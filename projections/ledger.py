@@ -13,7 +13,7 @@ from typing import Any
 
 from projections import journey as journey_fold
 from projections.flags import Flag
-from projections.identifiers import customer_ids, identity_ids, normalise
+from projections.identifiers import identity_ids, normalise
 from projections.identity import (
     IdentityChange,
     MemoryIdentity,
@@ -85,12 +85,7 @@ class Ledger:
         policy = self.settings.identity_for(event.tenant)
         region = self.settings.region_for(event.tenant)
         counts = self.refused.setdefault(event.tenant, {"junk": 0, "blocked": 0, "limit": 0})
-        for ident in customer_ids(event.customer, region):
-            if ident.unusable is not None:
-                counts["junk"] += 1
-            elif policy(ident) is not None:
-                counts["blocked"] += 1
-        ids = identity_ids(event, region, policy)
+        ids = identity_ids(event, region, policy, counts)  # counts the junk and blocked ones
         edge = frozenset(ident.key for ident in ids if ident.kind != "event")
         self.own_keys[(event.tenant, event.event_id)] = edge
         reach = self.reach.setdefault(event.tenant, Reach(policy))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from journeys.bench.load import skewed_lines
 from journeys.cli.check import check_lines
 from journeys.demo import demo_lines
 from projections.flags import Flag
@@ -16,6 +17,7 @@ from projections.replay import (
     CUSTOMER_ID,
     Query,
     Replay,
+    events_to_fold,
     first_visible,
     parse_identifier,
     parse_query,
@@ -316,6 +318,51 @@ def test_an_identifier_held_by_two_tenants_needs_the_tenant() -> None:
     result = replay([acme, other], "email:sam@example.com", at(1), SETTINGS, tenant="globex")
     assert result.view.events == (other,)
     assert result.resolution.tenant == "globex"
+
+
+def test_a_replay_folds_only_the_tenants_carrying_the_identifier() -> None:
+    acme = ev("form.submitted", {"form": "contact"}, tenant="acme")
+    national = ev(
+        "message.sent", {"medium": "sms"}, tenant="globex", customer={"phone": "07700 900123"}
+    )
+    other = ev("form.submitted", {"form": "contact"}, tenant="initech", customer={"plate": "X1"})
+    events = [acme, national, other]
+    assert events_to_fold(parse_query("email:SAM@example.com"), events, SETTINGS) == [acme]
+    phone = parse_query("phone:+44 7700 900123")  # the national spelling's number
+    assert events_to_fold(phone, events, SETTINGS) == [national]
+    assert events_to_fold(parse_query("plate:nowhere"), events, SETTINGS) == []
+    assert events_to_fold(parse_query(customer_id_for("acme", ["x"])), events, SETTINGS) == events
+
+
+GENERATED = [decode_event(line) for line in skewed_lines(1_200, 240, 4)]
+"""A generated load: eight tenants, phones spelled differently by each system, merges."""
+
+
+@pytest.mark.parametrize("step", range(4))
+def test_replay_of_every_identifier_equals_check_on_a_generated_load(step: int) -> None:
+    """Folding only the tenants carrying the identifier finds what folding all of them does."""
+    moment = max(e.occurred_at for e in GENERATED) - timedelta(days=step * 3)
+    expected = check_at(GENERATED, moment)
+    owners: dict[str, list[JourneyView]] = {}
+    for journey in expected:
+        for ident in journey.identifiers:
+            owners.setdefault(f"{ident.kind}:{ident.value}", []).append(journey)
+    replayed = 0
+    for query, journeys in sorted(owners.items())[step::4]:
+        try:
+            result = replay(GENERATED, query, moment, SETTINGS)
+        except AmbiguousCustomerError:
+            assert len({j.tenant for j in journeys}) > 1, query
+            continue
+        except CustomerNotFoundError:
+            # junk and blocked values join nobody
+            seen = [i for j in journeys for i in j.identifiers if f"{i.kind}:{i.value}" == query]
+            assert seen, query
+            assert all(i.not_matched for i in seen), query
+            continue
+        assert result.view in journeys, query
+        replayed += 1
+    assert replayed > 50
 
 
 def _split_then_joined() -> tuple[Event, Event, Event]:
