@@ -16,17 +16,28 @@ from projections.regroup.components import (
     edge_digest,
     split_graph,
 )
-from projections.regroup.split import assign, assign_late, split, split_reason
+from projections.regroup.split import (
+    Routes,
+    assign,
+    assign_late,
+    assign_moved,
+    routed,
+    split,
+    split_reason,
+)
 
 __all__ = [
     "Edge",
     "GraphSplit",
+    "Routes",
     "assign",
     "assign_late",
+    "assign_moved",
     "components",
     "conflicts",
     "decided_form",
     "edge_digest",
+    "routed",
     "split",
     "split_graph",
     "split_reason",

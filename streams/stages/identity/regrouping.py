@@ -190,6 +190,21 @@ def keep_edges(
         _put_edge(state, tenant, change.customer_id, edge, refused, key)
 
 
+def settle_number(state: BatchState, tenant: str) -> int:
+    """The number of the tenant's latest settle or split (0: none yet); a merge record carries
+    it, so the journey stage tells a settle since the merge from one before it."""
+    stored = state.get(keys.settles_key(tenant))
+    return 0 if stored is None else int(stored)
+
+
+def next_settle(state: BatchState, tenant: str) -> int:
+    """The number of a new settle or split of the tenant's graph (one more than the latest):
+    its `regroup` records carry it, so the journey stage tells ingest's newer word."""
+    number = settle_number(state, tenant) + 1
+    state.put(keys.settles_key(tenant), str(number).encode())
+    return number
+
+
 def split_on_decision(
     state: BatchState,
     view: IdentityView,
@@ -247,6 +262,7 @@ def split_on_decision(
             reason=reason,
             decision_id=event.event_id,
             dropped=tuple(sorted(found.dropped)),
+            sequence=next_settle(state, tenant),
         )
         value = record.to_bytes()
         # The customer split first, then each other part: they stand again before any later
@@ -457,7 +473,9 @@ def merge_back(
                 OutRecord(
                     "events",
                     customer_key(tenant, customer),
-                    _merged_back(tenant, customer, part, value, decision).to_bytes(),
+                    _merged_back(tenant, customer, part, value, decision)
+                    .model_copy(update={"settled": settle_number(state, tenant)})
+                    .to_bytes(),
                     ((HEADER_KIND, KIND_MERGE),),
                 )
                 for customer in customers

@@ -30,7 +30,7 @@ from projections.regroup.limits import Settled, home, owners, settle
 from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_REGROUP, RegroupRecord
 from streams.kafka.records import OutRecord, customer_key
-from streams.stages.identity.regrouping import _put_edge, current_decision, edges
+from streams.stages.identity.regrouping import _put_edge, current_decision, edges, next_settle
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -77,10 +77,12 @@ def settle_live(
     _write(state, tenant, before, settled, [*found, edge], policy, refused)
     reason = _reason(settled, policy)
     out: list[OutRecord] = []
+    number: int | None = None  # one number for the settle: its records are one word
     for customer in sorted(before):
         if before[customer] <= settled.parts.get(customer, frozenset()):
             continue  # it lost nothing: its events stay (others' come as they are dealt)
-        out.extend(_regroup(tenant, customer, before, settled, reason, event.event_id))
+        number = number or next_settle(state, tenant)
+        out.extend(_regroup(tenant, customer, before, settled, reason, event.event_id, number))
     # Every link the settle holds (a flag already open for it is not opened again).
     conflicts = tuple(held.conflict() for held in settled.held)
     countries = new_phone_countries(view, ids)
@@ -159,6 +161,7 @@ def _regroup(
     settled: Settled,
     reason: str,
     event_id: str,
+    sequence: int,
 ) -> list[OutRecord]:
     """The regroup records of one customer settled again: to it, then to each new customer
     (it may have merged into one of those settled: it stands again)."""
@@ -172,6 +175,7 @@ def _regroup(
         reason=reason,
         decision_id=event_id,
         dropped=dropped,
+        sequence=sequence,
     )
     value = record.to_bytes()
     return [

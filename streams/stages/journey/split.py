@@ -16,7 +16,7 @@ on, so one merged after the split (it saw the split) is not sent back and forth.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -24,7 +24,14 @@ import orjson
 from projections.identifiers import customer_ids
 from projections.identity import PRIORITY, customer_id_for
 from projections.journey import Journey
-from projections.regroup import assign_late, decided_form, split, split_reason
+from projections.regroup import (
+    assign_late,
+    assign_moved,
+    decided_form,
+    routed,
+    split,
+    split_reason,
+)
 from schemas.codec import encode_event
 from schemas.events import Event
 from schemas.outputs import (
@@ -49,10 +56,29 @@ HEADER_SPLIT_FROM = "split_from"
 """On a `moved` event: `<customer id>/<generation>` of the split that dealt it out."""
 
 
-def split_document(regroup: RegroupRecord, alone: Mapping[str, list[str]]) -> bytes:
+HEADER_SETTLED = "settled"
+"""On a `moved` event: the number of ingest's settle or split it was dealt out by; on one a
+merged customer passes on: the number of ingest's latest settle when it merged (absent when
+not known: records from before numbers were kept)."""
+
+
+def split_document(
+    regroup: RegroupRecord, alone: Mapping[str, list[str]], previous: bytes | None = None
+) -> bytes:
     """What the journey stage keeps of a customer's last split (`keys.split_key`): the parts'
-    keys, the keys dropped, and the customers of events it left alone with their keys."""
-    return orjson.dumps({"parts": regroup.parts, "dropped": regroup.dropped, "alone": alone})
+    keys, the keys dropped, the customers of events it left alone with their keys, and the
+    routes of the keys its numbered splits dealt (those of the `previous` record, updated)."""
+    document: dict[str, object] = {
+        "parts": regroup.parts,
+        "dropped": regroup.dropped,
+        "alone": alone,
+    }
+    if regroup.sequence is not None:
+        before = {} if previous is None else orjson.loads(previous).get("routes", {})
+        kept = {key: (str(route[0]), int(route[1])) for key, route in before.items()}
+        routes = routed(kept, regroup.parts, regroup.dropped, regroup.sequence)
+        document.update(sequence=regroup.sequence, routes=routes)
+    return orjson.dumps(document)
 
 
 def note_alone(stored: bytes, customer: str, event: Event, region: str | None) -> bytes:
@@ -99,47 +125,45 @@ def rejoin(
     return merges
 
 
-def late_target(ref: CustomerRef, event: Event, stored: bytes, region: str | None) -> str:
-    """Where an event forwarded to a split customer belongs (`assign_late`)."""
-    document = orjson.loads(stored)
-    parts = {part: frozenset(held) for part, held in document["parts"].items()}
-    dropped = frozenset(document["dropped"])
-    rejoined = document.get("rejoined", {})
-    return assign_late(ref[0], event, ref[1], parts, dropped, region, rejoined)
-
-
 def generation_of(regroup: RegroupRecord) -> str:
     """The generation a split begins (the same for every record of one split)."""
     return hashlib.blake2b(regroup.to_bytes(), digest_size=6).hexdigest()
 
 
 def forwarded_record(
-    ref: CustomerRef, event: Event, raw: bytes | None = None, generation: str = ""
+    ref: CustomerRef,
+    event: Event,
+    raw: bytes | None = None,
+    generation: str = "",
+    settled: int | None = None,
 ) -> OutRecord:
-    """An event a merged customer of that `generation` passes on to customer `ref`."""
+    """An event a merged customer of that `generation` passes on to customer `ref` (`settled`:
+    the number of ingest's latest settle when it merged)."""
+    headers: tuple[tuple[str, bytes], ...] = (
+        (HEADER_KIND, KIND_EVENT),
+        (HEADER_CUSTOMER_ID, ref[1].encode()),
+        (HEADER_FORWARDED, generation.encode()),
+    )
+    if settled is not None:
+        headers += ((HEADER_SETTLED, str(settled).encode()),)
     return OutRecord(
-        "events",
-        customer_key(*ref),
-        encode_event(event) if raw is None else raw,
-        (
-            (HEADER_KIND, KIND_EVENT),
-            (HEADER_CUSTOMER_ID, ref[1].encode()),
-            (HEADER_FORWARDED, generation.encode()),
-        ),
+        "events", customer_key(*ref), encode_event(event) if raw is None else raw, headers
     )
 
 
-def moved_record(ref: CustomerRef, event: Event, raw: bytes | None, split_from: str) -> OutRecord:
-    """An event a split dealt out to customer `ref`."""
+def moved_record(
+    ref: CustomerRef, event: Event, raw: bytes | None, split_from: str, settled: int | None = None
+) -> OutRecord:
+    """An event a split (ingest's settle numbered `settled`) dealt out to customer `ref`."""
+    headers: tuple[tuple[str, bytes], ...] = (
+        (HEADER_KIND, KIND_MOVED),
+        (HEADER_CUSTOMER_ID, ref[1].encode()),
+        (HEADER_SPLIT_FROM, split_from.encode()),
+    )
+    if settled is not None:
+        headers += ((HEADER_SETTLED, str(settled).encode()),)
     return OutRecord(
-        "events",
-        customer_key(*ref),
-        encode_event(event) if raw is None else raw,
-        (
-            (HEADER_KIND, KIND_MOVED),
-            (HEADER_CUSTOMER_ID, ref[1].encode()),
-            (HEADER_SPLIT_FROM, split_from.encode()),
-        ),
+        "events", customer_key(*ref), encode_event(event) if raw is None else raw, headers
     )
 
 
@@ -180,38 +204,72 @@ def deal_out(
         if piece.customer_id not in parts:
             alone[piece.customer_id] = _own_keys(piece.events[0], region)
         target = (journey.tenant, piece.customer_id)
-        moved.extend(moved_record(target, e, raw_of.get(e.event_id), origin) for e in piece.events)
+        moved.extend(
+            moved_record(target, e, raw_of.get(e.event_id), origin, regroup.sequence)
+            for e in piece.events
+        )
     raws = [raw_of.get(e.event_id) or encode_event(e) for e in kept.events]
     encoded = b"[" + b",".join(raws) + b"]" if raws else None
     reason = split_reason(regroup.reason, journey.customer_id, (p.customer_id for p in pieces))
     return Dealt(kept, encoded, moved, reason, alone)
 
 
-def deal_late(
+@dataclass(frozen=True, slots=True)
+class Came:
+    """How an event reached a customer when not straight from ingest: moved by a split, or
+    passed on by a merge."""
+
+    number: int | None
+    """The number of ingest's word it came by: the settle that moved it, or the latest settle
+    when the customer passing it on merged (None: a record from before numbers were kept)."""
+    passed_by: str | None
+    """Passed on by a merge: the generation of the customer that passed it on."""
+    region: str | None
+    """The tenant's default region."""
+    priority: tuple[str, ...] = PRIORITY
+    """The tenant's identifier priority."""
+
+
+def deal_on(
     state: BatchState,
     ref: CustomerRef,
     event: Event,
     raw: bytes | None,
-    late: tuple[str, str | None],
-    statuses: Callable[[CustomerRef], tuple[object, str]],
+    came: Came,
+    generation: str,
 ) -> OutRecord | None:
-    """The moved record of an event forwarded to a split customer by a merge from before its
-    split, or None when the event stays (`late`: the generation of the customer that passed
-    it on, and the tenant's region; `statuses` gives this customer's generation).
+    """The moved record of an event that reached split customer `ref` (of `generation`) after
+    its split dealt the event's keys on, or None when the event stays.
 
-    One passed on by a customer that had seen the split (the same generation) merged since,
-    and stays.
+    Ingest may settle a customer again before events moved or passed on to it arrive: when
+    the number of the word they came by is known, they follow the keys the customer's later
+    splits dealt (`projections.regroup.assign_moved`), as they would have had they arrived
+    first, and carry that split's number on. An event passed on without one goes where the
+    customer's last split put its keys (`assign_late`), unless the customer passing it on had
+    seen that split (the same generation: it merged since).
     """
     stored = state.get(keys.split_key(ref))
     if stored is None:
         return None
-    generation = statuses(ref)[1]
-    if late[0] == generation:
+    document = orjson.loads(stored)
+    found: tuple[str, int | None] | None
+    if came.number is not None and "routes" in document:
+        routes = {key: (str(r[0]), int(r[1])) for key, r in document["routes"].items()}
+        found = assign_moved(ref[0], event, ref[1], routes, came.number, came.region, came.priority)
+    elif came.passed_by is not None and came.passed_by != generation:
+        parts = {part: frozenset(held) for part, held in document["parts"].items()}
+        dropped = frozenset(document["dropped"])
+        rejoined = document.get("rejoined", {})
+        target = assign_late(
+            ref[0], event, ref[1], parts, dropped, came.region, rejoined, came.priority
+        )
+        found = (target, document.get("sequence"))
+    else:
         return None
-    target = late_target(ref, event, stored, late[1])
-    if target == ref[1]:
+    if found is None or found[0] == ref[1]:
         return None
-    noted = note_alone(stored, target, event, late[1])
+    target, later = found
+    noted = note_alone(stored, target, event, came.region)
     if noted is not stored:
         state.put(keys.split_key(ref), noted)
-    return moved_record((ref[0], target), event, raw, f"{ref[1]}/{generation}")
+    return moved_record((ref[0], target), event, raw, f"{ref[1]}/{generation}", later)
