@@ -17,11 +17,8 @@ from projections.regroup.components import (
     split_graph,
 )
 from projections.regroup.split import (
-    Routes,
     assign,
     assign_late,
-    assign_moved,
-    routed,
     split,
     split_reason,
 )
@@ -29,15 +26,12 @@ from projections.regroup.split import (
 __all__ = [
     "Edge",
     "GraphSplit",
-    "Routes",
     "assign",
     "assign_late",
-    "assign_moved",
     "components",
     "conflicts",
     "decided_form",
     "edge_digest",
-    "routed",
     "split",
     "split_graph",
     "split_reason",

@@ -26,14 +26,15 @@ def assign(
 ) -> str:
     """The customer an event belongs to after a split: that of its highest-priority key a
     customer holds (a limit may have left its keys with several)."""
-    for key in _by_priority(event, region, priority):
+    for key in by_priority(event, region, priority):
         for customer, keys in parts.items():
             if key in keys:
                 return customer
     return customer_id_for(tenant, [f"event:{event.event_id}"])
 
 
-def _by_priority(event: Event, region: str | None, priority: tuple[str, ...]) -> list[str]:
+def by_priority(event: Event, region: str | None, priority: tuple[str, ...]) -> list[str]:
+    """An event's keys that can link, highest priority first (then by key)."""
     own = [i for i in customer_ids(event.customer, region) if i.unusable is None]
     rank = {kind: n for n, kind in enumerate(priority)}
     return [i.key for i in sorted(own, key=lambda i: (rank.get(i.kind, len(rank)), i.key))]
@@ -56,7 +57,7 @@ def assign_late(
     keys the split did not know came by a merge made since, and stays. `rejoined`: values the
     split dropped that an unblock let link again (value -> the customer holding it now).
     """
-    ordered = _by_priority(event, region, priority)
+    ordered = by_priority(event, region, priority)
     own = set(ordered)
     for key in ordered:
         for part, keys in sorted(parts.items()):
@@ -69,63 +70,6 @@ def assign_late(
     if own and own <= dropped:
         return customer_id_for(tenant, [f"event:{event.event_id}"])
     return customer
-
-
-Routes = Mapping[str, tuple[str, int]]
-"""Key -> the customer a numbered settle or split of a customer dealt it to ("" when dropped),
-and that settle's number: the latest word about each key the customer's splits dealt."""
-
-MAX_ROUTES = 4096
-"""The most keys a customer's routes keep (the latest settles' first): a bounded record."""
-
-
-def routed(
-    previous: Routes, parts: Mapping[str, Iterable[str]], dropped: Iterable[str], number: int
-) -> dict[str, tuple[str, int]]:
-    """A customer's routes after a split numbered `number` dealt its keys to `parts`."""
-    routes = dict(previous)
-    routes.update((key, ("", number)) for key in dropped)
-    routes.update((key, (part, number)) for part, held in parts.items() for key in held)
-    if len(routes) > MAX_ROUTES:
-        latest = sorted(routes.items(), key=lambda item: (-item[1][1], item[0]))[:MAX_ROUTES]
-        routes = dict(latest)
-    return routes
-
-
-def assign_moved(
-    tenant: str,
-    event: Event,
-    customer: str,
-    routes: Routes,
-    number: int,
-    region: str | None,
-    priority: tuple[str, ...] = PRIORITY,
-) -> tuple[str, int] | None:
-    """Where an event a settle numbered `number` dealt to `customer` belongs, when a later
-    settle of that customer (in its `routes`) dealt the event's keys on before it arrived: the
-    customer and that settle's number, or None when it stays.
-
-    The event follows its highest-priority key the customer's splits dealt (the key it was
-    dealt to `customer` by); one whose every key a later split dropped stands alone.
-    """
-    own = _by_priority(event, region, priority)
-    dropped = 0
-    for key in own:
-        route = routes.get(key)
-        if route is None:
-            continue
-        target, later = route
-        if later <= number:
-            return None  # no split of the customer since the word that dealt it here
-        if not target:
-            dropped += 1
-            continue
-        return None if target == customer else (target, later)
-    if own and dropped == len(own):
-        return customer_id_for(tenant, [f"event:{event.event_id}"]), max(
-            routes[key][1] for key in own
-        )
-    return None
 
 
 def split(

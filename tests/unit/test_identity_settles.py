@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 
 from journeys.cli.check import check_lines
+from projections.identity import customer_id_for
+from projections.ledger import fold
+from projections.regroup.steps import MAX_STEPS, Step, follow, stepped
 from projections.settings import FoldSettings
-from tests.unit.test_identity_limits import _customers, _live, line
+from schemas.codec import decode_event
+from schemas.events import Event
+from tests.unit.test_identity_limits import _customers, _ingest_graph, _live, line
 from tests.unit.test_stages import NOW
 
 REFS = tuple(f"ACME-{n}" for n in range(1, 7))
@@ -58,3 +63,54 @@ def test_settles_ahead_of_the_journey_stage_still_give_the_pure_fold_s_journeys(
     assert len(pure) > 3
     assert _customers(pipeline) == pure
     assert pipeline.dead == []
+
+
+@pytest.mark.parametrize(("log", "seed"), [(1, 8), (2, 1)])
+def test_events_passed_on_by_merges_follow_the_settles_since(
+    tmp_path: Path, log: int, seed: int
+) -> None:
+    """Orders where an event reached a customer by a chain of merges and settles (its first
+    customer merged, the one it merged into was settled, and so on) before any arrived."""
+    lines = dense_lines(log)
+    random.Random(seed).shuffle(lines)
+    pipeline = _live(tmp_path, lines)
+    graph = fold([decode_event(raw) for raw in lines]).identities["acme"].member_sets
+    assert _ingest_graph(pipeline) == graph
+    assert _customers(pipeline) == _pure(lines)
+    assert pipeline.dead == []
+
+
+EMAIL = "email:u8@shop.net"
+PHONE = "phone:+44:7700900101"
+
+
+def _event() -> Event:
+    return decode_event(
+        line("e-1", "form.submitted", 0, {"email": "u8@shop.net", "phone": "+44 7700 900101"})
+    )
+
+
+def test_a_late_event_takes_the_first_step_after_the_word_it_came_by() -> None:
+    event = _event()
+    split = Step(3, {"P": frozenset({EMAIL}), "X": frozenset({PHONE})})
+    assert follow("acme", event, "X", [split], 2, "GB") == ("P", 3)  # by its e-mail, not phone
+    assert follow("acme", event, "X", [split], 3, "GB") is None  # dealt by that settle already
+    merge = Step(4, into="Y")
+    assert follow("acme", event, "X", [merge], 4, "GB") == ("Y", 4)  # merged after settle 4
+    assert follow("acme", event, "X", [merge], 5, "GB") is None
+    # It stays through a split that keeps it here, then follows the merge after it.
+    kept = Step(3, {"X": frozenset({EMAIL, PHONE})})
+    assert follow("acme", event, "X", [kept, merge], 2, "GB") == ("Y", 4)
+    # A split that dropped every key it has leaves it alone, as a split of its journey does.
+    dropped = Step(3, {"P": frozenset({"email:zz@shop.net"})}, frozenset({EMAIL, PHONE}))
+    alone = customer_id_for("acme", ["event:e-1"])
+    assert follow("acme", event, "X", [dropped], 1, "GB") == (alone, 3)
+
+
+def test_a_customer_keeps_its_latest_steps_only() -> None:
+    steps: list[Step] = []
+    for number in range(1, MAX_STEPS + 5):
+        steps = stepped(steps, Step(number, into="Y"))
+    assert len(steps) == MAX_STEPS
+    assert steps[0].number == 5
+    assert [Step.from_document(s.to_document()) for s in steps] == steps

@@ -24,14 +24,8 @@ import orjson
 from projections.identifiers import customer_ids
 from projections.identity import PRIORITY, customer_id_for
 from projections.journey import Journey
-from projections.regroup import (
-    assign_late,
-    assign_moved,
-    decided_form,
-    routed,
-    split,
-    split_reason,
-)
+from projections.regroup import assign_late, decided_form, split, split_reason
+from projections.regroup.steps import Step, follow, stepped
 from schemas.codec import encode_event
 from schemas.events import Event
 from schemas.outputs import (
@@ -66,19 +60,40 @@ def split_document(
     regroup: RegroupRecord, alone: Mapping[str, list[str]], previous: bytes | None = None
 ) -> bytes:
     """What the journey stage keeps of a customer's last split (`keys.split_key`): the parts'
-    keys, the keys dropped, the customers of events it left alone with their keys, and the
-    routes of the keys its numbered splits dealt (those of the `previous` record, updated)."""
+    keys, the keys dropped, the customers of events it left alone with their keys, and its
+    latest numbered steps (those of the `previous` record, and this split when numbered)."""
+    steps = _steps(previous)
+    if regroup.sequence is not None:
+        parts = {part: frozenset(held) for part, held in regroup.parts.items()}
+        steps = stepped(steps, Step(regroup.sequence, parts, frozenset(regroup.dropped)))
     document: dict[str, object] = {
         "parts": regroup.parts,
         "dropped": regroup.dropped,
         "alone": alone,
     }
-    if regroup.sequence is not None:
-        before = {} if previous is None else orjson.loads(previous).get("routes", {})
-        kept = {key: (str(route[0]), int(route[1])) for key, route in before.items()}
-        routes = routed(kept, regroup.parts, regroup.dropped, regroup.sequence)
-        document.update(sequence=regroup.sequence, routes=routes)
-    return orjson.dumps(document)
+    return orjson.dumps(_with_steps(document, steps))
+
+
+def merged_document(previous: bytes | None, into: str, number: int | None) -> bytes | None:
+    """What a customer keeps once it merged into `into` (ingest's latest settle then being
+    `number`): its steps, this merge too when numbered; its last split no longer deals (its
+    events follow the merge). None when there is nothing to keep."""
+    steps = _steps(previous)
+    if number is not None:
+        steps = stepped(steps, Step(number, into=into))
+    return orjson.dumps(_with_steps({}, steps)) if steps else None
+
+
+def _steps(stored: bytes | None) -> list[Step]:
+    if stored is None:
+        return []
+    return [Step.from_document(step) for step in orjson.loads(stored).get("steps", [])]
+
+
+def _with_steps(document: dict[str, object], steps: list[Step]) -> dict[str, object]:
+    if steps:
+        document["steps"] = [step.to_document() for step in steps]
+    return document
 
 
 def note_alone(stored: bytes, customer: str, event: Event, region: str | None) -> bytes:
@@ -101,9 +116,9 @@ def rejoin(
     """Values a split of `ref` dropped link again: the customers it left alone whose values all
     link again merge into `into` (the merge records); the split record notes it."""
     stored = state.get(keys.split_key(ref))
-    if stored is None:
-        return []
-    document = orjson.loads(stored)
+    document = {} if stored is None else orjson.loads(stored)
+    if "parts" not in document:
+        return []  # no split, or it merged since: its events follow the merge
     alone: dict[str, list[str]] = document.get("alone", {})
     back = sorted(c for c, held in alone.items() if {decided_form(k) for k in held} <= lifted)
     for customer in back:
@@ -243,7 +258,7 @@ def deal_on(
 
     Ingest may settle a customer again before events moved or passed on to it arrive: when
     the number of the word they came by is known, they follow the keys the customer's later
-    splits dealt (`projections.regroup.assign_moved`), as they would have had they arrived
+    steps since (`projections.regroup.steps.follow`), as they would have had they arrived
     first, and carry that split's number on. An event passed on without one goes where the
     customer's last split put its keys (`assign_late`), unless the customer passing it on had
     seen that split (the same generation: it merged since).
@@ -253,17 +268,18 @@ def deal_on(
         return None
     document = orjson.loads(stored)
     found: tuple[str, int | None] | None
-    if came.number is not None and "routes" in document:
-        routes = {key: (str(r[0]), int(r[1])) for key, r in document["routes"].items()}
-        found = assign_moved(ref[0], event, ref[1], routes, came.number, came.region, came.priority)
-    elif came.passed_by is not None and came.passed_by != generation:
+    if came.number is not None:
+        steps = _steps(stored)
+        found = follow(ref[0], event, ref[1], steps, came.number, came.region, came.priority)
+    elif came.passed_by is not None and came.passed_by != generation and "parts" in document:
         parts = {part: frozenset(held) for part, held in document["parts"].items()}
         dropped = frozenset(document["dropped"])
         rejoined = document.get("rejoined", {})
         target = assign_late(
             ref[0], event, ref[1], parts, dropped, came.region, rejoined, came.priority
         )
-        found = (target, document.get("sequence"))
+        latest = _steps(stored)
+        found = (target, latest[-1].number if latest else None)
     else:
         return None
     if found is None or found[0] == ref[1]:

@@ -77,6 +77,7 @@ from streams.stages.journey.split import (
     deal_out,
     forwarded_record,
     generation_of,
+    merged_document,
     rejoin,
     split_document,
 )
@@ -163,6 +164,14 @@ class JourneyBatch:
         """Fold an event in (`came`: moved by a split or passed on by a merge, not straight
         from ingest)."""
         forward = self.forward_of(ref)
+        numbered = came is not None and came.number is not None
+        if came is not None and numbered:
+            # moved or passed on here by ingest's word from before this customer's latest
+            # steps (a settle, a merge): it takes the first step after that word
+            moved = deal_on(self.state, ref, event, raw, came, self.statuses(ref)[1])
+            if moved is not None:
+                self.out.append(moved)
+                return
         origin, _, generation = (split_from or "").partition("/")
         if forward == (ref[0], origin) and self.statuses(ref)[1] != generation:
             # Dealt out by a split before ingest's word that the customer stands again came
@@ -176,11 +185,11 @@ class JourneyBatch:
             number = self.merged_at(ref, came)
             self.out.append(forwarded_record(forward, event, raw, self.statuses(ref)[1], number))
             return
-        if came is not None:
+        if came is not None and not numbered:
             moved = deal_on(self.state, ref, event, raw, came, self.statuses(ref)[1])
             if moved is not None:
-                # moved or passed on here by ingest's word from before this customer's latest
-                # split: dealt on as that split would have
+                # passed on by a merge from before this customer's split: dealt on as that
+                # split would have
                 self.out.append(moved)
                 return
         journey = self.load(ref) or Journey(ref[0], ref[1])
@@ -227,6 +236,13 @@ class JourneyBatch:
             self.state.delete(keys.forward_settled_key(ref))
         else:
             self.state.put(keys.forward_settled_key(ref), str(settled).encode())
+        # Its last split deals no more (its events follow the merge); its steps stay, this
+        # merge too, for events that come by an older word.
+        kept = merged_document(self.state.get(keys.split_key(ref)), into[1], settled)
+        if kept is None:
+            self.state.delete(keys.split_key(ref))
+        else:
+            self.state.put(keys.split_key(ref), kept)
         self.state.put(keys.forward_key(ref), into[1].encode())
         self.dirty[ref] = None
         self.merged[ref] = into
@@ -282,8 +298,6 @@ class JourneyBatch:
             if journey is None:
                 if ref in self.merged:
                     self.withdraw_all(ref, self.merged[ref])
-                    if self.forward_of(ref) is not None:  # not split off again since
-                        self.state.delete(keys.split_key(ref))  # its events follow the merge
                 else:  # split away entirely: none of its events is its own any more
                     self.withdraw_all(ref, None, self.reasons.get(ref))
                 _, generation = self.statuses(ref)
