@@ -23,6 +23,9 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``hh/<tenant>/<identifier key>/<digest>`` -> the keys of an event that carried the value
   when a limit held its link (JSON array, once per distinct set): graph health counts the
   strong identifiers seen with a held value across the customers it would have joined,
+- ``he/<tenant>/<identifier key>/<customer id>`` -> nothing: the customer keeps an edge with
+  the identifier that it does not hold (a limit held the link): a settle reaching the
+  customer holding the identifier reaches this one too,
 - ``kc/<tenant>/<customer id>/<blocked key>`` -> nothing: a conflict flag on the value is open
   on the customer (a merge moves it to the customer it merged into, as the pure fold does),
 - ``g/<tenant>`` -> the number of the tenant's latest settle or split (each `regroup` record
@@ -69,6 +72,7 @@ class Prefix(bytes, Enum):
     CONFLICTS = b"k/"
     CUSTOMER_CONFLICTS = b"kc/"
     HELD = b"hh/"
+    HELD_AT = b"he/"
     REFUSED = b"r/"
     JOURNEY = b"j/"
     JOURNEY_INDEX = b"jh/"
@@ -165,6 +169,16 @@ def customer_value_conflicts_prefix(tenant: str, key: str, customer_id: str) -> 
 def held_edge_key(tenant: str, key: str, digest: str) -> bytes:
     """Where the keys of one event that carried a held value (by its identifier key) are kept."""
     return _tenant_key(Prefix.HELD, tenant, f"{key}/{digest}")
+
+
+def held_at_key(tenant: str, key: str, customer_id: str) -> bytes:
+    """The marker of a customer keeping an edge with an identifier it does not hold."""
+    return _tenant_key(Prefix.HELD_AT, tenant, f"{key}/{customer_id}")
+
+
+def held_at_prefix(tenant: str, key: str) -> bytes:
+    """The prefix of the markers of every customer keeping an edge with an identifier."""
+    return _tenant_key(Prefix.HELD_AT, tenant, f"{key}/")
 
 
 def held_edges_prefix(tenant: str) -> bytes:

@@ -114,3 +114,20 @@ def test_a_customer_keeps_its_latest_steps_only() -> None:
     assert len(steps) == MAX_STEPS
     assert steps[0].number == 5
     assert [Step.from_document(s.to_document()) for s in steps] == steps
+
+
+@pytest.mark.parametrize("log", range(2, 6))
+@pytest.mark.parametrize("seed", range(3))
+def test_a_settle_reaches_the_customers_keeping_a_held_value_s_edge(
+    tmp_path: Path, log: int, seed: int
+) -> None:
+    """A held link's value stays in the edge of the customer whose event carried it: a later
+    settle of the customer holding the value reaches that customer too (`he/` markers), so
+    ingest's graph, and the journeys, equal the pure fold's."""
+    lines = dense_lines(log)
+    random.Random(seed).shuffle(lines)
+    pipeline = _live(tmp_path, lines)
+    graph = fold([decode_event(raw) for raw in lines]).identities["acme"].member_sets
+    assert _ingest_graph(pipeline) == graph
+    assert _customers(pipeline) == _pure(lines)
+    assert pipeline.dead == []

@@ -149,13 +149,16 @@ def _put_edge(
     edge: Edge,
     refused: Iterable[str] | None = None,
     stored_as: bytes | None = None,
+    held: Iterable[str] = (),
 ) -> None:
-    """Keep an edge (under `stored_as` when the caller has its key), and a marker for each
-    value in it a block refuses (`refused`, when the caller knows them: else each key is
-    looked up)."""
+    """Keep an edge (under `stored_as` when the caller has its key), a marker for each value
+    in it a block refuses (`refused`, when the caller knows them: else each key is looked up),
+    and one for each key in it the customer does not hold (`held`: a limit held its link)."""
     if stored_as is None:
         stored_as = keys.edge_key(tenant, customer, edge_digest(edge))
     state.put(stored_as, orjson.dumps(sorted(edge)))
+    for key in held:
+        state.put(keys.held_at_key(tenant, key, customer), b"")
     if refused is None:
         refused = [key for key in edge if _is_refused(state, tenant, key)]
     for key in refused:
@@ -182,7 +185,9 @@ def keep_edges(
     for old in change.absorbed:
         for key, value in state.items(keys.edges_prefix(tenant, old)):
             state.delete(key)
-            _put_edge(state, tenant, change.customer_id, frozenset(orjson.loads(value)))
+            moved = frozenset(orjson.loads(value))
+            held = moved - change.members  # held by a limit (or refused: no one holds those)
+            _put_edge(state, tenant, change.customer_id, moved, held=held)
     if not edge:
         return
     key = keys.edge_key(tenant, change.customer_id, edge_digest(edge))

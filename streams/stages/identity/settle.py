@@ -115,6 +115,13 @@ def _reach(
             other = view.customer_of(key)
             if other is not None and other not in seen:
                 todo.append(other)
+        # Customers keeping an edge with one of its keys that a limit held from them.
+        for key in sorted(members):
+            prefix = keys.held_at_prefix(tenant, key)
+            for marker, _ in state.items(prefix):
+                other = marker[len(prefix) :].decode()
+                if other not in seen and other not in todo and view.members(other):
+                    todo.append(other)
     return seen, found
 
 
@@ -144,7 +151,8 @@ def _write(
         linking = [key for key in edge if not refused(key)]
         target = home(linking, owner, policy)
         if target is not None:
-            _put_edge(state, tenant, target, edge, [k for k in edge if refused(k)])
+            unheld = [k for k in linking if k not in settled.parts[target]]
+            _put_edge(state, tenant, target, edge, [k for k in edge if refused(k)], held=unheld)
 
 
 def _reason(settled: Settled, policy: IdentityPolicy) -> str:
