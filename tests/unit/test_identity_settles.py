@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from journeys.cli.check import check_lines
-from projections.identity import customer_id_for
+from projections.identity import IDENTITY_CONFLICT, customer_id_for
 from projections.ledger import fold
 from projections.regroup.steps import MAX_STEPS, Step, follow, stepped
 from projections.settings import FoldSettings
 from schemas.codec import decode_event
 from schemas.events import Event
 from tests.unit.test_identity_limits import _customers, _ingest_graph, _live, line
-from tests.unit.test_stages import NOW
+from tests.unit.test_stages import NOW, Pipeline
 
 REFS = tuple(f"ACME-{n}" for n in range(1, 7))
 EMAILS = tuple(f"u{n}@shop.net" for n in range(10))
@@ -47,6 +47,28 @@ def dense_lines(seed: int = 0, count: int = 40) -> list[bytes]:
     return lines
 
 
+def _conflicts(pipeline: Pipeline) -> set[tuple[str, str]]:
+    """The live IDENTITY_CONFLICT flags standing (customer, flag id): last change not a
+    withdrawal."""
+    rules = {c.flag_id: c.flag.to_document().get("rule") for c in pipeline.flags}
+    last = {(c.customer_id, c.flag_id): c.change for c in pipeline.flags}
+    return {
+        ref
+        for ref, change in last.items()
+        if change != "withdrawn" and rules[ref[1]] == IDENTITY_CONFLICT
+    }
+
+
+def _pure_conflicts(lines: list[bytes]) -> set[tuple[str, str]]:
+    report = check_lines(lines, FoldSettings(), NOW)
+    return {
+        (j.customer_id, f.flag_id)
+        for j in report.journeys
+        for f in j.flags
+        if f.rule == IDENTITY_CONFLICT
+    }
+
+
 def _pure(lines: list[bytes]) -> dict[tuple[str, str], list[str]]:
     report = check_lines(lines, FoldSettings(), NOW)
     return {(j.tenant, j.customer_id): [e.event_id for e in j.events] for j in report.journeys}
@@ -65,6 +87,22 @@ def test_settles_ahead_of_the_journey_stage_still_give_the_pure_fold_s_journeys(
     assert pipeline.dead == []
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_a_settle_renames_the_conflicts_of_the_customers_it_settles_as_the_pure_fold(
+    tmp_path: Path, seed: int
+) -> None:
+    """A settle that moves a shared value withdraws the conflicts its customers held that it no
+    longer holds, and opens those it does: the customers the pure fold names. (Shuffles 18 and
+    28 of this log still differ: a link held from one customer only, later joined to another
+    by an ordinary event, which live settles nothing: README, what identity does not do yet.)"""
+    lines = dense_lines()
+    random.Random(seed).shuffle(lines)
+    pipeline = _live(tmp_path, lines)
+    held = _pure_conflicts(lines)
+    assert held
+    assert _conflicts(pipeline) == held
+
+
 @pytest.mark.parametrize(("log", "seed"), [(1, 8), (2, 1)])
 def test_events_passed_on_by_merges_follow_the_settles_since(
     tmp_path: Path, log: int, seed: int
@@ -77,6 +115,7 @@ def test_events_passed_on_by_merges_follow_the_settles_since(
     graph = fold([decode_event(raw) for raw in lines]).identities["acme"].member_sets
     assert _ingest_graph(pipeline) == graph
     assert _customers(pipeline) == _pure(lines)
+    assert _conflicts(pipeline) == _pure_conflicts(lines)
     assert pipeline.dead == []
 
 
@@ -130,4 +169,5 @@ def test_a_settle_reaches_the_customers_keeping_a_held_value_s_edge(
     graph = fold([decode_event(raw) for raw in lines]).identities["acme"].member_sets
     assert _ingest_graph(pipeline) == graph
     assert _customers(pipeline) == _pure(lines)
+    assert _conflicts(pipeline) == _pure_conflicts(lines)
     assert pipeline.dead == []

@@ -397,6 +397,40 @@ def move_conflicts(
     return out
 
 
+def withdraw_conflicts(
+    state: BatchState,
+    tenant: str,
+    customers: Iterable[str],
+    kept: frozenset[tuple[str, str]],
+    reason: str,
+) -> list[OutRecord]:
+    """Withdraw the conflict flags of settled customers that their settle no longer holds
+    (`kept`: the (customer, flag id) it holds): the pure fold names the customers of its
+    settled state, so a shared value a settle moved renames its conflicts."""
+    out: list[OutRecord] = []
+    for customer in customers:
+        prefix = keys.customer_conflicts_prefix(tenant, customer)
+        for marker, _ in state.items(prefix):
+            value = marker[len(prefix) :].decode()
+            if _conflict_number(state, tenant, value) is None:
+                state.delete(marker)
+                continue
+            mine = keys.customer_value_conflicts_prefix(tenant, value, customer)
+            held = False
+            for stored, document in _conflicts_under(state, mine, 0):
+                _, flag = conflicts.from_document(document)
+                if (customer, flag.flag_id) in kept:
+                    held = True
+                    continue
+                state.delete(stored)
+                out.append(
+                    _flag_record(flag_withdrawn(tenant, customer, flag.flag_id, None, reason))
+                )
+            if not held:
+                state.delete(marker)
+    return out
+
+
 def resolve_conflicts(
     state: BatchState, tenant: str, decision: Event, decided: Iterable[tuple[str, str | None]]
 ) -> list[OutRecord]:

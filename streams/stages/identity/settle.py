@@ -22,6 +22,7 @@ from projections.identity import (
     IdentityChange,
     IdentityPolicy,
     IdentityView,
+    conflict_flag,
     new_phone_countries,
     stitch_keys,
 )
@@ -30,7 +31,13 @@ from projections.regroup.limits import Settled, home, owners, settle
 from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_REGROUP, RegroupRecord
 from streams.kafka.records import OutRecord, customer_key
-from streams.stages.identity.regrouping import _put_edge, current_decision, edges, next_settle
+from streams.stages.identity.regrouping import (
+    _put_edge,
+    current_decision,
+    edges,
+    next_settle,
+    withdraw_conflicts,
+)
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -83,8 +90,15 @@ def settle_live(
             continue  # it lost nothing: its events stay (others' come as they are dealt)
         number = number or next_settle(state, tenant)
         out.extend(_regroup(tenant, customer, before, settled, reason, event.event_id, number))
-    # Every link the settle holds (a flag already open for it is not opened again).
+    # Every link the settle holds (a flag already open for it is not opened again); the
+    # conflicts its customers held that it no longer holds are withdrawn.
     conflicts = tuple(held.conflict() for held in settled.held)
+    kept = frozenset(
+        (customer, conflict_flag(conflict, event).flag_id)
+        for conflict in conflicts
+        for customer in conflict.customers
+    )
+    out.extend(withdraw_conflicts(state, tenant, sorted(before), kept, reason))
     countries = new_phone_countries(view, ids)
     # Applied as any change (its members again, and the countries of its phones).
     change = IdentityChange(mine, settled.parts[mine], (), countries, conflicts=conflicts)
