@@ -206,11 +206,14 @@ class MergeRecord(_Record):
     event_id: str | None = None
     identifier: str | None = None
     decision: str | None = None
+    settled: int | None = None
+    """The number of ingest's latest settle or split of the tenant when they merged (see
+    `RegroupRecord.sequence`): a later settle of `into` is a newer word than this merge."""
 
     def to_document(self) -> dict[str, object]:
         """The JSON-ready dict, keys in their wire order (the optional ones only when set)."""
         document: dict[str, object] = {"tenant": self.tenant, "from": self.from_, "into": self.into}
-        for name in ("at", "event_id", "identifier", "decision"):
+        for name in ("at", "event_id", "identifier", "decision", "settled"):
             value = getattr(self, name)
             if value is not None:
                 document[name] = value
@@ -298,10 +301,16 @@ class RegroupRecord(_Record):
     """The event id of the decision."""
     dropped: tuple[str, ...] = ()
     """The customer's identifier keys no customer holds after the split (refused now)."""
+    sequence: int | None = None
+    """The number of this settle or split among the tenant's (ingest counts them): a later one
+    is ingest's newer word. Absent on records written before it was kept."""
 
     def to_bytes(self) -> bytes:
-        """The record's value on the events topic."""
-        return orjson.dumps(self.model_dump())
+        """The record's value on the events topic (without `sequence` when it is absent, as
+        such records were written)."""
+        return orjson.dumps(
+            self.model_dump(exclude={"sequence"} if self.sequence is None else None)
+        )
 
     @classmethod
     def from_bytes(cls, value: bytes) -> RegroupRecord:

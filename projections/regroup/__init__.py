@@ -18,7 +18,12 @@ from projections.regroup.components import (
     edge_digest,
     split_graph,
 )
-from projections.regroup.split import assign, assign_late, split, split_reason
+from projections.regroup.split import (
+    assign,
+    assign_late,
+    split,
+    split_reason,
+)
 
 __all__ = [
     "Edge",

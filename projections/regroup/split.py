@@ -26,14 +26,15 @@ def assign(
 ) -> str:
     """The customer an event belongs to after a split: that of its highest-priority key a
     customer holds (a limit may have left its keys with several)."""
-    for key in _by_priority(event, region, priority):
+    for key in by_priority(event, region, priority):
         for customer, keys in parts.items():
             if key in keys:
                 return customer
     return customer_id_for(tenant, [f"event:{event.event_id}"])
 
 
-def _by_priority(event: Event, region: str | None, priority: tuple[str, ...]) -> list[str]:
+def by_priority(event: Event, region: str | None, priority: tuple[str, ...]) -> list[str]:
+    """An event's keys that can link, highest priority first (then by key)."""
     own = [i for i in customer_ids(event.customer, region) if i.unusable is None]
     rank = {kind: n for n, kind in enumerate(priority)}
     return [i.key for i in sorted(own, key=lambda i: (rank.get(i.kind, len(rank)), i.key))]
@@ -56,7 +57,7 @@ def assign_late(
     keys the split did not know came by a merge made since, and stays. `rejoined`: values the
     split dropped that an unblock let link again (value -> the customer holding it now).
     """
-    ordered = _by_priority(event, region, priority)
+    ordered = by_priority(event, region, priority)
     own = set(ordered)
     for key in ordered:
         for part, keys in sorted(parts.items()):
