@@ -114,6 +114,10 @@ class Events(Sequence[Event]):
         items.insert(position, event)
         return Events(items, self._size + 1)
 
+    def extends(self, other: Events) -> bool:
+        """Whether these are `other`'s events with only events after them (the same list)."""
+        return self._items is other._items and self._size >= other._size
+
     def bisect_right(self, order: tuple[datetime, str]) -> int:
         """Where an event of this journey order goes, after any equal."""
         return bisect.bisect_right(self._items, order, 0, self._size, key=event_order)
