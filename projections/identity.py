@@ -9,6 +9,7 @@ the events arrived in.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -170,6 +171,13 @@ def customer_id_for(tenant: str, keys: Iterable[str]) -> str:
     return f"cus_{digest}"
 
 
+@functools.lru_cache(maxsize=256)
+def _customer_id_of(tenant: str, keys: frozenset[str]) -> str:
+    # a customer's key set is held as one frozenset: its id is worked out once, not by a walk
+    # over its keys (which grow with the customer) on each of its events
+    return customer_id_for(tenant, keys)
+
+
 def stitch_keys(view: IdentityView, ids: Iterable[NormalisedId]) -> set[str]:
     """The keys whose owners this event's identifiers stitch to (phones cross formats)."""
     keys: set[str] = set()
@@ -227,11 +235,21 @@ def link(
     owners = _owners(view, ids)
     member_sets = [view.members(owner) for owner in owners]
     own_keys = {ident.key for ident in ids}
+    if len(owners) == 1 and own_keys <= member_sets[0]:
+        # Nothing new for one customer (most events): what the general path below gives,
+        # without copying the customer's key set, which grows with its history.
+        held = member_sets[0]
+        customer_id = _customer_id_of(tenant, held)
+        countries = new_phone_countries(view, ids)
+        if owners[0] == customer_id:
+            return IdentityChange(
+                customer_id, held, changed=bool(countries), new_phone_countries=countries
+            )
+        return IdentityChange(customer_id, held, (owners[0],), countries)
     fresh = frozenset(own_keys.difference(*member_sets))
     if policy is not None and breached(policy, [*member_sets, fresh]) is not None:
         return _held_link(view, tenant, ids, policy)
-    members = set(own_keys).union(*member_sets)
-    frozen = frozenset(members)
+    frozen = frozenset(own_keys).union(*member_sets)
     customer_id = customer_id_for(tenant, frozen)
     new_countries = new_phone_countries(view, ids)
     if len(owners) == 1 and owners[0] == customer_id and own_keys <= view.members(customer_id):
@@ -315,8 +333,7 @@ class MemoryIdentity:
         for old in change.absorbed:
             self.member_sets.pop(old, None)
         self.member_sets[change.customer_id] = change.members
-        for key in change.members:
-            self.index[key] = change.customer_id
+        self.index.update(dict.fromkeys(change.members, change.customer_id))
         for nsn, country in change.new_phone_countries:
             self.countries[nsn] = self.countries.get(nsn, frozenset()) | {country}
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
+from typing import overload
 
 from schemas.codec import event_to_dict
 from schemas.errors import EventConflictError
@@ -40,13 +42,103 @@ class Merge:
     """A person's decision that let the merge happen (who, when, why), or None."""
 
 
+class Events(Sequence[Event]):
+    """A journey's events in journey order: an immutable view of the first `size` events of
+    a list that is only ever appended to.
+
+    Adding an event in order to the newest view of a list appends to that list (no copy: the
+    cost does not grow with the journey); every older view still sees only its own events. A
+    view that is not the list's newest, or a late event, copies the list once.
+    """
+
+    __slots__ = ("_items", "_size")
+
+    def __init__(self, items: list[Event], size: int) -> None:
+        self._items = items
+        self._size = size
+
+    @classmethod
+    def of(cls, events: Iterable[Event]) -> Events:
+        """A view of these events (already in journey order)."""
+        if isinstance(events, Events):
+            return events
+        items = list(events)
+        return cls(items, len(items))
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Event, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | tuple[Event, ...]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._size)
+            if step == 1:
+                return tuple(self._items[start:stop])
+            return tuple(self._items[i] for i in range(start, stop, step))
+        if index < 0:
+            index += self._size
+        if not 0 <= index < self._size:
+            raise IndexError("journey event index out of range")
+        return self._items[index]
+
+    def __iter__(self) -> Iterator[Event]:
+        return islice(self._items, self._size)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Events | tuple | list):
+            return NotImplemented
+        return len(self) == len(other) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"Events({tuple(self)!r})"
+
+    def appended(self, event: Event) -> Events:
+        """These events and one more after them (in place when this is the list's newest view)."""
+        items = self._items
+        if self._size and len(items) == self._size:  # never the shared empty list
+            items.append(event)
+            return Events(items, self._size + 1)
+        return Events([*islice(items, self._size), event], self._size + 1)
+
+    def inserted(self, position: int, event: Event) -> Events:
+        """These events with one more at `position` (a copy: older views keep their order)."""
+        items = self._items[: self._size]
+        items.insert(position, event)
+        return Events(items, self._size + 1)
+
+    def extends(self, other: Events) -> bool:
+        """Whether these are `other`'s events with only events after them (the same list)."""
+        return self._items is other._items and self._size >= other._size
+
+    def bisect_right(self, order: tuple[datetime, str]) -> int:
+        """Where an event of this journey order goes, after any equal."""
+        return bisect.bisect_right(self._items, order, 0, self._size, key=event_order)
+
+
+NO_EVENTS = Events([], 0)
+"""The events of a journey that has none."""
+
+
 @dataclass(frozen=True, slots=True)
 class Journey:
     """One customer of one tenant and every event stitched to them, in journey order."""
 
     tenant: str
     customer_id: str
-    events: tuple[Event, ...] = ()
+    events: Sequence[Event] = NO_EVENTS
+    """Given as any sequence in journey order; held as `Events` (immutable, shares appends)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.events, Events):
+            object.__setattr__(self, "events", Events.of(self.events))
 
     def event(self, event_id: str) -> Event | None:
         """The event with this id, if the journey holds it."""
@@ -80,15 +172,15 @@ def add_new(journey: Journey, event: Event) -> Journey:
     """Add an event the caller knows is not held: appended in order, only a late one inserted.
 
     Events mostly arrive in journey order, so the common case is one comparison with the
-    last event; a late event is placed by bisection. The result equals sorting all events.
+    last event and an append to the shared list (`Events.appended`: no copy of the journey);
+    a late event is placed by bisection in a copy. The result equals sorting all events.
     """
-    events = journey.events
-    if not events or event_order(events[-1]) <= event_order(event):
-        return Journey(journey.tenant, journey.customer_id, (*events, event))
-    position = bisect.bisect_right(events, event_order(event), key=event_order)
-    return Journey(
-        journey.tenant, journey.customer_id, (*events[:position], event, *events[position:])
-    )
+    events = Events.of(journey.events)
+    order = event_order(event)
+    if not events or event_order(events[-1]) <= order:
+        return Journey(journey.tenant, journey.customer_id, events.appended(event))
+    position = events.bisect_right(order)
+    return Journey(journey.tenant, journey.customer_id, events.inserted(position, event))
 
 
 def merge(customer_id: str, journeys: Iterable[Journey]) -> Journey:

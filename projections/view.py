@@ -109,7 +109,7 @@ def view(
         customer_id=journey.customer_id,
         as_of=as_of,
         identifiers=identifiers_of(journey, settings),
-        events=journey.events,
+        events=tuple(journey.events),
         flags=sort_flags(
             (
                 *detect(journey.events, as_of, settings.rules, extra_rules),

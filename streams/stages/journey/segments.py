@@ -28,7 +28,7 @@ from typing import cast
 
 import orjson
 
-from projections.journey import Journey, event_order
+from projections.journey import Events, Journey, event_order
 from schemas.codec import decode_trusted_events, encode_event
 from schemas.events import Event
 from streams.store import keys
@@ -226,7 +226,13 @@ class SegmentWriter:
         events, start, cumulative = after.events, 0, 0
         segments: list[tuple[int, int]] = []
         changed = False
-        for number, count in index.segments:
+        sealed = index.segments
+        if Events.of(events).extends(Events.of(before.events)):
+            # only appended since it was stored: no sealed segment can change (each one's last
+            # event comes before the new ones), and none is looked at
+            segments, sealed = list(index.segments), []
+            start = cumulative = sum(count for _, count in segments)
+        for number, count in sealed:
             cumulative += count
             last = event_order(before.events[cumulative - 1])
             end = bisect.bisect_right(events, last, lo=start, key=event_order)
