@@ -298,10 +298,19 @@ class RegroupRecord(_Record):
     """The event id of the decision."""
     dropped: tuple[str, ...] = ()
     """The customer's identifier keys no customer holds after the split (refused now)."""
+    links: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """With sealing on: customer id -> the link tags of its keys (`streams.crypto.links`), what
+    the journey stage matches sealed events against. Left out of the bytes when empty."""
+    dropped_links: tuple[str, ...] = ()
+    """With sealing on: the link tags of `dropped`, in its order (left out when empty)."""
 
     def to_bytes(self) -> bytes:
         """The record's value on the events topic."""
-        return orjson.dumps(self.model_dump())
+        document = self.model_dump()
+        for name in ("links", "dropped_links"):
+            if not document[name]:
+                del document[name]  # the bytes a record without sealing always had
+        return orjson.dumps(document)
 
     @classmethod
     def from_bytes(cls, value: bytes) -> RegroupRecord:

@@ -16,13 +16,22 @@ from projections.regroup.components import (
     edge_digest,
     split_graph,
 )
-from projections.regroup.split import assign, assign_late, split, split_reason
+from projections.regroup.split import (
+    assign,
+    assign_keys,
+    assign_late,
+    assign_late_keys,
+    split,
+    split_reason,
+)
 
 __all__ = [
     "Edge",
     "GraphSplit",
     "assign",
+    "assign_keys",
     "assign_late",
+    "assign_late_keys",
     "components",
     "conflicts",
     "decided_form",

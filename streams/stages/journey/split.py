@@ -24,7 +24,15 @@ import orjson
 from projections.identifiers import customer_ids
 from projections.identity import PRIORITY, customer_id_for
 from projections.journey import Journey
-from projections.regroup import assign_late, decided_form, split, split_reason
+from projections.regroup import (
+    assign,
+    assign_keys,
+    assign_late,
+    assign_late_keys,
+    decided_form,
+    split,
+    split_reason,
+)
 from schemas.codec import encode_event
 from schemas.events import Event
 from schemas.outputs import (
@@ -36,6 +44,7 @@ from schemas.outputs import (
     MergeRecord,
     RegroupRecord,
 )
+from streams.crypto.links import keys_by_priority, known_keys
 from streams.kafka.records import OutRecord, customer_key
 from streams.store import keys
 from streams.store.keys import CustomerRef
@@ -51,8 +60,16 @@ HEADER_SPLIT_FROM = "split_from"
 
 def split_document(regroup: RegroupRecord, alone: Mapping[str, list[str]]) -> bytes:
     """What the journey stage keeps of a customer's last split (`keys.split_key`): the parts'
-    keys, the keys dropped, and the customers of events it left alone with their keys."""
-    return orjson.dumps({"parts": regroup.parts, "dropped": regroup.dropped, "alone": alone})
+    keys, the keys dropped, and the customers of events it left alone with their keys (with
+    sealing on, the keys' link tags too: `tags`)."""
+    document: dict[str, object] = {
+        "parts": regroup.parts,
+        "dropped": regroup.dropped,
+        "alone": alone,
+    }
+    if regroup.links or regroup.dropped_links:
+        document["tags"] = known_keys(regroup)
+    return orjson.dumps(document)
 
 
 def note_alone(stored: bytes, customer: str, event: Event, region: str | None) -> bytes:
@@ -61,11 +78,14 @@ def note_alone(stored: bytes, customer: str, event: Event, region: str | None) -
     if customer != customer_id_for(event.tenant, [f"event:{event.event_id}"]):
         return stored
     document = orjson.loads(stored)
-    document.setdefault("alone", {})[customer] = _own_keys(event, region)
+    document.setdefault("alone", {})[customer] = _own_keys(event, region, document.get("tags"))
     return orjson.dumps(document)
 
 
-def _own_keys(event: Event, region: str | None) -> list[str]:
+def _own_keys(event: Event, region: str | None, known: Mapping[str, str] | None) -> list[str]:
+    sealed = keys_by_priority(event.customer, known or {}, PRIORITY)
+    if sealed is not None:  # as far as the split's link tags tell them
+        return sorted(sealed)
     return sorted(i.key for i in customer_ids(event.customer, region) if i.unusable is None)
 
 
@@ -105,6 +125,9 @@ def late_target(ref: CustomerRef, event: Event, stored: bytes, region: str | Non
     parts = {part: frozenset(held) for part, held in document["parts"].items()}
     dropped = frozenset(document["dropped"])
     rejoined = document.get("rejoined", {})
+    sealed = keys_by_priority(event.customer, document.get("tags") or {}, PRIORITY)
+    if sealed is not None:
+        return assign_late_keys(ref[0], event.event_id, sealed, ref[1], parts, dropped, rejoined)
     return assign_late(ref[0], event, ref[1], parts, dropped, region, rejoined)
 
 
@@ -168,7 +191,11 @@ def deal_out(
     """Deal a journey out to the customers of a split (`projections.regroup.split`), each
     event to the customer of its highest-priority identifier in the tenant's `priority`."""
     parts = {customer: frozenset(held) for customer, held in regroup.parts.items()}
-    pieces = split(journey, parts, region, priority)
+    known = known_keys(regroup) if regroup.links or regroup.dropped_links else None
+    if known is not None:
+        pieces = _split_sealed(journey, parts, known, region, priority)
+    else:
+        pieces = split(journey, parts, region, priority)
     origin = f"{journey.customer_id}/{generation_of(regroup)}"
     kept = Journey(journey.tenant, journey.customer_id)
     moved: list[OutRecord] = []
@@ -178,13 +205,37 @@ def deal_out(
             kept = piece
             continue
         if piece.customer_id not in parts:
-            alone[piece.customer_id] = _own_keys(piece.events[0], region)
+            alone[piece.customer_id] = _own_keys(piece.events[0], region, known)
         target = (journey.tenant, piece.customer_id)
         moved.extend(moved_record(target, e, raw_of.get(e.event_id), origin) for e in piece.events)
     raws = [raw_of.get(e.event_id) or encode_event(e) for e in kept.events]
     encoded = b"[" + b",".join(raws) + b"]" if raws else None
     reason = split_reason(regroup.reason, journey.customer_id, (p.customer_id for p in pieces))
     return Dealt(kept, encoded, moved, reason, alone)
+
+
+def _split_sealed(
+    journey: Journey,
+    parts: Mapping[str, frozenset[str]],
+    known: Mapping[str, str],
+    region: str | None,
+    priority: tuple[str, ...],
+) -> tuple[Journey, ...]:
+    """`projections.regroup.split` of a journey whose events hold their identifiers sealed:
+    each event's keys are read from its link tags through the split's (`known`), never opened;
+    an event held in clear is read as always."""
+    dealt: dict[str, list[Event]] = {}
+    for event in journey.events:
+        ordered = keys_by_priority(event.customer, known, priority)
+        if ordered is None:
+            target = assign(journey.tenant, event, parts, region, priority)
+        else:
+            target = assign_keys(journey.tenant, event.event_id, ordered, parts)
+        dealt.setdefault(target, []).append(event)
+    return tuple(
+        Journey(journey.tenant, customer, tuple(events))
+        for customer, events in sorted(dealt.items())
+    )
 
 
 def deal_late(
