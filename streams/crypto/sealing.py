@@ -77,6 +77,9 @@ class Sealer:
         self.identity_secret = identity_secret
         """Tenant -> its identity secret, for link tags (None: events carry no tag)."""
         self._secrets: dict[str, bytes] = {}
+        self._tags_seen: dict[tuple[str, str], str] = {}
+        """Link tags by tenant and key: a customer's identifiers come again with its events,
+        and a tag (HMAC, then base32) costs about as much as sealing a field."""
         self.tenant_paths: Mapping[str, tuple[str, ...]] = tenant_paths or {}
         self.random = random
         self.cache_size = cache_size
@@ -157,11 +160,17 @@ class Sealer:
 
     def link_tag(self, tenant: str, key: str) -> str:
         """A normalised identity key's link tag in the tenant (its keyed hash)."""
+        tag = self._tags_seen.get((tenant, key))
+        if tag is not None:
+            return tag
         secret = self._secrets.get(tenant)
         if secret is None:
             assert self.identity_secret is not None  # callers ask `tags_links` first
             secret = self._secrets[tenant] = self.identity_secret(tenant)
-        return identity_hash(secret, key)
+        if len(self._tags_seen) >= self.cache_size:
+            self._tags_seen.clear()  # rarely reached; cheaper than ordering every hit
+        tag = self._tags_seen[(tenant, key)] = identity_hash(secret, key)
+        return tag
 
     @property
     def tags_links(self) -> bool:
