@@ -206,11 +206,14 @@ class MergeRecord(_Record):
     event_id: str | None = None
     identifier: str | None = None
     decision: str | None = None
+    links: tuple[str, ...] | None = None
+    """With sealing on (`identifier` sealed): the link tags of its key's spellings, by which a
+    split finds the part holding it (`streams.crypto.links`)."""
 
     def to_document(self) -> dict[str, object]:
         """The JSON-ready dict, keys in their wire order (the optional ones only when set)."""
         document: dict[str, object] = {"tenant": self.tenant, "from": self.from_, "into": self.into}
-        for name in ("at", "event_id", "identifier", "decision"):
+        for name in ("at", "event_id", "identifier", "decision", "links"):
             value = getattr(self, name)
             if value is not None:
                 document[name] = value

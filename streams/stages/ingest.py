@@ -33,7 +33,7 @@ from schemas.errors import InvalidEventError
 from schemas.events import DECISION_TYPES, ERASURE_TYPE, Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
 from streams.crypto.keys import WrongMasterKeyError
-from streams.crypto.links import linking_paths, tagged_regroups
+from streams.crypto.links import linking_paths, merge_tags, tagged_regroups
 from streams.crypto.sealing import Sealer
 from streams.crypto.suppression import Suppression, count_suppressed
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
@@ -332,10 +332,15 @@ def ingest(
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
         for old in change.absorbed:
             identifier = reached.get(old)
+            merge_links = None
             if sealer is not None and identifier is not None:  # an identifier: personal
+                if sealer.tags_links:  # what a split finds the part holding it by
+                    merge_links = merge_tags(sealer, tenant, identifier, region)
                 ring = sealer.ring_for(state, tenant, change.customer_id)
                 identifier = sealer.seal_note(ring, tenant, event.event_id, identifier)
             merge = _merge_record(event, old, change.customer_id, identifier, confirmed)
+            if merge_links:
+                merge = merge.model_copy(update={"links": merge_links})
             out.append(
                 OutRecord(
                     "events",

@@ -9,6 +9,7 @@ stages without a key and to `journeys check` of the clear lines.
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -16,10 +17,20 @@ import pytest
 
 from journeys.cli.check import check_lines
 from projections.settings import FoldSettings
-from schemas.outputs import HEADER_KIND, KIND_EVENT, KIND_MOVED, KIND_REGROUP, RegroupRecord
+from schemas.outputs import (
+    HEADER_CUSTOMER_ID,
+    HEADER_KIND,
+    KIND_ERASED,
+    KIND_EVENT,
+    KIND_MOVED,
+    KIND_REGROUP,
+    ErasureRecord,
+    RegroupRecord,
+)
 from streams.crypto.fields import is_encrypted, link_tag
 from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.sealing import Sealer
+from streams.store import keys
 from tests.unit.test_identity_limits import _shared_phone_lines
 from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
 from tests.unit.test_identity_split import (
@@ -28,6 +39,7 @@ from tests.unit.test_identity_split import (
     MERGED_THEN_SPLIT,
     SWITCHBOARD_ONLY,
 )
+from tests.unit.test_journey_merges import merge_histories
 from tests.unit.test_stages import NOW, Pipeline
 
 MASTER = bytes(range(32))
@@ -171,3 +183,66 @@ def test_a_settle_by_the_limits_with_sealing_on_gives_the_journeys_it_gives_with
 
     sealed = run(tmp_path / "sealed", Sealer(LocalKeyProvider(MASTER)))
     assert sealed == run(tmp_path / "clear", None) == _offline(lines, FoldSettings())
+
+
+def _merge_list(pipeline: Pipeline) -> dict[str, list[tuple[str, str]]]:
+    """Customer -> its merges (event, customer merged in); identifiers are sealed live."""
+    return {
+        ref[1]: [(m.event_id, m.from_customer) for m in merges]
+        for ref, merges in merge_histories(pipeline).items()
+        if merges
+    }
+
+
+def test_a_split_with_sealing_on_keeps_the_merges_that_still_hold(tmp_path: Path) -> None:
+    lines = [*MERGED_THEN_SPLIT, BLOCK]
+    pipeline = Pipeline(tmp_path, sealer=Sealer(LocalKeyProvider(MASTER)))
+    pipeline.settings = _settings()
+    for line in MERGED_THEN_SPLIT:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert [m[0] for ms in _merge_list(pipeline).values() for m in ms] == ["m-3", "m-5"]
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    pure = check_lines(lines, _settings(), NOW)
+    expected = {
+        j.customer_id: [(m.event_id, m.from_customer) for m in j.merges]
+        for j in pure.journeys
+        if j.merges
+    }
+    assert _merge_list(pipeline) == expected
+    assert [m[0] for ms in expected.values() for m in ms] == ["m-3"]  # Dave's merge is undone
+    assert pipeline.dead == []
+    # erasing the customer leaves no link tag in its kept merges
+    (customer,) = expected
+    stored = [
+        v
+        for p in range(3)
+        for k, v in pipeline.journeys.items(p)
+        if keys.customer_of(keys.Prefix.MERGES, k) == ("acme", customer)
+    ]
+    assert b'"links"' in stored[0]
+    erasure = ErasureRecord(
+        tenant="acme",
+        customer=customer,
+        event_id="x-1",
+        at=datetime(2024, 3, 10, tzinfo=UTC),
+        decided_by="r.khan",
+        grounds="T-1",
+        keys_destroyed=1,
+    )
+    pipeline.append(
+        "events",
+        f"acme/{customer}".encode(),
+        erasure.to_bytes(),
+        ((HEADER_KIND, KIND_ERASED), (HEADER_CUSTOMER_ID, customer.encode())),
+    )
+    pipeline.drain()
+    stored = [
+        v
+        for p in range(3)
+        for k, v in pipeline.journeys.items(p)
+        if keys.customer_of(keys.Prefix.MERGES, k) == ("acme", customer)
+    ]
+    assert stored
+    assert b'"links"' not in stored[0]
