@@ -13,7 +13,7 @@ from typing import Any
 
 from projections import journey as journey_fold
 from projections.flags import Flag
-from projections.identifiers import NormalisedId, customer_ids, identity_ids, normalise
+from projections.identifiers import identity_ids, normalise
 from projections.identity import (
     IdentityChange,
     MemoryIdentity,
@@ -25,9 +25,10 @@ from projections.identity import (
     link,
     stitch_keys,
 )
-from projections.journey import Journey, Merge, event_order, same_content
+from projections.journey import Journey, Merge, same_content
 from projections.regroup.disjoint import DisjointSets
 from projections.regroup.limits import Reach, home, over_limits, owners, settle
+from projections.regroup.settles import Component, settle_event
 from projections.settings import FoldSettings
 from projections.why import linked_by
 from schemas.errors import EventConflictError
@@ -55,12 +56,21 @@ class Ledger:
     """(tenant, event id) -> the keys the event links (its edge)."""
     held: dict[str, dict[str, int]] = field(default_factory=dict)
     """Tenant -> links held per component over a limit (by its root in `reach`)."""
+    components: dict[str, dict[str, Component]] = field(default_factory=dict)
+    """Tenant -> the settled state of each component over a limit (by its root in `reach`)."""
+    moved: tuple[tuple[str, str], ...] = ()
+    """(tenant, customer id) of the journeys the last `add` dealt again besides the event's
+    own: a settle moved events between them."""
+    settle_whole: bool = False
+    """Settle a component over a limit again from all its edges on each of its events (the
+    reference the one-edge settle is tested against), not one edge at a time when it can."""
 
     def add(self, event: Event) -> IdentityChange | None:
         """Fold one event in; None when it was a duplicate.
 
         Raises `EventConflictError` when the id was seen with other content; the first stays.
         """
+        self.moved = ()
         known = self.seen.get((event.tenant, event.event_id))
         if known is not None:
             if same_content(known, event):
@@ -75,18 +85,13 @@ class Ledger:
         policy = self.settings.identity_for(event.tenant)
         region = self.settings.region_for(event.tenant)
         counts = self.refused.setdefault(event.tenant, {"junk": 0, "blocked": 0, "limit": 0})
-        for ident in customer_ids(event.customer, region):
-            if ident.unusable is not None:
-                counts["junk"] += 1
-            elif policy(ident) is not None:
-                counts["blocked"] += 1
-        ids = identity_ids(event, region, policy)
+        ids = identity_ids(event, region, policy, counts)  # counts the junk and blocked ones
         edge = frozenset(ident.key for ident in ids if ident.kind != "event")
         self.own_keys[(event.tenant, event.event_id)] = edge
         reach = self.reach.setdefault(event.tenant, Reach(policy))
         root = reach.add(edge, stitch_keys(graph, ids) if edge else ())
         if root in reach.over:
-            return self._settle(event, ids, root)
+            return settle_event(self, event, ids, root)
         change = link(graph, event.tenant, ids, policy)
         why = explain(graph, ids, change, policy)
         graph.apply(change)
@@ -105,79 +110,6 @@ class Ledger:
         # `seen` holds every event id of the tenant, so the journey cannot hold this one
         self.journeys[key] = journey_fold.add_new(current, event)
         return change
-
-    def _settle(self, event: Event, ids: list[NormalisedId], root: str) -> IdentityChange:
-        """Fold an event into a component over a limit: its customers settled again from its
-        edges (`projections.regroup.limits`), whatever order the events came in."""
-        tenant = event.tenant
-        graph = self.identities[tenant]
-        policy = self.settings.identity_for(tenant)
-        reach = self.reach[tenant]
-        old = sorted({c for k in reach.keys(root) if (c := graph.customer_of(k)) is not None})
-        settled = settle(tenant, reach.edges[root], policy)
-        events = [event]
-        previous: dict[str, Journey] = {}
-        for customer in old:
-            journey = self.journeys.pop((tenant, customer), None)
-            if journey is not None:
-                previous[customer] = journey
-                events.extend(journey.events)
-            graph.member_sets.pop(customer, None)
-            self.conflicts.pop((tenant, customer), None)
-        for customer, members in settled.parts.items():
-            graph.member_sets[customer] = members
-            for key in members:
-                graph.index[key] = customer
-        for ident in ids:
-            phone = ident.phone
-            if phone is not None and phone.country_code is not None and phone.national_key:
-                graph.countries[phone.nsn] = graph.countries.get(phone.nsn, frozenset()) | {
-                    phone.country_code
-                }
-        owner = owners(settled.parts)
-        dealt: dict[str, list[Event]] = {}
-        for one in events:
-            own = self.own_keys[(tenant, one.event_id)]
-            found = home(own, owner, policy) or customer_id_for(tenant, [f"event:{one.event_id}"])
-            dealt.setdefault(found, []).append(one)
-        for customer, grouped in dealt.items():
-            self.journeys[(tenant, customer)] = self._dealt(tenant, customer, grouped, previous)
-        for customer in previous:  # its events moved: its merges are not listed (README)
-            self.merges.pop((tenant, customer), None)
-        for held in settled.held:
-            conflict = held.conflict()
-            carrying = [
-                e
-                for e in dealt.get(held.holder, ())
-                if held.key in self.own_keys[(tenant, e.event_id)]
-            ]
-            opener = min(carrying or dealt[held.holder], key=event_order)
-            flag = conflict_flag(conflict, opener)
-            for customer in conflict.customers:
-                kept = self.conflicts.setdefault((tenant, customer), {})
-                kept[(f"{conflict.kind}:{conflict.value}", flag.flag_id)] = flag
-        counts = self.held.setdefault(tenant, {})
-        for gone in [r for r in counts if reach.parent[r] != r]:
-            del counts[gone]
-        counts[root] = len(settled.held)
-        self.refused[tenant]["limit"] = sum(counts.values())
-        mine = home(self.own_keys[(tenant, event.event_id)], owner, policy)
-        customer = mine or customer_id_for(tenant, [f"event:{event.event_id}"])
-        absorbed = tuple(c for c in old if c not in settled.parts)
-        return IdentityChange(customer, settled.parts.get(customer, frozenset()), absorbed)
-
-    def _dealt(
-        self, tenant: str, customer: str, events: list[Event], previous: dict[str, Journey]
-    ) -> Journey:
-        """A settled customer's journey: as it was (plus the new event) when it kept its
-        events, so a settle folds again only the journeys whose events moved."""
-        before = previous.get(customer)
-        ids = {one.event_id for one in events}
-        if before is not None and before.event_ids <= ids and len(ids - before.event_ids) <= 1:
-            del previous[customer]  # kept: its merges still hold
-            added = [one for one in events if one.event_id not in before.event_ids]
-            return journey_fold.add_new(before, added[0]) if added else before
-        return journey_fold.fold(tenant, customer, sorted(events, key=event_order))
 
     def _note_why(self, event: Event, change: IdentityChange, why: Why) -> None:
         tenant = event.tenant

@@ -89,7 +89,8 @@ class Customer(_Frozen):
 
     def identifiers(self) -> list[tuple[str, str]]:
         """The (kind, raw value) pairs present, in catalogue order."""
-        return [(kind, value) for kind in IDENTIFIER_KINDS if (value := getattr(self, kind))]
+        values = self.__dict__  # several times cheaper than `getattr`, as above
+        return [(kind, value) for kind in IDENTIFIER_KINDS if (value := values[kind])]
 
 
 class _Envelope(_Frozen):

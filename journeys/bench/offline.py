@@ -256,3 +256,34 @@ def email_check_cost(addresses: int = EMAIL_ADDRESSES, repeat: int = 3) -> Email
         best(email_problem),
         best(lambda v: normalise("email", v)),
     )
+
+
+SHARED_EVENTS = 2_000
+"""Customers (one event each) sharing one phone in `shared_value_check_rate`."""
+
+
+def shared_value_lines(customers: int = SHARED_EVENTS) -> list[bytes]:
+    """Customers each with an e-mail of their own, all giving one shop's switchboard number:
+    one component over the e-mail limit, settled as it grows (the case that was quadratic)."""
+    return [
+        orjson.dumps(
+            {
+                "event_id": f"shared-{n}",
+                "type": "form.submitted",
+                "occurred_at": f"2024-03-11T{8 + n // 3600 % 12:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
+                "tenant": "shop",
+                "source": {"system": "shop"},
+                "customer": {"email": f"customer.{n}@example.org", "phone": "+44 113 496 0000"},
+                "payload": {"form": "contact"},
+            }
+        )
+        for n in range(customers)
+    ]
+
+
+def shared_value_check_rate(customers: int = SHARED_EVENTS) -> float:
+    """Events per CPU second of `journeys check` over `shared_value_lines` (default limits)."""
+    lines = shared_value_lines(customers)
+    started = time.process_time()
+    report = check_lines(lines, FoldSettings())
+    return report.accepted / max(time.process_time() - started, 1e-9)

@@ -182,6 +182,8 @@ class BenchResult:
     """`journeys check` on a generated 50,000-event file (decode, fold, rules, views)."""
     hot_customer_cost_ratio: float = 0.0
     """CPU per event (fold + rules) of a customer holding 10,000 events ÷ fresh customers'."""
+    shared_value_check_events_per_s: float = 0.0
+    """`journeys check` per CPU second, 2,000 customers sharing one phone (one component)."""
     encryption_share_of_event_cpu: float = 0.0
     """Encrypt + decrypt of personal fields ÷ (that + `journeys check`'s work), same events."""
     processes_auto_events_per_s: float = 0.0
@@ -271,6 +273,11 @@ def render_result(console: Console, result: BenchResult) -> None:
     table.add_row("replay", rate(r.replay_events_per_s), "read + decode the events topic")
     table.add_row("rebuild", rate(r.rebuild_events_per_s), "fold into a new store + rules")
     table.add_row("journeys check", rate(r.check_events_per_s), "generated 50,000-event file")
+    table.add_row(
+        "check, one shared phone",
+        rate(r.shared_value_check_events_per_s),
+        "2,000 customers on one switchboard number (CPU)",
+    )
     table.add_row(
         "hot customer cost ratio",
         f"{r.hot_customer_cost_ratio:,.1f}",

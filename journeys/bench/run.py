@@ -47,10 +47,12 @@ from journeys.bench.offline import (
     CRYPTO_EVENTS,
     DECODE_EVENTS,
     HOT_EVENTS,
+    SHARED_EVENTS,
     check_rate,
     decode_rates,
     encryption_cost,
     hot_customer_cost_ratio,
+    shared_value_check_rate,
 )
 from journeys.bench.peers import PEERS, fill_peer_topic, installed, peers_summary, run_peer
 from journeys.bench.phases import (
@@ -226,6 +228,8 @@ async def run_bench(
 
     progress(f"journeys check on a generated {CHECK_EVENTS:,}-event file")
     result.check_events_per_s = round(check_rate(CHECK_EVENTS, sizes.seed).events_per_s)
+    progress(f"journeys check on {SHARED_EVENTS:,} customers sharing one phone")
+    result.shared_value_check_events_per_s = round(shared_value_check_rate(SHARED_EVENTS))
     progress(f"cost per event of a customer holding {HOT_EVENTS:,} events (fold + rules)")
     result.hot_customer_cost_ratio = round(hot_customer_cost_ratio(HOT_EVENTS, seed=sizes.seed), 2)
     progress(f"reading {DECODE_EVENTS:,} of the ledger's own events back: trusted and pydantic")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -57,6 +58,31 @@ def check_lines(
     With `as_of`, events that occurred after it are validated but not folded: they neither
     join customers nor count for the flags.
     """
+    with rare_collections():
+        return _check(lines, settings, as_of)
+
+
+@contextmanager
+def rare_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely, then as before.
+
+    A check keeps every event and journey until the end, none in a reference cycle; with the
+    default thresholds the collector walks them again and again (measured: a quarter of
+    `check_lines`' CPU on a 50,000-event file). Reference counting still frees the rest.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*RARE_COLLECTIONS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+RARE_COLLECTIONS = (100_000, 50, 1_000)
+"""The collector's thresholds during a check: young collections every 100,000 allocations."""
+
+
+def _check(lines: Iterable[bytes], settings: FoldSettings, as_of: datetime | None) -> CheckReport:
     report = CheckReport(as_of=as_of)
     first_line: dict[tuple[str, str], int] = {}
     latest: datetime | None = None
@@ -116,6 +142,14 @@ def _conflict(result: Accepted, first: int) -> Rejected:
 def report_to_dict(report: CheckReport) -> dict[str, Any]:
     """The JSON shape of `journeys check --format json`."""
     return {
+        **_head(report),
+        "journeys": [view_to_dict(j) for j in report.journeys],
+        "rejected": [{"line": r.line, "reason": r.reason} for r in report.rejected],
+    }
+
+
+def _head(report: CheckReport) -> dict[str, Any]:
+    return {
         "as_of": report.as_of.isoformat() if report.as_of else None,
         "summary": {
             "events": report.accepted,
@@ -126,9 +160,33 @@ def report_to_dict(report: CheckReport) -> dict[str, Any]:
             "journeys": len(report.journeys),
             "open_flags": report.open_flags,
         },
-        "journeys": [view_to_dict(j) for j in report.journeys],
-        "rejected": [{"line": r.line, "reason": r.reason} for r in report.rejected],
     }
+
+
+def write_report_json(out: IO[bytes], report: CheckReport) -> None:
+    """Write `report_to_dict(report)` as indented JSON, byte for byte, a journey at a time.
+
+    The whole document as one dict and one string would be about as large again as the
+    journeys it shows: each journey's JSON is made, written and dropped instead.
+    """
+    head = orjson.dumps(_head(report), option=orjson.OPT_INDENT_2)
+    out.write(head[: head.rindex(b"\n}")])  # the lists follow, in `report_to_dict`'s order
+    out.write(b',\n  "journeys": ')
+    _write_items(out, (view_to_dict(journey) for journey in report.journeys))
+    out.write(b',\n  "rejected": ')
+    _write_items(out, ({"line": r.line, "reason": r.reason} for r in report.rejected))
+    out.write(b"\n}\n")
+
+
+def _write_items(out: IO[bytes], items: Iterable[dict[str, Any]]) -> None:
+    """A list of the document's top level, indented as `orjson.OPT_INDENT_2` indents it."""
+    empty = True
+    for item in items:
+        out.write(b"[\n    " if empty else b",\n    ")
+        empty = False
+        # JSON strings hold no raw line break: each line of the item is indented two levels
+        out.write(orjson.dumps(item, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n    "))
+    out.write(b"[]" if empty else b"\n  ]")
 
 
 def render_report(console: Console, report: CheckReport) -> None:
@@ -198,8 +256,7 @@ def check(
         except OSError as exc:
             raise fail(f"cannot read {file}: {exc.strerror}") from None
     if output is OutputFormat.JSON:
-        sys.stdout.buffer.write(orjson.dumps(report_to_dict(report), option=orjson.OPT_INDENT_2))
-        sys.stdout.buffer.write(b"\n")
+        write_report_json(sys.stdout.buffer, report)
     else:
         render_report(SafeConsole(highlight=False), report)
     if report.rejected:

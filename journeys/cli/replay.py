@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from journeys.cli.app import ApiOption, TokenOption, app, parse_moment, settings_of
+from journeys.cli.check import rare_collections
 from journeys.cli.errors import EXIT_OK, EXIT_USAGE, broker_failure, print_error, print_warning
 from journeys.clock import wall_clock
 from journeys.forensics.live_diff import (
@@ -122,9 +123,16 @@ def replay_command(
             "([privacy] master_key) to the workers' key"
         )
     try:
-        result = replay(
-            events, identifier, moment, settings.fold_settings(), from_=from_, to=to, tenant=tenant
-        )
+        with rare_collections():  # the fold keeps what it builds, as a check does
+            result = replay(
+                events,
+                identifier,
+                moment,
+                settings.fold_settings(),
+                from_=from_,
+                to=to,
+                tenant=tenant,
+            )
     except JourneyLedgerError as exc:
         print_error(exc, hint_apart=True)
         return EXIT_USAGE

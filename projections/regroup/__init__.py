@@ -3,6 +3,8 @@
 `components` recomputes a customer's identity graph from the identifier sets its events were
 seen with (kept by ingest, deduplicated); `split` deals a journey's events out to the
 customers those components name. The stream stages only decode, apply, store and emit.
+`limits` settles a component under the tenant's limits, live and in the pure fold, where
+`settles` drives it for `Ledger` (one edge at a time when it can).
 """
 
 from __future__ import annotations

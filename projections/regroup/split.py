@@ -26,7 +26,7 @@ def assign(
 ) -> str:
     """The customer an event belongs to after a split: that of its highest-priority key a
     customer holds (a limit may have left its keys with several)."""
-    return assign_keys(tenant, event.event_id, _by_priority(event, region, priority), parts)
+    return assign_keys(tenant, event.event_id, by_priority(event, region, priority), parts)
 
 
 def assign_keys(
@@ -41,7 +41,8 @@ def assign_keys(
     return customer_id_for(tenant, [f"event:{event_id}"])
 
 
-def _by_priority(event: Event, region: str | None, priority: tuple[str, ...]) -> list[str]:
+def by_priority(event: Event, region: str | None, priority: tuple[str, ...]) -> list[str]:
+    """An event's keys that can link, highest priority first (then by key)."""
     own = [i for i in customer_ids(event.customer, region) if i.unusable is None]
     rank = {kind: n for n, kind in enumerate(priority)}
     return [i.key for i in sorted(own, key=lambda i: (rank.get(i.kind, len(rank)), i.key))]
@@ -64,7 +65,7 @@ def assign_late(
     keys the split did not know came by a merge made since, and stays. `rejoined`: values the
     split dropped that an unblock let link again (value -> the customer holding it now).
     """
-    ordered = _by_priority(event, region, priority)
+    ordered = by_priority(event, region, priority)
     return assign_late_keys(tenant, event.event_id, ordered, customer, parts, dropped, rejoined)
 
 

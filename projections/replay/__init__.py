@@ -27,7 +27,14 @@ from __future__ import annotations
 
 from projections.replay.document import replay_to_dict
 from projections.replay.query import CUSTOMER_ID, Query, parse_identifier, parse_query
-from projections.replay.replaying import FlagReplay, Replay, ReplayStats, replay, unique_events
+from projections.replay.replaying import (
+    FlagReplay,
+    Replay,
+    ReplayStats,
+    events_to_fold,
+    replay,
+    unique_events,
+)
 from projections.replay.resolution import Resolution
 from projections.replay.visibility import first_visible
 
@@ -38,6 +45,7 @@ __all__ = [
     "Replay",
     "ReplayStats",
     "Resolution",
+    "events_to_fold",
     "first_visible",
     "parse_identifier",
     "parse_query",

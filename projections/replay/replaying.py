@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from projections.flags import Flag
+from projections.identifiers import NormalisedId, customer_ids
 from projections.journey import event_order, same_content
 from projections.knowledge import Knowledge, knowledge
 from projections.ledger import Ledger
-from projections.replay.query import Query, parse_query
+from projections.replay.query import CUSTOMER_ID, Query, parse_query
 from projections.replay.resolution import Resolution, resolve
 from projections.replay.visibility import first_visible
 from projections.rules import Detector
@@ -96,6 +97,34 @@ def unique_events(events: Iterable[Event]) -> tuple[list[Event], int, int]:
     return list(kept.values()), duplicates, conflicts
 
 
+def events_to_fold(query: Query, events: list[Event], settings: FoldSettings) -> list[Event]:
+    """The events of the tenants where the query can find a journey; all for a customer id.
+
+    Tenants never share customers, so another tenant's events cannot change the journey found:
+    only tenants with an event carrying the identifier (a phone by its national number, in any
+    spelling, junk and blocked ones too) are folded. A customer id is looked for in every tenant.
+    """
+    if query.kind == CUSTOMER_ID:
+        return events
+    carries: dict[str, bool] = {}
+    for event in events:
+        tenant = event.tenant
+        if not carries.get(tenant):
+            region = settings.region_for(tenant)
+            carries[tenant] = _carries(query.normalised(region), event, region)
+    return [event for event in events if carries[event.tenant]]
+
+
+def _carries(wanted: NormalisedId, event: Event, region: str | None) -> bool:
+    for ident in customer_ids(event.customer, region):
+        if ident.key == wanted.key:
+            return True
+        phone = ident.phone
+        if phone is not None and wanted.phone is not None and phone.nsn == wanted.phone.nsn:
+            return True
+    return False
+
+
 def replay(
     events: Iterable[Event],
     query: str | Query,
@@ -123,7 +152,7 @@ def replay(
     upto = [e for e in unique if e.occurred_at <= as_of]
     settings = settings.with_decisions(upto)
     ledger = Ledger(settings)
-    ledger.add_all(upto)
+    ledger.add_all(events_to_fold(parsed, upto, settings))
     resolution = resolve(parsed, ledger, unique, as_of, settings)
     journey = ledger.journeys[(resolution.tenant, resolution.customer_id)]
     held = ledger.conflicts_of(journey.tenant, journey.customer_id)

@@ -29,8 +29,9 @@ def first_visible(
 
     Walks the journey's events in time order, stitching them as the ledger would have at each
     moment (an event outside the journey can never have linked two of its events), and
-    evaluates only the parts that changed at each distinct event time, plus each part's next
-    deadline (`next_deadline`) before the following event. Stops once every flag is found.
+    evaluates only the parts that changed at each distinct event time (the event's customer,
+    and those a limit's settle moved events of), plus each part's next deadline
+    (`next_deadline`) before the following event. Stops once every flag is found.
     A flag not found before `as_of` (a time-based extra rule) is given `as_of`.
     """
     flags = list(flags)
@@ -70,8 +71,12 @@ def first_visible(
                 changed.discard((event.tenant, old))
                 deadlines.pop((event.tenant, old), None)
             changed.add((event.tenant, change.customer_id))
+            changed.update(ledger.moved)  # a settle moved events of other customers too
         for key in sorted(changed):
-            part = ledger.journeys[key]
+            part = ledger.journeys.get(key)
+            if part is None:  # a settle left it no event
+                deadlines.pop(key, None)
+                continue
             evaluate(part, moment, moment)
             deadline = next_deadline(part.events, moment, rules)
             if deadline is not None and deadline >= moment:

@@ -50,6 +50,7 @@ from streams.stages.identity.regrouping import (
     open_conflicts,
     record_decisions,
     resolve_conflicts,
+    settle_number,
     split_on_decision,
 )
 from streams.stages.identity.settle import settle_live
@@ -339,6 +340,7 @@ def ingest(
                 ring = sealer.ring_for(state, tenant, change.customer_id)
                 identifier = sealer.seal_note(ring, tenant, event.event_id, identifier)
             merge = _merge_record(event, old, change.customer_id, identifier, confirmed)
+            merge = merge.model_copy(update={"settled": settle_number(state, tenant)})
             if merge_links:
                 merge = merge.model_copy(update={"links": merge_links})
             out.append(

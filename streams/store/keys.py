@@ -23,8 +23,13 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``hh/<tenant>/<identifier key>/<digest>`` -> the keys of an event that carried the value
   when a limit held its link (JSON array, once per distinct set): graph health counts the
   strong identifiers seen with a held value across the customers it would have joined,
+- ``he/<tenant>/<identifier key>/<customer id>`` -> nothing: the customer keeps an edge with
+  the identifier that it does not hold (a limit held the link): a settle reaching the
+  customer holding the identifier reaches this one too,
 - ``kc/<tenant>/<customer id>/<blocked key>`` -> nothing: a conflict flag on the value is open
   on the customer (a merge moves it to the customer it merged into, as the pure fold does),
+- ``g/<tenant>`` -> the number of the tenant's latest settle or split (each `regroup` record
+  carries its number, so the journey stage tells an older word from a newer one),
 - ``ky/<tenant>/<customer id>`` -> the customer's key ring (`streams.crypto.ring`: wrapped data
   keys only); its changelog record is the ring's compacted copy; erasure deletes it,
 - ``la/<tenant>/<customer id>`` -> the UTC day (``YYYY-MM-DD``) of the customer's latest event,
@@ -40,9 +45,11 @@ The journey stage keeps, per customer (``<tenant>/<customer id>``):
   ``js/<tenant>/<customer id>/<n>`` each sealed segment (see `streams.stages.journey.segments`;
   a journey stored before segments existed is all tail), ``f/`` the status of each flag last
   emitted,
-- ``fw/`` the customer it merged into, ``d/`` the next deadline of a time-based rule,
+- ``fw/`` the customer it merged into, ``fn/`` the number of ingest's latest settle when it
+  merged (events passed on carry it), ``d/`` the next deadline of a time-based rule,
 - ``x/`` the last split of the customer (its parts' keys and the keys it dropped), to deal out
-  the events still forwarded to it by merges from before the split,
+  the events still forwarded to it by merges from before the split, and where each key its
+  splits dealt went, by which numbered settle (events moved to it by an older one follow them),
 - ``mg/`` the latest merges that made the customer (a `MergeHistory`, bounded), carried on
   to the customer it merges into; a split starts them again.
 
@@ -71,12 +78,14 @@ class Prefix(bytes, Enum):
     CONFLICTS = b"k/"
     CUSTOMER_CONFLICTS = b"kc/"
     HELD = b"hh/"
+    HELD_AT = b"he/"
     REFUSED = b"r/"
     JOURNEY = b"j/"
     JOURNEY_INDEX = b"jh/"
     JOURNEY_SEGMENT = b"js/"
     FLAGS = b"f/"
     FORWARD = b"fw/"
+    FORWARD_SETTLED = b"fn/"
     DEADLINE = b"d/"
     SPLIT = b"x/"
     MERGES = b"mg/"
@@ -85,6 +94,7 @@ class Prefix(bytes, Enum):
     RETENTION = b"lr/"
     SWEEP = b"lc/"
     SUPPRESSED = b"sx/"
+    SETTLES = b"g/"
 
 
 OFFSET_KEY = b"__offset__"
@@ -169,6 +179,16 @@ def customer_value_conflicts_prefix(tenant: str, key: str, customer_id: str) -> 
 def held_edge_key(tenant: str, key: str, digest: str) -> bytes:
     """Where the keys of one event that carried a held value (by its identifier key) are kept."""
     return _tenant_key(Prefix.HELD, tenant, f"{key}/{digest}")
+
+
+def held_at_key(tenant: str, key: str, customer_id: str) -> bytes:
+    """The marker of a customer keeping an edge with an identifier it does not hold."""
+    return _tenant_key(Prefix.HELD_AT, tenant, f"{key}/{customer_id}")
+
+
+def held_at_prefix(tenant: str, key: str) -> bytes:
+    """The prefix of the markers of every customer keeping an edge with an identifier."""
+    return _tenant_key(Prefix.HELD_AT, tenant, f"{key}/")
 
 
 def held_edges_prefix(tenant: str) -> bytes:
@@ -301,9 +321,19 @@ def forward_key(ref: CustomerRef) -> bytes:
     return customer_state_key(Prefix.FORWARD, ref)
 
 
+def forward_settled_key(ref: CustomerRef) -> bytes:
+    """Where the number of ingest's latest settle when a customer merged is kept."""
+    return customer_state_key(Prefix.FORWARD_SETTLED, ref)
+
+
 def deadline_key(ref: CustomerRef) -> bytes:
     """Where a customer's next rule deadline is kept."""
     return customer_state_key(Prefix.DEADLINE, ref)
+
+
+def settles_key(tenant: str) -> bytes:
+    """Where the number of a tenant's latest settle or split is kept (ingest)."""
+    return Prefix.SETTLES.value + tenant.encode()
 
 
 def split_key(ref: CustomerRef) -> bytes:

@@ -305,3 +305,15 @@ def test_the_email_check_cost_judges_each_distinct_address_and_says_it_per_addre
     assert cost.addresses == 40
     assert min(cost.validator_s, cost.problem_s, cost.normalise_s) >= 0
     assert EmailCheckCost(4, 0.0, 0.0, 0.0002).per_address_us(0.0002) == pytest.approx(50.0)
+
+
+def test_the_shared_value_check_folds_one_customer_an_event_and_says_a_rate() -> None:
+    from journeys.bench.offline import shared_value_check_rate, shared_value_lines
+
+    lines = shared_value_lines(12)
+    report = check_lines(lines, FoldSettings())
+    assert report.accepted == 12
+    assert not report.rejected
+    # default limits: three e-mails share the phone, the other nine customers stand alone
+    assert sorted(len(j.events) for j in report.journeys) == [1] * 9 + [3]
+    assert shared_value_check_rate(12) > 0

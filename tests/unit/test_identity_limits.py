@@ -273,3 +273,144 @@ def test_the_reproductions_hold_with_the_default_limits() -> None:
         line("p-2", "form.submitted", 9, {"email": "bob@example.com", "phone": "00000000000"}),
     ]
     assert len(check_lines(placeholder, FoldSettings()).journeys) == 2
+
+
+# --- the one-edge settle: equal to settling the whole component on each event ------------------
+
+WIDE = {
+    "email": tuple(f"p{n:02d}@shop.net" for n in range(24)),
+    "phone": ("+44 113 496 0000", "0113 496 0000", "+44 7700 900123"),
+    "customer_ref": REFS,
+    "plate": PLATES,
+    "order_id": tuple(f"ORD-{n:02d}" for n in range(30)),
+}
+"""Many e-mails and orders, few phones (one of them in two spellings): most events bring a new
+customer that shares a switchboard number, as the quadratic case did, or a new order."""
+
+
+@st.composite
+def wide_logs(draw: st.DrawFn) -> list[Event]:
+    """Events with a new or known e-mail and mostly a shared phone, and maybe a decision."""
+    events = []
+    for number in range(draw(st.integers(6, 30))):
+        customer = {"email": draw(st.sampled_from(WIDE["email"]))}
+        if draw(st.integers(0, 4)):
+            customer["phone"] = draw(st.sampled_from(WIDE["phone"]))
+        extra = ("customer_ref", "plate", "order_id")
+        for kind in draw(st.sets(st.sampled_from(extra), max_size=2)):
+            customer[kind] = draw(st.sampled_from(WIDE[kind]))
+        if not draw(st.integers(0, 5)):
+            customer.pop("email")  # an event carrying only values others carry too
+            customer.setdefault("phone", WIDE["phone"][0])
+        minutes = draw(st.integers(0, 600))
+        events.append(line(f"w-{number:02d}", "form.submitted", minutes, customer))
+    if draw(st.booleans()):
+        value = draw(st.sampled_from(WIDE["phone"]))
+        events.append(line("d-1", "identity.merge_confirmed", 0, {"phone": value}))
+    return [decode_event(raw) for raw in events]
+
+
+def _state(ledger: Ledger) -> Any:
+    """Everything a settle decides: customers, their events, conflict flags, merges, counts."""
+    return (
+        {key: [e.event_id for e in j.events] for key, j in sorted(ledger.journeys.items())},
+        {
+            key: sorted((k, f.message, f.event_ids, f.opened_at) for k, f in flags.items())
+            for key, flags in sorted(ledger.conflicts.items())
+            if flags
+        },
+        {key: list(merges) for key, merges in sorted(ledger.merges.items()) if merges},
+        dict(ledger.identities["acme"].member_sets) if "acme" in ledger.identities else {},
+        ledger.refused,
+    )
+
+
+@PROPERTY
+@given(
+    events=st.one_of(logs(), wide_logs(), wide_logs()), limits=st.sampled_from([None, {"email": 1}])
+)
+def test_settling_one_edge_at_a_time_equals_settling_the_whole_component_each_event(
+    events: list[Event], limits: dict[str, int] | None
+) -> None:
+    settings = (_settings() if limits is None else _settings({"limits": limits})).with_decisions(
+        events
+    )
+    one_edge, whole = Ledger(settings), Ledger(settings, settle_whole=True)
+    for event in events:
+        assert one_edge.add(event) == whole.add(event)
+        assert one_edge.moved == whole.moved
+        assert _state(one_edge) == _state(whole)
+
+
+def _switchboard(customers: int) -> list[Event]:
+    """Customers each with their own e-mail, all giving the shop's switchboard number."""
+    return [
+        decode_event(
+            line(
+                f"s-{n:04d}",
+                "form.submitted",
+                n,
+                {"email": f"c{n:04d}@shop.net", "phone": PHONES[0]},
+            )
+        )
+        for n in range(customers)
+    ]
+
+
+@pytest.mark.parametrize("limits", [None, {"email": 1}])
+def test_a_value_shared_very_widely_is_settled_one_edge_at_a_time(
+    limits: dict[str, int] | None,
+) -> None:
+    settings = _settings() if limits is None else _settings({"limits": limits})
+    events = _switchboard(300)
+    ledger = Ledger(settings)
+    ledger.add_all(events[:10])
+    (component,) = ledger.components["acme"].values()
+    ledger.add_all(events[10:])
+    # the component was not settled again from its edges: each event was settled alone
+    assert list(ledger.components["acme"].values()) == [component]
+    shuffled = events[:]
+    random.Random(3).shuffle(shuffled)
+    whole = Ledger(settings, settle_whole=True)
+    whole.add_all(shuffled)
+    assert customers(ledger) == customers(whole)
+    assert len(list(ledger)) == 300 - (2 if limits is None else 0)
+
+
+# --- what a settle moves: merges and journeys ----------------------------------------------------
+
+VIN = "WVWZZZ1KZAW000120"
+
+
+def _moved_lines() -> list[bytes]:
+    """Zoe's enquiry (her e-mail and the car's plate), a reply to the car's VIN, an event
+    joining VIN and plate (Zoe's customer takes the VIN's in: a merge), then Ann's event with
+    the plate: with one e-mail a customer, the plate goes to Ann (her e-mail sorts first), and
+    with it the VIN's events; Zoe keeps her enquiry alone."""
+    return [
+        line("m-1", "form.submitted", 0, {"email": "zoe@shop.net", "plate": PLATES[0]}),
+        line("m-2", "form.submitted", 60, {"vin": VIN}),
+        line("m-3", "form.submitted", 120, {"vin": VIN, "plate": PLATES[0]}),
+        line("m-4", "form.submitted", 180, {"email": "ann@shop.net", "plate": PLATES[0]}),
+    ]
+
+
+def test_a_settle_deals_the_merges_of_the_customers_whose_events_it_moved() -> None:
+    settings = _settings({"limits": {"email": 1}})
+    events = [decode_event(raw) for raw in _moved_lines()]
+    ledger = fold(events[:3], settings)
+    (zoe,) = ledger
+    (merge,) = ledger.why(zoe)[1]
+    assert (merge.event_id, merge.identifier) == ("m-3", f"vin {VIN}")
+    ledger.add(events[3])
+    assert ledger.moved == (("acme", zoe.customer_id),)
+    by_events = {tuple(e.event_id for e in j.events): j for j in ledger}
+    assert sorted(by_events) == [("m-1",), ("m-2", "m-3", "m-4")]
+    ann = by_events[("m-2", "m-3", "m-4")]
+    # the merge went through the VIN: it stays with the customer holding the VIN now (as live)
+    assert ledger.why(ann)[1] == (merge,)
+    assert ledger.why(by_events[("m-1",)])[1] == ()
+    # the same through `journeys check`
+    report = check_lines(_moved_lines(), settings)
+    listed = {tuple(e.event_id for e in j.events): j.merges for j in report.journeys}
+    assert [m.event_id for m in listed[("m-2", "m-3", "m-4")] or ()] == ["m-3"]

@@ -33,6 +33,7 @@ from streams.crypto.sealing import Sealer
 from streams.store import keys
 from tests.unit.test_identity_limits import _shared_phone_lines
 from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
+from tests.unit.test_identity_settles import dense_lines
 from tests.unit.test_identity_split import (
     CAROL_AGAIN,
     DECIDED,
@@ -246,3 +247,23 @@ def test_a_split_with_sealing_on_keeps_the_merges_that_still_hold(tmp_path: Path
     ]
     assert stored
     assert b'"links"' not in stored[0]
+
+
+@pytest.mark.parametrize(("log", "seed"), [(0, 0), (0, 3), (1, 8), (2, 1)])
+def test_settles_ahead_of_the_journey_stage_with_sealing_on_give_the_pure_fold(
+    tmp_path: Path, log: int, seed: int
+) -> None:
+    """Events moved or passed on to a customer settled again since follow its numbered steps
+    (`projections.regroup.steps.follow`) through the link tags, as in clear."""
+    lines = dense_lines(log)
+    random.Random(seed).shuffle(lines)
+    pipeline = Pipeline(tmp_path, sealer=Sealer(LocalKeyProvider(MASTER)))
+    for line in lines:  # ingest processes every batch before any journey batch
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    assert _sealed_values(pipeline) > 0
+    stored = pipeline.stored()
+    assert stored == {
+        ("acme", customer): ids for customer, ids in _offline(lines, FoldSettings()).items()
+    }
+    assert pipeline.dead == []

@@ -82,6 +82,9 @@ def forget_customer(
             state.delete(keys.phone_countries_key(tenant, key.rpartition(":")[2]))
     state.delete(members_key)
     forget_conflicts(state, tenant, customer)  # before their markers, which lead to them
+    for _, edge in state.items(keys.edges_prefix(tenant, customer)):
+        for key in orjson.loads(edge):  # markers of keys its edges hold that it does not
+            state.delete(keys.held_at_key(tenant, key, customer))
     prefixes = [
         keys.edges_prefix(tenant, customer),
         keys.customer_conflicts_prefix(tenant, customer),

@@ -149,13 +149,16 @@ def _put_edge(
     edge: Edge,
     refused: Iterable[str] | None = None,
     stored_as: bytes | None = None,
+    held: Iterable[str] = (),
 ) -> None:
-    """Keep an edge (under `stored_as` when the caller has its key), and a marker for each
-    value in it a block refuses (`refused`, when the caller knows them: else each key is
-    looked up)."""
+    """Keep an edge (under `stored_as` when the caller has its key), a marker for each value
+    in it a block refuses (`refused`, when the caller knows them: else each key is looked up),
+    and one for each key in it the customer does not hold (`held`: a limit held its link)."""
     if stored_as is None:
         stored_as = keys.edge_key(tenant, customer, edge_digest(edge))
     state.put(stored_as, orjson.dumps(sorted(edge)))
+    for key in held:
+        state.put(keys.held_at_key(tenant, key, customer), b"")
     if refused is None:
         refused = [key for key in edge if _is_refused(state, tenant, key)]
     for key in refused:
@@ -182,12 +185,29 @@ def keep_edges(
     for old in change.absorbed:
         for key, value in state.items(keys.edges_prefix(tenant, old)):
             state.delete(key)
-            _put_edge(state, tenant, change.customer_id, frozenset(orjson.loads(value)))
+            moved = frozenset(orjson.loads(value))
+            held = moved - change.members  # held by a limit (or refused: no one holds those)
+            _put_edge(state, tenant, change.customer_id, moved, held=held)
     if not edge:
         return
     key = keys.edge_key(tenant, change.customer_id, edge_digest(edge))
     if state.get(key) is None:
         _put_edge(state, tenant, change.customer_id, edge, refused, key)
+
+
+def settle_number(state: BatchState, tenant: str) -> int:
+    """The number of the tenant's latest settle or split (0: none yet); a merge record carries
+    it, so the journey stage tells a settle since the merge from one before it."""
+    stored = state.get(keys.settles_key(tenant))
+    return 0 if stored is None else int(stored)
+
+
+def next_settle(state: BatchState, tenant: str) -> int:
+    """The number of a new settle or split of the tenant's graph (one more than the latest):
+    its `regroup` records carry it, so the journey stage tells ingest's newer word."""
+    number = settle_number(state, tenant) + 1
+    state.put(keys.settles_key(tenant), str(number).encode())
+    return number
 
 
 def split_on_decision(
@@ -247,6 +267,7 @@ def split_on_decision(
             reason=reason,
             decision_id=event.event_id,
             dropped=tuple(sorted(found.dropped)),
+            sequence=next_settle(state, tenant),
         )
         value = record.to_bytes()
         # The customer split first, then each other part: they stand again before any later
@@ -376,6 +397,40 @@ def move_conflicts(
     return out
 
 
+def withdraw_conflicts(
+    state: BatchState,
+    tenant: str,
+    customers: Iterable[str],
+    kept: frozenset[tuple[str, str]],
+    reason: str,
+) -> list[OutRecord]:
+    """Withdraw the conflict flags of settled customers that their settle no longer holds
+    (`kept`: the (customer, flag id) it holds): the pure fold names the customers of its
+    settled state, so a shared value a settle moved renames its conflicts."""
+    out: list[OutRecord] = []
+    for customer in customers:
+        prefix = keys.customer_conflicts_prefix(tenant, customer)
+        for marker, _ in state.items(prefix):
+            value = marker[len(prefix) :].decode()
+            if _conflict_number(state, tenant, value) is None:
+                state.delete(marker)
+                continue
+            mine = keys.customer_value_conflicts_prefix(tenant, value, customer)
+            held = False
+            for stored, document in _conflicts_under(state, mine, 0):
+                _, flag = conflicts.from_document(document)
+                if (customer, flag.flag_id) in kept:
+                    held = True
+                    continue
+                state.delete(stored)
+                out.append(
+                    _flag_record(flag_withdrawn(tenant, customer, flag.flag_id, None, reason))
+                )
+            if not held:
+                state.delete(marker)
+    return out
+
+
 def resolve_conflicts(
     state: BatchState, tenant: str, decision: Event, decided: Iterable[tuple[str, str | None]]
 ) -> list[OutRecord]:
@@ -457,7 +512,9 @@ def merge_back(
                 OutRecord(
                     "events",
                     customer_key(tenant, customer),
-                    _merged_back(tenant, customer, part, value, decision).to_bytes(),
+                    _merged_back(tenant, customer, part, value, decision)
+                    .model_copy(update={"settled": settle_number(state, tenant)})
+                    .to_bytes(),
                     ((HEADER_KIND, KIND_MERGE),),
                 )
                 for customer in customers

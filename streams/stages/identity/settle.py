@@ -22,6 +22,7 @@ from projections.identity import (
     IdentityChange,
     IdentityPolicy,
     IdentityView,
+    conflict_flag,
     new_phone_countries,
     stitch_keys,
 )
@@ -30,7 +31,13 @@ from projections.regroup.limits import Settled, home, owners, settle
 from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_REGROUP, RegroupRecord
 from streams.kafka.records import OutRecord, customer_key
-from streams.stages.identity.regrouping import _put_edge, current_decision, edges
+from streams.stages.identity.regrouping import (
+    _put_edge,
+    current_decision,
+    edges,
+    next_settle,
+    withdraw_conflicts,
+)
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -77,12 +84,21 @@ def settle_live(
     _write(state, tenant, before, settled, [*found, edge], policy, refused)
     reason = _reason(settled, policy)
     out: list[OutRecord] = []
+    number: int | None = None  # one number for the settle: its records are one word
     for customer in sorted(before):
         if before[customer] <= settled.parts.get(customer, frozenset()):
             continue  # it lost nothing: its events stay (others' come as they are dealt)
-        out.extend(_regroup(tenant, customer, before, settled, reason, event.event_id))
-    # Every link the settle holds (a flag already open for it is not opened again).
+        number = number or next_settle(state, tenant)
+        out.extend(_regroup(tenant, customer, before, settled, reason, event.event_id, number))
+    # Every link the settle holds (a flag already open for it is not opened again); the
+    # conflicts its customers held that it no longer holds are withdrawn.
     conflicts = tuple(held.conflict() for held in settled.held)
+    kept = frozenset(
+        (customer, conflict_flag(conflict, event).flag_id)
+        for conflict in conflicts
+        for customer in conflict.customers
+    )
+    out.extend(withdraw_conflicts(state, tenant, sorted(before), kept, reason))
     countries = new_phone_countries(view, ids)
     # Applied as any change (its members again, and the countries of its phones).
     change = IdentityChange(mine, settled.parts[mine], (), countries, conflicts=conflicts)
@@ -113,6 +129,13 @@ def _reach(
             other = view.customer_of(key)
             if other is not None and other not in seen:
                 todo.append(other)
+        # Customers keeping an edge with one of its keys that a limit held from them.
+        for key in sorted(members):
+            prefix = keys.held_at_prefix(tenant, key)
+            for marker, _ in state.items(prefix):
+                other = marker[len(prefix) :].decode()
+                if other not in seen and other not in todo and view.members(other):
+                    todo.append(other)
     return seen, found
 
 
@@ -142,7 +165,8 @@ def _write(
         linking = [key for key in edge if not refused(key)]
         target = home(linking, owner, policy)
         if target is not None:
-            _put_edge(state, tenant, target, edge, [k for k in edge if refused(k)])
+            unheld = [k for k in linking if k not in settled.parts[target]]
+            _put_edge(state, tenant, target, edge, [k for k in edge if refused(k)], held=unheld)
 
 
 def _reason(settled: Settled, policy: IdentityPolicy) -> str:
@@ -159,6 +183,7 @@ def _regroup(
     settled: Settled,
     reason: str,
     event_id: str,
+    sequence: int,
 ) -> list[OutRecord]:
     """The regroup records of one customer settled again: to it, then to each new customer
     (it may have merged into one of those settled: it stands again)."""
@@ -172,6 +197,7 @@ def _regroup(
         reason=reason,
         decision_id=event_id,
         dropped=dropped,
+        sequence=sequence,
     )
     value = record.to_bytes()
     return [

@@ -16,7 +16,7 @@ on, so one merged after the split (it saw the split) is not sent back and forth.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -33,6 +33,7 @@ from projections.regroup import (
     split,
     split_reason,
 )
+from projections.regroup.steps import Step, follow, stepped
 from schemas.codec import encode_event
 from schemas.events import Event
 from schemas.outputs import (
@@ -58,18 +59,79 @@ HEADER_SPLIT_FROM = "split_from"
 """On a `moved` event: `<customer id>/<generation>` of the split that dealt it out."""
 
 
-def split_document(regroup: RegroupRecord, alone: Mapping[str, list[str]]) -> bytes:
+HEADER_SETTLED = "settled"
+"""On a `moved` event: the number of ingest's settle or split it was dealt out by; on one a
+merged customer passes on: the number of ingest's latest settle when it merged (absent when
+not known: records from before numbers were kept)."""
+
+
+def split_document(
+    regroup: RegroupRecord, alone: Mapping[str, list[str]], previous: bytes | None = None
+) -> bytes:
     """What the journey stage keeps of a customer's last split (`keys.split_key`): the parts'
-    keys, the keys dropped, and the customers of events it left alone with their keys (with
-    sealing on, the keys' link tags too: `tags`)."""
+    keys, the keys dropped, the customers of events it left alone with their keys, its
+    latest numbered steps (those of the `previous` record, and this split when numbered), and
+    with sealing on the link tags of the keys those name (`tags`)."""
+    steps = _steps(previous)
+    if regroup.sequence is not None:
+        parts = {part: frozenset(held) for part, held in regroup.parts.items()}
+        steps = stepped(steps, Step(regroup.sequence, parts, frozenset(regroup.dropped)))
     document: dict[str, object] = {
         "parts": regroup.parts,
         "dropped": regroup.dropped,
         "alone": alone,
     }
+    tags = dict(_tags(previous))
     if regroup.links or regroup.dropped_links:
-        document["tags"] = known_keys(regroup)
-    return orjson.dumps(document)
+        tags.update(known_keys(regroup))
+    named = {*regroup.dropped, *(k for held in regroup.parts.values() for k in held)}
+    return orjson.dumps(_with_tags(_with_steps(document, steps), tags, steps, named))
+
+
+def merged_document(previous: bytes | None, into: str, number: int | None) -> bytes | None:
+    """What a customer keeps once it merged into `into` (ingest's latest settle then being
+    `number`): its steps, this merge too when numbered; its last split no longer deals (its
+    events follow the merge). None when there is nothing to keep."""
+    steps = _steps(previous)
+    if number is not None:
+        steps = stepped(steps, Step(number, into=into))
+    if not steps:
+        return None
+    return orjson.dumps(_with_tags(_with_steps({}, steps), _tags(previous), steps, set()))
+
+
+def _steps(stored: bytes | None) -> list[Step]:
+    if stored is None:
+        return []
+    return [Step.from_document(step) for step in orjson.loads(stored).get("steps", [])]
+
+
+def _with_steps(document: dict[str, object], steps: list[Step]) -> dict[str, object]:
+    if steps:
+        document["steps"] = [step.to_document() for step in steps]
+    return document
+
+
+def _tags(stored: bytes | None) -> dict[str, str]:
+    if stored is None:
+        return {}
+    tags: dict[str, str] = orjson.loads(stored).get("tags", {})
+    return tags
+
+
+def _with_tags(
+    document: dict[str, object], tags: Mapping[str, str], steps: list[Step], named: set[str]
+) -> dict[str, object]:
+    """The document with the link tags of the keys it (its steps included) still names: no
+    more than those, so the record stays bounded by its steps."""
+    for step in steps:
+        named.update(step.dropped)
+        for held in step.parts.values():
+            named.update(held)
+    kept = {tag: key for tag, key in tags.items() if key in named}
+    if kept:
+        document["tags"] = kept
+    return document
 
 
 def note_alone(stored: bytes, customer: str, event: Event, region: str | None) -> bytes:
@@ -95,9 +157,9 @@ def rejoin(
     """Values a split of `ref` dropped link again: the customers it left alone whose values all
     link again merge into `into` (the merge records); the split record notes it."""
     stored = state.get(keys.split_key(ref))
-    if stored is None:
-        return []
-    document = orjson.loads(stored)
+    document = {} if stored is None else orjson.loads(stored)
+    if "parts" not in document:
+        return []  # no split, or it merged since: its events follow the merge
     alone: dict[str, list[str]] = document.get("alone", {})
     back = sorted(c for c, held in alone.items() if {decided_form(k) for k in held} <= lifted)
     for customer in back:
@@ -119,50 +181,45 @@ def rejoin(
     return merges
 
 
-def late_target(ref: CustomerRef, event: Event, stored: bytes, region: str | None) -> str:
-    """Where an event forwarded to a split customer belongs (`assign_late`)."""
-    document = orjson.loads(stored)
-    parts = {part: frozenset(held) for part, held in document["parts"].items()}
-    dropped = frozenset(document["dropped"])
-    rejoined = document.get("rejoined", {})
-    sealed = keys_by_priority(event.customer, document.get("tags") or {}, PRIORITY)
-    if sealed is not None:
-        return assign_late_keys(ref[0], event.event_id, sealed, ref[1], parts, dropped, rejoined)
-    return assign_late(ref[0], event, ref[1], parts, dropped, region, rejoined)
-
-
 def generation_of(regroup: RegroupRecord) -> str:
     """The generation a split begins (the same for every record of one split)."""
     return hashlib.blake2b(regroup.to_bytes(), digest_size=6).hexdigest()
 
 
 def forwarded_record(
-    ref: CustomerRef, event: Event, raw: bytes | None = None, generation: str = ""
+    ref: CustomerRef,
+    event: Event,
+    raw: bytes | None = None,
+    generation: str = "",
+    settled: int | None = None,
 ) -> OutRecord:
-    """An event a merged customer of that `generation` passes on to customer `ref`."""
+    """An event a merged customer of that `generation` passes on to customer `ref` (`settled`:
+    the number of ingest's latest settle when it merged)."""
+    headers: tuple[tuple[str, bytes], ...] = (
+        (HEADER_KIND, KIND_EVENT),
+        (HEADER_CUSTOMER_ID, ref[1].encode()),
+        (HEADER_FORWARDED, generation.encode()),
+    )
+    if settled is not None:
+        headers += ((HEADER_SETTLED, str(settled).encode()),)
     return OutRecord(
-        "events",
-        customer_key(*ref),
-        encode_event(event) if raw is None else raw,
-        (
-            (HEADER_KIND, KIND_EVENT),
-            (HEADER_CUSTOMER_ID, ref[1].encode()),
-            (HEADER_FORWARDED, generation.encode()),
-        ),
+        "events", customer_key(*ref), encode_event(event) if raw is None else raw, headers
     )
 
 
-def moved_record(ref: CustomerRef, event: Event, raw: bytes | None, split_from: str) -> OutRecord:
-    """An event a split dealt out to customer `ref`."""
+def moved_record(
+    ref: CustomerRef, event: Event, raw: bytes | None, split_from: str, settled: int | None = None
+) -> OutRecord:
+    """An event a split (ingest's settle numbered `settled`) dealt out to customer `ref`."""
+    headers: tuple[tuple[str, bytes], ...] = (
+        (HEADER_KIND, KIND_MOVED),
+        (HEADER_CUSTOMER_ID, ref[1].encode()),
+        (HEADER_SPLIT_FROM, split_from.encode()),
+    )
+    if settled is not None:
+        headers += ((HEADER_SETTLED, str(settled).encode()),)
     return OutRecord(
-        "events",
-        customer_key(*ref),
-        encode_event(event) if raw is None else raw,
-        (
-            (HEADER_KIND, KIND_MOVED),
-            (HEADER_CUSTOMER_ID, ref[1].encode()),
-            (HEADER_SPLIT_FROM, split_from.encode()),
-        ),
+        "events", customer_key(*ref), encode_event(event) if raw is None else raw, headers
     )
 
 
@@ -207,7 +264,10 @@ def deal_out(
         if piece.customer_id not in parts:
             alone[piece.customer_id] = _own_keys(piece.events[0], region, known)
         target = (journey.tenant, piece.customer_id)
-        moved.extend(moved_record(target, e, raw_of.get(e.event_id), origin) for e in piece.events)
+        moved.extend(
+            moved_record(target, e, raw_of.get(e.event_id), origin, regroup.sequence)
+            for e in piece.events
+        )
     raws = [raw_of.get(e.event_id) or encode_event(e) for e in kept.events]
     encoded = b"[" + b",".join(raws) + b"]" if raws else None
     reason = split_reason(regroup.reason, journey.customer_id, (p.customer_id for p in pieces))
@@ -238,31 +298,72 @@ def _split_sealed(
     )
 
 
-def deal_late(
+@dataclass(frozen=True, slots=True)
+class Came:
+    """How an event reached a customer when not straight from ingest: moved by a split, or
+    passed on by a merge."""
+
+    number: int | None
+    """The number of ingest's word it came by: the settle that moved it, or the latest settle
+    when the customer passing it on merged (None: a record from before numbers were kept)."""
+    passed_by: str | None
+    """Passed on by a merge: the generation of the customer that passed it on."""
+    region: str | None
+    """The tenant's default region."""
+    priority: tuple[str, ...] = PRIORITY
+    """The tenant's identifier priority."""
+
+
+def deal_on(
     state: BatchState,
     ref: CustomerRef,
     event: Event,
     raw: bytes | None,
-    late: tuple[str, str | None],
-    statuses: Callable[[CustomerRef], tuple[object, str]],
+    came: Came,
+    generation: str,
 ) -> OutRecord | None:
-    """The moved record of an event forwarded to a split customer by a merge from before its
-    split, or None when the event stays (`late`: the generation of the customer that passed
-    it on, and the tenant's region; `statuses` gives this customer's generation).
+    """The moved record of an event that reached split customer `ref` (of `generation`) after
+    its split dealt the event's keys on, or None when the event stays.
 
-    One passed on by a customer that had seen the split (the same generation) merged since,
-    and stays.
+    Ingest may settle a customer again before events moved or passed on to it arrive: when
+    the number of the word they came by is known, they follow the keys the customer's later
+    steps since (`projections.regroup.steps.follow`), as they would have had they arrived
+    first, and carry that split's number on. An event passed on without one goes where the
+    customer's last split put its keys (`assign_late`), unless the customer passing it on had
+    seen that split (the same generation: it merged since).
     """
     stored = state.get(keys.split_key(ref))
     if stored is None:
         return None
-    generation = statuses(ref)[1]
-    if late[0] == generation:
+    document = orjson.loads(stored)
+    # a sealed event's keys, as far as the splits' link tags tell them (None: held in clear)
+    sealed = keys_by_priority(event.customer, document.get("tags") or {}, came.priority)
+    found: tuple[str, int | None] | None
+    if came.number is not None:
+        steps = _steps(stored)
+        found = follow(
+            ref[0], event, ref[1], steps, came.number, came.region, came.priority, sealed
+        )
+    elif came.passed_by is not None and came.passed_by != generation and "parts" in document:
+        parts = {part: frozenset(held) for part, held in document["parts"].items()}
+        dropped = frozenset(document["dropped"])
+        rejoined = document.get("rejoined", {})
+        if sealed is not None:
+            target = assign_late_keys(
+                ref[0], event.event_id, sealed, ref[1], parts, dropped, rejoined
+            )
+        else:
+            target = assign_late(
+                ref[0], event, ref[1], parts, dropped, came.region, rejoined, came.priority
+            )
+        latest = _steps(stored)
+        found = (target, latest[-1].number if latest else None)
+    else:
         return None
-    target = late_target(ref, event, stored, late[1])
-    if target == ref[1]:
+    if found is None or found[0] == ref[1]:
         return None
-    noted = note_alone(stored, target, event, late[1])
+    target, later = found
+    noted = note_alone(stored, target, event, came.region)
     if noted is not stored:
         state.put(keys.split_key(ref), noted)
-    return moved_record((ref[0], target), event, raw, f"{ref[1]}/{generation}")
+    return moved_record((ref[0], target), event, raw, f"{ref[1]}/{generation}", later)

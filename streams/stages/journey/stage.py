@@ -76,11 +76,14 @@ from streams.stages.journey.segments import (
 )
 from streams.stages.journey.split import (
     HEADER_FORWARDED,
+    HEADER_SETTLED,
     HEADER_SPLIT_FROM,
-    deal_late,
+    Came,
+    deal_on,
     deal_out,
     forwarded_record,
     generation_of,
+    merged_document,
     rejoin,
     split_document,
 )
@@ -162,11 +165,19 @@ class JourneyBatch:
         raw: bytes | None = None,
         record: InRecord | None = None,
         split_from: str | None = None,
-        late: tuple[str, str | None] | None = None,
+        came: Came | None = None,
     ) -> None:
-        """Fold an event in (`late`: forwarded by a merge; the generation of the customer that
-        passed it on, and the tenant's region)."""
+        """Fold an event in (`came`: moved by a split or passed on by a merge, not straight
+        from ingest)."""
         forward = self.forward_of(ref)
+        numbered = came is not None and came.number is not None
+        if came is not None and numbered:
+            # moved or passed on here by ingest's word from before this customer's latest
+            # steps (a settle, a merge): it takes the first step after that word
+            moved = deal_on(self.state, ref, event, raw, came, self.statuses(ref)[1])
+            if moved is not None:
+                self.out.append(moved)
+                return
         origin, _, generation = (split_from or "").partition("/")
         if forward == (ref[0], origin) and self.statuses(ref)[1] != generation:
             # Dealt out by a split before ingest's word that the customer stands again came
@@ -175,15 +186,18 @@ class JourneyBatch:
             self.state.delete(keys.forward_key(ref))
             forward = None
         if forward is not None:
-            # The customer merged into another, perhaps on another partition: pass it on.
-            self.out.append(forwarded_record(forward, event, raw, self.statuses(ref)[1]))
+            # The customer merged into another, perhaps on another partition: pass it on, as
+            # of ingest's word at the merge (or the later one it came by).
+            number = self.merged_at(ref, came)
+            self.out.append(forwarded_record(forward, event, raw, self.statuses(ref)[1], number))
             return
-        moved = (
-            None if late is None else deal_late(self.state, ref, event, raw, late, self.statuses)
-        )
-        if moved is not None:
-            self.out.append(moved)  # forwarded by a merge from before this customer's split
-            return
+        if came is not None and not numbered:
+            moved = deal_on(self.state, ref, event, raw, came, self.statuses(ref)[1])
+            if moved is not None:
+                # passed on by a merge from before this customer's split: dealt on as that
+                # split would have
+                self.out.append(moved)
+                return
         journey = self.load(ref) or Journey(ref[0], ref[1])
         ids = self.ids.get(ref)
         if ids is None:
@@ -203,17 +217,38 @@ class JourneyBatch:
             self.added.setdefault(ref, {})[event.event_id] = raw
             self.dirty[ref] = updated
 
-    def on_merge(self, ref: CustomerRef, into: CustomerRef) -> None:
+    def merged_at(self, ref: CustomerRef, came: Came | None) -> int | None:
+        """The number of ingest's word an event passed on by merged customer `ref` goes by:
+        the latest settle when it merged, or the later word the event came by."""
+        stored = self.state.get(keys.forward_settled_key(ref))
+        numbers = [int(stored)] if stored is not None else []
+        if came is not None and came.number is not None:
+            numbers.append(came.number)
+        return max(numbers, default=None)
+
+    def on_merge(self, ref: CustomerRef, into: CustomerRef, settled: int | None = None) -> None:
+        """Customer `ref` merged into `into` (`settled`: ingest's latest settle then)."""
         journey = self.load(ref)
         if journey is not None:
             raws: Sequence[bytes | None] = self.raws_of(ref, journey) or [None] * len(
                 journey.events
             )
             passed_on = [
-                forwarded_record(into, event, raw, self.statuses(ref)[1])
+                forwarded_record(into, event, raw, self.statuses(ref)[1], settled)
                 for event, raw in zip(journey.events, raws, strict=True)
             ]
             self.out.extend(passed_on)
+        if settled is None:
+            self.state.delete(keys.forward_settled_key(ref))
+        else:
+            self.state.put(keys.forward_settled_key(ref), str(settled).encode())
+        # Its last split deals no more (its events follow the merge); its steps stay, this
+        # merge too, for events that come by an older word.
+        kept = merged_document(self.state.get(keys.split_key(ref)), into[1], settled)
+        if kept is None:
+            self.state.delete(keys.split_key(ref))
+        else:
+            self.state.put(keys.split_key(ref), kept)
         self.state.put(keys.forward_key(ref), into[1].encode())
         self.dirty[ref] = None
         self.merged[ref] = into
@@ -236,7 +271,8 @@ class JourneyBatch:
             statuses, _ = self.statuses(ref)
             self.state.put(keys.flags_key(ref), orjson.dumps({**statuses, GENERATION: generation}))
             # Merges from before the split may still forward events here too: deal them out.
-            self.state.put(keys.split_key(ref), split_document(regroup, {}))
+            previous = self.state.get(keys.split_key(ref))
+            self.state.put(keys.split_key(ref), split_document(regroup, {}, previous))
             return
         self.out.extend(deal_merges(self.state, ref, regroup, region))  # to the parts holding them
         self.cache.forget(self.state.partition, ref)  # its rules are evaluated afresh
@@ -245,7 +281,8 @@ class JourneyBatch:
         raw_of = {e.event_id: raw for e, raw in zip(journey.events, raws, strict=True)}
         dealt = deal_out(journey, regroup, region, raw_of, priority)
         self.generations[ref] = generation
-        self.state.put(keys.split_key(ref), split_document(regroup, dealt.alone))
+        previous = self.state.get(keys.split_key(ref))
+        self.state.put(keys.split_key(ref), split_document(regroup, dealt.alone, previous))
         self.out.extend(dealt.moved)
         self.reasons[ref] = dealt.reason
         # The journey starts again from its part: stored now, so that later events of this
@@ -267,8 +304,6 @@ class JourneyBatch:
             if journey is None:
                 if ref in self.merged:
                     self.withdraw_all(ref, self.merged[ref])
-                    if self.forward_of(ref) is not None:  # not split off again since
-                        self.state.delete(keys.split_key(ref))  # its events follow the merge
                 else:  # split away entirely: none of its events is its own any more
                     self.withdraw_all(ref, None, self.reasons.get(ref))
                 _, generation = self.statuses(ref)
@@ -429,6 +464,20 @@ class JourneyBatch:
             self.state.put(keys.flags_key(ref), orjson.dumps(current))
 
 
+def _came(record: InRecord, kind: bytes | None, tenant: str, settings: FoldSettings) -> Came | None:
+    """How an event record reached its customer when not straight from ingest (None then)."""
+    forwarded = record.header(HEADER_FORWARDED)
+    if kind != KIND_MOVED and forwarded is None:
+        return None
+    number = record.header(HEADER_SETTLED)
+    return Came(
+        None if number is None else int(number),
+        None if forwarded is None else forwarded.decode(),
+        settings.region_for(tenant),
+        settings.identity_for(tenant).priority,
+    )
+
+
 def _flag_record(change: FlagChange) -> OutRecord:
     return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
 
@@ -464,13 +513,19 @@ def process_events(
                 origin = record.header(HEADER_SPLIT_FROM) if kind == KIND_MOVED else None
                 ref = (event.tenant, customer.decode())
                 split_from = origin.decode() if origin is not None else None
-                forwarded = record.header(HEADER_FORWARDED)
-                region = settings.region_for(event.tenant)
-                late = None if forwarded is None else (forwarded.decode(), region)
-                batch.on_event(ref, event, record.value, record, split_from, late)
+                batch.on_event(
+                    ref,
+                    event,
+                    record.value,
+                    record,
+                    split_from,
+                    _came(record, kind, event.tenant, settings),
+                )
             elif kind == KIND_MERGE and record.value is not None:
                 merge = MergeRecord.from_bytes(record.value)
-                batch.on_merge((merge.tenant, merge.from_), (merge.tenant, merge.into))
+                batch.on_merge(
+                    (merge.tenant, merge.from_), (merge.tenant, merge.into), merge.settled
+                )
                 batch.out.extend(pass_on(state, (merge.tenant, merge.from_), merge))
             elif kind == KIND_MERGES and record.value is not None:
                 history = MergeHistory.from_bytes(record.value)
