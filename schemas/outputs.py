@@ -209,11 +209,14 @@ class MergeRecord(_Record):
     settled: int | None = None
     """The number of ingest's latest settle or split of the tenant when they merged (see
     `RegroupRecord.sequence`): a later settle of `into` is a newer word than this merge."""
+    links: tuple[str, ...] | None = None
+    """With sealing on (`identifier` sealed): the link tags of its key's spellings, by which a
+    split finds the part holding it (`streams.crypto.links`)."""
 
     def to_document(self) -> dict[str, object]:
         """The JSON-ready dict, keys in their wire order (the optional ones only when set)."""
         document: dict[str, object] = {"tenant": self.tenant, "from": self.from_, "into": self.into}
-        for name in ("at", "event_id", "identifier", "decision", "settled"):
+        for name in ("at", "event_id", "identifier", "decision", "settled", "links"):
             value = getattr(self, name)
             if value is not None:
                 document[name] = value
@@ -304,13 +307,22 @@ class RegroupRecord(_Record):
     sequence: int | None = None
     """The number of this settle or split among the tenant's (ingest counts them): a later one
     is ingest's newer word. Absent on records written before it was kept."""
+    links: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """With sealing on: customer id -> the link tags of its keys (`streams.crypto.links`), what
+    the journey stage matches sealed events against. Left out of the bytes when empty."""
+    dropped_links: tuple[str, ...] = ()
+    """With sealing on: the link tags of `dropped`, in its order (left out when empty)."""
 
     def to_bytes(self) -> bytes:
-        """The record's value on the events topic (without `sequence` when it is absent, as
-        such records were written)."""
-        return orjson.dumps(
-            self.model_dump(exclude={"sequence"} if self.sequence is None else None)
-        )
+        """The record's value on the events topic (without `sequence` when it is absent, nor
+        the link tags without sealing, as such records were written)."""
+        document = self.model_dump()
+        if document["sequence"] is None:
+            del document["sequence"]
+        for name in ("links", "dropped_links"):
+            if not document[name]:
+                del document[name]
+        return orjson.dumps(document)
 
     @classmethod
     def from_bytes(cls, value: bytes) -> RegroupRecord:

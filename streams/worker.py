@@ -99,6 +99,7 @@ class Worker:
             ),
             tick=self._expire if self.retention_days else None,
             tick_interval_s=RETENTION_PASS_S,
+            durable_first=keys.is_ring_key,  # a ring reaches the changelog before its events
         )
         self.journeys = Stage(
             "journeys",

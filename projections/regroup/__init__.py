@@ -20,7 +20,9 @@ from projections.regroup.components import (
 )
 from projections.regroup.split import (
     assign,
+    assign_keys,
     assign_late,
+    assign_late_keys,
     split,
     split_reason,
 )
@@ -29,7 +31,9 @@ __all__ = [
     "Edge",
     "GraphSplit",
     "assign",
+    "assign_keys",
     "assign_late",
+    "assign_late_keys",
     "components",
     "conflicts",
     "decided_form",

@@ -26,11 +26,19 @@ def assign(
 ) -> str:
     """The customer an event belongs to after a split: that of its highest-priority key a
     customer holds (a limit may have left its keys with several)."""
-    for key in by_priority(event, region, priority):
+    return assign_keys(tenant, event.event_id, by_priority(event, region, priority), parts)
+
+
+def assign_keys(
+    tenant: str, event_id: str, ordered: Iterable[str], parts: Mapping[str, frozenset[str]]
+) -> str:
+    """`assign` of an event given its keys, highest priority first (a sealed event's keys are
+    known to the journey stage only through the split's link tags)."""
+    for key in ordered:
         for customer, keys in parts.items():
             if key in keys:
                 return customer
-    return customer_id_for(tenant, [f"event:{event.event_id}"])
+    return customer_id_for(tenant, [f"event:{event_id}"])
 
 
 def by_priority(event: Event, region: str | None, priority: tuple[str, ...]) -> list[str]:
@@ -58,6 +66,19 @@ def assign_late(
     split dropped that an unblock let link again (value -> the customer holding it now).
     """
     ordered = by_priority(event, region, priority)
+    return assign_late_keys(tenant, event.event_id, ordered, customer, parts, dropped, rejoined)
+
+
+def assign_late_keys(
+    tenant: str,
+    event_id: str,
+    ordered: list[str],
+    customer: str,
+    parts: Mapping[str, frozenset[str]],
+    dropped: frozenset[str],
+    rejoined: Mapping[str, str] | None = None,
+) -> str:
+    """`assign_late` of an event given its keys, highest priority first."""
     own = set(ordered)
     for key in ordered:
         for part, keys in sorted(parts.items()):
@@ -68,7 +89,7 @@ def assign_late(
     if forms and forms <= rejoined.keys():
         return rejoined[min(forms)]
     if own and own <= dropped:
-        return customer_id_for(tenant, [f"event:{event.event_id}"])
+        return customer_id_for(tenant, [f"event:{event_id}"])
     return customer
 
 

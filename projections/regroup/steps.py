@@ -73,15 +73,17 @@ def follow(
     number: int,
     region: str | None,
     priority: tuple[str, ...] = PRIORITY,
+    own: list[str] | None = None,
 ) -> tuple[str, int] | None:
     """Where an event that came to `customer` by ingest's word `number` goes: the customer and
     the number of the step that sends it there, or None when it stays.
 
     A split numbered after the word deals it as a split deals a journey (`assign`: the part
     holding its highest-priority key; alone when the split dropped every key it has); a merge
-    after that settle (its number at least the word's) passes it on.
+    after that settle (its number at least the word's) passes it on. `own`: the event's keys,
+    highest priority first, when the caller knows them (a sealed event's, from link tags).
     """
-    own = by_priority(event, region, priority)
+    own = by_priority(event, region, priority) if own is None else own  # given: sealed
     word = number
     for step in steps:
         if step.into is not None:

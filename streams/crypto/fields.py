@@ -35,7 +35,8 @@ PREFIX = "enc:v1:"
 SECTIONS = ("customer", "source", "payload")
 """The blocks whose fields may be encrypted."""
 
-_ENVELOPE = re.compile(r"^enc:v1:(dk_[0-9a-f]{16}):([A-Za-z0-9+/]+={0,2})$")
+_ENVELOPE = re.compile(r"^enc:v1:(dk_[0-9a-f]{16}):([A-Za-z0-9+/]+={0,2})(?::(h:[a-z2-7]{52}))?$")
+"""A sealed value; a linking identifier's carries its link tag last (`link_tag`)."""
 _TEXT, _JSON = b"s", b"j"
 
 
@@ -69,8 +70,13 @@ def encrypt_personal(
     *,
     synthetic_nonces: bool = False,
     aead: AESGCM | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A copy of the event document with every personal value encrypted under the data key.
+
+    `tags`: field path -> link tag (`streams.crypto.links`), written after the ciphertext
+    (`enc:v1:<key id>:<base64>:h:<tag>`) so the journey stage deals events out on a split
+    without opening them.
 
     With `synthetic_nonces`, each nonce is a keyed hash (BLAKE2b, keyed by the data key) of the
     field's context and value instead of random, so the same event sealed twice with the same key gives the
@@ -103,8 +109,18 @@ def encrypt_personal(
             nonce = nonces[number * NONCE_BYTES : (number + 1) * NONCE_BYTES]
         sealed = aead.encrypt(nonce, plain, context)
         encoded = binascii.b2a_base64(nonce + sealed, newline=False).decode()
-        out[section][name] = f"{PREFIX}{key_id}:{encoded}"
+        tag = tags.get(path) if tags else None
+        suffix = f":{tag}" if tag is not None else ""
+        out[section][name] = f"{PREFIX}{key_id}:{encoded}{suffix}"
     return out
+
+
+def link_tag(value: object) -> str | None:
+    """The link tag a sealed value carries (None: clear, or sealed without one)."""
+    if not isinstance(value, str) or not value.startswith(PREFIX):
+        return None
+    match = _ENVELOPE.match(value)
+    return None if match is None else match.group(3)
 
 
 def decrypt_personal(
@@ -132,7 +148,7 @@ def decrypt_personal(
             if match is None:
                 continue
             copy = copy if copy is not None else dict(block)
-            key_id, encoded = match.groups()
+            key_id, encoded, _ = match.groups()
             key = keys.get(key_id)
             if key is None:
                 copy[name] = ERASED

@@ -141,7 +141,7 @@ class KeyProvider(Protocol):
 class LocalKeyProvider:
     """Wraps data keys with AES-256-GCM under a 32-byte master key from the settings."""
 
-    __slots__ = ("_aead", "_id", "_random")
+    __slots__ = ("_aead", "_id", "_master", "_random")
 
     def __init__(self, master_key: bytes, random: Random = os.urandom) -> None:
         if len(master_key) != KEY_BYTES:
@@ -150,6 +150,7 @@ class LocalKeyProvider:
         self._aead = AESGCM(derive(master_key, "journeys wrap v1"))
         self._id = "mk_" + derive(master_key, "journeys master key id v1", 6).hex()
         self._random = random
+        self._master = master_key  # for the tenants' identity secrets (`identity_secret`)
 
     @classmethod
     def from_setting(cls, text: str, random: Random = os.urandom) -> LocalKeyProvider:
@@ -158,6 +159,12 @@ class LocalKeyProvider:
 
     def __repr__(self) -> str:
         return f"LocalKeyProvider({self._id})"
+
+    def identity_secret(self, tenant: str) -> bytes:
+        """The tenant's identity secret (`streams.crypto.hashing.tenant_secret`)."""
+        from streams.crypto.hashing import tenant_secret  # hashing imports this module
+
+        return tenant_secret(self._master, tenant)
 
     @property
     def master_key_id(self) -> str:

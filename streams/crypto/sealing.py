@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from schemas.errors import JourneyLedgerError
 from streams.crypto.fields import PREFIX, SECTIONS, encrypt_personal, is_encrypted
-from streams.crypto.keys import KeyProvider, Random
+from streams.crypto.hashing import identity_hash
+from streams.crypto.keys import KeyProvider, LocalKeyProvider, Random
 from streams.crypto.ring import KeyRing
 from streams.store import keys
 from streams.store.state import BatchState
@@ -68,8 +69,17 @@ class Sealer:
         tenant_paths: Mapping[str, tuple[str, ...]] | None = None,
         random: Random = os.urandom,
         cache_size: int = KEY_CACHE_SIZE,
+        identity_secret: Callable[[str], bytes] | None = None,
     ) -> None:
         self.provider = provider
+        if identity_secret is None and isinstance(provider, LocalKeyProvider):
+            identity_secret = provider.identity_secret
+        self.identity_secret = identity_secret
+        """Tenant -> its identity secret, for link tags (None: events carry no tag)."""
+        self._secrets: dict[str, bytes] = {}
+        self._tags_seen: dict[tuple[str, str], str] = {}
+        """Link tags by tenant and key: a customer's identifiers come again with its events,
+        and a tag (HMAC, then base32) costs about as much as sealing a field."""
         self.tenant_paths: Mapping[str, tuple[str, ...]] = tenant_paths or {}
         self.random = random
         self.cache_size = cache_size
@@ -122,9 +132,13 @@ class Sealer:
         customer_id: str,
         body: bytes,
         absorbed: Iterable[str] = (),
+        links: Mapping[str, str] | None = None,
     ) -> bytes:
         """The event's canonical bytes with every personal value encrypted under the customer's
-        current data key (`enc:v1:...`); the ring is made or merged in the state on the way."""
+        current data key (`enc:v1:...`); the ring is made or merged in the state on the way.
+
+        `links`: field path -> normalised key of the event's linking identifiers; each sealed
+        value of those carries its link tag (`streams.crypto.links`)."""
         document = orjson.loads(body)
         if _SEALED_QUOTED in body:  # rare: one scan of the bytes spares a look at every value
             _refuse_sealed_values(document)
@@ -140,8 +154,33 @@ class Sealer:
             self.tenant_paths.get(tenant, ()),
             synthetic_nonces=True,  # a replayed batch must send the very same bytes again
             aead=aead,
+            tags=self._tags(tenant, links) if links else None,
         )
         return orjson.dumps(sealed)
+
+    def link_tag(self, tenant: str, key: str) -> str:
+        """A normalised identity key's link tag in the tenant (its keyed hash)."""
+        tag = self._tags_seen.get((tenant, key))
+        if tag is not None:
+            return tag
+        secret = self._secrets.get(tenant)
+        if secret is None:
+            assert self.identity_secret is not None  # callers ask `tags_links` first
+            secret = self._secrets[tenant] = self.identity_secret(tenant)
+        if len(self._tags_seen) >= self.cache_size:
+            self._tags_seen.clear()  # rarely reached; cheaper than ordering every hit
+        tag = self._tags_seen[(tenant, key)] = identity_hash(secret, key)
+        return tag
+
+    @property
+    def tags_links(self) -> bool:
+        """Whether sealed identifiers carry link tags (a provider that gives identity secrets)."""
+        return self.identity_secret is not None
+
+    def _tags(self, tenant: str, links: Mapping[str, str]) -> dict[str, str] | None:
+        if self.identity_secret is None:
+            return None
+        return {path: self.link_tag(tenant, key) for path, key in links.items()}
 
     def seal_note(self, ring: KeyRing, tenant: str, event_id: str, value: str) -> str:
         """A value outside an event sealed under the ring's current key (`note_document`)."""

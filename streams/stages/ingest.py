@@ -16,7 +16,7 @@ from dataclasses import replace
 import orjson
 from pydantic import ValidationError
 
-from projections.identifiers import NormalisedId, identity_ids, normalise
+from projections.identifiers import NormalisedId, customer_ids, identity_ids, normalise
 from projections.identity import (
     IdentityChange,
     IdentityPolicy,
@@ -30,9 +30,10 @@ from projections.privacy.retention import activity_day
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, decode_trusted, encode_event
 from schemas.errors import InvalidEventError
-from schemas.events import ERASURE_TYPE, Event
+from schemas.events import DECISION_TYPES, ERASURE_TYPE, Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
 from streams.crypto.keys import WrongMasterKeyError
+from streams.crypto.links import linking_paths, merge_tags, tagged_regroups
 from streams.crypto.sealing import Sealer
 from streams.crypto.suppression import Suppression, count_suppressed
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
@@ -278,8 +279,14 @@ def ingest(
             edge = edge_of(stitch_keys(view, ids), change, blocked)
             decided = decision_writes(event, region)
             emitted = body
+            links = None
+            if sealer is not None and sealer.tags_links:  # what a split deals the event by
+                plain = not blocks and event.type not in DECISION_TYPES  # then `ids` are all
+                links = linking_paths(ids if plain else customer_ids(event.customer, region))
             if sealer is not None:  # after stitching: only now is the customer known
-                emitted = sealer.seal(state, tenant, change.customer_id, body, change.absorbed)
+                emitted = sealer.seal(
+                    state, tenant, change.customer_id, body, change.absorbed, links
+                )
         except WrongMasterKeyError:
             raise  # the deployment's master key is wrong: no record can be processed
         except Exception as exc:  # one record must never stop the stage: it goes aside
@@ -304,10 +311,12 @@ def ingest(
                 out.append(dead_letter(record, failure_reason("settle the limits of", exc), exc))
         if settled is not None:
             change, regroups = settled
-            out.extend(regroups)
+            out.extend(_tagged(regroups, sealer))
             if sealer is not None:  # sealed again for the customer the settle gave the event
                 try:
-                    emitted = sealer.seal(state, tenant, change.customer_id, body, change.absorbed)
+                    emitted = sealer.seal(
+                        state, tenant, change.customer_id, body, change.absorbed, links
+                    )
                 except Exception as exc:  # the graph stands; the event goes aside to be re-sent
                     out.append(dead_letter(record, failure_reason("seal", exc), exc))
                     continue
@@ -324,11 +333,16 @@ def ingest(
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
         for old in change.absorbed:
             identifier = reached.get(old)
+            merge_links = None
             if sealer is not None and identifier is not None:  # an identifier: personal
+                if sealer.tags_links:  # what a split finds the part holding it by
+                    merge_links = merge_tags(sealer, tenant, identifier, region)
                 ring = sealer.ring_for(state, tenant, change.customer_id)
                 identifier = sealer.seal_note(ring, tenant, event.event_id, identifier)
             merge = _merge_record(event, old, change.customer_id, identifier, confirmed)
             merge = merge.model_copy(update={"settled": settle_number(state, tenant)})
+            if merge_links:
+                merge = merge.model_copy(update={"links": merge_links})
             out.append(
                 OutRecord(
                     "events",
@@ -349,7 +363,8 @@ def ingest(
             before = dict(state.changes)
             try:
                 out.extend(resolve_conflicts(state, tenant, event, decided))
-                out.extend(split_on_decision(state, view, tenant, event, region, decided))
+                splits = split_on_decision(state, view, tenant, event, region, decided)
+                out.extend(_tagged(splits, sealer))
                 lifted = (k for k, why in decided if not why)
                 out.extend(merge_back(state, view, tenant, lifted, event, policy))
             except Exception as exc:  # the decision stays recorded; the split is reported
@@ -358,6 +373,13 @@ def ingest(
         if recent is not None and emitted is body:  # a sealed event is read back from its bytes
             recent.remember(body, event)
     return out
+
+
+def _tagged(records: list[OutRecord], sealer: Sealer | None) -> list[OutRecord]:
+    """Regroup records with their parts' link tags when sealed events carry them."""
+    if sealer is None or not sealer.tags_links or not records:
+        return records
+    return tagged_regroups(records, sealer.link_tag)
 
 
 def _merge_record(

@@ -134,6 +134,10 @@ class Stage:
     same_cut: bool = False
     """Whether a batch read again after a crash must end where the first attempt ended (its
     outputs depend on the cut: see `streams.stages.cut`)."""
+    durable_first: Callable[[bytes], bool] | None = None
+    """State keys whose new values go to the changelog and the store before the batch's
+    outputs (ingest's key rings: an output sealed with a ring that a crash then lost would
+    name a key nobody holds). Sent again with the rest of the changes, in the usual order."""
     stats: StageStats = field(default_factory=StageStats)
 
 
@@ -481,6 +485,7 @@ class StageRunner:
         if self.stage.same_cut:
             for partition, offset in offsets.items():
                 self.stage.store.write(partition, {INFLIGHT_KEY: str(offset).encode()})
+        await self._persist_first(done)
         await self.sender.send(
             Outgoing(self._topic(out), out.key, out.value, out.headers)
             for item in done
@@ -496,6 +501,28 @@ class StageRunner:
             partition = item.state.partition
             self.stage.store.write(partition, item.state.changes, ends.get((changelog, partition)))
         return True
+
+    async def _persist_first(self, done: list[_Done]) -> None:
+        """The `durable_first` values the batches wrote, to the changelog then the store (no
+        offset or changelog position moves: a batch read again finds them and reuses them)."""
+        wanted = self.stage.durable_first
+        if wanted is None:
+            return
+        first = {
+            item.state.partition: {k: v for k, v in item.state.changes.items() if wanted(k) and v}
+            for item in done
+        }
+        first = {partition: changes for partition, changes in first.items() if changes}
+        if not first:
+            return
+        changelog = self.stage.changelog_topic
+        await self.sender.send(
+            Outgoing(changelog, key, value, partition=partition)
+            for partition, changes in first.items()
+            for key, value in changes.items()
+        )
+        for partition, changes in first.items():
+            self.stage.store.write(partition, dict(changes))
 
     async def restore(self, partition: int) -> None:
         """Catch the local store up with the partition's changelog."""

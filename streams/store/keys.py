@@ -231,6 +231,11 @@ def ring_key(tenant: str, customer_id: str) -> bytes:
     return _tenant_key(Prefix.RING, tenant, customer_id)
 
 
+def is_ring_key(key: bytes) -> bool:
+    """Whether a state key is a customer's key ring (written before the batch's outputs)."""
+    return key.startswith(Prefix.RING.value)
+
+
 def last_seen_key(tenant: str, customer_id: str) -> bytes:
     """Where the day of a customer's latest event is kept."""
     return _tenant_key(Prefix.LAST_SEEN, tenant, customer_id)

@@ -19,8 +19,10 @@ import orjson
 from projections.journey import Journey
 from schemas.codec import decode_trusted, encode_event
 from schemas.events import Event
+from schemas.outputs import MergeHistory
 from schemas.privacy.personal import personal_paths
 from streams.crypto.fields import ERASED, SECTIONS, is_encrypted
+from streams.store import keys
 from streams.store.keys import CustomerRef
 
 
@@ -58,6 +60,13 @@ def erase_stored(batch: Any, ref: CustomerRef) -> None:
     rules then run over it as over any changed journey (their inputs are clear, so its flags
     stay, and flag messages never quote personal fields).
     """
+    stored = batch.state.get(keys.merges_key(ref))
+    if stored is not None and b'"links"' in stored:  # link tags outlive nothing erased here
+        history = MergeHistory.from_bytes(stored)
+        merges = tuple(m.model_copy(update={"links": None}) for m in history.merges)
+        batch.state.put(
+            keys.merges_key(ref), history.model_copy(update={"merges": merges}).to_bytes()
+        )
     journey = batch.load(ref)
     if journey is None:
         return

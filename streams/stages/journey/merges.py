@@ -96,13 +96,18 @@ def deal_merges(
     kept = merges_of(state, ref)
     state.delete(keys.merges_key(ref))
     owner = {key: part for part, held in regroup.parts.items() for key in held}
+    # with sealing on, a merge's identifier is sealed: its link tags find the part
+    owner.update({tag: part for part, tags in regroup.links.items() for tag in tags})
     dealt: dict[str, list[MergeRecord]] = {}
     for merge in kept:
         if merge.identifier is None:
             continue
-        kind, _, value = merge.identifier.partition(" ")
-        ident = normalise(kind, value, region)
-        spellings = (ident.key, ident.phone.national_key if ident.phone else None)
+        if merge.links is not None:
+            spellings: tuple[str | None, ...] = merge.links
+        else:
+            kind, _, value = merge.identifier.partition(" ")
+            ident = normalise(kind, value, region)
+            spellings = (ident.key, ident.phone.national_key if ident.phone else None)
         part = next((owner[k] for k in spellings if k is not None and k in owner), None)
         if part is not None and part != merge.from_:
             dealt.setdefault(part, []).append(merge)

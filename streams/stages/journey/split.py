@@ -24,7 +24,15 @@ import orjson
 from projections.identifiers import customer_ids
 from projections.identity import PRIORITY, customer_id_for
 from projections.journey import Journey
-from projections.regroup import assign_late, decided_form, split, split_reason
+from projections.regroup import (
+    assign,
+    assign_keys,
+    assign_late,
+    assign_late_keys,
+    decided_form,
+    split,
+    split_reason,
+)
 from projections.regroup.steps import Step, follow, stepped
 from schemas.codec import encode_event
 from schemas.events import Event
@@ -37,6 +45,7 @@ from schemas.outputs import (
     MergeRecord,
     RegroupRecord,
 )
+from streams.crypto.links import keys_by_priority, known_keys
 from streams.kafka.records import OutRecord, customer_key
 from streams.store import keys
 from streams.store.keys import CustomerRef
@@ -60,8 +69,9 @@ def split_document(
     regroup: RegroupRecord, alone: Mapping[str, list[str]], previous: bytes | None = None
 ) -> bytes:
     """What the journey stage keeps of a customer's last split (`keys.split_key`): the parts'
-    keys, the keys dropped, the customers of events it left alone with their keys, and its
-    latest numbered steps (those of the `previous` record, and this split when numbered)."""
+    keys, the keys dropped, the customers of events it left alone with their keys, its
+    latest numbered steps (those of the `previous` record, and this split when numbered), and
+    with sealing on the link tags of the keys those name (`tags`)."""
     steps = _steps(previous)
     if regroup.sequence is not None:
         parts = {part: frozenset(held) for part, held in regroup.parts.items()}
@@ -71,7 +81,11 @@ def split_document(
         "dropped": regroup.dropped,
         "alone": alone,
     }
-    return orjson.dumps(_with_steps(document, steps))
+    tags = dict(_tags(previous))
+    if regroup.links or regroup.dropped_links:
+        tags.update(known_keys(regroup))
+    named = {*regroup.dropped, *(k for held in regroup.parts.values() for k in held)}
+    return orjson.dumps(_with_tags(_with_steps(document, steps), tags, steps, named))
 
 
 def merged_document(previous: bytes | None, into: str, number: int | None) -> bytes | None:
@@ -81,7 +95,9 @@ def merged_document(previous: bytes | None, into: str, number: int | None) -> by
     steps = _steps(previous)
     if number is not None:
         steps = stepped(steps, Step(number, into=into))
-    return orjson.dumps(_with_steps({}, steps)) if steps else None
+    if not steps:
+        return None
+    return orjson.dumps(_with_tags(_with_steps({}, steps), _tags(previous), steps, set()))
 
 
 def _steps(stored: bytes | None) -> list[Step]:
@@ -96,17 +112,42 @@ def _with_steps(document: dict[str, object], steps: list[Step]) -> dict[str, obj
     return document
 
 
+def _tags(stored: bytes | None) -> dict[str, str]:
+    if stored is None:
+        return {}
+    tags: dict[str, str] = orjson.loads(stored).get("tags", {})
+    return tags
+
+
+def _with_tags(
+    document: dict[str, object], tags: Mapping[str, str], steps: list[Step], named: set[str]
+) -> dict[str, object]:
+    """The document with the link tags of the keys it (its steps included) still names: no
+    more than those, so the record stays bounded by its steps."""
+    for step in steps:
+        named.update(step.dropped)
+        for held in step.parts.values():
+            named.update(held)
+    kept = {tag: key for tag, key in tags.items() if key in named}
+    if kept:
+        document["tags"] = kept
+    return document
+
+
 def note_alone(stored: bytes, customer: str, event: Event, region: str | None) -> bytes:
     """The split record with one more event left standing alone (dealt out late), if
     `customer` is that event's own (not a customer an unblock merged it into)."""
     if customer != customer_id_for(event.tenant, [f"event:{event.event_id}"]):
         return stored
     document = orjson.loads(stored)
-    document.setdefault("alone", {})[customer] = _own_keys(event, region)
+    document.setdefault("alone", {})[customer] = _own_keys(event, region, document.get("tags"))
     return orjson.dumps(document)
 
 
-def _own_keys(event: Event, region: str | None) -> list[str]:
+def _own_keys(event: Event, region: str | None, known: Mapping[str, str] | None) -> list[str]:
+    sealed = keys_by_priority(event.customer, known or {}, PRIORITY)
+    if sealed is not None:  # as far as the split's link tags tell them
+        return sorted(sealed)
     return sorted(i.key for i in customer_ids(event.customer, region) if i.unusable is None)
 
 
@@ -207,7 +248,11 @@ def deal_out(
     """Deal a journey out to the customers of a split (`projections.regroup.split`), each
     event to the customer of its highest-priority identifier in the tenant's `priority`."""
     parts = {customer: frozenset(held) for customer, held in regroup.parts.items()}
-    pieces = split(journey, parts, region, priority)
+    known = known_keys(regroup) if regroup.links or regroup.dropped_links else None
+    if known is not None:
+        pieces = _split_sealed(journey, parts, known, region, priority)
+    else:
+        pieces = split(journey, parts, region, priority)
     origin = f"{journey.customer_id}/{generation_of(regroup)}"
     kept = Journey(journey.tenant, journey.customer_id)
     moved: list[OutRecord] = []
@@ -217,7 +262,7 @@ def deal_out(
             kept = piece
             continue
         if piece.customer_id not in parts:
-            alone[piece.customer_id] = _own_keys(piece.events[0], region)
+            alone[piece.customer_id] = _own_keys(piece.events[0], region, known)
         target = (journey.tenant, piece.customer_id)
         moved.extend(
             moved_record(target, e, raw_of.get(e.event_id), origin, regroup.sequence)
@@ -227,6 +272,30 @@ def deal_out(
     encoded = b"[" + b",".join(raws) + b"]" if raws else None
     reason = split_reason(regroup.reason, journey.customer_id, (p.customer_id for p in pieces))
     return Dealt(kept, encoded, moved, reason, alone)
+
+
+def _split_sealed(
+    journey: Journey,
+    parts: Mapping[str, frozenset[str]],
+    known: Mapping[str, str],
+    region: str | None,
+    priority: tuple[str, ...],
+) -> tuple[Journey, ...]:
+    """`projections.regroup.split` of a journey whose events hold their identifiers sealed:
+    each event's keys are read from its link tags through the split's (`known`), never opened;
+    an event held in clear is read as always."""
+    dealt: dict[str, list[Event]] = {}
+    for event in journey.events:
+        ordered = keys_by_priority(event.customer, known, priority)
+        if ordered is None:
+            target = assign(journey.tenant, event, parts, region, priority)
+        else:
+            target = assign_keys(journey.tenant, event.event_id, ordered, parts)
+        dealt.setdefault(target, []).append(event)
+    return tuple(
+        Journey(journey.tenant, customer, tuple(events))
+        for customer, events in sorted(dealt.items())
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,17 +336,26 @@ def deal_on(
     if stored is None:
         return None
     document = orjson.loads(stored)
+    # a sealed event's keys, as far as the splits' link tags tell them (None: held in clear)
+    sealed = keys_by_priority(event.customer, document.get("tags") or {}, came.priority)
     found: tuple[str, int | None] | None
     if came.number is not None:
         steps = _steps(stored)
-        found = follow(ref[0], event, ref[1], steps, came.number, came.region, came.priority)
+        found = follow(
+            ref[0], event, ref[1], steps, came.number, came.region, came.priority, sealed
+        )
     elif came.passed_by is not None and came.passed_by != generation and "parts" in document:
         parts = {part: frozenset(held) for part, held in document["parts"].items()}
         dropped = frozenset(document["dropped"])
         rejoined = document.get("rejoined", {})
-        target = assign_late(
-            ref[0], event, ref[1], parts, dropped, came.region, rejoined, came.priority
-        )
+        if sealed is not None:
+            target = assign_late_keys(
+                ref[0], event.event_id, sealed, ref[1], parts, dropped, rejoined
+            )
+        else:
+            target = assign_late(
+                ref[0], event, ref[1], parts, dropped, came.region, rejoined, came.priority
+            )
         latest = _steps(stored)
         found = (target, latest[-1].number if latest else None)
     else:

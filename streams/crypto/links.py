@@ -1,0 +1,98 @@
+"""Link tags: how a split deals sealed events out without opening them (README, "Privacy").
+
+With sealing on, the journey stage holds every identifier sealed, yet a split (a person's block,
+or a settle by the limits) deals a journey's events out to customers by each event's
+highest-priority identifier. So ingest, when it seals an event, writes each linking
+identifier's keyed hash (`streams.crypto.hashing.identity_hash` of its normalised key under the
+tenant's secret) after the ciphertext, and gives each `regroup` record the same hashes of
+every part's keys (`links`). The journey stage matches the one against the other: it never
+sees a clear identifier and never decrypts. The tags are the keys a hashed identity graph
+would hold, so they are not a second scheme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from projections.identifiers import NormalisedId, normalise
+from schemas.envelope import IDENTIFIER_KINDS, Customer
+from schemas.outputs import HEADER_KIND, KIND_REGROUP, RegroupRecord
+from streams.crypto.fields import link_tag
+from streams.crypto.sealing import Sealer
+from streams.kafka.records import OutRecord
+
+Tagger = Callable[[str, str], str]
+"""(tenant, normalised identity key) -> its link tag."""
+
+
+def linking_paths(ids: Iterable[NormalisedId]) -> dict[str, str]:
+    """Field path (`customer.<kind>`) -> normalised key, of an event's usable identifiers."""
+    return {
+        f"customer.{ident.kind}": ident.key
+        for ident in ids
+        if ident.unusable is None and ident.kind in IDENTIFIER_KINDS
+    }
+
+
+def tagged_regroups(records: Iterable[OutRecord], tag: Tagger) -> list[OutRecord]:
+    """The records, each `regroup` record with the link tags of its parts' keys (`links`); the
+    records of one split keep sharing the same bytes (their generation is read from them)."""
+    done: dict[bytes, bytes] = {}
+    out = []
+    for record in records:
+        value = record.value
+        if value is None or dict(record.headers).get(HEADER_KIND) != KIND_REGROUP:
+            out.append(record)
+            continue
+        if value not in done:
+            regroup = RegroupRecord.from_bytes(value)
+            links = {
+                part: tuple(tag(regroup.tenant, key) for key in held)
+                for part, held in regroup.parts.items()
+            }
+            dropped = tuple(tag(regroup.tenant, key) for key in regroup.dropped)
+            tagged = regroup.model_copy(update={"links": links, "dropped_links": dropped})
+            done[value] = tagged.to_bytes()
+        out.append(OutRecord(record.destination, record.key, done[value], record.headers))
+    return out
+
+
+def merge_tags(sealer: Sealer, tenant: str, identifier: str, region: str | None) -> tuple[str, ...]:
+    """The link tags of a merge's identifier (`kind value`): of its key, and of its national
+    spelling for a phone (`deal_merges` looks for either)."""
+    kind, _, value = identifier.partition(" ")
+    ident = normalise(kind, value, region)
+    spellings = (ident.key, ident.phone.national_key if ident.phone else None)
+    return tuple(sealer.link_tag(tenant, key) for key in spellings if key is not None)
+
+
+def tags_by_priority(customer: Customer, priority: tuple[str, ...]) -> list[str] | None:
+    """The link tags a sealed event's identifiers carry, highest priority first (the order
+    `projections.regroup.assign` reads clear keys in); None when it carries none."""
+    rank = {kind: n for n, kind in enumerate(priority)}
+    found = []
+    for kind in IDENTIFIER_KINDS:
+        tag = link_tag(getattr(customer, kind))
+        if tag is not None:
+            # a key starts with its kind: kinds the priority leaves out sort as their keys do
+            found.append((rank.get(kind, len(rank)), kind, tag))
+    return [tag for _, _, tag in sorted(found)] if found else None
+
+
+def known_keys(regroup: RegroupRecord) -> dict[str, str]:
+    """Link tag -> the key it stands for, of the keys a split names (its parts' and those it
+    dropped): how the journey stage reads a sealed event's keys against the split."""
+    known = dict(zip(regroup.dropped_links, regroup.dropped, strict=False))
+    for part, held in regroup.parts.items():
+        known.update(zip(regroup.links.get(part, ()), held, strict=False))
+    return known
+
+
+def keys_by_priority(
+    customer: Customer, known: Mapping[str, str], priority: tuple[str, ...]
+) -> list[str] | None:
+    """A sealed event's keys, highest priority first, as far as `known` tells them (a tag the
+    split does not name stays a tag: it matches no part and is no dropped key); None when the
+    event carries no tag (held in clear, or sealed before tags)."""
+    tags = tags_by_priority(customer, priority)
+    return None if tags is None else [known.get(tag, tag) for tag in tags]
