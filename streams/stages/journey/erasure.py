@@ -21,6 +21,7 @@ from schemas.codec import decode_trusted, encode_event
 from schemas.events import Event
 from schemas.privacy.personal import personal_paths
 from streams.crypto.fields import ERASED, SECTIONS, is_encrypted
+from streams.store import keys
 from streams.store.keys import CustomerRef
 
 
@@ -52,12 +53,16 @@ def erased_journey(journey: Journey) -> Journey:
 
 
 def erase_stored(batch: Any, ref: CustomerRef) -> None:
-    """Rewrite a customer's journey in a `JourneyBatch` (streams.stages.journey.stage) erased.
+    """Rewrite a customer's journey in a `JourneyBatch` (streams.stages.journey.stage) erased,
+    and delete its split record.
 
     Stored at once, as a split's part is, so that later events of the batch append to it; the
     rules then run over it as over any changed journey (their inputs are clear, so its flags
     stay, and flag messages never quote personal fields).
     """
+    # Its last split and steps (`x/`) name its parts' identifier keys: they go too (late events
+    # forwarded to it stay with it, as those arriving after the erasure do).
+    batch.state.delete(keys.split_key(ref))
     journey = batch.load(ref)
     if journey is None:
         return
