@@ -212,7 +212,9 @@ def carry_over_limit(
                 state.delete(marker)
     if over:
         for customer in after:
-            state.put(keys.over_limit_key(tenant, customer), b"")
+            marker = keys.over_limit_key(tenant, customer)
+            if state.get(marker) is None:  # most events of such a component: marked already
+                state.put(marker, b"")
 
 
 def settle_number(state: BatchState, tenant: str) -> int:
@@ -474,6 +476,7 @@ def merge_back(
             exempt = lambda key: current_decision(state, tenant, decided_form(key))[1]  # noqa: E731
             parts = settle(tenant, every, policy, refused, exempt).parts
         owner = {key: part for part, keys_ in parts.items() for key in keys_}
+        over = policy is not None and over_limits(policy, (k for e in every for k in e))
         into = next((owner[k] for k in sorted(owner) if decided_form(k) == value), None)
         if into is not None:
             # Customers split on the value first hear it links again (before they merge).
@@ -497,7 +500,6 @@ def merge_back(
             for customer in customers:
                 for edge in held[customer]:
                     _put_edge(state, tenant, part, edge)
-            over = policy is not None and over_limits(policy, parts[part])
             carry_over_limit(state, tenant, customers, [part], over)
             out.extend(
                 OutRecord(

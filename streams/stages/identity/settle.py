@@ -287,7 +287,9 @@ def over_limit(
         for customer in (change.customer_id, *change.absorbed)
     ):
         return True
-    if change.changed and over_limits(policy, change.members):
+    if not change.changed:
+        return False  # keys all its customer's already: none new, nothing held from it
+    if over_limits(policy, change.members):
         return True
     return any(
         state.any_under(keys.held_at_prefix(tenant, ident.key))
