@@ -40,6 +40,7 @@ from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter
 from streams.stages.identity.activity import note_activity
 from streams.stages.identity.erasure import erase_customer
 from streams.stages.identity.regrouping import (
+    carry_over_limit,
     confirmed_text,
     current_decision,
     edge_of,
@@ -53,7 +54,7 @@ from streams.stages.identity.regrouping import (
     settle_number,
     split_on_decision,
 )
-from streams.stages.identity.settle import settle_live
+from streams.stages.identity.settle import over_limit, settle_live, settles_again
 from streams.stages.recent import RecentEvents
 from streams.stages.validate import MAX_EVENT_BYTES, refusal
 from streams.store import keys
@@ -302,10 +303,21 @@ def ingest(
             if state.get(tenant_key) is None:
                 state.put(tenant_key, b"")  # the tenants this partition holds, for the directory
         settled = None
-        if change.limited:  # a limit is reached: settle the customers reached, in order
+        over = change.limited
+        try:  # reads only: is the event in a component over a limit
+            over = over or over_limit(state, view, tenant, change, ids, policy)
+        except Exception as exc:  # linked as found instead; reported
+            out.append(dead_letter(record, failure_reason("settle the limits of", exc), exc))
+        if over:
+            # A limit is reached, or the event is in a component over one (then it settles
+            # when the pure fold would): settle the customers reached, in order.
             before = dict(state.changes)
             try:
-                settled = settle_live(state, view, event, ids, policy, blocked)
+                reach = None
+                if not change.limited:
+                    reach = settles_again(state, view, event, ids, policy, blocked)
+                if change.limited or reach is not None:
+                    settled = settle_live(state, view, event, ids, policy, blocked, reach)
             except Exception as exc:  # held as found instead; reported
                 state.changes = before
                 out.append(dead_letter(record, failure_reason("settle the limits of", exc), exc))
@@ -326,6 +338,8 @@ def ingest(
         try:
             if settled is None:
                 keep_edges(state, tenant, change, edge, blocked)
+                if over:  # linked as it was: the marker follows the customer
+                    carry_over_limit(state, tenant, change.absorbed, [change.customer_id], True)
             out.extend(move_conflicts(state, tenant, change.customer_id, change.absorbed))
             keep_held(state, tenant, change, ids)
             out.extend(open_conflicts(state, tenant, change, event, region))

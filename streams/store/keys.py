@@ -26,6 +26,8 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``he/<tenant>/<identifier key>/<customer id>`` -> nothing: the customer keeps an edge with
   the identifier that it does not hold (a limit held the link): a settle reaching the
   customer holding the identifier reaches this one too,
+- ``ov/<tenant>/<customer id>`` -> nothing: the customer is part of a component over a limit
+  (a settle wrote it): its events ask whether the pure fold settles them,
 - ``kc/<tenant>/<customer id>/<blocked key>`` -> nothing: a conflict flag on the value is open
   on the customer (a merge moves it to the customer it merged into, as the pure fold does),
 - ``g/<tenant>`` -> the number of the tenant's latest settle or split (each `regroup` record
@@ -79,6 +81,7 @@ class Prefix(bytes, Enum):
     CUSTOMER_CONFLICTS = b"kc/"
     HELD = b"hh/"
     HELD_AT = b"he/"
+    OVER_LIMIT = b"ov/"
     REFUSED = b"r/"
     JOURNEY = b"j/"
     JOURNEY_INDEX = b"jh/"
@@ -189,6 +192,11 @@ def held_at_key(tenant: str, key: str, customer_id: str) -> bytes:
 def held_at_prefix(tenant: str, key: str) -> bytes:
     """The prefix of the markers of every customer keeping an edge with an identifier."""
     return _tenant_key(Prefix.HELD_AT, tenant, f"{key}/")
+
+
+def over_limit_key(tenant: str, customer_id: str) -> bytes:
+    """The marker of a customer that is part of a component over a limit."""
+    return _tenant_key(Prefix.OVER_LIMIT, tenant, customer_id)
 
 
 def held_edges_prefix(tenant: str) -> bytes:

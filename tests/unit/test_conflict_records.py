@@ -139,11 +139,14 @@ def test_move_and_resolve_see_conflicts_opened_in_the_same_batch(tmp_path: Path)
     one_by_one = LocalStore(tmp_path / "apart")
     expected = _ingest(one_by_one, lines, batch=1)
     one_by_one.close()
-    # opened, withdrawn and opened on the customer merged into, then resolved on both
+    # opened; the merging event settles (it comes before the value's holder): withdrawn on
+    # both and opened on the customers the pure fold names; then resolved on both
     assert [c for c, *_ in expected] == [
         "opened",
         "opened",
         "withdrawn",
+        "withdrawn",
+        "opened",
         "opened",
         "resolved",
         "resolved",

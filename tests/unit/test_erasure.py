@@ -36,6 +36,7 @@ from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from streams.topics import ledger_topics
 from tests.factories import raw
+from tests.unit.test_identity_rules import _decision
 from tests.unit.test_properties import Scenario, scenarios
 from tests.unit.test_stages import NOW, PARTITIONS, Pipeline, partition_of
 
@@ -364,3 +365,39 @@ def test_journeys_check_lets_an_erasure_join_no_journey() -> None:
     assert [j.customer_id for j in report.journeys] == [
         customer_id_for("acme", ["email:sam@example.com"])
     ]
+
+
+def _journey_state_of(pipeline: Pipeline, customer: str) -> dict[bytes, bytes]:
+    """Every journey-stage record kept under the customer (journey, flags, split, steps...)."""
+    mark = f"/acme/{customer}".encode()
+    return {
+        key: value
+        for partition in range(PARTITIONS)
+        for key, value in pipeline.journeys.items(partition)
+        if mark in key
+    }
+
+
+def test_erasing_a_split_customer_deletes_its_split_record(tmp_path: Path) -> None:
+    """The journey stage's split record (`x/`: the parts' identifier keys and steps) goes with
+    the customer: no journey-stage record under it quotes its identifiers any more."""
+    phone = "+44 113 496 0000"
+    ann_line = raw("form.submitted", {"form": "a"}, customer={"email": "ann@x.org", "phone": phone})
+    bo_line = raw("form.submitted", {"form": "b"}, customer={"email": "bo@x.org", "phone": phone})
+    block = orjson.loads(_decision("identity.blocked", "dec-1", "2024-03-09T12:00:00Z", phone))
+    lines = [orjson.dumps(ann_line), orjson.dumps(bo_line), orjson.dumps(block)]
+    pipeline = _run(tmp_path, lines, _sealer())
+    assert not pipeline.dead
+    ann = _customer(pipeline, "ann@x.org")
+    assert ann != _customer(pipeline, "bo@x.org")  # split by the block
+    before = _journey_state_of(pipeline, ann)
+    split = [value for key, value in before.items() if key.startswith(keys.Prefix.SPLIT.value)]
+    assert split
+    assert all(b"ann@x.org" in value for value in split)  # what must go
+    pipeline.append("touchpoints", b"acme", _erasure(ann))
+    pipeline.drain()
+    assert not pipeline.dead
+    after = _journey_state_of(pipeline, ann)
+    assert after  # the erased skeleton stays
+    assert not [key for key in after if key.startswith(keys.Prefix.SPLIT.value)]
+    assert all(b"ann@x.org" not in value for value in after.values())

@@ -326,23 +326,20 @@ def test_a_conflict_follows_the_customer_its_customer_merges_into_as_in_the_pure
     pipeline.drain()
     report = check_lines(CONFLICT_THEN_MERGE, limited, NOW)
     pure = {(j.customer_id, f.rule): f.status for j in report.journeys for f in j.flags}
-    held = {
-        f.flag_id for f in pipeline.flags if f.flag.to_document().get("rule") == IDENTITY_CONFLICT
+    held = [f for f in pipeline.flags if f.flag.to_document().get("rule") == IDENTITY_CONFLICT]
+    # The merging event is in a component over a limit and comes before the holder of the
+    # shared value: it settles (as the pure fold does), renaming the conflict as the pure fold
+    # names it, flag ids too.
+    assert _standing_status(pipeline) == {
+        f"{j.customer_id}/{f.flag_id}": f.status for j in report.journeys for f in j.flags
     }
-    assert len(held) == 1  # one held link, named on both customers
-    # Live, a conflict's id names the customers as they stood when the link was held; the pure
-    # fold's names the settled ones (README: what identity does not do yet): compared by rule.
-    rule_of = {f.flag_id: f.flag.to_document().get("rule") for f in pipeline.flags}
-    live = {
-        (ref.split("/")[0], rule_of[ref.split("/")[1]]): status
-        for ref, status in _standing_status(pipeline).items()
-    }
-    assert live == pure
-    changes = [
-        (f.change, f.customer_id, f.merged_into) for f in pipeline.flags if f.flag_id in held
-    ]
+    first = {f.flag_id for f in held[:2]}
+    assert [f.change for f in held[:2]] == ["opened"] * 2  # one held link, named on both
+    changes = [(f.change, f.customer_id, f.merged_into) for f in held]
     dave, survivor = changes[0][1], changes[-1][1]
-    assert changes[2:] == [("withdrawn", dave, survivor), ("opened", survivor, None)]
+    gone = [f for f in pipeline.flags if f.flag_id in first and f.change == "withdrawn"]
+    assert {f.customer_id for f in gone} == {f.customer_id for f in held[:2]}
+    assert ("opened", survivor, None) in changes[2:]
     assert (survivor, IDENTITY_CONFLICT) in pure
     assert dave not in {customer for customer, _ in pure}  # Dave's customer merged away
     # The decision resolves it where it now is, on both customers and nowhere else.
@@ -770,3 +767,79 @@ def test_batch_state_reads_see_the_batch_s_writes_after_a_read_was_kept(tmp_path
     assert state.get(b"i/acme/email:a") is None
     assert state.get(b"i/acme/email:b") == b"cus_2"
     store.close()
+
+
+# --- a conflict follows a person's split ----------------------------------------------------
+
+SPLIT_UNDER_CONFLICT = [
+    _line(
+        "s-1",
+        "form.submitted",
+        "2024-03-09T10:00:00Z",
+        {"customer_ref": "R-1", "order_id": "O-1"},
+        form="a",
+    ),
+    _line(
+        "s-2",
+        "form.submitted",
+        "2024-03-09T10:10:00Z",
+        {"email": "carol@example.com", "phone": "+44 7700 900123", "order_id": "O-1"},
+        form="a",
+    ),
+    _line(
+        "s-3",
+        "form.submitted",
+        "2024-03-09T10:20:00Z",
+        {"email": "bob@example.com", "phone": "+44 7700 900123"},
+        form="a",
+    ),
+]
+"""Carol's order joins her to R-1's customer; Bob's e-mail is held from Carol's phone (one
+e-mail a customer): the conflict names R-1's customer. A block of the order splits Carol off."""
+
+BLOCK_ORDER = orjson.dumps(
+    {
+        "event_id": "dec-o",
+        "type": "identity.blocked",
+        "occurred_at": "2024-03-09T12:00:00Z",
+        "tenant": "acme",
+        "source": {"system": "journeys-cli", "actor": "r.khan"},
+        "customer": {"order_id": "O-1"},
+        "payload": {"reason": "a shared order number", "decided_by": "r.khan"},
+    }
+)
+
+
+@pytest.mark.parametrize("each", [True, False])
+def test_a_conflict_follows_the_part_holding_its_value_through_a_person_s_split(
+    tmp_path: Path, each: bool
+) -> None:
+    limited = _settings({"limits": {"email": 1}})
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = limited
+    for line in SPLIT_UNDER_CONFLICT:
+        pipeline.append("touchpoints", b"acme", line)
+        if each:
+            pipeline.drain()
+    pipeline.drain()
+    opened = {f.customer_id for f in pipeline.flags if f.change == "opened"}
+    assert len(opened) == 2  # R-1's customer (with Carol) and Bob's
+    pipeline.append("touchpoints", b"acme", BLOCK_ORDER)
+    pipeline.drain()
+    lines = [*SPLIT_UNDER_CONFLICT, BLOCK_ORDER]
+    report = check_lines(lines, limited, NOW)
+    pure = {
+        f"{j.customer_id}/{f.flag_id}": f.status
+        for j in report.journeys
+        for f in j.flags
+        if f.rule == IDENTITY_CONFLICT
+    }
+    assert len(pure) == 2  # Carol's customer and Bob's, no longer R-1's
+    live = {ref: s for ref, s in _standing_status(pipeline).items() if _is_conflict(pipeline, ref)}
+    assert live == pure
+    assert pipeline.dead == []
+
+
+def _is_conflict(pipeline: Pipeline, ref: str) -> bool:
+    rules = {f.flag_id: f.flag.to_document().get("rule") for f in pipeline.flags}
+    return rules.get(ref.split("/")[1]) == IDENTITY_CONFLICT

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import orjson
 
@@ -53,7 +52,7 @@ from projections.regroup import (
     edge_digest,
     split_graph,
 )
-from projections.regroup.limits import settle
+from projections.regroup.limits import over_limits, settle
 from schemas.events import Event
 from schemas.outputs import (
     HEADER_CUSTOMER_ID,
@@ -61,12 +60,15 @@ from schemas.outputs import (
     KIND_MERGE,
     KIND_REGROUP,
     KIND_REJOIN,
-    FlagChange,
     MergeRecord,
     RegroupRecord,
     RejoinRecord,
 )
 from streams.kafka.records import OutRecord, customer_key
+from streams.stages.identity.conflict_records import conflict_number as _conflict_number
+from streams.stages.identity.conflict_records import conflicts_under as _conflicts_under
+from streams.stages.identity.conflict_records import flag_record as _flag_record
+from streams.stages.identity.conflict_records import follow_split
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -195,6 +197,26 @@ def keep_edges(
         _put_edge(state, tenant, change.customer_id, edge, refused, key)
 
 
+def carry_over_limit(
+    state: BatchState, tenant: str, before: Iterable[str], after: Iterable[str], over: bool = False
+) -> None:
+    """Mark the customers `after` as part of a component over a limit (`ov/`) when one of the
+    customers `before` was (or `over`), the markers of those `before` gone: their events ask
+    whether the pure fold settles them (`streams.stages.identity.settle.over_limit`)."""
+    before, after = list(before), list(after)
+    for customer in before:
+        marker = keys.over_limit_key(tenant, customer)
+        if state.get(marker) is not None:
+            over = True
+            if customer not in after:
+                state.delete(marker)
+    if over:
+        for customer in after:
+            marker = keys.over_limit_key(tenant, customer)
+            if state.get(marker) is None:  # most events of such a component: marked already
+                state.put(marker, b"")
+
+
 def settle_number(state: BatchState, tenant: str) -> int:
     """The number of the tenant's latest settle or split (0: none yet); a merge record carries
     it, so the journey stage tells a settle since the merge from one before it."""
@@ -260,6 +282,8 @@ def split_on_decision(
                 state.put(keys.identifier_key(tenant, kept), part.encode())
             for edge in found.edges[part]:
                 _put_edge(state, tenant, part, edge)
+        carry_over_limit(state, tenant, [customer], parts)
+        out.extend(follow_split(state, tenant, customer, parts, found.edges, reason))
         record = RegroupRecord(
             tenant=tenant,
             customer=customer,
@@ -284,10 +308,6 @@ def split_on_decision(
     return out
 
 
-def _flag_record(change: FlagChange) -> OutRecord:
-    return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
-
-
 def open_conflicts(
     state: BatchState, tenant: str, change: IdentityChange, event: Event, region: str | None
 ) -> list[OutRecord]:
@@ -303,35 +323,6 @@ def open_conflicts(
         state.put(keys.customer_conflict_key(tenant, customer, key), b"")
         out.append(_flag_record(flag_changed(tenant, customer, flag, "opened")))
     return out
-
-
-def _conflict_number(state: BatchState, tenant: str, value: str) -> int | None:
-    """The value's next conflict number (None: no conflict on it), once a list an earlier
-    version kept under the value is moved to a record per flag (numbered in its order)."""
-    stored = keys.conflicts_key(tenant, value)
-    raw = state.get(stored)
-    if raw is None or not raw.startswith(b"["):
-        return None if raw is None else int(raw)
-    kept: list[dict[str, object]] = orjson.loads(raw)
-    for number, document in enumerate(kept):
-        customer, flag_id = str(document["customer"]), str(document["flag_id"])
-        moved = orjson.dumps({**document, "n": number})
-        state.put(keys.conflict_key(tenant, value, customer, flag_id), moved)
-    state.put(stored, str(len(kept)).encode())
-    return len(kept)
-
-
-def _conflicts_under(
-    state: BatchState, prefix: bytes, depth: int
-) -> list[tuple[bytes, dict[str, Any]]]:
-    """The conflict flags kept under a prefix, in the order they were opened; `depth` is the
-    number of `/` after the prefix in their keys (a longer value's records share the prefix)."""
-    found = [
-        (key, orjson.loads(raw))
-        for key, raw in state.items(prefix, deep=depth > 0)
-        if raw.startswith(b"{") and key.count(b"/", len(prefix)) == depth
-    ]
-    return sorted(found, key=lambda entry: int(entry[1]["n"]))
 
 
 def forget_conflicts(state: BatchState, tenant: str, customer: str) -> None:
@@ -485,6 +476,7 @@ def merge_back(
             exempt = lambda key: current_decision(state, tenant, decided_form(key))[1]  # noqa: E731
             parts = settle(tenant, every, policy, refused, exempt).parts
         owner = {key: part for part, keys_ in parts.items() for key in keys_}
+        over = policy is not None and over_limits(policy, (k for e in every for k in e))
         into = next((owner[k] for k in sorted(owner) if decided_form(k) == value), None)
         if into is not None:
             # Customers split on the value first hear it links again (before they merge).
@@ -508,6 +500,7 @@ def merge_back(
             for customer in customers:
                 for edge in held[customer]:
                     _put_edge(state, tenant, part, edge)
+            carry_over_limit(state, tenant, customers, [part], over)
             out.extend(
                 OutRecord(
                     "events",

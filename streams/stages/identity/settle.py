@@ -27,12 +27,13 @@ from projections.identity import (
     stitch_keys,
 )
 from projections.regroup import Edge, decided_form
-from projections.regroup.limits import Settled, home, owners, settle
+from projections.regroup.limits import Settled, Settlement, home, over_limits, owners, settle
 from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_REGROUP, RegroupRecord
 from streams.kafka.records import OutRecord, customer_key
 from streams.stages.identity.regrouping import (
     _put_edge,
+    carry_over_limit,
     current_decision,
     edges,
     next_settle,
@@ -46,20 +47,19 @@ MAX_SETTLED = 64
 value shared that widely wants a person's block), so an event's cost stays bounded."""
 
 
-def settle_live(
+Reached = tuple[Edge, list[str], list[Edge]]
+"""An event's edge, the customers its settle reaches and their edges."""
+
+
+def reach_event(
     state: BatchState,
     view: IdentityView,
     event: Event,
     ids: list[NormalisedId],
-    policy: IdentityPolicy,
     blocked: frozenset[str],
-) -> tuple[IdentityChange, list[OutRecord]] | None:
-    """Settle the customers an event whose link pushes a limit reaches; the event's customer
-    (with the links held as conflicts) and the records to send before the event, or None when
-    they cannot be settled here (a customer without edges, or too many): hold as found.
-
-    `blocked`: the event's keys a person's block refuses (kept in its edge, as always).
-    """
+) -> Reached | None:
+    """The event's edge and the customers (and their edges) a settle of it reaches; None when
+    they cannot be settled here (a customer without edges, or too many)."""
     tenant = event.tenant
     stitched = stitch_keys(view, ids)
     # Its own keys, as the pure fold's edge (a spelling it stitched to is joined by `settle`).
@@ -67,7 +67,34 @@ def settle_live(
     reached = _reach(state, view, tenant, stitched)
     if reached is None:
         return None
-    gathered, found = reached
+    return edge, *reached
+
+
+def settles_again(
+    state: BatchState,
+    view: IdentityView,
+    event: Event,
+    ids: list[NormalisedId],
+    policy: IdentityPolicy,
+    blocked: frozenset[str],
+) -> Reached | None:
+    """What a settle of an event that links within the limits reaches, when the pure fold's
+    criterion settles it (`Settlement.add` cannot take its edge alone: it comes before the
+    holder of a shared value, joins customers, ...); None when the link stands as linked."""
+    reached = reach_event(state, view, event, ids, blocked)
+    if reached is None:
+        return None
+    edge, _, found = reached
+    refused, exempt = _decisions(state, event.tenant)
+    settlement = Settlement(event.tenant, found, policy, refused, exempt)
+    added = settlement.add(edge)
+    return reached if added is None or added.customer is not None else None
+
+
+def _decisions(
+    state: BatchState, tenant: str
+) -> tuple[Callable[[str], bool], Callable[[str], bool]]:
+    """Which keys a person's block refuses, and which a person confirmed (past the limits)."""
 
     def refused(key: str) -> bool:
         return current_decision(state, tenant, decided_form(key))[0] is not None
@@ -75,6 +102,32 @@ def settle_live(
     def exempt(key: str) -> bool:
         return current_decision(state, tenant, decided_form(key))[1]
 
+    return refused, exempt
+
+
+def settle_live(
+    state: BatchState,
+    view: IdentityView,
+    event: Event,
+    ids: list[NormalisedId],
+    policy: IdentityPolicy,
+    blocked: frozenset[str],
+    reached: Reached | None = None,
+) -> tuple[IdentityChange, list[OutRecord]] | None:
+    """Settle the customers an event whose link pushes a limit reaches; the event's customer
+    (with the links held as conflicts) and the records to send before the event, or None when
+    they cannot be settled here (a customer without edges, or too many): hold as found.
+
+    `blocked`: the event's keys a person's block refuses (kept in its edge, as always);
+    `reached`: what `settles_again` read already.
+    """
+    tenant = event.tenant
+    if reached is None:
+        reached = reach_event(state, view, event, ids, blocked)
+    if reached is None:
+        return None
+    edge, gathered, found = reached
+    refused, exempt = _decisions(state, tenant)
     settled = settle(tenant, [*found, edge], policy, refused, exempt)
     owner = owners(settled.parts)
     mine = home(edge, owner, policy)
@@ -160,6 +213,7 @@ def _write(
         state.put(keys.members_key(tenant, part), orjson.dumps(sorted(members)))
         for key in members:
             state.put(keys.identifier_key(tenant, key), part.encode())
+    carry_over_limit(state, tenant, before, settled.parts, over=True)
     owner = owners(settled.parts)
     for edge in set(found):
         linking = [key for key in edge if not refused(key)]
@@ -209,3 +263,36 @@ def _regroup(
         )
         for target in [customer, *(part for part in parts if part not in before)]
     ]
+
+
+def over_limit(
+    state: BatchState,
+    view: IdentityView,
+    tenant: str,
+    change: IdentityChange,
+    ids: list[NormalisedId],
+    policy: IdentityPolicy,
+) -> bool:
+    """Whether an event linking within the limits (`change`, not applied yet) touches a
+    component over a limit: a customer it reaches is marked so (`ov/`, written by settles), its
+    customer now holds more than a limit (through one event's own keys), or a key it brings
+    that no customer holds is kept, held, in another customer's edge (`he/`).
+
+    An ordinary event pays a point read per customer it reaches, and one read per key only
+    for keys new to the graph."""
+    if not policy.limits:
+        return False
+    if any(
+        state.get(keys.over_limit_key(tenant, customer)) is not None
+        for customer in (change.customer_id, *change.absorbed)
+    ):
+        return True
+    if not change.changed:
+        return False  # keys all its customer's already: none new, nothing held from it
+    if over_limits(policy, change.members):
+        return True
+    return any(
+        state.any_under(keys.held_at_prefix(tenant, ident.key))
+        for ident in ids
+        if ident.kind != "event" and view.customer_of(ident.key) is None
+    )

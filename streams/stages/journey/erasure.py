@@ -54,7 +54,8 @@ def erased_journey(journey: Journey) -> Journey:
 
 
 def erase_stored(batch: Any, ref: CustomerRef) -> None:
-    """Rewrite a customer's journey in a `JourneyBatch` (streams.stages.journey.stage) erased.
+    """Rewrite a customer's journey in a `JourneyBatch` (streams.stages.journey.stage) erased,
+    and delete its split record.
 
     Stored at once, as a split's part is, so that later events of the batch append to it; the
     rules then run over it as over any changed journey (their inputs are clear, so its flags
@@ -67,6 +68,9 @@ def erase_stored(batch: Any, ref: CustomerRef) -> None:
         batch.state.put(
             keys.merges_key(ref), history.model_copy(update={"merges": merges}).to_bytes()
         )
+    # Its last split and steps (`x/`) name its parts' identifier keys: they go too (late events
+    # forwarded to it stay with it, as those arriving after the erasure do).
+    batch.state.delete(keys.split_key(ref))
     journey = batch.load(ref)
     if journey is None:
         return
