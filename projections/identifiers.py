@@ -254,6 +254,15 @@ def normalise(kind: str, raw: str, region: str | None = None) -> NormalisedId:
     return NormalisedId(kind, value, f"{kind}:{value}", unusable=problem)
 
 
+def held_spellings(identifier: str, region: str | None = None) -> tuple[str, ...]:
+    """The keys a merge's identifier (`kind value`, as a journey lists it) is held under: its
+    own, and a phone's national spelling (a number stitched without its country)."""
+    kind, _, value = identifier.partition(" ")
+    ident = normalise(kind, value, region)
+    national = ident.phone.national_key if ident.phone else None
+    return (ident.key,) if national is None else (ident.key, national)
+
+
 def customer_ids(customer: Customer, region: str | None = None) -> list[NormalisedId]:
     """The normalised identifiers of an event's customer (never the name).
 

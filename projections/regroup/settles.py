@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from projections import journey as journey_fold
-from projections.identifiers import NormalisedId, normalise
+from projections.identifiers import NormalisedId, held_spellings
 from projections.identity import IdentityChange, conflict_flag, customer_id_for
 from projections.journey import Journey, Merge, event_order
 from projections.regroup.components import decided_form
@@ -249,10 +249,8 @@ def _deal_merges(
     dealt: dict[str, list[Merge]] = {}
     for customer in previous:
         for merge in ledger.merges.pop((tenant, customer), []):
-            kind, _, value = merge.identifier.partition(" ")
-            ident = normalise(kind, value, region)
-            spellings = (ident.key, ident.phone.national_key if ident.phone else None)
-            part = next((owner[k] for k in spellings if k is not None and k in owner), None)
+            spellings = held_spellings(merge.identifier, region)
+            part = next((owner[k] for k in spellings if k in owner), None)
             if part is not None and part != merge.from_customer:
                 dealt.setdefault(part, []).append(merge)
     for part, merges in dealt.items():

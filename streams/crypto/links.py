@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from projections.identifiers import NormalisedId, normalise
+from projections.identifiers import NormalisedId, held_spellings
 from schemas.envelope import IDENTIFIER_KINDS, Customer
 from schemas.outputs import HEADER_KIND, KIND_REGROUP, RegroupRecord
 from streams.crypto.fields import link_tag
@@ -60,10 +60,7 @@ def tagged_regroups(records: Iterable[OutRecord], tag: Tagger) -> list[OutRecord
 def merge_tags(sealer: Sealer, tenant: str, identifier: str, region: str | None) -> tuple[str, ...]:
     """The link tags of a merge's identifier (`kind value`): of its key, and of its national
     spelling for a phone (`deal_merges` looks for either)."""
-    kind, _, value = identifier.partition(" ")
-    ident = normalise(kind, value, region)
-    spellings = (ident.key, ident.phone.national_key if ident.phone else None)
-    return tuple(sealer.link_tag(tenant, key) for key in spellings if key is not None)
+    return tuple(sealer.link_tag(tenant, key) for key in held_spellings(identifier, region))
 
 
 def tags_by_priority(customer: Customer, priority: tuple[str, ...]) -> list[str] | None:

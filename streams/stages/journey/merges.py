@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from projections.identifiers import normalise
+from projections.identifiers import held_spellings
 from projections.journey import Merge
 from schemas.outputs import (
     HEADER_CUSTOMER_ID,
@@ -102,13 +102,10 @@ def deal_merges(
     for merge in kept:
         if merge.identifier is None:
             continue
-        if merge.links is not None:
-            spellings: tuple[str | None, ...] = merge.links
-        else:
-            kind, _, value = merge.identifier.partition(" ")
-            ident = normalise(kind, value, region)
-            spellings = (ident.key, ident.phone.national_key if ident.phone else None)
-        part = next((owner[k] for k in spellings if k is not None and k in owner), None)
+        spellings = (
+            merge.links if merge.links is not None else held_spellings(merge.identifier, region)
+        )
+        part = next((owner[k] for k in spellings if k in owner), None)
         if part is not None and part != merge.from_:
             dealt.setdefault(part, []).append(merge)
     out = []
