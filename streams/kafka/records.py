@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import orjson
 
+from schemas.outputs import FlagChange
 from schemas.redaction import mask_text, mask_value
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -51,6 +52,11 @@ class OutRecord:
 def customer_key(tenant: str, customer_id: str) -> bytes:
     """The partitioning key of a customer's records: all of them share a partition."""
     return f"{tenant}/{customer_id}".encode()
+
+
+def flag_record(change: FlagChange) -> OutRecord:
+    """A flag change as the record to send on the flag topic (keyed by its customer)."""
+    return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
 
 
 def failure_reason(what: str, exc: BaseException) -> str:

@@ -17,15 +17,9 @@ from projections.flag_changes import flag_changed, flag_withdrawn
 from projections.flags import Flag, flag_id
 from projections.identity import IDENTITY_CONFLICT
 from projections.regroup import Edge, conflicts, decided_form
-from schemas.outputs import FlagChange
-from streams.kafka.records import OutRecord, customer_key
+from streams.kafka.records import OutRecord, flag_record
 from streams.store import keys
 from streams.store.state import BatchState
-
-
-def flag_record(change: FlagChange) -> OutRecord:
-    """A flag change as the record to send on the flag topic."""
-    return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
 
 
 def conflict_number(state: BatchState, tenant: str, value: str) -> int | None:
@@ -42,6 +36,20 @@ def conflict_number(state: BatchState, tenant: str, value: str) -> int | None:
         state.put(keys.conflict_key(tenant, value, customer, flag), moved)
     state.put(stored, str(len(kept)).encode())
     return len(kept)
+
+
+def live_markers(state: BatchState, tenant: str, customer: str) -> list[tuple[bytes, str]]:
+    """A customer's conflict markers (`kc/`) with the value each names, for the values that
+    still have conflict flags; the markers of values with none left are deleted."""
+    prefix = keys.customer_conflicts_prefix(tenant, customer)
+    live = []
+    for marker, _ in state.items(prefix):
+        value = marker[len(prefix) :].decode()
+        if conflict_number(state, tenant, value) is None:
+            state.delete(marker)
+        else:
+            live.append((marker, value))
+    return live
 
 
 def conflicts_under(
@@ -69,12 +77,7 @@ def follow_split(
     value (else the part whose edges carry it): each such flag is withdrawn on every customer
     it names (the split's reason) and opened again naming that part instead of the customer."""
     out: list[OutRecord] = []
-    prefix = keys.customer_conflicts_prefix(tenant, customer)
-    for marker, _ in state.items(prefix):
-        value = marker[len(prefix) :].decode()
-        if conflict_number(state, tenant, value) is None:
-            state.delete(marker)
-            continue
+    for marker, value in live_markers(state, tenant, customer):
         target = _holding(value, parts, edges)
         if target is None or target == customer:
             continue

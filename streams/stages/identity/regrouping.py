@@ -64,11 +64,13 @@ from schemas.outputs import (
     RegroupRecord,
     RejoinRecord,
 )
-from streams.kafka.records import OutRecord, customer_key
-from streams.stages.identity.conflict_records import conflict_number as _conflict_number
-from streams.stages.identity.conflict_records import conflicts_under as _conflicts_under
-from streams.stages.identity.conflict_records import flag_record as _flag_record
-from streams.stages.identity.conflict_records import follow_split
+from streams.kafka.records import OutRecord, customer_key, flag_record
+from streams.stages.identity.conflict_records import (
+    conflict_number,
+    conflicts_under,
+    follow_split,
+    live_markers,
+)
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -314,14 +316,14 @@ def open_conflicts(
     """Open IDENTITY_CONFLICT on each customer a held link names, once per flag and customer."""
     out: list[OutRecord] = []
     for key, customer, flag in conflicts.held(change, event, region):
-        number = _conflict_number(state, tenant, key) or 0
+        number = conflict_number(state, tenant, key) or 0
         stored = keys.conflict_key(tenant, key, customer, flag.flag_id)
         if state.get(stored) is not None:
             continue
         state.put(stored, orjson.dumps({**conflicts.to_document(customer, flag), "n": number}))
         state.put(keys.conflicts_key(tenant, key), str(number + 1).encode())
         state.put(keys.customer_conflict_key(tenant, customer, key), b"")
-        out.append(_flag_record(flag_changed(tenant, customer, flag, "opened")))
+        out.append(flag_record(flag_changed(tenant, customer, flag, "opened")))
     return out
 
 
@@ -331,7 +333,7 @@ def forget_conflicts(state: BatchState, tenant: str, customer: str) -> None:
     markers = keys.customer_conflicts_prefix(tenant, customer)
     for marker, _ in state.items(markers):
         value = marker[len(markers) :].decode()
-        _conflict_number(state, tenant, value)
+        conflict_number(state, tenant, value)
         flags = keys.customer_value_conflicts_prefix(tenant, value, customer)
         for entry, _ in state.items(flags, deep=True):
             state.delete(entry)
@@ -369,21 +371,21 @@ def move_conflicts(
         for marker, _ in state.items(prefix):
             state.delete(marker)
             value = marker[len(prefix) :].decode()
-            if _conflict_number(state, tenant, value) is None:
+            if conflict_number(state, tenant, value) is None:
                 continue
             has = state.any_under(keys.customer_value_conflicts_prefix(tenant, value, into))
             mine = keys.customer_value_conflicts_prefix(tenant, value, old)
-            for stored, document in _conflicts_under(state, mine, 0):
+            for stored, document in conflicts_under(state, mine, 0):
                 state.delete(stored)
                 _, flag = conflicts.from_document(document)
-                out.append(_flag_record(flag_withdrawn(tenant, old, flag.flag_id, into)))
+                out.append(flag_record(flag_withdrawn(tenant, old, flag.flag_id, into)))
                 if not has:
                     has = True  # it takes the place (number) of the flag it follows
                     moved = {**conflicts.to_document(into, flag), "n": document["n"]}
                     state.put(
                         keys.conflict_key(tenant, value, into, flag.flag_id), orjson.dumps(moved)
                     )
-                    out.append(_flag_record(flag_changed(tenant, into, flag, "opened")))
+                    out.append(flag_record(flag_changed(tenant, into, flag, "opened")))
             state.put(keys.customer_conflict_key(tenant, into, value), b"")
     return out
 
@@ -400,22 +402,17 @@ def withdraw_conflicts(
     settled state, so a shared value a settle moved renames its conflicts."""
     out: list[OutRecord] = []
     for customer in customers:
-        prefix = keys.customer_conflicts_prefix(tenant, customer)
-        for marker, _ in state.items(prefix):
-            value = marker[len(prefix) :].decode()
-            if _conflict_number(state, tenant, value) is None:
-                state.delete(marker)
-                continue
+        for marker, value in live_markers(state, tenant, customer):
             mine = keys.customer_value_conflicts_prefix(tenant, value, customer)
             held = False
-            for stored, document in _conflicts_under(state, mine, 0):
+            for stored, document in conflicts_under(state, mine, 0):
                 _, flag = conflicts.from_document(document)
                 if (customer, flag.flag_id) in kept:
                     held = True
                     continue
                 state.delete(stored)
                 out.append(
-                    _flag_record(flag_withdrawn(tenant, customer, flag.flag_id, None, reason))
+                    flag_record(flag_withdrawn(tenant, customer, flag.flag_id, None, reason))
                 )
             if not held:
                 state.delete(marker)
@@ -428,16 +425,16 @@ def resolve_conflicts(
     """Resolve the conflict flags opened on the values a person decided about."""
     out: list[OutRecord] = []
     for key, _ in decided:
-        if _conflict_number(state, tenant, key) is None:
+        if conflict_number(state, tenant, key) is None:
             continue
         state.delete(keys.conflicts_key(tenant, key))
-        opened = _conflicts_under(state, keys.value_conflicts_prefix(tenant, key), 1)
+        opened = conflicts_under(state, keys.value_conflicts_prefix(tenant, key), 1)
         for stored, document in opened:
             state.delete(stored)
             customer, flag = conflicts.from_document(document)
             state.delete(keys.customer_conflict_key(tenant, customer, key))
             (done,) = conflicts.resolved([flag], decision)
-            out.append(_flag_record(flag_changed(tenant, customer, done, "resolved")))
+            out.append(flag_record(flag_changed(tenant, customer, done, "resolved")))
     return out
 
 

@@ -53,13 +53,18 @@ from schemas.outputs import (
     KIND_REGROUP,
     KIND_REJOIN,
     ErasureRecord,
-    FlagChange,
     MergeHistory,
     MergeRecord,
     RegroupRecord,
     RejoinRecord,
 )
-from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.kafka.records import (
+    InRecord,
+    OutRecord,
+    dead_letter,
+    failure_reason,
+    flag_record,
+)
 from streams.stages.journey.erasure import erase_stored
 from streams.stages.journey.memory import DeadlineIndex, JourneyCache
 from streams.stages.journey.merges import deal_merges, pass_on, take
@@ -400,7 +405,7 @@ class JourneyBatch:
         previous, generation = self.statuses(ref)
         merged_into = None if into is None else into[1]
         self.out.extend(
-            _flag_record(c) for c in withdraw_all(*ref, previous, merged_into, reason, generation)
+            flag_record(c) for c in withdraw_all(*ref, previous, merged_into, reason, generation)
         )
 
     def statuses(self, ref: CustomerRef) -> tuple[dict[str, str], str]:
@@ -457,7 +462,7 @@ class JourneyBatch:
             current = {**previous, **flag_statuses(changes.flags, previous)}
             for gone in changes.gone:
                 current.pop(gone, None)
-        self.out.extend(_flag_record(c) for c in records)
+        self.out.extend(flag_record(c) for c in records)
         if generation:
             current[GENERATION] = generation
         if current != (orjson.loads(raw) if raw else {}):
@@ -476,10 +481,6 @@ def _came(record: InRecord, kind: bytes | None, tenant: str, settings: FoldSetti
         settings.region_for(tenant),
         settings.identity_for(tenant).priority,
     )
-
-
-def _flag_record(change: FlagChange) -> OutRecord:
-    return OutRecord("flags", customer_key(change.tenant, change.customer_id), change.to_bytes())
 
 
 def process_events(
