@@ -195,26 +195,32 @@ def forwarded_record(
 ) -> OutRecord:
     """An event a merged customer of that `generation` passes on to customer `ref` (`settled`:
     the number of ingest's latest settle when it merged)."""
-    headers: tuple[tuple[str, bytes], ...] = (
-        (HEADER_KIND, KIND_EVENT),
-        (HEADER_CUSTOMER_ID, ref[1].encode()),
-        (HEADER_FORWARDED, generation.encode()),
-    )
-    if settled is not None:
-        headers += ((HEADER_SETTLED, str(settled).encode()),)
-    return OutRecord(
-        "events", customer_key(*ref), encode_event(event) if raw is None else raw, headers
-    )
+    origin = (HEADER_FORWARDED, generation.encode())
+    return _event_to(ref, event, raw, KIND_EVENT, origin, settled)
 
 
 def moved_record(
     ref: CustomerRef, event: Event, raw: bytes | None, split_from: str, settled: int | None = None
 ) -> OutRecord:
     """An event a split (ingest's settle numbered `settled`) dealt out to customer `ref`."""
+    origin = (HEADER_SPLIT_FROM, split_from.encode())
+    return _event_to(ref, event, raw, KIND_MOVED, origin, settled)
+
+
+def _event_to(
+    ref: CustomerRef,
+    event: Event,
+    raw: bytes | None,
+    kind: bytes,
+    origin: tuple[str, bytes],
+    settled: int | None,
+) -> OutRecord:
+    """An event sent on to customer `ref`: its kind, where it comes from, and the number of
+    ingest's latest settle it follows (when known)."""
     headers: tuple[tuple[str, bytes], ...] = (
-        (HEADER_KIND, KIND_MOVED),
+        (HEADER_KIND, kind),
         (HEADER_CUSTOMER_ID, ref[1].encode()),
-        (HEADER_SPLIT_FROM, split_from.encode()),
+        origin,
     )
     if settled is not None:
         headers += ((HEADER_SETTLED, str(settled).encode()),)
