@@ -311,15 +311,14 @@ def ingest(
         if over:
             # A limit is reached, or the event is in a component over one (then it settles
             # when the pure fold would): settle the customers reached, in order.
-            before = dict(state.changes)
             try:
-                reach = None
-                if not change.limited:
-                    reach = settles_again(state, view, event, ids, policy, blocked)
-                if change.limited or reach is not None:
-                    settled = settle_live(state, view, event, ids, policy, blocked, reach)
+                with state.all_or_nothing():
+                    reach = None
+                    if not change.limited:
+                        reach = settles_again(state, view, event, ids, policy, blocked)
+                    if change.limited or reach is not None:
+                        settled = settle_live(state, view, event, ids, policy, blocked, reach)
             except Exception as exc:  # held as found instead; reported
-                state.changes = before
                 out.append(dead_letter(record, failure_reason("settle the limits of", exc), exc))
         if settled is not None:
             change, regroups = settled
@@ -374,15 +373,14 @@ def ingest(
             )
         )
         if decided:
-            before = dict(state.changes)
             try:
-                out.extend(resolve_conflicts(state, tenant, event, decided))
-                splits = split_on_decision(state, view, tenant, event, region, decided)
-                out.extend(_tagged(splits, sealer))
-                lifted = (k for k, why in decided if not why)
-                out.extend(merge_back(state, view, tenant, lifted, event, policy))
+                with state.all_or_nothing():  # no half-written split
+                    out.extend(resolve_conflicts(state, tenant, event, decided))
+                    splits = split_on_decision(state, view, tenant, event, region, decided)
+                    out.extend(_tagged(splits, sealer))
+                    lifted = (k for k, why in decided if not why)
+                    out.extend(merge_back(state, view, tenant, lifted, event, policy))
             except Exception as exc:  # the decision stays recorded; the split is reported
-                state.changes = before  # no half-written split
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None and emitted is body:  # a sealed event is read back from its bytes
             recent.remember(body, event)

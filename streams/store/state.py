@@ -10,6 +10,7 @@ the offsets agree.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch
@@ -84,6 +85,10 @@ _READ_CACHED_BYTES = 4096
 """Values up to this size are kept once read in a batch (journeys, larger, are not)."""
 
 
+_ABSENT = object()
+"""What a key had in a batch's changes before a block wrote it: nothing."""
+
+
 class BatchState:
     """Reads through to the store, collects a batch's writes for one partition."""
 
@@ -95,6 +100,8 @@ class BatchState:
         """Changed keys by what comes before their last `/`: `items` finds a customer's
         entries among a large batch's changes without scanning them all."""
         self._stored_any: dict[bytes, bool] = {}
+        self._undo: dict[bytes, object] | None = None
+        """Inside `all_or_nothing`: what each key written there had before (`_ABSENT`)."""
         self._read: dict[bytes, bytes | None] = {}
         """Small values (and absences) read from the store in this batch: a customer's keys
         are read again for each of its events, and the store does not change until the batch
@@ -147,14 +154,39 @@ class BatchState:
         return any(key not in self.changes for key, _ in self.store.items(self.partition, prefix))
 
     def _note(self, key: bytes) -> None:
+        if self._undo is not None and key not in self._undo:
+            self._undo[key] = self.changes.get(key, _ABSENT)
         self._children.setdefault(key.rpartition(b"/")[0], set()).add(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         """Write a value at the end of the batch."""
-        self.changes[key] = value
         self._note(key)
+        self.changes[key] = value
 
     def delete(self, key: bytes) -> None:
         """Delete a key at the end of the batch."""
-        self.changes[key] = None
         self._note(key)
+        self.changes[key] = None
+
+    @contextmanager
+    def all_or_nothing(self) -> Iterator[None]:
+        """Undo the writes made inside the block when it raises (the exception goes on), so a
+        change half written is never persisted; costs the block's writes, not the batch's."""
+        outer, self._undo = self._undo, {}
+        undo = self._undo
+        try:
+            yield
+        except BaseException:
+            for key, old in undo.items():
+                if old is _ABSENT:
+                    del self.changes[key]
+                    self._children[key.rpartition(b"/")[0]].discard(key)
+                else:
+                    self.changes[key] = old  # type: ignore[assignment]
+            undo.clear()
+            raise
+        finally:
+            self._undo = outer
+            if outer is not None:  # an enclosing block undoes these too
+                for key, old in undo.items():
+                    outer.setdefault(key, old)

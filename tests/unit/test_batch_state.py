@@ -1,0 +1,86 @@
+"""A batch's state on real RocksDB: a block's writes undone when it raises, and only its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from streams.store.state import BatchState, LocalStore
+
+
+class Boom(Exception):
+    """Raised inside a block to undo it."""
+
+
+def raising(state: BatchState, block: Callable[[], None]) -> None:
+    """Run `block` inside `all_or_nothing`, then raise."""
+    with state.all_or_nothing():
+        block()
+        raise Boom
+
+
+def undone(state: BatchState, block: Callable[[], None]) -> None:
+    """Run `block` in a block that raises, and see the exception go on."""
+    with pytest.raises(Boom):
+        raising(state, block)
+
+
+def batch(tmp_path: Path) -> BatchState:
+    store = LocalStore(tmp_path / "state")
+    state = BatchState(store, 1)
+    state.put(b"h/acme/cus_1/a", b"stored")
+    store.write(1, state.changes)
+    state = BatchState(store, 1)
+    state.put(b"h/acme/cus_1/b", b"before the block")
+    return state
+
+
+def test_a_block_that_raises_leaves_the_batch_as_it_was_before_it(tmp_path: Path) -> None:
+    state = batch(tmp_path)
+    before = dict(state.changes)
+
+    def block() -> None:
+        state.put(b"h/acme/cus_1/b", b"overwritten")
+        state.delete(b"h/acme/cus_1/a")
+        state.put(b"h/acme/cus_2/new", b"written")
+
+    undone(state, block)
+    assert state.changes == before
+    assert state.get(b"h/acme/cus_1/a") == b"stored"
+    # a key only the block wrote is gone from the batch's index too
+    assert not state.any_under(b"h/acme/cus_2/")
+    assert state.items(b"h/acme/cus_2/") == []
+    assert state.items(b"h/acme/cus_1/") == [
+        (b"h/acme/cus_1/a", b"stored"),
+        (b"h/acme/cus_1/b", b"before the block"),
+    ]
+
+
+def test_a_block_that_ends_keeps_its_writes(tmp_path: Path) -> None:
+    state = batch(tmp_path)
+    with state.all_or_nothing():
+        state.put(b"h/acme/cus_2/new", b"written")
+    assert state.get(b"h/acme/cus_2/new") == b"written"
+    assert state.any_under(b"h/acme/cus_2/")
+
+
+def test_an_outer_block_undoes_what_an_inner_one_kept(tmp_path: Path) -> None:
+    state = batch(tmp_path)
+    before = dict(state.changes)
+
+    def inner() -> None:
+        state.put(b"h/acme/cus_4/y", b"undone at once")
+
+    def outer() -> None:
+        state.put(b"h/acme/cus_1/b", b"outer")
+        with state.all_or_nothing():
+            state.put(b"h/acme/cus_1/b", b"inner")
+            state.put(b"h/acme/cus_3/x", b"inner only")
+        undone(state, inner)
+        assert state.get(b"h/acme/cus_4/y") is None
+        assert state.get(b"h/acme/cus_1/b") == b"inner"
+
+    undone(state, outer)
+    assert state.changes == before
