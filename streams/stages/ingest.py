@@ -311,18 +311,20 @@ def ingest(
         if over:
             # A limit is reached, or the event is in a component over one (then it settles
             # when the pure fold would): settle the customers reached, in order.
-            try:
-                with state.all_or_nothing():
+            try:  # its records are sent only when it is written whole
+                with state.all_or_nothing(out) as produced:
                     reach = None
                     if not change.limited:
                         reach = settles_again(state, view, event, ids, policy, blocked)
                     if change.limited or reach is not None:
                         settled = settle_live(state, view, event, ids, policy, blocked, reach)
+                    if settled is not None:
+                        produced.extend(_tagged(settled[1], sealer))
             except Exception as exc:  # held as found instead; reported
+                settled = None
                 out.append(dead_letter(record, failure_reason("settle the limits of", exc), exc))
         if settled is not None:
-            change, regroups = settled
-            out.extend(_tagged(regroups, sealer))
+            change = settled[0]
             if sealer is not None:  # sealed again for the customer the settle gave the event
                 try:
                     emitted = sealer.seal(
@@ -374,12 +376,13 @@ def ingest(
         )
         if decided:
             try:
-                with state.all_or_nothing():  # no half-written split
-                    out.extend(resolve_conflicts(state, tenant, event, decided))
+                # no half-written split, and no flag or regroup record for one
+                with state.all_or_nothing(out) as produced:
+                    produced.extend(resolve_conflicts(state, tenant, event, decided))
                     splits = split_on_decision(state, view, tenant, event, region, decided)
-                    out.extend(_tagged(splits, sealer))
+                    produced.extend(_tagged(splits, sealer))
                     lifted = (k for k, why in decided if not why)
-                    out.extend(merge_back(state, view, tenant, lifted, event, policy))
+                    produced.extend(merge_back(state, view, tenant, lifted, event, policy))
             except Exception as exc:  # the decision stays recorded; the split is reported
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None and emitted is body:  # a sealed event is read back from its bytes

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -87,6 +88,9 @@ _READ_CACHED_BYTES = 4096
 
 _ABSENT = object()
 """What a key had in a batch's changes before a block wrote it: nothing."""
+
+Output = TypeVar("Output")
+"""What a block of `all_or_nothing` produces besides state writes (records to send)."""
 
 
 class BatchState:
@@ -169,13 +173,18 @@ class BatchState:
         self.changes[key] = None
 
     @contextmanager
-    def all_or_nothing(self) -> Iterator[None]:
+    def all_or_nothing(self, out: list[Output] | None = None) -> Iterator[list[Output]]:
         """Undo the writes made inside the block when it raises (the exception goes on), so a
-        change half written is never persisted; costs the block's writes, not the batch's."""
+        change half written is never persisted; costs the block's writes, not the batch's.
+
+        The block adds what it produces (records to send) to the list it is given: they reach
+        `out` only when it ends, so a block that raises sends nothing for the state it undid
+        (an enclosing block's list as `out` holds them until that one ends too)."""
         outer, self._undo = self._undo, {}
         undo = self._undo
+        produced: list[Output] = []
         try:
-            yield
+            yield produced
         except BaseException:
             for key, old in undo.items():
                 if old is _ABSENT:
@@ -184,9 +193,12 @@ class BatchState:
                 else:
                     self.changes[key] = old  # type: ignore[assignment]
             undo.clear()
+            produced.clear()
             raise
         finally:
             self._undo = outer
             if outer is not None:  # an enclosing block undoes these too
                 for key, old in undo.items():
                     outer.setdefault(key, old)
+        if out is not None:
+            out.extend(produced)

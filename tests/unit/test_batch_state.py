@@ -84,3 +84,56 @@ def test_an_outer_block_undoes_what_an_inner_one_kept(tmp_path: Path) -> None:
 
     undone(state, outer)
     assert state.changes == before
+
+
+def producing_undone(state: BatchState, out: list[str], block: Callable[[list[str]], None]) -> None:
+    """Run `block` (given the list for its outputs) in a block sending to `out` that raises."""
+
+    def run() -> None:
+        with state.all_or_nothing(out) as produced:
+            block(produced)
+            raise Boom
+
+    with pytest.raises(Boom):
+        run()
+
+
+def test_a_block_that_raises_sends_none_of_its_outputs(tmp_path: Path) -> None:
+    state = batch(tmp_path)
+    out = ["sent before the block"]
+    before = dict(state.changes)
+
+    def block(produced: list[str]) -> None:
+        state.put(b"h/acme/cus_2/new", b"written")
+        produced.append("flag opened for a state undone")
+
+    producing_undone(state, out, block)
+    assert out == ["sent before the block"]
+    assert state.changes == before
+
+
+def test_a_block_that_ends_sends_its_outputs_in_order(tmp_path: Path) -> None:
+    state = batch(tmp_path)
+    out = ["sent before the block"]
+    with state.all_or_nothing(out) as produced:
+        produced.extend(["first", "second"])
+        assert out == ["sent before the block"]  # held until the block ends
+    assert out == ["sent before the block", "first", "second"]
+
+
+def test_an_outer_block_that_raises_drops_what_an_inner_one_produced(tmp_path: Path) -> None:
+    state = batch(tmp_path)
+    out: list[str] = []
+    seen: list[str] = []
+
+    def outer(produced: list[str]) -> None:
+        produced.append("outer")
+        with state.all_or_nothing(produced) as inner:
+            inner.append("inner")
+        producing_undone(state, produced, lambda inner: inner.append("inner undone"))
+        seen.extend(produced)
+
+    producing_undone(state, out, outer)
+    # an inner block that ended passed its own on; one that raised did not
+    assert seen == ["outer", "inner"]
+    assert out == []

@@ -25,6 +25,7 @@ from schemas.codec import decode_event, encode_event
 from schemas.outputs import (
     HEADER_CUSTOMER_ID,
     HEADER_KIND,
+    KIND_EVENT,
     KIND_MOVED,
     KIND_REGROUP,
     FlagSnapshot,
@@ -37,7 +38,7 @@ from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
 from tests.unit.test_journey_merges import merge_histories
-from tests.unit.test_stages import NOW, Pipeline
+from tests.unit.test_stages import NOW, Pipeline, partition_of
 
 SWITCHBOARD = "phone:1134960000"
 """The decided form of the shop's switchboard number, `0113 496 0000`."""
@@ -299,6 +300,56 @@ def test_a_held_link_opens_identity_conflict_on_both_live_and_a_decision_resolve
         assert document["status"] == "resolved"
         assert document["resolution"] == "blocked by r.khan on 2024-03-09: the shop's switchboard"
     assert pipeline.dead == []
+
+
+def test_a_decision_that_fails_half_way_sends_nothing_and_leaves_the_graph_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """The block resolves the conflicts on the switchboard, then cannot read the edge of the
+    customer holding it (a stored record damaged): no flag resolved, no regroup record, the
+    graph and its conflicts as before; the decision stays recorded, the stage goes on."""
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = _settings({"limits": {"email": 1}})
+    for line in SHOP:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    opened = _standing(pipeline)
+    assert sorted(opened.values()) == ["opened", "opened"]
+    holder = _identity(pipeline)[b"i/acme/phone:+44:1134960000"]
+    (edge,) = [k for k in _identity(pipeline) if k.startswith(b"h/acme/" + holder + b"/")]
+    pipeline.identity.write(partition_of(b"acme"), {edge: b"\x00 not an edge"})
+    before = _identity(pipeline)
+    flags, events = len(pipeline.flags), sum(len(log) for log in pipeline.events.values())
+    pipeline.append("touchpoints", b"acme", BLOCK)
+    pipeline.drain()
+    (dead,) = pipeline.dead
+    assert str(dead["reason"]).startswith("could not split customers for this record")
+    assert pipeline.flags[flags:] == []
+    assert _standing(pipeline) == opened
+    sent = [r for log in pipeline.events.values() for r in log][events:]
+    assert [dict(r.headers)[HEADER_KIND] for r in sent] == [KIND_EVENT]  # the decision only
+    after = _identity(pipeline)
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    own = after[b"i/acme/event:dec-1"]  # the decision's own customer
+    assert {k for k in changed if own not in k and not k.endswith(b"/event:dec-1")} == {
+        b"b/acme/phone:1134960000",  # the decision, recorded
+        b"s/acme/dec-1",
+    }
+    # The next event is processed as any.
+    pipeline.append("touchpoints", b"acme", ERIN)
+    pipeline.drain()
+    assert len(pipeline.dead) == 1
+    assert ["s-9"] in _journeys(pipeline).values()
+
+
+ERIN = _line(
+    "s-9", "form.submitted", "2024-03-09T12:30:00Z", {"email": "erin@example.com"}, form="a"
+)
+
+
+def _identity(pipeline: Pipeline) -> dict[bytes, bytes]:
+    """Ingest's whole state (one tenant: one partition)."""
+    return dict(pipeline.identity.items(partition_of(b"acme")))
 
 
 CONFLICT_THEN_MERGE = [
