@@ -342,10 +342,13 @@ class RejoinRecord(_Record):
     lifted: tuple[str, ...]
     """The values (blocked keys, `phone:<number>`) that link again."""
     into: str
+    settled: int | None = None
+    """The number of ingest's latest settle or split of the tenant when they link again: the
+    merges the journey stage makes carry it (`MergeRecord.settled`)."""
 
     def to_bytes(self) -> bytes:
-        """The record's value on the events topic."""
-        return orjson.dumps(self.model_dump())
+        """The record's value on the events topic (`settled` only when known)."""
+        return orjson.dumps(self.model_dump(exclude_none=True))
 
     @classmethod
     def from_bytes(cls, value: bytes) -> RejoinRecord:

@@ -17,7 +17,7 @@ import pytest
 from journeys.cli.check import check_lines
 from projections.flag_changes import GENERATION, flag_transitions
 from projections.identifiers import identity_ids
-from projections.identity import IDENTITY_CONFLICT
+from projections.identity import IDENTITY_CONFLICT, customer_id_for
 from projections.ledger import fold_all
 from projections.regroup import components, decided_form, split, split_graph, split_reason
 from projections.rules import detect
@@ -26,13 +26,23 @@ from schemas.outputs import (
     HEADER_CUSTOMER_ID,
     HEADER_KIND,
     KIND_EVENT,
+    KIND_MERGE,
     KIND_MOVED,
     KIND_REGROUP,
+    KIND_REJOIN,
     FlagSnapshot,
+    MergeRecord,
+    RegroupRecord,
+    RejoinRecord,
 )
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.journey.segments import read_journey
-from streams.stages.journey.split import HEADER_SPLIT_FROM
+from streams.stages.journey.split import (
+    HEADER_FORWARDED,
+    HEADER_SETTLED,
+    HEADER_SPLIT_FROM,
+    split_document,
+)
 from streams.stages.journey.stage import JourneyCache, process_events
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
@@ -608,6 +618,96 @@ def test_an_unblock_merges_back_the_events_the_block_left_alone(tmp_path: Path) 
     # the journey lists the merge back with the decision that applied
     decided = {m.decision for merges in merge_histories(pipeline).values() for m in merges}
     assert "unblocked by r.khan on 2024-03-09: the shop's switchboard" in decided
+
+
+def _sent(pipeline: Pipeline, kind: bytes) -> list[InRecord]:
+    """The records of one kind on the events topic, every partition."""
+    return [r for log in pipeline.events.values() for r in log if r.header(HEADER_KIND) == kind]
+
+
+def test_the_merges_of_a_rejoin_carry_ingest_s_settle_number(tmp_path: Path) -> None:
+    """The events the block left alone merge back as a numbered step, as ingest's merges do:
+    the rejoin record, its merge and the events passed on carry the number of the split."""
+    lines = [*SHOP, SWITCHBOARD_ONLY, CAROL_AGAIN]
+    pipeline = _pipeline(tmp_path)
+    for line in [*lines, BLOCK, UNBLOCK]:
+        pipeline.append("touchpoints", b"acme", line)
+    pipeline.drain()
+    (number,) = {
+        RegroupRecord.from_bytes(r.value or b"").sequence for r in _sent(pipeline, KIND_REGROUP)
+    }
+    assert number is not None
+    rejoins = [RejoinRecord.from_bytes(r.value or b"") for r in _sent(pipeline, KIND_REJOIN)]
+    assert rejoins
+    assert {r.settled for r in rejoins} == {number}
+    alone = customer_id_for("acme", ["event:s-4"])
+    merges = [MergeRecord.from_bytes(r.value or b"") for r in _sent(pipeline, KIND_MERGE)]
+    (back,) = [m for m in merges if m.from_ == alone]
+    assert back.settled == number
+    (passed,) = [
+        r
+        for r in _sent(pipeline, KIND_EVENT)
+        if r.header(HEADER_FORWARDED) is not None and decode_event(r.value or b"").event_id == "s-4"
+    ]
+    assert passed.header(HEADER_SETTLED) == str(number).encode()
+    assert _journeys(pipeline) == _offline([*lines, BLOCK, UNBLOCK])
+    assert pipeline.dead == []
+
+
+def test_an_event_moved_late_to_a_customer_a_rejoin_merged_follows_the_merge(
+    tmp_path: Path,
+) -> None:
+    """Carol's split (ingest's settle 3) left the switchboard's event alone; the unblock (as of
+    settle 5) merged it into Dave. An event moved to the lone customer by settle 3 that arrives
+    after that takes the merge as its next step: it goes on to Dave as of settle 5."""
+    store = LocalStore(tmp_path / "journeys")
+    carol, dave = ("acme", "cus_carol"), "cus_dave"
+    alone = customer_id_for("acme", ["event:s-4"])
+    phone = "phone:+44:1134960000"
+    split = RegroupRecord(
+        tenant="acme",
+        customer=carol[1],
+        parts={carol[1]: ("email:carol@example.com",)},
+        reason="blocked",
+        decision_id="dec-1",
+        dropped=(phone,),
+        sequence=3,
+    )
+    state = BatchState(store, 0)
+    state.put(keys.split_key(carol), split_document(split, {alone: [phone]}))
+    store.write(0, state.changes)
+
+    def process(*records: OutRecord) -> list[OutRecord]:
+        state = BatchState(store, 0)
+        ins = [
+            InRecord("events", 0, n, r.key, r.value, 0, r.headers) for n, r in enumerate(records)
+        ]
+        outs = process_events(state, JourneyCache(), ins, NOW, _settings())
+        store.write(0, state.changes)
+        return [o for o in outs if o.destination == "events"]
+
+    rejoin = RejoinRecord(
+        tenant="acme", customer=carol[1], lifted=(decided_form(phone),), into=dave, settled=5
+    )
+    (merge,) = process(
+        OutRecord("events", b"acme/cus_carol", rejoin.to_bytes(), ((HEADER_KIND, KIND_REJOIN),))
+    )
+    assert MergeRecord.from_bytes(merge.value or b"").settled == 5
+    process(merge)
+    moved = (
+        (HEADER_KIND, KIND_MOVED),
+        (HEADER_CUSTOMER_ID, alone.encode()),
+        (HEADER_SPLIT_FROM, b"cus_carol/g1"),
+        (HEADER_SETTLED, b"3"),
+    )
+    late = OutRecord("events", f"acme/{alone}".encode(), SWITCHBOARD_EVENT, moved)
+    (on,) = process(late)
+    assert dict(on.headers)[HEADER_CUSTOMER_ID] == dave.encode()
+    assert dict(on.headers)[HEADER_SETTLED] == b"5"  # the merge's word: Dave's steps since apply
+    store.close()
+
+
+SWITCHBOARD_EVENT = encode_event(decode_event(SWITCHBOARD_ONLY))
 
 
 BLOCKED_AGAIN = _decision("identity.blocked", "dec-7", "2024-03-09T14:00:00Z")

@@ -478,7 +478,8 @@ def merge_back(
         if into is not None:
             # Customers split on the value first hear it links again (before they merge).
             back = [marker.rsplit(b"/", 1)[1].decode() for marker, _ in markers]
-            out.extend(_rejoin_record(tenant, customer, value, into) for customer in back)
+            number = settle_number(state, tenant)
+            out.extend(_rejoin_record(tenant, c, value, into, number) for c in back)
         joined: dict[str, list[str]] = {}
         for customer, found in sorted(held.items()):
             kept = sorted(k for edge in found for k in edge if k in owner)
@@ -540,8 +541,12 @@ def confirmed_text(state: BatchState, tenant: str, value: str) -> str | None:
     return None if text is None else str(text)
 
 
-def _rejoin_record(tenant: str, customer: str, value: str, into: str) -> OutRecord:
-    record = RejoinRecord(tenant=tenant, customer=customer, lifted=(value,), into=into)
+def _rejoin_record(tenant: str, customer: str, value: str, into: str, number: int) -> OutRecord:
+    """The rejoin of `customer`'s events left alone on `value` into `into`, as of ingest's
+    settle `number` (the merges it makes are numbered steps like ingest's own)."""
+    record = RejoinRecord(
+        tenant=tenant, customer=customer, lifted=(value,), into=into, settled=number
+    )
     return OutRecord(
         "events",
         customer_key(tenant, customer),

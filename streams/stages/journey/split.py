@@ -152,10 +152,15 @@ def _own_keys(event: Event, region: str | None, known: Mapping[str, str] | None)
 
 
 def rejoin(
-    state: BatchState, ref: CustomerRef, lifted: frozenset[str], into: str
+    state: BatchState,
+    ref: CustomerRef,
+    lifted: frozenset[str],
+    into: str,
+    settled: int | None = None,
 ) -> list[OutRecord]:
     """Values a split of `ref` dropped link again: the customers it left alone whose values all
-    link again merge into `into` (the merge records); the split record notes it."""
+    link again merge into `into` (the merge records, numbered `settled`: ingest's latest settle
+    then, so late events follow them as any numbered step); the split record notes it."""
     stored = state.get(keys.split_key(ref))
     document = {} if stored is None else orjson.loads(stored)
     if "parts" not in document:
@@ -171,7 +176,7 @@ def rejoin(
         OutRecord(
             "events",
             customer_key(ref[0], customer),
-            MergeRecord(tenant=ref[0], from_=customer, into=into).to_bytes(),
+            MergeRecord(tenant=ref[0], from_=customer, into=into, settled=settled).to_bytes(),
             ((HEADER_KIND, KIND_MERGE),),
         )
         for customer in back
