@@ -345,10 +345,16 @@ class RejoinRecord(_Record):
     settled: int | None = None
     """The number of ingest's latest settle or split of the tenant when they link again: the
     merges the journey stage makes carry it (`MergeRecord.settled`)."""
+    lifted_links: tuple[str, ...] = ()
+    """With sealing on: the link tags of the lifted values' spellings, by which a split record
+    that names keys by their tags finds them (`streams.crypto.links`)."""
 
     def to_bytes(self) -> bytes:
-        """The record's value on the events topic (`settled` only when known)."""
-        return orjson.dumps(self.model_dump(exclude_none=True))
+        """The record's value on the events topic (`settled` and `lifted_links` when set)."""
+        document = self.model_dump(exclude_none=True)
+        if not self.lifted_links:
+            del document["lifted_links"]
+        return orjson.dumps(document)
 
     @classmethod
     def from_bytes(cls, value: bytes) -> RejoinRecord:

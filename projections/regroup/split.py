@@ -8,7 +8,7 @@ offline fold gives it (`identity_ids` falls back to `event:<event id>`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from projections.identifiers import customer_ids
 from projections.identity import PRIORITY, customer_id_for
@@ -77,15 +77,17 @@ def assign_late_keys(
     parts: Mapping[str, frozenset[str]],
     dropped: frozenset[str],
     rejoined: Mapping[str, str] | None = None,
+    form: Callable[[str], str] = decided_form,
 ) -> str:
-    """`assign_late` of an event given its keys, highest priority first."""
+    """`assign_late` of an event given its keys, highest priority first (`form`: the form
+    `rejoined` names a key by: its decided form, or a link tag itself)."""
     own = set(ordered)
     for key in ordered:
         for part, keys in sorted(parts.items()):
             if key in keys:
                 return part
     rejoined = rejoined or {}
-    forms = {decided_form(key) for key in own}
+    forms = {form(key) for key in own}
     if forms and forms <= rejoined.keys():
         return rejoined[min(forms)]
     if own and own <= dropped:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from projections.identifiers import NormalisedId, held_spellings
 from schemas.envelope import IDENTIFIER_KINDS, Customer
-from schemas.outputs import HEADER_KIND, KIND_REGROUP, RegroupRecord
+from schemas.outputs import HEADER_KIND, KIND_REGROUP, KIND_REJOIN, RegroupRecord, RejoinRecord
 from streams.crypto.fields import link_tag
 from streams.crypto.sealing import Sealer
 from streams.kafka.records import OutRecord
@@ -34,14 +34,30 @@ def linking_paths(ids: Iterable[NormalisedId]) -> dict[str, str]:
     }
 
 
-def tagged_regroups(records: Iterable[OutRecord], tag: Tagger) -> list[OutRecord]:
-    """The records, each `regroup` record with the link tags of its parts' keys (`links`); the
-    records of one split keep sharing the same bytes (their generation is read from them)."""
+def tagged_regroups(
+    records: Iterable[OutRecord], tag: Tagger, region: str | None = None
+) -> list[OutRecord]:
+    """The records, each `regroup` record with the link tags of its parts' keys (`links`), each
+    `rejoin` record with those of its values' spellings in the tenant's `region`
+    (`lifted_links`); the records of one split keep sharing the same bytes (their generation
+    is read from them)."""
     done: dict[bytes, bytes] = {}
     out = []
     for record in records:
         value = record.value
-        if value is None or dict(record.headers).get(HEADER_KIND) != KIND_REGROUP:
+        kind = dict(record.headers).get(HEADER_KIND)
+        if value is not None and kind == KIND_REJOIN:
+            rejoin = RejoinRecord.from_bytes(value)
+            spellings = (
+                key
+                for lifted in rejoin.lifted
+                for key in held_spellings(lifted.replace(":", " ", 1), region)
+            )
+            lifted_links = tuple(tag(rejoin.tenant, key) for key in spellings)
+            value = rejoin.model_copy(update={"lifted_links": lifted_links}).to_bytes()
+            out.append(OutRecord(record.destination, record.key, value, record.headers))
+            continue
+        if value is None or kind != KIND_REGROUP:
             out.append(record)
             continue
         if value not in done:

@@ -382,7 +382,8 @@ def ingest(
                     splits = split_on_decision(state, view, tenant, event, region, decided)
                     produced.extend(_tagged(splits, sealer))
                     lifted = (k for k, why in decided if not why)
-                    produced.extend(merge_back(state, view, tenant, lifted, event, policy))
+                    backs = merge_back(state, view, tenant, lifted, event, policy)
+                    produced.extend(_tagged(backs, sealer, region))
             except Exception as exc:  # the decision stays recorded; the split is reported
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None and emitted is body:  # a sealed event is read back from its bytes
@@ -390,11 +391,13 @@ def ingest(
     return out
 
 
-def _tagged(records: list[OutRecord], sealer: Sealer | None) -> list[OutRecord]:
-    """Regroup records with their parts' link tags when sealed events carry them."""
+def _tagged(
+    records: list[OutRecord], sealer: Sealer | None, region: str | None = None
+) -> list[OutRecord]:
+    """Regroup and rejoin records with their keys' link tags when sealed events carry them."""
     if sealer is None or not sealer.tags_links or not records:
         return records
-    return tagged_regroups(records, sealer.link_tag)
+    return tagged_regroups(records, sealer.link_tag, region)
 
 
 def _merge_record(

@@ -16,7 +16,11 @@ import orjson
 import pytest
 
 from journeys.cli.check import check_lines
+from projections.identifiers import customer_ids
+from projections.regroup import decided_form
+from projections.regroup.steps import Step
 from projections.settings import FoldSettings
+from schemas.codec import decode_event
 from schemas.outputs import (
     HEADER_CUSTOMER_ID,
     HEADER_KIND,
@@ -24,12 +28,15 @@ from schemas.outputs import (
     KIND_EVENT,
     KIND_MOVED,
     KIND_REGROUP,
+    KIND_REJOIN,
     ErasureRecord,
     RegroupRecord,
+    RejoinRecord,
 )
 from streams.crypto.fields import is_encrypted, link_tag
 from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.sealing import Sealer
+from streams.stages.journey.split import split_document
 from streams.store import keys
 from tests.unit.test_identity_limits import _shared_phone_lines
 from tests.unit.test_identity_rules import BLOCK, SHOP, _decision, _line, _settings
@@ -39,6 +46,7 @@ from tests.unit.test_identity_split import (
     DECIDED,
     MERGED_THEN_SPLIT,
     SWITCHBOARD_ONLY,
+    UNBLOCK,
 )
 from tests.unit.test_journey_merges import merge_histories
 from tests.unit.test_stages import NOW, Pipeline
@@ -267,3 +275,140 @@ def test_settles_ahead_of_the_journey_stage_with_sealing_on_give_the_pure_fold(
         ("acme", customer): ids for customer, ids in _offline(lines, FoldSettings()).items()
     }
     assert pipeline.dead == []
+
+
+def _split_records(pipeline: Pipeline) -> list[bytes]:
+    """Every split record (`x/`) the journey stage keeps."""
+    return [
+        value
+        for partition in range(3)
+        for key, value in pipeline.journeys.items(partition, keys.Prefix.SPLIT.value)
+    ]
+
+
+def _clear_keys(lines: list[bytes]) -> set[str]:
+    """The identifier keys of the lines' customers, and their decided forms, in clear."""
+    found = set()
+    for raw in lines:
+        event = decode_event(raw)
+        for ident in customer_ids(event.customer, "GB"):
+            found |= {ident.key, decided_form(ident.key), ident.value}
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_split_records_with_sealing_on_name_no_identifier_in_clear(
+    tmp_path: Path, name: str
+) -> None:
+    """The parts, dropped keys, events left alone and steps a split record keeps are link
+    tags: the record of one part never holds another part's identifiers."""
+    lines = CASES[name]
+    pipeline = _run(tmp_path, lines, Sealer(LocalKeyProvider(MASTER)), 0)
+    records = _split_records(pipeline)
+    assert records
+    clear = _clear_keys(lines)
+    for record in records:
+        document = orjson.loads(record)
+        assert "tags" not in document
+        named = str(document).casefold()
+        assert not [key for key in clear if key.casefold() in named], document
+        assert document.get("parts") is None or document["tagged"] is True
+
+
+def test_erasing_a_part_of_a_split_with_sealing_on_leaves_its_keys_in_no_split_record(
+    tmp_path: Path,
+) -> None:
+    """Carol's customer is split from Dave's by the block; Dave is then erased. The split
+    records of Carol (the split customer, whose record names Dave's part) and Dave's own never
+    held Dave's keys: the erasure deletes Dave's, and Carol's names only link tags the
+    erased identifiers' hashes."""
+    sealer = Sealer(LocalKeyProvider(MASTER))
+    pipeline = _run(tmp_path, [*SHOP, BLOCK], sealer, 0)
+    (regroup, *_) = _regroups(pipeline)
+    (dave,) = [part for part, held in regroup.parts.items() if "email:dave@example.com" in held]
+    erasure = ErasureRecord(
+        tenant="acme",
+        customer=dave,
+        event_id="x-1",
+        at=datetime(2024, 3, 10, tzinfo=UTC),
+        decided_by="r.khan",
+        grounds="T-1",
+        keys_destroyed=1,
+    )
+    pipeline.append(
+        "events",
+        f"acme/{dave}".encode(),
+        erasure.to_bytes(),
+        ((HEADER_KIND, KIND_ERASED), (HEADER_CUSTOMER_ID, dave.encode())),
+    )
+    pipeline.drain()
+    records = _split_records(pipeline)
+    assert records  # Carol's
+    daves = regroup.links[dave]
+    assert any(tag in record.decode() for record in records for tag in daves)
+    for record in records:
+        assert b"dave" not in record
+        assert b"1134960000" not in record
+    assert pipeline.dead == []
+
+
+def test_an_unblock_with_sealing_on_brings_back_events_left_alone_by_their_tags(
+    tmp_path: Path,
+) -> None:
+    """The rejoin record carries the link tags of the value's spellings; the split record, which
+    names the lone event by its tags, finds it by them: the journeys of before come back."""
+    lines = [*SHOP, SWITCHBOARD_ONLY, CAROL_AGAIN]
+    sealer = Sealer(LocalKeyProvider(MASTER))
+    pipeline = _run(tmp_path, [*lines, BLOCK, UNBLOCK], sealer, 0)
+    rejoins = [
+        RejoinRecord.from_bytes(record.value or b"")
+        for records in pipeline.events.values()
+        for record in records
+        if dict(record.headers).get(HEADER_KIND) == KIND_REJOIN
+    ]
+    assert rejoins
+    assert all(len(r.lifted_links) == 2 for r in rejoins)  # international and national
+    assert _journeys(pipeline) == _offline(lines, _settings())
+    assert pipeline.dead == []
+
+
+def test_a_tagged_split_turns_the_clear_steps_of_a_record_from_before_into_tags() -> None:
+    """A split record in clear (from before tagged records) that a split with sealing on
+    rewrites keeps its steps, their keys turned into the tags it knew, and names no key."""
+    carol, phone = "email:carol@example.com", "phone:+44:1134960000"
+    before = RegroupRecord(
+        tenant="acme",
+        customer="cus_c",
+        parts={"cus_c": (carol, phone)},
+        reason="settled",
+        decision_id="e-1",
+        sequence=1,
+        links={"cus_c": ("tag-carol", "tag-phone")},
+    )
+    clear = orjson.loads(split_document(before, {}))
+    del clear["tagged"]  # as a record from before kept it: keys, and a tag -> key map
+    clear.update(
+        parts=before.parts,
+        steps=[{"n": 1, "parts": {"cus_c": [carol, phone]}, "dropped": []}],
+        tags={"tag-carol": carol, "tag-phone": phone},
+    )
+    now = RegroupRecord(
+        tenant="acme",
+        customer="cus_c",
+        parts={"cus_c": (carol,)},
+        reason="blocked",
+        decision_id="dec-1",
+        dropped=(phone,),
+        sequence=2,
+        links={"cus_c": ("tag-carol",)},
+        dropped_links=("tag-phone",),
+    )
+    document = orjson.loads(split_document(now, {}, orjson.dumps(clear)))
+    assert document["parts"] == {"cus_c": ["tag-carol"]}
+    assert document["dropped"] == ["tag-phone"]
+    assert [Step.from_document(s) for s in document["steps"]] == [
+        Step(1, {"cus_c": frozenset({"tag-carol", "tag-phone"})}),
+        Step(2, {"cus_c": frozenset({"tag-carol"})}, frozenset({"tag-phone"})),
+    ]
+    assert "example.com" not in str(document)
+    assert "1134960000" not in str(document)

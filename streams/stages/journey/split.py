@@ -16,7 +16,7 @@ on, so one merged after the split (it saw the split) is not sent back and forth.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -45,7 +45,7 @@ from schemas.outputs import (
     MergeRecord,
     RegroupRecord,
 )
-from streams.crypto.links import keys_by_priority, known_keys
+from streams.crypto.links import keys_by_priority, known_keys, tags_by_priority
 from streams.kafka.records import OutRecord, customer_key
 from streams.store import keys
 from streams.store.keys import CustomerRef
@@ -65,27 +65,37 @@ merged customer passes on: the number of ingest's latest settle when it merged (
 not known: records from before numbers were kept)."""
 
 
+TAGGED = "tagged"
+"""In a split record (`x/`) written with sealing on: it names identifiers by their link tags
+(keyed hashes, `streams.crypto.links`) wherever a record in clear names their keys, so no
+customer's record keeps another's identifiers, erased or not."""
+
+
 def split_document(
     regroup: RegroupRecord, alone: Mapping[str, list[str]], previous: bytes | None = None
 ) -> bytes:
     """What the journey stage keeps of a customer's last split (`keys.split_key`): the parts'
-    keys, the keys dropped, the customers of events it left alone with their keys, its
-    latest numbered steps (those of the `previous` record, and this split when numbered), and
-    with sealing on the link tags of the keys those name (`tags`)."""
-    steps = _steps(previous)
-    if regroup.sequence is not None:
-        parts = {part: frozenset(held) for part, held in regroup.parts.items()}
-        steps = stepped(steps, Step(regroup.sequence, parts, frozenset(regroup.dropped)))
-    document: dict[str, object] = {
-        "parts": regroup.parts,
-        "dropped": regroup.dropped,
-        "alone": alone,
-    }
-    tags = dict(_tags(previous))
+    keys, the keys dropped, the customers of events it left alone with their keys, and its
+    latest numbered steps (those of the `previous` record, and this split when numbered).
+
+    With sealing on (the regroup record carries link tags) every key is its link tag
+    (`TAGGED`): the journey stage compares sealed events' tags with them and never needs a
+    key; a record in clear from before keeps its steps, their keys turned into tags."""
     if regroup.links or regroup.dropped_links:
-        tags.update(known_keys(regroup))
-    named = {*regroup.dropped, *(k for held in regroup.parts.values() for k in held)}
-    return orjson.dumps(_with_tags(_with_steps(document, steps), tags, steps, named))
+        parts = {part: list(regroup.links.get(part, ())) for part in regroup.parts}
+        dropped = list(regroup.dropped_links)
+        steps = _tagged_steps(previous)
+    else:
+        parts = {part: list(held) for part, held in regroup.parts.items()}
+        dropped = list(regroup.dropped)
+        steps = [] if _is_tagged(previous) else _steps(previous)  # tags: no longer compared
+    if regroup.sequence is not None:
+        held = {part: frozenset(named) for part, named in parts.items()}
+        steps = stepped(steps, Step(regroup.sequence, held, frozenset(dropped)))
+    document: dict[str, object] = {"parts": parts, "dropped": dropped, "alone": alone}
+    if regroup.links or regroup.dropped_links:
+        document[TAGGED] = True
+    return orjson.dumps(_with_steps(document, steps))
 
 
 def merged_document(previous: bytes | None, into: str, number: int | None) -> bytes | None:
@@ -97,13 +107,41 @@ def merged_document(previous: bytes | None, into: str, number: int | None) -> by
         steps = stepped(steps, Step(number, into=into))
     if not steps:
         return None
-    return orjson.dumps(_with_tags(_with_steps({}, steps), _tags(previous), steps, set()))
+    document: dict[str, object] = {TAGGED: True} if _is_tagged(previous) else {}
+    return orjson.dumps(_with_tags(_with_steps(document, steps), _tags(previous), steps, set()))
+
+
+def _is_tagged(stored: bytes | None) -> bool:
+    return stored is not None and bool(orjson.loads(stored).get(TAGGED))
 
 
 def _steps(stored: bytes | None) -> list[Step]:
     if stored is None:
         return []
     return [Step.from_document(step) for step in orjson.loads(stored).get("steps", [])]
+
+
+def _tagged_steps(stored: bytes | None) -> list[Step]:
+    """A record's steps with their keys as link tags: a record in clear (from before) turns
+    them through its `tags` (a key it has no tag for is left out: no sealed event has it)."""
+    steps = _steps(stored)
+    if stored is None or _is_tagged(stored):
+        return steps
+    tag_of = {key: tag for tag, key in _tags(stored).items()}
+
+    def tagged(named: frozenset[str]) -> frozenset[str]:
+        return frozenset(tag_of[key] for key in named if key in tag_of)
+
+    return [
+        step
+        if step.into is not None
+        else Step(
+            step.number,
+            {part: tagged(held) for part, held in step.parts.items()},
+            tagged(step.dropped),
+        )
+        for step in steps
+    ]
 
 
 def _with_steps(document: dict[str, object], steps: list[Step]) -> dict[str, object]:
@@ -140,15 +178,32 @@ def note_alone(stored: bytes, customer: str, event: Event, region: str | None) -
     if customer != customer_id_for(event.tenant, [f"event:{event.event_id}"]):
         return stored
     document = orjson.loads(stored)
-    document.setdefault("alone", {})[customer] = _own_keys(event, region, document.get("tags"))
+    known = None if document.get(TAGGED) else document.get("tags") or {}
+    document.setdefault("alone", {})[customer] = _own_keys(event, region, known)
     return orjson.dumps(document)
 
 
 def _own_keys(event: Event, region: str | None, known: Mapping[str, str] | None) -> list[str]:
-    sealed = keys_by_priority(event.customer, known or {}, PRIORITY)
+    """An event's keys as a split record names them: its link tags when the record is
+    tagged (`known` None), else its keys (a sealed event's as far as `known` tells them)."""
+    if known is None:
+        return sorted(tags_by_priority(event.customer, PRIORITY) or ())
+    sealed = keys_by_priority(event.customer, known, PRIORITY)
     if sealed is not None:  # as far as the split's link tags tell them
         return sorted(sealed)
     return sorted(i.key for i in customer_ids(event.customer, region) if i.unusable is None)
+
+
+def _own(
+    event: Event, document: Mapping[str, object], priority: tuple[str, ...]
+) -> list[str] | None:
+    """An event's keys, highest priority first, as a split record names them: its link tags
+    when the record is tagged (none when it carries none), a sealed event's keys as far as the
+    record's tags tell them, or None (an event in clear: `projections.regroup` reads them)."""
+    if document.get(TAGGED):
+        return tags_by_priority(event.customer, priority) or []
+    known = document.get("tags")
+    return keys_by_priority(event.customer, known if isinstance(known, dict) else {}, priority)
 
 
 def rejoin(
@@ -157,20 +212,30 @@ def rejoin(
     lifted: frozenset[str],
     into: str,
     settled: int | None = None,
+    lifted_tags: frozenset[str] = frozenset(),
 ) -> list[OutRecord]:
     """Values a split of `ref` dropped link again: the customers it left alone whose values all
     link again merge into `into` (the merge records, numbered `settled`: ingest's latest settle
-    then, so late events follow them as any numbered step); the split record notes it."""
+    then, so late events follow them as any numbered step); the split record notes it.
+
+    A tagged record (sealing on) names the values by the link tags of their spellings
+    (`lifted_tags`), as ingest sends them."""
     stored = state.get(keys.split_key(ref))
     document = {} if stored is None else orjson.loads(stored)
     if "parts" not in document:
         return []  # no split, or it merged since: its events follow the merge
+    form: Callable[[str], str] = decided_form
+    tagged = bool(document.get(TAGGED))
+    if tagged:  # an event that carried no tag is named by none: it stays alone
+        lifted, form = lifted_tags, _same
     alone: dict[str, list[str]] = document.get("alone", {})
-    back = sorted(c for c, held in alone.items() if {decided_form(k) for k in held} <= lifted)
+    back = sorted(
+        c for c, held in alone.items() if (held or not tagged) and {form(k) for k in held} <= lifted
+    )
     for customer in back:
         del alone[customer]
     # Those values link again: an event still forwarded with them goes to `into`.
-    document["dropped"] = [k for k in document["dropped"] if decided_form(k) not in lifted]
+    document["dropped"] = [k for k in document["dropped"] if form(k) not in lifted]
     document.setdefault("rejoined", {}).update(dict.fromkeys(sorted(lifted), into))
     merges = [
         OutRecord(
@@ -184,6 +249,11 @@ def rejoin(
     ]
     state.put(keys.split_key(ref), orjson.dumps(document))
     return merges
+
+
+def _same(tag: str) -> str:
+    """A link tag is the form a decision about it is known by (its spellings' tags all come)."""
+    return tag
 
 
 def generation_of(regroup: RegroupRecord) -> str:
@@ -272,8 +342,8 @@ def deal_out(
         if piece.customer_id == journey.customer_id:
             kept = piece
             continue
-        if piece.customer_id not in parts:
-            alone[piece.customer_id] = _own_keys(piece.events[0], region, known)
+        if piece.customer_id not in parts:  # named as the split record names keys
+            alone[piece.customer_id] = _own_keys(piece.events[0], region, None if known else {})
         target = (journey.tenant, piece.customer_id)
         moved.extend(
             moved_record(target, e, raw_of.get(e.event_id), origin, regroup.sequence)
@@ -347,8 +417,8 @@ def deal_on(
     if stored is None:
         return None
     document = orjson.loads(stored)
-    # a sealed event's keys, as far as the splits' link tags tell them (None: held in clear)
-    sealed = keys_by_priority(event.customer, document.get("tags") or {}, came.priority)
+    # as the record names them: tags, or a sealed event's keys (None: held in clear)
+    sealed = _own(event, document, came.priority)
     found: tuple[str, int | None] | None
     if came.number is not None:
         steps = _steps(stored)
@@ -360,8 +430,9 @@ def deal_on(
         dropped = frozenset(document["dropped"])
         rejoined = document.get("rejoined", {})
         if sealed is not None:
+            form = _same if document.get(TAGGED) else decided_form
             target = assign_late_keys(
-                ref[0], event.event_id, sealed, ref[1], parts, dropped, rejoined
+                ref[0], event.event_id, sealed, ref[1], parts, dropped, rejoined, form
             )
         else:
             target = assign_late(

@@ -545,9 +545,8 @@ def process_events(
             elif kind == KIND_REJOIN and record.value is not None:
                 back = RejoinRecord.from_bytes(record.value)
                 ref = (back.tenant, back.customer)
-                batch.out.extend(
-                    rejoin(state, ref, frozenset(back.lifted), back.into, back.settled)
-                )
+                lifted, tags = frozenset(back.lifted), frozenset(back.lifted_links)
+                batch.out.extend(rejoin(state, ref, lifted, back.into, back.settled, tags))
         except Exception as exc:  # one record must never stop the stage: it goes aside
             batch.out.append(dead_letter(record, failure_reason("fold", exc), exc))
     return batch.finish(now, settings)
