@@ -144,9 +144,17 @@ app.add_typer(identity_app, name="identity")
 
 
 def decision_line(
-    type_: str, identifier: str, tenant: str, reason: str, by: str, now: datetime
+    type_: str,
+    identifier: str,
+    tenant: str,
+    reason: str,
+    by: str,
+    now: datetime,
+    *,
+    customers: Sequence[str] = (),
 ) -> bytes:
-    """The JSON line of an identity decision about `KIND:VALUE` (validated before it is sent).
+    """The JSON line of an identity decision about `KIND:VALUE` (validated before it is sent);
+    `customers`: the customer ids it was resolved from (recorded, informational).
 
     Raises `UnknownIdentifierError` for a malformed identifier, `InvalidEventError` otherwise.
     """
@@ -159,6 +167,7 @@ def decision_line(
         now=now,
         event_id=f"decision-{uuid.uuid4().hex}",
         system="journeys-cli",
+        customers=customers,
     )
     line = orjson.dumps(document)
     decode_event(line)
