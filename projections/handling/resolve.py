@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.identifiers import normalise
-from projections.identity import IDENTITY_CONFLICT
+from projections.identity import IDENTITY_CONFLICT, blocked_key
 from projections.replay import CUSTOMER_ID, parse_query
 from schemas.errors import JourneyLedgerError
 from schemas.events import IDENTIFIER_KINDS
@@ -185,21 +185,38 @@ def resolve_merge(
     return Resolved(candidates[0], customers)
 
 
-def merges_of(journey: Mapping[str, Any], region: str | None) -> list[Mapping[str, Any]]:
-    """The journey's listed merges through an identifier that still links (one a person has
-    split or blocked since is undone already), oldest first."""
-    refused = {
-        key
-        for i in journey.get("identifiers", ())
-        if isinstance(i, Mapping) and i.get("not_used_for_matching")
-        for key in _keys(str(i.get("kind")), str(i.get("value")), region)
+def _spellings(kind: str, value: str, region: str | None) -> frozenset[str]:
+    """Every form a value is named by: its keys, and the decided form a merge back lists
+    (`phone 1134960000`: a phone by its national number)."""
+    return _keys(kind, value, region) | {
+        blocked_key(normalise(kind, value, region)),
+        f"{kind}:{value}",
     }
+
+
+def merges_of(
+    journey: Mapping[str, Any], region: str | None
+) -> list[tuple[Mapping[str, Any], tuple[str, str]]]:
+    """The journey's listed merges, oldest first, each with the identifier of the journey it
+    went through (one that no longer links, split or blocked since, undid it: left out)."""
+    linking: dict[str, tuple[str, str]] = {}
+    for ident in journey.get("identifiers", ()):
+        if not isinstance(ident, Mapping) or ident.get("not_used_for_matching"):
+            continue
+        kind, value = str(ident.get("kind")), str(ident.get("value"))
+        if _linkable(kind, value, region):
+            linking.update(dict.fromkeys(_spellings(kind, value, region), (kind, value)))
     kept = []
     for merge in journey.get("merges", ()) or ():
         kind, _, value = str(merge.get("identifier", "")).partition(" ")
-        if _linkable(kind, value, region) and not _keys(kind, value, region) & refused:
-            kept.append(merge)
-    return sorted(kept, key=lambda m: (str(m.get("at")), str(m.get("event_id"))))
+        if kind not in IDENTIFIER_KINDS:
+            continue
+        found = next(
+            (linking[k] for k in sorted(_spellings(kind, value, region)) if k in linking), None
+        )
+        if found is not None:
+            kept.append((merge, found))
+    return sorted(kept, key=lambda m: (str(m[0].get("at")), str(m[0].get("event_id"))))
 
 
 def resolve_split(
@@ -209,9 +226,7 @@ def resolve_split(
     lists no merge, or merges through several identifiers and `via` names none)."""
     customer = str(journey.get("customer_id"))
     merges = merges_of(journey, region)
-    through = _order(
-        (kind, value) for kind, _, value in (str(m["identifier"]).partition(" ") for m in merges)
-    )
+    through = _order(found for _, found in merges)
     if via is not None:
         held = _order(
             (kind, value) for kind, value in _identifiers(journey) if _linkable(kind, value, region)
@@ -234,7 +249,7 @@ def resolve_split(
     if len(through) > 1:
         listed = "; ".join(
             f"{m.get('at')} through {m.get('identifier')} from {m.get('from_customer')}"
-            for m in merges[:MAX_LISTED]
+            for m, _ in merges[:MAX_LISTED]
         )
         raise ResolutionError(
             f"{customer} was merged through {len(through)} identifiers: {listed}",

@@ -375,11 +375,15 @@ def ingest(
         if decided:
             try:
                 with state.all_or_nothing():  # no half-written split
-                    out.extend(resolve_conflicts(state, tenant, event, decided))
+                    named: dict[str, set[str]] = {}
+                    out.extend(resolve_conflicts(state, tenant, event, decided, named))
                     splits = split_on_decision(state, view, tenant, event, region, decided)
                     out.extend(_tagged(splits, sealer))
-                    lifted = (k for k, why in decided if not why)
-                    out.extend(merge_back(state, view, tenant, lifted, event, policy))
+                    lifted = [k for k, why in decided if not why]
+                    # a confirmed merge joins the customers a limit held apart on the value
+                    joined = named if event.type == "identity.merge_confirmed" else {}
+                    conflicted = {k: named_ for k, named_ in joined.items() if k in lifted}
+                    out.extend(merge_back(state, view, tenant, lifted, event, policy, conflicted))
             except Exception as exc:  # the decision stays recorded; the split is reported
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None and emitted is body:  # a sealed event is read back from its bytes

@@ -162,3 +162,14 @@ def test_a_customer_merged_through_several_values_is_refused_with_them_listed() 
     )
     with pytest.raises(ResolutionError, match="holds no linking identifier"):
         resolve_split(priya, "GB", via="phone:+44 7700 900999")
+
+
+def test_a_merge_back_listed_by_the_values_decided_form_splits_along_the_journeys_value() -> None:
+    # live, a confirmed merge's merge back names a phone by its national number
+    carol, _ = _journeys(SHOP)
+    merge = {"at": "2024-03-10T09:00:00+00:00", "event_id": "decision-1", "from_customer": "cus_x"}
+    merged = {**carol, "merges": [{**merge, "identifier": "phone 1134960000"}]}
+    assert resolve_split(merged, None).identifier == "phone:+441134960000"
+    unknown = {**carol, "merges": [{**merge, "identifier": "phone 7700900999"}]}
+    with pytest.raises(ResolutionError, match="lists no merge"):
+        resolve_split(unknown, None)
