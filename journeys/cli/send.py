@@ -311,8 +311,14 @@ def stats(
 
     The largest customers by identifier count, the identifiers seen with the most distinct
     strong identifiers (suspected shared values), and the links refused as junk, blocked or
-    held by a limit.
+    held by a limit. A file with --api or --token is refused (exit 2): which graph was meant?
     """
+    if file is not None and (api is not None or token is not None):
+        print_error(
+            "give a file (folded here) or --api/--token (the running stack), not both; "
+            "leave out the file to ask the running stack"
+        )
+        raise typer.Exit(EXIT_USAGE)
     if file is None:
         try:
             client = open_client(settings_of(ctx).client, api, token)
