@@ -332,6 +332,8 @@ def ingest(
                     out.append(dead_letter(record, failure_reason("seal", exc), exc))
                     continue
         view.apply(change)
+        if event.type in DECISION_TYPES:  # it stands alone: graph health leaves it out
+            state.put(keys.decision_customer_key(tenant, change.customer_id), b"")
         day = activity_day(event.occurred_at, record.timestamp_ms)
         note_activity(state, tenant, change.customer_id, day, change.absorbed)
         try:
