@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 from schemas.envelope import _Envelope, _Payload
 from schemas.types import Name, Text, Timestamp
@@ -23,6 +23,13 @@ class IdentityDecisionPayload(_Payload):
 
 CustomerId = Annotated[str, StringConstraints(pattern=r"^cus_[0-9a-f]{16}$")]
 """A customer's id as the ledger makes them (`projections.identity.customer_id_for`)."""
+
+
+class IdentityResolvedPayload(IdentityDecisionPayload):
+    """A split or confirmed merge: who and why, and (optional, informational) the customer
+    ids the person named when deciding; the identifier in the envelope is what applies."""
+
+    customers: Annotated[tuple[CustomerId, ...], Field(min_length=1, max_length=2)] | None = None
 
 
 class ErasurePayload(_Payload):
@@ -91,14 +98,14 @@ class IdentitySplit(_Envelope):
     """A person split a customer along the identifier its customer carries: it links no more."""
 
     type: Literal["identity.split"]
-    payload: IdentityDecisionPayload
+    payload: IdentityResolvedPayload
 
 
 class IdentityMergeConfirmed(_Envelope):
     """A person confirmed that the identifier joins one person: links past limits, unsplit."""
 
     type: Literal["identity.merge_confirmed"]
-    payload: IdentityDecisionPayload
+    payload: IdentityResolvedPayload
 
 
 class IdentityErased(_Envelope):

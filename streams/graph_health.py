@@ -46,6 +46,8 @@ def tenant_health(
     budget = _Budget(max_records) if max_records > 0 else None
     truncated = False
 
+    decisions = _decisions(store, partition, tenant, budget)
+
     def customers() -> Iterator[tuple[str, int, list[Collection[str]]]]:
         nonlocal truncated
         members = keys.members_key(tenant, "")
@@ -54,6 +56,8 @@ def tenant_health(
                 truncated = True
                 return
             customer = key[len(members) :].decode()
+            if customer in decisions:
+                continue  # a person's decision stands alone: no customer (as in the pure fold)
             edges: list[Collection[str]] = []
             for _, edge in store.items(partition, keys.edges_prefix(tenant, customer)):
                 if budget is not None and not budget.take():
@@ -67,6 +71,19 @@ def tenant_health(
     health = graph_health(customers(), top, held, refused)
     health.truncated = truncated or (budget is not None and budget.left < 0)
     return health
+
+
+def _decisions(
+    store: LocalStore, partition: int, tenant: str, budget: _Budget | None
+) -> frozenset[str]:
+    """The customer ids that are people's identity decisions (few: people decide one by one)."""
+    prefix = keys.decision_customers_prefix(tenant)
+    found = set()
+    for key, _ in store.items(partition, prefix):
+        if budget is not None and not budget.take():
+            break
+        found.add(key[len(prefix) :].decode())
+    return frozenset(found)
 
 
 def _refused(

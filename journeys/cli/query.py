@@ -1,8 +1,11 @@
-"""`journeys journey` and `journeys flags`: the query API from the command line."""
+"""`journeys journey` and `journeys flags`: the query API from the command line; and a split
+or confirmed merge named by customer ids, resolved through the API to the identifier the
+decision event names (`projections.handling.resolve`; the ids are recorded beside it)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -23,9 +26,17 @@ from journeys.cli.app import (
 from journeys.cli.errors import EXIT_OK, api_failure
 from journeys.cli.render import flag_line, journey_panel
 from journeys.forensics.terminal import SafeConsole
-from journeys.sdk.client import ApiClient, ApiError, flag_from_dict, view_from_dict
+from journeys.sdk.client import (
+    NOT_FOUND_HINT,
+    ApiClient,
+    ApiError,
+    flag_from_dict,
+    view_from_dict,
+)
 from journeys.settings import API_ENV, TOKEN_ENV, ClientSection
-from schemas.errors import JourneyLedgerError
+from projections.handling.resolve import Resolved, resolve_merge, resolve_split
+from projections.replay import CUSTOMER_ID, parse_query
+from schemas.errors import JourneyLedgerError, UnknownIdentifierError
 
 
 def open_client(section: ClientSection, api: str | None, token: str | None) -> ApiClient:
@@ -300,3 +311,50 @@ def identity_stats_command(client: ApiClient, tenant: str, *, as_json: bool) -> 
             f"  {row.get('identifier', row.get('kind'))}  {row['strong_identifiers']}", markup=False
         )
     return EXIT_OK
+
+
+# --- identity decisions named by customer ids ------------------------------------------------
+
+
+def by_customers(named: Sequence[str], count: int) -> bool:
+    """Whether the command's arguments are `count` customer ids (False: one `KIND:VALUE`).
+
+    Raises `UnknownIdentifierError` for any other mix (a malformed one, or the wrong count).
+    """
+    kinds = [parse_query(item).kind for item in named]
+    if len(named) == 1 and kinds[0] != CUSTOMER_ID:
+        return False
+    if len(named) == count and all(kind == CUSTOMER_ID for kind in kinds):
+        return True
+    ids = "two customer ids (cus_…)" if count == 2 else "one customer id (cus_…)"
+    raise UnknownIdentifierError(f"give one identifier (KIND:VALUE) or {ids}")
+
+
+def _journey(client: ApiClient, customer_id: str, tenant: str) -> dict[str, Any]:
+    found = client.journey(customer_id, tenant)
+    if found.get("tenant") != tenant:  # what another tenant holds is as missing
+        raise ApiError(
+            f"no journey found for {customer_id}", status=404, code="not_found", hint=NOT_FOUND_HINT
+        )
+    return found
+
+
+def resolve_by_customers(
+    client: ApiClient,
+    type_: str,
+    customers: Sequence[str],
+    tenant: str,
+    region: str | None,
+    via: str | None,
+) -> Resolved:
+    """The identifier a split (one customer) or confirmed merge (two) is about, from the
+    customers' journeys as the API shows them now.
+
+    Raises `ApiError` (404: a customer the token cannot read in the tenant) and
+    `ResolutionError` (no single identifier; it lists the candidates).
+    """
+    with client:
+        journeys = [_journey(client, c.strip().lower(), tenant) for c in customers]
+    if type_ == "identity.merge_confirmed":
+        return resolve_merge(journeys[0], journeys[1], region, via)
+    return resolve_split(journeys[0], region, via)

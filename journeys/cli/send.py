@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Annotated
+from typing import IO, Annotated, NoReturn
 
 import orjson
 import typer
@@ -32,15 +32,22 @@ from journeys.cli.errors import (
     api_failure,
     print_error,
 )
-from journeys.cli.query import identity_command, identity_stats_command, open_client
+from journeys.cli.query import (
+    by_customers,
+    identity_command,
+    identity_stats_command,
+    open_client,
+    resolve_by_customers,
+)
 from journeys.clock import wall_clock
 from journeys.forensics.terminal import SafeConsole
 from journeys.sdk.producer import BrokerUnavailableError, Delivery, JourneyProducer
 from journeys.settings import CHECK_BROKER
 from projections.handling.requests import decision_document
+from projections.handling.resolve import ResolutionError
 from projections.ledger import fold, identity_stats
 from schemas.codec import Accepted, Rejected, decode_event, decode_lines
-from schemas.errors import JourneyLedgerError
+from schemas.errors import JourneyLedgerError, UnknownIdentifierError
 from streams.config import KafkaSettings
 
 
@@ -144,9 +151,17 @@ app.add_typer(identity_app, name="identity")
 
 
 def decision_line(
-    type_: str, identifier: str, tenant: str, reason: str, by: str, now: datetime
+    type_: str,
+    identifier: str,
+    tenant: str,
+    reason: str,
+    by: str,
+    now: datetime,
+    *,
+    customers: Sequence[str] = (),
 ) -> bytes:
-    """The JSON line of an identity decision about `KIND:VALUE` (validated before it is sent).
+    """The JSON line of an identity decision about `KIND:VALUE` (validated before it is sent);
+    `customers`: the customer ids it was resolved from (recorded, informational).
 
     Raises `UnknownIdentifierError` for a malformed identifier, `InvalidEventError` otherwise.
     """
@@ -159,6 +174,7 @@ def decision_line(
         now=now,
         event_id=f"decision-{uuid.uuid4().hex}",
         system="journeys-cli",
+        customers=customers,
     )
     line = orjson.dumps(document)
     decode_event(line)
@@ -166,10 +182,18 @@ def decision_line(
 
 
 def _decide(
-    ctx: typer.Context, type_: str, identifier: str, tenant: str, reason: str, by: str
-) -> None:
+    ctx: typer.Context,
+    type_: str,
+    identifier: str,
+    tenant: str,
+    reason: str,
+    by: str,
+    customers: Sequence[str] = (),
+) -> NoReturn:
     try:
-        line = decision_line(type_, identifier, tenant, reason, by, wall_clock())
+        line = decision_line(
+            type_, identifier, tenant, reason, by, wall_clock(), customers=customers
+        )
     except JourneyLedgerError as exc:
         print_error(exc)
         raise typer.Exit(EXIT_USAGE) from None
@@ -177,9 +201,53 @@ def _decide(
     raise typer.Exit(send_command(io.BytesIO(line + b"\n"), type_, kafka))
 
 
+def _decide_named(
+    ctx: typer.Context,
+    type_: str,
+    named: Sequence[str],
+    decision: tuple[str, str, str],
+    via: str | None,
+    client_options: tuple[str | None, str | None],
+) -> None:
+    """`_decide` for one `KIND:VALUE`, or for customer ids resolved through the API first."""
+    tenant, reason, by = decision
+    count = 2 if type_ == "identity.merge_confirmed" else 1
+    try:
+        named_customers = by_customers(named, count)
+        if not named_customers and via is not None:
+            raise UnknownIdentifierError("--via: only with customer ids", hint="leave it out")
+    except JourneyLedgerError as exc:
+        print_error(exc)
+        raise typer.Exit(EXIT_USAGE) from None
+    if not named_customers:
+        _decide(ctx, type_, named[0], tenant, reason, by)
+    settings = settings_of(ctx)
+    try:
+        client = open_client(settings.client, *client_options)
+        resolved = resolve_by_customers(
+            client, type_, named, tenant, settings.fold_settings().region_for(tenant), via
+        )
+    except ResolutionError as exc:
+        print_error(exc, hint_apart=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+    except JourneyLedgerError as exc:
+        raise typer.Exit(api_failure(exc)) from None
+    out = SafeConsole(highlight=False)
+    out.print(f"{' and '.join(resolved.customers)}: {resolved.identifier}", markup=False)
+    _decide(ctx, type_, resolved.identifier, tenant, reason, by, resolved.customers)
+
+
 TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant the value belongs to.")]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why, for the record.")]
 ByOption = Annotated[str, typer.Option("--by", help="Who decides (a name or login).")]
+ViaOption = Annotated[
+    str | None,
+    typer.Option(
+        "--via", help="With customer ids: the KIND:VALUE, among several, the decision is about."
+    ),
+]
+EXIT_REFUSED = 1
+"""Customer ids named no single identifier to decide about (none, or several without --via)."""
 
 
 @identity_app.command()
@@ -243,8 +311,14 @@ def stats(
 
     The largest customers by identifier count, the identifiers seen with the most distinct
     strong identifiers (suspected shared values), and the links refused as junk, blocked or
-    held by a limit.
+    held by a limit. A file with --api or --token is refused (exit 2): which graph was meant?
     """
+    if file is not None and (api is not None or token is not None):
+        print_error(
+            "give a file (folded here) or --api/--token (the running stack), not both; "
+            "leave out the file to ask the running stack"
+        )
+        raise typer.Exit(EXIT_USAGE)
     if file is None:
         try:
             client = open_client(settings_of(ctx).client, api, token)
@@ -278,22 +352,46 @@ def stats(
 @identity_app.command()
 def split(
     ctx: typer.Context,
-    identifier: Annotated[str, typer.Argument(help="KIND:VALUE the customer is split along")],
+    identifier: Annotated[
+        str, typer.Argument(help="KIND:VALUE the customer is split along, or a customer id")
+    ],
     tenant: TenantOption,
     reason: ReasonOption,
     by: ByOption,
+    via: ViaOption = None,
+    api: ApiOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Send `identity.split`: the customers this value joined are computed again without it."""
-    _decide(ctx, "identity.split", identifier, tenant, reason, by)
+    """Send `identity.split`: the customers this value joined are computed again without it.
+
+    Given a customer id (cus_…), the API (--api / $JOURNEYS_API) is asked for its journey: it
+    is split along the identifier of the one merge it lists (several: name one with --via).
+    Exit status: 0 sent, 1 no such customer or no single identifier, 2 usage or unreachable.
+    """
+    decision = (tenant, reason, by)
+    _decide_named(ctx, "identity.split", [identifier], decision, via, (api, token))
 
 
 @identity_app.command()
 def merge(
     ctx: typer.Context,
-    identifier: Annotated[str, typer.Argument(help="KIND:VALUE that joins one person")],
+    identifiers: Annotated[
+        list[str],
+        typer.Argument(help="KIND:VALUE that joins one person, or two customer ids (cus_…)"),
+    ],
     tenant: TenantOption,
     reason: ReasonOption,
     by: ByOption,
+    via: ViaOption = None,
+    api: ApiOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Send `identity.merge_confirmed`: the value links again, past the limits too."""
-    _decide(ctx, "identity.merge_confirmed", identifier, tenant, reason, by)
+    """Send `identity.merge_confirmed`: the value links again, past the limits too.
+
+    Given two customer ids, the API (--api / $JOURNEYS_API) is asked for their journeys: the
+    merge is confirmed for the identifier whose link was held between them (an open
+    IDENTITY_CONFLICT naming both, or a value both hold); several: name one with --via.
+    Exit status: 0 sent, 1 no such customer or no single identifier, 2 usage or unreachable.
+    """
+    decision = (tenant, reason, by)
+    _decide_named(ctx, "identity.merge_confirmed", identifiers, decision, via, (api, token))

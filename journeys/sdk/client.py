@@ -113,17 +113,19 @@ class ApiClient:
         """Close the connection pool."""
         self._http.close()
 
-    def journey(self, identifier_or_customer_id: str) -> dict[str, Any]:
-        """The journey holding an identifier (`kind:value`) or with a customer id (`cus_…`).
+    def journey(self, identifier_or_customer_id: str, tenant: str | None = None) -> dict[str, Any]:
+        """The journey holding an identifier (`kind:value`) or with a customer id (`cus_…`),
+        of `tenant` when given.
 
         Raises `UnknownIdentifierError` for a malformed identifier (before any request) and
         `ApiError` (status 404 when no journey the token can read holds it).
         """
         query = parse_query(identifier_or_customer_id)
+        params = {} if tenant is None else {"tenant": tenant}
         if query.kind == CUSTOMER_ID:
-            path, params = f"/v1/journeys/{quote(query.value, safe='')}", {}
+            path = f"/v1/journeys/{quote(query.value, safe='')}"
         else:
-            path, params = "/v1/journeys", {query.kind: query.value}
+            path, params = "/v1/journeys", {**params, query.kind: query.value}
         return self._get(path, params, (f"no journey found for {query}", NOT_FOUND_HINT))
 
     def flags(

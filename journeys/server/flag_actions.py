@@ -25,11 +25,15 @@ from journeys.server.api import (
     _customer_for,
     _journey_dict,
     _json,
+    _not_found,
+    _off_loop,
     _require,
 )
 from journeys.server.problems import HttpProblem
 from journeys.settings import ROLES
 from projections.handling.requests import (
+    DECISIONS,
+    DecisionRequest,
     RequestError,
     action_document,
     decision_document,
@@ -37,7 +41,9 @@ from projections.handling.requests import (
     parse_action,
     parse_decision,
 )
+from projections.handling.resolve import ResolutionError, resolve_merge, resolve_split
 from projections.identifiers import normalise
+from projections.identity import IDENTITY_CONFLICT
 from schemas.errors import InvalidEventError
 from schemas.printable import printable
 
@@ -202,20 +208,64 @@ async def decide_identity(request: web.Request) -> web.Response:
             f"tenant: this token may not decide for {printable(asked.tenant[:100])!r}",
             "use a token that covers the tenant",
         )
+    identifier = asked.identifier
+    customers: tuple[str, ...] = ()
+    if identifier is None:
+        identifier, customers = await _resolve(context, request, asked)
     event_id = f"decision-{uuid.uuid4().hex}"
     document = decision_document(
         asked.type,
-        asked.identifier,
+        identifier,
         asked.tenant,
         asked.reason,
         by=caller.user,
         now=context.clock(),
         event_id=event_id,
         system="journeys",
+        customers=customers,
     )
     await _write(context, document)
-    answer = {"event_id": event_id, "type": asked.type, "tenant": asked.tenant}
+    answer: dict[str, Any] = {"event_id": event_id, "type": asked.type, "tenant": asked.tenant}
+    if customers:
+        answer.update(identifier=identifier, customers=list(customers))
     return _json(answer, status=202)
+
+
+async def _resolve(
+    context: ApiContext, request: web.Request, asked: DecisionRequest
+) -> tuple[str, tuple[str, ...]]:
+    """The identifier a decision naming customer ids is about, from their journeys as the
+    ledger shows them now (read as `GET /v1/journeys/{id}` reads them, off the event loop).
+    Unknown and another tenant's customer: the same 404; no single identifier: 409."""
+    journeys = []
+    for customer_id in asked.customers:
+        found = await _journey_dict(context, request, asked.tenant, customer_id)
+        if found is None:
+            _not_found(customer_id)
+        # the live journey leaves out the conflicts ingest opened (they are on the flag topic)
+        held = await _off_loop(context, _conflicts_of, context, asked.tenant, found["customer_id"])
+        journeys.append({**found, "flags": [*found.get("flags", ()), *held]})
+    region = context.fold.region_for(asked.tenant)
+    try:
+        if asked.type == DECISIONS["merge"]:
+            resolved = resolve_merge(journeys[0], journeys[1], region, asked.via)
+        else:
+            resolved = resolve_split(journeys[0], region, asked.via)
+    except ResolutionError as exc:
+        raise HttpProblem(
+            409, "conflict", printable(Exception.__str__(exc)[:2000]), printable(exc.hint)
+        ) from None
+    return resolved.identifier, resolved.customers
+
+
+def _conflicts_of(context: ApiContext, tenant: str, customer_id: str) -> list[dict[str, Any]]:
+    """A customer's standing `IDENTITY_CONFLICT` flags in the flag index (a walk of the
+    index: run off the event loop, for a decision, never for a journey read)."""
+    return [
+        flag
+        for flag in context.flags.of_customer(tenant, customer_id)
+        if flag.get("rule") == IDENTITY_CONFLICT
+    ]
 
 
 def routes() -> list[web.RouteDef]:

@@ -37,8 +37,13 @@ DECISIONS: dict[str, str] = {
 ACTION_FIELDS = ("action", "note", "assignee", "until")
 """The fields an action's body may have."""
 
-DECISION_FIELDS = ("decision", "identifier", "tenant", "reason")
+DECISION_FIELDS = ("decision", "identifier", "customers", "customer", "via", "tenant", "reason")
 """The fields an identity decision's body may have."""
+
+BY_CUSTOMERS = {"merge": "customers", "split": "customer"}
+"""The decisions that may name customer ids instead of an identifier, and the field for them."""
+
+_CUSTOMER_ID = re.compile(r"^cus_[0-9a-f]{16}$")
 
 _NEEDS = {"assign": "assignee", "note": "note", "resolve": "note", "snooze": "until"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -67,12 +72,16 @@ class ActionRequest:
 
 @dataclass(frozen=True, slots=True)
 class DecisionRequest:
-    """An identity decision, checked: its event type, the `KIND:VALUE`, tenant and reason."""
+    """An identity decision, checked: its event type, the `KIND:VALUE` (None when it names
+    customer ids instead, to be resolved by `projections.handling.resolve`), tenant, reason,
+    the customer ids and the `KIND:VALUE` (`via`) a choice among several is narrowed to."""
 
     type: str
-    identifier: str
+    identifier: str | None
     tenant: str
     reason: str
+    customers: tuple[str, ...] = ()
+    via: str | None = None
 
 
 def _object(body: Any, fields: Sequence[str]) -> Mapping[str, Any]:
@@ -186,24 +195,70 @@ def _required(body: Mapping[str, Any], field: str, longest: int) -> str:
     return value
 
 
+def _identifier(fields: Mapping[str, Any], field: str) -> str | None:
+    """A `KIND:VALUE` field checked (None when absent)."""
+    identifier = _text(fields, field, longest=400)
+    if identifier is None:
+        return None
+    try:
+        query = parse_query(identifier)
+    except JourneyLedgerError as exc:
+        raise RequestError(field, Exception.__str__(exc)) from None
+    if query.kind == CUSTOMER_ID:
+        named = BY_CUSTOMERS.get(str(fields.get("decision")))
+        instead = f" (give customer ids in {named!r})" if named and field == "identifier" else ""
+        raise RequestError(field, f"an identifier (KIND:VALUE), not a customer id{instead}")
+    return identifier
+
+
+def _customer_ids(fields: Mapping[str, Any], field: str, count: int) -> tuple[str, ...]:
+    """`customers` (a list of `count` distinct ids) or `customer` (one id), checked."""
+    value = fields.get(field)
+    given = value if count > 1 else [value]
+    if not isinstance(given, list) or len(given) != count:
+        raise RequestError(field, f"a list of {count} customer ids (cus_…)")
+    ids = []
+    for item in given:
+        if not isinstance(item, str) or not _CUSTOMER_ID.match(item.strip().lower()):
+            what = "each a customer id" if count > 1 else "a customer id"
+            raise RequestError(field, f"{what} (cus_ and 16 hex digits)")
+        ids.append(item.strip().lower())
+    if len(set(ids)) != count:
+        raise RequestError(field, "two different customers")
+    return tuple(ids)
+
+
 def parse_decision(body: Any) -> DecisionRequest:
-    """Check an identity decision's body; `RequestError` naming the field otherwise."""
+    """Check an identity decision's body; `RequestError` naming the field otherwise.
+
+    A merge may name two customers (`customers`) and a split one (`customer`) instead of the
+    identifier; `via` then narrows a choice among several identifiers to one.
+    """
     fields = _object(body, DECISION_FIELDS)
     decision = fields.get("decision")
     if not isinstance(decision, str) or decision not in DECISIONS:
         raise RequestError("decision", f"one of {', '.join(DECISIONS)}")
-    identifier = _required(fields, "identifier", 400)
+    for name in ("customers", "customer"):
+        if fields.get(name) is not None and BY_CUSTOMERS.get(decision) != name:
+            only = "merge" if name == "customers" else "split"
+            raise RequestError(name, f"only for {only}")
+    by_customers = BY_CUSTOMERS.get(decision)
+    named = by_customers is not None and fields.get(by_customers) is not None
+    identifier = _identifier(fields, "identifier")
+    if named and identifier is not None:
+        raise RequestError("identifier", f"give the identifier or {by_customers!r}, not both")
+    if not named and identifier is None:
+        either = f" (or {by_customers!r})" if by_customers else ""
+        raise RequestError("identifier", f"required{either}")
+    via = _identifier(fields, "via")
+    if via is not None and not named:
+        raise RequestError("via", f"only with {by_customers or 'customers'!r}")
     tenant = _required(fields, "tenant", 100)
     reason = _required(fields, "reason", MAX_NAME)
-    try:
-        query = parse_query(identifier)
-    except JourneyLedgerError as exc:
-        raise RequestError("identifier", Exception.__str__(exc)) from None
-    if query.kind == CUSTOMER_ID:
-        raise RequestError(
-            "identifier", "a decision names an identifier (KIND:VALUE), not a customer id"
-        )
-    return DecisionRequest(DECISIONS[decision], identifier, tenant, reason)
+    customers: tuple[str, ...] = ()
+    if named and by_customers is not None:
+        customers = _customer_ids(fields, by_customers, 2 if decision == "merge" else 1)
+    return DecisionRequest(DECISIONS[decision], identifier, tenant, reason, customers, via)
 
 
 def decision_document(
@@ -216,8 +271,10 @@ def decision_document(
     now: datetime,
     event_id: str,
     system: str,
+    customers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The event recording an identity decision about `KIND:VALUE`, made by `by`.
+    """The event recording an identity decision about `KIND:VALUE`, made by `by`; a split or
+    confirmed merge resolved from customer ids records them (`payload.customers`).
 
     Raises `UnknownIdentifierError` for a malformed identifier or a customer id.
     """
@@ -233,5 +290,9 @@ def decision_document(
         "tenant": tenant,
         "source": {"system": system, "channel": "system", "actor": by},
         "customer": {query.kind: query.value},
-        "payload": {"reason": reason, "decided_by": by},
+        "payload": {
+            "reason": reason,
+            "decided_by": by,
+            **({"customers": list(customers)} if customers else {}),
+        },
     }

@@ -104,6 +104,7 @@ PAYLOAD_FIELDS: Mapping[str, Class] = MappingProxyType(
         "recall_code": "clear",
         "flag_id": "clear",
         "customer_id": "clear",  # the ledger's own customer id (an erasure names it)
+        "customers": "clear",  # the ledger's customer ids a split or confirmed merge named
         "grounds": "clear",  # an erasure's reference (a ticket), never the request's text
         # Staff acting on flags and identity: the operator's audit trail, as `source.actor`.
         "by": "clear",

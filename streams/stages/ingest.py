@@ -334,6 +334,8 @@ def ingest(
                     out.append(dead_letter(record, failure_reason("seal", exc), exc))
                     continue
         view.apply(change)
+        if event.type in DECISION_TYPES:  # it stands alone: graph health leaves it out
+            state.put(keys.decision_customer_key(tenant, change.customer_id), b"")
         day = activity_day(event.occurred_at, record.timestamp_ms)
         note_activity(state, tenant, change.customer_id, day, change.absorbed)
         try:
@@ -378,11 +380,15 @@ def ingest(
             try:
                 # no half-written split, and no flag or regroup record for one
                 with state.all_or_nothing(out) as produced:
-                    produced.extend(resolve_conflicts(state, tenant, event, decided))
+                    named: dict[str, set[str]] = {}
+                    produced.extend(resolve_conflicts(state, tenant, event, decided, named))
                     splits = split_on_decision(state, view, tenant, event, region, decided)
                     produced.extend(_tagged(splits, sealer))
-                    lifted = (k for k, why in decided if not why)
-                    backs = merge_back(state, view, tenant, lifted, event, policy)
+                    lifted = [k for k, why in decided if not why]
+                    # a confirmed merge joins the customers a limit held apart on the value
+                    joined = named if event.type == "identity.merge_confirmed" else {}
+                    conflicted = {k: named_ for k, named_ in joined.items() if k in lifted}
+                    backs = merge_back(state, view, tenant, lifted, event, policy, conflicted)
                     produced.extend(_tagged(backs, sealer, region))
             except Exception as exc:  # the decision stays recorded; the split is reported
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))

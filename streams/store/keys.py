@@ -30,6 +30,8 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
   (a settle wrote it): its events ask whether the pure fold settles them,
 - ``kc/<tenant>/<customer id>/<blocked key>`` -> nothing: a conflict flag on the value is open
   on the customer (a merge moves it to the customer it merged into, as the pure fold does),
+- ``dc/<tenant>/<customer id>`` -> nothing: the customer is a person's identity decision
+  standing alone (a decision links nothing): graph health does not count it as a customer,
 - ``g/<tenant>`` -> the number of the tenant's latest settle or split (each `regroup` record
   carries its number, so the journey stage tells an older word from a newer one),
 - ``ky/<tenant>/<customer id>`` -> the customer's key ring (`streams.crypto.ring`: wrapped data
@@ -82,6 +84,7 @@ class Prefix(bytes, Enum):
     HELD = b"hh/"
     HELD_AT = b"he/"
     OVER_LIMIT = b"ov/"
+    DECISION = b"dc/"
     REFUSED = b"r/"
     JOURNEY = b"j/"
     JOURNEY_INDEX = b"jh/"
@@ -197,6 +200,16 @@ def held_at_prefix(tenant: str, key: str) -> bytes:
 def over_limit_key(tenant: str, customer_id: str) -> bytes:
     """The marker of a customer that is part of a component over a limit."""
     return _tenant_key(Prefix.OVER_LIMIT, tenant, customer_id)
+
+
+def decision_customer_key(tenant: str, customer_id: str) -> bytes:
+    """The marker of a customer that is a person's identity decision, not a customer."""
+    return _tenant_key(Prefix.DECISION, tenant, customer_id)
+
+
+def decision_customers_prefix(tenant: str) -> bytes:
+    """The prefix of a tenant's decision markers."""
+    return _tenant_key(Prefix.DECISION, tenant, "")
 
 
 def held_edges_prefix(tenant: str) -> bytes:

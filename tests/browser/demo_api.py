@@ -33,8 +33,9 @@ is `view_to_dict` / `flag_to_dict`.
   With `Demo.hold` set, an action is answered 202 but folded only at `Demo.release()`, as the
   ledger's worker folds it a moment after the API accepted it.
 - `POST /v1/identity/decisions` `{"decision": "block"|"unblock"|"split"|"merge", "identifier":
-  "KIND:VALUE", "tenant", "reason"}`: an admin only (403 otherwise); 202 `{"event_id"}`, the
-  decision kept in `Demo.decisions` for the tests to read (it is not folded).
+  "KIND:VALUE", "tenant", "reason"}` (a merge may name `"customers": [two ids]` and `"via":
+  "KIND:VALUE"` instead of the identifier): an admin only (403 otherwise); 202 `{"event_id"}`,
+  the decision kept in `Demo.decisions` for the tests to read (it is not folded).
 - Every `/v1` request needs `Authorization: Bearer <token>`, else 401
   `{"error": {"code": "unauthorized", …}}`.
 """
@@ -461,7 +462,15 @@ def make_app(
         body = await _json_object(request)
         if body.get("decision") not in DECISIONS:
             raise _bad(f"decision: must be one of {', '.join(DECISIONS)}")
-        identifier = _text(body, "identifier") or ""
+        customers = body.get("customers")
+        if customers is not None and (
+            body.get("decision") != "merge"
+            or not isinstance(customers, list)
+            or len(customers) != 2
+            or any(demo.views.get(str(c)) is None for c in customers)
+        ):
+            raise _bad("customers: two customer ids, for merge only")
+        identifier = _text(body, "via" if customers else "identifier") or ""
         kind, _, value = identifier.partition(":")
         if kind not in IDENTIFIER_KINDS or not value.strip():
             raise _bad("identifier: must be KIND:VALUE with a known kind")

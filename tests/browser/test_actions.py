@@ -460,9 +460,13 @@ def test_an_admin_confirms_or_splits_an_identity_conflict(page: Page, artifacts:
         dialog.get_by_role("button", name="Confirm merge").click()
         status = card.locator(".decision-status", has_text="Decision recorded")
         expect(status).to_have_count(1)
-        assert [(d["decision"], d["identifier"], d["tenant"], d["by"]) for d in demo.decisions] == [
-            ("merge", "phone:+447700900999", "acme-motors", USERS[TOKEN].user)
-        ]
+        # the merge names the customers of the flag, the held value as `via`
+        named = sorted(c["customer_id"] for c in conflicts)
+        assert [
+            (d["decision"], sorted(d["customers"]), d["via"], d["tenant"], d["by"])
+            for d in demo.decisions
+        ] == [("merge", named, "phone:+447700900999", "acme-motors", USERS[TOKEN].user)]
+        assert "identifier" not in demo.decisions[0]
         page.screenshot(path=artifacts / "journey-identity-conflict.png", full_page=True)
 
         # A manager handles the flag like any other, but does not decide identities.

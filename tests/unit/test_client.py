@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -397,6 +398,18 @@ def test_identity_stats_without_a_file_asks_the_api(capsys: pytest.CaptureFixtur
     assert "acme: 7 customers" in text
     assert "2 junk, 1 blocked, 0" in text
     assert "phone  2" in text
+
+
+def test_identity_stats_with_a_file_and_an_api_is_refused(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"")
+    for option in ("--api", "--token"):
+        result = invoke(None, "identity", "stats", str(events), "--tenant", "acme", option, "x")
+        assert result.exit_code == 2, result.output
+        assert "not both" in result.output
+    alone = invoke(None, "identity", "stats", str(events), "--tenant", "acme")
+    assert alone.exit_code == 0, alone.output
+    assert "acme: 0 customers" in alone.output
 
 
 def test_identity_stats_without_a_file_or_an_api_says_how_to_give_one() -> None:

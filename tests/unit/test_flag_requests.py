@@ -24,6 +24,8 @@ from schemas.errors import UnknownIdentifierError
 
 NOW = datetime(2026, 11, 4, 9, 30, tzinfo=UTC)
 FLAG = "flg_3f2a9c0d1b7e6a54"
+CUS_A = "cus_04bce3cd83512c23"
+CUS_B = "cus_152d00493a11ed65"
 
 
 @pytest.mark.parametrize(
@@ -152,12 +154,60 @@ def _past(action: str) -> str:
         ({"decision": "block", "identifier": "phone:0113 496 0000", "tenant": "acme"}, "reason"),
         ({"decision": "block", "identifier": "phone:0113 496 0000", "tenant": "acme",
           "reason": "r", "decided_by": "someone-else"}, "decided_by"),
+        ({"decision": "block", "customers": [CUS_A, CUS_B], "tenant": "a", "reason": "r"},
+         "customers"),
+        ({"decision": "split", "customers": [CUS_A, CUS_B], "tenant": "a", "reason": "r"},
+         "customers"),
+        ({"decision": "merge", "customer": CUS_A, "tenant": "a", "reason": "r"}, "customer"),
+        ({"decision": "merge", "customers": [CUS_A], "tenant": "a", "reason": "r"}, "customers"),
+        ({"decision": "merge", "customers": CUS_A, "tenant": "a", "reason": "r"}, "customers"),
+        ({"decision": "merge", "customers": [CUS_A, CUS_A], "tenant": "a", "reason": "r"},
+         "customers"),
+        ({"decision": "merge", "customers": [CUS_A, "phone:0113"], "tenant": "a", "reason": "r"},
+         "customers"),
+        ({"decision": "merge", "customers": [CUS_A, CUS_B], "identifier": "phone:0113 496 0000",
+          "tenant": "a", "reason": "r"}, "identifier"),
+        ({"decision": "merge", "identifier": CUS_A, "tenant": "a", "reason": "r"}, "identifier"),
+        ({"decision": "merge", "identifier": "phone:0113 496 0000", "via": "phone:0113 496 0000",
+          "tenant": "a", "reason": "r"}, "via"),
+        ({"decision": "merge", "customers": [CUS_A, CUS_B], "via": "colour:red", "tenant": "a",
+          "reason": "r"}, "via"),
+        ({"decision": "split", "customer": ["x"], "tenant": "a", "reason": "r"}, "customer"),
+        ({"decision": "split", "customer": CUS_A, "tenant": "a"}, "reason"),
     ],
 )  # fmt: skip
 def test_a_bad_decision_names_its_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(RequestError) as caught:
         parse_decision(body)
     assert caught.value.field == field
+
+
+def test_a_merge_or_split_may_name_customers_instead_of_an_identifier() -> None:
+    merge = parse_decision(
+        {"decision": "merge", "customers": [CUS_A, CUS_B.upper().replace("CUS_", "cus_")],
+         "via": "phone:0113 496 0000", "tenant": "acme", "reason": "one person"}
+    )  # fmt: skip
+    assert (merge.type, merge.identifier, merge.customers) == (
+        "identity.merge_confirmed",
+        None,
+        (CUS_A, CUS_B),
+    )
+    assert merge.via == "phone:0113 496 0000"
+    split = parse_decision({"decision": "split", "customer": CUS_A, "tenant": "a", "reason": "r"})
+    assert (split.type, split.customers, split.via) == ("identity.split", (CUS_A,), None)
+    document = decision_document(
+        split.type,
+        "email:family@example.com",
+        split.tenant,
+        split.reason,
+        by="ana",
+        now=NOW,
+        event_id="d",
+        system="journeys",
+        customers=split.customers,
+    )
+    event = decode_event(orjson.dumps(document))
+    assert event.payload.customers == (CUS_A,)  # type: ignore[union-attr]
 
 
 def test_a_decision_becomes_the_event_the_cli_writes() -> None:

@@ -172,4 +172,5 @@ def test_a_value_a_person_blocked_is_not_a_suspected_shared_value(tmp_path: Path
     assert identity_stats(ledger, "acme")["suspected_shared"] == []
     health = worker_health(pipeline.identity, range(PARTITIONS))["acme"]
     assert health.shared == []  # without the decision: the switchboard with two
-    # (the decision is a customer of its own live, not offline: customers are not compared)
+    # a decision stands alone live, but it is no customer, live as offline
+    assert health.customers == identity_stats(ledger, "acme")["customers"] == 1

@@ -994,3 +994,24 @@ def test_a_conflict_follows_the_part_holding_its_value_through_a_person_s_split(
 def _is_conflict(pipeline: Pipeline, ref: str) -> bool:
     rules = {f.flag_id: f.flag.to_document().get("rule") for f in pipeline.flags}
     return rules.get(ref.split("/")[1]) == IDENTITY_CONFLICT
+
+
+def test_a_confirmed_merge_joins_the_customers_a_limit_held_apart_live_as_offline(
+    tmp_path: Path,
+) -> None:
+    """Carol and Dave share the switchboard past an e-mail limit of one: a person confirms it
+    is one household, and the live ledger merges them at once, as the pure fold does (before,
+    live, only a later event carrying the value merged them)."""
+    limited = _settings({"limits": {"email": 1}})
+    confirmed = _decision("identity.merge_confirmed", "dec-9", "2024-03-09T12:00:00Z")
+    pipeline = Pipeline(tmp_path)
+    pipeline.settings = limited
+    for line in [*SHOP, confirmed]:
+        pipeline.append("touchpoints", b"acme", line)
+        pipeline.drain()
+    pure = check_lines([*SHOP, confirmed], limited, NOW)
+    assert [[e.event_id for e in j.events] for j in pure.journeys] == [["s-1", "s-2"]]
+    live = _journeys(pipeline)
+    assert live == {j.customer_id: [e.event_id for e in j.events] for j in pure.journeys}
+    assert len(_graph(pipeline)) == 1
+    assert pipeline.dead == []

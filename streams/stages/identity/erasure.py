@@ -82,6 +82,7 @@ def forget_customer(
             state.delete(keys.phone_countries_key(tenant, key.rpartition(":")[2]))
     state.delete(members_key)
     state.delete(keys.over_limit_key(tenant, customer))
+    state.delete(keys.decision_customer_key(tenant, customer))
     forget_conflicts(state, tenant, customer)  # before their markers, which lead to them
     for _, edge in state.items(keys.edges_prefix(tenant, customer)):
         for key in orjson.loads(edge):  # markers of keys its edges hold that it does not

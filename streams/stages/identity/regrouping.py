@@ -30,7 +30,7 @@ the customer now holding it), and the journey stage merges those events back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 import orjson
@@ -420,9 +420,14 @@ def withdraw_conflicts(
 
 
 def resolve_conflicts(
-    state: BatchState, tenant: str, decision: Event, decided: Iterable[tuple[str, str | None]]
+    state: BatchState,
+    tenant: str,
+    decision: Event,
+    decided: Iterable[tuple[str, str | None]],
+    named: dict[str, set[str]] | None = None,
 ) -> list[OutRecord]:
-    """Resolve the conflict flags opened on the values a person decided about."""
+    """Resolve the conflict flags opened on the values a person decided about; `named`
+    collects, per value, the customers they were open on (a confirmed merge joins them)."""
     out: list[OutRecord] = []
     for key, _ in decided:
         if conflict_number(state, tenant, key) is None:
@@ -432,6 +437,8 @@ def resolve_conflicts(
         for stored, document in opened:
             state.delete(stored)
             customer, flag = conflicts.from_document(document)
+            if named is not None:
+                named.setdefault(key, set()).add(customer)
             state.delete(keys.customer_conflict_key(tenant, customer, key))
             (done,) = conflicts.resolved([flag], decision)
             out.append(flag_record(flag_changed(tenant, customer, done, "resolved")))
@@ -445,21 +452,25 @@ def merge_back(
     lifted: Iterable[str],
     decision: Event | None = None,
     policy: IdentityPolicy | None = None,
+    conflicted: Mapping[str, Iterable[str]] | None = None,
 ) -> list[OutRecord]:
     """Merge back the customers whose edges hold values a decision lifted; the merge records.
 
     `lifted` are the values (blocked keys) an unblock or a confirmed merge let link again,
     already lifted in the state. With the `decision`, each merge record says it applied;
-    with the tenant's `policy`, the customers are settled within its limits.
+    with the tenant's `policy`, the customers are settled within its limits. `conflicted`:
+    per value, the customers a limit's held link on it named (their edges hold the value):
+    a confirmed merge joins them as the pure fold does.
     """
     out: list[OutRecord] = []
-    for value in sorted(lifted):
+    conflicted = conflicted or {}
+    for value in sorted({*lifted, *conflicted}):
         markers = state.items(keys.refused_prefix(tenant, value))
         for marker, _ in markers:
             state.delete(marker)
+        named = {marker.rsplit(b"/", 1)[1].decode() for marker, _ in markers}
         held: dict[str, list[Edge]] = {}
-        for marker, _ in markers:
-            customer = marker.rsplit(b"/", 1)[1].decode()
+        for customer in sorted(named | set(conflicted.get(value, ()))):
             found = edges(state, tenant, customer)
             members = view.members(customer)
             linking = {k for k in members if _links(k) and not _is_refused(state, tenant, k)}

@@ -417,8 +417,12 @@ const DECISION_DIALOGS = {
   split: { title: "Split along this identifier", submit: "Split", help: "The identifier does not join these customers: they stay apart." },
 };
 
-/** A button opening the decision dialog for `identifiers` (`[{kind, value}]`, the first chosen). */
-export function decisionButton(decision, { identifiers, tenant, text, onDecided = null }) {
+/**
+ * A button opening the decision dialog for `identifiers` (`[{kind, value}]`, the first chosen).
+ * With `customers` (a merge on an IDENTITY_CONFLICT flag: the two it names), the decision names
+ * them and the identifier goes as `via`: the ledger checks it is held between them.
+ */
+export function decisionButton(decision, { identifiers, tenant, text, customers = null, onDecided = null }) {
   if (!canDecide() || !identifiers.length) return null;
   const button = el("button", { type: "button", class: "button small secondary decision-button", dataset: { decision } }, text);
   const status = el("span", { class: "decision-status", role: "status" });
@@ -440,7 +444,13 @@ export function decisionButton(decision, { identifiers, tenant, text, onDecided 
           : { name: "identifier", label: "Identifier", type: "fixed", value: `${identifiers[0].kind}:${identifiers[0].value}`, shown: `${kindWord(identifiers[0].kind)} ${identifiers[0].value}` },
         { name: "reason", label: "Reason", type: "textarea", help: "Required: why, for whoever reads the journey later." },
       ],
-      submit: (values) => apiPost("/identity/decisions", { decision, identifier: values.identifier, tenant, reason: values.reason ?? "" }),
+      submit: (values) =>
+        apiPost(
+          "/identity/decisions",
+          decision === "merge" && customers?.length === 2
+            ? { decision, customers, via: values.identifier, tenant, reason: values.reason ?? "" }
+            : { decision, identifier: values.identifier, tenant, reason: values.reason ?? "" },
+        ),
     });
     if (answer) {
       status.textContent = `Decision recorded (${answer.event_id}): the journey changes once the ledger applies it.`;
@@ -448,6 +458,13 @@ export function decisionButton(decision, { identifiers, tenant, text, onDecided 
     }
   });
   return el("span", { class: "decision" }, button, status);
+}
+
+/** The customers an IDENTITY_CONFLICT flag's held link would have joined (from its message), or null. */
+export function conflictCustomers(flag) {
+  const match = /would have joined (.+?): /.exec(flag.message ?? "");
+  const customers = match ? match[1].match(/cus_[0-9a-f]{16}/g) ?? [] : [];
+  return customers.length === 2 ? customers : null;
 }
 
 /** The identifier an IDENTITY_CONFLICT flag is about, read from its message ("phone +44… (system) would…"). */

@@ -30,6 +30,7 @@ import {
   actionBar,
   afterSaved,
   canDecide,
+  conflictCustomers,
   conflictIdentifier,
   decisionButton,
   deskCard,
@@ -609,7 +610,7 @@ function flagExtras(flag) {
       el(
         "div",
         { class: "decision-buttons", role: "group", "aria-label": "Identity decision" },
-        decisionButton("merge", { identifiers, tenant, text: "Confirm merge…" }),
+        decisionButton("merge", { identifiers, tenant, text: "Confirm merge…", customers: conflictCustomers(flag) }),
         decisionButton("split", { identifiers, tenant, text: "Split…" }),
       ),
     );
