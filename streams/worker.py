@@ -125,6 +125,7 @@ class Worker:
             self.extra_rules,
             self.recent,
             self.kafka.max_record_bytes,
+            None if self.sealer is None else self.sealer.peer_rings.drop,
         )
 
     def _tick(self, state: BatchState) -> list[OutRecord]:
