@@ -128,6 +128,10 @@ class Stage:
     process: Process
     tick: Tick | None = None
     tick_interval_s: float = 2.0
+    tick_max_lag: int | None = None
+    """A timer pass on a partition waits while more input records than this wait on it (as of
+    the last fetch's high water; not fetched yet counts as behind): ingest's retention must not
+    forget a customer whose newer events are still in the input. None: the timer never waits."""
     group: str | None = None
     on_revoke: Callable[[int], None] = lambda _partition: None
     on_assign: Callable[[int], None] = lambda _partition: None
@@ -229,7 +233,8 @@ class StageRunner:
                     if self.stage.tick is not None and loop.time() >= next_tick:
                         next_tick = loop.time() + self.stage.tick_interval_s
                         for partition in sorted(self.owned):
-                            await self._tick(partition)
+                            if not self._behind(partition):
+                                await self._tick(partition)
         finally:
             await self.consumer.stop()
 
@@ -439,6 +444,17 @@ class StageRunner:
             if highwater is not None:
                 lags[partition] = max(0, highwater - done)
         return lags
+
+    def _behind(self, partition: int) -> bool:
+        """Whether the partition's timer pass waits: more input than `tick_max_lag` unread."""
+        most = self.stage.tick_max_lag
+        if most is None:
+            return False
+        highwater = self.consumer.highwater(TopicPartition(self.stage.input_topic, partition))
+        if highwater is None:  # nothing fetched since it was taken over: how far behind is unknown
+            return True
+        done = self.stage.store.position(partition, OFFSET_KEY) or 0
+        return int(highwater) - done > most
 
     async def _tick(self, partition: int) -> None:
         assert self.stage.tick is not None
