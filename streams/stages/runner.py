@@ -106,7 +106,7 @@ def stage_consumer(name: str, group: str | None, settings: KafkaSettings) -> AIO
     by the stage, batches of at most `max_batch_records`."""
     return AIOKafkaConsumer(
         **settings.client_options(),
-        group_id=group or f"{settings.topic_prefix}.{name}",
+        group_id=group or settings.names().stage_group(name),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.session_timeout_ms,
