@@ -129,9 +129,8 @@ class Stage:
     tick: Tick | None = None
     tick_interval_s: float = 2.0
     tick_max_lag: int | None = None
-    """A timer pass on a partition waits while more input records than this wait on it (as of
-    the last fetch's high water; not fetched yet counts as behind): ingest's retention must not
-    forget a customer whose newer events are still in the input. None: the timer never waits."""
+    """A partition's timer pass waits while more input records are unread (`_behind`): ingest's
+    retention must not forget a customer whose newer events wait in the input. None: never."""
     group: str | None = None
     on_revoke: Callable[[int], None] = lambda _partition: None
     on_assign: Callable[[int], None] = lambda _partition: None
@@ -446,15 +445,10 @@ class StageRunner:
         return lags
 
     def _behind(self, partition: int) -> bool:
-        """Whether the partition's timer pass waits: more input than `tick_max_lag` unread."""
-        most = self.stage.tick_max_lag
-        if most is None:
-            return False
-        highwater = self.consumer.highwater(TopicPartition(self.stage.input_topic, partition))
-        if highwater is None:  # nothing fetched since it was taken over: how far behind is unknown
-            return True
-        done = self.stage.store.position(partition, OFFSET_KEY) or 0
-        return int(highwater) - done > most
+        """Whether the partition's timer pass waits: more input than `tick_max_lag` unread, or
+        nothing fetched since it was taken over (how far behind is unknown)."""
+        most, lag = self.stage.tick_max_lag, self.lag().get(partition)
+        return most is not None and (lag is None or lag > most)
 
     async def _tick(self, partition: int) -> None:
         assert self.stage.tick is not None
