@@ -10,6 +10,7 @@ from types import MappingProxyType
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from streams.crypto.keys import MASTER_KEY_ENV, LocalKeyProvider, master_key_problem
+from streams.crypto.ring_cache import RING_CACHE_SIZE, RING_CACHE_TTL_S, RingCache
 from streams.crypto.suppression import Suppression
 
 NEW_MASTER_KEY_ENV = "JOURNEYS_NEW_MASTER_KEY"
@@ -29,10 +30,16 @@ class _Section(BaseModel):
 
 class PrivacySection(_Section):
     """`[privacy]`: the master key (base64 of 32 bytes) that wraps every customer's data key,
-    and, for a rotation only, the master key to re-wrap them with."""
+    for a rotation only the master key to re-wrap them with, and how many rings read from
+    other workers are kept, for how long."""
 
     master_key: str | None = Field(default=None, repr=False)
     new_master_key: str | None = Field(default=None, repr=False)
+    ring_cache_size: int = Field(default=RING_CACHE_SIZE, ge=0, le=1_000_000)
+    """Customers' rings read from other workers kept in memory at most (0: none kept)."""
+    ring_cache_seconds: float = Field(default=RING_CACHE_TTL_S, ge=0, le=300)
+    """How long a kept ring is used: the most a worker that did not take part in an erasure
+    may still open the erased customer's fields (0: rings are asked for every time)."""
 
     @field_validator("master_key", "new_master_key")
     @classmethod
@@ -46,6 +53,10 @@ class PrivacySection(_Section):
         """The (new) master key's provider, or None when it is not set."""
         key = self.new_master_key if new else self.master_key
         return LocalKeyProvider.from_setting(key) if key is not None else None
+
+    def ring_cache(self) -> RingCache:
+        """An empty cache of rings read from other workers, as these settings size it."""
+        return RingCache(self.ring_cache_size, self.ring_cache_seconds)
 
 
 class TenantPrivacySection(_Section):

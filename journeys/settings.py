@@ -497,7 +497,11 @@ class Settings(_Section):
         provider = self.key_provider()
         if provider is None:
             return None
-        return Sealer(provider, {t: s.personal for t, s in self.tenants.items() if s.personal})
+        return Sealer(
+            provider,
+            {t: s.personal for t, s in self.tenants.items() if s.personal},
+            peer_rings=self.privacy.ring_cache(),
+        )
 
     def fold_settings(self) -> FoldSettings:
         """What the pure folds need."""

@@ -117,6 +117,15 @@ class TopicNames:
         """The consumer group of the journey stage."""
         return self._generation(f"{self.prefix}.journeys")
 
+    def stage_group(self, stage: str) -> str:
+        """The consumer group of a stage that does not name its own (validate, ingest)."""
+        return f"{self.prefix}.{stage}"
+
+    @property
+    def worker_groups(self) -> tuple[str, ...]:
+        """The consumer groups a running worker is a member of, one per stage."""
+        return (self.stage_group("validate"), self.stage_group("ingest"), self.journey_group)
+
     @property
     def notification_dead_letters(self) -> str:
         """Notifications given up on after the last retry, with the receiver and the reason."""

@@ -55,6 +55,17 @@ def read_journey(worker: Worker, tenant: str, customer_id: str) -> Journey | For
     return Forwarded(forward.decode()) if forward is not None else None
 
 
+def forwarded(worker: Worker, tenant: str, customer_id: str) -> Forwarded | None:
+    """Where a merged customer was forwarded to, when it holds no journey of its own (owned
+    partition): point reads only, so a merged id is followed before its ring is read."""
+    partition = journey_partition(worker, tenant, customer_id)
+    ref = (tenant, customer_id)
+    forward = worker.journey_store.get(partition, keys.forward_key(ref))
+    if forward is None or worker.journey_store.get(partition, keys.journey_key(ref)) is not None:
+        return None
+    return Forwarded(forward.decode())
+
+
 def read_merges(worker: Worker, tenant: str, customer_id: str) -> tuple[Merge, ...]:
     """The latest merges that made a customer, oldest first (owned partition)."""
     partition = journey_partition(worker, tenant, customer_id)

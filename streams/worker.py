@@ -20,7 +20,7 @@ from streams.crypto.sealing import Sealer
 from streams.crypto.suppression import Suppression
 from streams.graph_health import GraphHealthCache
 from streams.kafka.records import InRecord, OutRecord
-from streams.stages.identity.retention import RETENTION_PASS_S, expire
+from streams.stages.identity.retention import RETENTION_MAX_LAG, RETENTION_PASS_S, expire
 from streams.stages.ingest import ingest
 from streams.stages.journey.stage import (
     RECORD_FRAMING_BYTES,
@@ -99,6 +99,7 @@ class Worker:
             ),
             tick=self._expire if self.retention_days else None,
             tick_interval_s=RETENTION_PASS_S,
+            tick_max_lag=RETENTION_MAX_LAG,  # never forget a customer whose events wait unread
             durable_first=keys.is_ring_key,  # a ring reaches the changelog before its events
         )
         self.journeys = Stage(
@@ -125,6 +126,7 @@ class Worker:
             self.extra_rules,
             self.recent,
             self.kafka.max_record_bytes,
+            None if self.sealer is None else self.sealer.peer_rings.drop,
         )
 
     def _tick(self, state: BatchState) -> list[OutRecord]:

@@ -45,6 +45,7 @@ from streams.kafka.follow import Followers
 from streams.notify.delivery import DeliveryLog
 from streams.queries import (
     Forwarded,
+    forwarded,
     identity_partition,
     journey_partition,
     lookup_customer,
@@ -307,13 +308,26 @@ async def owned_journey(
     context: ApiContext, tenant: str, customer_id: str, decided: Mapping[str, str]
 ) -> dict[str, Any] | Forwarded | None:
     """`_local_journey` off the event loop, opened with the customer's ring, read where the
-    tenant's ingest partition is (`rings`: another worker may hold it)."""
+    tenant's ingest partition is (`rings`: another worker may hold it, and this one may have
+    kept it a short while). A merged customer is followed before any ring is read."""
     from journeys.server.privacy.rings import data_keys_of  # it builds on this module's helpers
 
+    if context.worker.sealer is not None:  # there is a ring to read: not for a merged id
+        forward = forwarded(context.worker, tenant, customer_id)
+        if forward is not None:
+            return forward
     data_keys = await data_keys_of(context, tenant, customer_id)
-    return await _off_loop(
+    found = await _off_loop(
         context, _local_journey, context, tenant, customer_id, decided, data_keys
     )
+    if data_keys is not None and data_keys.stale:
+        # the kept ring lacked a key the events name (a merge since, or a new start after an
+        # erasure): read it afresh rather than show `[erased]` for a customer not erased
+        data_keys = await data_keys_of(context, tenant, customer_id, fresh=True)
+        found = await _off_loop(
+            context, _local_journey, context, tenant, customer_id, decided, data_keys
+        )
+    return found
 
 
 def _view_dict(

@@ -89,6 +89,8 @@ async def erase_customer(request: web.Request) -> web.Response:
     await _write(
         context, erasure_document(tenant, found_id, grounds.strip(), caller.user, now, event_id)
     )
+    if context.worker.sealer is not None:  # a ring kept from another worker goes now
+        context.worker.sealer.peer_rings.drop(tenant, found_id)
     return _json({"event_id": event_id, "tenant": tenant, "customer_id": found_id}, status=202)
 
 

@@ -26,6 +26,7 @@ from streams.crypto.fields import PREFIX, SECTIONS, encrypt_personal, is_encrypt
 from streams.crypto.hashing import identity_hash
 from streams.crypto.keys import KeyProvider, LocalKeyProvider, Random
 from streams.crypto.ring import KeyRing
+from streams.crypto.ring_cache import RingCache
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -70,8 +71,12 @@ class Sealer:
         random: Random = os.urandom,
         cache_size: int = KEY_CACHE_SIZE,
         identity_secret: Callable[[str], bytes] | None = None,
+        peer_rings: RingCache | None = None,
     ) -> None:
         self.provider = provider
+        self.peer_rings = peer_rings if peer_rings is not None else RingCache()
+        """Rings the API read from other workers (`journeys.server.privacy.rings`): kept here,
+        with the keys they unwrap to, so that erasing forgets both."""
         if identity_secret is None and isinstance(provider, LocalKeyProvider):
             identity_secret = provider.identity_secret
         self.identity_secret = identity_secret
@@ -213,6 +218,7 @@ class Sealer:
         if ring is None:
             return ()
         state.delete(keys.ring_key(tenant, customer_id))
+        self.peer_rings.drop(tenant, customer_id)  # kept from before this worker held it
         for key_id in ring.key_ids:
             self._keys.pop(key_id, None)
             self._ciphers.pop(key_id, None)

@@ -106,7 +106,7 @@ def stage_consumer(name: str, group: str | None, settings: KafkaSettings) -> AIO
     by the stage, batches of at most `max_batch_records`."""
     return AIOKafkaConsumer(
         **settings.client_options(),
-        group_id=group or f"{settings.topic_prefix}.{name}",
+        group_id=group or settings.names().stage_group(name),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.session_timeout_ms,
@@ -128,6 +128,9 @@ class Stage:
     process: Process
     tick: Tick | None = None
     tick_interval_s: float = 2.0
+    tick_max_lag: int | None = None
+    """A partition's timer pass waits while more input records are unread (`_behind`): ingest's
+    retention must not forget a customer whose newer events wait in the input. None: never."""
     group: str | None = None
     on_revoke: Callable[[int], None] = lambda _partition: None
     on_assign: Callable[[int], None] = lambda _partition: None
@@ -229,7 +232,8 @@ class StageRunner:
                     if self.stage.tick is not None and loop.time() >= next_tick:
                         next_tick = loop.time() + self.stage.tick_interval_s
                         for partition in sorted(self.owned):
-                            await self._tick(partition)
+                            if not self._behind(partition):
+                                await self._tick(partition)
         finally:
             await self.consumer.stop()
 
@@ -439,6 +443,12 @@ class StageRunner:
             if highwater is not None:
                 lags[partition] = max(0, highwater - done)
         return lags
+
+    def _behind(self, partition: int) -> bool:
+        """Whether the partition's timer pass waits: more input than `tick_max_lag` unread, or
+        nothing fetched since it was taken over (how far behind is unknown)."""
+        most, lag = self.stage.tick_max_lag, self.lag().get(partition)
+        return most is not None and (lag is None or lag > most)
 
     async def _tick(self, partition: int) -> None:
         assert self.stage.tick is not None

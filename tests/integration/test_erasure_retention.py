@@ -152,13 +152,16 @@ def test_the_timer_forgets_a_silent_customer_and_rotation_keeps_the_rest_readabl
             },
         }
     )
-    assert rotate_command(settings, tmp_path, forget_suppressed=False) == 0
+    # The worker has stopped, but on Tansu its groups' only members (generation 0) are never
+    # seen to leave (README "Rotation limits"): the check is tested on its own elsewhere.
+    assert rotate_command(settings, tmp_path, forget_suppressed=False, force=True) == 0
     records = asyncio.run(read_topic(kafka, changelog))
     rings = latest_rings((r.partition, r.key, r.value) for r in records)
     (ring_key,) = rings  # the erased customer's ring was not written back
     assert keys.customer_of(keys.Prefix.RING, ring_key[1]) == ("acme", active)
     assert KeyRing.from_bytes(rings[ring_key]).unwrap(new) == before
-    assert rotate_command(settings, tmp_path, forget_suppressed=False) == 0  # run again: no-op
+    again = rotate_command(settings, tmp_path, forget_suppressed=False, force=True)
+    assert again == 0  # run again: nothing to do
     assert len(asyncio.run(read_topic(kafka, changelog))) == len(records)
 
     async def after_rotation() -> Worker:
@@ -243,9 +246,10 @@ def test_an_erased_identifier_is_suppressed_and_rotation_refuses_to_break_it(
 
     assert asyncio.run(scenario()) == {("acme", "customer.email"): 1}
     capsys.readouterr()
-    assert rotate_command(settings, tmp_path, forget_suppressed=False) == 2
+    # (forced past the look for running workers: see the rotation above)
+    assert rotate_command(settings, tmp_path, forget_suppressed=False, force=True) == 2
     err = capsys.readouterr().err
     assert "1 suppressed identifier hashes are stored" in err
     assert "--forget-suppressed" in err
     assert base64.b64encode(NEW_KEY).decode() not in err
-    assert rotate_command(settings, tmp_path, forget_suppressed=True) == 0
+    assert rotate_command(settings, tmp_path, forget_suppressed=True, force=True) == 0

@@ -30,6 +30,7 @@ from streams import queries
 from streams.crypto.fields import ERASED, PREFIX
 from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.ring import KeyRing
+from streams.crypto.ring_cache import RingCache
 from streams.crypto.sealing import Sealer
 from streams.directory import Directory, Member, sealed_record
 from streams.flag_index import FlagIndex
@@ -129,14 +130,20 @@ def _index(changes: list[FlagChange]) -> FlagIndex:
     return index
 
 
-def _worker(ingest: frozenset[int], journeys: frozenset[int], identity: Any, stored: Any) -> Any:
+def _worker(
+    ingest: frozenset[int],
+    journeys: frozenset[int],
+    identity: Any,
+    stored: Any,
+    sealer: Sealer | None = None,
+) -> Any:
     return SimpleNamespace(
         kafka=SimpleNamespace(partitions=PARTITIONS),
         owned=lambda stage: ingest if stage == "ingest" else journeys,
         tenants=lambda: frozenset({"acme"}),
         identity_store=identity,
         journey_store=stored,
-        sealer=Sealer(LocalKeyProvider(MASTER)),  # each worker unwraps with its own
+        sealer=sealer or Sealer(LocalKeyProvider(MASTER)),  # each worker unwraps with its own
     )
 
 
@@ -161,7 +168,11 @@ Scenario = Callable[[TestClient[Any, Any], TestClient[Any, Any]], Awaitable[None
 
 
 def _two_workers(
-    tmp_path: Path, sealed: Sealed, scenario: Scenario, holder_secret: str = SECRET
+    tmp_path: Path,
+    sealed: Sealed,
+    scenario: Scenario,
+    holder_secret: str = SECRET,
+    server_sealer: Sealer | None = None,
 ) -> None:
     """`holder` holds the ingest partitions (the rings) and no journey; `server` holds every
     journey partition and an empty identity store. The scenario gets (server, holder)."""
@@ -169,7 +180,7 @@ def _two_workers(
     async def main() -> None:
         empty = LocalStore(tmp_path / "empty")
         holder_worker = _worker(ALL, frozenset(), sealed.pipeline.identity, empty)
-        server_worker = _worker(frozenset(), ALL, empty, sealed.pipeline.journeys)
+        server_worker = _worker(frozenset(), ALL, empty, sealed.pipeline.journeys, server_sealer)
         async with aiohttp.ClientSession() as session:
             directory = Directory(SECRET)
             holder = _context(
@@ -348,3 +359,156 @@ def test_after_erasure_the_forwarded_journey_and_the_notes_read_erased(
     text = orjson.dumps(page).decode() + orjson.dumps(journey).decode()
     assert "zq7" not in text
     assert PREFIX not in text
+
+
+def _ring_calls(caplog: pytest.LogCaptureFixture, customer_id: str = "") -> int:
+    """The ring calls the holder has answered so far (naming `customer_id`, when given)."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    return sum("/v1/internal/rings?" in line and customer_id in line for line in lines)
+
+
+def _erase(sealed: Sealed) -> None:
+    erasure = raw(
+        "identity.erased",
+        {"customer_id": sealed.customer_id, "decided_by": "dpo", "grounds": "DSR-2"},
+        customer={"anonymous_id": sealed.customer_id},
+        system="journeys",
+        event_id="erase-2",
+    )
+    sealed.pipeline.append("touchpoints", b"acme", orjson.dumps(erasure))
+    sealed.pipeline.drain()
+    assert not sealed.pipeline.dead
+
+
+async def _note_texts(server: TestClient[Any, Any]) -> list[str]:
+    status, page = await _get(server, "/v1/flags?tenant=acme")
+    assert status == 200
+    (flag,) = page["flags"]
+    return [n["text"] for n in flag["handling"]["notes"]]
+
+
+def test_a_ring_asked_of_another_worker_is_kept_for_its_ttl_and_no_longer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sealed = _sealed(tmp_path, monkeypatch)
+    path = f"/v1/journeys/{sealed.customer_id}?tenant=acme"
+    now = [0.0]
+    cache = RingCache(ttl_s=10.0, clock=lambda: now[0])
+    seen: dict[str, Any] = {}
+
+    async def scenario(server: TestClient[Any, Any], holder: TestClient[Any, Any]) -> None:
+        del holder
+        seen["journeys"] = [await _get(server, path) for _ in range(3)]
+        seen["notes"] = await _note_texts(server)
+        seen["calls"] = [_ring_calls(caplog)]
+        now[0] += 10.0  # the ring's time is up: asked again
+        seen["journeys"].append(await _get(server, path))
+        seen["calls"].append(_ring_calls(caplog))
+        _erase(sealed)  # an erasure this worker is not told of (its journey stage is elsewhere)
+        seen["kept"] = await _note_texts(server)
+        now[0] += 10.0
+        seen["erased"] = await _note_texts(server)
+        seen["calls"].append(_ring_calls(caplog))
+
+    with caplog.at_level(logging.INFO):
+        sealer = Sealer(LocalKeyProvider(MASTER), peer_rings=cache)
+        _two_workers(tmp_path, sealed, scenario, server_sealer=sealer)
+    first = seen["journeys"][0]
+    assert first[0] == 200
+    assert EMAIL in orjson.dumps(first[1]).decode()
+    assert all(answer == first for answer in seen["journeys"])
+    assert seen["notes"] == [NOTE, REASON]
+    # three journeys and a page of flags: one ring call; the TTL over, one more
+    assert seen["calls"] == [1, 2, 3]
+    # the documented bound: a worker not told of the erasure opens the notes until the TTL ends
+    assert seen["kept"] == [NOTE, REASON]
+    assert seen["erased"] == [ERASED, ERASED]
+    assert "wk:v1:" not in repr(cache)
+    assert "dk_" not in repr(cache)
+
+
+def test_the_journey_stage_applying_an_erasure_drops_the_kept_ring_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sealed = _sealed(tmp_path, monkeypatch)
+    cache = RingCache(ttl_s=300.0, clock=lambda: 0.0)  # never runs out here
+    sealed.pipeline.on_erased = cache.drop  # this worker's journey stage, as `Worker` wires it
+    seen: dict[str, Any] = {}
+
+    async def scenario(server: TestClient[Any, Any], holder: TestClient[Any, Any]) -> None:
+        del holder
+        seen["before"] = await _note_texts(server)
+        seen["kept"] = len(cache)
+        _erase(sealed)
+        seen["dropped"] = len(cache)
+        seen["after"] = await _note_texts(server)
+        seen["calls"] = _ring_calls(caplog)
+
+    with caplog.at_level(logging.INFO):
+        sealer = Sealer(LocalKeyProvider(MASTER), peer_rings=cache)
+        _two_workers(tmp_path, sealed, scenario, server_sealer=sealer)
+    assert seen["before"] == [NOTE, REASON]
+    assert (seen["kept"], seen["dropped"]) == (1, 0)
+    assert seen["after"] == [ERASED, ERASED]
+    assert seen["calls"] == 2  # asked again after the drop, and told there is no ring
+
+
+PHONE = "+447700900123"
+
+
+def test_a_kept_ring_lacking_a_merged_key_is_asked_again_and_a_merged_id_costs_no_ring_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(queries, "partition_of", lambda key, _count: stages.partition_of(key))
+    pipeline = Pipeline(tmp_path / "state", sealer=Sealer(LocalKeyProvider(MASTER)))
+    by_email = raw("message.received", {"text": "zq7 hello", "medium": "email"})
+    by_email["customer"] = {"email": EMAIL}
+    by_phone = raw("message.received", {"text": "zq7 ring me", "medium": "sms"})
+    by_phone["customer"] = {"phone": PHONE}
+    for line in (by_email, by_phone):
+        pipeline.append("touchpoints", b"acme", orjson.dumps(line))
+    pipeline.drain()
+    ids = sorted({c for (_, c) in pipeline.stored()})
+    assert len(ids) == 2
+    both = raw("booking.created", {"booking_id": "B7", "slot": "2026-11-10T10:30:00+00:00"})
+    both["customer"] = {"email": EMAIL, "phone": PHONE}
+    sealed = Sealed(pipeline, ids[0], FlagIndex())
+    now = [0.0]
+    cache = RingCache(ttl_s=300.0, clock=lambda: now[0])
+    seen: dict[str, Any] = {}
+
+    async def scenario(server: TestClient[Any, Any], holder: TestClient[Any, Any]) -> None:
+        del holder
+        for customer_id in ids:  # both rings kept
+            assert (await _get(server, f"/v1/journeys/{customer_id}?tenant=acme"))[0] == 200
+        seen["kept"] = len(cache)
+        pipeline.append("touchpoints", b"acme", orjson.dumps(both))
+        pipeline.drain()
+        assert not pipeline.dead
+        before = {c: _ring_calls(caplog, c) for c in ids}
+        seen["answers"] = [await _get(server, f"/v1/journeys/{c}?tenant=acme") for c in ids]
+        seen["calls"] = {c: _ring_calls(caplog, c) - before[c] for c in ids}
+        now[0] += 300.0  # nothing kept any more: each id asked for as if for the first time
+        before = {c: _ring_calls(caplog, c) for c in ids}
+        seen["later"] = [await _get(server, f"/v1/journeys/{c}?tenant=acme") for c in ids]
+        seen["later_calls"] = {c: _ring_calls(caplog, c) - before[c] for c in ids}
+
+    with caplog.at_level(logging.INFO):
+        sealer = Sealer(LocalKeyProvider(MASTER), peer_rings=cache)
+        _two_workers(tmp_path, sealed, scenario, server_sealer=sealer)
+    assert seen["kept"] == 2
+    (first, journey), (second, again) = seen["answers"]
+    assert (first, second) == (200, 200)
+    assert journey == again  # the merged id followed to the survivor
+    survivor = journey["customer_id"]
+    (absorbed,) = [c for c in ids if c != survivor]
+    text = orjson.dumps(journey).decode()
+    assert ERASED not in text  # the kept ring lacked the absorbed customer's key: asked again
+    assert PREFIX not in text
+    assert EMAIL in text
+    assert "zq7 hello" in text
+    assert "zq7 ring me" in text
+    assert seen["calls"] == {absorbed: 0, survivor: 1}  # once, after the kept ring fell short
+    assert seen["later"] == seen["answers"]
+    # with no ring kept, the merged id is followed before any ring is read: one read in all
+    assert seen["later_calls"] == {absorbed: 0, survivor: 1}

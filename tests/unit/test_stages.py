@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,6 +93,8 @@ class Pipeline:
         self.read: dict[str, dict[int, int]] = {name: defaultdict(int) for name in self.logs}
         self.flags: list[FlagChange] = []
         self.dead: list[dict[str, object]] = []
+        self.on_erased: Callable[[str, str], None] | None = None
+        """Told of each erasure the journey stage applies (as the worker tells its sealer)."""
 
     def append(self, topic: str, key: bytes | None, value: bytes | None, headers=()) -> None:  # type: ignore[no-untyped-def]
         log = self.logs[topic]
@@ -144,7 +147,13 @@ class Pipeline:
                 else:
                     state = BatchState(self.journeys, partition)
                     outs = process_events(
-                        state, self.cache, batch, NOW, self.settings, recent=self.recent
+                        state,
+                        self.cache,
+                        batch,
+                        NOW,
+                        self.settings,
+                        recent=self.recent,
+                        on_erased=self.on_erased,
                     )
                     self.attempts[(partition, batch[0].offset, batch[-1].offset)].append(
                         [

@@ -3,7 +3,9 @@
 Events are not touched: their fields stay sealed under the same data keys, and only the
 wrapping of those keys changes. Run it with every worker stopped (a worker running on the data
 directory holds its store's lock; one running elsewhere could write a ring, or erase one,
-while the rotation reads), then start the workers with the new key as `[privacy] master_key`.
+while the rotation reads): the command asks the broker whether the workers' consumer groups
+have members and refuses while they do (`--force` to rotate anyway), then start the workers
+with the new key as `[privacy] master_key`.
 The current key is `[privacy] master_key` / `JOURNEYS_MASTER_KEY`; the new one
 `[privacy] new_master_key` / `JOURNEYS_NEW_MASTER_KEY` (an environment variable keeps it out
 of the shell history and the process list). No key is ever printed: only the ids derived from
@@ -26,6 +28,7 @@ from journeys.privacy_settings import NEW_MASTER_KEY_ENV, NEW_MASTER_KEY_SETTING
 from journeys.sdk.producer import BrokerUnavailableError
 from journeys.settings import CHECK_BROKER, Settings
 from schemas.errors import JourneyLedgerError
+from streams.admin import BrokerError, group_members
 from streams.config import KafkaSettings
 from streams.crypto.keys import MASTER_KEY_ENV, MASTER_KEY_SETTING, KeyProvider
 from streams.crypto.rotation import (
@@ -63,6 +66,34 @@ class SuppressionWouldBreakError(JourneyLedgerError):
         "a new master key stops them matching (they cannot be re-hashed: the ledger keeps no "
         "identifier); run again with --forget-suppressed to rotate anyway"
     )
+
+
+class WorkersRunningError(JourneyLedgerError):
+    """Workers are members of the ledger's consumer groups: they may write or erase a ring
+    while the rotation reads them."""
+
+    hint = (
+        "stop every worker of this ledger and run the rotation again (a worker that died stays "
+        "a member until its session times out, [kafka] session_timeout_ms); --force rotates "
+        "anyway, at the risk of a ring left under the old key or an erased ring written back"
+    )
+
+
+async def running_workers(kafka: KafkaSettings) -> dict[str, int]:
+    """The workers' consumer groups that have members now, with how many."""
+    members = await group_members(
+        kafka.bootstrap_servers, kafka.names().worker_groups, client_options=kafka.client_options()
+    )
+    return {group: count for group, count in members.items() if count}
+
+
+def refuse_while_running(kafka: KafkaSettings) -> None:
+    """`WorkersRunningError` naming the groups with members; `BrokerError` when the broker
+    cannot say."""
+    running = asyncio.run(running_workers(kafka))
+    if running:
+        named = ", ".join(f"{group} ({count} members)" for group, count in sorted(running.items()))
+        raise WorkersRunningError(f"workers are running: consumer groups {named}")
 
 
 def rotation_providers(settings: Settings) -> tuple[KeyProvider, KeyProvider]:
@@ -129,14 +160,18 @@ def rotate_local(data_dir: Path, partitions: int, old: KeyProvider, new: KeyProv
         store.close()
 
 
-def rotate_command(settings: Settings, data_dir: Path, forget_suppressed: bool) -> int:
-    """Run `journeys keys rotate`; the exit status."""
+def rotate_command(
+    settings: Settings, data_dir: Path, forget_suppressed: bool, force: bool = False
+) -> int:
+    """Run `journeys keys rotate`; the exit status (`force`: even while workers run)."""
     try:
         old, new = rotation_providers(settings)
         kafka = settings.kafka_settings()
+        if not force:
+            refuse_while_running(kafka)
         logged = asyncio.run(rotate_changelog(kafka, old, new, forget_suppressed))
         local = rotate_local(data_dir, kafka.partitions, old, new)
-    except BrokerUnavailableError as exc:
+    except (BrokerUnavailableError, BrokerError) as exc:
         print_error(f"{exc} ({CHECK_BROKER})")
         return EXIT_UNAVAILABLE
     except JourneyLedgerError as exc:
@@ -169,14 +204,19 @@ def rotate(
         bool,
         typer.Option(help="Rotate although suppressed identifiers then stop matching."),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Rotate although the broker shows workers running (not advised)."),
+    ] = False,
 ) -> None:
     """Re-wrap every data key with the new master key (JOURNEYS_NEW_MASTER_KEY); events stay.
 
-    Stop every worker first. Rewrites the rings on the identity changelog and in this worker's
-    store; run it again for each other worker's data directory (rings already re-wrapped are
-    skipped). Exit status: 0 when done, 2 on a missing or wrong key or an unreachable broker.
+    Stop every worker first: it refuses while the workers' consumer groups have members.
+    Rewrites the rings on the identity changelog and in this worker's store; run it again for
+    each other worker's data directory (rings already re-wrapped are skipped). Exit status: 0
+    when done, 2 on a missing or wrong key, running workers or an unreachable broker.
     """
     settings = settings_of(ctx)
     raise typer.Exit(
-        rotate_command(settings, data_dir or settings.worker.data_dir, forget_suppressed)
+        rotate_command(settings, data_dir or settings.worker.data_dir, forget_suppressed, force)
     )

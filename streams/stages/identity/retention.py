@@ -11,6 +11,10 @@ Customers the index does not hold (stored before it existed, or the parts of a s
 found by a sweep: each pass reads on from where the last one stopped, at most
 `SWEEP_PER_PASS` customers of a tenant, and indexes those missing as last seen today, so the
 retention never forgets one sooner than it should; a sweep that reaches the end starts over.
+
+A pass runs on a partition only while ingest is caught up on it (at most `RETENTION_MAX_LAG`
+records waiting, as the stage runner sees the validated topic's high water), so it never
+forgets a customer whose newer events are in a backlog ingest has not read yet.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ SWEEP_PER_PASS = 500
 
 RETENTION_PASS_S = 5.0
 """Seconds between timer passes (a pass that finds nobody due costs one seek per tenant)."""
+
+RETENTION_MAX_LAG = 100
+"""Validated records waiting on a partition above which its timer pass waits for ingest to
+catch up (`Stage.tick_max_lag`): a customer whose newer events are still in the validated
+topic, after an outage say, is not forgotten just before they arrive."""
 
 
 def expire(

@@ -20,7 +20,7 @@ they had merged into, so they hold their events again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
@@ -493,6 +493,7 @@ def process_events(
     extra_rules: Mapping[str, Detector] | None = None,
     recent: RecentEvents | None = None,
     max_record_bytes: int | None = None,
+    on_erased: Callable[[str, str], None] | None = None,
 ) -> list[OutRecord]:
     """Fold one partition's batch of keyed events and merges; return what to produce.
 
@@ -500,6 +501,7 @@ def process_events(
     A record that cannot be decoded or folded, or that the rules fail on, goes to dead letters
     with the reason and the exception type; the batch goes on. Journeys are stored as segments
     each within `max_record_bytes` (see `segments`), however many events they hold.
+    `on_erased(tenant, customer_id)` is told of each erasure (the API's kept rings go at once).
     """
     batch = JourneyBatch(state, cache, deadlines, extra_rules, max_record_bytes)
     decode = decode_trusted if recent is None else recent.decode
@@ -542,6 +544,8 @@ def process_events(
             elif kind == KIND_ERASED and record.value is not None:
                 erasure = ErasureRecord.from_bytes(record.value)
                 erase_stored(batch, (erasure.tenant, erasure.customer))
+                if on_erased is not None:
+                    on_erased(erasure.tenant, erasure.customer)
             elif kind == KIND_REJOIN and record.value is not None:
                 back = RejoinRecord.from_bytes(record.value)
                 ref = (back.tenant, back.customer)
