@@ -83,7 +83,9 @@ class WrappedKey:
 
     master_key_id: str
     key_id: str
-    blob: bytes
+    # the ciphertext is no secret without the master key, but a repr is read by people and
+    # logs: it names the keys, never carries them (as every key-holding type here)
+    blob: bytes = field(repr=False)
     """The AES-GCM nonce followed by the ciphertext and tag."""
 
     def to_text(self) -> str:

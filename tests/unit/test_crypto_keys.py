@@ -46,6 +46,8 @@ def test_a_wrapped_key_unwraps_to_the_data_key_and_shows_neither() -> None:
         assert MASTER_B64 not in shown
         assert base64.b64encode(data.key).decode() not in shown
         assert data.key.hex() not in shown
+    assert base64.b64encode(wrapped.blob).decode() not in repr(wrapped)
+    assert data.key_id in repr(wrapped)
 
 
 def test_the_master_key_id_is_stable_and_tells_master_keys_apart() -> None:
