@@ -193,7 +193,7 @@ def with_held(
     `conflicts_left_out` says how many were not."""
     as_of = datetime.fromisoformat(document["as_of"])
     present = {flag["flag_id"] for flag in document["flags"]}
-    found: list[tuple[tuple[datetime, str, str], dict[str, Any]]] = []
+    found: list[tuple[tuple[datetime, str, str], FlagSnapshot]] = []
     for flag in held:
         opened = _opened(flag.opened_at)
         if flag.rule != IDENTITY_CONFLICT or flag.status != "open" or flag.flag_id in present:
@@ -201,11 +201,11 @@ def with_held(
         if opened is None or opened > as_of:
             continue  # not yet open at the moment shown (or not a moment: never shown)
         present.add(flag.flag_id)
-        found.append(((opened, flag.rule, flag.flag_id), dict(flag.to_document())))
+        found.append(((opened, flag.rule, flag.flag_id), flag))
     if not found:
         return document
     found.sort(key=lambda item: item[0])
-    shown = found[-limit:] if limit > 0 else []
+    shown = [(order, flag.to_document()) for order, flag in (found[-limit:] if limit > 0 else [])]
     own = [(_order(flag), flag) for flag in document["flags"]]
     flags = [flag for _, flag in sorted([*own, *shown], key=lambda item: item[0])]
     result = {**document, "flags": flags}
