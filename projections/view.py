@@ -10,11 +10,13 @@ from typing import Any
 from projections.flag_changes import flag_snapshot
 from projections.flags import Flag, sort_flags
 from projections.identifiers import customer_ids
+from projections.identity import IDENTITY_CONFLICT
 from projections.journey import Journey, Merge
 from projections.rules import Detector, detect
 from projections.settings import FoldSettings
 from schemas.codec import event_to_dict
 from schemas.events import HANDLING_TYPES, IDENTIFIER_KINDS, Event
+from schemas.outputs import FlagSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,3 +172,57 @@ def merge_to_dict(merge: Merge) -> dict[str, Any]:
     if merge.decision is not None:
         document["decision"] = merge.decision
     return document
+
+
+MAX_HELD_SHOWN = 50
+"""The most `IDENTITY_CONFLICT` flags one journey read shows: a value shared very widely (a
+switchboard) can name one customer in many; past this the latest opened are shown."""
+
+LEFT_OUT = "conflicts_left_out"
+"""The journey document's count of `IDENTITY_CONFLICT` flags `with_held` left out (only when any)."""
+
+
+def with_held(
+    document: dict[str, Any], held: Iterable[FlagSnapshot], limit: int = MAX_HELD_SHOWN
+) -> dict[str, Any]:
+    """A journey document (`view_to_dict`) with its customer's open `IDENTITY_CONFLICT` flags
+    as the flag topic carries them (live, ingest opens them: the journey the journey stage
+    keeps never holds them), shown as the pure fold's `view` shows them: open by the journey's
+    `as_of`, among its flags in the order `sort_flags` gives. Other flags in `held` are left to
+    the journey's own rules. Past `limit` conflicts, the latest opened are kept and
+    `conflicts_left_out` says how many were not."""
+    as_of = datetime.fromisoformat(document["as_of"])
+    present = {flag["flag_id"] for flag in document["flags"]}
+    found: list[tuple[tuple[datetime, str, str], FlagSnapshot]] = []
+    for flag in held:
+        opened = _opened(flag.opened_at)
+        if flag.rule != IDENTITY_CONFLICT or flag.status != "open" or flag.flag_id in present:
+            continue
+        if opened is None or opened > as_of:
+            continue  # not yet open at the moment shown (or not a moment: never shown)
+        present.add(flag.flag_id)
+        found.append(((opened, flag.rule, flag.flag_id), flag))
+    if not found:
+        return document
+    found.sort(key=lambda item: item[0])
+    shown = [(order, flag.to_document()) for order, flag in (found[-limit:] if limit > 0 else [])]
+    own = [(_order(flag), flag) for flag in document["flags"]]
+    flags = [flag for _, flag in sorted([*own, *shown], key=lambda item: item[0])]
+    result = {**document, "flags": flags}
+    if len(found) > len(shown):
+        result[LEFT_OUT] = len(found) - len(shown)
+    return result
+
+
+def _opened(text: str) -> datetime | None:
+    """An aware moment from a flag's `opened_at`, or None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _order(flag: dict[str, Any]) -> tuple[datetime, str, str]:
+    """A shown flag's place among its journey's flags (`sort_flags`' order)."""
+    return (datetime.fromisoformat(flag["opened_at"]), flag["rule"], flag["flag_id"])

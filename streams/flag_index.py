@@ -79,6 +79,8 @@ class FlagIndex:
 
     def __init__(self) -> None:
         self._flags: dict[FlagKey, FlagSnapshot] = {}
+        # (tenant, customer id) -> flag id -> flag: a customer's flags without a walk of all
+        self._by_customer: dict[tuple[str, str], dict[str, FlagSnapshot]] = {}
         self._seen: set[str] = set()
         self.changes = 0
 
@@ -89,10 +91,17 @@ class FlagIndex:
             return False
         self._seen.add(change.change_id)
         key = (change.tenant, change.customer_id, change.flag_id)
+        customer = (change.tenant, change.customer_id)
         if isinstance(change.flag, FlagSnapshot) and change.change != "withdrawn":
             self._flags[key] = change.flag
+            self._by_customer.setdefault(customer, {})[change.flag_id] = change.flag
         else:
             self._flags.pop(key, None)
+            held = self._by_customer.get(customer)
+            if held is not None:
+                held.pop(change.flag_id, None)
+                if not held:
+                    del self._by_customer[customer]
         return True
 
     def __len__(self) -> int:
@@ -109,10 +118,14 @@ class FlagIndex:
     def of_customer(self, tenant: str, customer_id: str) -> list[dict[str, Any]]:
         """One customer's standing flags."""
         return [
-            _shown(key, flag)
-            for key, flag in self._flags.items()
-            if key[0] == tenant and key[1] == customer_id
+            _shown((tenant, customer_id, flag.flag_id), flag)
+            for flag in self.snapshots_of(tenant, customer_id)
         ]
+
+    def snapshots_of(self, tenant: str, customer_id: str) -> list[FlagSnapshot]:
+        """One customer's standing flags as the topic carries them: a copy made without a
+        walk of the index (one lookup), so it is cheap on the event loop that applies changes."""
+        return list(self._by_customer.get((tenant, customer_id), {}).values())
 
     def find(
         self, flag_id: str, tenants: frozenset[str] | None

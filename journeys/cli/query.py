@@ -36,6 +36,7 @@ from journeys.sdk.client import (
 from journeys.settings import API_ENV, TOKEN_ENV, ClientSection
 from projections.handling.resolve import Resolved, resolve_merge, resolve_split
 from projections.replay import CUSTOMER_ID, parse_query
+from projections.view import LEFT_OUT
 from schemas.errors import JourneyLedgerError, UnknownIdentifierError
 
 
@@ -72,7 +73,13 @@ def journey_command(client: ApiClient, identifier: str, *, as_json: bool) -> int
             if as_json:
                 _print_json(found)
             else:
-                SafeConsole(highlight=False).print(journey_panel(view_from_dict(found)))
+                console = SafeConsole(highlight=False)
+                console.print(journey_panel(view_from_dict(found)))
+                left_out = found.get(LEFT_OUT)
+                if isinstance(left_out, int) and left_out > 0:
+                    console.print(
+                        f"{left_out} older IDENTITY_CONFLICT flags not shown (GET /v1/flags)"
+                    )
     except JourneyLedgerError as exc:
         return api_failure(exc)
     return EXIT_OK

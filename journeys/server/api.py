@@ -32,11 +32,12 @@ from journeys.settings import ROLES, Role, TokenEntry
 from projections.journey import Journey, Merge
 from projections.replay import parse_query
 from projections.settings import FoldSettings
-from projections.view import view, view_to_dict
+from projections.view import view, view_to_dict, with_held
 from projections.why import linked_by
 from schemas.codec import MAX_DEPTH
 from schemas.errors import InvalidEventError, JourneyLedgerError
 from schemas.events import DECISION_TYPES, HANDLING_TYPES, IDENTIFIER_KINDS
+from schemas.outputs import FlagSnapshot
 from schemas.redaction import mask_value
 from schemas.types import parse_timestamp
 from streams.directory import Directory
@@ -292,16 +293,18 @@ def _local_journey(
     customer_id: str,
     decided: Mapping[str, str],
     data_keys: Mapping[str, bytes] | None,
+    held: list[FlagSnapshot],
 ) -> dict[str, Any] | Forwarded | None:
     """A journey of an owned partition as the API shows it (decoding and the rules: costly for
     a long journey, so callers run it off the event loop); `decided`: blocked key -> reason;
-    `data_keys`: its customer's, to open its sealed fields with (`owned_journey`)."""
+    `data_keys`: its customer's, to open its sealed fields with (`owned_journey`); `held`: the
+    customer's flags in the flag index, whose `IDENTITY_CONFLICT`s ingest opened (`with_held`)."""
     found = read_journey(context.worker, tenant, customer_id)
     if found is None or isinstance(found, Forwarded):
         return found
     merges = read_merges(context.worker, tenant, customer_id)
     journey, merges = opened(found, merges, data_keys)
-    return _view_dict(context, journey, merges, decided)
+    return with_held(_view_dict(context, journey, merges, decided), held)
 
 
 async def owned_journey(
@@ -317,15 +320,18 @@ async def owned_journey(
         if forward is not None:
             return forward
     data_keys = await data_keys_of(context, tenant, customer_id)
+    # copied here, on the loop that applies the flag topic (one lookup, no walk of the index);
+    # every worker follows the whole topic, so the worker holding the journey has them too
+    held = context.flags.snapshots_of(tenant, customer_id)
     found = await _off_loop(
-        context, _local_journey, context, tenant, customer_id, decided, data_keys
+        context, _local_journey, context, tenant, customer_id, decided, data_keys, held
     )
     if data_keys is not None and data_keys.stale:
         # the kept ring lacked a key the events name (a merge since, or a new start after an
         # erasure): read it afresh rather than show `[erased]` for a customer not erased
         data_keys = await data_keys_of(context, tenant, customer_id, fresh=True)
         found = await _off_loop(
-            context, _local_journey, context, tenant, customer_id, decided, data_keys
+            context, _local_journey, context, tenant, customer_id, decided, data_keys, held
         )
     return found
 

@@ -26,7 +26,6 @@ from journeys.server.api import (
     _journey_dict,
     _json,
     _not_found,
-    _off_loop,
     _require,
 )
 from journeys.server.problems import HttpProblem
@@ -43,7 +42,6 @@ from projections.handling.requests import (
 )
 from projections.handling.resolve import ResolutionError, resolve_merge, resolve_split
 from projections.identifiers import normalise
-from projections.identity import IDENTITY_CONFLICT
 from schemas.errors import InvalidEventError
 from schemas.printable import printable
 
@@ -242,9 +240,7 @@ async def _resolve(
         found = await _journey_dict(context, request, asked.tenant, customer_id)
         if found is None:
             _not_found(customer_id)
-        # the live journey leaves out the conflicts ingest opened (they are on the flag topic)
-        held = await _off_loop(context, _conflicts_of, context, asked.tenant, found["customer_id"])
-        journeys.append({**found, "flags": [*found.get("flags", ()), *held]})
+        journeys.append(found)  # with the conflicts ingest opened (`with_held`)
     region = context.fold.region_for(asked.tenant)
     try:
         if asked.type == DECISIONS["merge"]:
@@ -256,16 +252,6 @@ async def _resolve(
             409, "conflict", printable(Exception.__str__(exc)[:2000]), printable(exc.hint)
         ) from None
     return resolved.identifier, resolved.customers
-
-
-def _conflicts_of(context: ApiContext, tenant: str, customer_id: str) -> list[dict[str, Any]]:
-    """A customer's standing `IDENTITY_CONFLICT` flags in the flag index (a walk of the
-    index: run off the event loop, for a decision, never for a journey read)."""
-    return [
-        flag
-        for flag in context.flags.of_customer(tenant, customer_id)
-        if flag.get("rule") == IDENTITY_CONFLICT
-    ]
 
 
 def routes() -> list[web.RouteDef]:

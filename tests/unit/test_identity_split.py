@@ -618,6 +618,14 @@ def test_an_unblock_merges_back_the_events_the_block_left_alone(tmp_path: Path) 
     # the journey lists the merge back with the decision that applied
     decided = {m.decision for merges in merge_histories(pipeline).values() for m in merges}
     assert "unblocked by r.khan on 2024-03-09: the shop's switchboard" in decided
+    # through the value as the journey shows it (E.164), not the decision's national number
+    backs = {
+        m.identifier
+        for merges in merge_histories(pipeline).values()
+        for m in merges
+        if m.decision is not None and m.decision.startswith("unblocked")
+    }
+    assert backs == {"phone +441134960000"}
 
 
 def _sent(pipeline: Pipeline, kind: bytes) -> list[InRecord]:

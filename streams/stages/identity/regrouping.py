@@ -52,7 +52,7 @@ from projections.regroup import (
     edge_digest,
     split_graph,
 )
-from projections.regroup.limits import over_limits, settle
+from projections.regroup.limits import over_limits, settle, shown
 from schemas.events import Event
 from schemas.outputs import (
     HEADER_CUSTOMER_ID,
@@ -485,7 +485,9 @@ def merge_back(
             parts = settle(tenant, every, policy, refused, exempt).parts
         owner = {key: part for part, keys_ in parts.items() for key in keys_}
         over = policy is not None and over_limits(policy, (k for e in every for k in e))
-        into = next((owner[k] for k in sorted(owner) if decided_form(k) == value), None)
+        # the value's graph key (a phone's international one sorts first), as merges show it
+        spelled = next((k for k in sorted(owner) if decided_form(k) == value), None)
+        into = None if spelled is None else owner[spelled]
         if into is not None:
             # Customers split on the value first hear it links again (before they merge).
             back = [marker.rsplit(b"/", 1)[1].decode() for marker, _ in markers]
@@ -514,7 +516,7 @@ def merge_back(
                 OutRecord(
                     "events",
                     customer_key(tenant, customer),
-                    _merged_back(tenant, customer, part, value, decision)
+                    _merged_back(tenant, customer, part, spelled or value, decision)
                     .model_copy(update={"settled": settle_number(state, tenant)})
                     .to_bytes(),
                     ((HEADER_KIND, KIND_MERGE),),
@@ -527,18 +529,20 @@ def merge_back(
 
 
 def _merged_back(
-    tenant: str, customer: str, into: str, value: str, decision: Event | None
+    tenant: str, customer: str, into: str, key: str, decision: Event | None
 ) -> MergeRecord:
+    """The merge back of `customer` into `into` through the graph `key` a decision lifted,
+    listed as an event's merge lists its identifier (`kind value`, phones in E.164)."""
     if decision is None:
         return MergeRecord(tenant=tenant, from_=customer, into=into)
-    kind, _, shown = value.partition(":")
+    kind = key.partition(":")[0]
     return MergeRecord(
         tenant=tenant,
         from_=customer,
         into=into,
         at=decision.occurred_at,
         event_id=decision.event_id,
-        identifier=f"{kind} {shown}",
+        identifier=f"{kind} {shown(key)}",
         decision=decision_text(decision),
     )
 

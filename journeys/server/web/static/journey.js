@@ -553,6 +553,9 @@ function flagsPanel(view) {
       el("h2", { id: "flags-title" }, "Flags"),
       el("p", { class: "muted" }, flags.length ? `${open} open, ${flags.length - open} resolved` : ""),
     ),
+    view.conflicts_left_out > 0
+      ? el("p", { class: "muted conflicts-left-out" }, `${view.conflicts_left_out} older IDENTITY_CONFLICT flags not shown: see the flags list`)
+      : null,
     flags.length
       ? el(
           "ul",
