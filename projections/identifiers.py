@@ -11,7 +11,7 @@ from typing import Protocol
 import email_validator
 import phonenumbers
 
-from schemas.events import DECISION_TYPES, Customer, Event
+from schemas.events import DECISION_TYPES, IDENTIFIER_KINDS, Customer, Event
 from schemas.privacy.personal import ERASED
 
 MASK_RUN = "****"
@@ -263,15 +263,25 @@ def held_spellings(identifier: str, region: str | None = None) -> tuple[str, ...
     return (ident.key,) if national is None else (ident.key, national)
 
 
-def customer_ids(customer: Customer, region: str | None = None) -> list[NormalisedId]:
+def customer_ids(customer: Customer, region: str | None = None) -> tuple[NormalisedId, ...]:
     """The normalised identifiers of an event's customer (never the name).
 
     A value that held a card number is masked to its last four digits; two different cards
     can end alike, so a masked value never stitches customers.
     """
-    return [
-        normalise(kind, raw, region) for kind, raw in customer.identifiers() if MASK_RUN not in raw
-    ]
+    return _customer_ids(customer.identifier_values(), region)
+
+
+# Cached by the customer's identifier values: a customer's events mostly carry the same ones,
+# and the fold, the journey's identifiers and its links each read them (each read built the
+# pairs and looked each identifier up again: about 15% of a check's CPU, sampled).
+@lru_cache(maxsize=65_536)
+def _customer_ids(values: tuple[str | None, ...], region: str | None) -> tuple[NormalisedId, ...]:
+    return tuple(
+        normalise(kind, raw, region)
+        for kind, raw in zip(IDENTIFIER_KINDS, values, strict=True)
+        if raw and MASK_RUN not in raw
+    )
 
 
 def identity_ids(

@@ -66,6 +66,8 @@ class IdentityPolicy:
 
     def __call__(self, ident: NormalisedId, /) -> str | None:
         """Why this tenant never links on the identifier, or None."""
+        if not (self.decided or self.blocked or self.blocked_patterns):
+            return None  # most tenants block nothing: no key to spell for each identifier
         key = blocked_key(ident)
         if key in self.decided:
             return self.decided[key]

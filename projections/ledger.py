@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from projections import journey as journey_fold
@@ -16,6 +17,7 @@ from projections.flags import Flag
 from projections.identifiers import identity_ids, normalise
 from projections.identity import (
     IdentityChange,
+    IdentityPolicy,
     MemoryIdentity,
     Why,
     confirmed_through,
@@ -81,23 +83,27 @@ class Ledger:
         self.seen[(event.tenant, event.event_id)] = event
         if event.type in DECISION_TYPES or event.type == ERASURE_TYPE:
             return None  # a person's decision joins no journey; `fold` applies it to the settings
-        graph = self.identities.setdefault(event.tenant, MemoryIdentity())
-        policy = self.settings.identity_for(event.tenant)
-        region = self.settings.region_for(event.tenant)
-        counts = self.refused.setdefault(event.tenant, {"junk": 0, "blocked": 0, "limit": 0})
-        ids = identity_ids(event, region, policy, counts)  # counts the junk and blocked ones
+        tenant = event.tenant
+        policy = self.settings.identity_for(tenant)
+        graph, reach, counts = self._tenant(tenant, policy)
+        ids = identity_ids(event, self.settings.region_for(tenant), policy, counts)
         edge = frozenset(ident.key for ident in ids if ident.kind != "event")
-        self.own_keys[(event.tenant, event.event_id)] = edge
-        reach = self.reach.setdefault(event.tenant, Reach(policy))
+        self.own_keys[(tenant, event.event_id)] = edge
         root = reach.add(edge, stitch_keys(graph, ids) if edge else ())
         if root in reach.over:
             return settle_event(self, event, ids, root)
-        change = link(graph, event.tenant, ids, policy)
-        why = explain(graph, ids, change, policy)
+        change = link(graph, tenant, ids, policy)
+        # only a merge has a why worth keeping (`Why.merged` needs two customers joined)
+        why = explain(graph, ids, change, policy) if change.absorbed else None
         graph.apply(change)
-        counts["limit"] += len(change.conflicts)
-        self._note_conflicts(event, change)
-        self._note_why(event, change, why)
+        if change.conflicts:
+            counts["limit"] += len(change.conflicts)
+        if change.absorbed or change.conflicts:
+            self._note_conflicts(event, change)
+        if why is not None:
+            self._note_why(event, change, why)
+        elif history := self.merges.get((tenant, change.customer_id)):
+            history.sort(key=_merge_order)  # as `_note_why` leaves it: sorted before adding
         key = (event.tenant, change.customer_id)
         current = self.journeys.pop(key, None)
         if change.absorbed:
@@ -111,12 +117,27 @@ class Ledger:
         self.journeys[key] = journey_fold.add_new(current, event)
         return change
 
+    def _tenant(
+        self, tenant: str, policy: IdentityPolicy
+    ) -> tuple[MemoryIdentity, Reach, dict[str, int]]:
+        """The tenant's identity graph, its components and its refused counts (made once)."""
+        graph = self.identities.get(tenant)
+        if graph is None:
+            graph = self.identities[tenant] = MemoryIdentity()
+        reach = self.reach.get(tenant)
+        if reach is None:
+            reach = self.reach[tenant] = Reach(policy)
+        counts = self.refused.get(tenant)
+        if counts is None:
+            counts = self.refused[tenant] = {"junk": 0, "blocked": 0, "limit": 0}
+        return graph, reach, counts
+
     def _note_why(self, event: Event, change: IdentityChange, why: Why) -> None:
         tenant = event.tenant
         history: list[Merge] = []
         for old in (*change.absorbed, change.customer_id):
             history.extend(self.merges.pop((tenant, old), []))
-        history.sort(key=lambda m: (m.at, m.event_id, m.from_customer))
+        history.sort(key=_merge_order)
         # the customers merged away (the one keeping its id is the journey itself), as live
         policy, region = self.settings.identity_for(tenant), self.settings.region_for(tenant)
         # a merge that went through a value a person confirmed says so, as live
@@ -186,6 +207,10 @@ class Ledger:
             if (owner := graph.customer_of(key)) is not None:
                 return self.journeys.get((tenant, owner))
         return None
+
+
+def _merge_order(merge: Merge) -> tuple[datetime, str, str]:
+    return (merge.at, merge.event_id, merge.from_customer)
 
 
 def fold(events: Iterable[Event], settings: FoldSettings | None = None) -> Ledger:

@@ -63,7 +63,12 @@ def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[Identifier
         if event.type in HANDLING_TYPES:
             continue  # a person's action names the customer; no system supplied it
         for ident in customer_ids(event.customer, region):
-            found.setdefault((ident.kind, ident.value), set()).add(event.source.system)
+            systems = found.get((ident.kind, ident.value))
+            if systems is not None:
+                # the same kind and value judge alike: only the system is new
+                systems.add(event.source.system)
+                continue
+            found[(ident.kind, ident.value)] = {event.source.system}
             reason = ident.unusable or policy(ident)
             if reason is not None:
                 refused[(ident.kind, ident.value)] = reason

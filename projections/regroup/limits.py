@@ -420,8 +420,10 @@ class Reach:
         keys = sorted({*edge, *joins})
         if not keys:
             return None
+        grown = False  # a new key or a union: only then can the component's counts change
         for key in keys:
             if key not in self.parent:
+                grown = True
                 self.parent[key] = key
                 self.edges[key] = set()
                 kind, number = identity_number(key)
@@ -431,6 +433,7 @@ class Reach:
             other = self.find(key)
             if other == root:
                 continue
+            grown = True
             small, large = sorted((root, other), key=lambda r: len(self.edges[r]))
             self.parent[small] = large
             self.edges[large] |= self.edges.pop(small)
@@ -444,7 +447,7 @@ class Reach:
         if edge:
             self.edges[root].add(edge)
         limits = self.policy.limits
-        if any(len(n) > limits[kind] > 0 for kind, n in self.counts[root].items()):
+        if grown and any(len(n) > limits[kind] > 0 for kind, n in self.counts[root].items()):
             self.over.add(root)
         return root
 

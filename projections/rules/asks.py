@@ -33,8 +33,8 @@ class _Held:
     def learn(self, event: Event) -> None:
         system = event.source.system
         customer = event.customer
-        for kind in IDENTIFIER_KINDS:
-            if getattr(customer, kind):
+        for kind, value in zip(IDENTIFIER_KINDS, customer.identifier_values(), strict=True):
+            if value:
                 self.fields.setdefault(kind, system)
         if customer.name:
             self.fields.setdefault("name", system)

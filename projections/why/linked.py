@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from projections.identifiers import NormalisedId, identity_ids
 from projections.identity import IdentityPolicy
 from projections.journey import Journey
+from schemas.events import DECISION_TYPES, Event
 
 
 def link_keys(ident: NormalisedId) -> tuple[str, ...]:
@@ -35,13 +36,32 @@ def linked_by(
     """
     seen: set[str] = set()
     links: dict[str, str] = {}
+    # A customer's events mostly carry the same identifiers: each set is ranked once.
+    ranked: dict[tuple[str | None, ...], _Ranked] = {}
     for event in journey.events:
-        ids = sorted(
-            _usable(identity_ids(event, region, policy)),
-            key=lambda i: (policy.rank(i.kind), i.key),
-        )
-        shared = next((i for i in ids if any(k in seen for k in link_keys(i))), None)
-        if shared is not None:
+        if event.type in DECISION_TYPES:
+            ids, keys = _ranked(event, policy, region)
+        else:
+            values = event.customer.identifier_values()
+            found = ranked.get(values)
+            if found is None:
+                found = ranked[values] = _ranked(event, policy, region)
+            ids, keys = found
+        if not seen.isdisjoint(keys):
+            shared = next(i for i, own in ids if not seen.isdisjoint(own))
             links[event.event_id] = f"{shared.kind} {shared.value}"
-        seen.update(k for i in ids for k in link_keys(i))
+        seen.update(keys)
     return links
+
+
+_Ranked = tuple[tuple[tuple[NormalisedId, tuple[str, ...]], ...], frozenset[str]]
+
+
+def _ranked(event: Event, policy: IdentityPolicy, region: str | None) -> _Ranked:
+    """An event's usable identifiers by priority, each with its link keys, and all those keys."""
+    ids = sorted(
+        _usable(identity_ids(event, region, policy)),
+        key=lambda i: (policy.rank(i.kind), i.key),
+    )
+    ranked = tuple((ident, link_keys(ident)) for ident in ids)
+    return ranked, frozenset(key for _, own in ranked for key in own)
