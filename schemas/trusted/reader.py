@@ -7,21 +7,23 @@ the ledger writes there, so reading those bytes back need not pay for those chec
 
 The trusted validator is pydantic's own validator of the contract with exactly those checks
 taken out: the Python functions `_strip`, the length bounds of `_lengths`, `_check_phone` and
-`Customer`'s identifier check. Everything else stays as validation has it, in pydantic-core:
-the same model classes built the same way (field order, `model_extra`, `model_fields_set`,
-frozen), the same JSON parser, types, enums, literals, decimals, tuples, string patterns and
-limits, and the contract's own parsers of moments and slots. So for the bytes `encode_event`
-writes, both give equal events that encode to the very same bytes (tested on every golden
-file, the demo, synthetic loads and generated events); anything of the wrong shape fails with
-a `ValidationError`, and `schemas.codec.decode_trusted` then validates it in full.
+`Customer`'s identifier check. The contract's parsers of moments and slots, which take every
+spelling a producer may send, are replaced by the C parsers (`fromisoformat`) of the one
+spelling `encode_event` writes, its shape checked in pydantic-core first. Everything else stays
+as validation has it, in pydantic-core: the same model classes built the same way (field order,
+`model_extra`, `model_fields_set`, frozen), the same JSON parser, types, enums, literals,
+decimals, tuples, string patterns and limits. So the trusted validator runs no Python code of
+its own, and for the bytes `encode_event` writes, both give equal events that encode to the
+very same bytes (tested on every golden file, the demo, synthetic loads, generated, sealed and
+upcast events); anything of the wrong shape fails with a `ValidationError`, and
+`schemas.codec.decode_trusted` then validates it in full.
 
-Measured (`journeys bench`'s `trusted_decode_events_per_s` against `pydantic_decode_events_per_s`,
-CPU time on a shared 2-core machine): 1.0-1.26 times validation's rate, about 1.18 typically.
-Building the models from Python instead (orjson or msgspec, then a per-field plan setting each
-model's slots as `model_construct` does, sources and customers shared between events) was
-measured too, and reads at 0.8-0.9 times validation's rate: the cost of reading an event is
-building its objects, which pydantic-core does in Rust; the checks taken out here are the part
-that runs in Python.
+Measured in instructions (callgrind, 10,000 of the bench load's events as `encode_event` wrote
+them): see README, "Benchmark", issue 14 item 3. Building the models from Python instead
+(orjson or msgspec, then a per-field plan setting each model's slots as `model_construct`
+does, sources and customers shared between events) was measured in an earlier session and
+read at 0.8-0.9 times validation's rate: the cost of reading an event is building its objects,
+which pydantic-core does in Rust; what is taken out here is the part that ran in Python.
 """
 
 from __future__ import annotations
@@ -97,11 +99,11 @@ _WRITTEN_PARSERS: dict[CodeType | None, core_schema.CoreSchema] = {
 """The contract's parsers of moments and slots (their code), and what reads them as written.
 
 The contract's parsers take any spelling a producer may send, and run in Python for every
-event: a quarter of a trusted read. What the ledger wrote is `isoformat`'s spelling, which
-`fromisoformat` reads into the very value the contract's parser gives (the same offset, a date
-slot still a date), with no Python frame. The shape, and with it an offset and the door's years,
-is still checked, so a damaged moment fails and is validated in full, and no naive or
-far-off moment gets into a fold."""
+event: a tenth of a trusted read's instructions. What the ledger wrote is `isoformat`'s
+spelling, which `fromisoformat` reads into the very value the contract's parser gives (the same
+offset, a date slot still a date), with no Python frame. The shape, and with it an offset and
+the door's years, is still checked, so a damaged moment fails and is validated in full, and no
+naive or far-off moment gets into a fold."""
 
 
 def without_content_checks(schema: Any) -> Any:
