@@ -29,6 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaConnectionError, KafkaError  # type: ignore[import-untyped]
+from pydantic import ValidationError
 
 from journeys.sdk.producer import BrokerUnavailableError
 from schemas.codec import decode_trusted
@@ -82,6 +83,10 @@ class ReadStats:
     """Records of other tenants, skipped unread."""
     sealed: int = 0
     """Events read with sealed personal fields and no data keys to open them."""
+    unreadable: int = 0
+    """Event records that could not be decoded (damaged: the ledger never writes such), left out."""
+    first_unreadable: str = ""
+    """Where the first of them is and why it could not be read (field and reason, no value)."""
     partitions: int = 0
     seconds: float = 0.0
     ends: dict[int, int] = field(default_factory=dict)
@@ -280,14 +285,32 @@ class EventCollector:
                 continue
             event = decoded.get(value)
             if event is None:
-                if self._data_keys is not None:
-                    event = open_bytes(value, self._data_keys)
-                else:
-                    event = decode_trusted(value)
+                try:
+                    if self._data_keys is not None:
+                        event = open_bytes(value, self._data_keys)
+                    else:
+                        event = decode_trusted(value)
+                except ValueError as exc:  # invalid, damaged JSON or ciphertext: one record
+                    self._unreadable(record, exc)
+                    continue
+                if self._data_keys is None:
                     stats.sealed += _SEALED in value
                 decoded[value] = event
             events.append(event)
         stats.events = len(events)
+
+    def _unreadable(self, record: Any, exc: ValueError) -> None:
+        """Count a record that does not decode; keep where the first is and why."""
+        self.stats.unreadable += 1
+        if self.stats.first_unreadable:
+            return
+        if isinstance(exc, ValidationError):
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the event"
+            why = f"{where}: {first['msg']}"
+        else:
+            why = type(exc).__name__
+        self.stats.first_unreadable = f"partition {record.partition}, offset {record.offset}: {why}"
 
 
 async def read_events(

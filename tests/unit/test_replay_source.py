@@ -103,3 +103,24 @@ def test_sealed_events_are_counted_without_keys_and_opened_with_them() -> None:
     erased = EventCollector(ReadStats(), data_keys={})
     erased.add(records[:1])
     assert ERASED in encode_event(erased.events[0]).decode()
+
+
+def test_a_record_that_does_not_decode_is_counted_and_left_out_with_where_and_why() -> None:
+    raws = _demo()[:4]
+    document = orjson.loads(raws[1])
+    document["payload"] = {"secret": "4111 1111 1111 1111 is not here"}
+    damaged = orjson.dumps(document)
+    oops = _record(b"{oops", [(HEADER_KIND, KIND_EVENT)])
+    records = [_event_record(raws[0]), _event_record(damaged), oops]
+    records += [_event_record(raw) for raw in raws[2:]]
+    records[1] = ConsumerRecord(
+        "events", 3, 41, 0, 0, records[1].key, damaged, None, 0, len(damaged), records[1].headers
+    )
+    collector = EventCollector(ReadStats())
+    collector.add(records)
+    assert collector.events == [EVENT_ADAPTER.validate_json(r) for r in [raws[0], *raws[2:]]]
+    assert collector.stats.unreadable == 2
+    reason = collector.stats.first_unreadable
+    assert reason.startswith("partition 3, offset 41: ")
+    assert f"{document['type']}.payload." in reason
+    assert "4111" not in reason
