@@ -127,7 +127,7 @@ class DecodeRates:
     """Events per CPU second of reading the ledger's own bytes back, by each decoder."""
 
     trusted_events_per_s: float
-    """`schemas.trusted.read_event`: orjson and a per-model plan, no validation again."""
+    """`schemas.trusted.read_event`: pydantic-core without the door's checks again."""
     pydantic_events_per_s: float
     """`EVENT_ADAPTER.validate_json`: full validation, what `decode_trusted` did before."""
 

@@ -116,6 +116,12 @@ def replay_command(
     except (KafkaError, JourneyLedgerError) as exc:
         return broker_failure(exc)
     _throughput(err, stats, "read")
+    if stats.unreadable:
+        print_warning(
+            f"{stats.unreadable:,} record(s) of the events topic could not be read and are left "
+            f"out of the replay (first: {stats.first_unreadable}); the ledger never writes such "
+            "records: look for another producer writing to the events topic"
+        )
     if stats.sealed:
         print_warning(
             f"{stats.sealed:,} events hold sealed personal fields and no master key is set: "

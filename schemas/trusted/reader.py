@@ -7,27 +7,30 @@ the ledger writes there, so reading those bytes back need not pay for those chec
 
 The trusted validator is pydantic's own validator of the contract with exactly those checks
 taken out: the Python functions `_strip`, the length bounds of `_lengths`, `_check_phone` and
-`Customer`'s identifier check. Everything else stays as validation has it, in pydantic-core:
-the same model classes built the same way (field order, `model_extra`, `model_fields_set`,
-frozen), the same JSON parser, types, enums, literals, decimals, tuples, string patterns and
-limits, and the contract's own parsers of moments and slots. So for the bytes `encode_event`
-writes, both give equal events that encode to the very same bytes (tested on every golden
-file, the demo, synthetic loads and generated events); anything of the wrong shape fails with
-a `ValidationError`, and `schemas.codec.decode_trusted` then validates it in full.
+`Customer`'s identifier check. The contract's parsers of moments and slots, which take every
+spelling a producer may send, are replaced by the C parsers (`fromisoformat`) of the one
+spelling `encode_event` writes, its shape checked in pydantic-core first. Everything else stays
+as validation has it, in pydantic-core: the same model classes built the same way (field order,
+`model_extra`, `model_fields_set`, frozen), the same JSON parser, types, enums, literals,
+decimals, tuples, string patterns and limits. So the trusted validator runs no Python code of
+its own, and for the bytes `encode_event` writes, both give equal events that encode to the
+very same bytes (tested on every golden file, the demo, synthetic loads, generated, sealed and
+upcast events); anything of the wrong shape fails with a `ValidationError`, and
+`schemas.codec.decode_trusted` then validates it in full.
 
-Measured (`journeys bench`'s `trusted_decode_events_per_s` against `pydantic_decode_events_per_s`,
-CPU time on a shared 2-core machine): 1.0-1.26 times validation's rate, about 1.18 typically.
-Building the models from Python instead (orjson or msgspec, then a per-field plan setting each
-model's slots as `model_construct` does, sources and customers shared between events) was
-measured too, and reads at 0.8-0.9 times validation's rate: the cost of reading an event is
-building its objects, which pydantic-core does in Rust; the checks taken out here are the part
-that runs in Python.
+Measured in instructions (callgrind, 10,000 of the bench load's events as `encode_event` wrote
+them): see README, "Benchmark", issue 14 item 3. Building the models from Python instead
+(orjson or msgspec, then a per-field plan setting each model's slots as `model_construct`
+does, sources and customers shared between events) was measured in an earlier session and
+read at 0.8-0.9 times validation's rate: the cost of reading an event is building its objects,
+which pydantic-core does in Rust; what is taken out here is the part that ran in Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from types import CodeType
 from typing import Any, cast
 
@@ -36,7 +39,14 @@ from pydantic_core import SchemaValidator, core_schema
 
 from schemas.envelope import MAX_TEXT_LENGTH
 from schemas.events import Customer, Event
-from schemas.types import _EMAIL_PATTERN, _check_phone, _lengths, _strip
+from schemas.types import (
+    _EMAIL_PATTERN,
+    _check_phone,
+    _lengths,
+    _strip,
+    parse_slot,
+    parse_timestamp,
+)
 
 _TRUSTED_CHECKS: frozenset[CodeType] = frozenset(
     {
@@ -59,6 +69,43 @@ _SEALABLE_BOUNDS = {"pattern": _EMAIL_PATTERN, "max_length": MAX_TEXT_LENGTH}
 values against them; what the ledger stored since may be sealed, so its reads leave them out."""
 
 
+_YEAR = "(?:19[7-9][0-9]|2[0-9]{3})"  # 1970 to 2999: the door's range, by the written year
+_DAY = _YEAR + "-[0-9]{2}-[0-9]{2}"
+_WRITTEN_DATE = f"^{_DAY}$"
+_WRITTEN_MOMENT = (
+    f"^{_DAY}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(?:[.][0-9]{{1,6}})?(?:Z|[+-][0-9]{{2}}:[0-9]{{2}})$"
+)
+"""A moment as `datetime.isoformat` writes one with its offset: all `encode_event` writes."""
+
+
+def _parsed_as(pattern: str, parse: Callable[[str], Any]) -> core_schema.CoreSchema:
+    """A string of that shape, checked in pydantic-core, handed to a parser written in C."""
+    return core_schema.chain_schema(
+        [
+            core_schema.str_schema(pattern=pattern),
+            core_schema.no_info_plain_validator_function(parse),
+        ]
+    )
+
+
+_WRITTEN_TIMESTAMP = _parsed_as(_WRITTEN_MOMENT, datetime.fromisoformat)
+_WRITTEN_SLOT = core_schema.union_schema(
+    [_parsed_as(_WRITTEN_DATE, date.fromisoformat), _WRITTEN_TIMESTAMP], mode="left_to_right"
+)
+_WRITTEN_PARSERS: dict[CodeType | None, core_schema.CoreSchema] = {
+    parse_timestamp.__code__: _WRITTEN_TIMESTAMP,
+    parse_slot.__code__: _WRITTEN_SLOT,
+}
+"""The contract's parsers of moments and slots (their code), and what reads them as written.
+
+The contract's parsers take any spelling a producer may send, and run in Python for every
+event: a tenth of a trusted read's instructions. What the ledger wrote is `isoformat`'s
+spelling, which `fromisoformat` reads into the very value the contract's parser gives (the same
+offset, a date slot still a date), with no Python frame. The shape, and with it an offset and
+the door's years, is still checked, so a damaged moment fails and is validated in full, and no
+naive or far-off moment gets into a fold."""
+
+
 def without_content_checks(schema: Any) -> Any:
     """A copy of a pydantic core schema with the trusted checks taken out, all else kept."""
     if isinstance(schema, list):
@@ -68,6 +115,8 @@ def without_content_checks(schema: Any) -> Any:
     kind = schema.get("type")  # a mapping of fields may hold a field named `type`
     if isinstance(kind, str) and kind in _WRAPPERS and _check_code(schema) in _TRUSTED_CHECKS:
         return without_content_checks(schema["schema"])
+    if kind == "function-plain" and (written := _WRITTEN_PARSERS.get(_check_code(schema))):
+        return written
     if kind == "chain" and schema["steps"][-1] == {"type": "str", "pattern": _EMAIL_PATTERN}:
         return without_content_checks(schema["steps"][0])  # `_ThenPattern`'s e-mail step
     return {

@@ -35,10 +35,20 @@ from streams.store.state import LocalStore
 def open_event(event: Event, data_keys: Mapping[str, bytes]) -> Event:
     """The event with its sealed fields decrypted (`[erased]` where the key is gone)."""
     raw = encode_event(event)
-    if b'"enc:v1:' not in raw:
-        return event
+    return open_bytes(raw, data_keys) if _SEALED in raw else event
+
+
+def open_bytes(raw: bytes, data_keys: Mapping[str, bytes]) -> Event:
+    """The event of bytes the ledger wrote, its sealed fields decrypted (`[erased]` where the
+    key is gone): read from the bytes, not from an event decoded and encoded again first."""
+    if _SEALED not in raw:
+        return decode_trusted(raw)
     document, _ = decrypt_personal(orjson.loads(raw), data_keys)
     return decode_trusted(orjson.dumps(document))
+
+
+_SEALED = b'"' + PREFIX.encode()
+"""How a sealed value starts in an event's bytes."""
 
 
 def open_journey(journey: Journey, data_keys: Mapping[str, bytes]) -> Journey:
