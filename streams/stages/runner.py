@@ -332,6 +332,7 @@ class StageRunner:
                 touched.append(tp.partition)
                 state = BatchState(self.stage.store, tp.partition)
                 outs = self.stage.process(state, records)
+                state.drop_unchanged()  # no changelog record for a value written back as it was
                 state.put(OFFSET_KEY, str(records[-1].offset + 1).encode())
                 done.append(_Done(state, outs, records[-1].offset + 1, len(records)))
             if done and not await self._persist(done):
@@ -444,6 +445,7 @@ class StageRunner:
         assert self.stage.tick is not None
         state = BatchState(self.stage.store, partition)
         outs = self.stage.tick(state)
+        state.drop_unchanged()
         if outs or state.changes:
             offset = self.stage.store.position(partition, OFFSET_KEY)
             if not await self._persist([_Done(state, outs, offset)]):
