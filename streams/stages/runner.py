@@ -55,15 +55,15 @@ _GAP_CONFIRM_S = 3.0
 _RESTORE_PATIENCE_S = 10.0
 
 
-def destination_topic(names: TopicNames, destination: Destination) -> str:
-    """The topic of this ledger an output goes to."""
+def destination_topics(names: TopicNames) -> dict[Destination, str]:
+    """The topic of this ledger each output destination goes to (built once per runner)."""
     return {
         "touchpoints": names.touchpoints,
         "validated": names.validated,
         "events": names.events,
         "flags": names.flags,
         "dead_letters": names.dead_letters,
-    }[destination]
+    }
 
 
 def in_records(messages: Sequence[Any]) -> list[InRecord]:
@@ -76,7 +76,7 @@ def in_records(messages: Sequence[Any]) -> list[InRecord]:
             m.key,
             m.value,
             m.timestamp,
-            tuple((k, bytes(v)) for k, v in (m.headers or ())),
+            tuple((k, bytes(v)) for k, v in m.headers) if m.headers else (),
         )
         for m in messages
     ]
@@ -187,6 +187,7 @@ class StageRunner:
         self.producer = producer
         self.sender = BatchSender(producer)
         self.names = settings.names()
+        self.topics = destination_topics(self.names)
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
         self.waiting: set[int] = set()
@@ -195,9 +196,6 @@ class StageRunner:
         self.gaps = Gaps(_GAP_CONFIRM_S)
         self.fetch_wait = FetchWait(settings.fetch_max_wait_ms)
         self.consumer = stage_consumer(stage.name, stage.group, settings)
-
-    def _topic(self, record: OutRecord) -> str:
-        return destination_topic(self.names, record.destination)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and process until `stop` is set."""
@@ -488,16 +486,20 @@ class StageRunner:
             for partition, offset in offsets.items():
                 self.stage.store.write(partition, {INFLIGHT_KEY: str(offset).encode()})
         await self._persist_first(done)
+        topics = self.topics
         await self.sender.send(
-            Outgoing(self._topic(out), out.key, out.value, out.headers)
+            Outgoing(topics[out.destination], out.key, out.value, out.headers)
             for item in done
             for out in item.outs
         )
         changelog = self.stage.changelog_topic
-        ends = await self.sender.send(
-            Outgoing(changelog, key, value, partition=item.state.partition)
-            for item in done
-            for key, value in item.state.changes.items()
+        ends = await self.sender.send_grouped(
+            {
+                (changelog, item.state.partition): [
+                    (key, value, ()) for key, value in item.state.changes.items()
+                ]
+                for item in done
+            }
         )
         for item in done:
             partition = item.state.partition
@@ -518,10 +520,11 @@ class StageRunner:
         if not first:
             return
         changelog = self.stage.changelog_topic
-        await self.sender.send(
-            Outgoing(changelog, key, value, partition=partition)
-            for partition, changes in first.items()
-            for key, value in changes.items()
+        await self.sender.send_grouped(
+            {
+                (changelog, partition): [(key, value, ()) for key, value in changes.items()]
+                for partition, changes in first.items()
+            }
         )
         for partition, changes in first.items():
             self.stage.store.write(partition, dict(changes))
