@@ -60,7 +60,8 @@ def validate(
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("decode", exc), exc))
             continue
-        out.append(OutRecord("validated", event.tenant.encode(), body))
+        key = event.tenant.encode()
+        out.append(OutRecord("validated", key, body))
         if recent is not None:
-            recent.remember(body, event)
+            recent.remember(body, event, key)
     return out
