@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,9 @@ class StatelessRunner:
         offsets: dict[TopicPartition, int] = {}
         count = 0
         for tp, messages in batches:
+            began = time.thread_time()
             outs.extend(self.stage.process(in_records(messages)))
+            self.stage.stats.cpu_seconds += time.thread_time() - began
             offsets[tp] = messages[-1].offset + 1
             count += len(messages)
         topics = self.topics
