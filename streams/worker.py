@@ -80,10 +80,7 @@ class Worker:
         journeys_dir = "journeys" if generation == 0 else f"journeys.g{generation}"
         self.journey_store = LocalStore(self.data_dir / journeys_dir)
         self.validate = StatelessStage(
-            "validate",
-            names.touchpoints,
-            partial(validate, recent=self.validated),
-            pace=partial(room_in, self.validated),
+            "validate", names.touchpoints, partial(validate, recent=self.validated)
         )
         self.ingest = Stage(
             "ingest",
@@ -103,7 +100,6 @@ class Worker:
             tick=self._expire if self.retention_days else None,
             tick_interval_s=RETENTION_PASS_S,
             durable_first=keys.is_ring_key,  # a ring reaches the changelog before its events
-            pace=partial(room_in, self.recent),
         )
         self.journeys = Stage(
             "journeys",
@@ -140,13 +136,6 @@ class Worker:
 
     def _expire(self, state: BatchState) -> list[OutRecord]:
         return expire(state, self.retention_days, self.clock(), self.sealer, self.retention_erased)
-
-    def _read_here(self, stage: str) -> Callable[[bytes], bool]:
-        """Whether a record with a given key is read by that stage in this process."""
-        runner = self.runners.get(stage)
-        if isinstance(runner, StageRunner):
-            return runner.takes
-        return lambda _key: False
 
     def owned(self, stage: str) -> frozenset[int]:
         """The partitions of a stage ("validate", "ingest", "journeys") this worker processes now."""
@@ -191,37 +180,12 @@ class Worker:
                 self.runners[self.validate.name] = StatelessRunner(
                     self.validate, self.kafka, producer
                 )
-            # Events are kept only for a partition the next stage reads in this process.
-            self.validated.wanted = self._read_here(self.ingest.name)
-            self.recent.wanted = self._read_here(self.journeys.name)
             await asyncio.gather(*(runner.run(stop) for runner in self.runners.values()))
         finally:
             await producer.stop()
             await self.graph_health.close()  # no read of the state in a thread once it closes
             self.identity_store.close()
             self.journey_store.close()
-
-
-PACE_STEP_S = 0.005
-PACE_IDLE_S = 2.0
-
-
-async def room_in(kept: RecentEvents) -> None:
-    """Hold a stage while the events it kept for the next stage of this process fill half
-    their room (the next batch's events must fit), as long as that stage goes on taking them
-    out (it reads them): measured on the bench, the validate stage otherwise ran far ahead of
-    ingest, and 16,000 of 20,000 events were decoded again. Not past `PACE_IDLE_S` without a
-    read (events kept for a partition that then moved are only pushed out by newer ones)."""
-    loop = asyncio.get_running_loop()
-    reads = kept.hits + kept.misses
-    since = loop.time()
-    while len(kept) >= kept.capacity // 2:
-        await asyncio.sleep(PACE_STEP_S)
-        now = kept.hits + kept.misses
-        if now != reads:
-            reads, since = now, loop.time()
-        elif loop.time() - since >= PACE_IDLE_S:
-            return
 
 
 def tune_gc() -> None:

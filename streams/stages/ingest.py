@@ -364,11 +364,10 @@ def ingest(
                     ((HEADER_KIND, KIND_MERGE),),
                 )
             )
-        event_key = customer_key(tenant, change.customer_id)
         out.append(
             OutRecord(
                 "events",
-                event_key,
+                customer_key(tenant, change.customer_id),
                 emitted,
                 ((HEADER_KIND, KIND_EVENT), (HEADER_CUSTOMER_ID, change.customer_id.encode())),
             )
@@ -384,7 +383,7 @@ def ingest(
             except Exception as exc:  # the decision stays recorded; the split is reported
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None and emitted is body:  # a sealed event is read back from its bytes
-            recent.remember(body, event, event_key)
+            recent.remember(body, event)
     return out
 
 

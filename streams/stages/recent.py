@@ -3,17 +3,13 @@
 Ingest validates a touchpoint and writes the event's canonical bytes to the events topic; when
 the journey stage runs in the same process, it reads those very bytes back moments later.
 Decoding them again would build an equal frozen event (pydantic, about 7 µs an event, 13% of
-a worker's CPU): the journey stage takes the one ingest built (and ingest the one the validate
-stage built). Bounded, oldest forgotten first; a miss (another worker's event, a restart, a
-stage far behind) decodes as before. The worker keeps only events for partitions the next
-stage of the process reads, and holds a stage while its events fill the cache, so that a fast
-stage does not push out what the slower one after it has not read yet.
+a worker's CPU): the journey stage takes the one ingest built. Bounded, oldest forgotten first;
+a miss (another worker's event, a restart, a stage far behind) decodes as before.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 
 from schemas.codec import decode_trusted
 from schemas.events import Event
@@ -26,31 +22,23 @@ it is old: at 20,000 the collector took back most of what the reuse saved (measu
 
 
 class RecentEvents:
-    """The last events a stage emitted for the next stage of this process, by the exact bytes
-    it wrote for them; each is taken out when read."""
+    """The last events ingest emitted, by the exact bytes it wrote for them."""
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
         self.hits = 0
         self.misses = 0
-        self.wanted: Callable[[bytes], bool] | None = None
-        """Given a record's key, whether the next stage in this process reads it (None: keep
-        every event): one bound for another worker's partition would only take room."""
         self._items: OrderedDict[bytes, Event] = OrderedDict()
 
-    def remember(self, raw: bytes, event: Event, key: bytes | None = None) -> None:
-        """Keep an event under the canonical bytes `encode_event` wrote for it (unless the
-        record's `key` puts it on a partition the next stage here does not read)."""
-        if key is not None and self.wanted is not None and not self.wanted(key):
-            return
+    def remember(self, raw: bytes, event: Event) -> None:
+        """Keep an event under the canonical bytes `encode_event` wrote for it."""
         self._items[raw] = event
         if len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
     def decode(self, raw: bytes) -> Event:
-        """The event these bytes encode: the one kept (taken out, as each is read once), else
-        decoded."""
-        event = self._items.pop(raw, None)
+        """The event these bytes encode: the one kept, else decoded."""
+        event = self._items.get(raw)
         if event is None:
             self.misses += 1
             return decode_trusted(raw)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 
 from streams.config import KafkaSettings, TopicNames
 from streams.kafka.records import Destination, InRecord, OutRecord
-from streams.kafka.sender import BatchSender, Outgoing, partition_of
+from streams.kafka.sender import BatchSender, Outgoing
 from streams.stages.cut import Gaps, SameCut
 from streams.stages.fetch_wait import FetchWait, poll_outcome
 from streams.store.keys import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY
@@ -48,9 +48,6 @@ Process = Callable[[BatchState, list[InRecord]], list[OutRecord]]
 
 Tick = Callable[[BatchState], list[OutRecord]]
 """A stage's timer function: evaluate one partition again without new records."""
-
-Pace = Callable[[], Awaitable[None]]
-"""Awaited by a stage before each fetch: returns when the stage may read on."""
 
 _RESTORE_CHUNK = 5_000
 _REPORT_INTERVAL_S = 10.0
@@ -145,8 +142,6 @@ class Stage:
     """State keys whose new values go to the changelog and the store before the batch's
     outputs (ingest's key rings: an output sealed with a ring that a crash then lost would
     name a key nobody holds). Sent again with the rest of the changes, in the usual order."""
-    pace: Pace | None = None
-    """Awaited before each fetch: holds the stage while the next stage is behind."""
     stats: StageStats = field(default_factory=StageStats)
 
 
@@ -181,7 +176,6 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         # went away again) must not leave them so. They are paused until taken over.
         log.info("%s: assigned %s", self.runner.stage.name, sorted(tp.partition for tp in assigned))
         async with self.runner.lock:
-            self.runner.joined = True
             if assigned:
                 self.runner.consumer.pause(*assigned)
             self.runner.waiting.update(tp.partition for tp in assigned)
@@ -206,23 +200,6 @@ class StageRunner:
         self.gaps = Gaps(_GAP_CONFIRM_S)
         self.fetch_wait = FetchWait(settings.fetch_max_wait_ms)
         self.consumer = stage_consumer(stage.name, stage.group, settings)
-        self._input_partitions: int | None = None
-        self.joined = False
-        """Whether the group assigned this runner partitions (or none) yet."""
-
-    def takes(self, key: bytes) -> bool:
-        """Whether a record with this key on the input topic lands on a partition assigned to
-        this runner (Kafka's default partitioner), or may (the group has not assigned this
-        runner anything yet: a worker starting)."""
-        if not self.joined:
-            return True
-        if self._input_partitions is None:
-            found = self.consumer.partitions_for_topic(self.stage.input_topic)
-            if not found:
-                return False
-            self._input_partitions = len(found)
-        partition = partition_of(key, self._input_partitions)
-        return partition in self.owned or partition in self.waiting
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and process until `stop` is set."""
@@ -238,8 +215,6 @@ class StageRunner:
                     async with self.lock:
                         if not await self.take_over():
                             next_take_over = loop.time() + _TAKE_OVER_RETRY_S
-                if self.stage.pace is not None:
-                    await self.stage.pace()
                 batches = await self.consumer.getmany(timeout_ms=200)
                 self._adapt_fetch_wait(batches)
                 if loop.time() >= next_report:

@@ -31,7 +31,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 from streams.config import KafkaSettings
 from streams.kafka.records import InRecord, OutRecord
 from streams.kafka.sender import BatchSender, Outgoing
-from streams.stages.runner import Pace, StageStats, destination_topics, in_records, stage_consumer
+from streams.stages.runner import StageStats, destination_topics, in_records, stage_consumer
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ class StatelessStage:
     input_topic: str
     process: StatelessProcess
     group: str | None = None
-    pace: Pace | None = None
-    """Awaited before each fetch: holds the stage while the next stage is behind."""
     stats: StageStats = field(default_factory=StageStats)
 
 
@@ -94,8 +92,6 @@ class StatelessRunner:
         next_report = loop.time() + _REPORT_INTERVAL_S
         try:
             while not stop.is_set():
-                if self.stage.pace is not None:
-                    await self.stage.pace()
                 batches = await self.consumer.getmany(timeout_ms=200)
                 if loop.time() >= next_report:
                     next_report = loop.time() + _REPORT_INTERVAL_S

@@ -60,8 +60,7 @@ def validate(
         except Exception as exc:  # one record must never stop the stage: it goes aside
             out.append(dead_letter(record, failure_reason("decode", exc), exc))
             continue
-        key = event.tenant.encode()
-        out.append(OutRecord("validated", key, body))
+        out.append(OutRecord("validated", event.tenant.encode(), body))
         if recent is not None:
-            recent.remember(body, event, key)
+            recent.remember(body, event)
     return out
