@@ -125,6 +125,9 @@ class OneWorker:
     outputs: int
     dead_letters: int
     store_bytes: int
+    cpu_us: dict[str, float]
+    """CPU time per event of the load (µs, `time.thread_time` of the worker's thread): each
+    stage's batch function, and `all` of it, the Kafka client, event loop and persisting too."""
 
 
 async def pipeline_one(
@@ -144,6 +147,7 @@ async def pipeline_one(
     profiler = cProfile.Profile() if profile is not None else None
     if profiler is not None:
         profiler.enable()
+    cpu_began = time.thread_time()
     task = asyncio.create_task(worker.run(stop))
     first: float | None = None
     journeys_first: float | None = None
@@ -178,6 +182,7 @@ async def pipeline_one(
     finally:
         stop.set()
         await task
+        cpu_all = time.thread_time() - cpu_began
         if profiler is not None:
             profiler.disable()
             assert profile is not None
@@ -195,6 +200,13 @@ async def pipeline_one(
         outputs=worker.ingest.stats.outputs + worker.journeys.stats.outputs,
         dead_letters=worker.validate.stats.dead_letters + worker.ingest.stats.dead_letters,
         store_bytes=directory_bytes(data_dir),
+        cpu_us={
+            **{
+                stage.name: round(stage.stats.cpu_seconds / total * 1e6, 1)
+                for stage in (worker.validate, worker.ingest, worker.journeys)
+            },
+            "all": round(cpu_all / total * 1e6, 1),
+        },
     )
 
 

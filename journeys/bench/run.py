@@ -156,6 +156,7 @@ async def run_bench(
         "outputs": single.outputs,
         "dead_letters": single.dead_letters,
         "store_bytes": single.store_bytes,
+        "cpu_us_per_event": single.cpu_us,
     }
 
     progress("replay: reading and decoding the events topic")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyped]
@@ -32,15 +31,21 @@ def partition_of(key: bytes, count: int) -> int:
     return int(_PARTITIONER(key, partitions, partitions))
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One record to produce: to a given partition, or by key when `partition` is None."""
+class Outgoing(NamedTuple):
+    """One record to produce: to a given partition, or by key when `partition` is None.
+
+    A named tuple: a worker builds one for every output and changelog record, and a frozen
+    dataclass costs several times as much to build."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: Headers = ()
     partition: int | None = None
+
+
+Grouped = Mapping[tuple[str, int], Iterable[tuple[bytes | None, bytes | None, Headers]]]
+"""Records to produce by (topic, partition), each as (key, value, headers)."""
 
 
 class BatchSender:
@@ -62,27 +67,39 @@ class BatchSender:
 
     async def send(self, records: Iterable[Outgoing]) -> dict[tuple[str, int], int]:
         """Produce every record, in order per partition; return each partition's next offset."""
-        groups: dict[tuple[str, int], list[Outgoing]] = {}
-        for record in records:
-            partition = record.partition
+        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes | None, Headers]]] = {}
+        counts = self._partitions
+        for topic, key, value, headers, partition in records:
             if partition is None:
-                partition = await self.partition_for(record.topic, record.key)
-            groups.setdefault((record.topic, partition), []).append(record)
+                known = counts.get(topic)
+                if key is None or known is None:
+                    partition = await self.partition_for(topic, key)
+                else:  # the usual case, without a coroutine per record
+                    partition = partition_of(key, len(known))
+            group = groups.get((topic, partition))
+            if group is None:
+                group = groups[(topic, partition)] = []
+            group.append((key, value, headers))
+        return await self.send_grouped(groups)
+
+    async def send_grouped(self, groups: Grouped) -> dict[tuple[str, int], int]:
+        """Produce records already grouped by topic and partition, in order within each;
+        return each partition's next offset (a batch's changelog is grouped by partition)."""
         pending: list[tuple[tuple[str, int], int, asyncio.Future[Any]]] = []
         for (topic, partition), items in groups.items():
             batch = self.producer.create_batch()
-            for item in items:
-                headers = list(item.headers)
-                if batch.append(timestamp=None, key=item.key, value=item.value, headers=headers):
+            for key, value, headers in items:
+                listed = list(headers)
+                if batch.append(timestamp=None, key=key, value=value, headers=listed):
                     continue
                 if batch.record_count():
                     pending.append(await self._submit(batch, topic, partition))
                 batch = self.producer.create_batch()
-                if batch.append(timestamp=None, key=item.key, value=item.value, headers=headers):
+                if batch.append(timestamp=None, key=key, value=value, headers=listed):
                     continue
                 # Larger than a whole batch: send() sizes one for it (up to max_request_size).
                 future = await self.producer.send(
-                    topic, item.value, key=item.key, partition=partition, headers=headers
+                    topic, value, key=key, partition=partition, headers=listed
                 )
                 pending.append(((topic, partition), 1, future))
             if batch.record_count():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,15 +56,15 @@ _GAP_CONFIRM_S = 3.0
 _RESTORE_PATIENCE_S = 10.0
 
 
-def destination_topic(names: TopicNames, destination: Destination) -> str:
-    """The topic of this ledger an output goes to."""
+def destination_topics(names: TopicNames) -> dict[Destination, str]:
+    """The topic of this ledger each output destination goes to (built once per runner)."""
     return {
         "touchpoints": names.touchpoints,
         "validated": names.validated,
         "events": names.events,
         "flags": names.flags,
         "dead_letters": names.dead_letters,
-    }[destination]
+    }
 
 
 def in_records(messages: Sequence[Any]) -> list[InRecord]:
@@ -76,7 +77,7 @@ def in_records(messages: Sequence[Any]) -> list[InRecord]:
             m.key,
             m.value,
             m.timestamp,
-            tuple((k, bytes(v)) for k, v in (m.headers or ())),
+            tuple((k, bytes(v)) for k, v in m.headers) if m.headers else (),
         )
         for m in messages
     ]
@@ -92,6 +93,9 @@ class StageStats:
     restored: int = 0
     restore_seconds: float = 0.0
     dead_letters: int = 0
+    cpu_seconds: float = 0.0
+    """CPU time of the stage's batch function (`time.thread_time`), for per-stage figures:
+    the Kafka client, the event loop and persisting are outside it."""
 
     def count(self, records: int, batches: int, outs: Sequence[OutRecord]) -> None:
         """Count batches processed: their input records and what they produced."""
@@ -190,6 +194,7 @@ class StageRunner:
         self.producer = producer
         self.sender = BatchSender(producer)
         self.names = settings.names()
+        self.topics = destination_topics(self.names)
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
         self.waiting: set[int] = set()
@@ -198,9 +203,6 @@ class StageRunner:
         self.gaps = Gaps(_GAP_CONFIRM_S)
         self.fetch_wait = FetchWait(settings.fetch_max_wait_ms)
         self.consumer = stage_consumer(stage.name, stage.group, settings)
-
-    def _topic(self, record: OutRecord) -> str:
-        return destination_topic(self.names, record.destination)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and process until `stop` is set."""
@@ -335,7 +337,10 @@ class StageRunner:
                 records = in_records(messages)
                 touched.append(tp.partition)
                 state = BatchState(self.stage.store, tp.partition)
+                began = time.thread_time()
                 outs = self.stage.process(state, records)
+                self.stage.stats.cpu_seconds += time.thread_time() - began
+                state.drop_unchanged()  # no changelog record for a value written back as it was
                 state.put(OFFSET_KEY, str(records[-1].offset + 1).encode())
                 done.append(_Done(state, outs, records[-1].offset + 1, len(records)))
             if done and not await self._persist(done):
@@ -454,6 +459,7 @@ class StageRunner:
         assert self.stage.tick is not None
         state = BatchState(self.stage.store, partition)
         outs = self.stage.tick(state)
+        state.drop_unchanged()
         if outs or state.changes:
             offset = self.stage.store.position(partition, OFFSET_KEY)
             if not await self._persist([_Done(state, outs, offset)]):
@@ -496,16 +502,20 @@ class StageRunner:
             for partition, offset in offsets.items():
                 self.stage.store.write(partition, {INFLIGHT_KEY: str(offset).encode()})
         await self._persist_first(done)
+        topics = self.topics
         await self.sender.send(
-            Outgoing(self._topic(out), out.key, out.value, out.headers)
+            Outgoing(topics[out.destination], out.key, out.value, out.headers)
             for item in done
             for out in item.outs
         )
         changelog = self.stage.changelog_topic
-        ends = await self.sender.send(
-            Outgoing(changelog, key, value, partition=item.state.partition)
-            for item in done
-            for key, value in item.state.changes.items()
+        ends = await self.sender.send_grouped(
+            {
+                (changelog, item.state.partition): [
+                    (key, value, ()) for key, value in item.state.changes.items()
+                ]
+                for item in done
+            }
         )
         for item in done:
             partition = item.state.partition
@@ -526,10 +536,11 @@ class StageRunner:
         if not first:
             return
         changelog = self.stage.changelog_topic
-        await self.sender.send(
-            Outgoing(changelog, key, value, partition=partition)
-            for partition, changes in first.items()
-            for key, value in changes.items()
+        await self.sender.send_grouped(
+            {
+                (changelog, partition): [(key, value, ()) for key, value in changes.items()]
+                for partition, changes in first.items()
+            }
         )
         for partition, changes in first.items():
             self.stage.store.write(partition, dict(changes))

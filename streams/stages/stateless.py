@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 from streams.config import KafkaSettings
 from streams.kafka.records import InRecord, OutRecord
 from streams.kafka.sender import BatchSender, Outgoing
-from streams.stages.runner import StageStats, destination_topic, in_records, stage_consumer
+from streams.stages.runner import StageStats, destination_topics, in_records, stage_consumer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class StatelessRunner:
         self.settings = settings
         self.sender = BatchSender(producer)
         self.names = settings.names()
+        self.topics = destination_topics(self.names)
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
         self.done: dict[int, int] = {}
@@ -111,14 +113,14 @@ class StatelessRunner:
         offsets: dict[TopicPartition, int] = {}
         count = 0
         for tp, messages in batches:
+            began = time.thread_time()
             outs.extend(self.stage.process(in_records(messages)))
+            self.stage.stats.cpu_seconds += time.thread_time() - began
             offsets[tp] = messages[-1].offset + 1
             count += len(messages)
+        topics = self.topics
         await self.sender.send(
-            Outgoing(
-                destination_topic(self.names, out.destination), out.key, out.value, out.headers
-            )
-            for out in outs
+            Outgoing(topics[out.destination], out.key, out.value, out.headers) for out in outs
         )
         try:
             await self.consumer.commit(offsets)

@@ -157,6 +157,22 @@ class BatchState:
             return True
         return any(key not in self.changes for key, _ in self.store.items(self.partition, prefix))
 
+    def drop_unchanged(self) -> int:
+        """Leave out of the batch's changes every write that gives a key the value it was read
+        with from the store in this batch (a deadline, an index or a flag status written back
+        as it was, a key deleted that was never there): no changelog record, no store write for
+        it. Called once the batch is processed; returns how many were left out."""
+        read = self._read
+        same = [
+            key
+            for key, value in self.changes.items()
+            if key in read and read[key] == value  # the store still holds that value
+        ]
+        for key in same:
+            del self.changes[key]
+            self._children[key.rpartition(b"/")[0]].discard(key)
+        return len(same)
+
     def _note(self, key: bytes) -> None:
         if self._undo is not None and key not in self._undo:
             self._undo[key] = self.changes.get(key, _ABSENT)

@@ -49,6 +49,10 @@ def test_bench_reports_every_figure_as_json(
         assert peer["store"].startswith("rocksdb"), name
     assert result["sizes"]["processes"] >= 1
     assert result["pipeline"]["ingest_records"] == 3_000
+    cpu = result["pipeline"]["cpu_us_per_event"]
+    assert set(cpu) == {"validate", "ingest", "journeys", "all"}
+    assert all(cpu[stage] > 0 for stage in ("validate", "ingest", "journeys"))
+    assert cpu["all"] >= cpu["validate"] + cpu["ingest"] + cpu["journeys"]  # the parts of it
     assert len(result["rss_mb_two_workers"]) == 2
     assert all(rss > 0 for rss in result["rss_mb_two_workers"])
     assert len(result["rss_mb_stage_processes"]) == 2

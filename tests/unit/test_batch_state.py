@@ -1,4 +1,5 @@
-"""A batch's state on real RocksDB: a block's writes undone when it raises, and only its own."""
+"""A batch's state on real RocksDB: a block's writes undone when it raises, and only its own;
+writes that leave a key as the store holds it are not persisted."""
 
 from __future__ import annotations
 
@@ -137,3 +138,53 @@ def test_an_outer_block_that_raises_drops_what_an_inner_one_produced(tmp_path: P
     # an inner block that ended passed its own on; one that raised did not
     assert seen == ["outer", "inner"]
     assert out == []
+
+
+def test_writes_giving_a_key_the_value_it_was_read_with_are_dropped(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "state")
+    state = BatchState(store, 1)
+    state.put(b"d/acme/cus_1", b"2026-11-22")
+    state.put(b"d/acme/cus_2", b"2026-11-23")
+    store.write(1, state.changes)
+    state = BatchState(store, 1)
+    assert state.get(b"d/acme/cus_1") == b"2026-11-22"
+    assert state.get(b"d/acme/cus_2") == b"2026-11-23"
+    assert state.get(b"d/acme/cus_3") is None
+    state.put(b"d/acme/cus_1", b"2026-11-22")  # written back as read
+    state.put(b"d/acme/cus_2", b"2026-12-01")  # changed
+    state.delete(b"d/acme/cus_3")  # never there
+    state.put(b"d/acme/cus_4", b"2026-11-30")  # not read: kept
+    state.put(b"d/acme/cus_5", b"x")
+    state.delete(b"d/acme/cus_5")  # not read: kept, as the store may hold it
+    assert state.drop_unchanged() == 2
+    assert state.changes == {
+        b"d/acme/cus_2": b"2026-12-01",
+        b"d/acme/cus_4": b"2026-11-30",
+        b"d/acme/cus_5": None,
+    }
+    assert [key for key, _ in state.items(b"d/acme/")] == [
+        b"d/acme/cus_1",
+        b"d/acme/cus_2",
+        b"d/acme/cus_4",
+    ]
+    assert state.get(b"d/acme/cus_1") == b"2026-11-22"
+    store.write(1, state.changes)
+    assert store.get(1, b"d/acme/cus_1") == b"2026-11-22"
+    assert store.get(1, b"d/acme/cus_2") == b"2026-12-01"
+
+
+def test_a_key_changed_and_changed_back_in_the_batch_is_dropped(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "state")
+    state = BatchState(store, 1)
+    state.put(b"m/acme/cus_1", b"[1]")
+    store.write(1, state.changes)
+    state = BatchState(store, 1)
+    assert state.get(b"m/acme/cus_1") == b"[1]"
+    state.put(b"m/acme/cus_1", b"[1,2]")
+    state.delete(b"m/acme/cus_1")
+    assert state.get(b"m/acme/cus_1") is None
+    state.put(b"m/acme/cus_1", b"[1]")
+    assert state.drop_unchanged() == 1
+    assert state.changes == {}
+    assert state.any_under(b"m/acme/")  # as the store holds it
+    assert state.items(b"m/acme/") == [(b"m/acme/cus_1", b"[1]")]

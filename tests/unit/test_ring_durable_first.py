@@ -19,9 +19,9 @@ from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.ring import KeyRing
 from streams.crypto.sealing import Sealer
 from streams.kafka.records import InRecord, OutRecord
-from streams.kafka.sender import Outgoing
+from streams.kafka.sender import Grouped, Outgoing
 from streams.stages.ingest import ingest
-from streams.stages.runner import Stage, StageRunner, _Done
+from streams.stages.runner import Stage, StageRunner, _Done, destination_topics
 from streams.stages.validate import validate
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
@@ -48,6 +48,13 @@ class DyingSender:
         if any(r.topic == CHANGELOG and not keys.is_ring_key(r.key or b"") for r in batch):
             raise Crash
         return {}
+
+    async def send_grouped(self, groups: Grouped) -> dict[tuple[str, int], int]:
+        return await self.send(
+            Outgoing(topic, key, value, headers, partition)
+            for (topic, partition), items in groups.items()
+            for key, value, headers in items
+        )
 
 
 def _validated() -> list[InRecord]:
@@ -94,6 +101,7 @@ def _crash_after_outputs(store: LocalStore, durable_first: bool) -> tuple[list[b
         # only what `_persist` uses: no consumer, no producer (the sender stands in for both)
         runner = StageRunner.__new__(StageRunner)
         runner.stage, runner.names = stage, KafkaSettings().names()
+        runner.topics = destination_topics(runner.names)
         sender = DyingSender()
         runner.sender = sender  # type: ignore[assignment]
 

@@ -125,6 +125,8 @@ class StageRun:
                         deadlines=self.deadlines,
                         recent=self.recent,
                     )
+                if hasattr(state, "drop_unchanged"):  # as the runner does (older code: no)
+                    state.drop_unchanged()
                 store.write(partition, state.changes)
                 self.cpu[name] += time.process_time() - began
                 self.records[name] += len(batch)
