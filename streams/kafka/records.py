@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Literal, NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import orjson
 
 from schemas.outputs import FlagChange
 from schemas.redaction import mask_text, mask_value
+
+if TYPE_CHECKING:
+    from streams.config import TopicNames
 
 Headers = tuple[tuple[str, bytes], ...]
 """Kafka record headers."""
@@ -119,3 +123,30 @@ def _unescaped(text: str) -> str:
     spelled = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
     # Pairs of escaped surrogates make one character; a lone one becomes U+FFFD.
     return spelled.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def destination_topics(names: TopicNames) -> dict[Destination, str]:
+    """The topic of this ledger each output destination goes to (built once per runner)."""
+    return {
+        "touchpoints": names.touchpoints,
+        "validated": names.validated,
+        "events": names.events,
+        "flags": names.flags,
+        "dead_letters": names.dead_letters,
+    }
+
+
+def in_records(messages: Sequence[Any]) -> list[InRecord]:
+    """aiokafka's consumer records as the stages' `InRecord`s."""
+    return [
+        InRecord(
+            m.topic,
+            m.partition,
+            m.offset,
+            m.key,
+            m.value,
+            m.timestamp,
+            tuple((k, bytes(v)) for k, v in m.headers) if m.headers else (),
+        )
+        for m in messages
+    ]

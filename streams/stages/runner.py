@@ -33,8 +33,8 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
     RebalanceInProgressError,
 )
 
-from streams.config import KafkaSettings, TopicNames
-from streams.kafka.records import Destination, InRecord, OutRecord
+from streams.config import KafkaSettings
+from streams.kafka.records import InRecord, OutRecord, destination_topics, in_records
 from streams.kafka.sender import BatchSender, Outgoing
 from streams.stages.cut import Gaps, SameCut
 from streams.stages.fetch_wait import FetchWait, poll_outcome
@@ -54,33 +54,6 @@ _REPORT_INTERVAL_S = 10.0
 _TAKE_OVER_RETRY_S = 1.0
 _GAP_CONFIRM_S = 3.0
 _RESTORE_PATIENCE_S = 10.0
-
-
-def destination_topics(names: TopicNames) -> dict[Destination, str]:
-    """The topic of this ledger each output destination goes to (built once per runner)."""
-    return {
-        "touchpoints": names.touchpoints,
-        "validated": names.validated,
-        "events": names.events,
-        "flags": names.flags,
-        "dead_letters": names.dead_letters,
-    }
-
-
-def in_records(messages: Sequence[Any]) -> list[InRecord]:
-    """aiokafka's consumer records as the stages' `InRecord`s."""
-    return [
-        InRecord(
-            m.topic,
-            m.partition,
-            m.offset,
-            m.key,
-            m.value,
-            m.timestamp,
-            tuple((k, bytes(v)) for k, v in m.headers) if m.headers else (),
-        )
-        for m in messages
-    ]
 
 
 @dataclass(slots=True)

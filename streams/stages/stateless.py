@@ -29,9 +29,9 @@ from aiokafka.errors import (  # type: ignore[import-untyped]
 )
 
 from streams.config import KafkaSettings
-from streams.kafka.records import InRecord, OutRecord
+from streams.kafka.records import InRecord, OutRecord, destination_topics, in_records
 from streams.kafka.sender import BatchSender, Outgoing
-from streams.stages.runner import StageStats, destination_topics, in_records, stage_consumer
+from streams.stages.runner import StageStats, stage_consumer
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from streams.crypto.fields import ERASED, decrypt_personal
 from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.ring import KeyRing
 from streams.crypto.sealing import Sealer
-from streams.kafka.records import InRecord, OutRecord
+from streams.kafka.records import InRecord, OutRecord, destination_topics
 from streams.kafka.sender import Grouped, Outgoing
 from streams.stages.ingest import ingest
-from streams.stages.runner import Stage, StageRunner, _Done, destination_topics
+from streams.stages.runner import Stage, StageRunner, _Done
 from streams.stages.validate import validate
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
