@@ -22,8 +22,9 @@ Costs, plainly:
 - A `DATE_MISMATCH` walk that learns of a booking an earlier message named is walked again
   over the whole journey, once (the whole walk knows each booking's first slot beforehand).
 - The derived `LOW_SCORE_AFTER_FLAGS` reads again only the surveys a new, changed or gone
-  flag can reach (`projections.evaluation.derived`), each against the flags opened before it
-  (its flag names them all: proportional to them, by the rule's definition).
+  flag can reach (`projections.evaluation.derived`): those answered within its window of the
+  flag's opening; each survey reads the flags opened in its window (two bisections, then the
+  events of the few its message names). Bounded by the window, not by the journey.
 - `flags` (every flag, sorted) is for callers that want them all; the journey stage reads
   `changes`.
 - Memory: the walks' state, the flags by id, and the events the flags point at by id; none of
@@ -274,9 +275,7 @@ class Evaluation:
             if rule.name not in self.rules.enabled:
                 continue
             if rule is scores.RULE:
-                for survey_id in self.low.update(
-                    self.ordered, moved, self.involved, as_of, self.rules
-                ):
+                for survey_id in self.low.update(self.ordered, moved, self.involved, self.rules):
                     key = flag_id(rule.name, survey_id)
                     found = self.low.found.get(survey_id)
                     if found is None:

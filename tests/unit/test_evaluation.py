@@ -15,12 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from projections.evaluation import Evaluation
-from projections.flags import Flag, sort_flags
+from projections.evaluation.derived import LowScores
+from projections.flags import Flag, Severity, sort_flags
 from projections.journey import Journey, add_new, event_order
 from projections.rules import RULE_NAMES, detect, next_deadline
+from projections.rules.scores import is_low_survey
 from projections.settings import RuleSettings
 from schemas.events import Event
 from tests.factories import at, ev
+from tests.unit.rules.test_scores import timelines
 from tests.unit.test_properties import AS_OF, PROPERTY, T0, scenarios
 
 RULE_SETS = st.sampled_from(
@@ -105,6 +108,46 @@ def test_late_events_in_any_batches_give_what_the_whole_journey_gives(
     scenario: object, rules: RuleSettings, cuts: list[int]
 ) -> None:
     _feed(list(scenario.events), cuts, rules)  # type: ignore[attr-defined]
+
+
+@PROPERTY
+@given(
+    events=timelines(),
+    days=st.integers(1, 30),
+    cuts=st.lists(st.integers(1, 6), max_size=14),
+    in_order=st.booleans(),
+)
+def test_low_scores_read_by_window_give_what_the_whole_journey_gives(
+    events: list[Event], days: int, cuts: list[int], in_order: bool
+) -> None:
+    """Recalls, forms and surveys over some 40 days with windows of 1 to 30 days: flags open
+    and resolve on either side of each survey's window, in journey order or late."""
+    rules = RuleSettings(low_score_window=timedelta(days=days))
+    _feed(sorted(events, key=event_order) if in_order else events, cuts, rules)
+
+
+def test_a_flag_that_moved_reads_again_only_the_surveys_within_a_window_of_its_opening() -> None:
+    rules = RuleSettings(low_score_window=timedelta(days=30))
+    low = LowScores()
+    surveys = [
+        ev("survey.responded", {"score": 1, "scale": 5}, when=at(days=day), event_id=f"s{day}")
+        for day in range(100)
+    ]
+    for survey in surveys:
+        assert is_low_survey(survey)
+        low.add(survey)
+    assert low.update((), (), {}, rules) == [s.event_id for s in surveys]  # new: read once
+    assert low.update((), (), {}, rules) == []
+    flag = Flag("flg_1", "RECALL_NOT_VISIBLE", Severity.HIGH, "", (), at(days=10, hours=1))
+    read = low.update((flag,), (flag,), {}, rules)
+    # Answered after it opened and at most 30 days after: days 11 to 40, not the 59 after.
+    assert read == [f"s{day}" for day in range(11, 41)]
+    assert [low.found[f"s{day}"] is not None for day in (10, 11, 40, 41)] == [
+        False,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_a_message_naming_a_booking_made_later_walks_the_journey_again() -> None:
