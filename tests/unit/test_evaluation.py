@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from projections.evaluation import Evaluation
 from projections.evaluation.derived import LowScores
-from projections.flags import Flag, Severity, sort_flags
+from projections.flags import Flag, Severity, flag_id, sort_flags
+from projections.handling.handling import ACTIONS
 from projections.journey import Journey, add_new, event_order
 from projections.rules import RULE_NAMES, detect, next_deadline
 from projections.rules.scores import is_low_survey
@@ -241,3 +242,61 @@ def test_a_hot_customer_s_evaluation_state_stays_flat_as_its_journey_grows() -> 
     early, late = sizes
     assert late == early  # 600 events and 1,800: the same state
     assert early["evaluation.involved"] == 0  # no event held that no flag points at
+
+
+# --- handling: laid again only where it may have changed --------------------------------------
+
+ASKED = flag_id("REPEATED_ASK", "c1")
+"""The flag of the second of two calls asking for a phone the journey held."""
+
+
+def _asks() -> list[Event]:
+    customer = {"phone": "07700 900123", "email": "sam@example.com"}
+    asks = {"direction": "inbound", "asked_for": ["phone"]}
+    return [
+        ev("call.logged", asks, when=at(n), event_id=f"c{n}", customer=customer) for n in (0, 1)
+    ]
+
+
+@st.composite
+def handling(draw: st.DrawFn) -> Event:
+    """A person's action on the flag (or on one that never was), at some hour of four days."""
+    type_ = draw(st.sampled_from(sorted(ACTIONS)))  # the handling event types
+    body: dict[str, object] = {
+        "flag_id": draw(st.sampled_from((ASKED, ASKED, flag_id("REPEATED_ASK", "none")))),
+        "by": "sam",
+    }
+    if type_ in ("flag.noted", "flag.resolved"):
+        body["note"] = "called the customer"
+    if type_ == "flag.assigned":
+        body["assignee"] = "leeds-desk"
+    if type_ == "flag.snoozed":
+        body["until"] = at(draw(st.integers(2, 96))).isoformat()
+    return ev(type_, body, when=at(draw(st.integers(2, 96))), system="journeys")
+
+
+@PROPERTY
+@given(
+    actions=st.lists(handling(), max_size=8),
+    moments=st.lists(st.integers(0, 120), min_size=1, max_size=10),
+    cut=st.integers(0, 8),
+)
+def test_handling_read_at_moments_forward_and_back_gives_what_the_whole_journey_gives(
+    actions: list[Event], moments: list[int], cut: int
+) -> None:
+    """Actions and snoozes that the moment read at passes (or goes back over) between two
+    readings, with no new event: the flag's handling is laid again exactly when it changes."""
+    events = sorted([*_asks(), *actions], key=event_order)
+    rules = RuleSettings()
+    evaluation, kept = Evaluation(rules), {}
+    for part in (events[: cut + 2], events):
+        evaluation.sync(part)
+        for hour in moments:
+            changes = evaluation.changes(at(hour))
+            if changes.whole:
+                kept.clear()
+            for gone in changes.gone:
+                del kept[gone]
+            kept.update((flag.flag_id, flag) for flag in changes.flags)
+            assert sort_flags(kept.values()) == detect(part, at(hour), rules)
+            assert evaluation.deadline(at(hour)) == next_deadline(part, at(hour), rules)
