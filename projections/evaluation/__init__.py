@@ -290,7 +290,9 @@ class Evaluation:
             if rule.name not in self.rules.enabled:
                 continue
             if rule is scores.RULE:
-                for survey_id in self.low.update(self.ordered, moved, self.involved, self.rules):
+                for survey_id in self.low.update(
+                    self.ordered, moved, self.involved, as_of, self.rules
+                ):
                     key = flag_id(rule.name, survey_id)
                     found = self.low.found.get(survey_id)
                     if found is None:

@@ -9,6 +9,7 @@ people's handling laid over them) and the same next deadline, at several moments
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from hypothesis import given
@@ -127,28 +128,85 @@ def test_low_scores_read_by_window_give_what_the_whole_journey_gives(
     _feed(sorted(events, key=event_order) if in_order else events, cuts, rules)
 
 
-def test_a_flag_that_moved_reads_again_only_the_surveys_within_a_window_of_its_opening() -> None:
-    rules = RuleSettings(low_score_window=timedelta(days=30))
+@PROPERTY
+@given(
+    events=timelines(),
+    days=st.integers(1, 30),
+    cuts=st.lists(st.integers(1, 6), max_size=14),
+    moments=st.lists(st.integers(-4, 90), min_size=1, max_size=6),
+)
+def test_low_scores_read_at_moments_forward_and_back_give_what_the_whole_journey_gives(
+    events: list[Event], days: int, cuts: list[int], moments: list[int]
+) -> None:
+    """Late events read at moments before, among and long after the surveys: flags still
+    open end at the moment read, so a survey a window after it no longer counts them."""
+    rules = RuleSettings(low_score_window=timedelta(days=days))
+    evaluation, kept = Evaluation(rules), {}
+    journey, position = Journey("acme", "cus_1"), 0
+    for size in [*cuts, len(events)]:
+        for event in events[position : position + size]:
+            journey = add_new(journey, event)
+        position += size
+        evaluation.sync(journey.events)
+        for day in moments:
+            moment = at(days=day)
+            changes = evaluation.changes(moment)
+            if changes.whole:
+                kept.clear()
+            for gone in changes.gone:
+                del kept[gone]
+            kept.update((flag.flag_id, flag) for flag in changes.flags)
+            assert sort_flags(kept.values()) == detect(journey.events, moment, rules)
+        if position >= len(events):
+            break
+
+
+def _daily(days: int) -> tuple[LowScores, list[Flag]]:
+    """Low surveys at noon of each day, a flag opened at 6 each morning, still open; read."""
     low = LowScores()
-    surveys = [
-        ev("survey.responded", {"score": 1, "scale": 5}, when=at(days=day), event_id=f"s{day}")
-        for day in range(100)
-    ]
-    for survey in surveys:
+    for day in range(days):
+        survey = ev(
+            "survey.responded",
+            {"score": 1, "scale": 5},
+            when=at(days=day, hours=12),
+            event_id=f"s{day}",
+        )
         assert is_low_survey(survey)
         low.add(survey)
-    assert low.update((), (), {}, rules) == [s.event_id for s in surveys]  # new: read once
-    assert low.update((), (), {}, rules) == []
-    flag = Flag("flg_1", "RECALL_NOT_VISIBLE", Severity.HIGH, "", (), at(days=10, hours=1))
-    read = low.update((flag,), (flag,), {}, rules)
-    # Answered after it opened and at most 30 days after: days 11 to 40, not the 59 after.
-    assert read == [f"s{day}" for day in range(11, 41)]
-    assert [low.found[f"s{day}"] is not None for day in (10, 11, 40, 41)] == [
-        False,
-        True,
-        True,
-        False,
+    flags = [
+        Flag(f"f{day}", "RECALL_NOT_VISIBLE", Severity.HIGH, "", (), at(days=day, hours=6))
+        for day in range(days)
     ]
+    return low, flags
+
+
+def test_a_flag_that_moved_reads_again_only_the_surveys_it_can_change() -> None:
+    rules, as_of = RuleSettings(low_score_window=timedelta(days=30)), at(days=100)
+    low, flags = _daily(100)
+    assert len(low.update(flags, flags, {}, as_of, rules)) == 100  # new: read once
+    assert low.update(flags, (), {}, as_of, rules) == []
+    # Each survey counts every flag opened before it (all still open) and names the latest five.
+    last = low.found["s99"]
+    assert last is not None
+    assert last.message.endswith("and 95 more")
+    # A change that keeps its times: only the surveys naming it (days 50 to 54).
+    old = flags[50]
+    new = replace(old, message="changed")
+    flags[50] = new
+    read = low.update(flags, (old, new), {}, as_of, rules)
+    assert sorted(read) == [f"s{d}" for d in range(50, 55)]
+    # Resolved on day 60: also the surveys a window or more after that no longer count it.
+    resolved = replace(new, resolved_at=at(days=60))
+    flags[50] = resolved
+    read = low.update(flags, (new, resolved), {}, as_of, rules)
+    assert sorted(read) == sorted(f"s{d}" for d in [*range(90, 100), *range(50, 55)])
+    last = low.found["s99"]
+    assert last is not None
+    assert last.message.endswith("and 94 more")
+    # The moment read at goes back to day 40: the open flags no longer reach surveys from
+    # day 70 on; only those surveys are read.
+    read = low.update(flags, (), {}, at(days=40), rules)
+    assert sorted(read) == [f"s{d}" for d in range(70, 100)]
 
 
 def test_a_message_naming_a_booking_made_later_walks_the_journey_again() -> None:

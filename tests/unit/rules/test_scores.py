@@ -120,29 +120,30 @@ def test_bottom_band_of_each_scale(score: float, scale: int | None, low: bool) -
 # --- which flags precede it ------------------------------------------------------------------
 
 
-def test_a_flag_opened_more_than_the_window_before_does_not_count() -> None:
-    # Opened on day 1, resolved on day 3; scored 33 days after it opened.
+def test_a_flag_resolved_more_than_the_window_before_does_not_count() -> None:
+    # Resolved on day 3; scored 31 days later.
     assert low_flags([*unseen_recall(1, 3), survey(34, 2)]) == []
 
 
-def test_the_window_holds_its_first_moment() -> None:
-    # Opened exactly 30 days before the survey: in the window; a moment earlier: not.
-    assert len(low_flags([*unseen_recall(1, 3), survey(31, 2)])) == 1
-    assert low_flags([*unseen_recall(1, 3), survey(31.01, 2)]) == []
+def test_the_window_is_half_open_at_its_start() -> None:
+    # Resolved exactly 30 days before the survey: it was over when the window began.
+    assert low_flags([*unseen_recall(1, 3), survey(33, 2)]) == []
+    assert len(low_flags([*unseen_recall(1, 3), survey(32.9, 2)])) == 1
 
 
-def test_a_flag_opened_before_the_window_does_not_count_even_while_still_open() -> None:
-    # The window bounds what a survey reads: a flag raised long ago is not read for ever.
-    assert low_flags([*unseen_recall(1, resolved=None), survey(90, 2)]) == []
-    [flag] = low_flags([*unseen_recall(70, resolved=None), survey(90, 2)])
+def test_a_flag_opened_90_days_before_and_still_open_counts_and_is_named() -> None:
+    # The specification: flags open at some moment of the window, however long ago they opened.
+    before = unseen_recall(1, resolved=None)
+    scored = survey(90, 2)
+    [flag] = low_flags([*before, scored])
     assert "RECALL_NOT_VISIBLE (head-office-recalls, service-centre), still open" in flag.message
+    assert set(flag.event_ids) == ids(scored, *before)
 
 
-def test_a_flag_resolved_after_the_window_began_counts_only_if_it_opened_in_it() -> None:
-    # Open through the whole window, resolved inside it, but raised before it began.
-    assert low_flags([*unseen_recall(1, 20), survey(40, 2)]) == []
-    [flag] = low_flags([*unseen_recall(12, 20), survey(40, 2)])
-    assert flag.message.endswith("resolved after 8 days")
+def test_a_flag_opened_before_the_window_and_resolved_in_it_counts() -> None:
+    # Open through the start of the window, resolved inside it.
+    [flag] = low_flags([*unseen_recall(1, 20), survey(40, 2)])
+    assert flag.message.endswith("resolved after 19 days")
 
 
 def test_a_flag_opened_after_the_survey_does_not_count() -> None:
@@ -157,9 +158,9 @@ def test_a_flag_opened_at_the_survey_moment_does_not_count() -> None:
 def test_the_window_setting_is_respected() -> None:
     events = [*unseen_recall(1, 3), survey(8, 2)]
     assert len(low_flags(events)) == 1
-    assert low_flags(events, low_score_window=timedelta(days=6)) == []
-    [flag] = low_flags(events, low_score_window=timedelta(days=7))
-    assert "in the 7 days before:" in flag.message
+    assert low_flags(events, low_score_window=timedelta(days=4)) == []
+    [flag] = low_flags(events, low_score_window=timedelta(days=6))
+    assert "in the 6 days before:" in flag.message
 
 
 def test_the_settings_file_sets_the_window_in_days() -> None:
@@ -228,16 +229,30 @@ def test_message_names_at_most_a_few_flags_and_counts_the_rest() -> None:
     [flag] = low_flags([*events, scored])
     assert flag.message.count("RECALL_NOT_VISIBLE") == MAX_NAMED
     assert flag.message.endswith("; and 2 more")
-    # The events of the flags it names, not of those it counts: a bounded flag.
-    named = [e for e in events if e.payload.recall_code in codes[:MAX_NAMED]]  # type: ignore[attr-defined]
+    # The events of the flags it names (the most recently opened), not of all it counts.
+    named = [e for e in events if e.payload.recall_code in codes[-MAX_NAMED:]]  # type: ignore[attr-defined]
     assert set(flag.event_ids) == ids(scored, *named)
 
 
-def test_message_orders_the_flags_as_they_opened() -> None:
+def test_message_names_the_most_recently_opened_flags_first() -> None:
     enquiry = ev("form.submitted", {"form": "contact"}, when=at(days=2), system="website")
     [flag] = low_flags([*unseen_recall(1, resolved=None), enquiry, survey(5, 3)])
     named = flag.message.split("before: ", 1)[1]
-    assert named.index("RECALL_NOT_VISIBLE") < named.index("UNANSWERED_ENQUIRY")
+    assert named.index("UNANSWERED_ENQUIRY") < named.index("RECALL_NOT_VISIBLE")
+
+
+def test_flags_opened_long_before_are_named_when_the_window_holds_few() -> None:
+    # Seven recalls unseen on days 1-2 and never found, one enquiry in the window: the enquiry
+    # first, then the most recent of the old ones still open, and the count stays exact.
+    codes = [f"R-{n}" for n in range(MAX_NAMED + 2)]
+    events = [notified(0, code) for code in codes]
+    events += [recall_lookup(1 + n / 10, found=False, code=code) for n, code in enumerate(codes)]
+    enquiry = ev("form.submitted", {"form": "contact"}, when=at(days=70), system="website")
+    [flag] = low_flags([*events, enquiry, survey(80, 1)])
+    listed = flag.message.split("before: ", 1)[1]
+    assert listed.startswith("UNANSWERED_ENQUIRY")
+    assert listed.count("RECALL_NOT_VISIBLE") == MAX_NAMED - 1
+    assert listed.endswith("; and 3 more")
 
 
 # --- settings, order, replay -----------------------------------------------------------------
@@ -257,11 +272,10 @@ def test_arrival_order_does_not_matter() -> None:
         survey(6, 9),
         ev("form.submitted", {"form": "contact"}, when=at(days=6, hours=1), system="website"),
         survey(8, 2, scale=5),
-        survey(36, 1),
+        survey(40, 1),
     ]
     expected = flags_of(events)
-    # Day 5 after the recall, day 8 after both, day 36 after the enquiry nobody answered (the
-    # recall's flag opened before that survey's window).
+    # Day 5 after the recall, day 8 after both, day 40 after the enquiry nobody answered.
     assert [f.rule for f in expected].count(RULE) == 3
     for arrival in shuffled(events):
         assert flags_of(arrival) == expected
