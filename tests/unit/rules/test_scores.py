@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeys.settings import Settings
-from projections.flags import Flag, flag_id
+from projections.flags import Flag, Severity, flag_id
 from projections.ledger import Ledger
 from projections.replay.visibility import first_visible
-from projections.rules.scores import MAX_NAMED, is_low
+from projections.rules.scores import MAX_NAMED, Preceding, _overlaps, is_low
 from projections.settings import RULES, FoldSettings, RuleSettings
 from projections.view import view
 from schemas.events import Event
@@ -337,3 +337,50 @@ def test_flags_depend_on_the_events_not_their_arrival(
         arrival, as_of=at(days=45), **{"low_score_window": rules.low_score_window}
     )
     assert everything == expected
+
+
+_EDGE = (
+    datetime.min.replace(tzinfo=UTC),
+    datetime.min.replace(tzinfo=UTC) + timedelta(days=2),
+    datetime(2026, 1, 1, tzinfo=UTC),
+    datetime.max.replace(tzinfo=UTC) - timedelta(days=2),
+    datetime.max.replace(tzinfo=UTC),
+)
+"""Moments at both ends of what a datetime holds, and one between."""
+
+
+@st.composite
+def _moments(draw: st.DrawFn) -> datetime:
+    base = draw(st.sampled_from(_EDGE))
+    shift = timedelta(hours=draw(st.integers(-30, 30)))
+    try:
+        return base + shift
+    except OverflowError:
+        return base
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    times=st.lists(st.tuples(_moments(), st.none() | _moments()), max_size=8),
+    at_=_moments(),
+    as_of=_moments(),
+    window=st.sampled_from((timedelta(days=1), timedelta(days=30), timedelta.max)),
+)
+def test_counting_from_sorted_times_is_the_window_overlap_at_the_ends_of_time(
+    times: list[tuple[datetime, datetime | None]],
+    at_: datetime,
+    as_of: datetime,
+    window: timedelta,
+) -> None:
+    """`Preceding.count` equals counting `_overlaps` flag by flag, whatever the moments
+    (near year 1 or 9999, where a window start or end overflows a datetime), resolved before
+    they opened included, after flags come and go."""
+    flags = [
+        Flag(f"f{n}", "RECALL_NOT_VISIBLE", Severity.HIGH, "", (), opened, resolved)
+        for n, (opened, resolved) in enumerate(times)
+    ]
+    kept = Preceding.of([*flags, *flags[:2]], window)
+    for flag in flags[:2]:
+        kept.remove(flag)
+    expected = sum(1 for f in flags if f.opened_at < at_ and _overlaps(f, at_, window, as_of))
+    assert kept.count(at_, as_of) == expected
