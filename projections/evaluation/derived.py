@@ -92,6 +92,10 @@ class LowScores:
                 del self.held[key]
                 pair[0] = flag
             else:
+                stale = self.held.get(key)
+                if stale is not None:  # a version held but not handed as the old one
+                    times.remove(stale)
+                    pair[0] = stale
                 times.add(flag)
                 self.held[key] = flag
                 pair[1] = flag
