@@ -168,16 +168,23 @@ class IdentityChange:
 
 def customer_id_for(tenant: str, keys: Iterable[str]) -> str:
     """The deterministic id of a customer holding these keys."""
-    smallest = min(keys)
+    return _id_of_smallest(tenant, min(keys))
+
+
+def _id_of_smallest(tenant: str, smallest: str) -> str:
     digest = hashlib.blake2b(f"{tenant}\x00{smallest}".encode(), digest_size=8).hexdigest()
     return f"cus_{digest}"
 
 
 @functools.lru_cache(maxsize=256)
+def _smallest(keys: frozenset[str]) -> str:
+    # a customer's key set is held as one frozenset: its smallest key is found once, not by a
+    # walk over its keys (which grow with the customer) on each of its events
+    return min(keys)
+
+
 def _customer_id_of(tenant: str, keys: frozenset[str]) -> str:
-    # a customer's key set is held as one frozenset: its id is worked out once, not by a walk
-    # over its keys (which grow with the customer) on each of its events
-    return customer_id_for(tenant, keys)
+    return _id_of_smallest(tenant, _smallest(keys))
 
 
 def stitch_keys(view: IdentityView, ids: Iterable[NormalisedId]) -> set[str]:
@@ -252,7 +259,10 @@ def link(
     if policy is not None and breached(policy, [*member_sets, fresh]) is not None:
         return _held_link(view, tenant, ids, policy)
     frozen = frozenset(own_keys).union(*member_sets)
-    customer_id = customer_id_for(tenant, frozen)
+    # the smallest of the held sets' smallest keys and the event's own: no walk over the sets
+    customer_id = _id_of_smallest(
+        tenant, min([*own_keys, *(_smallest(m) for m in member_sets if m)])
+    )
     new_countries = new_phone_countries(view, ids)
     if len(owners) == 1 and owners[0] == customer_id and own_keys <= view.members(customer_id):
         return IdentityChange(
@@ -332,10 +342,13 @@ class MemoryIdentity:
         """Write a change back."""
         if not change.changed:
             return
+        held = self.member_sets.get(change.customer_id, frozenset())
         for old in change.absorbed:
             self.member_sets.pop(old, None)
         self.member_sets[change.customer_id] = change.members
-        self.index.update(dict.fromkeys(change.members, change.customer_id))
+        # the keys the customer did not hold (new, or its absorbed customers'): the index of a
+        # customer's held keys is not written again each time it gains one
+        self.index.update(dict.fromkeys(change.members - held, change.customer_id))
         for nsn, country in change.new_phone_countries:
             self.countries[nsn] = self.countries.get(nsn, frozenset()) | {country}
 

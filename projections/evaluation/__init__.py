@@ -8,22 +8,25 @@ tests hold it for every rule, events one by one and in batches, late ones includ
 
 Reading tells what changed (`changes`): the steps note the drafts they make, change or drop
 (`flags.DraftJournal`), and only those flags are built again, with the drafts made afresh at
-each reading (`Walker.due`: an enquiry waiting past its window) and the flags people acted on
-(their handling depends on the moment). The flags are kept by id and, for the derived rule, in
+each reading (`Walker.due`: an enquiry waiting past its window) and the flags whose handling
+may have changed: a new action, or an action or a snooze's end that the moment read at passed
+since the reading before (found by bisection among those moments; every flag people acted on
+when the moment goes back). The flags are kept by id and, for the derived rule, in
 the order they opened, each moved by bisection; nothing is sorted or compared whole.
 
 Costs, plainly:
 
 - An event in journey order: one step per rule (a `REFERRAL_LOOP` step looks back over the
   customer's handoffs, a `DUPLICATE_ORDER` step over the orders placed within its window),
-  then reading: proportional to the flags it touched and those people acted on.
+  then reading: proportional to the flags it touched and those whose handling changed.
 - A late event (one that sorts before the last event stepped), a merge or a split: every walk
   starts again over the whole journey, once, and the reading gives every flag (`whole`).
 - A `DATE_MISMATCH` walk that learns of a booking an earlier message named is walked again
   over the whole journey, once (the whole walk knows each booking's first slot beforehand).
 - The derived `LOW_SCORE_AFTER_FLAGS` reads again only the surveys a new, changed or gone
-  flag can reach (`projections.evaluation.derived`), each against the flags opened before it
-  (its flag names them all: proportional to them, by the rule's definition).
+  flag can reach (`projections.evaluation.derived`): those answered within its window of the
+  flag's opening; each survey reads the flags opened in its window (two bisections, then the
+  events of the few its message names). Bounded by the window, not by the journey.
 - `flags` (every flag, sorted) is for callers that want them all; the journey stage reads
   `changes`.
 - Memory: the walks' state, the flags by id, and the events the flags point at by id; none of
@@ -38,13 +41,13 @@ each reading, as `detect` runs them.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from projections.evaluation.derived import LowScores
 from projections.flags import DraftJournal, Flag, FlagDraft, flag_id, sort_flags
-from projections.handling.handling import lay_over, snooze_deadline
+from projections.handling.handling import lay_over
 from projections.rules import DERIVED, DETECTORS, REGISTRY, Detector, scores
 from projections.rules.rule import Walker, WalkerFactory, walk
 from projections.settings import RuleSettings
@@ -95,7 +98,17 @@ class Evaluation:
         """The events some flag (or low survey) points at, by id: what handling and the derived
         rule look up. Not every event: it grows with the flags, not with the journey."""
         self.actions: dict[str, list[FlagAction]] = {}
-        self.snoozes: list[FlagSnoozed] = []
+        """People's handling events, by the flag they name."""
+        self.moments: list[tuple[datetime, str]] = []
+        """When each flag's handling changes with no new event (an action's moment, a snooze's
+        end), with its id, in time order: a reading lays again only the flags whose moment it
+        passed since the reading before (`_acted_on`), not every flag people acted on."""
+        self.acted: set[str] = set()
+        """Flags given a handling event since the last reading."""
+        self.read_at: datetime | None = None
+        """The moment of the last reading (None: nothing read since the walk began)."""
+        self.snooze_ends: list[tuple[datetime, datetime]] = []
+        """Each snooze's end and its moment, in order of their ends (`deadline`)."""
         self.low = LowScores()
         self.journal = DraftJournal()
         """The drafts the steps made, changed or dropped since the last reading."""
@@ -111,8 +124,6 @@ class Evaluation:
         """The same in the order they opened: what the derived rule reads."""
         self.derived: dict[str, Flag] = {}
         """The derived rules' flags (before handling), by id."""
-        self.handled: set[str] = set()
-        """The flags people had acted on at the last reading (handling depends on the moment)."""
         self.shown: dict[str, Flag] = {}
         """Every flag as last read, by id: what `changes` compares with."""
         self.pending: set[str] = set()
@@ -144,7 +155,8 @@ class Evaluation:
         self.walkers = {
             name: factory(self.rules, events) for name, factory in self.factories.items()
         }
-        self.involved, self.actions, self.snoozes, self.low = {}, {}, [], LowScores()
+        self.involved, self.actions, self.low = {}, {}, LowScores()
+        self.moments, self.acted, self.read_at, self.snooze_ends = [], set(), None, []
         self.journal.clear()
         self.base, self.moment, self.derived, self.base_shown = {}, {}, {}, {}
         self.ordered = []
@@ -155,9 +167,14 @@ class Evaluation:
             walker.step(event)
         if event.type in HANDLING_TYPES:
             action: FlagAction = event  # type: ignore[assignment]
-            self.actions.setdefault(action.payload.flag_id, []).append(action)
+            key = action.payload.flag_id
+            self.actions.setdefault(key, []).append(action)
+            self.acted.add(key)
+            bisect.insort(self.moments, (action.occurred_at, key))
             if isinstance(event, FlagSnoozed):
-                self.snoozes.append(event)
+                until = event.payload.until
+                bisect.insort(self.moments, (until, key))
+                bisect.insort(self.snooze_ends, (until, event.occurred_at))
         elif scores.is_low_survey(event):
             self.low.add(event)
             self.involved[event.event_id] = event
@@ -172,9 +189,8 @@ class Evaluation:
         """Read the flags as of a moment: those new or changed since the last reading, and the
         ids of those gone (or every flag, the first time and after a walk from the start)."""
         candidates = self._read_base(as_of)
-        by_flag = self._handling(as_of)
-        candidates.update(by_flag, self.handled)
-        self.handled = set(by_flag)
+        by_flag = _Taken(self.actions, as_of)
+        candidates.update(self._acted_on(as_of))
         moved = self._show_base(candidates, by_flag, as_of)
         candidates.update(self._read_derived(moved, as_of))
         changed: list[Flag] = []
@@ -308,13 +324,57 @@ class Evaluation:
             )
             if moment is not None:
                 deadlines.append(moment)
-        snoozed = snooze_deadline(self.snoozes, as_of)
+        snoozed = self._snooze_deadline(as_of)
         return min([*deadlines, *([snoozed] if snoozed else [])], default=None)
 
-    def _handling(self, as_of: datetime) -> dict[str, list[FlagAction]]:
-        by_flag: dict[str, list[FlagAction]] = {}
-        for flag_id_, actions in self.actions.items():
-            taken = [a for a in actions if a.occurred_at <= as_of]
-            if taken:
-                by_flag[flag_id_] = taken
-        return by_flag
+    def _acted_on(self, as_of: datetime) -> set[str]:
+        """The flags whose handling may differ from the last reading's: those given an action
+        since, and those with an action or a snooze's end between the two moments (every flag
+        acted on when the moment went back or nothing was read since the walk began)."""
+        last, self.read_at = self.read_at, as_of
+        acted, self.acted = self.acted, set()
+        if last is None or as_of < last:
+            return acted | set(self.actions)
+        moments = self.moments
+        start = bisect.bisect_right(moments, last, key=_moment)
+        end = bisect.bisect_right(moments, as_of, lo=start, key=_moment)
+        acted.update(key for _, key in moments[start:end])
+        return acted
+
+    def _snooze_deadline(self, as_of: datetime) -> datetime | None:
+        """`handling.snooze_deadline` of the journey's snoozes: the first end after `as_of`
+        of a snooze made by then (the ends in order: usually the first one looked at)."""
+        ends = self.snooze_ends
+        for index in range(bisect.bisect_right(ends, as_of, key=_moment), len(ends)):
+            until, made = ends[index]
+            if made <= as_of:
+                return until
+        return None
+
+
+def _moment(entry: tuple[datetime, object]) -> datetime:
+    return entry[0]
+
+
+class _Taken(Mapping[str, list[FlagAction]]):
+    """Each flag's handling events taken by a moment, worked out for the flags looked up (not
+    for every flag people acted on, at each reading)."""
+
+    def __init__(self, actions: Mapping[str, list[FlagAction]], as_of: datetime) -> None:
+        self.actions, self.as_of = actions, as_of
+
+    def __getitem__(self, key: str) -> list[FlagAction]:
+        taken = [a for a in self.actions.get(key, ()) if a.occurred_at <= self.as_of]
+        if not taken:
+            raise KeyError(key)
+        return taken
+
+    def __contains__(self, key: object) -> bool:
+        actions = self.actions.get(key, ()) if isinstance(key, str) else ()
+        return any(a.occurred_at <= self.as_of for a in actions)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in self.actions if key in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

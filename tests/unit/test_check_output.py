@@ -30,8 +30,8 @@ from projections.settings import FoldSettings
 from schemas.codec import decode_event
 
 EXPECTED = {
-    2: "ae79a6488e4c9774f74665ca9770fcd3c8e58701189ca50d9d4f964d475bf7ef",
-    5: "ebee4bfe280f7c69cf3003a80784943a47c0f3b8301bfbf040bccbb0ef187a18",
+    2: "5a1d59a4c68c25aa5a01a7f6572848f96ce3d147aa9d4b0cc29682ae03bb2d29",
+    5: "fc5d1f1bfc0c4dc8f76162666fd2f1a02870fb654ab7e5b9c3446c965f50b6a5",
 }
 """Seed of the generated file -> sha256 of `journeys check --format json` on it."""
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from projections.identifiers import identity_ids
-from projections.identity import MemoryIdentity, link
+from projections.identity import MemoryIdentity, customer_id_for, link
 from projections.journey import Events, Journey, add_new, event_order
 from schemas.events import Event
 from tests.factories import at, ev
@@ -106,3 +106,49 @@ def test_an_event_adding_nothing_new_to_a_customer_does_not_copy_its_identifiers
     assert not change.changed
     assert not change.absorbed
     assert change.members is graph.members(customer)  # the held set, not a copy of 301 keys
+
+
+class _Writes(dict[str, str]):
+    """An identity index that keeps the keys written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    def update(self, *others: object, **more: str) -> None:
+        added = dict(*others, **more)
+        self.written.extend(added)
+        super().update(added)
+
+
+def test_a_customer_gaining_an_identifier_writes_only_that_key_to_the_index() -> None:
+    index = _Writes()
+    graph = MemoryIdentity(index=index)
+    for number in range(300):  # every event brings a new plate to the one customer
+        event = ev(
+            "form.submitted",
+            {"form": "contact"},
+            event_id=f"p{number}",
+            customer={"email": "sam@example.com", "plate": f"AB{number:03d} CDE"},
+        )
+        change = link(graph, "acme", identity_ids(event))
+        # the id the whole key set gives, worked out from the held set's smallest key
+        assert change.customer_id == customer_id_for("acme", change.members)
+        graph.apply(change)
+    (customer,) = graph.member_sets
+    assert len(graph.members(customer)) == 301
+    assert sorted(index.written) == sorted(graph.members(customer))  # each key written once
+    assert set(index.values()) == {customer}
+    # a key smaller than every held one renames the customer: every key is written again
+    renaming = ev(
+        "form.submitted",
+        {"form": "contact"},
+        customer={"email": "sam@example.com", "anonymous_id": "a-1"},
+    )
+    change = link(graph, "acme", identity_ids(renaming))
+    assert change.absorbed == (customer,)
+    assert change.customer_id == customer_id_for("acme", ["anonymous_id:a-1"])
+    graph.apply(change)
+    assert set(graph.member_sets) == {change.customer_id}
+    assert set(index.values()) == {change.customer_id}
+    assert len(index) == 302

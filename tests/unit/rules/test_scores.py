@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from journeys.settings import Settings
-from projections.flags import Flag, flag_id
+from projections.flags import Flag, Severity, flag_id
 from projections.ledger import Ledger
 from projections.replay.visibility import first_visible
-from projections.rules.scores import MAX_NAMED, is_low
+from projections.rules.scores import MAX_NAMED, Preceding, _overlaps, is_low
 from projections.settings import RULES, FoldSettings, RuleSettings
 from projections.view import view
 from schemas.events import Event
@@ -131,9 +131,19 @@ def test_the_window_is_half_open_at_its_start() -> None:
     assert len(low_flags([*unseen_recall(1, 3), survey(32.9, 2)])) == 1
 
 
-def test_a_flag_still_open_counts_however_long_ago_it_opened() -> None:
-    [flag] = low_flags([*unseen_recall(1, resolved=None), survey(90, 2)])
+def test_a_flag_opened_90_days_before_and_still_open_counts_and_is_named() -> None:
+    # The specification: flags open at some moment of the window, however long ago they opened.
+    before = unseen_recall(1, resolved=None)
+    scored = survey(90, 2)
+    [flag] = low_flags([*before, scored])
     assert "RECALL_NOT_VISIBLE (head-office-recalls, service-centre), still open" in flag.message
+    assert set(flag.event_ids) == ids(scored, *before)
+
+
+def test_a_flag_opened_before_the_window_and_resolved_in_it_counts() -> None:
+    # Open through the start of the window, resolved inside it.
+    [flag] = low_flags([*unseen_recall(1, 20), survey(40, 2)])
+    assert flag.message.endswith("resolved after 19 days")
 
 
 def test_a_flag_opened_after_the_survey_does_not_count() -> None:
@@ -219,14 +229,30 @@ def test_message_names_at_most_a_few_flags_and_counts_the_rest() -> None:
     [flag] = low_flags([*events, scored])
     assert flag.message.count("RECALL_NOT_VISIBLE") == MAX_NAMED
     assert flag.message.endswith("; and 2 more")
-    assert set(flag.event_ids) == ids(scored, *events)
+    # The events of the flags it names (the most recently opened), not of all it counts.
+    named = [e for e in events if e.payload.recall_code in codes[-MAX_NAMED:]]  # type: ignore[attr-defined]
+    assert set(flag.event_ids) == ids(scored, *named)
 
 
-def test_message_orders_the_flags_as_they_opened() -> None:
+def test_message_names_the_most_recently_opened_flags_first() -> None:
     enquiry = ev("form.submitted", {"form": "contact"}, when=at(days=2), system="website")
     [flag] = low_flags([*unseen_recall(1, resolved=None), enquiry, survey(5, 3)])
     named = flag.message.split("before: ", 1)[1]
-    assert named.index("RECALL_NOT_VISIBLE") < named.index("UNANSWERED_ENQUIRY")
+    assert named.index("UNANSWERED_ENQUIRY") < named.index("RECALL_NOT_VISIBLE")
+
+
+def test_flags_opened_long_before_are_named_when_the_window_holds_few() -> None:
+    # Seven recalls unseen on days 1-2 and never found, one enquiry in the window: the enquiry
+    # first, then the most recent of the old ones still open, and the count stays exact.
+    codes = [f"R-{n}" for n in range(MAX_NAMED + 2)]
+    events = [notified(0, code) for code in codes]
+    events += [recall_lookup(1 + n / 10, found=False, code=code) for n, code in enumerate(codes)]
+    enquiry = ev("form.submitted", {"form": "contact"}, when=at(days=70), system="website")
+    [flag] = low_flags([*events, enquiry, survey(80, 1)])
+    listed = flag.message.split("before: ", 1)[1]
+    assert listed.startswith("UNANSWERED_ENQUIRY")
+    assert listed.count("RECALL_NOT_VISIBLE") == MAX_NAMED - 1
+    assert listed.endswith("; and 3 more")
 
 
 # --- settings, order, replay -----------------------------------------------------------------
@@ -311,3 +337,50 @@ def test_flags_depend_on_the_events_not_their_arrival(
         arrival, as_of=at(days=45), **{"low_score_window": rules.low_score_window}
     )
     assert everything == expected
+
+
+_EDGE = (
+    datetime.min.replace(tzinfo=UTC),
+    datetime.min.replace(tzinfo=UTC) + timedelta(days=2),
+    datetime(2026, 1, 1, tzinfo=UTC),
+    datetime.max.replace(tzinfo=UTC) - timedelta(days=2),
+    datetime.max.replace(tzinfo=UTC),
+)
+"""Moments at both ends of what a datetime holds, and one between."""
+
+
+@st.composite
+def _moments(draw: st.DrawFn) -> datetime:
+    base = draw(st.sampled_from(_EDGE))
+    shift = timedelta(hours=draw(st.integers(-30, 30)))
+    try:
+        return base + shift
+    except OverflowError:
+        return base
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    times=st.lists(st.tuples(_moments(), st.none() | _moments()), max_size=8),
+    at_=_moments(),
+    as_of=_moments(),
+    window=st.sampled_from((timedelta(days=1), timedelta(days=30), timedelta.max)),
+)
+def test_counting_from_sorted_times_is_the_window_overlap_at_the_ends_of_time(
+    times: list[tuple[datetime, datetime | None]],
+    at_: datetime,
+    as_of: datetime,
+    window: timedelta,
+) -> None:
+    """`Preceding.count` equals counting `_overlaps` flag by flag, whatever the moments
+    (near year 1 or 9999, where a window start or end overflows a datetime), resolved before
+    they opened included, after flags come and go."""
+    flags = [
+        Flag(f"f{n}", "RECALL_NOT_VISIBLE", Severity.HIGH, "", (), opened, resolved)
+        for n, (opened, resolved) in enumerate(times)
+    ]
+    kept = Preceding.of([*flags, *flags[:2]], window)
+    for flag in flags[:2]:
+        kept.remove(flag)
+    expected = sum(1 for f in flags if f.opened_at < at_ and _overlaps(f, at_, window, as_of))
+    assert kept.count(at_, as_of) == expected
