@@ -16,6 +16,7 @@ import orjson
 
 from projections.health.graph import GraphHealth, graph_health, strong_sets
 from projections.regroup import decided_form
+from streams.stages.identity.members import member_count
 from streams.stages.identity.regrouping import reason_in
 from streams.store import keys
 from streams.store.state import LocalStore
@@ -64,7 +65,7 @@ def tenant_health(
                     truncated = True
                     return
                 edges.append(orjson.loads(edge))
-            yield customer, len(orjson.loads(value)), edges
+            yield customer, member_count(value), edges
 
     refused = _refused(store, partition, tenant, budget)
     held = _held(store, partition, tenant, budget, refused)

@@ -39,6 +39,12 @@ from streams.crypto.suppression import Suppression, count_suppressed
 from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
 from streams.stages.identity.activity import note_activity
 from streams.stages.identity.erasure import erase_customer
+from streams.stages.identity.members import (
+    add_members,
+    delete_members,
+    read_members,
+    write_members,
+)
 from streams.stages.identity.regrouping import (
     carry_over_limit,
     confirmed_text,
@@ -80,13 +86,7 @@ class StateIdentityView:
 
     def members(self, customer_id: str) -> frozenset[str]:
         """The identifier keys a customer holds."""
-        value = self.state.get(keys.members_key(self.tenant, customer_id))
-        if value is None:
-            return frozenset()
-        members = self.parsed.get(value)
-        if members is None:
-            members = self.parsed[value] = frozenset(orjson.loads(value))
-        return members
+        return read_members(self.state, self.tenant, customer_id, self.parsed)
 
     def phone_countries(self, nsn: str) -> frozenset[int]:
         """Country codes of international phone keys registered with this national number."""
@@ -97,12 +97,20 @@ class StateIdentityView:
         """Write a change into the batch."""
         if not change.changed:
             return
-        for old in change.absorbed:
-            self.state.delete(keys.members_key(self.tenant, old))
-        members = sorted(change.members)
-        self.state.put(keys.members_key(self.tenant, change.customer_id), orjson.dumps(members))
-        owner = change.customer_id.encode()
-        for key in members:
+        customer, members = change.customer_id, change.members
+        held = frozenset() if change.absorbed else self.members(customer)
+        added = members - held
+        if held and len(held) + len(added) == len(members):
+            # Keys added to the same customer (most changes): only theirs are written.
+            if added:
+                self.parsed[add_members(self.state, self.tenant, customer, held, added)] = members
+        else:  # a new customer, a merge or a rename: its set is written whole
+            for old in change.absorbed:
+                delete_members(self.state, self.tenant, old)
+            self.parsed[write_members(self.state, self.tenant, customer, members)] = members
+            added = members
+        owner = customer.encode()
+        for key in sorted(added):
             self.state.put(keys.identifier_key(self.tenant, key), owner)
         for nsn, country in change.new_phone_countries:
             countries = sorted(self.phone_countries(nsn) | {country})

@@ -4,7 +4,11 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 ``<prefix><tenant>/<rest>``. Ingest (identity) keeps:
 
 - ``i/<tenant>/<identifier key>`` -> the customer id holding the identifier,
-- ``m/<tenant>/<customer id>`` -> the customer's identifier keys (JSON array),
+- ``m/<tenant>/<customer id>`` -> the head of the customer's identifier keys: how many chunks
+  and keys, and a digest of the set (`streams.stages.identity.members`); written by earlier
+  versions: every key in one JSON array, read as it is and rewritten as chunks on its next change,
+- ``mc/<tenant>/<customer id>/<n>`` -> chunk ``n`` of the customer's identifier keys (JSON array,
+  bounded in bytes): a key added is appended to the last chunk, so no record grows with them,
 - ``p/<tenant>/<national number>`` -> the country codes seen with it (JSON array),
 - ``s/<tenant>/<event id>`` -> a digest of the event first seen under that id,
 - ``t/<tenant>`` -> nothing: the tenants this partition holds,
@@ -74,6 +78,7 @@ class Prefix(bytes, Enum):
 
     IDENTIFIER = b"i/"
     MEMBERS = b"m/"
+    MEMBER_CHUNK = b"mc/"
     PHONE_COUNTRIES = b"p/"
     SEEN = b"s/"
     TENANT = b"t/"
@@ -135,6 +140,11 @@ def identifier_key(tenant: str, key: str) -> bytes:
 def members_key(tenant: str, customer_id: str) -> bytes:
     """Where a customer's identifier keys are kept."""
     return _tenant_key(Prefix.MEMBERS, tenant, customer_id)
+
+
+def member_chunk_key(tenant: str, customer_id: str, number: int) -> bytes:
+    """Where one chunk of a customer's identifier keys is kept."""
+    return _tenant_key(Prefix.MEMBER_CHUNK, tenant, f"{customer_id}/{number}")
 
 
 def phone_countries_key(tenant: str, nsn: str) -> bytes:

@@ -25,6 +25,7 @@ from projections.regroup.limits import settle
 from projections.settings import FoldSettings
 from schemas.codec import decode_event
 from schemas.events import Event
+from streams.stages.identity.members import stored_members
 from tests.unit.test_identity_rules import SHOP, _settings
 from tests.unit.test_stages import NOW, PARTITIONS, Pipeline
 
@@ -240,9 +241,9 @@ def _ingest_graph(pipeline: Pipeline) -> dict[str, frozenset[str]]:
     """Ingest's customers (id -> keys), less the decisions standing alone."""
     graph = {}
     for partition in range(PARTITIONS):
-        for key, value in pipeline.identity.items(partition):
-            if key.startswith(b"m/acme/") and b"event:" not in value:
-                graph[key.decode().rsplit("/", 1)[1]] = frozenset(orjson.loads(value))
+        for customer, held in stored_members(pipeline.identity, partition, "acme"):
+            if not any(m.startswith("event:") for m in held):
+                graph[customer] = held
     return graph
 
 

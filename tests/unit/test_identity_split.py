@@ -36,6 +36,7 @@ from schemas.outputs import (
     RejoinRecord,
 )
 from streams.kafka.records import InRecord, OutRecord
+from streams.stages.identity.members import stored_members
 from streams.stages.journey.segments import read_journey
 from streams.stages.journey.split import (
     HEADER_FORWARDED,
@@ -167,10 +168,9 @@ def _graph(pipeline: Pipeline) -> dict[str, list[str]]:
     """Ingest's customers that hold an identifier (decisions' own customers left out)."""
     found: dict[str, list[str]] = {}
     for partition in range(3):
-        for key, value in pipeline.identity.items(partition, keys.Prefix.MEMBERS.value):
-            members = orjson.loads(value)
-            if not all(m.startswith("event:") for m in members):
-                found[key.decode().rsplit("/", 1)[1]] = members
+        for customer, held in stored_members(pipeline.identity, partition, "acme"):
+            if not all(m.startswith("event:") for m in held):
+                found[customer] = sorted(held)
     return found
 
 

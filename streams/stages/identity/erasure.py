@@ -31,6 +31,7 @@ from streams.crypto.sealing import Sealer
 from streams.crypto.suppression import Suppression
 from streams.kafka.records import OutRecord, customer_key
 from streams.stages.identity.activity import drop_activity
+from streams.stages.identity.members import delete_members, read_members
 from streams.stages.identity.regrouping import forget_conflicts
 from streams.store import keys
 from streams.store.state import BatchState
@@ -69,9 +70,7 @@ def forget_customer(
 ) -> int:
     """Delete the customer's ring and its part of the identity graph (keeping its identifiers'
     keyed hashes when `suppression` covers the tenant); the number of data keys destroyed."""
-    members_key = keys.members_key(tenant, customer)
-    value = state.get(members_key)
-    members: list[str] = orjson.loads(value) if value is not None else []
+    members = sorted(read_members(state, tenant, customer))
     if suppression is not None:
         suppression.remember(state, tenant, (k for k in members if not k.startswith("event:")))
     owner = customer.encode()
@@ -80,7 +79,7 @@ def forget_customer(
             state.delete(keys.identifier_key(tenant, key))
         if key.startswith("phone:"):  # `phone:<nsn>` or `phone:+<cc>:<nsn>`
             state.delete(keys.phone_countries_key(tenant, key.rpartition(":")[2]))
-    state.delete(members_key)
+    delete_members(state, tenant, customer)
     state.delete(keys.over_limit_key(tenant, customer))
     state.delete(keys.decision_customer_key(tenant, customer))
     forget_conflicts(state, tenant, customer)  # before their markers, which lead to them

@@ -71,6 +71,7 @@ from streams.stages.identity.conflict_records import (
     follow_split,
     live_markers,
 )
+from streams.stages.identity.members import delete_members, write_members
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -272,14 +273,14 @@ def split_on_decision(
             continue
         for stored, _ in state.items(keys.edges_prefix(tenant, customer)):
             state.delete(stored)
-        state.delete(keys.members_key(tenant, customer))
+        delete_members(state, tenant, customer)
         for dropped in sorted(found.dropped):
             state.delete(keys.identifier_key(tenant, dropped))
             # The split may leave events alone on the value: an unblock tells this customer.
             state.put(keys.refused_key(tenant, decided_form(dropped), customer), b"")
         parts = {part: tuple(sorted(held)) for part, held in found.parts.items()}
         for part, held in parts.items():
-            state.put(keys.members_key(tenant, part), orjson.dumps(list(held)))
+            write_members(state, tenant, part, held)
             for kept in held:
                 state.put(keys.identifier_key(tenant, kept), part.encode())
             for edge in found.edges[part]:
@@ -504,8 +505,8 @@ def merge_back(
             for customer in customers:
                 for stored, _ in state.items(keys.edges_prefix(tenant, customer)):
                     state.delete(stored)
-                state.delete(keys.members_key(tenant, customer))
-            state.put(keys.members_key(tenant, part), orjson.dumps(sorted(parts[part])))
+                delete_members(state, tenant, customer)
+            write_members(state, tenant, part, parts[part])
             for key in parts[part]:
                 state.put(keys.identifier_key(tenant, key), part.encode())
             for customer in customers:

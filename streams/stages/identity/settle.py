@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import orjson
-
 from projections.identifiers import NormalisedId
 from projections.identity import (
     IdentityChange,
@@ -31,6 +29,7 @@ from projections.regroup.limits import Settled, Settlement, home, over_limits, o
 from schemas.events import Event
 from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_REGROUP, RegroupRecord
 from streams.kafka.records import OutRecord, customer_key
+from streams.stages.identity.members import delete_members, write_members
 from streams.stages.identity.regrouping import (
     _put_edge,
     carry_over_limit,
@@ -205,12 +204,12 @@ def _write(
     for customer in before:
         for stored, _ in state.items(keys.edges_prefix(tenant, customer)):
             state.delete(stored)
-        state.delete(keys.members_key(tenant, customer))
+        delete_members(state, tenant, customer)
     held = frozenset().union(*settled.parts.values())
     for key in sorted(frozenset().union(*before.values()) - held):
         state.delete(keys.identifier_key(tenant, key))
     for part, members in settled.parts.items():
-        state.put(keys.members_key(tenant, part), orjson.dumps(sorted(members)))
+        write_members(state, tenant, part, members)
         for key in members:
             state.put(keys.identifier_key(tenant, key), part.encode())
     carry_over_limit(state, tenant, before, settled.parts, over=True)
