@@ -110,6 +110,21 @@ def test_adding_a_key_writes_its_identifier_the_last_chunk_and_the_head(store: L
     assert members(store, customer) == {EMAIL.key, *(session(n).key for n in (*range(2000), 5000))}
 
 
+def test_keys_added_one_by_one_past_chunk_ends_cost_three_writes_each(store: LocalStore) -> None:
+    customer = grow(store, EMAIL, 500)
+    chunks_before = len(members_records(store, customer))
+
+    for n in range(1000, 1120):
+        _, changes = commit(store, [EMAIL, session(n)])
+        assert len(changes) == 3  # the key's owner, one chunk, the head
+
+    assert len(members_records(store, customer)) > chunks_before  # new chunks were begun
+    assert members(store, customer) == {
+        EMAIL.key,
+        *(session(n).key for n in (*range(500), *range(1000, 1120))),
+    }
+
+
 def test_an_event_adding_nothing_writes_no_member_record(store: LocalStore) -> None:
     customer = grow(store, EMAIL, 300)
 

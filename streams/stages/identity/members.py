@@ -129,8 +129,11 @@ def add_members(
     if last_key is not None:
         last = orjson.loads(state.get(last_key) or b"[]")
     start = chunks - 1 if last is not None else chunks
+    full = None if last is None else len(last)
     grown = _chunked(sorted(added), last)
     for n, chunk in enumerate(grown, start):
+        if n == start and len(chunk) == full:
+            continue  # the last chunk was full: the keys went to new ones
         state.put(keys.member_chunk_key(tenant, customer, n), orjson.dumps(chunk))
     head = _encode_head(
         start + len(grown), count + len(added), (digest + _digest(added)) % _DIGEST_MOD
