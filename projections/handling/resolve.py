@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from projections.identifiers import normalise
+from projections.identifiers import held_spellings, normalise
 from projections.identity import IDENTITY_CONFLICT, blocked_key
 from projections.replay import CUSTOMER_ID, parse_query
 from schemas.errors import JourneyLedgerError
@@ -62,9 +62,7 @@ class Resolved:
 
 def _keys(kind: str, value: str, region: str | None) -> frozenset[str]:
     """The keys a value is held under (a phone's national spelling too)."""
-    ident = normalise(kind, value, region)
-    national = ident.phone.national_key if ident.phone else None
-    return frozenset({ident.key} if national is None else {ident.key, national})
+    return frozenset(held_spellings(f"{kind} {value}", region))
 
 
 def _linkable(kind: str, value: str, region: str | None) -> bool:
