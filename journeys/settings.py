@@ -527,8 +527,9 @@ def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
 
     `JOURNEYS_BOOTSTRAP_SERVERS`, when set, overrides `[kafka] bootstrap_servers`;
     `JOURNEYS_API` and `JOURNEYS_TOKEN` override `[client] api` and `token`;
-    `JOURNEYS_PEER_SECRET` overrides `[api] peer_secret`; `JOURNEYS_MASTER_KEY` and
-    `JOURNEYS_NEW_MASTER_KEY` override `[privacy] master_key` and `new_master_key`.
+    `JOURNEYS_PEER_SECRET` overrides `[api] peer_secret`; `JOURNEYS_MASTER_KEY`,
+    `JOURNEYS_NEW_MASTER_KEY` and `JOURNEYS_IDENTITY_KEY` override `[privacy] master_key`,
+    `new_master_key` and `identity_key`.
     """
     settings = _load_file(config, environ)
     bootstrap = environ.get(BOOTSTRAP_ENV, "").strip()
@@ -550,11 +551,12 @@ def load_settings(config: Path | None, environ: Mapping[str, str]) -> Settings:
     for name, variable in MASTER_KEY_VARIABLES.items():
         key = environ.get(variable, "").strip()
         if key:
-            problem = master_key_problem(key)
+            what = name.removeprefix("new_").replace("_", " ")  # "master key", "identity key"
+            problem = master_key_problem(key, what)
             if problem is not None:
                 raise ConfigError(
-                    f"{variable}: the master key {problem}",
-                    hint=f"set {variable} to the deployment's master key, or unset it",
+                    f"{variable}: the {name.replace('_', ' ')} {problem}",
+                    hint=f"set {variable} to the deployment's {what}, or unset it",
                 )
             privacy = settings.privacy.model_copy(update={name: key})
             settings = settings.model_copy(update={"privacy": privacy})

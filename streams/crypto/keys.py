@@ -31,6 +31,12 @@ MASTER_KEY_SETTING = "[privacy] master_key"
 MASTER_KEY_ENV = "JOURNEYS_MASTER_KEY"
 """The environment variable overriding `[privacy] master_key` (base64 of 32 bytes)."""
 
+IDENTITY_KEY_SETTING = "[privacy] identity_key"
+"""Where the identity hashes' root is set, apart from the master key (unset: the master key)."""
+
+IDENTITY_KEY_ENV = "JOURNEYS_IDENTITY_KEY"
+"""The environment variable overriding `[privacy] identity_key` (base64 of 32 bytes)."""
+
 KEY_BYTES = 32
 """AES-256: the length of master and data keys."""
 
@@ -60,14 +66,15 @@ class MalformedWrappedKeyError(JourneyLedgerError, ValueError):
     hint = "the keys topic holds a record it did not write: check what else writes to it"
 
 
-def master_key_problem(text: str) -> str | None:
-    """Why a configured master key is unusable (never showing it); None when it is usable."""
+def master_key_problem(text: str, what: str = "master key") -> str | None:
+    """Why a configured master (or identity) key is unusable (never showing it); None when it
+    is usable."""
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
         return "is not base64 (write 32 random bytes in base64, e.g. `openssl rand -base64 32`)"
     if len(raw) != KEY_BYTES:
-        return f"decodes to {len(raw)} bytes; a master key is {KEY_BYTES} bytes"
+        return f"decodes to {len(raw)} bytes; the {what} is {KEY_BYTES} bytes"
     return None
 
 
@@ -140,24 +147,38 @@ class KeyProvider(Protocol):
         ...
 
 
+def decode_key(text: str) -> bytes:
+    """The 32 bytes of a base64 key setting (validated at load: `master_key_problem`)."""
+    return base64.b64decode(text.strip(), validate=True)
+
+
 class LocalKeyProvider:
     """Wraps data keys with AES-256-GCM under a 32-byte master key from the settings."""
 
-    __slots__ = ("_aead", "_id", "_master", "_random")
+    __slots__ = ("_aead", "_id", "_identity_root", "_random")
 
-    def __init__(self, master_key: bytes, random: Random = os.urandom) -> None:
+    def __init__(
+        self, master_key: bytes, random: Random = os.urandom, identity_root: bytes | None = None
+    ) -> None:
         if len(master_key) != KEY_BYTES:
             raise ValueError(f"a master key is {KEY_BYTES} bytes")
+        if identity_root is not None and len(identity_root) != KEY_BYTES:
+            raise ValueError(f"an identity key is {KEY_BYTES} bytes")
         # The wrapping key and the id are both derived: the id shows nothing of either.
         self._aead = AESGCM(derive(master_key, "journeys wrap v1"))
         self._id = "mk_" + derive(master_key, "journeys master key id v1", 6).hex()
         self._random = random
-        self._master = master_key  # for the tenants' identity secrets (`identity_secret`)
+        # The tenants' identity secrets (`identity_secret`) derive from the identity root:
+        # `[privacy] identity_key` when set, so that rotating the master key keeps every hash.
+        self._identity_root = master_key if identity_root is None else identity_root
 
     @classmethod
-    def from_setting(cls, text: str, random: Random = os.urandom) -> LocalKeyProvider:
-        """From the base64 setting (validated at load: `master_key_problem`)."""
-        return cls(base64.b64decode(text.strip(), validate=True), random)
+    def from_setting(
+        cls, text: str, random: Random = os.urandom, identity_text: str | None = None
+    ) -> LocalKeyProvider:
+        """From the base64 settings: the master key and the identity key, if one is set."""
+        root = decode_key(identity_text) if identity_text is not None else None
+        return cls(decode_key(text), random, root)
 
     def __repr__(self) -> str:
         return f"LocalKeyProvider({self._id})"
@@ -166,7 +187,14 @@ class LocalKeyProvider:
         """The tenant's identity secret (`streams.crypto.hashing.tenant_secret`)."""
         from streams.crypto.hashing import tenant_secret  # hashing imports this module
 
-        return tenant_secret(self._master, tenant)
+        return tenant_secret(self._identity_root, tenant)
+
+    @property
+    def identity_key_id(self) -> str:
+        """The id derived from the identity root, e.g. `ik_5b0e7d21c4a9` (the key never shown)."""
+        from streams.crypto.hashing import identity_key_id  # hashing imports this module
+
+        return identity_key_id(self._identity_root)
 
     @property
     def master_key_id(self) -> str:

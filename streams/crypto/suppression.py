@@ -2,7 +2,7 @@
 
 When such a tenant erases a customer, ingest keeps each of the customer's identifier keys as a
 keyed hash (`streams.crypto.hashing`: HMAC-SHA256 under the tenant's secret, derived from the
-master key), never the identifier. A later event carrying one of them is dropped before
+identity root: `[privacy] identity_key`, else the master key), never the identifier. A later event carrying one of them is dropped before
 stitching and counted under the field that carried it (`customer.email`, ...): it is not
 dead-lettered, since a dead letter would keep its personal data in clear.
 """
@@ -22,8 +22,8 @@ class Suppression:
 
     __slots__ = ("_secrets",)
 
-    def __init__(self, master_key: bytes, tenants: Iterable[str]) -> None:
-        self._secrets: Mapping[str, bytes] = {t: tenant_secret(master_key, t) for t in tenants}
+    def __init__(self, identity_root: bytes, tenants: Iterable[str]) -> None:
+        self._secrets: Mapping[str, bytes] = {t: tenant_secret(identity_root, t) for t in tenants}
 
     def __repr__(self) -> str:
         return f"Suppression(tenants={sorted(self._secrets)})"
