@@ -10,8 +10,9 @@ again, to the same values). Rings a master key already re-wrapped are skipped, s
 that stopped half-way can be run again.
 
 Suppressed identifiers (`streams.crypto.suppression`) are keyed hashes of a secret derived
-from the master key: they cannot be re-hashed without the identifiers, so a new master key
-stops them matching. `suppressed_entries` counts them for the command to refuse.
+from the identity root: `[privacy] identity_key` when set (a rotation keeps them), else the
+master key (a new one stops them matching: they cannot be re-hashed without the identifiers).
+`suppressed_entries` counts them for the command to report.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Retention and master-key rotation on a real broker: a worker's timer erases a silent
 customer as `journeys forget` does; `journeys keys rotate` then re-wraps the rings left on
 the identity changelog and in the worker's store, the erased ring stays erased, and a worker
-started with the new key seals the next event with the same data key."""
+started with the new key seals the next event with the same data key. Suppression survives a
+rotation when `[privacy] identity_key` is set, and the rotation refuses to break it when not."""
 
 from __future__ import annotations
 
@@ -154,13 +155,14 @@ def test_the_timer_forgets_a_silent_customer_and_rotation_keeps_the_rest_readabl
     )
     # The worker has stopped, but on Tansu its groups' only members (generation 0) are never
     # seen to leave (README "Rotation limits"): the check is tested on its own elsewhere.
-    assert rotate_command(settings, tmp_path, forget_suppressed=False, force=True) == 0
+    # No identity key: the hashes change with the master key, as the flag acknowledges.
+    assert rotate_command(settings, tmp_path, change_hashes=True, force=True) == 0
     records = asyncio.run(read_topic(kafka, changelog))
     rings = latest_rings((r.partition, r.key, r.value) for r in records)
     (ring_key,) = rings  # the erased customer's ring was not written back
     assert keys.customer_of(keys.Prefix.RING, ring_key[1]) == ("acme", active)
     assert KeyRing.from_bytes(rings[ring_key]).unwrap(new) == before
-    again = rotate_command(settings, tmp_path, forget_suppressed=False, force=True)
+    again = rotate_command(settings, tmp_path, change_hashes=True, force=True)
     assert again == 0  # run again: nothing to do
     assert len(asyncio.run(read_topic(kafka, changelog))) == len(records)
 
@@ -180,7 +182,7 @@ def test_the_timer_forgets_a_silent_customer_and_rotation_keeps_the_rest_readabl
     assert all(f"enc:v1:{current}:".encode() in value for value in sealed)
 
 
-def _settings(kafka: KafkaSettings) -> Settings:
+def _settings(kafka: KafkaSettings, **privacy: str) -> Settings:
     return Settings.model_validate(
         {
             "kafka": {
@@ -192,6 +194,7 @@ def _settings(kafka: KafkaSettings) -> Settings:
             "privacy": {
                 "master_key": base64.b64encode(OLD_KEY).decode(),
                 "new_master_key": base64.b64encode(NEW_KEY).decode(),
+                **privacy,
             },
         }
     )
@@ -208,7 +211,7 @@ def _erasure(customer: str) -> bytes:
     return orjson.dumps(document)
 
 
-def test_an_erased_identifier_is_suppressed_and_rotation_refuses_to_break_it(
+def test_an_erased_identifier_is_suppressed_and_still_is_after_a_rotation(
     kafka: KafkaSettings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = _settings(kafka)
@@ -247,9 +250,37 @@ def test_an_erased_identifier_is_suppressed_and_rotation_refuses_to_break_it(
     assert asyncio.run(scenario()) == {("acme", "customer.email"): 1}
     capsys.readouterr()
     # (forced past the look for running workers: see the rotation above)
-    assert rotate_command(settings, tmp_path, forget_suppressed=False, force=True) == 2
+    assert rotate_command(settings, tmp_path, force=True) == 2
     err = capsys.readouterr().err
-    assert "1 suppressed identifier hashes are stored" in err
-    assert "--forget-suppressed" in err
+    assert "[privacy] identity_key is not set" in err
+    assert "--change-identity-hashes" in err
     assert base64.b64encode(NEW_KEY).decode() not in err
-    assert rotate_command(settings, tmp_path, forget_suppressed=True, force=True) == 0
+    # The identity key set to the current master key: the hashes keep their root.
+    kept = _settings(kafka, identity_key=base64.b64encode(OLD_KEY).decode())
+    assert rotate_command(kept, tmp_path, force=True) == 0
+    out = capsys.readouterr().out
+    assert "identity hashes kept" in out
+    assert "1 suppressed identifier hashes still match" in out
+    assert base64.b64encode(OLD_KEY).decode() not in out
+
+    # A worker started as the rotation says: the new master key, the same identity key.
+    rotated = _settings(kafka, identity_key=base64.b64encode(OLD_KEY).decode())
+    privacy = rotated.privacy.model_copy(
+        update={"master_key": base64.b64encode(NEW_KEY).decode(), "new_master_key": None}
+    )
+    rotated = rotated.model_copy(update={"privacy": privacy})
+
+    async def after_rotation() -> tuple[dict[tuple[str, str], int], int]:
+        await _send(kafka, _line("Gone@X.org", NOW, "ev-3"))
+        worker = Worker(
+            kafka,
+            FoldSettings(),
+            tmp_path,
+            clock=lambda: NOW,
+            sealer=rotated.sealer(),
+            suppression=rotated.suppression(),
+        )
+        await _run_until(worker, lambda: bool(worker.suppressed))
+        return dict(worker.suppressed), worker.ingest.stats.dead_letters
+
+    assert asyncio.run(after_rotation()) == ({("acme", "customer.email"): 1}, 0)

@@ -11,7 +11,6 @@ import pytest
 
 from journeys.cli.privacy.keys import (
     RotationSettingError,
-    SuppressionWouldBreakError,
     rotate_command,
     rotate_local,
     rotation_providers,
@@ -144,7 +143,7 @@ def test_missing_or_unchanged_keys_are_refused_naming_the_setting_and_never_show
     settings = load_settings(None, environ)
     with pytest.raises(RotationSettingError, match=named):
         rotation_providers(settings)
-    assert rotate_command(settings, tmp_path, forget_suppressed=False) == 2
+    assert rotate_command(settings, tmp_path) == 2
     err = capsys.readouterr().err
     assert named in err
     assert _b64(OLD_KEY) not in err
@@ -158,8 +157,3 @@ def test_the_new_key_is_read_from_the_environment_and_kept_out_of_reprs() -> Non
     assert (old.master_key_id, new.master_key_id) == (OLD.master_key_id, NEW.master_key_id)
     assert _b64(NEW_KEY) not in repr(settings)
     assert _b64(NEW_KEY) not in repr(new)
-
-
-def test_suppression_loss_is_an_error_with_its_way_out() -> None:
-    error = SuppressionWouldBreakError("2 suppressed identifier hashes are stored")
-    assert "--forget-suppressed" in (error.hint or "")

@@ -9,7 +9,13 @@ with the new key as `[privacy] master_key`.
 The current key is `[privacy] master_key` / `JOURNEYS_MASTER_KEY`; the new one
 `[privacy] new_master_key` / `JOURNEYS_NEW_MASTER_KEY` (an environment variable keeps it out
 of the shell history and the process list). No key is ever printed: only the ids derived from
-them (`mk_…`).
+them (`mk_…`, `ik_…`).
+
+The identity hashes (suppressed identifiers, link tags, identity-graph keys) derive from
+`[privacy] identity_key` when it is set, and then survive the rotation untouched. When it is
+not, they derive from the master key and a rotation would change every one: the command
+refuses, saying to set `identity_key` to the current master key first (the hashes then stay),
+unless `--change-identity-hashes` says the hashed state is to be rebuilt.
 """
 
 from __future__ import annotations
@@ -30,7 +36,15 @@ from journeys.settings import CHECK_BROKER, Settings
 from schemas.errors import JourneyLedgerError
 from streams.admin import BrokerError, group_members
 from streams.config import KafkaSettings
-from streams.crypto.keys import MASTER_KEY_ENV, MASTER_KEY_SETTING, KeyProvider
+from streams.crypto.hashing import identity_key_id
+from streams.crypto.keys import (
+    IDENTITY_KEY_ENV,
+    IDENTITY_KEY_SETTING,
+    MASTER_KEY_ENV,
+    MASTER_KEY_SETTING,
+    KeyProvider,
+    decode_key,
+)
 from streams.crypto.rotation import (
     Rotated,
     latest_rings,
@@ -59,12 +73,15 @@ class RotationSettingError(JourneyLedgerError):
     )
 
 
-class SuppressionWouldBreakError(JourneyLedgerError):
-    """Suppressed identifiers are hashed with a secret of the current master key."""
+class IdentityHashesWouldChangeError(JourneyLedgerError):
+    """No identity key is set: the identity hashes derive from the master key being rotated."""
 
     hint = (
-        "a new master key stops them matching (they cannot be re-hashed: the ledger keeps no "
-        "identifier); run again with --forget-suppressed to rotate anyway"
+        f"to keep every hash, set {IDENTITY_KEY_SETTING} / {IDENTITY_KEY_ENV} to the current "
+        "master key, on this command and on every worker from now on, and run it again; or "
+        "pass --change-identity-hashes to rotate anyway and rebuild the hashed state "
+        "(suppressed identifiers stop matching and cannot be re-hashed; link tags of events "
+        "sealed before stop matching; identity-graph keys are rebuilt by `journeys rebuild`)"
     )
 
 
@@ -114,11 +131,26 @@ def rotation_providers(settings: Settings) -> tuple[KeyProvider, KeyProvider]:
     return old, new
 
 
+def refuse_changing_hashes(settings: Settings, change_hashes: bool) -> str | None:
+    """The id of the identity root the hashes keep through the rotation (`identity_key` set),
+    None when they change with the master key (`change_hashes`); else
+    `IdentityHashesWouldChangeError`."""
+    if settings.privacy.identity_key is not None:
+        return identity_key_id(decode_key(settings.privacy.identity_key))
+    if not change_hashes:
+        raise IdentityHashesWouldChangeError(
+            f"{IDENTITY_KEY_SETTING} is not set, so the identity hashes (suppressed identifiers, "
+            "link tags, identity-graph keys) derive from the master key: rotating it changes "
+            "every one"
+        )
+    return None
+
+
 async def rotate_changelog(
-    kafka: KafkaSettings, old: KeyProvider, new: KeyProvider, forget_suppressed: bool
-) -> Rotated:
+    kafka: KafkaSettings, old: KeyProvider, new: KeyProvider
+) -> tuple[Rotated, int]:
     """Re-wrap the latest ring of every customer on the identity changelog, written back to
-    the partition it came from."""
+    the partition it came from; what changed, and how many suppressed hashes are stored."""
     topic = kafka.names().identity_changelog
     records: list[tuple[int, bytes | None, bytes | None]] = []
     wanted = (keys.Prefix.RING.value, keys.Prefix.SUPPRESSED.value)
@@ -127,8 +159,6 @@ async def rotate_changelog(
             (partition, r.key, r.value) for r in batch if (r.key or b"").startswith(wanted)
         )
     held = suppressed_entries(records)
-    if held and not forget_suppressed:
-        raise SuppressionWouldBreakError(f"{held} suppressed identifier hashes are stored")
     writes, done = rotate_changelog_rings(latest_rings(records), old, new)
     if writes:
         producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
@@ -138,7 +168,7 @@ async def rotate_changelog(
             await sender.send(Outgoing(topic, key, value, partition=p) for p, key, value in writes)
         finally:
             await producer.stop()
-    return done
+    return done, held
 
 
 def rotate_local(data_dir: Path, partitions: int, old: KeyProvider, new: KeyProvider) -> Rotated:
@@ -161,15 +191,17 @@ def rotate_local(data_dir: Path, partitions: int, old: KeyProvider, new: KeyProv
 
 
 def rotate_command(
-    settings: Settings, data_dir: Path, forget_suppressed: bool, force: bool = False
+    settings: Settings, data_dir: Path, change_hashes: bool = False, force: bool = False
 ) -> int:
-    """Run `journeys keys rotate`; the exit status (`force`: even while workers run)."""
+    """Run `journeys keys rotate`; the exit status (`change_hashes`: even though the identity
+    hashes derive from the master key; `force`: even while workers run)."""
     try:
         old, new = rotation_providers(settings)
+        kept = refuse_changing_hashes(settings, change_hashes)
         kafka = settings.kafka_settings()
         if not force:
             refuse_while_running(kafka)
-        logged = asyncio.run(rotate_changelog(kafka, old, new, forget_suppressed))
+        logged, held = asyncio.run(rotate_changelog(kafka, old, new))
         local = rotate_local(data_dir, kafka.partitions, old, new)
     except (BrokerUnavailableError, BrokerError) as exc:
         print_error(f"{exc} ({CHECK_BROKER})")
@@ -185,12 +217,29 @@ def rotate_command(
         f"{data_dir / 'identity'}: {local.rings} key rings re-wrapped ({local.data_keys} data "
         f"keys), {local.already} already under it"
     )
+    typer.echo(_hashes_changed(held) if kept is None else _hashes_kept(kept, held))
     typer.echo(
         f"now set {MASTER_KEY_SETTING} / {MASTER_KEY_ENV} to the new key, unset "
         f"{NEW_MASTER_KEY_ENV}, and run this on every other worker's data directory before it "
         "starts"
     )
     return EXIT_OK
+
+
+def _hashes_kept(root: str, held: int) -> str:
+    return (
+        f"identity hashes kept: their root is {IDENTITY_KEY_SETTING} ({root}), not the master "
+        f"key; {held} suppressed identifier hashes still match (keep {IDENTITY_KEY_SETTING} "
+        "as it is on every worker)"
+    )
+
+
+def _hashes_changed(held: int) -> str:
+    return (
+        f"identity hashes changed with the master key (--change-identity-hashes): {held} "
+        "suppressed identifier hashes no longer match, link tags of events sealed before no "
+        "longer match, and hashed identity-graph keys must be rebuilt (`journeys rebuild`)"
+    )
 
 
 @keys_app.command("rotate")
@@ -200,9 +249,12 @@ def rotate(
         Path | None,
         typer.Option(help="The stopped worker's data directory (default: \\[worker] data_dir)."),
     ] = None,
-    forget_suppressed: Annotated[
+    change_identity_hashes: Annotated[
         bool,
-        typer.Option(help="Rotate although suppressed identifiers then stop matching."),
+        typer.Option(
+            help="Rotate although \\[privacy] identity_key is unset, so every identity hash "
+            "changes with the master key (suppressed identifiers, link tags, graph keys)."
+        ),
     ] = False,
     force: Annotated[
         bool,
@@ -213,10 +265,11 @@ def rotate(
 
     Stop every worker first: it refuses while the workers' consumer groups have members.
     Rewrites the rings on the identity changelog and in this worker's store; run it again for
-    each other worker's data directory (rings already re-wrapped are skipped). Exit status: 0
-    when done, 2 on a missing or wrong key, running workers or an unreachable broker.
+    each other worker's data directory (rings already re-wrapped are skipped). Set
+    JOURNEYS_IDENTITY_KEY (to the current master key, to keep today's hashes) so that identity
+    hashes survive; without it the command refuses. Exit status: 0 when done, 2 on a missing
+    or wrong key, hashes that would change, running workers or an unreachable broker.
     """
     settings = settings_of(ctx)
-    raise typer.Exit(
-        rotate_command(settings, data_dir or settings.worker.data_dir, forget_suppressed, force)
-    )
+    directory = data_dir or settings.worker.data_dir
+    raise typer.Exit(rotate_command(settings, directory, change_identity_hashes, force))
