@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from streams.crypto.hashing import identity_key_id
 from streams.crypto.keys import (
     IDENTITY_KEY_ENV,
     IDENTITY_KEY_SETTING,
@@ -77,6 +78,11 @@ class PrivacySection(_Section):
         """The root of the identity secrets: `identity_key`, else the master key (or None)."""
         key = self.identity_key if self.identity_key is not None else self.master_key
         return decode_key(key) if key is not None else None
+
+    def identity_root_id(self) -> str | None:
+        """The identity root's id (`ik_…`), or None when neither key is set."""
+        root = self.identity_root()
+        return identity_key_id(root) if root is not None else None
 
     def ring_cache(self) -> RingCache:
         """An empty cache of rings read from other workers, as these settings size it."""

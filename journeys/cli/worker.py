@@ -23,7 +23,7 @@ from journeys.supervisor import Supervisor, child_command, plan_children, proces
 from schemas.errors import JourneyLedgerError
 from streams.admin import BrokerError
 from streams.app import build_app
-from streams.crypto.startup import check_master_key
+from streams.crypto.startup import check_identity_root, check_master_key
 from streams.notify.delivery import DeliveryLog
 from streams.notify.notifier import NotifierService
 from streams.topics import create_topics
@@ -78,6 +78,7 @@ def worker_command(
             settings.kafka.partitions,
             None if sealer is None else sealer.provider,
         )
+        check_identity_root(worker.identity_store, settings.privacy.identity_root_id())
     except JourneyLedgerError as exc:
         print_error(str(exc))
         return EXIT_USAGE

@@ -62,7 +62,9 @@ The journey stage keeps, per customer (``<tenant>/<customer id>``):
   to the customer it merges into; a split starts them again.
 
 Positions (``__offset__``, ``__changelog__``, ``__inflight__``) sit beside them, and every key
-is stored in RocksDB behind its input partition's prefix.
+is stored in RocksDB behind its input partition's prefix, except ``~identity-root``: the store's
+one record of which identity root its hashes were made with (local to the worker, never on a
+changelog).
 """
 
 from __future__ import annotations
@@ -116,6 +118,10 @@ CHANGELOG_KEY = b"__changelog__"
 
 INFLIGHT_KEY = b"__inflight__"
 """Per partition: where a batch whose outputs may have gone out ends (see `streams.stages.cut`)."""
+
+IDENTITY_ROOT_KEY = b"~identity-root"
+"""Store-wide, outside every partition's prefix (digits sort before `~`): the id (`ik_…`) of
+the identity root the store's keyed hashes were made with (`streams.crypto.startup`)."""
 
 
 def partition_prefix(partition: int) -> bytes:

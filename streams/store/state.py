@@ -72,6 +72,15 @@ class LocalStore:
             yield key[len(start) :], bytes(iterator.value())
             iterator.next()
 
+    def store_wide(self, key: bytes) -> bytes | None:
+        """A record kept outside every partition (`keys.IDENTITY_ROOT_KEY`), or None."""
+        value = self._db.get(key)
+        return value if value is None else bytes(value)
+
+    def put_store_wide(self, key: bytes, value: bytes) -> None:
+        """Keep a record outside every partition: no partition's items, drop or restore sees it."""
+        self._db[key] = value
+
     def drop_partition(self, partition: int) -> None:
         """Forget a partition's state (it moved to another worker)."""
         keys = [key for key, _ in self.items(partition)]

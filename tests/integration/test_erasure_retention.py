@@ -20,12 +20,15 @@ from journeys.cli.privacy.keys import rotate_command
 from journeys.settings import Settings
 from projections.settings import FoldSettings
 from streams.config import KafkaSettings
+from streams.crypto.hashing import identity_key_id
 from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.ring import KeyRing
 from streams.crypto.rotation import latest_rings
 from streams.crypto.sealing import Sealer
+from streams.crypto.startup import identity_root_of
 from streams.stages.journey.segments import journeys_in
 from streams.store import keys
+from streams.store.state import LocalStore
 from streams.worker import Worker
 from tests.factories import raw
 from tests.integration.ledger_log import read_topic
@@ -165,6 +168,7 @@ def test_the_timer_forgets_a_silent_customer_and_rotation_keeps_the_rest_readabl
     again = rotate_command(settings, tmp_path, change_hashes=True, force=True)
     assert again == 0  # run again: nothing to do
     assert len(asyncio.run(read_topic(kafka, changelog))) == len(records)
+    assert _recorded_root(tmp_path) == identity_key_id(NEW_KEY)  # the hashes' root from now on
 
     async def after_rotation() -> Worker:
         await _send(kafka, _line("active@x.org", NOW, "ev-after"))
@@ -180,6 +184,14 @@ def test_the_timer_forgets_a_silent_customer_and_rotation_keeps_the_rest_readabl
     assert sealed
     current = KeyRing.from_bytes(rings[ring_key]).current
     assert all(f"enc:v1:{current}:".encode() in value for value in sealed)
+
+
+def _recorded_root(data_dir: Path) -> str | None:
+    store = LocalStore(data_dir / "identity")
+    try:
+        return identity_root_of(store)
+    finally:
+        store.close()
 
 
 def _settings(kafka: KafkaSettings, **privacy: str) -> Settings:
@@ -261,6 +273,7 @@ def test_an_erased_identifier_is_suppressed_and_still_is_after_a_rotation(
     out = capsys.readouterr().out
     assert "identity hashes kept" in out
     assert "1 suppressed identifier hashes still match" in out
+    assert _recorded_root(tmp_path) == identity_key_id(OLD_KEY)
     assert base64.b64encode(OLD_KEY).decode() not in out
 
     # A worker started as the rotation says: the new master key, the same identity key.

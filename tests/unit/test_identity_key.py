@@ -16,6 +16,7 @@ from journeys.cli.privacy.keys import (
     IdentityHashesWouldChangeError,
     refuse_changing_hashes,
     rotate_command,
+    rotate_local,
 )
 from journeys.settings import CHECK_BROKER, ConfigError, Settings, load_settings
 from projections.identifiers import normalise
@@ -23,8 +24,15 @@ from streams.crypto.hashing import identity_key_id, tenant_secret
 from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.rotation import rotate_store
 from streams.crypto.sealing import Sealer
+from streams.crypto.startup import (
+    WrongIdentityKeyError,
+    check_identity_root,
+    identity_root_of,
+    record_identity_root,
+)
 from streams.stages.ingest import ingest
 from streams.store import keys
+from streams.store.state import LocalStore
 from tests.unit.test_erasure import _customer, _erasure
 from tests.unit.test_erasure_suppression import ACME, _event, _feed
 from tests.unit.test_stages import PARTITIONS, Pipeline
@@ -194,3 +202,67 @@ def test_rotation_goes_on_when_the_hashes_keep_their_root_or_may_change() -> Non
     assert refuse_changing_hashes(kept, change_hashes=True) == identity_key_id(OLD_KEY)
     changing = _settings(OLD_KEY, new_master_key=_b64(NEW_KEY))
     assert refuse_changing_hashes(changing, change_hashes=True) is None
+
+
+def test_the_store_records_its_identity_root_and_a_worker_with_another_refuses(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path / "identity")
+    try:
+        assert identity_root_of(store) is None
+        assert check_identity_root(store, None) is None  # nothing hashes: nothing recorded
+        assert identity_root_of(store) is None
+        first = identity_key_id(OLD_KEY)
+        assert check_identity_root(store, first) == first  # first start: recorded
+        assert identity_root_of(store) == first
+        assert list(store.items(0)) == []  # outside every partition's state
+        assert check_identity_root(store, first) == first
+        for other in (identity_key_id(NEW_KEY), None):
+            with pytest.raises(WrongIdentityKeyError) as caught:
+                check_identity_root(store, other)
+            assert first in str(caught.value)
+            assert "JOURNEYS_IDENTITY_KEY" in str(caught.value)
+            assert _b64(OLD_KEY) not in str(caught.value)
+        assert identity_root_of(store) == first  # a refusal records nothing
+    finally:
+        store.close()
+
+
+def test_rotation_refuses_an_identity_key_the_store_s_hashes_were_not_made_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LocalStore(tmp_path / "identity")
+    record_identity_root(store, identity_key_id(OLD_KEY))
+    store.close()
+    fresh = _settings(
+        OLD_KEY, identity=ROOT_KEY, new_master_key=_b64(NEW_KEY)
+    ).with_bootstrap_servers("127.0.0.1:1")
+    assert rotate_command(fresh, tmp_path) == 2  # refused before any broker is asked
+    err = capsys.readouterr().err
+    assert f"is identity root {identity_key_id(ROOT_KEY)}" in err
+    assert f"were made with {identity_key_id(OLD_KEY)}" in err
+    assert "to the current master key" in err
+    assert CHECK_BROKER not in err
+    assert _b64(ROOT_KEY) not in err
+
+
+@pytest.mark.parametrize(
+    ("identity", "root_after"), [(OLD_KEY, OLD_KEY), (None, NEW_KEY)], ids=["kept", "changed"]
+)
+def test_the_rotated_store_records_the_root_its_worker_will_hash_with(
+    tmp_path: Path, identity: bytes | None, root_after: bytes
+) -> None:
+    store = LocalStore(tmp_path / "identity")
+    record_identity_root(store, identity_key_id(OLD_KEY))  # as its worker started
+    store.close()
+    old, new = LocalKeyProvider(OLD_KEY), LocalKeyProvider(NEW_KEY)
+    rotate_local(tmp_path, PARTITIONS, old, new, identity_key_id(root_after))
+    after = _settings(NEW_KEY, identity=identity)  # the worker, started as the command says
+    store = LocalStore(tmp_path / "identity")
+    try:
+        assert check_identity_root(store, after.privacy.identity_root_id())
+        forgotten = _settings(NEW_KEY if identity else OLD_KEY)  # identity key dropped, or old
+        with pytest.raises(WrongIdentityKeyError):
+            check_identity_root(store, forgotten.privacy.identity_root_id())
+    finally:
+        store.close()

@@ -52,6 +52,7 @@ from streams.crypto.rotation import (
     rotate_store,
     suppressed_entries,
 )
+from streams.crypto.startup import WrongIdentityKeyError, identity_root_of, record_identity_root
 from streams.kafka.sender import BatchSender, Outgoing
 from streams.store import keys
 from streams.store.state import LocalStore
@@ -171,21 +172,57 @@ async def rotate_changelog(
     return done, held
 
 
-def rotate_local(data_dir: Path, partitions: int, old: KeyProvider, new: KeyProvider) -> Rotated:
-    """Re-wrap the rings of a worker's ingest store under `data_dir` (none when it has none)."""
+def _open_store(data_dir: Path) -> LocalStore | None:
+    """The worker's ingest store under `data_dir` (None when it has none)."""
     path = data_dir / "identity"
     if not path.is_dir():
-        return Rotated()
+        return None
     try:
-        store = LocalStore(path)
+        return LocalStore(path)
     except Exception as exc:  # rocksdict reports a held lock as a plain exception
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RotationSettingError(
             f"cannot open {path} ({first})",
             hint="stop the worker that uses this data directory, then run the rotation again",
         ) from None
+
+
+def refuse_another_root(data_dir: Path, kept: str) -> None:
+    """`WrongIdentityKeyError` when the store under `data_dir` recorded its hashes under
+    another identity root than `identity_key`'s (`kept`): the rotation would keep the wrong one."""
+    store = _open_store(data_dir)
+    if store is None:
+        return
     try:
-        return rotate_store(store, partitions, old, new)
+        recorded = identity_root_of(store)
+    finally:
+        store.close()
+    if recorded is not None and recorded != kept:
+        raise WrongIdentityKeyError(
+            f"{IDENTITY_KEY_SETTING} / {IDENTITY_KEY_ENV} is identity root {kept}, but the "
+            f"hashes in {data_dir / 'identity'} were made with {recorded}",
+            hint=f"set {IDENTITY_KEY_SETTING} / {IDENTITY_KEY_ENV} to the current master key "
+            "(or the key the hashes were made with), then run the rotation again",
+        )
+
+
+def rotate_local(
+    data_dir: Path,
+    partitions: int,
+    old: KeyProvider,
+    new: KeyProvider,
+    root_after: str | None = None,
+) -> Rotated:
+    """Re-wrap the rings of a worker's ingest store under `data_dir` (none when it has none),
+    and record the identity root its hashes are made with after the rotation (`root_after`)."""
+    store = _open_store(data_dir)
+    if store is None:
+        return Rotated()
+    try:
+        done = rotate_store(store, partitions, old, new)
+        if root_after is not None:
+            record_identity_root(store, root_after)
+        return done
     finally:
         store.close()
 
@@ -198,11 +235,14 @@ def rotate_command(
     try:
         old, new = rotation_providers(settings)
         kept = refuse_changing_hashes(settings, change_hashes)
+        if kept is not None:
+            refuse_another_root(data_dir, kept)
         kafka = settings.kafka_settings()
         if not force:
             refuse_while_running(kafka)
         logged, held = asyncio.run(rotate_changelog(kafka, old, new))
-        local = rotate_local(data_dir, kafka.partitions, old, new)
+        after = kept or _new_master_root(settings)
+        local = rotate_local(data_dir, kafka.partitions, old, new, after)
     except (BrokerUnavailableError, BrokerError) as exc:
         print_error(f"{exc} ({CHECK_BROKER})")
         return EXIT_UNAVAILABLE
@@ -217,7 +257,7 @@ def rotate_command(
         f"{data_dir / 'identity'}: {local.rings} key rings re-wrapped ({local.data_keys} data "
         f"keys), {local.already} already under it"
     )
-    typer.echo(_hashes_changed(held) if kept is None else _hashes_kept(kept, held))
+    typer.echo(_hashes_changed(held, after) if kept is None else _hashes_kept(kept, held))
     typer.echo(
         f"now set {MASTER_KEY_SETTING} / {MASTER_KEY_ENV} to the new key, unset "
         f"{NEW_MASTER_KEY_ENV}, and run this on every other worker's data directory before it "
@@ -234,11 +274,18 @@ def _hashes_kept(root: str, held: int) -> str:
     )
 
 
-def _hashes_changed(held: int) -> str:
+def _new_master_root(settings: Settings) -> str:
+    new_key = settings.privacy.new_master_key
+    assert new_key is not None  # `rotation_providers` refused its absence
+    return identity_key_id(decode_key(new_key))
+
+
+def _hashes_changed(held: int, root: str) -> str:
     return (
-        f"identity hashes changed with the master key (--change-identity-hashes): {held} "
-        "suppressed identifier hashes no longer match, link tags of events sealed before no "
-        "longer match, and hashed identity-graph keys must be rebuilt (`journeys rebuild`)"
+        f"identity hashes changed with the master key (--change-identity-hashes; their root "
+        f"is now {root}): {held} suppressed identifier hashes no longer match, link tags of "
+        "events sealed before no longer match, and hashed identity-graph keys must be rebuilt "
+        "(`journeys rebuild`)"
     )
 
 
