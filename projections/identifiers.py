@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
@@ -37,7 +36,7 @@ HASHED_MARK = "#"
 """How a hashed value in a graph key starts: no normalised value does (`GraphHasher`)."""
 
 _HASH_BYTES = 20
-"""160 bits of the HMAC are kept: 32 base32 characters, past guessing and collisions."""
+"""160 bits of the HMAC are kept: 27 base64url characters, past guessing and collisions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +46,10 @@ class GraphHasher:
     secret: bytes = field(repr=False)
 
     def __call__(self, key: str) -> str:
-        """`#` + base32 of the HMAC of a clear key (`kind:value`, a phone's `phone:<nsn>`)."""
-        digest = hmac.new(self.secret, key.encode(), hashlib.sha256).digest()[:_HASH_BYTES]
-        return HASHED_MARK + base64.b32encode(digest).decode().lower()
+        """`#` + unpadded base64url of the HMAC of a clear key (`kind:value`, a phone's
+        `phone:<nsn>`): no `:` or `/` in it (base32 was a tenth of ingest's added CPU)."""
+        digest = hmac.digest(self.secret, key.encode(), "sha256")[:_HASH_BYTES]
+        return HASHED_MARK + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def __repr__(self) -> str:
         """No secret shown."""
@@ -288,10 +288,14 @@ def normalise(
     ident = _normalise(kind, raw, region)
     if hasher is None or ident.unusable == "erased":
         return ident
-    if ident.phone is not None:
-        phone = replace(ident.phone, hashed=hasher(f"phone:{ident.phone.nsn}"))
-        return replace(ident, key=phone.key, phone=phone, hashed=True)
-    return replace(ident, key=f"{kind}:{hasher(ident.key)}", hashed=True)
+    phone = ident.phone
+    if phone is not None:
+        hashed = hasher(f"phone:{phone.nsn}")
+        phone = PhoneNumber(phone.country_code, phone.nsn, phone.written, hashed)
+        return NormalisedId(kind, ident.value, phone.key, phone, ident.unusable, True)
+    return NormalisedId(
+        kind, ident.value, f"{kind}:{hasher(ident.key)}", None, ident.unusable, True
+    )
 
 
 @lru_cache(maxsize=65_536)

@@ -6,8 +6,9 @@ highest-priority identifier. So ingest, when it seals an event, writes each link
 identifier's keyed hash (`streams.crypto.hashing.identity_hash` of its normalised key under the
 tenant's secret) after the ciphertext, and gives each `regroup` record the same hashes of
 every part's keys (`links`). The journey stage matches the one against the other: it never
-sees a clear identifier and never decrypts. The tags are the keys a hashed identity graph
-would hold, so they are not a second scheme.
+sees a clear identifier and never decrypts. With a master key the graph's keys are keyed hashes
+already (`projections.identifiers.GraphHasher`): a tag is then the keyed hash of a hashed key,
+redundant but kept, so that events sealed before deal alike.
 """
 
 from __future__ import annotations
