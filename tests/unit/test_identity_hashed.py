@@ -30,8 +30,13 @@ from schemas.codec import decode_event, encode_event
 from schemas.events import Event
 from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.sealing import Sealer
+from streams.store import keys
 from streams.store.state import LocalStore
 from tests.support.canary import scan_blob
+from tests.unit.test_erasure import _erasure as erasure
+from tests.unit.test_erasure_suppression import _event as message
+from tests.unit.test_erasure_suppression import _feed as feed
+from tests.unit.test_erasure_suppression import _pipeline as suppressing
 from tests.unit.test_identity_limits import _shared_phone_lines, logs
 from tests.unit.test_identity_rules import BLOCK, SHOP, _settings
 from tests.unit.test_identity_split import (
@@ -42,7 +47,7 @@ from tests.unit.test_identity_split import (
 )
 from tests.unit.test_identity_split_sealed import CASES as SPLIT_CASES
 from tests.unit.test_properties import Scenario, scenarios
-from tests.unit.test_stages import NOW, PARTITIONS, Pipeline
+from tests.unit.test_stages import NOW, PARTITIONS, Pipeline, partition_of
 
 MASTER = bytes(range(32))
 PROVIDER = LocalKeyProvider(MASTER)
@@ -317,3 +322,27 @@ def test_a_split_with_the_graph_hashed_gives_the_journeys_check_gives(
     }
     report = check_lines(SPLIT_CASES[name], hashed(_settings()), NOW)
     assert live == {j.customer_id: sorted(e.event_id for e in j.events) for j in report.journeys}
+
+
+def test_erasure_and_suppression_work_on_a_hashed_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suppressed: dict[tuple[str, str], int] = {}
+    pipeline = suppressing(tmp_path, monkeypatch, suppressed)
+    pipeline.settings = hashed(pipeline.settings)
+    hasher = pipeline.settings.hasher_for("acme")
+    ann_key = normalise("email", "ann@x.org", None, hasher).key
+    feed(pipeline, message(email="ann@x.org", phone="07700 900123"), message(email="bo@x.org"))
+    ann = pipeline.identity.get(partition_of(b"acme"), keys.identifier_key("acme", ann_key))
+    assert ann is not None
+    pipeline.append("touchpoints", b"acme", erasure(ann.decode()))
+    pipeline.drain()
+    assert (
+        pipeline.identity.get(partition_of(b"acme"), keys.identifier_key("acme", ann_key)) is None
+    )
+    feed(pipeline, message(email="ANN@x.org"), message(phone="07700 900123"))
+    assert not pipeline.dead
+    assert suppressed == {("acme", "customer.email"): 1, ("acme", "customer.phone"): 1}
+    stored = b"".join(k + v for k, v in pipeline.identity.items(partition_of(b"acme")))
+    assert b"ann@x.org" not in stored
+    assert b"900123" not in stored
