@@ -298,7 +298,6 @@ def normalise(
     )
 
 
-@lru_cache(maxsize=65_536)
 def _normalise(kind: str, raw: str, region: str | None) -> NormalisedId:
     if raw == ERASED:  # an erased customer's events must never stitch to each other
         return NormalisedId(kind, raw, f"{kind}:{raw}", unusable="erased")
