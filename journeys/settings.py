@@ -6,6 +6,7 @@ import hashlib
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -22,7 +23,7 @@ from journeys.privacy_settings import (
     suppression,
     suppression_problem,
 )
-from projections.identifiers import normalise
+from projections.identifiers import GraphHasher, normalise
 from projections.identity import DEFAULT_LIMITS, PRIORITY, IdentityPolicy, blocked_key
 from projections.settings import RULES, FoldSettings, RuleSettings
 from schemas.errors import JourneyLedgerError
@@ -122,10 +123,10 @@ class IdentitySection(_Section):
             raise ValueError(f"name every identifier kind once: {', '.join(PRIORITY)}")
         return value
 
-    def policy(self, region: str | None) -> IdentityPolicy:
-        """The pure identity rules, blocked values normalised as events are."""
+    def policy(self, region: str | None, hasher: GraphHasher | None = None) -> IdentityPolicy:
+        """The pure identity rules, blocked values normalised (and hashed) as events are."""
         blocked = frozenset(
-            blocked_key(normalise(kind, value, region))
+            blocked_key(normalise(kind, value, region, hasher))
             for kind, values in self.blocked.items()
             for value in values
         )
@@ -514,8 +515,14 @@ class Settings(_Section):
             enabled=frozenset(RULES) - frozenset(self.rules.disabled),
         )
         regions = {t: s.default_region for t, s in self.tenants.items() if s.default_region}
-        identity = {t: s.identity.policy(s.default_region) for t, s in self.tenants.items()}
-        return FoldSettings(
+        provider = self.key_provider()  # sealing on: the identity graph holds keyed hashes
+        hashing = FoldSettings(identity_secret=provider.identity_secret if provider else None)
+        identity = {
+            t: s.identity.policy(s.default_region, hashing.hasher_for(t))
+            for t, s in self.tenants.items()
+        }
+        return replace(
+            hashing,
             rules=rules,
             default_regions=MappingProxyType(regions),
             identity=MappingProxyType(identity),

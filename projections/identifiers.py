@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 import re
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
@@ -30,6 +32,30 @@ _PLAIN_EMAIL = re.compile(
 letter); with no `--` and no special-use domain, checked beside it. Anything else is validated."""
 
 
+HASHED_MARK = "#"
+"""How a hashed value in a graph key starts: no normalised value does (`GraphHasher`)."""
+
+_HASH_BYTES = 20
+"""160 bits of the HMAC are kept: 27 base64url characters, past guessing and collisions."""
+
+
+@dataclass(frozen=True, slots=True)
+class GraphHasher:
+    """Keyed hashes (HMAC-SHA256 under one tenant's secret) of the graph's identifier values."""
+
+    secret: bytes = field(repr=False)
+
+    def __call__(self, key: str) -> str:
+        """`#` + unpadded base64url of the HMAC of a clear key (`kind:value`, a phone's
+        `phone:<nsn>`): no `:` or `/` in it (base32 was a tenth of ingest's added CPU)."""
+        digest = hmac.digest(self.secret, key.encode(), "sha256")[:_HASH_BYTES]
+        return HASHED_MARK + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def __repr__(self) -> str:
+        """No secret shown."""
+        return "GraphHasher(secret=…)"
+
+
 @dataclass(frozen=True, slots=True)
 class PhoneNumber:
     """A phone number reduced to its country code (when known) and national significant number."""
@@ -37,13 +63,20 @@ class PhoneNumber:
     country_code: int | None
     nsn: str
     written: str
+    hashed: str | None = None
+    """The keyed hash of the national number that graph keys hold instead of it, if hashed."""
+
+    @property
+    def number(self) -> str:
+        """The national number as graph keys spell it: its keyed hash when hashed, else clear."""
+        return self.nsn if self.hashed is None else self.hashed
 
     @property
     def key(self) -> str:
         """The identity-graph key of this number."""
         if self.country_code is None:
-            return f"phone:{self.nsn}"
-        return f"phone:+{self.country_code}:{self.nsn}"
+            return f"phone:{self.number}"
+        return f"phone:+{self.country_code}:{self.number}"
 
     @property
     def display(self) -> str:
@@ -57,7 +90,7 @@ class PhoneNumber:
         """The key of the same number written nationally, when long enough to stitch on."""
         if len(self.nsn) < MIN_NSN_DIGITS:
             return None
-        return f"phone:{self.nsn}"
+        return f"phone:{self.number}"
 
 
 class Refusal(Protocol):
@@ -77,6 +110,17 @@ class NormalisedId:
     phone: PhoneNumber | None = None
     unusable: str | None = None
     """Why this identifier is not used for matching (junk or placeholder), or None."""
+    hashed: bool = False
+    """Whether `key` holds the keyed hash of the value (`GraphHasher`) instead of the value."""
+
+    @property
+    def named(self) -> str:
+        """The value as stored records may name it: clear, or as its key holds it when hashed
+        (a phone `+<country><hash>` or `<hash>`), so no record of a hashed graph holds it."""
+        if not self.hashed:
+            return self.value
+        rest = self.key.partition(":")[2]
+        return f"+{rest[1:].replace(':', '', 1)}" if rest.startswith("+") else rest
 
 
 def normalise_phone(raw: str, region: str | None = None) -> PhoneNumber:
@@ -235,8 +279,26 @@ def value_problem(kind: str, value: str) -> str | None:
 
 # Cached: customers come back, and parsing a phone number costs more than the rest of stitching.
 @lru_cache(maxsize=65_536)
-def normalise(kind: str, raw: str, region: str | None = None) -> NormalisedId:
-    """Normalise one identifier of the given kind, noting when it is junk."""
+def normalise(
+    kind: str, raw: str, region: str | None = None, hasher: GraphHasher | None = None
+) -> NormalisedId:
+    """Normalise one identifier of the given kind, noting when it is junk; with a `hasher`, its
+    graph key holds the keyed hash of its value (`value` and a phone's `nsn` stay clear, in
+    memory only)."""
+    ident = _normalise(kind, raw, region)
+    if hasher is None or ident.unusable == "erased":
+        return ident
+    phone = ident.phone
+    if phone is not None:
+        hashed = hasher(f"phone:{phone.nsn}")
+        phone = PhoneNumber(phone.country_code, phone.nsn, phone.written, hashed)
+        return NormalisedId(kind, ident.value, phone.key, phone, ident.unusable, True)
+    return NormalisedId(
+        kind, ident.value, f"{kind}:{hasher(ident.key)}", None, ident.unusable, True
+    )
+
+
+def _normalise(kind: str, raw: str, region: str | None) -> NormalisedId:
     if raw == ERASED:  # an erased customer's events must never stitch to each other
         return NormalisedId(kind, raw, f"{kind}:{raw}", unusable="erased")
     if kind == "phone":
@@ -254,31 +316,38 @@ def normalise(kind: str, raw: str, region: str | None = None) -> NormalisedId:
     return NormalisedId(kind, value, f"{kind}:{value}", unusable=problem)
 
 
-def held_spellings(identifier: str, region: str | None = None) -> tuple[str, ...]:
+def held_spellings(
+    identifier: str, region: str | None = None, hasher: GraphHasher | None = None
+) -> tuple[str, ...]:
     """The keys a merge's identifier (`kind value`, as a journey lists it) is held under: its
     own, and a phone's national spelling (a number stitched without its country)."""
     kind, _, value = identifier.partition(" ")
-    ident = normalise(kind, value, region)
+    ident = normalise(kind, value, region, hasher)
     national = ident.phone.national_key if ident.phone else None
     return (ident.key,) if national is None else (ident.key, national)
 
 
-def customer_ids(customer: Customer, region: str | None = None) -> tuple[NormalisedId, ...]:
-    """The normalised identifiers of an event's customer (never the name).
+def customer_ids(
+    customer: Customer, region: str | None = None, hasher: GraphHasher | None = None
+) -> tuple[NormalisedId, ...]:
+    """The normalised identifiers of an event's customer (never the name), keys hashed by
+    `hasher` when given.
 
     A value that held a card number is masked to its last four digits; two different cards
     can end alike, so a masked value never stitches customers.
     """
-    return _customer_ids(customer.identifier_values(), region)
+    return _customer_ids(customer.identifier_values(), region, hasher)
 
 
 # Cached by the customer's identifier values: a customer's events mostly carry the same ones,
 # and the fold, the journey's identifiers and its links each read them (each read built the
 # pairs and looked each identifier up again: about 15% of a check's CPU, sampled).
 @lru_cache(maxsize=65_536)
-def _customer_ids(values: tuple[str | None, ...], region: str | None) -> tuple[NormalisedId, ...]:
+def _customer_ids(
+    values: tuple[str | None, ...], region: str | None, hasher: GraphHasher | None
+) -> tuple[NormalisedId, ...]:
     return tuple(
-        normalise(kind, raw, region)
+        normalise(kind, raw, region, hasher)
         for kind, raw in zip(IDENTIFIER_KINDS, values, strict=True)
         if raw and MASK_RUN not in raw
     )
@@ -289,17 +358,18 @@ def identity_ids(
     region: str | None = None,
     refuse: Refusal | None = None,
     refused: MutableMapping[str, int] | None = None,
+    hasher: GraphHasher | None = None,
 ) -> list[NormalisedId]:
     """The identifiers an event stitches on; an event whose only ones were masked stands alone.
 
     Junk identifiers (`unusable`) and those `refuse` names a reason for (a tenant's blocked
     values) never link: an event holding only such identifiers stands alone too. With
-    `refused`, each is counted there under `junk` or `blocked`.
+    `refused`, each is counted there under `junk` or `blocked`. With `hasher`, keys are hashed.
     """
     if event.type in DECISION_TYPES:  # a person's decision names an identifier, never links it
         return [NormalisedId("event", event.event_id, f"event:{event.event_id}")]
     ids = []
-    for ident in customer_ids(event.customer, region):
+    for ident in customer_ids(event.customer, region, hasher):
         if ident.unusable is not None:
             why = "junk"
         elif refuse is not None and refuse(ident) is not None:

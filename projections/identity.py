@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from projections.flags import Flag, Severity, flag_id
-from projections.identifiers import NormalisedId, normalise
+from projections.identifiers import GraphHasher, NormalisedId, normalise
 from schemas.events import DECISION_TYPES, Event
 
 PRIORITY: tuple[str, ...] = (
@@ -85,7 +85,7 @@ class IdentityPolicy:
 
 def blocked_key(ident: NormalisedId) -> str:
     """The key a blocked value is stored under (phones by national number, whatever the form)."""
-    return f"phone:{ident.phone.nsn}" if ident.phone is not None else ident.key
+    return f"phone:{ident.phone.number}" if ident.phone is not None else ident.key
 
 
 def identity_number(key: str) -> tuple[str, str]:
@@ -195,11 +195,11 @@ def stitch_keys(view: IdentityView, ids: Iterable[NormalisedId]) -> set[str]:
         phone = ident.phone
         if phone is None or phone.national_key is None:
             continue
-        countries = view.phone_countries(phone.nsn)
+        countries = view.phone_countries(phone.number)
         # A national number joins international ones only when they agree on the country.
         if phone.country_code is None:
             if len(countries) == 1:
-                keys.update(f"phone:+{cc}:{phone.nsn}" for cc in countries)
+                keys.update(f"phone:+{cc}:{phone.number}" for cc in countries)
         elif countries <= {phone.country_code}:
             keys.add(phone.national_key)
     return keys
@@ -212,12 +212,12 @@ def new_phone_countries(
     whose country the graph has not yet seen with that number, sorted."""
     return tuple(
         sorted(
-            (ident.phone.nsn, ident.phone.country_code)
+            (ident.phone.number, ident.phone.country_code)
             for ident in ids
             if ident.phone is not None
             and ident.phone.country_code is not None
             and ident.phone.national_key is not None
-            and ident.phone.country_code not in view.phone_countries(ident.phone.nsn)
+            and ident.phone.country_code not in view.phone_countries(ident.phone.number)
         )
     )
 
@@ -295,7 +295,7 @@ def _held_link(
     conflicts = tuple(
         Conflict(
             ident.kind,
-            ident.value,
+            ident.named,
             tuple(sorted({customer_id, *owners})),
             kind,
             policy.limits.get(kind, 0),
@@ -411,7 +411,10 @@ def explain(
 
 
 def decide(
-    policy: IdentityPolicy, decisions: Iterable[Event], region: str | None
+    policy: IdentityPolicy,
+    decisions: Iterable[Event],
+    region: str | None,
+    hasher: GraphHasher | None = None,
 ) -> IdentityPolicy:
     """The policy after a tenant's identity decisions, taken in time order (then event id).
 
@@ -426,7 +429,7 @@ def decide(
     confirmed_by = dict(policy.confirmed_by)
     for event in sorted(decisions, key=lambda e: (e.occurred_at, e.event_id)):
         for kind, raw in event.customer.identifiers():
-            key = blocked_key(normalise(kind, raw, region))
+            key = blocked_key(normalise(kind, raw, region, hasher))
             who = getattr(event.payload, "decided_by", "?")
             why = getattr(event.payload, "reason", "")
             day = event.occurred_at.date().isoformat()
@@ -459,15 +462,19 @@ def decision_text(decision: Event) -> str:
     return f"{verb} by {who} on {day}: {why}" if why else f"{verb} by {who} on {day}"
 
 
-def confirmed_through(policy: IdentityPolicy, identifier: str, region: str | None) -> str | None:
+def confirmed_through(
+    policy: IdentityPolicy, identifier: str, region: str | None, hasher: GraphHasher | None = None
+) -> str | None:
     """The confirmed merge (in words) of the value a merge went through (`kind value`), or None."""
     if not policy.confirmed_by:
         return None
     kind, _, value = identifier.partition(" ")
-    return policy.confirmed_by.get(blocked_key(normalise(kind, value, region)))
+    return policy.confirmed_by.get(blocked_key(normalise(kind, value, region, hasher)))
 
 
-def decision_writes(event: Event, region: str | None) -> list[tuple[str, str | None]]:
+def decision_writes(
+    event: Event, region: str | None, hasher: GraphHasher | None = None
+) -> list[tuple[str, str | None]]:
     """What a decision event does to a live graph's blocks: (blocked key, reason or None).
 
     None lifts a block. Other events give nothing. The live stage applies these in arrival
@@ -476,10 +483,11 @@ def decision_writes(event: Event, region: str | None) -> list[tuple[str, str | N
     if event.type not in DECISION_TYPES:
         return []
     single = IdentityPolicy()
-    after = decide(single, [event], region)
+    after = decide(single, [event], region, hasher)
     return [
         (key, after.decided.get(key))
         for key in sorted(
-            blocked_key(normalise(kind, raw, region)) for kind, raw in event.customer.identifiers()
+            blocked_key(normalise(kind, raw, region, hasher))
+            for kind, raw in event.customer.identifiers()
         )
     ]

@@ -86,7 +86,8 @@ class Ledger:
         tenant = event.tenant
         policy = self.settings.identity_for(tenant)
         graph, reach, counts = self._tenant(tenant, policy)
-        ids = identity_ids(event, self.settings.region_for(tenant), policy, counts)
+        region, hasher = self.settings.region_for(tenant), self.settings.hasher_for(tenant)
+        ids = identity_ids(event, region, policy, counts, hasher)
         edge = frozenset(ident.key for ident in ids if ident.kind != "event")
         self.own_keys[(tenant, event.event_id)] = edge
         root = reach.add(edge, stitch_keys(graph, ids) if edge else ())
@@ -140,12 +141,13 @@ class Ledger:
         history.sort(key=_merge_order)
         # the customers merged away (the one keeping its id is the journey itself), as live
         policy, region = self.settings.identity_for(tenant), self.settings.region_for(tenant)
+        hasher = self.settings.hasher_for(tenant)
         # a merge that went through a value a person confirmed says so, as live
         confirmed = next(
             (
                 text
                 for identifier in sorted(identifier for _, identifier in why.merged)
-                if (text := confirmed_through(policy, identifier, region))
+                if (text := confirmed_through(policy, identifier, region, hasher))
             ),
             None,
         )
@@ -165,7 +167,9 @@ class Ledger:
         """
         tenant = journey.tenant
         policy = self.settings.identity_for(tenant)
-        links = linked_by(journey, policy, self.settings.region_for(tenant))
+        links = linked_by(
+            journey, policy, self.settings.region_for(tenant), self.settings.hasher_for(tenant)
+        )
         return links, tuple(self.merges.get((journey.tenant, journey.customer_id), ()))
 
     def _note_conflicts(self, event: Event, change: IdentityChange) -> None:
@@ -202,7 +206,9 @@ class Ledger:
         graph = self.identities.get(tenant)
         if graph is None:
             return None
-        ident = normalise(kind, value, self.settings.region_for(tenant))
+        ident = normalise(
+            kind, value, self.settings.region_for(tenant), self.settings.hasher_for(tenant)
+        )
         for key in sorted(stitch_keys(graph, [ident])):
             if (owner := graph.customer_of(key)) is not None:
                 return self.journeys.get((tenant, owner))
@@ -245,14 +251,19 @@ def fold_all(events: Iterable[Event], settings: FoldSettings | None = None) -> l
     international: dict[tuple[str, str], list[str]] = {}
     keys_of: dict[tuple[str, str], list[str]] = {}
     for (tenant, event_id), event in unique.items():
-        ids = identity_ids(event, settings.region_for(tenant), settings.identity_for(tenant))
+        ids = identity_ids(
+            event,
+            settings.region_for(tenant),
+            settings.identity_for(tenant),
+            hasher=settings.hasher_for(tenant),
+        )
         keys_of[(tenant, event_id)] = [ident.key for ident in ids]
         for ident in ids:
             union((tenant, ident.key), (tenant, ids[0].key))
             phone = ident.phone
             if phone is not None and phone.national_key is not None:
                 bucket = national if phone.country_code is None else international
-                bucket.setdefault((tenant, phone.nsn), []).append(ident.key)
+                bucket.setdefault((tenant, phone.number), []).append(ident.key)
     for (tenant, nsn), locals_ in national.items():
         spellings = international.get((tenant, nsn), [])
         if len({key.split(":")[1] for key in spellings}) == 1:  # countries agree
@@ -294,12 +305,12 @@ def identity_stats(ledger: Ledger, tenant: str, top: int = 10) -> dict[str, Any]
     graph = ledger.identities.get(tenant, MemoryIdentity())
     largest = sorted(graph.member_sets.items(), key=lambda item: (-len(item[1]), item[0]))[:top]
     policy = ledger.settings.identity_for(tenant)
-    region = ledger.settings.region_for(tenant)
+    region, hasher = ledger.settings.region_for(tenant), ledger.settings.hasher_for(tenant)
     strong_with: dict[str, set[str]] = {}
     for (event_tenant, _), event in ledger.seen.items():
         if event_tenant != tenant:
             continue
-        ids = identity_ids(event, region, policy)
+        ids = identity_ids(event, region, policy, hasher=hasher)
         strong = {i.key for i in ids if i.kind in STRONG_KINDS}
         for ident in ids:
             strong_with.setdefault(f"{ident.kind} {ident.value}", set()).update(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import lru_cache
 from types import MappingProxyType
 
+from projections.identifiers import GraphHasher
 from projections.identity import IdentityPolicy, decide
 from projections.rules import RULE_NAMES
 from schemas.events import DECISION_TYPES, Event
@@ -40,6 +42,15 @@ class FoldSettings:
     identity: Mapping[str, IdentityPolicy] = field(default_factory=lambda: MappingProxyType({}))
     default_identity: IdentityPolicy = DEFAULT_POLICY
     """The identity rules of a tenant not in `identity` (the default limits)."""
+    identity_secret: Callable[[str], bytes] | None = field(default=None, repr=False)
+    """Tenant -> its identity secret (`KeyProvider.identity_secret`) when the graph's keys are
+    keyed hashes (sealing on); None: clear keys."""
+
+    def hasher_for(self, tenant: str) -> GraphHasher | None:
+        """What hashes the tenant's graph keys, or None when they are kept clear."""
+        if self.identity_secret is None:
+            return None
+        return _hasher(self.identity_secret, tenant)
 
     def identity_for(self, tenant: str) -> IdentityPolicy:
         """The tenant's identity rules: blocked values, limits, priority (defaults when unset)."""
@@ -55,7 +66,9 @@ class FoldSettings:
             return self
         identity = dict(self.identity)
         for tenant, events in by_tenant.items():
-            identity[tenant] = decide(self.identity_for(tenant), events, self.region_for(tenant))
+            identity[tenant] = decide(
+                self.identity_for(tenant), events, self.region_for(tenant), self.hasher_for(tenant)
+            )
         return replace(self, identity=MappingProxyType(identity))
 
     def with_decided(self, tenant: str, decided: Mapping[str, str]) -> FoldSettings:
@@ -69,3 +82,10 @@ class FoldSettings:
     def region_for(self, tenant: str) -> str | None:
         """The tenant's default phone region (ISO 3166 alpha-2), if one is configured."""
         return self.default_regions.get(tenant)
+
+
+# Cached: deriving a tenant's secret (HKDF) costs more than the hashes it keys, and every event
+# of the tenant asks for it.
+@lru_cache(maxsize=4096)
+def _hasher(identity_secret: Callable[[str], bytes], tenant: str) -> GraphHasher:
+    return GraphHasher(identity_secret(tenant))

@@ -53,8 +53,8 @@ def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[Identifier
     A phone written nationally is shown under its international spelling when the journey
     holds exactly one international number it stitches to.
     """
-    region = settings.region_for(journey.tenant)
-    policy = settings.identity_for(journey.tenant)
+    region, hasher = settings.region_for(journey.tenant), settings.hasher_for(journey.tenant)
+    policy = settings.identity_for(journey.tenant)  # its blocked keys hashed as `hasher` does
     found: dict[tuple[str, str], set[str]] = {}
     refused: dict[tuple[str, str], str] = {}
     nationals: dict[str, str] = {}
@@ -62,7 +62,7 @@ def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[Identifier
     for event in journey.events:
         if event.type in HANDLING_TYPES:
             continue  # a person's action names the customer; no system supplied it
-        for ident in customer_ids(event.customer, region):
+        for ident in customer_ids(event.customer, region, hasher):
             systems = found.get((ident.kind, ident.value))
             if systems is not None:
                 # the same kind and value judge alike: only the system is new

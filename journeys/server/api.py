@@ -342,7 +342,9 @@ def _view_dict(
     tenant = journey.tenant
     fold = context.fold.with_decided(tenant, decided) if decided else context.fold
     # worked out from the journey, as `journeys check` does: the same answer on both paths
-    links = linked_by(journey, fold.identity_for(tenant), fold.region_for(tenant))
+    links = linked_by(
+        journey, fold.identity_for(tenant), fold.region_for(tenant), fold.hasher_for(tenant)
+    )
     return view_to_dict(view(journey, context.clock(), fold, why=(links, merges)))
 
 
@@ -385,7 +387,8 @@ async def journey_by_identifier(request: web.Request) -> web.Response:
         raise HttpProblem(400, "bad_request", str(exc), exc.hint) from None
     matches: list[dict[str, Any]] = []
     for tenant in _wanted_tenants(context, allowed, request.query.get("tenant")):
-        normalised = query.normalised(context.fold.region_for(tenant))
+        fold = context.fold
+        normalised = query.normalised(fold.region_for(tenant), fold.hasher_for(tenant))
         keys = [normalised.key]
         phone = normalised.phone
         if phone is not None and phone.country_code is not None and phone.national_key:

@@ -177,10 +177,10 @@ async def _linking(
     """The strongest identifier of the journey that the identity graph gives to its customer:
     an event carrying it alone is stitched into that journey."""
     priority = context.fold.identity_for(tenant).priority
-    region = context.fold.region_for(tenant)
+    region, hasher = context.fold.region_for(tenant), context.fold.hasher_for(tenant)
     candidates = linking_identifiers(journey.get("identifiers", ()), priority)
     for kind, value in candidates[:MAX_CANDIDATES]:
-        key = normalise(kind, value, region).key
+        key = normalise(kind, value, region, hasher).key
         if await _customer_for(context, request, tenant, [key]) == customer_id:
             return kind, value
     return None

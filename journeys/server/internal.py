@@ -111,9 +111,9 @@ async def decided_for(
     """The values of a shown journey's identifiers a person's decision blocks now (blocked
     key -> why), read from the worker holding the tenant's ingest partition; shortened to fit
     a forwarded request (`fitting`)."""
-    region = context.fold.region_for(tenant)
+    region, hasher = context.fold.region_for(tenant), context.fold.hasher_for(tenant)
     shown = journey.get("identifiers", [])
-    values = sorted({blocked_key(normalise(i["kind"], i["value"], region)) for i in shown})
+    values = sorted({blocked_key(normalise(i["kind"], i["value"], region, hasher)) for i in shown})
     if not values:
         return {}
     partition = identity_partition(context.worker, tenant)

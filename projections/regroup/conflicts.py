@@ -16,19 +16,29 @@ from datetime import datetime
 from typing import Any
 
 from projections.flags import Flag, Severity
-from projections.identifiers import normalise
+from projections.identifiers import HASHED_MARK, GraphHasher, normalise
 from projections.identity import IDENTITY_CONFLICT, IdentityChange, blocked_key, conflict_flag
 from schemas.events import Event
 
 
-def held(change: IdentityChange, event: Event, region: str | None) -> list[tuple[str, str, Flag]]:
+def held(
+    change: IdentityChange, event: Event, region: str | None, hasher: GraphHasher | None = None
+) -> list[tuple[str, str, Flag]]:
     """(decided key of the identifier, customer, flag) for each customer a held link names."""
     found: list[tuple[str, str, Flag]] = []
     for conflict in change.conflicts:
-        key = blocked_key(normalise(conflict.kind, conflict.value, region))
+        key = value_key(conflict.kind, conflict.value, region, hasher)
         flag = conflict_flag(conflict, event)
         found.extend((key, customer, flag) for customer in conflict.customers)
     return found
+
+
+def value_key(kind: str, value: str, region: str | None, hasher: GraphHasher | None) -> str:
+    """The decided key of a value a conflict names: normalised from the clear value, or, in a
+    hashed graph, read off the hash the conflict names (`NormalisedId.named`)."""
+    if hasher is None:
+        return blocked_key(normalise(kind, value, region))
+    return f"{kind}:{value[value.index(HASHED_MARK) :]}"
 
 
 def to_document(customer: str, flag: Flag) -> dict[str, Any]:

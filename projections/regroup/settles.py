@@ -54,7 +54,7 @@ def settle_event(
     for ident in ids:
         phone = ident.phone
         if phone is not None and phone.country_code is not None and phone.national_key:
-            graph.countries[phone.nsn] = graph.countries.get(phone.nsn, frozenset()) | {
+            graph.countries[phone.number] = graph.countries.get(phone.number, frozenset()) | {
                 phone.country_code
             }
     components = ledger.components.setdefault(tenant, {})
@@ -245,11 +245,11 @@ def _deal_merges(
     """The merges of the customers whose events moved, dealt out as the live journey stage
     deals a split customer's: each to the customer holding the identifier that reached the
     customer merged in; dropped when none holds it or that customer stands again."""
-    region = ledger.settings.region_for(tenant)
+    region, hasher = ledger.settings.region_for(tenant), ledger.settings.hasher_for(tenant)
     dealt: dict[str, list[Merge]] = {}
     for customer in previous:
         for merge in ledger.merges.pop((tenant, customer), []):
-            spellings = held_spellings(merge.identifier, region)
+            spellings = held_spellings(merge.identifier, region, hasher)
             part = next((owner[k] for k in spellings if k in owner), None)
             if part is not None and part != merge.from_customer:
                 dealt.setdefault(part, []).append(merge)

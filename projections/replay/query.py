@@ -8,7 +8,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from projections.identifiers import NormalisedId, normalise
+from projections.identifiers import GraphHasher, NormalisedId, normalise
 from projections.rules.readers import field_name
 from schemas.codec import problems_of
 from schemas.errors import UnknownIdentifierError
@@ -29,11 +29,12 @@ class Query:
     """One of `IDENTIFIER_KINDS`, or `customer_id`."""
     value: str
 
-    def normalised(self, region: str | None) -> NormalisedId:
-        """The identifier normalised as events of a tenant with this phone region are."""
+    def normalised(self, region: str | None, hasher: GraphHasher | None = None) -> NormalisedId:
+        """The identifier normalised (and its key hashed) as events of a tenant with this phone
+        region (and graph hasher) are."""
         if self.kind == CUSTOMER_ID:
             raise ValueError("a customer id is not normalised")
-        return normalise(self.kind, self.value, region)
+        return normalise(self.kind, self.value, region, hasher)
 
     def __str__(self) -> str:
         return self.value if self.kind == CUSTOMER_ID else f"{self.kind}:{self.value}"

@@ -45,7 +45,7 @@ def resolve(
         return _resolve_customer(query, ledger, events, as_of, settings)
     found: list[Resolution] = []
     for tenant in sorted(ledger.identities):
-        ident = query.normalised(settings.region_for(tenant))
+        ident = query.normalised(settings.region_for(tenant), settings.hasher_for(tenant))
         journey = ledger.find(tenant, query.kind, query.value)
         if journey is not None:
             found.append(Resolution(query, tenant, journey.customer_id, ident.key))

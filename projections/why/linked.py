@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from projections.identifiers import NormalisedId, identity_ids
+from projections.identifiers import GraphHasher, NormalisedId, identity_ids
 from projections.identity import IdentityPolicy
 from projections.journey import Journey
 from schemas.events import DECISION_TYPES, Event
@@ -25,7 +25,10 @@ def _usable(ids: Iterable[NormalisedId]) -> list[NormalisedId]:
 
 
 def linked_by(
-    journey: Journey, policy: IdentityPolicy, region: str | None = None
+    journey: Journey,
+    policy: IdentityPolicy,
+    region: str | None = None,
+    hasher: GraphHasher | None = None,
 ) -> dict[str, str]:
     """Event id -> `kind value` of the highest-priority identifier it shares with an earlier event.
 
@@ -40,12 +43,12 @@ def linked_by(
     ranked: dict[tuple[str | None, ...], _Ranked] = {}
     for event in journey.events:
         if event.type in DECISION_TYPES:
-            ids, keys = _ranked(event, policy, region)
+            ids, keys = _ranked(event, policy, region, hasher)
         else:
             values = event.customer.identifier_values()
             found = ranked.get(values)
             if found is None:
-                found = ranked[values] = _ranked(event, policy, region)
+                found = ranked[values] = _ranked(event, policy, region, hasher)
             ids, keys = found
         if not seen.isdisjoint(keys):
             shared = next(i for i, own in ids if not seen.isdisjoint(own))
@@ -57,10 +60,12 @@ def linked_by(
 _Ranked = tuple[tuple[tuple[NormalisedId, tuple[str, ...]], ...], frozenset[str]]
 
 
-def _ranked(event: Event, policy: IdentityPolicy, region: str | None) -> _Ranked:
+def _ranked(
+    event: Event, policy: IdentityPolicy, region: str | None, hasher: GraphHasher | None
+) -> _Ranked:
     """An event's usable identifiers by priority, each with its link keys, and all those keys."""
     ids = sorted(
-        _usable(identity_ids(event, region, policy)),
+        _usable(identity_ids(event, region, policy, hasher=hasher)),
         key=lambda i: (policy.rank(i.kind), i.key),
     )
     ranked = tuple((ident, link_keys(ident)) for ident in ids)

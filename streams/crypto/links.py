@@ -6,15 +6,18 @@ highest-priority identifier. So ingest, when it seals an event, writes each link
 identifier's keyed hash (`streams.crypto.hashing.identity_hash` of its normalised key under the
 tenant's secret) after the ciphertext, and gives each `regroup` record the same hashes of
 every part's keys (`links`). The journey stage matches the one against the other: it never
-sees a clear identifier and never decrypts. The tags are the keys a hashed identity graph
-would hold, so they are not a second scheme.
+sees a clear identifier and never decrypts. With a master key the graph's keys are keyed hashes
+already (`projections.identifiers.GraphHasher`): a tag is then the keyed hash of a hashed key,
+redundant but kept, so that events sealed before deal alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from projections.identifiers import NormalisedId, held_spellings
+import phonenumbers
+
+from projections.identifiers import GraphHasher, NormalisedId, held_spellings
 from schemas.envelope import IDENTIFIER_KINDS, Customer
 from schemas.outputs import HEADER_KIND, KIND_REGROUP, KIND_REJOIN, RegroupRecord, RejoinRecord
 from streams.crypto.fields import link_tag
@@ -35,7 +38,10 @@ def linking_paths(ids: Iterable[NormalisedId]) -> dict[str, str]:
 
 
 def tagged_regroups(
-    records: Iterable[OutRecord], tag: Tagger, region: str | None = None
+    records: Iterable[OutRecord],
+    tag: Tagger,
+    region: str | None = None,
+    hasher: GraphHasher | None = None,
 ) -> list[OutRecord]:
     """The records, each `regroup` record with the link tags of its parts' keys (`links`), each
     `rejoin` record with those of its values' spellings in the tenant's `region`
@@ -49,9 +55,7 @@ def tagged_regroups(
         if value is not None and kind == KIND_REJOIN:
             rejoin = RejoinRecord.from_bytes(value)
             spellings = (
-                key
-                for lifted in rejoin.lifted
-                for key in held_spellings(lifted.replace(":", " ", 1), region)
+                key for lifted in rejoin.lifted for key in lifted_spellings(lifted, region, hasher)
             )
             lifted_links = tuple(tag(rejoin.tenant, key) for key in spellings)
             value = rejoin.model_copy(update={"lifted_links": lifted_links}).to_bytes()
@@ -73,10 +77,33 @@ def tagged_regroups(
     return out
 
 
-def merge_tags(sealer: Sealer, tenant: str, identifier: str, region: str | None) -> tuple[str, ...]:
+def lifted_spellings(
+    lifted: str, region: str | None, hasher: GraphHasher | None
+) -> tuple[str, ...]:
+    """The keys a lifted value (a decided key, `kind:value`) is held under: as `held_spellings`
+    finds them; in a hashed graph, read off the key (a phone's national hash, and its spelling
+    in the region's country code: the country a national number is read in)."""
+    if hasher is None:
+        return held_spellings(lifted.replace(":", " ", 1), region)
+    kind, _, number = lifted.partition(":")
+    country = phonenumbers.country_code_for_region(region) if region else 0
+    if kind != "phone" or not country:
+        return (lifted,)
+    return (f"phone:+{country}:{number}", lifted)
+
+
+def merge_tags(
+    sealer: Sealer,
+    tenant: str,
+    identifier: str,
+    region: str | None,
+    hasher: GraphHasher | None = None,
+) -> tuple[str, ...]:
     """The link tags of a merge's identifier (`kind value`): of its key, and of its national
-    spelling for a phone (`deal_merges` looks for either)."""
-    return tuple(sealer.link_tag(tenant, key) for key in held_spellings(identifier, region))
+    spelling for a phone (`deal_merges` looks for either); keys hashed by `hasher` as the
+    graph's are."""
+    spellings = held_spellings(identifier, region, hasher)
+    return tuple(sealer.link_tag(tenant, key) for key in spellings)
 
 
 def tags_by_priority(customer: Customer, priority: tuple[str, ...]) -> list[str] | None:

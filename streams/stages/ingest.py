@@ -16,7 +16,13 @@ from dataclasses import replace
 import orjson
 from pydantic import ValidationError
 
-from projections.identifiers import NormalisedId, customer_ids, identity_ids, normalise
+from projections.identifiers import (
+    GraphHasher,
+    NormalisedId,
+    customer_ids,
+    identity_ids,
+    normalise,
+)
 from projections.identity import (
     IdentityChange,
     IdentityPolicy,
@@ -250,6 +256,7 @@ def ingest(
             continue
         view = StateIdentityView(state, tenant, parsed)
         region = settings.region_for(tenant)
+        hasher = settings.hasher_for(tenant)  # sealing on: graph keys are keyed hashes
         try:
             # Only reads until the seal, which comes last and writes no more than the ring of
             # the event's customer: a record that fails here leaves no other trace in the state.
@@ -258,7 +265,7 @@ def ingest(
             refuse = DecidedBlocks(state, tenant, policy, any_decided)
             blocks = any_decided or policy.blocked or policy.blocked_patterns or policy.decided
             # Nothing blocked in the tenant: nothing to ask about each identifier.
-            ids = identity_ids(event, region, refuse if blocks else None, refused)
+            ids = identity_ids(event, region, refuse if blocks else None, refused, hasher)
             if suppression is not None and suppression.covers(tenant):
                 field = suppression.field_of(state, tenant, ids)
                 if field is not None:  # an erased customer's identifier: never stitched again
@@ -276,7 +283,7 @@ def ingest(
                     for kind, _, value in [identifier.partition(" ")]
                     if (
                         text := confirmed_text(
-                            state, tenant, blocked_key(normalise(kind, value, region))
+                            state, tenant, blocked_key(normalise(kind, value, region, hasher))
                         )
                     )
                 ),
@@ -286,12 +293,13 @@ def ingest(
                 refused["limit"] += len(change.conflicts)
             blocked = frozenset(refuse.decided)
             edge = edge_of(stitch_keys(view, ids), change, blocked)
-            decided = decision_writes(event, region)
+            decided = decision_writes(event, region, hasher)
             emitted = body
             links = None
             if sealer is not None and sealer.tags_links:  # what a split deals the event by
                 plain = not blocks and event.type not in DECISION_TYPES  # then `ids` are all
-                links = linking_paths(ids if plain else customer_ids(event.customer, region))
+                ided = ids if plain else customer_ids(event.customer, region, hasher)
+                links = linking_paths(ided)
             if sealer is not None:  # after stitching: only now is the customer known
                 emitted = sealer.seal(
                     state, tenant, change.customer_id, body, change.absorbed, links
@@ -353,7 +361,7 @@ def ingest(
                     carry_over_limit(state, tenant, change.absorbed, [change.customer_id], True)
             out.extend(move_conflicts(state, tenant, change.customer_id, change.absorbed))
             keep_held(state, tenant, change, ids)
-            out.extend(open_conflicts(state, tenant, change, event, region))
+            out.extend(open_conflicts(state, tenant, change, event, region, hasher))
         except Exception as exc:  # the event stands; without its edge its customer is not split
             out.append(dead_letter(record, failure_reason("keep the identity edge of", exc), exc))
         for old in change.absorbed:
@@ -361,7 +369,7 @@ def ingest(
             merge_links = None
             if sealer is not None and identifier is not None:  # an identifier: personal
                 if sealer.tags_links:  # what a split finds the part holding it by
-                    merge_links = merge_tags(sealer, tenant, identifier, region)
+                    merge_links = merge_tags(sealer, tenant, identifier, region, hasher)
                 ring = sealer.ring_for(state, tenant, change.customer_id)
                 identifier = sealer.seal_note(ring, tenant, event.event_id, identifier)
             merge = _merge_record(event, old, change.customer_id, identifier, confirmed)
@@ -390,14 +398,14 @@ def ingest(
                 with state.all_or_nothing(out) as produced:
                     named: dict[str, set[str]] = {}
                     produced.extend(resolve_conflicts(state, tenant, event, decided, named))
-                    splits = split_on_decision(state, view, tenant, event, region, decided)
+                    splits = split_on_decision(state, view, tenant, event, region, decided, hasher)
                     produced.extend(_tagged(splits, sealer))
                     lifted = [k for k, why in decided if not why]
                     # a confirmed merge joins the customers a limit held apart on the value
                     joined = named if event.type == "identity.merge_confirmed" else {}
                     conflicted = {k: named_ for k, named_ in joined.items() if k in lifted}
                     backs = merge_back(state, view, tenant, lifted, event, policy, conflicted)
-                    produced.extend(_tagged(backs, sealer, region))
+                    produced.extend(_tagged(backs, sealer, region, hasher))
             except Exception as exc:  # the decision stays recorded; the split is reported
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None and emitted is body:  # a sealed event is read back from its bytes
@@ -406,12 +414,15 @@ def ingest(
 
 
 def _tagged(
-    records: list[OutRecord], sealer: Sealer | None, region: str | None = None
+    records: list[OutRecord],
+    sealer: Sealer | None,
+    region: str | None = None,
+    hasher: GraphHasher | None = None,
 ) -> list[OutRecord]:
     """Regroup and rejoin records with their keys' link tags when sealed events carry them."""
     if sealer is None or not sealer.tags_links or not records:
         return records
-    return tagged_regroups(records, sealer.link_tag, region)
+    return tagged_regroups(records, sealer.link_tag, region, hasher)
 
 
 def _merge_record(

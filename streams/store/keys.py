@@ -1,7 +1,9 @@
 """The key space of the processors' state: the only module that spells a key prefix.
 
 State keys (in RocksDB under a partition prefix, and as they are on the changelog topics) are
-``<prefix><tenant>/<rest>``. Ingest (identity) keeps:
+``<prefix><tenant>/<rest>``. With a master key, every identifier key and national number below
+is a keyed hash (`email:#<base32>`, `phone:+44:#<base32>`: `projections.identifiers.GraphHasher`),
+never the identifier. Ingest (identity) keeps:
 
 - ``i/<tenant>/<identifier key>`` -> the customer id holding the identifier,
 - ``m/<tenant>/<customer id>`` -> the head of the customer's identifier keys: how many chunks

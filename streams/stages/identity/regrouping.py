@@ -36,7 +36,7 @@ from datetime import datetime
 import orjson
 
 from projections.flag_changes import flag_changed, flag_withdrawn
-from projections.identifiers import NormalisedId, normalise
+from projections.identifiers import GraphHasher, NormalisedId, normalise
 from projections.identity import (
     IdentityChange,
     IdentityPolicy,
@@ -242,6 +242,7 @@ def split_on_decision(
     event: Event,
     region: str | None,
     reasons: Iterable[tuple[str, str | None]],
+    hasher: GraphHasher | None = None,
 ) -> list[OutRecord]:
     """Split every customer holding a value the decision blocked; the records to emit.
 
@@ -255,7 +256,7 @@ def split_on_decision(
         return _is_refused(state, tenant, key)
 
     idents: list[NormalisedId] = [
-        normalise(kind, raw, region) for kind, raw in event.customer.identifiers()
+        normalise(kind, raw, region, hasher) for kind, raw in event.customer.identifiers()
     ]
     owners = sorted(
         {
@@ -312,11 +313,16 @@ def split_on_decision(
 
 
 def open_conflicts(
-    state: BatchState, tenant: str, change: IdentityChange, event: Event, region: str | None
+    state: BatchState,
+    tenant: str,
+    change: IdentityChange,
+    event: Event,
+    region: str | None,
+    hasher: GraphHasher | None = None,
 ) -> list[OutRecord]:
     """Open IDENTITY_CONFLICT on each customer a held link names, once per flag and customer."""
     out: list[OutRecord] = []
-    for key, customer, flag in conflicts.held(change, event, region):
+    for key, customer, flag in conflicts.held(change, event, region, hasher):
         number = conflict_number(state, tenant, key) or 0
         stored = keys.conflict_key(tenant, key, customer, flag.flag_id)
         if state.get(stored) is not None:
@@ -352,7 +358,7 @@ def keep_held(
     carried = sorted({i.key for i in ids if i.kind != "event"})
     digest = edge_digest(carried)
     for ident in ids:
-        if (ident.kind, ident.value) in held:
+        if (ident.kind, ident.named) in held:
             state.put(keys.held_edge_key(tenant, ident.key, digest), orjson.dumps(carried))
 
 
