@@ -14,7 +14,7 @@ from typing import Any
 
 from projections import journey as journey_fold
 from projections.flags import Flag
-from projections.identifiers import NormalisedId, identity_ids, normalise
+from projections.identifiers import identity_ids, normalise
 from projections.identity import (
     IdentityChange,
     IdentityPolicy,
@@ -35,20 +35,6 @@ from projections.settings import FoldSettings
 from projections.why import linked_by
 from schemas.errors import EventConflictError
 from schemas.events import DECISION_TYPES, ERASURE_TYPE, Event
-
-
-@dataclass(frozen=True, slots=True)
-class _Linking:
-    """What an event's identifier values link on: its identifiers, its edge, those refused."""
-
-    ids: tuple[NormalisedId, ...]
-    edge: frozenset[str]
-    junk: int
-    blocked: int
-
-
-LINKING_MEMO = 65_536
-"""The most identifier sets a ledger remembers the linking identifiers of."""
 
 
 @dataclass(slots=True)
@@ -77,10 +63,6 @@ class Ledger:
     moved: tuple[tuple[str, str], ...] = ()
     """(tenant, customer id) of the journeys the last `add` dealt again besides the event's
     own: a settle moved events between them."""
-    linking: dict[tuple[str, tuple[str | None, ...]], _Linking] = field(default_factory=dict)
-    """(tenant, identifier values) -> what `identity_ids` gives for them: a customer's events
-    mostly carry the same values (a memo of at most `LINKING_MEMO` sets; the settings are the
-    ledger's own, so the answer cannot change)."""
     settle_whole: bool = False
     """Settle a component over a limit again from all its edges on each of its events (the
     reference the one-edge settle is tested against), not one edge at a time when it can."""
@@ -104,7 +86,8 @@ class Ledger:
         tenant = event.tenant
         policy = self.settings.identity_for(tenant)
         graph, reach, counts = self._tenant(tenant, policy)
-        ids, edge = self._linking(event, policy, counts)
+        ids = identity_ids(event, self.settings.region_for(tenant), policy, counts)
+        edge = frozenset(ident.key for ident in ids if ident.kind != "event")
         self.own_keys[(tenant, event.event_id)] = edge
         # worked out once, for the components and for the link (the graph is the same)
         stitched = stitch_keys(graph, ids)
@@ -135,25 +118,6 @@ class Ledger:
         # `seen` holds every event id of the tenant, so the journey cannot hold this one
         self.journeys[key] = journey_fold.add_new(current, event)
         return change
-
-    def _linking(
-        self, event: Event, policy: IdentityPolicy, counts: dict[str, int]
-    ) -> tuple[list[NormalisedId], frozenset[str]]:
-        """The identifiers an event links on (`identity_ids`, refusals counted) and its edge."""
-        key = (event.tenant, event.customer.identifier_values())
-        known = self.linking.get(key)
-        if known is None:
-            refused = {"junk": 0, "blocked": 0}
-            ids = identity_ids(event, self.settings.region_for(event.tenant), policy, refused)
-            edge = frozenset(ident.key for ident in ids if ident.kind != "event")
-            known = _Linking(tuple(ids), edge, refused["junk"], refused["blocked"])
-            if edge:  # with none, the event links on its own id: nothing another can share
-                if len(self.linking) >= LINKING_MEMO:
-                    self.linking.clear()
-                self.linking[key] = known
-        counts["junk"] += known.junk
-        counts["blocked"] += known.blocked
-        return list(known.ids), known.edge
 
     def _tenant(
         self, tenant: str, policy: IdentityPolicy
