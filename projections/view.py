@@ -59,16 +59,9 @@ def identifiers_of(journey: Journey, settings: FoldSettings) -> tuple[Identifier
     refused: dict[tuple[str, str], str] = {}
     nationals: dict[str, str] = {}
     internationals: dict[str, set[str]] = {}
-    # Every step below does nothing for identifiers and a system seen together before: a
-    # customer's events mostly repeat both, so each pair is read once.
-    read: set[tuple[tuple[str | None, ...], str]] = set()
     for event in journey.events:
         if event.type in HANDLING_TYPES:
             continue  # a person's action names the customer; no system supplied it
-        pair = (event.customer.identifier_values(), event.source.system)
-        if pair in read:
-            continue
-        read.add(pair)
         for ident in customer_ids(event.customer, region):
             systems = found.get((ident.kind, ident.value))
             if systems is not None:

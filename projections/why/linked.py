@@ -44,13 +44,9 @@ def linked_by(
         else:
             values = event.customer.identifier_values()
             found = ranked.get(values)
-            if found is not None:
-                # seen: all its keys are, so its highest-priority identifier is the shared one
-                if found[0]:
-                    first = found[0][0][0]
-                    links[event.event_id] = f"{first.kind} {first.value}"
-                continue
-            ids, keys = found = ranked[values] = _ranked(event, policy, region)
+            if found is None:
+                found = ranked[values] = _ranked(event, policy, region)
+            ids, keys = found
         if not seen.isdisjoint(keys):
             shared = next(i for i, own in ids if not seen.isdisjoint(own))
             links[event.event_id] = f"{shared.kind} {shared.value}"
