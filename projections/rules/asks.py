@@ -23,34 +23,21 @@ def asked_for(event: Event) -> tuple[str, ...]:
     return ()
 
 
-LEARNED = 64
-"""How many identifier sets (with their system) a walk remembers having learned."""
-
-
 class _Held:
     """What the journey held so far, with the system that first supplied each thing."""
 
     def __init__(self) -> None:
         self.fields: dict[str, str] = {}
         self.sites: dict[str | None, str] = {}
-        self.learned: set[tuple[tuple[str | None, ...], str, bool]] = set()
-        """Identifiers, system and whether a name came, as learned lately: learning them again
-        changes nothing (a customer's events mostly repeat them). At most `LEARNED` of them."""
 
     def learn(self, event: Event) -> None:
         system = event.source.system
         customer = event.customer
-        values = customer.identifier_values()
-        seen = (values, system, bool(customer.name))
-        if seen not in self.learned:
-            if len(self.learned) >= LEARNED:
-                self.learned.clear()  # a memo only: forgetting costs a loop, changes nothing
-            self.learned.add(seen)
-            for kind, value in zip(IDENTIFIER_KINDS, values, strict=True):
-                if value:
-                    self.fields.setdefault(kind, system)
-            if customer.name:
-                self.fields.setdefault("name", system)
+        for kind, value in zip(IDENTIFIER_KINDS, customer.identifier_values(), strict=True):
+            if value:
+                self.fields.setdefault(kind, system)
+        if customer.name:
+            self.fields.setdefault("name", system)
         if isinstance(event, ChatMessage) and event.payload.speaker == "customer":
             for provided in event.payload.provided:
                 self.fields.setdefault(field_name(provided), system)
