@@ -222,10 +222,11 @@ def new_phone_countries(
     )
 
 
-def _owners(view: IdentityView, ids: Iterable[NormalisedId]) -> list[str]:
-    return sorted(
-        {owner for key in stitch_keys(view, ids) if (owner := view.customer_of(key)) is not None}
-    )
+def _owners(
+    view: IdentityView, ids: Iterable[NormalisedId], stitched: Iterable[str] | None = None
+) -> list[str]:
+    keys = stitch_keys(view, ids) if stitched is None else stitched
+    return sorted({owner for key in keys if (owner := view.customer_of(key)) is not None})
 
 
 def link(
@@ -233,15 +234,17 @@ def link(
     tenant: str,
     ids: Iterable[NormalisedId],
     policy: IdentityPolicy | None = None,
+    stitched: Iterable[str] | None = None,
 ) -> IdentityChange:
     """Attach an event's identifiers to the graph, merging the customers they join.
 
     With a `policy`, a merge that would give a customer more identifiers of a kind than its
     limit is held: the event follows its highest-priority identifier and each link left out
-    is returned as a `Conflict`.
+    is returned as a `Conflict`. `stitched` is `stitch_keys(view, ids)` when the caller has
+    worked it out already (read from the same graph).
     """
     ids = list(ids)
-    owners = _owners(view, ids)
+    owners = _owners(view, ids, stitched)
     member_sets = [view.members(owner) for owner in owners]
     own_keys = {ident.key for ident in ids}
     if len(owners) == 1 and own_keys <= member_sets[0]:

@@ -90,10 +90,12 @@ class Ledger:
         ids = identity_ids(event, region, policy, counts, hasher)
         edge = frozenset(ident.key for ident in ids if ident.kind != "event")
         self.own_keys[(tenant, event.event_id)] = edge
-        root = reach.add(edge, stitch_keys(graph, ids) if edge else ())
+        # worked out once, for the components and for the link (the graph is the same)
+        stitched = stitch_keys(graph, ids)
+        root = reach.add(edge, stitched if edge else ())
         if root in reach.over:
             return settle_event(self, event, ids, root)
-        change = link(graph, tenant, ids, policy)
+        change = link(graph, tenant, ids, policy, stitched)
         # only a merge has a why worth keeping (`Why.merged` needs two customers joined)
         why = explain(graph, ids, change, policy) if change.absorbed else None
         graph.apply(change)

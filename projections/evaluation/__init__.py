@@ -82,6 +82,8 @@ class Evaluation:
         """Rules run over the whole journey each time: extra ones, replaced ones."""
         self.factories: dict[str, WalkerFactory] = {}
         """Rules walked incrementally, by name."""
+        self.types: dict[str, frozenset[str] | None] = {}
+        """The event types each of those rules' walker acts on (`Rule.types`; None: all)."""
         by_name = {rule.name: rule for rule in REGISTRY}
         for name, detector in {**DETECTORS, **extra}.items():
             if name not in rules.enabled and name not in extra:
@@ -89,6 +91,7 @@ class Evaluation:
             rule = by_name.get(name)
             if rule is not None and rule.walker is not None and rule.detect is detector:
                 self.factories[name] = rule.walker
+                self.types[name] = rule.types
             else:
                 self.whole[name] = detector
         self.walkers: dict[str, Walker] = {}
@@ -149,7 +152,9 @@ class Evaluation:
                     touched = self.journal.touched
                     for ref in [r for r, d in touched.items() if d.rule == name]:
                         del touched[ref]  # the old walk's drafts
-                    self.walkers[name] = walk(self.factories[name], events, self.rules)
+                    self.walkers[name] = walk(
+                        self.factories[name], events, self.rules, self.types[name]
+                    )
 
     def _restart(self, events: Sequence[Event]) -> None:
         self.walkers = {
@@ -163,8 +168,11 @@ class Evaluation:
         self.afresh = True
 
     def _step(self, event: Event) -> None:
-        for walker in self.walkers.values():
-            walker.step(event)
+        types = self.types
+        for name, walker in self.walkers.items():
+            acts_on = types[name]
+            if acts_on is None or event.type in acts_on:
+                walker.step(event)
         if event.type in HANDLING_TYPES:
             action: FlagAction = event  # type: ignore[assignment]
             key = action.payload.flag_id

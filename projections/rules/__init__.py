@@ -48,6 +48,11 @@ RULE_NAMES: tuple[str, ...] = tuple(rule.name for rule in (*REGISTRY, *DERIVED))
 DETECTORS: Mapping[str, Detector] = {rule.name: rule.detect for rule in REGISTRY}
 """Every base rule's detector by name."""
 
+_TYPES: Mapping[Detector, frozenset[str]] = {
+    rule.detect: rule.types for rule in REGISTRY if rule.types is not None
+}
+"""The event types each typed rule's detector acts on (`Rule.types`)."""
+
 
 def detect(
     events: Sequence[Event],
@@ -59,8 +64,12 @@ def detect(
     with what people did about each one laid over it."""
     detectors = {**DETECTORS, **(extra or {})}
     drafts: list[FlagDraft] = []
+    present = {event.type for event in events}
     for name, detector in detectors.items():
         if name in rules.enabled or name in (extra or {}):
+            types = _TYPES.get(detector)
+            if types is not None and types.isdisjoint(present):
+                continue  # no event its walk acts on: no flag (most rules, most journeys)
             drafts.extend(detector(events, as_of, rules))
     # People's handling first: a flag resolved by hand reads as resolved to a derived rule.
     base = apply_handling(sort_flags(draft.build() for draft in drafts), events, as_of)
@@ -91,10 +100,12 @@ def needed(names: Collection[str], extra: Collection[str] = ()) -> frozenset[str
 def next_deadline(events: Sequence[Event], as_of: datetime, rules: RuleSettings) -> datetime | None:
     """The next moment a time-based rule could open a flag, or a snooze ends, without any new
     event."""
+    present = {event.type for event in events}
     deadlines = [
         moment
         for rule in REGISTRY
         if rule.deadline is not None and rule.name in rules.enabled
+        if rule.types is None or not rule.types.isdisjoint(present)
         if (moment := rule.deadline(events, as_of, rules)) is not None
     ]
     snoozed = snooze_deadline(events, as_of)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
 from projections.moments import later
-from projections.rules.rule import Rule, walk
+from projections.rules.rule import Rule, event_types, walk
 from schemas.events import (
     BookingChanged,
     BookingCreated,
@@ -108,7 +108,19 @@ class _Walk:
         return deadline if deadline >= as_of else None
 
 
-RULE = Rule.walking("UNANSWERED_ENQUIRY", Severity.MEDIUM, _Walk, timed=True)
+# enquiries and responses (`is_enquiry`, `is_response`): no other event moves the walk
+_TYPES = event_types(
+    ChatMessage,
+    FormSubmitted,
+    FormFailed,
+    MessageReceived,
+    CallLogged,
+    EnquiryResponded,
+    BookingCreated,
+    BookingChanged,
+    MessageSent,
+)
+RULE = Rule.walking("UNANSWERED_ENQUIRY", Severity.MEDIUM, _Walk, timed=True, types=_TYPES)
 RULES = (RULE,)
 
 
@@ -121,4 +133,4 @@ def pending_deadline(
     events: Sequence[Event], as_of: datetime, rules: RuleSettings
 ) -> datetime | None:
     """When the waiting enquiry will be flagged if nobody answers, if that is after `as_of`."""
-    return walk(_Walk, events, rules).deadline(as_of)
+    return walk(_Walk, events, rules, _TYPES).deadline(as_of)

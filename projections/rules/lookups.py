@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_day, format_slot
 from projections.rules.readers import subject_key
-from projections.rules.rule import Rule, Untimed
+from projections.rules.rule import Rule, Untimed, event_types
 from schemas.events import (
     EnrolmentConfirmed,
     EnrolmentLookup,
@@ -129,6 +129,16 @@ def _recalls(rules: RuleSettings, ahead: Sequence[Event] = ()) -> _Walk:
     return _Walk(RECALL_NOT_VISIBLE, written, looked_up, describe)
 
 
-UNRECOGNISED_ENROLMENT = Rule.walking("UNRECOGNISED_ENROLMENT", Severity.HIGH, _enrolments)
-RECALL_NOT_VISIBLE = Rule.walking("RECALL_NOT_VISIBLE", Severity.HIGH, _recalls)
+UNRECOGNISED_ENROLMENT = Rule.walking(
+    "UNRECOGNISED_ENROLMENT",
+    Severity.HIGH,
+    _enrolments,
+    types=event_types(EnrolmentConfirmed, EnrolmentLookup),
+)
+RECALL_NOT_VISIBLE = Rule.walking(
+    "RECALL_NOT_VISIBLE",
+    Severity.HIGH,
+    _recalls,
+    types=event_types(RecallNotified, RecallLookup),
+)
 RULES = (UNRECOGNISED_ENROLMENT, RECALL_NOT_VISIBLE)

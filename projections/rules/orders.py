@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
 from projections.rules.readers import money
-from projections.rules.rule import NoDeadline, Rule
+from projections.rules.rule import NoDeadline, Rule, event_types
 from schemas.events import (
     Event,
     OrderCancelled,
@@ -211,6 +211,15 @@ def _payment_flag(payment: _Payment, cancels: dict[str, OrderCancelled]) -> Flag
     return draft
 
 
-DUPLICATE_ORDER = Rule.walking("DUPLICATE_ORDER", Severity.HIGH, _Duplicates)
-PAYMENT_FOR_CANCELLED_ORDER = Rule.walking("PAYMENT_FOR_CANCELLED_ORDER", Severity.HIGH, _Payments)
+DUPLICATE_ORDER = Rule.walking(
+    "DUPLICATE_ORDER", Severity.HIGH, _Duplicates, types=event_types(OrderPlaced, OrderCancelled)
+)
+PAYMENT_FOR_CANCELLED_ORDER = Rule.walking(
+    "PAYMENT_FOR_CANCELLED_ORDER",
+    Severity.HIGH,
+    _Payments,
+    types=event_types(
+        PaymentAuthorised, PaymentCaptured, PaymentVoided, PaymentRefunded, OrderCancelled
+    ),
+)
 RULES = (DUPLICATE_ORDER, PAYMENT_FOR_CANCELLED_ORDER)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_duration, format_moment
-from projections.rules.rule import Rule, Untimed
+from projections.rules.rule import Rule, Untimed, event_types
 from schemas.events import CallLogged, Event, ReferralMade
 
 if TYPE_CHECKING:
@@ -106,5 +106,7 @@ def _moment(move: Handoff) -> datetime:
     return move.event.occurred_at
 
 
-RULE = Rule.walking("REFERRAL_LOOP", Severity.MEDIUM, _Walk)
+RULE = Rule.walking(
+    "REFERRAL_LOOP", Severity.MEDIUM, _Walk, types=event_types(ReferralMade, CallLogged)
+)
 RULES = (RULE,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, get_args
 
 from projections.flags import Flag, FlagDraft, Severity
 from schemas.events import Event
@@ -82,12 +82,28 @@ WalkerFactory = Callable[["RuleSettings", Sequence[Event]], Walker]
 that looks ahead (empty when the events come one at a time)."""
 
 
-def walk(factory: WalkerFactory, events: Sequence[Event], rules: RuleSettings) -> Walker:
-    """A fresh walker stepped over every event."""
+def walk(
+    factory: WalkerFactory,
+    events: Sequence[Event],
+    rules: RuleSettings,
+    types: frozenset[str] | None = None,
+) -> Walker:
+    """A fresh walker stepped over every event (with `types`, over the events of those types:
+    a rule's `types` are the only ones its step acts on, so the walk is the same)."""
     walker = factory(rules, events)
-    for event in events:
-        walker.step(event)
+    if types is None:
+        for event in events:
+            walker.step(event)
+    else:
+        for event in events:
+            if event.type in types:
+                walker.step(event)
     return walker
+
+
+def event_types(*classes: type[Event]) -> frozenset[str]:
+    """The `type` strings of these event classes (what `Rule.types` holds)."""
+    return frozenset(get_args(cls.model_fields["type"].annotation)[0] for cls in classes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,25 +126,35 @@ class Rule(_Declared):
     deadline: Deadline | None = None
     walker: WalkerFactory | None = None
     """The rule's resumable walk (`detect` is a whole walk of it)."""
+    types: frozenset[str] | None = None
+    """The event types the walker's step acts on (None: every type). A step of any other type
+    changes nothing, and a walker stepped over no event finds nothing: a journey with none of
+    these types has no flag of the rule, whatever the moment."""
 
     @classmethod
     def walking(
-        cls, name: str, severity: Severity, factory: WalkerFactory, timed: bool = False
+        cls,
+        name: str,
+        severity: Severity,
+        factory: WalkerFactory,
+        timed: bool = False,
+        types: frozenset[str] | None = None,
     ) -> Rule:
-        """A rule declared by its walker: `detect` (and `deadline` if `timed`) walk it whole."""
+        """A rule declared by its walker: `detect` (and `deadline` if `timed`) walk it whole,
+        stepping only the events of `types` (all events when None)."""
 
         def detect(
             events: Sequence[Event], as_of: datetime, rules: RuleSettings
         ) -> list[FlagDraft]:
-            return list(walk(factory, events, rules).drafts(as_of))
+            return list(walk(factory, events, rules, types).drafts(as_of))
 
         def deadline(
             events: Sequence[Event], as_of: datetime, rules: RuleSettings
         ) -> datetime | None:
-            return walk(factory, events, rules).deadline(as_of)
+            return walk(factory, events, rules, types).deadline(as_of)
 
         detect.__module__ = deadline.__module__ = factory.__module__  # declared there
-        return cls(name, severity, detect, deadline if timed else None, factory)
+        return cls(name, severity, detect, deadline if timed else None, factory, types)
 
 
 @dataclass(frozen=True, slots=True)

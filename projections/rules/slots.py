@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING
 from projections.flags import FlagDraft, Severity
 from projections.formatting import format_slot, same_slot
 from projections.rules.readers import SlotValue, requested_slot
-from projections.rules.rule import Rule, Untimed
+from projections.rules.rule import Rule, Untimed, event_types
 from schemas.events import (
     BookingCancelled,
     BookingChanged,
     BookingCreated,
+    ChatMessage,
     Event,
+    FormFailed,
+    FormSubmitted,
     MessageSent,
 )
 
@@ -157,5 +160,15 @@ class _Walk(Untimed):
         self.found.append(draft)
 
 
-RULE = Rule.walking("DATE_MISMATCH", Severity.HIGH, _Walk)
+# requests (forms, chat lines), bookings and messages: no other event moves the walk
+_TYPES = event_types(
+    FormSubmitted,
+    FormFailed,
+    ChatMessage,
+    BookingCreated,
+    BookingChanged,
+    BookingCancelled,
+    MessageSent,
+)
+RULE = Rule.walking("DATE_MISMATCH", Severity.HIGH, _Walk, types=_TYPES)
 RULES = (RULE,)
