@@ -36,6 +36,7 @@ from schemas.codec import decode_trusted
 from schemas.errors import JourneyLedgerError
 from schemas.events import Event
 from schemas.outputs import HEADER_KIND, KIND_EVENT
+from schemas.trusted.reader import read_event_unwrapped
 from streams.config import KafkaSettings, TopicNames
 from streams.crypto.fields import PREFIX as SEALED_PREFIX
 from streams.crypto.opening import keys_from_changelog, open_bytes
@@ -272,13 +273,47 @@ class EventCollector:
         The client's records are read as they are: an `InRecord` built for each cost a tenth
         of replay's reading.
         """
-        stats, prefix, decoded, events = self.stats, self._prefix, self._decoded, self.events
+        if self._data_keys is not None or self._prefix is not None:
+            self._add_each(records)
+            return
+        # The common case (the whole topic, clear or without keys) in one tight loop: every
+        # call and attribute read here runs 75,000 times a second.
+        stats, decoded, events = self.stats, self._decoded, self.events
+        get, append, read = decoded.get, events.append, read_event_unwrapped
+        sealed = merges = 0
         for record in records:
             value, headers = record.value, record.headers
             # the ledger writes the kind first: one comparison, no call, for nearly every record
+            if value is None or not (
+                (headers and headers[0] == _EVENT_HEADER) or _is_event(headers)
+            ):
+                merges += 1  # identity merges: replay stitches from the events
+                continue
+            event = get(value)
+            if event is None:
+                try:
+                    event = read(value)
+                except ValidationError:
+                    try:  # validated in full: a damaged record's reasons are validation's
+                        event = decode_trusted(value)
+                    except ValueError as exc:
+                        self._unreadable(record, exc)
+                        continue
+                sealed += _SEALED in value
+                decoded[value] = event
+            append(event)
+        stats.merges += merges
+        stats.sealed += sealed
+        stats.events = len(events)
+
+    def _add_each(self, records: list[Any]) -> None:
+        """`add` for one tenant's records, or with data keys to open sealed events."""
+        stats, prefix, decoded, events = self.stats, self._prefix, self._decoded, self.events
+        for record in records:
+            value, headers = record.value, record.headers
             first_is_event = bool(headers) and headers[0] == _EVENT_HEADER
             if value is None or not (first_is_event or _is_event(headers)):
-                stats.merges += 1  # identity merges: replay stitches from the events
+                stats.merges += 1
                 continue
             if prefix is not None and not (record.key or b"").startswith(prefix):
                 stats.skipped += 1

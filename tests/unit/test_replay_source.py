@@ -124,3 +124,31 @@ def test_a_record_that_does_not_decode_is_counted_and_left_out_with_where_and_wh
     assert reason.startswith("partition 3, offset 41: ")
     assert f"{document['type']}.payload." in reason
     assert "4111" not in reason
+
+
+def test_the_whole_topics_loop_reads_as_the_general_one() -> None:
+    # `add` runs a loop of its own for the whole topic without data keys (replay's common
+    # case); it must read every record as the general loop (`_add_each`) does.
+    raws = _demo()
+    document = orjson.loads(raws[2])
+    document["occurred_at"] = "yesterday"
+    records = events_topic(600, 120, seed=3)
+    records[5:5] = [
+        _event_record(orjson.dumps(document)),
+        _record(b"{oops", [(HEADER_KIND, KIND_EVENT)]),
+        _record(None, [(HEADER_KIND, KIND_EVENT)]),
+        _record(raws[1], [(HEADER_CUSTOMER_ID, b"cus_1"), (HEADER_KIND, KIND_EVENT)]),
+        _record(raws[1], []),
+        _event_record(_sealed(raws[3])),
+        _event_record(_sealed(raws[3])),
+    ]
+    fast, general = EventCollector(ReadStats()), EventCollector(ReadStats())
+    for at in range(0, len(records), 97):
+        fast.add(records[at : at + 97])
+        general._add_each(records[at : at + 97])
+    assert fast.events == general.events
+    for got, want in zip(fast.events, general.events, strict=True):
+        _assert_same_model(got, want)
+    assert fast.stats == general.stats
+    assert (fast.stats.unreadable, fast.stats.sealed) == (2, 1)
+    assert "occurred_at" in fast.stats.first_unreadable
