@@ -46,11 +46,13 @@ State keys (in RocksDB under a partition prefix, and as they are on the changelo
 - ``lc/<tenant>`` -> the customer id the retention sweep (customers not indexed yet) reached,
 - ``sx/<tenant>/<identity hash>`` -> nothing: an identifier of a customer erased in a tenant
   that suppresses them (a keyed hash, `streams.crypto.hashing`, never the identifier),
-- ``dl/<tenant>/<identity key>/<dead letter key>`` -> nothing: a dead letter (its own Kafka key,
+- ``dl/<tenant>/<identity key>/<dead letter key>`` -> when its notice was written (Kafka
+  timestamp, milliseconds, decimal): a dead letter (its own Kafka key,
   `streams.kafka.records.dead_letter_key`) carries the identifier; the identity key is the
   identifier key's keyed hash when the worker seals (`Sealer.link_tag`), the key itself
   otherwise; both parts are quoted (``%`` as ``%25``, ``/`` as ``%2F``) so each is one level;
-  at most `streams.stages.identity.dead_letters.MAX_PER_KEY` per identity key; erasure sends
+  at most `streams.stages.identity.dead_letters.MAX_PER_KEY` per identity key (the oldest make
+  way); erasure sends
   a tombstone for each and deletes them (`streams.stages.identity.dead_letters`).
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):

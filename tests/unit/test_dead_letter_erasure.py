@@ -10,10 +10,13 @@ import orjson
 import pytest
 
 import tests.unit.test_stages as stages_under_test
+from projections.settings import FoldSettings
 from streams.crypto.suppression import Suppression
+from streams.kafka.records import InRecord
 from streams.stages.identity import dead_letters
 from streams.stages.ingest import ingest
 from streams.store import keys
+from streams.store.state import BatchState, LocalStore
 from tests.factories import raw
 from tests.unit.test_erasure import MASTER, _customer, _erasure, _sealer
 from tests.unit.test_stages import PARTITIONS, Pipeline
@@ -125,3 +128,22 @@ def test_the_index_under_one_identifier_is_bounded(
     _feed(pipeline, _erasure(_customer(pipeline, "ann@x.org")))
     assert len(pipeline.tombstones) == 3  # the other two leave with the topic's retention
     assert set(pipeline.tombstones) < set(pipeline.dead_keys)
+
+
+def test_the_oldest_entry_makes_way_for_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dead_letters, "MAX_PER_KEY", 3)
+    store = LocalStore(tmp_path / "identity")
+    try:
+        # arriving out of key order: the notices' timestamps decide which are the oldest
+        for at, name in ((5, "e"), (1, "a"), (4, "d"), (2, "b"), (3, "c")):
+            notice = {"dead_letter": f"acme/raw/0/{name}/x", "customer": {"email": "a@x.org"}}
+            record = InRecord("validated", 0, at, b"acme", orjson.dumps(notice), at)
+            state = BatchState(store, 0)
+            assert dead_letters.index_dead_letter(state, record, FoldSettings(), None) == []
+            store.write(0, state.changes)
+        kept = [keys.dead_letter_of(k) for k, _ in store.items(0, keys.Prefix.DEAD_LETTERS.value)]
+        assert kept == [b"acme/raw/0/c/x", b"acme/raw/0/d/x", b"acme/raw/0/e/x"]
+    finally:
+        store.close()

@@ -30,8 +30,9 @@ from streams.store.state import BatchState
 
 MAX_PER_KEY = 100
 """The most dead letters indexed under one identifier key: a producer re-sending one broken
-event for ever must not grow a state record without bound; past it a dead letter is not
-indexed and leaves with the dead-letter topic's retention (`dead_letter_retention_days`)."""
+event for ever must not grow the index without bound. Past it the oldest entry (by the
+notice's timestamp) makes way: its dead letter is the first to leave with the dead-letter
+topic's retention (`dead_letter_retention_days`) anyway."""
 
 
 def identity_key(sealer: Sealer | None, tenant: str, key: str) -> str:
@@ -80,15 +81,24 @@ def index_dead_letter(
     ids = [i for i in identifier_values_ids(values, region) if i.unusable is None]
     if suppression is not None and suppression.field_of(state, tenant, ids) is not None:
         return [tombstone(dead)]
+    when = str(max(record.timestamp_ms, 0)).encode()
     for ident in ids:
         kept = identity_key(sealer, tenant, indexed_key(ident.key))
         entry = keys.dead_letter_index_key(tenant, kept, dead)
         if state.get(entry) is not None:
             continue  # the same notice again (a batch read twice)
-        if len(state.items(keys.dead_letters_prefix(tenant, kept))) >= MAX_PER_KEY:
-            continue  # bounded: this one leaves with the topic's retention
-        state.put(entry, b"")
+        held = state.items(keys.dead_letters_prefix(tenant, kept))  # at most MAX_PER_KEY
+        over = len(held) + 1 - MAX_PER_KEY
+        for oldest, _ in sorted(held, key=_age)[: max(over, 0)]:
+            state.delete(oldest)  # bounded: the oldest make way
+        state.put(entry, when)
     return []
+
+
+def _age(item: tuple[bytes, bytes]) -> tuple[int, bytes]:
+    """An index entry's notice time (milliseconds; 0 unknown), then its key, oldest first."""
+    entry, value = item
+    return (int(value) if value.isdigit() else 0), entry
 
 
 def erase_dead_letters(
