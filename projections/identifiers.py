@@ -339,6 +339,15 @@ def customer_ids(
     return _customer_ids(customer.identifier_values(), region, hasher)
 
 
+def identifier_values_ids(
+    values: tuple[str | None, ...], region: str | None = None
+) -> tuple[NormalisedId, ...]:
+    """The normalised identifiers of identifier values in `IDENTIFIER_KINDS` order, exactly as
+    an event's customer with those values gets them (`customer_ids`): for values read from
+    outside an event (a dead letter's)."""
+    return _customer_ids(values, region)
+
+
 # Cached by the customer's identifier values: a customer's events mostly carry the same ones,
 # and the fold, the journey's identifiers and its links each read them (each read built the
 # pairs and looked each identifier up again: about 15% of a check's CPU, sampled).

@@ -32,6 +32,8 @@ KIND_MOVED = b"moved"
 KIND_REJOIN = b"rejoin"
 KIND_MERGES = b"merges"
 KIND_ERASED = b"erased"
+KIND_DEAD_LETTER = b"dead_letter"
+"""The kind of a validated-topic record telling ingest whose a dead letter is (no event)."""
 
 FlagChangeKind = Literal["opened", "resolved", "reopened", "withdrawn", "handled", "updated"]
 """What happened to a flag: opened; resolved, reopened; withdrawn (it never held, or merged);

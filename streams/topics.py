@@ -20,10 +20,13 @@ COMPACTED = {"cleanup.policy": "compact"}
 """Config of the state changelogs: the latest value per key is kept."""
 
 
-def dead_letter_config(settings: KafkaSettings) -> dict[str, str]:
-    """Config of the dead-letter topics: kept `dead_letter_retention_days`, then deleted."""
+def dead_letter_config(settings: KafkaSettings, compacted: bool = False) -> dict[str, str]:
+    """Config of the dead-letter topics: kept `dead_letter_retention_days`, then deleted; the
+    stages' topic (`compacted`) is compacted too, so erasure's tombstone supersedes a dead
+    letter (each has its own key) before its days are up."""
     days = settings.dead_letter_retention_days
-    return {"retention.ms": str(days * 24 * 3600 * 1000), "cleanup.policy": "delete"}
+    policy = "compact,delete" if compacted else "delete"
+    return {"retention.ms": str(days * 24 * 3600 * 1000), "cleanup.policy": policy}
 
 
 def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
@@ -31,10 +34,11 @@ def ledger_topics(settings: KafkaSettings) -> list[TopicSpec]:
     names = settings.names()
     count = settings.partitions
     dead = dead_letter_config(settings)
+    erasable = dead_letter_config(settings, compacted=True)
     return [
         TopicSpec(names.touchpoints, count, dict(RAW)),
         TopicSpec(names.validated, count, dict(RAW)),  # clear text too: kept as briefly
-        TopicSpec(names.dead_letters, count, dict(dead)),
+        TopicSpec(names.dead_letters, count, dict(erasable)),
         TopicSpec(names.events, count, dict(KEEP_FOREVER)),
         TopicSpec(names.flags, count, dict(KEEP_FOREVER)),
         TopicSpec(names.identity_changelog, count, dict(COMPACTED)),

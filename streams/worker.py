@@ -20,6 +20,7 @@ from streams.crypto.sealing import Sealer
 from streams.crypto.suppression import Suppression
 from streams.graph_health import GraphHealthCache
 from streams.kafka.records import InRecord, OutRecord
+from streams.stages.identity.dead_letters import count_erased
 from streams.stages.identity.retention import RETENTION_MAX_LAG, RETENTION_PASS_S, expire
 from streams.stages.ingest import ingest
 from streams.stages.journey.stage import (
@@ -70,6 +71,9 @@ class Worker:
         """Customers the retention timer erased since this process started, by tenant."""
         self.suppressed: dict[tuple[str, str], int] = {}
         """Events dropped for an erased customer's identifier, by tenant and field."""
+        self.dead_letters_erased: dict[str, int] = {}
+        """Dead letters erasure superseded with a tombstone since this process started, by
+        tenant (`-` for a dead letter that named none)."""
         self.deadlines = DeadlineIndex()
         self.runners: dict[str, StageRunner | StatelessRunner] = {}
         self.identity_store = LocalStore(self.data_dir / "identity")
@@ -96,6 +100,7 @@ class Worker:
                 validated=self.validated,
                 suppression=self.suppression,
                 suppressed=self.suppressed,
+                dead_letters_erased=self.dead_letters_erased,
             ),
             tick=self._expire if self.retention_days else None,
             tick_interval_s=RETENTION_PASS_S,
@@ -137,7 +142,9 @@ class Worker:
         return reevaluate(state, self.cache, due, now, self.fold, self.deadlines, self.extra_rules)
 
     def _expire(self, state: BatchState) -> list[OutRecord]:
-        return expire(state, self.retention_days, self.clock(), self.sealer, self.retention_erased)
+        outs = expire(state, self.retention_days, self.clock(), self.sealer, self.retention_erased)
+        count_erased(outs, self.dead_letters_erased)
+        return outs
 
     def owned(self, stage: str) -> frozenset[int]:
         """The partitions of a stage ("validate", "ingest", "journeys") this worker processes now."""
@@ -228,8 +235,9 @@ def _ingest(
     validated: RecentEvents,
     suppression: Suppression | None,
     suppressed: dict[tuple[str, str], int],
+    dead_letters_erased: dict[str, int],
 ) -> list[OutRecord]:
-    return ingest(
+    outs = ingest(
         state,
         records,
         settings,
@@ -240,3 +248,5 @@ def _ingest(
         suppression=suppression,
         suppressed=suppressed,
     )
+    count_erased(outs, dead_letters_erased)
+    return outs

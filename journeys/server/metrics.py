@@ -112,7 +112,15 @@ class LedgerCollector(Collector):
         )
         for (tenant, field), count in sorted(self.worker.suppressed.items()):
             suppressed.add_metric([tenant, field], count)
-        yield from (expired, suppressed)
+        erased_dead = CounterMetricFamily(
+            "journeys_dead_letters_erased",
+            "Dead letters erasure superseded with a tombstone on the dead-letter topic (found "
+            "by an erased customer's identifiers)",
+            labels=["tenant"],
+        )
+        for tenant, count in sorted(self.worker.dead_letters_erased.items()):
+            erased_dead.add_metric([tenant], count)
+        yield from (expired, suppressed, erased_dead)
 
     def _graph(self) -> Iterator[Metric]:
         # Tenants only in labels: never a customer id or an identifier value.

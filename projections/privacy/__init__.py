@@ -1,1 +1,2 @@
-"""Pure privacy decisions: when the ledger forgets a customer by itself (retention)."""
+"""Pure privacy decisions: when the ledger forgets a customer by itself (retention); whose a
+dead letter is (read leniently, for erasure)."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import orjson
 
-from schemas.outputs import FlagChange
+from projections.privacy.dead_letters import owner_of
+from schemas.outputs import HEADER_KIND, KIND_DEAD_LETTER, FlagChange
 from schemas.redaction import mask_text, mask_value
 
 if TYPE_CHECKING:
@@ -69,7 +71,8 @@ def failure_reason(what: str, exc: BaseException) -> str:
 def dead_letter(record: InRecord, reason: str, error: BaseException | None = None) -> OutRecord:
     """A rejected record with its reason, origin and original bytes, card numbers masked.
 
-    With `error` (processing raised), the document names the exception type as `error`.
+    With `error` (processing raised), the document names the exception type as `error`. Its
+    Kafka key is its own (`dead_letter_key`), so erasure can supersede it with a tombstone.
     """
     document: dict[str, Any] = {
         "reason": mask_text(reason)[0],
@@ -82,6 +85,7 @@ def dead_letter(record: InRecord, reason: str, error: BaseException | None = Non
     if error is not None:
         document["error"] = type(error).__name__
     raw = record.value or b""
+    owner = None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -89,7 +93,51 @@ def dead_letter(record: InRecord, reason: str, error: BaseException | None = Non
         document["original_base64"] = base64.b64encode(masked).decode()
     else:
         document["original"] = _masked_original(text)
-    return OutRecord("dead_letters", record.key or b"", orjson.dumps(document))
+        owner = owner_of(document["original"])
+    key = dead_letter_key(record, document["reason"], None if owner is None else owner.tenant)
+    return OutRecord("dead_letters", key, orjson.dumps(document))
+
+
+def dead_letter_key(record: InRecord, reason: str, tenant: str | None) -> bytes:
+    """A dead letter's own key: `<tenant or ->/<topic>/<partition>/<offset>/<digest of the
+    reason>`. The same record refused again (a batch read twice) gets the same key; two
+    refusals of one record (ingest can report a failed step and go on) get two."""
+    digest = hashlib.blake2b(reason.encode(), digest_size=4).hexdigest()
+    where = f"{record.topic}/{record.partition}/{record.offset}/{digest}"
+    return f"{tenant or '-'}/{where}".encode()
+
+
+def tenant_of_dead_letter(key: bytes) -> str | None:
+    """The tenant a dead letter's key (`dead_letter_key`) names, if any."""
+    tenant = key.partition(b"/")[0].decode("utf-8", "replace")
+    return None if tenant in ("", "-") else tenant
+
+
+def dead_letter_notice(dead: OutRecord) -> OutRecord | None:
+    """What tells ingest a dead letter's tenant and customer identifiers (None when they cannot
+    be read): a record on the validated topic keyed by the tenant, kind `dead_letter`, holding
+    the dead letter's key and the identifiers as written (ingest normalises and indexes them)."""
+    if dead.destination != "dead_letters" or dead.value is None:
+        return None
+    original = orjson.loads(dead.value).get("original")
+    owner = owner_of(original) if isinstance(original, str) else None
+    if owner is None:
+        return None
+    notice = {"dead_letter": dead.key.decode(), "customer": owner.identifiers()}
+    return OutRecord(
+        "validated", owner.tenant.encode(), orjson.dumps(notice), ((HEADER_KIND, KIND_DEAD_LETTER),)
+    )
+
+
+def with_notices(out: list[OutRecord]) -> list[OutRecord]:
+    """A stage's outputs with a notice after them for each dead letter whose customer can be
+    read (`dead_letter_notice`), so that erasing the customer finds it."""
+    notices = [
+        notice
+        for record in out
+        if record.destination == "dead_letters" and (notice := dead_letter_notice(record))
+    ]
+    return out + notices if notices else out
 
 
 def _masked_original(text: str) -> str:

@@ -9,6 +9,7 @@ otherwise is re-sent under its tenant key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, MutableMapping
 from dataclasses import replace
@@ -37,13 +38,28 @@ from projections.settings import FoldSettings
 from schemas.codec import decode_event, decode_trusted, encode_event
 from schemas.errors import InvalidEventError
 from schemas.events import DECISION_TYPES, ERASURE_TYPE, Event
-from schemas.outputs import HEADER_CUSTOMER_ID, HEADER_KIND, KIND_EVENT, KIND_MERGE, MergeRecord
+from schemas.outputs import (
+    HEADER_CUSTOMER_ID,
+    HEADER_KIND,
+    KIND_DEAD_LETTER,
+    KIND_EVENT,
+    KIND_MERGE,
+    MergeRecord,
+)
 from streams.crypto.keys import WrongMasterKeyError
 from streams.crypto.links import linking_paths, merge_tags, tagged_regroups
 from streams.crypto.sealing import Sealer
 from streams.crypto.suppression import Suppression, count_suppressed
-from streams.kafka.records import InRecord, OutRecord, customer_key, dead_letter, failure_reason
+from streams.kafka.records import (
+    InRecord,
+    OutRecord,
+    customer_key,
+    dead_letter,
+    failure_reason,
+    with_notices,
+)
 from streams.stages.identity.activity import note_activity
+from streams.stages.identity.dead_letters import index_dead_letter
 from streams.stages.identity.erasure import erase_customer
 from streams.stages.identity.members import (
     add_members,
@@ -209,12 +225,19 @@ def ingest(
     Each customer's last-event day is kept for the retention timer
     (`streams.stages.identity.activity`). A record that cannot be processed, whatever the
     exception, goes to dead letters with the reason and the exception type; the batch goes on.
+    A dead letter's notice (its customer's identifiers) is indexed for erasure
+    (`streams.stages.identity.dead_letters`), and each dead letter made here gets one.
     """
     out: list[OutRecord] = []
     marked: set[str] = set()  # tenants whose marker this batch has checked
     deciding: set[str] = set()  # tenants whose values a person decided about in this batch
     parsed: dict[bytes, frozenset[str]] = {}  # member lists by their bytes, for the batch
     for record in records:
+        if record.headers and record.header(HEADER_KIND) == KIND_DEAD_LETTER:
+            # A notice the ledger wrote wrong names no one: nothing to index, nothing to report.
+            with contextlib.suppress(Exception):
+                out.extend(index_dead_letter(state, record, settings, sealer, suppression))
+            continue
         # The validate stage refused these already: checked again, cheaply, for any record
         # that reached this topic another way.
         reason = refusal(record, max_bytes)
@@ -410,7 +433,7 @@ def ingest(
                 out.append(dead_letter(record, failure_reason("split customers for", exc), exc))
         if recent is not None and emitted is body:  # a sealed event is read back from its bytes
             recent.remember(body, event)
-    return out
+    return with_notices(out)
 
 
 def _tagged(

@@ -75,7 +75,9 @@ class StageStats:
         self.records += records
         self.batches += batches
         self.outputs += len(outs)
-        self.dead_letters += sum(1 for out in outs if out.destination == "dead_letters")
+        self.dead_letters += sum(
+            1 for out in outs if out.destination == "dead_letters" and out.value is not None
+        )  # a tombstone (erasure superseding a dead letter) is not one
 
 
 def stage_consumer(name: str, group: str | None, settings: KafkaSettings) -> AIOKafkaConsumer:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
-from streams.kafka.records import InRecord, OutRecord, dead_letter, failure_reason
+from streams.kafka.records import InRecord, OutRecord, dead_letter, failure_reason, with_notices
 from streams.stages.recent import RecentEvents
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -42,7 +42,9 @@ def validate(
 
     With `recent`, each event is kept under the bytes written for it, for an ingest stage in
     this process to take instead of decoding them again. A record that cannot be decoded,
-    whatever the exception, goes to dead letters with the reason; the batch goes on.
+    whatever the exception, goes to dead letters with the reason; the batch goes on. A dead
+    letter whose customer can be read gets a notice to ingest (`with_notices`), so that
+    erasing the customer supersedes it.
     """
     out: list[OutRecord] = []
     for record in records:
@@ -63,4 +65,4 @@ def validate(
         out.append(OutRecord("validated", event.tenant.encode(), body))
         if recent is not None:
             recent.remember(body, event)
-    return out
+    return with_notices(out)

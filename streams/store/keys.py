@@ -47,7 +47,15 @@ never the identifier. Ingest (identity) keeps:
   timer reads the customers longest silent first and stops at the first one it keeps,
 - ``lc/<tenant>`` -> the customer id the retention sweep (customers not indexed yet) reached,
 - ``sx/<tenant>/<identity hash>`` -> nothing: an identifier of a customer erased in a tenant
-  that suppresses them (a keyed hash, `streams.crypto.hashing`, never the identifier).
+  that suppresses them (a keyed hash, `streams.crypto.hashing`, never the identifier),
+- ``dl/<tenant>/<identity key>/<dead letter key>`` -> when its notice was written (Kafka
+  timestamp, milliseconds, decimal): a dead letter (its own Kafka key,
+  `streams.kafka.records.dead_letter_key`) carries the identifier; the identity key is the
+  identifier key's keyed hash when the worker seals (`Sealer.link_tag`), the key itself
+  otherwise; both parts are quoted (``%`` as ``%25``, ``/`` as ``%2F``) so each is one level;
+  at most `streams.stages.identity.dead_letters.MAX_PER_KEY` per identity key (the oldest make
+  way); erasure sends
+  a tombstone for each and deletes them (`streams.stages.identity.dead_letters`).
 
 The journey stage keeps, per customer (``<tenant>/<customer id>``):
 
@@ -109,6 +117,7 @@ class Prefix(bytes, Enum):
     RETENTION = b"lr/"
     SWEEP = b"lc/"
     SUPPRESSED = b"sx/"
+    DEAD_LETTERS = b"dl/"
     SETTLES = b"g/"
 
 
@@ -315,6 +324,27 @@ def suppressed_key(tenant: str, identity_hash: str) -> bytes:
 def suppressed_prefix(tenant: str) -> bytes:
     """The prefix of every identifier hash a tenant suppresses."""
     return _tenant_key(Prefix.SUPPRESSED, tenant, "")
+
+
+def _quoted(part: str) -> str:
+    return part.replace("%", "%25").replace("/", "%2F")
+
+
+def dead_letters_prefix(tenant: str, identity_key: str) -> bytes:
+    """The prefix of the index entries of every dead letter carrying an identity key."""
+    return _tenant_key(Prefix.DEAD_LETTERS, tenant, _quoted(identity_key) + "/")
+
+
+def dead_letter_index_key(tenant: str, identity_key: str, dead_letter: bytes) -> bytes:
+    """The index entry of one dead letter (by its Kafka key) carrying an identity key."""
+    quoted = _quoted(dead_letter.decode("utf-8", "replace"))
+    return dead_letters_prefix(tenant, identity_key) + quoted.encode()
+
+
+def dead_letter_of(entry: bytes) -> bytes:
+    """The dead letter's Kafka key an index entry (`dead_letter_index_key`) names."""
+    quoted = entry.rpartition(b"/")[2].decode()
+    return quoted.replace("%2F", "/").replace("%25", "%").encode()
 
 
 def tenant_key(tenant: str) -> bytes:

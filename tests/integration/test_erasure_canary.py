@@ -2,17 +2,19 @@
 its API on a real broker, flags opened, then forgotten; every byte the ledger keeps is scanned.
 
 Markers: an e-mail, a phone number, a name, a plate, chat text and a producer's own payload
-field. Scanned: every topic of the ledger (consumed whole), the worker's RocksDB directories
-(read through rocksdict, as RocksDB compresses its files), the worker's log, and the API's
-answers.
+field; one touchpoint the door refuses carries them into a dead letter. Scanned: every topic
+of the ledger (consumed whole), the worker's RocksDB directories (read through rocksdict, as
+RocksDB compresses its files), the worker's log, and the API's answers.
 
 Before forgetting, the scan finds the markers in the raw touchpoints and validated topics (clear
-text before the door and the seal: that proves the scan can fail), and nowhere else in clear:
-the identity graph's keys are keyed hashes (ingest's store and the identity changelog), the
-events topic, the journey state and its changelog hold them only as ciphertext. After
-forgetting: no marker anywhere but those two topics (a 7-day retention removes them); the ring
-is gone from every store, and no key the ledger still holds opens the customer's ciphertext.
-Replay and a rebuilt generation read the log without finding a marker either.
+text before the door and the seal: that proves the scan can fail) and in the refused
+touchpoint's dead letter, and nowhere else in clear: the identity graph's keys are keyed hashes
+(ingest's store and the identity changelog), the events topic, the journey state and its
+changelog hold them only as ciphertext. After forgetting: no marker anywhere but those two
+topics (a 7-day retention removes them) and the dead-letter topic in a record its tombstone
+supersedes; the ring is gone from every store, and no key the ledger still holds opens the
+customer's ciphertext. Replay and a rebuilt generation read the log without finding a marker
+either.
 """
 
 from __future__ import annotations
@@ -97,6 +99,11 @@ def _canary_lines() -> list[bytes]:
         if document["type"] == "booking.created":
             document["customer"]["email"] = MARKERS["email"]
         lines.append(orjson.dumps(document))
+    # and one the door refuses (an unknown type) holding the markers: a dead letter of the
+    # customer's, which erasure supersedes with a tombstone
+    refused = {**orjson.loads(lines[0]), "event_id": "canary-refused", "type": "no.such.type"}
+    refused["customer"] = {**refused["customer"], "email": MARKERS["email"]}
+    lines.append(orjson.dumps(refused))
     return lines
 
 
@@ -203,6 +210,17 @@ def _store_blobs(data_dir: Path) -> dict[str, list[tuple[bytes, bytes]]]:
     return found
 
 
+def _superseded(records: list[Record], hit: Record) -> bool:
+    """Whether a later record of the same key in the same partition is a tombstone."""
+    return any(
+        r.key == hit.key
+        and r.partition == hit.partition
+        and r.offset > hit.offset
+        and r.value is None
+        for r in records
+    )
+
+
 def _api_answers(stack: Stack, customer_id: str) -> list[bytes]:
     return [
         stack.get(f"/v1/journeys/{customer_id}", tenant=TENANT).content,
@@ -220,9 +238,12 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
     assert _hits(served.content, "api")
     before = _topic_hits(stack.topics())
     clear = {names.touchpoints, names.validated}  # before the door and the seal: kept 7 days
-    assert set(before) == clear, sorted(before)  # the identity graph holds keyed hashes
-    assert len(before[names.touchpoints]) == 6  # the scan finds clear text where it is
-    assert len(before[names.validated]) == 6
+    held = {*clear, names.dead_letters}
+    assert set(before) == held, sorted(before)  # the identity graph holds keyed hashes
+    assert len(before[names.touchpoints]) == 7  # the scan finds clear text where it is
+    # the six events and the refused one's notice to ingest (its identifiers, for erasure)
+    assert len(before[names.validated]) == 7
+    assert len(before[names.dead_letters]) == 1
     sealed_events = [
         r
         for r in read_topic_sync(stack.kafka, names.events)
@@ -268,9 +289,16 @@ def test_a_forgotten_customer_leaves_no_marker_anywhere(stack: Stack) -> None:
 
     topics = stack.topics()
     remaining = _topic_hits(topics)
-    assert set(remaining) <= clear, sorted(remaining)  # not even in superseded graph records
+    assert set(remaining) <= held, sorted(remaining)  # not even in superseded graph records
     changelog = topics[names.identity_changelog]
-    assert not topics[names.dead_letters]
+    # every dead letter holding a marker is superseded by a tombstone of its own key (which
+    # names the tenant and where the record was, never an identifier)
+    dead = topics[names.dead_letters]
+    assert len(remaining[names.dead_letters]) == 1
+    for record in remaining[names.dead_letters]:
+        assert record.value is not None
+        assert _superseded(dead, record), record.key
+    assert [r.value for r in dead] == [remaining[names.dead_letters][0].value, None]
     # replay reads the log opened with the keys left: every event [erased], none stitched
     sealer = Sealer(LocalKeyProvider(MASTER))
     data_keys = asyncio.run(read_data_keys(stack.kafka, sealer))

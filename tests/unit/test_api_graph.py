@@ -43,6 +43,7 @@ def _worker(tmp_path: Path) -> SimpleNamespace:
         refused_links={"junk": 2, "blocked": 0, "limit": 0},
         retention_erased={"acme": 4},
         suppressed={("acme", "customer.email"): 1},
+        dead_letters_erased={"acme": 2},
         kafka=SimpleNamespace(partitions=PARTITIONS),
         owned=lambda _stage: frozenset(range(PARTITIONS)),
         validate=stats,
@@ -116,6 +117,7 @@ def test_metrics_carry_counts_by_tenant_and_no_customer_data(tmp_path: Path) -> 
     assert 'journeys_identity_stats_truncated{tenant="acme"} 0.0' in text
     assert f'journeys_identity_customers{{tenant="acme"}} {health["acme"].customers}.0' in text
     assert 'journeys_retention_erased_total{tenant="acme"} 4.0' in text
+    assert 'journeys_dead_letters_erased_total{tenant="acme"} 2.0' in text
     dropped = (
         'journeys_erased_identifier_events_dropped_total{field="customer.email",tenant="acme"}'
     )

@@ -293,6 +293,9 @@ def test_the_dead_letter_topics_keep_records_thirty_days_or_as_set(tmp_path: Pat
         names = settings_.names()
         assert specs[names.dead_letters]["retention.ms"] == str(days * day)
         assert specs[names.notification_dead_letters]["retention.ms"] == str(days * day)
+        # the stages' dead letters are erased by tombstone: compacted as well as deleted by age
+        assert specs[names.dead_letters]["cleanup.policy"] == "compact,delete"
+        assert specs[names.notification_dead_letters]["cleanup.policy"] == "delete"
 
 
 @settings(

@@ -297,13 +297,17 @@ def test_the_stages_take_any_records_and_keep_no_card(batch: list[tuple[bytes, b
     assert_outputs_hold_no_card(door)
     assert {o.destination for o in door} <= {"validated", "dead_letters"}
     accepted = [
-        InRecord("validated", 0, offset, out.key, out.value)
+        InRecord("validated", 0, offset, out.key, out.value, 0, out.headers)
         for offset, out in enumerate(o for o in door if o.destination == "validated")
     ]
     touchpoints = DictState()
     outs = ingest(touchpoints, accepted, settings_)  # type: ignore[arg-type]
     assert_outputs_hold_no_card(outs)
-    assert {o.destination for o in outs} <= {"events", "dead_letters"}
+    assert {o.destination for o in outs} <= {"events", "dead_letters", "validated"}
+    # on the validated topic, only notices of its own dead letters (for erasure to find them)
+    assert all(
+        o.headers == (("kind", b"dead_letter"),) for o in outs if o.destination == "validated"
+    )
     for value in touchpoints.changes.values():
         assert_no_card(value or b"")
 
@@ -412,7 +416,7 @@ def test_the_door_and_ingest_cost_at_most_linear_in_their_input() -> None:
     def run(value: bytes) -> None:
         for out in validate([InRecord("touchpoints", 0, 0, b"acme", value)]):
             if out.destination == "validated":
-                record = InRecord("validated", 0, 0, out.key, out.value)
+                record = InRecord("validated", 0, 0, out.key, out.value, 0, out.headers)
                 ingest(DictState(), [record], FoldSettings())  # type: ignore[arg-type]
 
     small, large = _family("dotted digits", 4), _family("dotted digits", 8)

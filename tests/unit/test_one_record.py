@@ -215,7 +215,7 @@ def _door_then_ingest(state: BatchState, records: list[InRecord]) -> list[Any]:
     """The validate stage on raw records, then ingest on what it accepted: both stages' outputs."""
     door = validate(records)
     accepted = [
-        InRecord("validated", 0, offset, o.key, o.value)
+        InRecord("validated", 0, offset, o.key, o.value, 0, o.headers)
         for offset, o in enumerate(o for o in door if o.destination == "validated")
     ]
     return [o for o in door if o.destination != "validated"] + ingest(

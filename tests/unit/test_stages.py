@@ -93,6 +93,10 @@ class Pipeline:
         self.read: dict[str, dict[int, int]] = {name: defaultdict(int) for name in self.logs}
         self.flags: list[FlagChange] = []
         self.dead: list[dict[str, object]] = []
+        self.dead_keys: list[bytes] = []
+        """The Kafka key of each dead letter in `dead`, in the same order."""
+        self.tombstones: list[bytes] = []
+        """The keys of the dead letters erasure superseded (tombstones on the dead-letter topic)."""
         self.on_erased: Callable[[str, str], None] | None = None
         """Told of each erasure the journey stage applies (as the worker tells its sealer)."""
 
@@ -109,8 +113,11 @@ class Pipeline:
                 self.append(out.destination, out.key, out.value, out.headers)
             elif out.destination == "flags":
                 self.flags.append(FlagChange.from_bytes(out.value or b"{}"))
+            elif out.value is None:
+                self.tombstones.append(out.key)
             else:
-                self.dead.append(orjson.loads(out.value or b"{}"))
+                self.dead.append(orjson.loads(out.value))
+                self.dead_keys.append(out.key)
 
     def step(self) -> bool:
         """Process one batch of some partition; False when every log is drained."""

@@ -109,7 +109,7 @@ def test_ingest_reads_the_stage_s_bytes_as_they_are_and_others_through_the_door(
 
 def _validated(outs: list[OutRecord]) -> list[InRecord]:
     return [
-        InRecord("journeys.validated.v1", 0, offset, o.key, o.value)
+        InRecord("journeys.validated.v1", 0, offset, o.key, o.value, 0, o.headers)
         for offset, o in enumerate(o for o in outs if o.destination == "validated")
     ]
 

@@ -11,6 +11,8 @@ touchpoint stream like any event. Ingest then, in the same batch:
   country codes kept under its phone numbers (they hold identifiers);
 - keeps the customer's identifier keys as keyed hashes when the tenant suppresses erased
   customers' identifiers (`streams.crypto.suppression`), and drops its retention index entry;
+- sends a tombstone for each dead letter indexed under the customer's identifier keys
+  (`streams.stages.identity.dead_letters`), superseding it on the dead-letter topic;
 - sends an `ErasureRecord` (`kind: erased`) to the customer's events partition, so the journey
   stage drops the personal fields of the stored journey.
 
@@ -21,6 +23,7 @@ stay there until the broker's log cleaner compacts the segment (README, "Privacy
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 import orjson
 
@@ -31,6 +34,7 @@ from streams.crypto.sealing import Sealer
 from streams.crypto.suppression import Suppression
 from streams.kafka.records import OutRecord, customer_key
 from streams.stages.identity.activity import drop_activity
+from streams.stages.identity.dead_letters import erase_dead_letters
 from streams.stages.identity.members import delete_members, read_members
 from streams.stages.identity.regrouping import forget_conflicts
 from streams.store import keys
@@ -47,8 +51,9 @@ def erase_customer(
     payload = event.payload
     if not isinstance(payload, ErasurePayload):
         raise TypeError(f"{event.type} is not an erasure")
-    destroyed = forget_customer(state, event.tenant, payload.customer_id, sealer, suppression)
+    forgotten = forget_customer(state, event.tenant, payload.customer_id, sealer, suppression)
     return [
+        *forgotten.dead_letters,
         erasure_record(
             event.tenant,
             payload.customer_id,
@@ -56,9 +61,16 @@ def erase_customer(
             at=event.occurred_at,
             decided_by=payload.decided_by,
             grounds=payload.grounds,
-            keys_destroyed=destroyed,
-        )
+            keys_destroyed=forgotten.keys_destroyed,
+        ),
     ]
+
+
+class Forgotten(NamedTuple):
+    """What forgetting a customer did: data keys destroyed, dead-letter tombstones to send."""
+
+    keys_destroyed: int
+    dead_letters: list[OutRecord]
 
 
 def forget_customer(
@@ -67,10 +79,12 @@ def forget_customer(
     customer: str,
     sealer: Sealer | None,
     suppression: Suppression | None,
-) -> int:
-    """Delete the customer's ring and its part of the identity graph (keeping its identifiers'
-    keyed hashes when `suppression` covers the tenant); the number of data keys destroyed."""
+) -> Forgotten:
+    """Delete the customer's ring, its part of the identity graph (keeping its identifiers'
+    keyed hashes when `suppression` covers the tenant) and its dead letters' index entries; the
+    number of data keys destroyed and the tombstones of its dead letters."""
     members = sorted(read_members(state, tenant, customer))
+    dead_letters = erase_dead_letters(state, tenant, members, sealer)
     if suppression is not None:
         suppression.remember(state, tenant, (k for k in members if not k.startswith("event:")))
     owner = customer.encode()
@@ -97,7 +111,7 @@ def forget_customer(
             state.delete(entry)
     drop_activity(state, tenant, customer)  # the retention index's entry
     destroyed = sealer.destroy(state, tenant, customer) if sealer is not None else ()
-    return len(destroyed)
+    return Forgotten(len(destroyed), dead_letters)
 
 
 def erasure_record(

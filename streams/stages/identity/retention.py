@@ -80,7 +80,8 @@ def expire(
             if state.get(keys.members_key(tenant, customer)) is None:
                 drop_activity(state, tenant, customer)  # merged or split away: nobody to erase
                 continue
-            destroyed = forget_customer(state, tenant, customer, sealer, suppression=None)
+            forgotten = forget_customer(state, tenant, customer, sealer, suppression=None)
+            out.extend(forgotten.dead_letters)
             out.append(
                 erasure_record(
                     tenant,
@@ -89,7 +90,7 @@ def expire(
                     at=now,
                     decided_by=RETENTION_DECIDED_BY,
                     grounds=retention_grounds(days),
-                    keys_destroyed=destroyed,
+                    keys_destroyed=forgotten.keys_destroyed,
                 )
             )
             if erased is not None:
