@@ -340,12 +340,12 @@ def customer_ids(
 
 
 def identifier_values_ids(
-    values: tuple[str | None, ...], region: str | None = None
+    values: tuple[str | None, ...], region: str | None = None, hasher: GraphHasher | None = None
 ) -> tuple[NormalisedId, ...]:
     """The normalised identifiers of identifier values in `IDENTIFIER_KINDS` order, exactly as
     an event's customer with those values gets them (`customer_ids`): for values read from
     outside an event (a dead letter's)."""
-    return _customer_ids(values, region)
+    return _customer_ids(values, region, hasher)
 
 
 # Cached by the customer's identifier values: a customer's events mostly carry the same ones,

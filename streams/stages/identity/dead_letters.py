@@ -19,7 +19,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 
 import orjson
 
-from projections.identifiers import MIN_NSN_DIGITS, identifier_values_ids
+from projections.identifiers import HASHED_MARK, MIN_NSN_DIGITS, identifier_values_ids
 from projections.settings import FoldSettings
 from schemas.envelope import IDENTIFIER_KINDS
 from streams.crypto.sealing import Sealer
@@ -36,10 +36,10 @@ topic's retention (`dead_letter_retention_days`) anyway."""
 
 
 def identity_key(sealer: Sealer | None, tenant: str, key: str) -> str:
-    """How an identifier key is kept in the index: its keyed hash when the worker seals (and
-    its provider gives identity secrets), never the identifier; the key itself otherwise, as
-    the identity graph keeps it."""
-    if sealer is not None and sealer.tags_links:
+    """How an identifier key is kept in the index: as the identity graph keeps it, a keyed hash
+    when the worker seals (`GraphHasher`); a clear key from before the graph was hashed gets
+    its link tag, never kept in clear while sealing."""
+    if sealer is not None and sealer.tags_links and HASHED_MARK not in key:
         return sealer.link_tag(tenant, key)
     return key
 
@@ -78,7 +78,8 @@ def index_dead_letter(
         return []
     tenant, dead, values = notice
     region = settings.region_for(tenant)
-    ids = [i for i in identifier_values_ids(values, region) if i.unusable is None]
+    hasher = settings.hasher_for(tenant)  # the graph's own keys: keyed hashes when sealing
+    ids = [i for i in identifier_values_ids(values, region, hasher) if i.unusable is None]
     if suppression is not None and suppression.field_of(state, tenant, ids) is not None:
         return [tombstone(dead)]
     when = str(max(record.timestamp_ms, 0)).encode()
