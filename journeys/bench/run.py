@@ -73,6 +73,7 @@ from journeys.bench.result import (
     percentile,
     render_result,
 )
+from journeys.bench.sealing_share import SEALED_EVENTS, sealing_share
 from journeys.bench.workers import WorkerFailedError
 from journeys.cli.errors import EXIT_UNAVAILABLE, print_error
 from journeys.clock import wall_clock
@@ -240,6 +241,10 @@ async def run_bench(
     progress(f"encrypting personal fields of {CRYPTO_EVENTS:,} events, against checking them")
     result.encryption_share_of_event_cpu = round(
         encryption_cost(CRYPTO_EVENTS, sizes.seed).share, 3
+    )
+    progress(f"the stages chained over RocksDB, sealing {SEALED_EVENTS:,} events: its CPU share")
+    result.encryption_share_of_pipeline_cpu = round(
+        sealing_share(SEALED_EVENTS, sizes.seed).share, 3
     )
     result.seconds = round(time.perf_counter() - started, 1)
     return result

@@ -26,6 +26,7 @@ POSITIVE = (
     "processes_auto_events_per_s",
     "single_tenant_events_per_s",
     "pipeline_vs_peers",
+    "encryption_share_of_pipeline_cpu",
 )
 
 

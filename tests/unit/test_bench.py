@@ -121,6 +121,7 @@ def test_result_has_the_keys_the_issue_requires() -> None:
     assert {"rocksdb_mb_per_million_events", "machine", "sizes"} <= document.keys()
     assert {"check_events_per_s", "hot_customer_cost_ratio"} <= document.keys()
     assert "encryption_share_of_event_cpu" in document
+    assert "encryption_share_of_pipeline_cpu" in document
     assert {"single_tenant_events_per_s", "processes_auto_events_per_s"} <= document.keys()
     assert {"peers", "pipeline_vs_peers"} <= document.keys()
     assert document["peers"] == {}
@@ -296,6 +297,43 @@ def test_encryption_cost_measures_the_same_events_it_checks() -> None:
 def test_the_encryption_share_is_crypto_over_crypto_and_check() -> None:
     assert EncryptionCost(10, crypto_s=1.0, check_s=3.0).share == 0.25
     assert EncryptionCost(0, crypto_s=0.0, check_s=0.0).share == 0.0
+
+
+def test_the_sealing_share_times_sealing_inside_the_chained_stages() -> None:
+    from journeys.bench.sealing_share import sealing_share
+
+    share = sealing_share(300, seed=2)
+    assert share.events == 300
+    assert share.sealed >= 300  # every event sealed (and merges' identifiers as notes)
+    assert 0 < share.sealing_s < share.pipeline_s
+    assert 0 < share.share < 1
+
+
+def test_the_timed_sealer_seals_as_the_sealer_does(tmp_path: Path) -> None:
+    """Timing must not change a byte: the same body sealed by both is the same."""
+    from journeys.bench.sealing_share import BENCH_MASTER_KEY, TimedSealer
+    from streams.crypto.keys import LocalKeyProvider
+    from streams.crypto.sealing import Sealer
+    from streams.store.state import BatchState, LocalStore
+
+    body = skewed_lines(1, 1, seed=3)[0]
+    sealed = []
+    for name, sealer in (
+        ("plain", Sealer(LocalKeyProvider(BENCH_MASTER_KEY), random=lambda n: bytes(n))),
+        ("timed", TimedSealer(LocalKeyProvider(BENCH_MASTER_KEY), random=lambda n: bytes(n))),
+    ):
+        store = LocalStore(tmp_path / name)
+        try:
+            state = BatchState(store, 0)
+            sealed.append(sealer.seal(state, "acme", "cus_1", body))
+            ring = sealer.ring(state, "acme", "cus_1")
+            assert ring is not None
+            sealed.append(sealer.seal_note(ring, "acme", "e1", "a@b.co").encode())
+        finally:
+            store.close()
+    assert sealed[:2] == sealed[2:]
+    assert b"enc:v1:" in sealed[0]
+    assert isinstance(sealed[0], bytes)
 
 
 def test_the_email_check_cost_judges_each_distinct_address_and_says_it_per_address() -> None:
