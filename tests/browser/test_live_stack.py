@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +37,7 @@ from journeys.demo import demo_lines
 from journeys.devbroker import find_free_port
 from projections.settings import FoldSettings
 from projections.view import view_to_dict
+from streams.crypto.keys import LocalKeyProvider
 from tests.browser.conftest import PageErrors, new_context
 
 MANAGER_TOKEN = "jl-live-manager-5c1e0a9b7d3f"
@@ -93,8 +94,13 @@ class Live:
         ]
 
 
-def expected_journeys() -> dict[str, dict[str, Any]]:
-    report = check_lines(demo_lines(), FoldSettings(), datetime.now(UTC))
+def expected_journeys(master_key: str) -> dict[str, dict[str, Any]]:
+    """The demo's journeys as `journeys check` gives them with the stack's master key: with it,
+    the identity graph's keys, so the customer ids, are keyed hashes as the live worker's are."""
+    secret = LocalKeyProvider.from_setting(master_key).identity_secret
+    report = check_lines(
+        demo_lines(), replace(FoldSettings(), identity_secret=secret), datetime.now(UTC)
+    )
     return {v.customer_id: view_to_dict(v) for v in report.journeys}
 
 
@@ -140,7 +146,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         live = Live(
             f"http://127.0.0.1:{port}",
             token,
-            expected_journeys(),
+            expected_journeys(master_key),
             bootstrap.group(1) if bootstrap else "",
             receiver,
             master_key,
