@@ -8,7 +8,8 @@ tenant's secret) after the ciphertext, and gives each `regroup` record the same 
 every part's keys (`links`). The journey stage matches the one against the other: it never
 sees a clear identifier and never decrypts. With a master key the graph's keys are keyed hashes
 already (`projections.identifiers.GraphHasher`): a tag is then the keyed hash of a hashed key,
-redundant but kept, so that events sealed before deal alike.
+redundant, kept only so the sealed values' format is unchanged (events sealed before carry tags
+of clear keys, which a hashed graph's splits do not name: they stand alone on a split).
 """
 
 from __future__ import annotations
