@@ -36,6 +36,10 @@ class DeadLetterOwner(NamedTuple):
         """The identifier values present, by kind."""
         return {k: v for k, v in zip(IDENTIFIER_KINDS, self.values, strict=True) if v}
 
+    def __repr__(self) -> str:
+        """The tenant and which kinds are present, never a value (they are personal)."""
+        return f"DeadLetterOwner(tenant={self.tenant!r}, kinds={sorted(self.identifiers())})"
+
 
 def owner_of_document(document: Any) -> DeadLetterOwner | None:
     """The tenant and customer identifiers of a parsed document, or None when it names no valid

@@ -122,3 +122,10 @@ def test_a_dead_letter_has_a_key_of_its_own_and_a_notice_naming_its_customer() -
     assert nameless.key.startswith(b"-/t/0/1/")
     assert tenant_of_dead_letter(nameless.key) is None
     assert dead_letter_notice(nameless) is None
+
+
+def test_an_owner_shows_no_identifier_in_its_repr() -> None:
+    owner = owner_of(orjson.dumps({"tenant": "acme", "customer": {"email": "ann@x.org"}}))
+    assert owner is not None
+    assert "ann@x.org" not in repr(owner)
+    assert "email" in repr(owner)
