@@ -35,8 +35,11 @@ PREFIX = "enc:v1:"
 SECTIONS = ("customer", "source", "payload")
 """The blocks whose fields may be encrypted."""
 
-_ENVELOPE = re.compile(r"^enc:v1:(dk_[0-9a-f]{16}):([A-Za-z0-9+/]+={0,2})(?::(h:[a-z2-7]{52}))?$")
-"""A sealed value; a linking identifier's carries its link tag last (`link_tag`)."""
+_ENVELOPE = re.compile(
+    r"^enc:v1:(dk_[0-9a-f]{16}):([A-Za-z0-9+/]+={0,2})(?::(h:[a-z2-7]{52}|t:[A-Za-z0-9_-]{27}))?$"
+)
+"""A sealed value; a linking identifier's carries its link tag last (`link_tag`): `h:` and the
+keyed hash of a clear key, or `t:` and the digest of a hashed graph key."""
 _TEXT, _JSON = b"s", b"j"
 
 
@@ -49,7 +52,12 @@ class UndecryptableFieldError(JourneyLedgerError, ValueError):
 def field_context(tenant: str, event_id: str, path: str) -> bytes:
     """The associated data of one field: what a ciphertext is bound to (lengths first, so no
     two (tenant, event id, path) triples give the same bytes)."""
-    return f"journeys field v1|{len(tenant)}|{len(event_id)}|{tenant}{event_id}{path}".encode()
+    return (_context_head(tenant, event_id) + path).encode()
+
+
+def _context_head(tenant: str, event_id: str) -> str:
+    """What every field context of one event starts with (`field_context`)."""
+    return f"journeys field v1|{len(tenant)}|{len(event_id)}|{tenant}{event_id}"
 
 
 def is_encrypted(value: object) -> bool:
@@ -59,6 +67,13 @@ def is_encrypted(value: object) -> bool:
 
 _NONCE_PERSON = b"journeys nonce"
 """BLAKE2b personalisation of synthetic nonces (domain separation, at most 16 bytes)."""
+
+
+def nonce_prf_for(data_key: bytes) -> blake2b:
+    """The synthetic nonces' PRF under a data key: keyed BLAKE2b (a PRF like HMAC, at about half
+    its cost here), its personalisation keeping this use of the key apart from AES-GCM's. Each
+    nonce hashes a copy of it (`encrypt_personal`)."""
+    return blake2b(key=data_key, digest_size=NONCE_BYTES, person=_NONCE_PERSON)
 
 
 def encrypt_personal(
@@ -71,47 +86,53 @@ def encrypt_personal(
     synthetic_nonces: bool = False,
     aead: AESGCM | None = None,
     tags: Mapping[str, str] | None = None,
+    nonce_prf: blake2b | None = None,
 ) -> dict[str, Any]:
     """A copy of the event document with every personal value encrypted under the data key.
 
     `tags`: field path -> link tag (`streams.crypto.links`), written after the ciphertext
-    (`enc:v1:<key id>:<base64>:h:<tag>`) so the journey stage deals events out on a split
+    (`enc:v1:<key id>:<base64>:h:<tag>` or `...:t:<tag>`) so the journey stage deals events out on a split
     without opening them.
 
     With `synthetic_nonces`, each nonce is a keyed hash (BLAKE2b, keyed by the data key) of the
     field's context and value instead of random, so the same event sealed twice with the same key gives the
     same bytes (a replayed batch repeats its outputs exactly); nonces of different values
-    still differ. `aead`: the data key's cipher, when the caller keeps one.
+    still differ. `aead`: the data key's cipher, and `nonce_prf`: its `nonce_prf`, when the
+    caller keeps them (keying either costs more than a field's use of it).
     """
     out = dict(document)
     paths = personal_paths(document, tenant_paths)
     if not paths:
         return out
     aead = aead if aead is not None else AESGCM(data_key)
+    prf_of = None
+    if synthetic_nonces:
+        prf_of = nonce_prf if nonce_prf is not None else nonce_prf_for(data_key)
     tenant, event_id = str(document["tenant"]), str(document["event_id"])
-    copied: set[str] = set()
+    head = _context_head(tenant, event_id)
+    start = f"{PREFIX}{key_id}:"
+    blocks: dict[str, dict[str, Any]] = {}
     nonces = b"" if synthetic_nonces else random(NONCE_BYTES * len(paths))  # one system call
     for number, path in enumerate(paths):
         section, _, name = path.partition(".")
-        if section not in copied:
-            out[section] = dict(out[section])
-            copied.add(section)
-        value = out[section][name]
+        block = blocks.get(section)
+        if block is None:
+            block = blocks[section] = out[section] = dict(out[section])
+        value = block[name]
         plain = _TEXT + value.encode() if isinstance(value, str) else _JSON + orjson.dumps(value)
-        context = field_context(tenant, event_id, path)
-        if synthetic_nonces:
-            # keyed BLAKE2b: a PRF like HMAC, at about half its cost here; its personalisation
-            # keeps the PRF's use of the data key apart from AES-GCM's
-            nonce = blake2b(
-                context + plain, key=data_key, digest_size=NONCE_BYTES, person=_NONCE_PERSON
-            ).digest()
+        context = (head + path).encode()
+        if prf_of is not None:
+            prf = prf_of.copy()
+            prf.update(context + plain)
+            nonce = prf.digest()
         else:
             nonce = nonces[number * NONCE_BYTES : (number + 1) * NONCE_BYTES]
-        sealed = aead.encrypt(nonce, plain, context)
-        encoded = binascii.b2a_base64(nonce + sealed, newline=False).decode()
+        encoded = binascii.b2a_base64(nonce + aead.encrypt(nonce, plain, context), newline=False)
         tag = tags.get(path) if tags else None
-        suffix = f":{tag}" if tag is not None else ""
-        out[section][name] = f"{PREFIX}{key_id}:{encoded}{suffix}"
+        if tag is None:
+            block[name] = start + encoded.decode()
+        else:
+            block[name] = f"{start}{encoded.decode()}:{tag}"
     return out
 
 

@@ -3,13 +3,13 @@
 With sealing on, the journey stage holds every identifier sealed, yet a split (a person's block,
 or a settle by the limits) deals a journey's events out to customers by each event's
 highest-priority identifier. So ingest, when it seals an event, writes each linking
-identifier's keyed hash (`streams.crypto.hashing.identity_hash` of its normalised key under the
-tenant's secret) after the ciphertext, and gives each `regroup` record the same hashes of
-every part's keys (`links`). The journey stage matches the one against the other: it never
-sees a clear identifier and never decrypts. With a master key the graph's keys are keyed hashes
-already (`projections.identifiers.GraphHasher`): a tag is then the keyed hash of a hashed key,
-redundant, kept only so the sealed values' format is unchanged (events sealed before carry tags
-of clear keys, which a hashed graph's splits do not name: they stand alone on a split).
+identifier's link tag after the ciphertext (`Sealer.link_tag`), and gives each `regroup` record
+the tags of every part's keys (`links`). The journey stage matches the one against the other:
+it never sees a clear identifier and never decrypts. With a master key the graph's keys are
+keyed hashes already (`projections.identifiers.GraphHasher`), so a tag is a plain digest of the
+key (`streams.crypto.hashing.graph_key_tag`, `t:`); a clear key's tag is its keyed hash
+(`identity_hash`, `h:`). Events sealed with other tags than a split names (before the graph
+was hashed, or before digest tags) stand alone on it.
 """
 
 from __future__ import annotations

@@ -16,14 +16,22 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from hashlib import blake2b
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from projections.identifiers import is_hashed_key
 from schemas.errors import JourneyLedgerError
-from streams.crypto.fields import PREFIX, SECTIONS, encrypt_personal, is_encrypted
-from streams.crypto.hashing import identity_hash
+from streams.crypto.fields import (
+    PREFIX,
+    SECTIONS,
+    encrypt_personal,
+    is_encrypted,
+    nonce_prf_for,
+)
+from streams.crypto.hashing import IdentityHasher, graph_key_tag
 from streams.crypto.keys import KeyProvider, LocalKeyProvider, Random
 from streams.crypto.ring import KeyRing
 from streams.crypto.ring_cache import RingCache
@@ -81,16 +89,16 @@ class Sealer:
             identity_secret = provider.identity_secret
         self.identity_secret = identity_secret
         """Tenant -> its identity secret, for link tags (None: events carry no tag)."""
-        self._secrets: dict[str, bytes] = {}
-        self._tags_seen: dict[tuple[str, str], str] = {}
-        """Link tags by tenant and key: a customer's identifiers come again with its events,
+        self._taggers: dict[str, IdentityHasher] = {}
+        self._tags_seen: dict[str, dict[str, str]] = {}
+        """Link tags by tenant, then key (at most `cache_size` a tenant): a customer's identifiers come again with its events,
         and a tag (HMAC, then base32) costs about as much as sealing a field."""
         self.tenant_paths: Mapping[str, tuple[str, ...]] = tenant_paths or {}
         self.random = random
         self.cache_size = cache_size
         self._keys: OrderedDict[str, bytes] = OrderedDict()
-        self._ciphers: dict[str, AESGCM] = {}
-        """An AES-GCM cipher per cached data key (building one per event costs)."""
+        self._ciphers: dict[str, tuple[AESGCM, blake2b]] = {}
+        """An AES-GCM cipher and nonce PRF per cached data key (keying them per event costs)."""
         self._rings: dict[bytes, KeyRing] = {}
         """Rings read from the state by their stored bytes: parsing one per event costs."""
 
@@ -149,32 +157,40 @@ class Sealer:
             _refuse_sealed_values(document)
         ring = self.ring_for(state, tenant, customer_id, absorbed)
         key = self.data_key(ring, ring.current)
-        aead = self._ciphers.get(ring.current)
-        if aead is None:
-            aead = self._ciphers[ring.current] = AESGCM(key)
+        ciphers = self._ciphers.get(ring.current)
+        if ciphers is None:
+            ciphers = self._ciphers[ring.current] = (AESGCM(key), nonce_prf_for(key))
         sealed = encrypt_personal(
             document,
             key,
             ring.current,
             self.tenant_paths.get(tenant, ()),
             synthetic_nonces=True,  # a replayed batch must send the very same bytes again
-            aead=aead,
+            aead=ciphers[0],
             tags=self._tags(tenant, links) if links else None,
+            nonce_prf=ciphers[1],
         )
         return orjson.dumps(sealed)
 
     def link_tag(self, tenant: str, key: str) -> str:
-        """A normalised identity key's link tag in the tenant (its keyed hash)."""
-        tag = self._tags_seen.get((tenant, key))
+        """A normalised identity key's link tag in the tenant: of a key the graph holds
+        hashed, a digest of it (`graph_key_tag`); of a clear key, its keyed hash."""
+        seen = self._tags_seen.get(tenant)
+        if seen is None:
+            seen = self._tags_seen[tenant] = {}
+        tag = seen.get(key)
         if tag is not None:
             return tag
-        secret = self._secrets.get(tenant)
-        if secret is None:
+        if len(seen) >= self.cache_size:
+            seen.clear()  # rarely reached; cheaper than ordering every hit
+        if is_hashed_key(key):  # keyed already
+            tag = seen[key] = graph_key_tag(key)
+            return tag
+        tagger = self._taggers.get(tenant)
+        if tagger is None:
             assert self.identity_secret is not None  # callers ask `tags_links` first
-            secret = self._secrets[tenant] = self.identity_secret(tenant)
-        if len(self._tags_seen) >= self.cache_size:
-            self._tags_seen.clear()  # rarely reached; cheaper than ordering every hit
-        tag = self._tags_seen[(tenant, key)] = identity_hash(secret, key)
+            tagger = self._taggers[tenant] = IdentityHasher(self.identity_secret(tenant))
+        tag = seen[key] = tagger(key)
         return tag
 
     @property

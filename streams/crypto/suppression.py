@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, MutableMapping
 
 from projections.identifiers import NormalisedId
-from streams.crypto.hashing import identity_hash, tenant_secret
+from streams.crypto.hashing import IdentityHasher, tenant_secret
 from streams.store import keys
 from streams.store.state import BatchState
 
@@ -20,21 +20,23 @@ from streams.store.state import BatchState
 class Suppression:
     """The tenants that suppress erased customers' identifiers, with their identity secrets."""
 
-    __slots__ = ("_secrets",)
+    __slots__ = ("_hashers",)
 
     def __init__(self, identity_root: bytes, tenants: Iterable[str]) -> None:
-        self._secrets: Mapping[str, bytes] = {t: tenant_secret(identity_root, t) for t in tenants}
+        self._hashers: Mapping[str, IdentityHasher] = {
+            t: IdentityHasher(tenant_secret(identity_root, t)) for t in tenants
+        }
 
     def __repr__(self) -> str:
-        return f"Suppression(tenants={sorted(self._secrets)})"
+        return f"Suppression(tenants={sorted(self._hashers)})"
 
     def covers(self, tenant: str) -> bool:
         """Whether the tenant suppresses its erased customers' identifiers."""
-        return tenant in self._secrets
+        return tenant in self._hashers
 
     def hashed(self, tenant: str, key: str) -> str:
         """An identifier key's keyed hash in the tenant (the only form kept)."""
-        return identity_hash(self._secrets[tenant], key)
+        return self._hashers[tenant](key)
 
     def remember(self, state: BatchState, tenant: str, member_keys: Iterable[str]) -> int:
         """Keep an erased customer's identifier keys, hashed, when the tenant suppresses; how

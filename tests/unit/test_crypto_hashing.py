@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.crypto.hashing import HASH_PREFIX, identity_hash, tenant_secret
+from streams.crypto.hashing import (
+    HASH_PREFIX,
+    IdentityHasher,
+    base32_256,
+    identity_hash,
+    tenant_secret,
+)
 
 MASTER = bytes(range(32))
 
@@ -53,3 +61,24 @@ def test_the_hash_never_holds_the_identifier(key: str, tenant: str) -> None:
 @pytest.mark.parametrize("key", ["", "email:a@b.c"])
 def test_any_key_hashes(key: str) -> None:
     assert identity_hash(tenant_secret(MASTER, "acme"), key).startswith("h:")
+
+
+@given(digest=st.binary(min_size=32, max_size=32))
+def test_the_table_base32_spells_as_the_standard_library(digest: bytes) -> None:
+    assert base32_256(digest) == base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+@pytest.mark.parametrize("digest", [bytes(32), b"\xff" * 32, bytes(range(32))])
+def test_the_table_base32_at_the_edges(digest: bytes) -> None:
+    assert base32_256(digest) == base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+@given(key=st.text(max_size=80), tenant=st.sampled_from(["acme", "initech"]))
+def test_a_keyed_once_hasher_gives_hmac_sha256_of_each_key(key: str, tenant: str) -> None:
+    secret = tenant_secret(MASTER, tenant)
+    hasher = IdentityHasher(secret)
+    expected = hmac.new(secret, key.encode(), hashlib.sha256).digest()
+    for _ in range(2):  # the keyed state is copied, never consumed
+        assert hasher(key) == HASH_PREFIX + base64.b32encode(expected).decode().rstrip("=").lower()
+    assert "secret" in repr(hasher)
+    assert secret.hex() not in repr(hasher)

@@ -22,12 +22,15 @@ from hypothesis import strategies as st
 
 from journeys.cli.check import check_lines
 from journeys.settings import Settings
-from projections.identifiers import HASHED_MARK, GraphHasher, normalise
+from projections.identifiers import HASHED_MARK, GraphHasher, is_hashed_key, normalise
 from projections.identity import DEFAULT_LIMITS, customer_id_for, identity_number
 from projections.ledger import fold
 from projections.settings import FoldSettings
 from schemas.codec import decode_event, encode_event
 from schemas.events import Event
+from schemas.outputs import HEADER_KIND, KIND_EVENT
+from streams.crypto.fields import link_tag
+from streams.crypto.hashing import GRAPH_TAG_PREFIX, graph_key_tag
 from streams.crypto.keys import LocalKeyProvider
 from streams.crypto.sealing import Sealer
 from streams.store import keys
@@ -46,6 +49,7 @@ from tests.unit.test_identity_split import (
     UNBLOCK,
 )
 from tests.unit.test_identity_split_sealed import CASES as SPLIT_CASES
+from tests.unit.test_identity_split_sealed import _regroups as regroups
 from tests.unit.test_properties import Scenario, scenarios
 from tests.unit.test_stages import NOW, PARTITIONS, Pipeline, partition_of
 
@@ -322,6 +326,29 @@ def test_a_split_with_the_graph_hashed_gives_the_journeys_check_gives(
     }
     report = check_lines(SPLIT_CASES[name], hashed(_settings()), NOW)
     assert live == {j.customer_id: sorted(e.event_id for e in j.events) for j in report.journeys}
+
+
+def test_a_hashed_graph_s_link_tags_are_digests_of_its_keys_that_events_carry(
+    tmp_path: Path,
+) -> None:
+    """With the graph hashed, a link tag is a digest of the (keyed) graph key, `t:...`, not a
+    second HMAC: the split's record names each key by it, and the sealed events carry it."""
+    pipeline = _sealed_run(tmp_path, [*SHOP, BLOCK], True, 3)
+    (regroup, *_) = regroups(pipeline)
+    named = [*regroup.dropped, *(key for held in regroup.parts.values() for key in held)]
+    assert named
+    assert all(is_hashed_key(key) for key in named)
+    tags = [*regroup.dropped_links, *(t for held in regroup.links.values() for t in held)]
+    assert tags == [graph_key_tag(key) for key in named]
+    assert all(t.startswith(GRAPH_TAG_PREFIX) and HASHED_MARK not in t for t in tags)
+    carried = {
+        link_tag(value)
+        for records in pipeline.events.values()
+        for record in records
+        if dict(record.headers).get(HEADER_KIND) == KIND_EVENT
+        for value in orjson.loads(record.value or b"{}")["customer"].values()
+    }
+    assert set(tags) <= carried
 
 
 def test_erasure_and_suppression_work_on_a_hashed_graph(

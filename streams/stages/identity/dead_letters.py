@@ -19,7 +19,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 
 import orjson
 
-from projections.identifiers import HASHED_MARK, MIN_NSN_DIGITS, identifier_values_ids
+from projections.identifiers import MIN_NSN_DIGITS, identifier_values_ids, is_hashed_key
 from projections.settings import FoldSettings
 from schemas.envelope import IDENTIFIER_KINDS
 from streams.crypto.sealing import Sealer
@@ -39,7 +39,7 @@ def identity_key(sealer: Sealer | None, tenant: str, key: str) -> str:
     """How an identifier key is kept in the index: as the identity graph keeps it, a keyed hash
     when the worker seals (`GraphHasher`); a clear key from before the graph was hashed gets
     its link tag, never kept in clear while sealing."""
-    if sealer is not None and sealer.tags_links and HASHED_MARK not in key:
+    if sealer is not None and sealer.tags_links and not is_hashed_key(key):
         return sealer.link_tag(tenant, key)
     return key
 
