@@ -38,6 +38,7 @@ from streams.kafka.records import InRecord, OutRecord, destination_topics, in_re
 from streams.kafka.sender import BatchSender, Outgoing
 from streams.stages.cut import Gaps, SameCut
 from streams.stages.fetch_wait import FetchWait, poll_outcome
+from streams.stages.units import Units, unit_records
 from streams.store.keys import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY
 from streams.store.state import BatchState, LocalStore
 
@@ -486,9 +487,9 @@ class StageRunner:
         changelog = self.stage.changelog_topic
         ends = await self.sender.send_grouped(
             {
-                (changelog, item.state.partition): [
-                    (key, value, ()) for key, value in item.state.changes.items()
-                ]
+                (changelog, item.state.partition): unit_records(
+                    item.state.changes, str(item.offset).encode()
+                )
                 for item in done
             }
         )
@@ -539,6 +540,7 @@ class StageRunner:
             # nothing when listing the records takes longer than its wait).
             reader.seek(tp, position)
             restored = 0
+            units = Units()  # a batch's records apply whole (`streams.stages.units`)
             empty_since: float | None = None
             while True:
                 # Tansu reports a partition's end as its last batch's first offset + 1: past
@@ -567,10 +569,23 @@ class StageRunner:
                         break
                     continue
                 empty_since = None
-                changes = {m.key: m.value for m in messages if m.key != CHANGELOG_KEY}
+                changes = units.add(
+                    (m.offset, m.key, m.value, m.headers)
+                    for m in messages
+                    if m.key != CHANGELOG_KEY
+                )
                 position = messages[-1].offset + 1
-                self.stage.store.write(partition, changes, position)
+                if units.whole_until is not None:  # the store resumes after a whole batch
+                    self.stage.store.write(partition, changes, units.whole_until)
                 restored += len(messages)
+            if units.unfinished:
+                log.warning(
+                    "%s: changelog partition %d ends inside a batch (%d keys, cut by a crash): "
+                    "left unapplied; the batch is read again",
+                    self.stage.name,
+                    partition,
+                    units.unfinished,
+                )
             self.stage.stats.restored += restored
             self.stage.stats.restore_seconds += loop.time() - started
             log.info(

@@ -16,10 +16,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaConnectionError  # type: ignore[import-untyped]
 
 from streams.config import KafkaSettings
-from streams.stages.runner import StageRunner
+from streams.kafka.records import InRecord, OutRecord
+from streams.stages.runner import Stage, StageRunner
+from streams.stages.units import unit_records
+from streams.store.keys import CHANGELOG_KEY
+from streams.store.state import BatchState, LocalStore
 from tests.integration.runner_support import (
     PARTITIONS,
     every_record_once,
@@ -83,3 +88,53 @@ def test_a_batch_the_fence_drops_is_read_again_not_skipped(
     seen = asyncio.run(run_until_all_seen(kafka, names, tmp_path / "store", rig))
     every_record_once(seen)
     assert refusals == {None: 0, 5: 0}  # each refusal happened
+
+
+def _nothing(_state: BatchState, _records: list[InRecord]) -> list[OutRecord]:
+    return []
+
+
+def test_a_restore_leaves_a_batch_a_crash_cut_short_unapplied(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """The changelog of a batch goes out as several produce requests; a worker killed between
+    two leaves its first part on the log. Restored, that part would put the store ahead of its
+    offset (the batch then read again over its own half-written effects), so it waits for the
+    batch's last record."""
+    names = asyncio.run(prepare(kafka))
+    first = {b"k/a": b"1", b"__offset__": b"3"}
+    cut = {b"k/b": b"2", b"k/c": b"3", b"__offset__": b"6"}
+
+    async def write(
+        records: list[tuple[bytes, bytes | None, tuple[tuple[str, bytes], ...]]],
+    ) -> None:
+        producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
+        await producer.start()
+        try:
+            for key, value, headers in records:
+                await producer.send_and_wait(
+                    names.identity_changelog, value, key=key, partition=0, headers=list(headers)
+                )
+        finally:
+            await producer.stop()
+
+    async def restored() -> tuple[dict[bytes, bytes | None], int | None]:
+        store = LocalStore(tmp_path / "store")
+        stage = Stage("probe", names.touchpoints, names.identity_changelog, store, _nothing)
+        runner = StageRunner(stage, kafka, None)  # type: ignore[arg-type]
+        try:
+            await runner.restore(0)
+            found = {key: store.get(0, key) for key in [*first, *cut]}
+            return found, store.position(0, CHANGELOG_KEY)
+        finally:
+            await runner.consumer.stop()  # made with the runner, never started
+            store.close()
+
+    asyncio.run(write([*unit_records(first, b"3"), *unit_records(cut, b"6")[:-1]]))
+    found, position = asyncio.run(restored())
+    assert found == {b"k/a": b"1", b"__offset__": b"3", b"k/b": None, b"k/c": None}
+    assert position == 2  # after the whole batch: the cut one is read again next time
+    asyncio.run(write(unit_records(cut, b"6")[-1:]))  # the rest of it (a batch read again ends so)
+    found, position = asyncio.run(restored())
+    assert found == {b"k/a": b"1", b"__offset__": b"6", b"k/b": b"2", b"k/c": b"3"}
+    assert position == 5

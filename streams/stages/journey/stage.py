@@ -66,6 +66,7 @@ from streams.kafka.records import (
     flag_record,
 )
 from streams.stages.journey.erasure import erase_stored
+from streams.stages.journey.hops import Hops
 from streams.stages.journey.memory import DeadlineIndex, JourneyCache
 from streams.stages.journey.merges import deal_merges, pass_on, take
 from streams.stages.journey.segments import (
@@ -469,6 +470,10 @@ class JourneyBatch:
             self.state.put(keys.flags_key(ref), orjson.dumps(current))
 
 
+_PASSED_ON = frozenset({KIND_EVENT, KIND_MOVED, KIND_MERGES})
+"""The kinds of record a customer passes on to another (`hops`)."""
+
+
 def _came(record: InRecord, kind: bytes | None, tenant: str, settings: FoldSettings) -> Came | None:
     """How an event record reached its customer when not straight from ingest (None then)."""
     forwarded = record.header(HEADER_FORWARDED)
@@ -508,6 +513,10 @@ def process_events(
     for record in records:
         try:
             kind = record.header(HEADER_KIND)
+            hops = Hops(record, batch.out) if kind in _PASSED_ON else None
+            if hops is not None and hops.exceeded:
+                batch.out.append(dead_letter(record, hops.reason()))
+                continue
             if kind in (KIND_EVENT, KIND_MOVED) and record.value is not None:
                 customer = record.header(HEADER_CUSTOMER_ID)
                 event = decode(record.value)
@@ -524,6 +533,8 @@ def process_events(
                     split_from,
                     _came(record, kind, event.tenant, settings),
                 )
+                if hops is not None:
+                    hops.count(batch.out)  # what it passed on (nothing when folded here)
             elif kind == KIND_MERGE and record.value is not None:
                 merge = MergeRecord.from_bytes(record.value)
                 batch.on_merge(
@@ -534,6 +545,8 @@ def process_events(
                 history = MergeHistory.from_bytes(record.value)
                 ref = (history.tenant, history.customer)
                 batch.out.extend(take(state, ref, history, batch.forward_of(ref)))
+                if hops is not None:
+                    hops.count(batch.out)
             elif kind == KIND_REGROUP and record.value is not None:
                 regroup = RegroupRecord.from_bytes(record.value)
                 customer = record.header(HEADER_CUSTOMER_ID)
