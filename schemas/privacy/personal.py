@@ -1,6 +1,6 @@
 """Which fields of an event are personal (encrypted with the customer's key) and which stay clear.
 
-The split, as data in one place (README, "Privacy (in progress)"):
+The split, as data in one place (README, "Privacy"):
 
 - personal: every `customer` field (the identifiers and the name); payload free text; any
   payload field of a producer's own (an extra, not in the catalogue) unless it is `null`;

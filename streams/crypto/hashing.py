@@ -1,6 +1,6 @@
 """Keyed hashes of identifiers: the identity graph finds customers without storing identifiers.
 
-Derivation (README, "Privacy (in progress)"): each tenant's secret is
+Derivation (README, "Privacy"): each tenant's secret is
 `HKDF-SHA256(identity root, salt = none, info = "journeys identity v1|" + tenant)`, 32 bytes;
 an identity key is `h:` + the lower-case base32 (unpadded) of `HMAC-SHA256(tenant secret,
 normalised key)`. The same identifier gives the same key within a tenant, and other tenants'
