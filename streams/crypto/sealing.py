@@ -91,8 +91,8 @@ class Sealer:
         """Tenant -> its identity secret, for link tags (None: events carry no tag)."""
         self._taggers: dict[str, IdentityHasher] = {}
         self._tags_seen: dict[str, dict[str, str]] = {}
-        """Link tags by tenant, then key (at most `cache_size` a tenant): a customer's identifiers come again with its events,
-        and a tag (HMAC, then base32) costs about as much as sealing a field."""
+        """Link tags by tenant, then key (at most `cache_size` a tenant): a customer's
+        identifiers come again with its events."""
         self.tenant_paths: Mapping[str, tuple[str, ...]] = tenant_paths or {}
         self.random = random
         self.cache_size = cache_size

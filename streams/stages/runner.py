@@ -7,8 +7,9 @@ through the consumer group fences a worker that was frozen while the group gave 
 away (the long part of a batch is processing it, where a pause most likely lands): the group
 refuses the old generation, and the batch is dropped, outputs and state. The committed offset
 is only that fence: the stored offset is where reading resumes. A crash at any point replays
-the batch from the stored offset; the stages are idempotent by event id. A partition that moves to this worker is restored from its compacted changelog, from where
-the local copy left off.
+the batch from the stored offset; the stages are idempotent by event id. A partition that moves
+to this worker is restored from its compacted changelog, from where the local copy left off,
+a batch at a time (`streams.stages.units`: a batch a crash cut short is never half applied).
 """
 
 from __future__ import annotations
