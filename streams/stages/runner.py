@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from streams.kafka.records import InRecord, OutRecord, destination_topics, in_re
 from streams.kafka.sender import BatchSender, Outgoing
 from streams.stages.cut import Gaps, SameCut
 from streams.stages.fetch_wait import FetchWait, poll_outcome
-from streams.stages.units import Units, unit_records
+from streams.stages.units import Units, unit_records, whole_records
 from streams.store.keys import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY
 from streams.store.state import BatchState, LocalStore
 
@@ -476,8 +476,7 @@ class StageRunner:
         if not await self._still_owner(offsets):
             return False
         if self.stage.same_cut:
-            for partition, offset in offsets.items():
-                self.stage.store.write(partition, {INFLIGHT_KEY: str(offset).encode()})
+            await self._note_inflight(offsets)
         await self._persist_first(done)
         topics = self.topics
         await self.sender.send(
@@ -499,6 +498,20 @@ class StageRunner:
             self.stage.store.write(partition, item.state.changes, ends.get((changelog, partition)))
         return True
 
+    async def _note_inflight(self, offsets: dict[int, int]) -> None:
+        """Where each batch ends, before its outputs, for a restart here and for a worker that
+        takes the partition over (`streams.stages.cut`: the outputs repeat with the same ids)."""
+        await self._write_alone({p: {INFLIGHT_KEY: str(o).encode()} for p, o in offsets.items()})
+
+    async def _write_alone(self, changes: Mapping[int, Mapping[bytes, bytes | None]]) -> None:
+        """Records that stand alone to the changelog, then the local store (no position moves)."""
+        changelog = self.stage.changelog_topic
+        await self.sender.send_grouped(
+            {(changelog, p): whole_records(c) for p, c in changes.items()}
+        )
+        for partition, values in changes.items():
+            self.stage.store.write(partition, dict(values))
+
     async def _persist_first(self, done: list[_Done]) -> None:
         """The `durable_first` values the batches wrote, to the changelog then the store (no
         offset or changelog position moves: a batch read again finds them and reuses them)."""
@@ -510,17 +523,8 @@ class StageRunner:
             for item in done
         }
         first = {partition: changes for partition, changes in first.items() if changes}
-        if not first:
-            return
-        changelog = self.stage.changelog_topic
-        await self.sender.send_grouped(
-            {
-                (changelog, partition): [(key, value, ()) for key, value in changes.items()]
-                for partition, changes in first.items()
-            }
-        )
-        for partition, changes in first.items():
-            self.stage.store.write(partition, dict(changes))
+        if first:
+            await self._write_alone(first)
 
     async def restore(self, partition: int) -> None:
         """Catch the local store up with the partition's changelog."""
@@ -579,13 +583,9 @@ class StageRunner:
                 if units.whole_until is not None:  # the store resumes after a whole batch
                     self.stage.store.write(partition, changes, units.whole_until)
                 restored += len(messages)
-            if units.unfinished:
+            if units.unfinished:  # a batch a crash cut short: read again, never half applied
                 log.warning(
-                    "%s: changelog partition %d ends inside a batch (%d keys, cut by a crash): "
-                    "left unapplied; the batch is read again",
-                    self.stage.name,
-                    partition,
-                    units.unfinished,
+                    "%s: changelog %d: a cut batch left unapplied", self.stage.name, partition
                 )
             self.stage.stats.restored += restored
             self.stage.stats.restore_seconds += loop.time() - started

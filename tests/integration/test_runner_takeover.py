@@ -23,7 +23,7 @@ from streams.config import KafkaSettings
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.runner import Stage, StageRunner
 from streams.stages.units import unit_records
-from streams.store.keys import CHANGELOG_KEY
+from streams.store.keys import CHANGELOG_KEY, INFLIGHT_KEY
 from streams.store.state import BatchState, LocalStore
 from tests.integration.runner_support import (
     PARTITIONS,
@@ -138,3 +138,43 @@ def test_a_restore_leaves_a_batch_a_crash_cut_short_unapplied(
     found, position = asyncio.run(restored())
     assert found == {b"k/a": b"1", b"__offset__": b"6", b"k/b": b"2", b"k/c": b"3"}
     assert position == 5
+
+
+def test_a_partition_taken_over_reads_the_batch_in_flight_with_the_end_its_owner_gave_it(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """The owner notes where a batch ends on the changelog before the batch's outputs go out:
+    a worker taking the partition over after a crash (or a freeze) past that point restores
+    the note and reads the batch again with the same end, so its outputs repeat with the same
+    ids instead of standing beside them."""
+    names = asyncio.run(prepare(kafka))
+    store = LocalStore(tmp_path / "owner")
+    stage = Stage("probe", names.touchpoints, names.identity_changelog, store, _nothing)
+    stage.same_cut = True
+
+    async def note_then_restore_elsewhere() -> int | None:
+        owner = StageRunner(stage, kafka, None)  # type: ignore[arg-type]
+        producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
+        await producer.start()
+        owner.sender.producer = producer
+        try:
+            await owner._note_inflight({0: 7})  # then the owner dies: no changelog, no store
+        finally:
+            await producer.stop()
+            await owner.consumer.stop()
+        fresh = LocalStore(tmp_path / "taker")
+        taker = StageRunner(
+            Stage("probe", names.touchpoints, names.identity_changelog, fresh, _nothing),
+            kafka,
+            None,  # type: ignore[arg-type]
+        )
+        try:
+            await taker.restore(0)
+            return fresh.position(0, INFLIGHT_KEY)
+        finally:
+            await taker.consumer.stop()
+            fresh.close()
+
+    assert asyncio.run(note_then_restore_elsewhere()) == 7
+    assert store.position(0, INFLIGHT_KEY) == 7  # and the owner's own store, for a restart
+    store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.stages.units import PART, Units, unit_records
+from streams.stages.units import PART, WHOLE, Units, unit_records, whole_records
 
 Read = tuple[int, bytes, bytes | None, tuple[tuple[str, bytes], ...]]
 
@@ -50,6 +50,26 @@ def test_a_run_another_batch_follows_applies_before_it() -> None:
     units = Units()
     assert units.add(read[:3]) == {b"a": b"1", b"b": b"2"}  # the next batch is still open
     assert (units.whole_until, units.unfinished) == (2, 1)
+
+
+def test_records_standing_alone_apply_at_once_and_leave_an_open_batch_open() -> None:
+    cut = unit_records({b"a": b"1", b"note": b"old", b"__offset__": b"3"}, b"3")[:-1]
+    alone = whole_records({b"note": b"new"})
+    assert alone == [(b"note", b"new", ((WHOLE, b""),))]
+    read = [(n, k, v, h) for n, (k, v, h) in enumerate([*cut, *alone])]
+    units = Units()
+    assert units.add(read) == {b"note": b"new"}  # the cut batch stays unapplied
+    assert (units.whole_until, units.unfinished) == (None, 2)
+    # another batch follows: the run applies, and the later record standing alone still wins
+    after = unit_records({b"b": b"2", b"__offset__": b"5"}, b"5")
+    more = [(n + len(read), k, v, h) for n, (k, v, h) in enumerate(after)]
+    assert units.add(more) == {
+        b"a": b"1",
+        b"note": b"new",
+        b"b": b"2",
+        b"__offset__": b"5",
+    }
+    assert (units.whole_until, units.unfinished) == (5, 0)
 
 
 def test_records_without_the_header_apply_one_by_one_as_before() -> None:
