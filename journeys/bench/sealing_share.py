@@ -50,7 +50,6 @@ class TimedSealer(Sealer):
 
     def __init__(self, provider: LocalKeyProvider, random: Random = os.urandom) -> None:
         super().__init__(provider, random=random)
-        self.provider: LocalKeyProvider = provider
         self.seconds = 0.0
         self.calls = 0
 
@@ -110,11 +109,11 @@ def _batches(records: Sequence[InRecord]) -> list[list[InRecord]]:
     return [list(records[i : i + BATCH]) for i in range(0, len(records), BATCH)]
 
 
-def _chain(root: Path, lines: Sequence[bytes], sealer: TimedSealer) -> None:
+def _chain(root: Path, lines: Sequence[bytes], sealer: Sealer, settings: FoldSettings) -> None:
     """Validate, ingest (sealing) and the journey stage, batch by batch, as one process runs
     them: ingest takes the events validate kept, the journey stage those ingest built. The
-    identity graph's keys are keyed hashes, as a worker with a master key keeps them."""
-    settings = FoldSettings(identity_secret=sealer.provider.identity_secret)
+    identity graph's keys are keyed hashes (`settings`), as a worker with a master key keeps
+    them."""
     cache = JourneyCache()
     kept, recent = RecentEvents(), RecentEvents()
     identity, journeys = LocalStore(root / "identity"), LocalStore(root / "journeys")
@@ -137,13 +136,15 @@ def sealing_share(events: int = SEALED_EVENTS, seed: int = 1) -> SealingShare:
     """Run the chained stages with sealing on over `events` of the skewed load; CPU inside
     sealing against the chain's. The collector is tuned as the worker tunes it, then set back."""
     lines = skewed_lines(events, max(1, events // 5), seed)
-    sealer = TimedSealer(LocalKeyProvider(BENCH_MASTER_KEY))
+    provider = LocalKeyProvider(BENCH_MASTER_KEY)
+    sealer = TimedSealer(provider)
+    hashed = FoldSettings(identity_secret=provider.identity_secret)  # as the worker's graph
     thresholds = gc.get_threshold()
     tune_gc()
     try:
         with tempfile.TemporaryDirectory(prefix="journeys-sealing-") as work:
             started = time.process_time()
-            _chain(Path(work), lines, sealer)
+            _chain(Path(work), lines, sealer, hashed)
             pipeline_s = time.process_time() - started
     finally:
         gc.unfreeze()

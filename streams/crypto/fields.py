@@ -91,13 +91,13 @@ def encrypt_personal(
     """A copy of the event document with every personal value encrypted under the data key.
 
     `tags`: field path -> link tag (`streams.crypto.links`), written after the ciphertext
-    (`enc:v1:<key id>:<base64>:h:<tag>` or `...:t:<tag>`) so the journey stage deals events out on a split
-    without opening them.
+    (`enc:v1:<key id>:<base64>:h:<tag>` or `...:t:<tag>`) so the journey stage deals events
+    out on a split without opening them.
 
     With `synthetic_nonces`, each nonce is a keyed hash (BLAKE2b, keyed by the data key) of the
     field's context and value instead of random, so the same event sealed twice with the same key gives the
     same bytes (a replayed batch repeats its outputs exactly); nonces of different values
-    still differ. `aead`: the data key's cipher, and `nonce_prf`: its `nonce_prf`, when the
+    still differ. `aead`: the data key's cipher, and `nonce_prf`: its `nonce_prf_for`, when the
     caller keeps them (keying either costs more than a field's use of it).
     """
     out = dict(document)

@@ -72,3 +72,19 @@ def test_an_event_folded_where_it_arrives_passes_nothing_on(tmp_path: Path) -> N
     assert stored is not None
     assert [e.event_id for e in stored.events] == [event.event_id]
     store.close()
+
+
+def test_a_count_past_any_reached_goes_aside_naming_the_header(tmp_path: Path) -> None:
+    """A header of thousands of digits (past `int()`'s digit limit) is past the bound: kept
+    aside with the header's reason, not a parse error's."""
+    store = LocalStore(tmp_path / "journeys")
+    event = decode_event(SHOP[1])
+    headers = (
+        (HEADER_KIND, KIND_EVENT),
+        (HEADER_CUSTOMER_ID, b"cus_carol"),
+        (HEADER_HOPS, b"9" * 5000),
+    )
+    record = InRecord("events", 0, 0, b"acme/cus_carol", encode_event(event), 0, headers)
+    (letter,) = [o for o in _round(store, [record]) if o.destination == "dead_letters"]
+    assert f"(headers.{HEADER_HOPS})" in orjson.loads(letter.value or b"{}")["reason"]
+    store.close()

@@ -28,7 +28,10 @@ class Hops:
 
     def __init__(self, record: InRecord, out: list[OutRecord]) -> None:
         raw = record.header(HEADER_HOPS)
-        self._count = int(raw) if raw is not None and raw.isdigit() else 0
+        if raw is None or not raw.isdigit():
+            self._count = 0
+        else:  # more digits than any count reached is past the bound (and int()'s digit limit)
+            self._count = int(raw) if len(raw) <= 4 else MAX_HOPS
         self._start = len(out)
 
     @property
