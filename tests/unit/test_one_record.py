@@ -390,7 +390,7 @@ def test_the_api_echoes_the_event_id_as_stored() -> None:
 def test_the_timer_goes_on_past_a_journey_the_rules_fail_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from projections import rules
+    from projections.evaluation import Evaluation
     from streams.stages.journey.stage import DeadlineIndex, reevaluate
 
     enquiry = ev("message.received", {"medium": "sms"}, event_id="waiting")
@@ -412,7 +412,8 @@ def test_the_timer_goes_on_past_a_journey_the_rules_fail_on(
         def broken(*_: Any) -> Any:
             raise OverflowError("date value out of range")
 
-        monkeypatch.setitem(rules.DETECTORS, "UNANSWERED_ENQUIRY", broken)
+        # the customer's evaluation is kept from its first batch: its reading fails now
+        monkeypatch.setattr(Evaluation, "changes", broken)
         outs = reevaluate(state, cache, [("acme", "cus_1")], NOW, FoldSettings(), deadlines)
     finally:
         store.close()

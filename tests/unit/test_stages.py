@@ -190,9 +190,14 @@ class Pipeline:
     def stored(self) -> dict[tuple[str, str], list[str]]:
         journeys = {}
         for partition in range(PARTITIONS):
-            for ref, journey in journeys_in(dict(self.journeys.items(partition))).items():
-                journeys[ref] = [e.event_id for e in journey.events]
+            for journey in self.stored_journeys(partition):
+                journeys[(journey.tenant, journey.customer_id)] = [
+                    e.event_id for e in journey.events
+                ]
         return journeys
+
+    def stored_journeys(self, partition: int) -> list[Journey]:
+        return list(journeys_in(dict(self.journeys.items(partition))).values())
 
 
 def expected(lines: list[bytes]) -> dict[tuple[str, str], list[str]]:

@@ -47,10 +47,17 @@ class JourneyCache:
                 self._evaluations[key] = evaluation
         return evaluation
 
-    def keep(self, partition: int, ref: CustomerRef, evaluation: Evaluation) -> None:
-        """Keep an evaluation beside its hot journey (none is kept for a journey not held)."""
-        if (partition, ref) in self._items:
-            self._evaluations[(partition, ref)] = evaluation
+    def keep(self, partition: int, journey: Journey, evaluation: Evaluation) -> None:
+        """Keep an evaluation beside its journey, which is kept hot with it.
+
+        A customer's first batch keeps both: its next batch then steps only its new events
+        (an evaluation kept only for journeys already hot was made afresh at a customer's
+        second batch too, walking the whole journey again).
+        """
+        key = (partition, (journey.tenant, journey.customer_id))
+        if key not in self._items:
+            self.put(partition, journey, self._ids.get(key))
+        self._evaluations[key] = evaluation
 
     def ids(self, partition: int, journey: Journey) -> set[str]:
         """A set holding at least the ids of the journey's events, kept with the journey.

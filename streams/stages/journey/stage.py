@@ -350,7 +350,7 @@ class JourneyBatch:
         except Exception:
             self.cache.forget(partition, ref)  # half stepped: never used again
             raise
-        self.cache.keep(partition, ref, evaluation)
+        self.cache.keep(partition, journey, evaluation)
         return verdict
 
     def set_aside(
