@@ -152,7 +152,7 @@ async def pipeline_one(
     first: float | None = None
     journeys_first: float | None = None
     ingest_done: float | None = None
-    last_seen, changed_at = -1, time.perf_counter()
+    last_seen, changed_at, quiet = -1, time.perf_counter(), 0
     deadline = time.monotonic() + timeout_s
     try:
         while True:
@@ -170,9 +170,12 @@ async def pipeline_one(
             if ingest_done is None and stitched >= total:
                 ingest_done = now
             seen = worker.journeys.stats.records
+            quiet += 1
             if seen != last_seen:
-                last_seen, changed_at = seen, now
-            if stitched >= total and seen and now - changed_at >= settle_s:
+                last_seen, changed_at, quiet = seen, now, 0
+            # quiet for a while and for some polls: a pause of the whole loop (a full garbage
+            # collection) is no quiet time, the journey stage had no turn in it
+            if stitched >= total and seen and now - changed_at >= settle_s and quiet >= 10:
                 break
             if time.monotonic() > deadline:
                 raise WorkerFailedError(
