@@ -130,6 +130,10 @@ class OneWorker:
     stage's batch function, and `all` of it, the Kafka client, event loop and persisting too."""
 
 
+_QUIET_POLLS = 10
+"""Polls in a row that must see the journey stage idle before the one-worker phase ends."""
+
+
 async def pipeline_one(
     kafka: KafkaSettings,
     settings: Settings,
@@ -175,7 +179,12 @@ async def pipeline_one(
                 last_seen, changed_at, quiet = seen, now, 0
             # quiet for a while and for some polls: a pause of the whole loop (a full garbage
             # collection) is no quiet time, the journey stage had no turn in it
-            if stitched >= total and seen and now - changed_at >= settle_s and quiet >= 10:
+            if (
+                stitched >= total
+                and seen
+                and now - changed_at >= settle_s
+                and quiet >= _QUIET_POLLS
+            ):
                 break
             if time.monotonic() > deadline:
                 raise WorkerFailedError(

@@ -38,13 +38,11 @@ class JourneyCache:
         extra: Mapping[str, Detector] | None,
     ) -> Evaluation:
         """The incremental evaluation of a customer's rules kept with its journey (a new one
-        the first time, which walks the whole journey once), for these rules."""
-        key = (partition, ref)
-        evaluation = self._evaluations.get(key)
+        the first time, which walks the whole journey once), for these rules. The caller
+        `keep`s it once read, or `forget`s the customer."""
+        evaluation = self._evaluations.get((partition, ref))
         if evaluation is None or evaluation.rules != rules or evaluation.extra != dict(extra or {}):
-            evaluation = Evaluation(rules, extra)
-            if key in self._items:
-                self._evaluations[key] = evaluation
+            return Evaluation(rules, extra)
         return evaluation
 
     def keep(self, partition: int, journey: Journey, evaluation: Evaluation) -> None:
@@ -55,8 +53,8 @@ class JourneyCache:
         second batch too, walking the whole journey again).
         """
         key = (partition, (journey.tenant, journey.customer_id))
-        if key not in self._items:
-            self.put(partition, journey, self._ids.get(key))
+        if key not in self._items:  # nor its ids: they go with it
+            self.put(partition, journey)
         self._evaluations[key] = evaluation
 
     def ids(self, partition: int, journey: Journey) -> set[str]:
