@@ -39,8 +39,9 @@ from streams.kafka.records import InRecord, OutRecord, destination_topics, in_re
 from streams.kafka.sender import BatchSender, Outgoing
 from streams.stages.cut import Gaps, SameCut
 from streams.stages.fetch_wait import FetchWait, poll_outcome
-from streams.stages.units import Units, unit_records, whole_records
-from streams.store.keys import CHANGELOG_KEY, INFLIGHT_KEY, OFFSET_KEY
+from streams.stages.restore import restore_changelog
+from streams.stages.units import unit_records, whole_records
+from streams.store.keys import INFLIGHT_KEY, OFFSET_KEY
 from streams.store.state import BatchState, LocalStore
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,9 @@ Process = Callable[[BatchState, list[InRecord]], list[OutRecord]]
 Tick = Callable[[BatchState], list[OutRecord]]
 """A stage's timer function: evaluate one partition again without new records."""
 
-_RESTORE_CHUNK = 5_000
 _REPORT_INTERVAL_S = 10.0
 _TAKE_OVER_RETRY_S = 1.0
 _GAP_CONFIRM_S = 3.0
-_RESTORE_PATIENCE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -221,24 +220,17 @@ class StageRunner:
         resume it; False when the broker failed (those left stay paused, tried again later).
 
         Only then are a partition's records processed: whatever the consumer fetched for it
-        before (from the group's committed offset) is never handed out.
+        before (from the group's committed offset) is never handed out. The partitions restore
+        at once: a restore ends with a poll the broker holds for its whole fetch wait (0.6 s on
+        Tansu), and one after another they kept the last partition's records waiting that many
+        times over (four partitions: 2.5 s after every start and rebalance).
         """
-        for partition in sorted(self.waiting):
+        partitions = sorted(self.waiting)
+        offsets = await asyncio.gather(*(self._restored(p) for p in partitions))
+        for partition, offset in zip(partitions, offsets, strict=True):
+            if offset is None:
+                continue
             tp = TopicPartition(self.stage.input_topic, partition)
-            try:
-                await self.restore(partition)
-                offset = self.stage.store.position(partition, OFFSET_KEY)
-                if offset is None:
-                    # seek_to_beginning() resets lazily and can hand out a batch twice
-                    offset = (await self.consumer.beginning_offsets([tp]))[tp]
-            except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning(
-                    "%s: partition %d not taken over yet (%r): it stays paused, trying again",
-                    self.stage.name,
-                    partition,
-                    exc,
-                )
-                return False
             self.stage.on_assign(partition)
             log.info("%s: partition %d from offset %d", self.stage.name, partition, offset)
             self.consumer.seek(tp, offset)
@@ -248,7 +240,26 @@ class StageRunner:
             self.waiting.discard(partition)
             self.owned.add(partition)
             self.consumer.resume(tp)
-        return True
+        return None not in offsets
+
+    async def _restored(self, partition: int) -> int | None:
+        """Restore one partition; the offset to read its input from, None if the broker failed."""
+        tp = TopicPartition(self.stage.input_topic, partition)
+        try:
+            await self.restore(partition)
+            offset = self.stage.store.position(partition, OFFSET_KEY)
+            if offset is None:
+                # seek_to_beginning() resets lazily and can hand out a batch twice
+                offset = (await self.consumer.beginning_offsets([tp]))[tp]
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning(
+                "%s: partition %d not taken over yet (%r): it stays paused, trying again",
+                self.stage.name,
+                partition,
+                exc,
+            )
+            return None
+        return offset
 
     def expect_same_cut(self, partition: int, offset: int) -> None:
         """After a crash with a batch in flight, read that batch again with its own end."""
@@ -528,73 +539,4 @@ class StageRunner:
 
     async def restore(self, partition: int) -> None:
         """Catch the local store up with the partition's changelog."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        tp = TopicPartition(self.stage.changelog_topic, partition)
-        reader = AIOKafkaConsumer(
-            **self.settings.client_options(), enable_auto_commit=False, group_id=None
-        )
-        await reader.start()
-        try:
-            reader.assign([tp])
-            end = (await reader.end_offsets([tp]))[tp]
-            position = self.stage.store.position(partition, CHANGELOG_KEY) or 0
-            # No shortcut when the reported end is behind the local copy: Tansu on S3 reports
-            # ends far too low. The high water of the fetch responses is right there, and an
-            # empty poll short of it is no proof of the end (a Tansu-on-S3 fetch answers with
-            # nothing when listing the records takes longer than its wait).
-            reader.seek(tp, position)
-            restored = 0
-            units = Units()  # a batch's records apply whole (`streams.stages.units`)
-            empty_since: float | None = None
-            while True:
-                # Tansu reports a partition's end as its last batch's first offset + 1: past
-                # that point, read on until a poll comes back empty.
-                wait_ms = 200 if position >= end else 1_000
-                batch = await reader.getmany(tp, timeout_ms=wait_ms, max_records=_RESTORE_CHUNK)
-                messages = batch.get(tp, [])
-                if not messages:
-                    highwater = reader.highwater(tp)
-                    if highwater is not None and position >= max(end, highwater):
-                        break
-                    if position < end:
-                        continue
-                    now = loop.time()
-                    if empty_since is None:
-                        empty_since = now
-                    elif now - empty_since >= _RESTORE_PATIENCE_S:
-                        log.warning(
-                            "%s: changelog partition %d: no records past %d although its high "
-                            "water is %s: restored up to there",
-                            self.stage.name,
-                            partition,
-                            position,
-                            highwater,
-                        )
-                        break
-                    continue
-                empty_since = None
-                changes = units.add(
-                    (m.offset, m.key, m.value, m.headers)
-                    for m in messages
-                    if m.key != CHANGELOG_KEY
-                )
-                position = messages[-1].offset + 1
-                if units.whole_until is not None:  # the store resumes after a whole batch
-                    self.stage.store.write(partition, changes, units.whole_until)
-                restored += len(messages)
-            if units.unfinished:  # a batch a crash cut short: read again, never half applied
-                log.warning(
-                    "%s: changelog %d: a cut batch left unapplied", self.stage.name, partition
-                )
-            self.stage.stats.restored += restored
-            self.stage.stats.restore_seconds += loop.time() - started
-            log.info(
-                "%s: restored partition %d (%d records in %.2fs)",
-                self.stage.name,
-                partition,
-                restored,
-                loop.time() - started,
-            )
-        finally:
-            await reader.stop()
+        await restore_changelog(self.stage, self.settings, partition)

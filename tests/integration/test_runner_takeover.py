@@ -65,6 +65,32 @@ def test_a_restore_that_fails_during_the_rebalance_does_not_lose_the_partition(
     assert failures["left"] == 0
 
 
+def test_the_partitions_of_a_take_over_restore_at_once(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    # One after another, each restore's last poll (held for the broker's whole fetch wait) kept
+    # the records of every partition after it waiting: 2.5 s at each start with four partitions.
+    names = asyncio.run(prepare(kafka))
+    flight = {"now": 0, "most": 0}
+
+    def rig(runner: StageRunner) -> None:
+        restore = runner.restore
+
+        async def counted(partition: int) -> None:
+            flight["now"] += 1
+            flight["most"] = max(flight["most"], flight["now"])
+            try:
+                await restore(partition)
+            finally:
+                flight["now"] -= 1
+
+        runner.restore = counted  # type: ignore[method-assign]
+
+    seen = asyncio.run(run_until_all_seen(kafka, names, tmp_path / "store", rig))
+    every_record_once(seen)
+    assert flight["most"] == PARTITIONS
+
+
 def test_a_batch_the_fence_drops_is_read_again_not_skipped(
     kafka: KafkaSettings, tmp_path: Path
 ) -> None:
