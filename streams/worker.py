@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from projections.rules import Detector
 from projections.settings import FoldSettings
+from streams.collector import Collector
 from streams.config import KafkaSettings
 from streams.crypto.sealing import Sealer
 from streams.crypto.suppression import Suppression
@@ -189,7 +190,13 @@ class Worker:
                 self.runners[self.validate.name] = StatelessRunner(
                     self.validate, self.kafka, producer
                 )
-            await asyncio.gather(*(runner.run(stop) for runner in self.runners.values()))
+            stopped = asyncio.Event()
+            collector = asyncio.create_task(Collector().run(stopped))
+            try:
+                await asyncio.gather(*(runner.run(stop) for runner in self.runners.values()))
+            finally:
+                stopped.set()  # the automatic collector is back once no worker here runs
+                await collector
         finally:
             await producer.stop()
             await self.graph_health.close()  # no read of the state in a thread once it closes
@@ -198,10 +205,12 @@ class Worker:
 
 
 def tune_gc() -> None:
-    """Collect less often, and never walk what exists at start-up again.
+    """Never walk what exists at start-up again; collect rarely while running.
 
     The journey cache holds tens of thousands of long-lived objects with no cycles; with the
     default thresholds the collector walks them over and over (measured: +30% throughput).
+    While the stages run, `streams.collector.Collector` collects on a budget instead; these
+    thresholds are for whatever else the process does.
     """
     gc.collect()
     gc.freeze()

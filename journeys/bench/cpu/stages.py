@@ -3,7 +3,7 @@
 Drives ingest and the journey stage over real RocksDB files the way a worker does (records
 routed by key to 4 partitions, batches of up to `--batch` records per partition, one
 `BatchState` and one store write per batch, `RecentEvents` shared as in a one-worker process)
-with the worker's collector settings (`streams.worker.tune_gc`) and reports
+with the worker's garbage collection (`streams.worker.tune_gc`, `streams.collector`) and reports
 `time.process_time()` per event of each stage, so that figures from a shared
 machine can be compared. `--profile FILE` also writes a cProfile of the whole drain, and
 `--top N` prints its top functions by own time. `--lines FILE` reads the load (one JSON
@@ -27,6 +27,7 @@ import threading
 import time
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,10 @@ class StageRun:
                         self.append(out.destination, out.key, out.value, out.headers)
         return moved
 
-    def drain(self) -> None:
-        """Run until both topics are read to their ends."""
+    def drain(self, between: Callable[[], object] = lambda: None) -> None:
+        """Run until both topics are read to their ends, calling `between` after each step."""
         while self.step():
-            pass
+            between()
 
 
 def load_lines(args: argparse.Namespace) -> list[bytes]:
@@ -216,16 +217,31 @@ def _one_run(
         gc.collect()
         gc.freeze()  # as `streams.worker.tune_gc` does in a worker
         gc.set_threshold(50_000, 20, 100)
+        between = _worker_collector()
         if profiler is not None:
             profiler.enable()
-        if sampler is not None:
-            with sampler:
-                run.drain()
-        else:
-            run.drain()
+        try:
+            if sampler is not None:
+                with sampler:
+                    run.drain(between)
+            else:
+                run.drain(between)
+        finally:
+            gc.enable()
         if profiler is not None:
             profiler.disable()
     return run
+
+
+def _worker_collector() -> Callable[[], object]:
+    """What a worker does about garbage between batches: `streams.collector.Collector`, its
+    automatic collector off (older code: the thresholds above, nothing between batches)."""
+    try:
+        from streams.collector import Collector
+    except ImportError:
+        return lambda: None
+    gc.disable()
+    return Collector().tick
 
 
 def main(argv: list[str] | None = None) -> None:
