@@ -19,7 +19,7 @@ upcast events); anything of the wrong shape fails with a `ValidationError`, and
 `schemas.codec.decode_trusted` then validates it in full.
 
 Measured in instructions (callgrind, 10,000 of the bench load's events as `encode_event` wrote
-them): see README, "Benchmark", issue 14 item 3. Building the models from Python instead
+them): see docs/benchmark-history.md, issue 14 item 3. Building the models from Python instead
 (orjson or msgspec, then a per-field plan setting each model's slots as `model_construct`
 does, sources and customers shared between events) was measured in an earlier session and
 read at 0.8-0.9 times validation's rate: the cost of reading an event is building its objects,
