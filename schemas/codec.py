@@ -90,10 +90,13 @@ def decode_event(raw: bytes | str) -> Event:
         try:
             return _unmarked(EVENT_ADAPTER.validate_json(data))
         except ValidationError as exc:
-            first_error = exc
+            # Its details, not the exception (nor, in their context, a validator's exception):
+            # one kept past its block holds this frame and its callers through its traceback, a
+            # cycle only the cyclic collector frees (in a worker, rarely)
+            first_errors = exc.errors(include_url=False, include_context=False)
         document = _load(data)
         if not (isinstance(document, dict) and needs_upcast(document)):
-            raise InvalidEventError(problems_of(first_error, document)) from None
+            raise InvalidEventError(_problems(first_errors, document)) from None
     else:
         document = _load(data)
     return validate_document(document)
@@ -116,17 +119,17 @@ def validate_document(document: Any) -> Event:
     try:
         return EVENT_ADAPTER.validate_python(masked_document)
     except ValidationError as exc:
-        error = exc
+        details = exc.errors(include_url=False, include_context=False)  # see `decode_event`
     if masked:
         zeroed, _ = mask_value(document, "0")
         zeroed = upcast(zeroed)
-        for detail in error.errors(include_url=False):
+        for detail in details:
             _refill(masked_document, zeroed, detail["loc"])
         try:
             return EVENT_ADAPTER.validate_python(masked_document)
         except ValidationError:
             pass  # invalid as sent: report the first errors
-    raise InvalidEventError(problems_of(error, masked_document)) from None
+    raise InvalidEventError(_problems(details, masked_document)) from None
 
 
 def _unmarked(event: Event) -> Event:
@@ -228,8 +231,12 @@ def _load(data: bytes) -> Any:
 
 def problems_of(error: ValidationError, document: Any) -> tuple[FieldProblem, ...]:
     """Turn pydantic's errors into field problems a producer can act on."""
+    return _problems(error.errors(include_url=False, include_context=False), document)
+
+
+def _problems(details: Iterable[ErrorDetails], document: Any) -> tuple[FieldProblem, ...]:
     problems: list[FieldProblem] = []
-    for detail in error.errors(include_url=False):
+    for detail in details:
         problem = _problem(detail, document)
         if problem not in problems:
             problems.append(problem)
