@@ -88,7 +88,8 @@ class Collector:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), check_s)
-                self.tick()
+                if not stop.is_set():  # no pause on the way out: the process collects as usual
+                    self.tick()
         finally:
             _holders -= 1
             if _holders == 0:
