@@ -55,10 +55,6 @@ class Collector:
         self.last = clock()
         """When the last collection ran (or the collector was made)."""
         self.collections = 0
-        self.freed = 0
-        """Objects the collections freed, in all."""
-        self.seconds = 0.0
-        """Time spent collecting, in all."""
 
     def due(self, grown: int, now: float) -> bool:
         """Whether a collection is due, `grown` tracked objects after the last one."""
@@ -74,8 +70,6 @@ class Collector:
         took = time.perf_counter() - began
         self.last = self.clock()
         self.collections += 1
-        self.freed += freed
-        self.seconds += took
         log.debug("collected %d objects in %.3f s", freed, took)
         return freed
 
