@@ -34,7 +34,7 @@ from streams.stages.journey.stage import (
 from streams.stages.recent import RecentEvents
 from streams.stages.runner import Stage, StageRunner
 from streams.stages.stateless import StatelessRunner, StatelessStage
-from streams.stages.validate import validate
+from streams.stages.validate import validate_poll
 from streams.store import keys
 from streams.store.state import BatchState, LocalStore
 
@@ -85,7 +85,7 @@ class Worker:
         journeys_dir = "journeys" if generation == 0 else f"journeys.g{generation}"
         self.journey_store = LocalStore(self.data_dir / journeys_dir)
         self.validate = StatelessStage(
-            "validate", names.touchpoints, partial(validate, recent=self.validated)
+            "validate", names.touchpoints, partial(validate_poll, recent=self.validated)
         )
         self.ingest = Stage(
             "ingest",

@@ -35,10 +35,14 @@ from streams.stages.runner import StageStats, stage_consumer
 
 log = logging.getLogger(__name__)
 
-StatelessProcess = Callable[[list[InRecord]], list[OutRecord]]
-"""A stateless stage's batch function: one partition's records in, records to produce out."""
+StatelessProcess = Callable[[list[list[InRecord]]], list[OutRecord]]
+"""A stateless stage's batch function: a poll's records, a list per partition, in; records to
+produce out."""
 
 _REPORT_INTERVAL_S = 10.0
+
+_CATCH_UP_S = 0.5
+"""How long a poll waits for the records of partitions with a backlog it has not fetched yet."""
 
 
 @dataclass
@@ -92,7 +96,7 @@ class StatelessRunner:
         next_report = loop.time() + _REPORT_INTERVAL_S
         try:
             while not stop.is_set():
-                batches = await self.consumer.getmany(timeout_ms=200)
+                batches = await self._poll()
                 if loop.time() >= next_report:
                     next_report = loop.time() + _REPORT_INTERVAL_S
                     self.report()
@@ -107,17 +111,56 @@ class StatelessRunner:
         finally:
             await self.consumer.stop()
 
+    async def _poll(self) -> dict[TopicPartition, list[Any]]:
+        """Wait for records, then take an equal share of every assigned partition with records
+        waiting: a poll otherwise drains one partition's fetch before the next one's, and a
+        partition whose first fetch came back first ran thousands of records ahead of the
+        others (`streams.stages.order`)."""
+        assigned = self.consumer.assignment()
+        share = max(1, self.settings.max_batch_records // max(1, len(assigned)))
+        batches: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
+            timeout_ms=200, max_records=share
+        )
+        if not batches:
+            return batches
+        for tp in sorted(assigned - batches.keys(), key=lambda tp: tp.partition):
+            batches.update(await self.consumer.getmany(tp, timeout_ms=0, max_records=share))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CATCH_UP_S
+        behind = [tp for tp in assigned - batches.keys() if await self._waiting(tp)]
+        while behind and (left := deadline - loop.time()) > 0:
+            got = await self.consumer.getmany(
+                *behind, timeout_ms=int(left * 1000), max_records=share
+            )
+            if not got:
+                break
+            batches.update(got)
+            behind = [tp for tp in behind if tp not in got]
+        return batches
+
+    async def _waiting(self, tp: TopicPartition) -> bool:
+        """Whether a partition has records on the broker this worker has not fetched: never
+        fetched yet, or fetched short of its high watermark (a backlog's fetch is cut)."""
+        if tp not in self.consumer.assignment():  # revoked while this poll waited
+            return False
+        highwater = self.consumer.highwater(tp)
+        if highwater is None:
+            return True
+        done = self.done.get(tp.partition)
+        if done is None:  # nothing processed here yet: where the consumer starts
+            try:
+                done = await self.consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile
+                return False
+        return bool(highwater > done)
+
     async def _handle(self, batches: list[tuple[TopicPartition, list[Any]]]) -> None:
-        """Process one `getmany`: every partition's batch, one produce, then one commit."""
-        outs: list[OutRecord] = []
-        offsets: dict[TopicPartition, int] = {}
-        count = 0
-        for tp, messages in batches:
-            began = time.thread_time()
-            outs.extend(self.stage.process(in_records(messages)))
-            self.stage.stats.cpu_seconds += time.thread_time() - began
-            offsets[tp] = messages[-1].offset + 1
-            count += len(messages)
+        """Process one poll: every partition's records at once, one produce, then one commit."""
+        began = time.thread_time()
+        outs = self.stage.process([in_records(messages) for _, messages in batches])
+        self.stage.stats.cpu_seconds += time.thread_time() - began
+        offsets = {tp: messages[-1].offset + 1 for tp, messages in batches}
+        count = sum(len(messages) for _, messages in batches)
         topics = self.topics
         await self.sender.send(
             Outgoing(topics[out.destination], out.key, out.value, out.headers) for out in outs

@@ -9,11 +9,12 @@ reader; everything else goes to dead letters with the reason naming the field.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 from schemas.codec import decode_event, encode_event
 from schemas.errors import InvalidEventError
 from streams.kafka.records import InRecord, OutRecord, dead_letter, failure_reason, with_notices
+from streams.stages.order import in_time_order, timed
 from streams.stages.recent import RecentEvents
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -46,23 +47,39 @@ def validate(
     letter whose customer can be read gets a notice to ingest (`with_notices`), so that
     erasing the customer supersedes it.
     """
-    out: list[OutRecord] = []
+    return with_notices([out for _, out in _validated(records, max_bytes, recent)])
+
+
+def validate_poll(
+    partitions: Sequence[Iterable[InRecord]],
+    max_bytes: int = MAX_EVENT_BYTES,
+    recent: RecentEvents | None = None,
+) -> list[OutRecord]:
+    """`validate` over a poll's partitions, the outputs merged in the order the touchpoints
+    happened, each partition's own order kept (`streams.stages.order`)."""
+    timed_partitions = [timed(_validated(records, max_bytes, recent)) for records in partitions]
+    return with_notices(in_time_order(timed_partitions))
+
+
+def _validated(
+    records: Iterable[InRecord], max_bytes: int, recent: RecentEvents | None
+) -> Iterator[tuple[float | None, OutRecord]]:
+    """Each record's output, with when its event happened (None for a dead letter)."""
     for record in records:
         reason = refusal(record, max_bytes)
         if reason is not None:
-            out.append(dead_letter(record, reason))
+            yield None, dead_letter(record, reason)
             continue
         assert record.value is not None  # refusal() turned empty records away
         try:
             event = decode_event(record.value)
             body = encode_event(event)
         except InvalidEventError as exc:
-            out.append(dead_letter(record, "; ".join(str(p) for p in exc.problems)))
+            yield None, dead_letter(record, "; ".join(str(p) for p in exc.problems))
             continue
         except Exception as exc:  # one record must never stop the stage: it goes aside
-            out.append(dead_letter(record, failure_reason("decode", exc), exc))
+            yield None, dead_letter(record, failure_reason("decode", exc), exc)
             continue
-        out.append(OutRecord("validated", event.tenant.encode(), body))
         if recent is not None:
             recent.remember(body, event)
-    return with_notices(out)
+        yield event.occurred_at.timestamp(), OutRecord("validated", event.tenant.encode(), body)
