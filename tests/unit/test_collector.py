@@ -32,6 +32,7 @@ class Clock:
 @pytest.fixture(autouse=True)
 def collector_on() -> Iterator[None]:
     yield
+    gc.unfreeze()
     gc.enable()
 
 
@@ -76,6 +77,27 @@ def test_new_objects_past_the_budget_make_a_collection_due() -> None:
     assert len(kept) == 2_000
 
 
+def test_what_survives_a_collection_is_walked_again_only_by_the_whole_one() -> None:
+    clock = Clock()
+    collector = Collector(budget=1_000, interval_s=60.0, clock=clock)
+    gc.disable()
+    gc.collect()
+    node = Node()  # alive at the first collection: frozen with the other survivors
+    ref = weakref.ref(node)
+    kept = [[n] for n in range(2_000)]
+    assert collector.tick() is not None
+    assert gc.get_freeze_count() >= len(kept)
+    del node
+    more = [[n] for n in range(2_000)]
+    assert collector.tick() is not None  # the new objects only: the frozen cycle stays
+    assert ref() is not None
+    clock.now = 60.0
+    assert collector.tick() is not None  # the whole collection: everything again
+    assert ref() is None
+    assert collector.last == 60.0
+    assert len(kept) + len(more) == 4_000
+
+
 def test_run_keeps_the_automatic_collector_off_until_the_last_one_stops() -> None:
     async def main() -> None:
         first, second = asyncio.Event(), asyncio.Event()
@@ -89,5 +111,6 @@ def test_run_keeps_the_automatic_collector_off_until_the_last_one_stops() -> Non
         second.set()
         await two
         assert gc.isenabled()
+        assert gc.get_freeze_count() == 0  # nothing is left out of the process's collections
 
     asyncio.run(main())
