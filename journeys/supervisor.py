@@ -166,22 +166,32 @@ class Supervisor:
         child.restart_at = now + wait
 
     def _stop_all(self) -> int:
-        # The children without the public API first, the one serving it last.
+        """SIGTERM to the children without the public API, all at once, then to the one serving
+        it, so that it answers until the others are gone; the worst exit status."""
         worst = 0
-        for child in reversed(self.children):
-            if child.proc is None:
-                continue
-            if child.proc.poll() is None:
-                child.proc.send_signal(signal.SIGTERM)
-            try:
-                code = child.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                log.error("worker process %d did not stop; killing it", child.plan.index)
-                child.proc.kill()
-                code = child.proc.wait()
-            if code not in (0, -signal.SIGTERM, -signal.SIGINT):
-                worst = max(worst, 1)
+        public = [c for c in self.children if c.plan.index == 0]
+        others = [c for c in self.children if c.plan.index != 0]
+        for group in (others, public):
+            running = [c for c in group if c.proc is not None]
+            for child in running:
+                assert child.proc is not None
+                if child.proc.poll() is None:
+                    child.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            for child in running:
+                worst = max(worst, self._stopped(child, deadline))
         return worst
+
+    def _stopped(self, child: _Child, deadline: float) -> int:
+        """Wait for a child signalled to stop, killing it at `deadline`; 1 if it failed."""
+        assert child.proc is not None
+        try:
+            code = child.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.error("worker process %d did not stop; killing it", child.plan.index)
+            child.proc.kill()
+            code = child.proc.wait()
+        return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else 1
 
     def run(self) -> int:
         """Run until SIGINT/SIGTERM; 0 when every child stopped cleanly, 1 otherwise."""

@@ -1,14 +1,16 @@
-"""`journeys worker --processes N`: which child runs what, and how N is read."""
+"""`journeys worker --processes N`: which child runs what, how N is read, how they stop."""
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from journeys.cli.worker import STAGES
-from journeys.supervisor import child_command, plan_children, process_count
+from journeys.supervisor import Supervisor, child_command, plan_children, process_count
 
 DATA = Path("/state")
 
@@ -61,3 +63,44 @@ def test_children_run_one_process_each_with_the_same_settings() -> None:
     assert command[command.index("--config") + 1] == "/etc/j.toml"
     assert command[command.index("--bootstrap-servers") + 1] == "kafka:9092"
     assert command[command.index("--processes") + 1] == "1", "a child never supervises"
+
+
+_SLOW_TO_STOP = """
+import os, signal, sys, time
+index = sys.argv[sys.argv.index("--data-dir") + 1].rsplit("-", 1)[1]
+def note(what):
+    with open(os.environ["STOP_LOG"], "a") as log:
+        log.write(f"{what} {index}\\n")
+def stop(*_):
+    note("term")
+    time.sleep(0.5)
+    note("exit")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+note("up")
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_a_stop_signals_the_other_children_at_once_and_the_public_one_last(
+    tmp_path: Path,
+) -> None:
+    stop_log = tmp_path / "stops"
+    plans = plan_children(3, STAGES, tmp_path, "127.0.0.1", 8123)
+    supervisor = Supervisor(
+        plans, [sys.executable, "-c", _SLOW_TO_STOP], env={"STOP_LOG": str(stop_log)}
+    )
+    for child in supervisor.children:
+        supervisor._start(child)
+    for _ in range(200):  # every child has its handler in place
+        if stop_log.exists() and stop_log.read_text().count("up") == 3:
+            break
+        time.sleep(0.05)
+
+    assert supervisor._stop_all() == 0
+
+    lines = stop_log.read_text().split("\n")[3:-1]
+    assert sorted(lines[:2]) == ["term 1", "term 2"], lines  # both before either exits
+    assert sorted(lines[2:4]) == ["exit 1", "exit 2"]
+    assert lines[4:] == ["term 0", "exit 0"]  # the public API answers until the others are gone
