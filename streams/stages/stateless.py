@@ -87,6 +87,8 @@ class StatelessRunner:
         self.done: dict[int, int] = {}
         """Per owned partition, the next offset to process (as far as this worker knows)."""
         self.consumer = stage_consumer(stage.name, stage.group, settings)
+        self.stalled: set[TopicPartition] = set()
+        """Partitions a poll waited for in vain, not waited for until they deliver (`_poll`)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and process until `stop` is set."""
@@ -127,6 +129,7 @@ class StatelessRunner:
             batches.update(await self.consumer.getmany(tp, timeout_ms=0, max_records=share))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _CATCH_UP_S
+        self.stalled.difference_update(batches)
         behind = [tp for tp in assigned - batches.keys() if await self._waiting(tp)]
         while behind and (left := deadline - loop.time()) > 0:
             got = await self.consumer.getmany(
@@ -136,23 +139,24 @@ class StatelessRunner:
                 break
             batches.update(got)
             behind = [tp for tp in behind if tp not in got]
+        self.stalled.update(behind)
         return batches
 
     async def _waiting(self, tp: TopicPartition) -> bool:
-        """Whether a partition has records on the broker this worker has not fetched: never
-        fetched yet, or fetched short of its high watermark (a backlog's fetch is cut)."""
-        if tp not in self.consumer.assignment():  # revoked while this poll waited
+        """Whether a poll should wait for a partition's records: never fetched yet, or fetched
+        short of its high watermark (a backlog's fetch is cut), and not stalled. A partition
+        that brought nothing in a whole wait, whatever the broker's reason, is not waited for
+        again until it delivers: a poll never pays the wait twice for it."""
+        if tp in self.stalled or tp not in self.consumer.assignment():  # or revoked meanwhile
             return False
         highwater = self.consumer.highwater(tp)
         if highwater is None:
             return True
-        done = self.done.get(tp.partition)
-        if done is None:  # nothing processed here yet: where the consumer starts
-            try:
-                done = await self.consumer.position(tp)
-            except IllegalStateError:  # revoked meanwhile
-                return False
-        return bool(highwater > done)
+        try:
+            position = await self.consumer.position(tp)
+        except IllegalStateError:  # revoked meanwhile
+            return False
+        return bool(highwater > position)
 
     async def _handle(self, batches: list[tuple[TopicPartition, list[Any]]]) -> None:
         """Process one poll: every partition's records at once, one produce, then one commit."""
