@@ -10,8 +10,8 @@ journey fold appends in time order and sorts only late events, so each one cost 
 
 Merging by `occurred_at` costs no latency (a poll's records are sent together) and keeps each
 partition's own order whatever the times say: two arrivals of one event id share a partition,
-so the first stays first, and a record claiming year 9999 only holds back the records after it
-in its own partition until the end of the poll. Record timestamps would not do: a producer
+so the first stays first, and a record claiming a time far ahead (the door accepts up to the
+year 2999) only holds back the records after it in its own partition until the end of the poll. Record timestamps would not do: a producer
 sends a few dozen touchpoints within each millisecond.
 """
 
