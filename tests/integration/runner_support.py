@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
@@ -16,6 +18,48 @@ from streams.store.state import BatchState, LocalStore
 
 PARTITIONS = 3
 PER_PARTITION = 30
+
+
+class Runs(Protocol):
+    """A stage runner: it runs until its stop event is set."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume and process until `stop` is set."""
+
+
+async def run_until(
+    kafka: KafkaSettings,
+    runner_for: Callable[[AIOKafkaProducer], Runs],
+    done: Callable[[], bool],
+    tries: int = 300,
+) -> None:
+    """Run the runner made with a started producer until `done()`, until it stops, or for
+    `tries` tenths of a second; then stop it and the producer."""
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
+    await producer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner_for(producer).run(stop))
+    try:
+        for _ in range(tries):
+            if task.done() or done():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await producer.stop()
+
+
+def fresh_kafka(
+    bootstrap_servers: str, max_batch_records: int, partitions: int = PARTITIONS
+) -> KafkaSettings:
+    """Settings for one test's own topics on the test broker (a prefix no other test uses)."""
+    return KafkaSettings(
+        bootstrap_servers=bootstrap_servers,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}",
+        partitions=partitions,
+        max_batch_records=max_batch_records,
+    )
 
 
 async def prepare(kafka: KafkaSettings) -> TopicNames:
@@ -59,22 +103,19 @@ async def run_until_all_seen(
 
     store = LocalStore(data_dir)
     stage = Stage("probe", names.touchpoints, names.identity_changelog, store, note)
-    producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
-    await producer.start()
-    runner = StageRunner(stage, kafka, producer)
-    rig(runner)
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
+
+    def runner_for(producer: AIOKafkaProducer) -> StageRunner:
+        runner = StageRunner(stage, kafka, producer)
+        rig(runner)
+        return runner
+
+    def all_stored() -> bool:
+        stored = [store.position(p, b"__offset__") for p in range(PARTITIONS)]
+        return stored == [PER_PARTITION] * PARTITIONS
+
     try:
-        for _ in range(300):
-            stored = [store.position(p, b"__offset__") for p in range(PARTITIONS)]
-            if stored == [PER_PARTITION] * PARTITIONS or task.done():
-                break
-            await asyncio.sleep(0.1)
+        await run_until(kafka, runner_for, all_stored)
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-        await producer.stop()
         store.close()
     return seen
 

@@ -11,7 +11,6 @@ confirmed, so the records of the dropped batch were skipped.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from streams.store.state import BatchState, LocalStore
 from tests.integration.runner_support import (
     PARTITIONS,
     every_record_once,
+    fresh_kafka,
     prepare,
     run_until_all_seen,
 )
@@ -35,12 +35,8 @@ from tests.integration.runner_support import (
 
 @pytest.fixture
 def kafka(bootstrap_servers: str) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=f"t{uuid.uuid4().hex[:8]}",
-        partitions=PARTITIONS,
-        max_batch_records=5,  # several getmany per partition, so a skipped batch shows
-    )
+    # several getmany per partition, so a skipped batch shows
+    return fresh_kafka(bootstrap_servers, max_batch_records=5)
 
 
 def test_a_restore_that_fails_during_the_rebalance_does_not_lose_the_partition(

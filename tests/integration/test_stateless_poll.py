@@ -9,7 +9,6 @@ the order they happened (`streams.stages.order`).
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
@@ -18,6 +17,7 @@ from streams.admin import TopicSpec, ensure_topics
 from streams.config import KafkaSettings, TopicNames
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.stateless import StatelessRunner, StatelessStage
+from tests.integration.runner_support import fresh_kafka, run_until
 
 PARTITIONS = 4
 BACKLOG = 300
@@ -27,12 +27,7 @@ SHARE = 25
 
 @pytest.fixture
 def kafka(bootstrap_servers: str) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=f"t{uuid.uuid4().hex[:8]}",
-        partitions=PARTITIONS,
-        max_batch_records=SHARE * PARTITIONS,
-    )
+    return fresh_kafka(bootstrap_servers, SHARE * PARTITIONS, PARTITIONS)
 
 
 async def _backlog(kafka: KafkaSettings) -> TopicNames:
@@ -61,20 +56,16 @@ async def _polls(kafka: KafkaSettings, names: TopicNames) -> list[dict[int, list
         return []
 
     stage = StatelessStage("probe", names.touchpoints, note)
-    producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
-    await producer.start()
-    runner = StatelessRunner(stage, kafka, producer)
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
-    try:
-        for _ in range(300):
-            if runner.done == dict.fromkeys(range(PARTITIONS), BACKLOG) or task.done():
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-        await producer.stop()
+    runners: list[StatelessRunner] = []
+
+    def runner_for(producer: AIOKafkaProducer) -> StatelessRunner:
+        runners.append(StatelessRunner(stage, kafka, producer))
+        return runners[0]
+
+    def all_done() -> bool:
+        return runners[0].done == dict.fromkeys(range(PARTITIONS), BACKLOG)
+
+    await run_until(kafka, runner_for, all_done)
     return polls
 
 

@@ -9,29 +9,29 @@ records than that wait on it; without it (the control), passes run from the firs
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from streams.config import KafkaSettings, TopicNames
 from streams.kafka.records import InRecord, OutRecord
 from streams.stages.runner import OFFSET_KEY, Stage, StageRunner
 from streams.store.state import BatchState, LocalStore
-from tests.integration.runner_support import PARTITIONS, PER_PARTITION, prepare
+from tests.integration.runner_support import (
+    PARTITIONS,
+    PER_PARTITION,
+    fresh_kafka,
+    prepare,
+    run_until,
+)
 
 MAX_LAG = 5
 
 
 @pytest.fixture
 def kafka(bootstrap_servers: str) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=bootstrap_servers,
-        topic_prefix=f"t{uuid.uuid4().hex[:8]}",
-        partitions=PARTITIONS,
-        max_batch_records=3,  # many batches a partition: the input drains slowly
-    )
+    # many batches a partition: the input drains slowly
+    return fresh_kafka(bootstrap_servers, max_batch_records=3)
 
 
 async def _ticks(
@@ -60,20 +60,13 @@ async def _ticks(
         tick_interval_s=0.0,  # a pass at every turn of the loop
         tick_max_lag=max_lag,
     )
-    producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
-    await producer.start()
-    runner = StageRunner(stage, kafka, producer)
-    stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop))
+
+    def caught_up() -> bool:
+        return all(PER_PARTITION in ticks[p] for p in range(PARTITIONS))
+
     try:
-        for _ in range(600):
-            if task.done() or all(PER_PARTITION in ticks[p] for p in range(PARTITIONS)):
-                break
-            await asyncio.sleep(0.1)
+        await run_until(kafka, lambda producer: StageRunner(stage, kafka, producer), caught_up, 600)
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-        await producer.stop()
         store.close()
     return ticks
 
